@@ -1,0 +1,430 @@
+//! Settings: built-in defaults, then an optional TOML file (`SLUICE_CONFIG`), then `SLUICE_*`
+//! environment variables. Everything is validated once at start-up, and every problem is
+//! reported together so an operator fixes the file in one go.
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use secrecy::{ExposeSecret, SecretBox};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use url::Url;
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable, for a terminal.
+    Pretty,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// The 256-bit key that encrypts secrets at rest. Never printed.
+#[derive(Clone)]
+pub struct MasterKey(std::sync::Arc<SecretBox<[u8; 32]>>);
+
+impl MasterKey {
+    /// Decodes a base64 key of exactly 32 bytes.
+    pub fn from_base64(text: &str) -> Result<Self, String> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|_| "is not valid base64".to_owned())?;
+        let key: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| "must decode to exactly 32 bytes (e.g. `openssl rand -base64 32`)")?;
+        Ok(Self(std::sync::Arc::new(SecretBox::new(Box::new(key)))))
+    }
+
+    /// A fresh random key, base64-encoded, for the first run of the embedded default.
+    pub fn generate_base64() -> String {
+        let key: [u8; 32] = rand::random();
+        base64::engine::general_purpose::STANDARD.encode(key)
+    }
+
+    /// The raw key bytes, for the cipher only.
+    pub fn expose(&self) -> &[u8; 32] {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MasterKey(***)")
+    }
+}
+
+/// Validated settings for every role of the binary.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Where the database lives; SQLite file by default.
+    pub database_url: String,
+    /// Directory for the SQLite file and the generated master key.
+    pub data_dir: PathBuf,
+    /// Address the web server listens on.
+    pub bind: SocketAddr,
+    /// The URL users reach Sluice at; used in links, cookies and OAuth callbacks.
+    pub public_url: Url,
+    /// Set when configured; otherwise resolved by [`Settings::resolve_master_key`].
+    pub master_key: Option<MasterKey>,
+    /// `tracing` filter directives.
+    pub log: String,
+    /// Log line format.
+    pub log_format: LogFormat,
+    /// Jobs run at the same time by one process.
+    pub worker_concurrency: usize,
+    /// Idle time after which a session ends.
+    pub session_idle: Duration,
+    /// Time after sign-in after which a session ends regardless of use.
+    pub session_absolute: Duration,
+    /// How long invitation links stay valid.
+    pub invitation_ttl: Duration,
+    /// Database connections per process.
+    pub db_max_connections: u32,
+    /// Whether `/metrics` is served.
+    pub metrics_enabled: bool,
+    /// Backoff ceiling for a job's first retry; doubles per attempt.
+    pub job_retry_base: Duration,
+    /// Longest wait between two attempts of a job.
+    pub job_retry_cap: Duration,
+}
+
+const KEYS: &[(&str, &str)] = &[
+    ("database_url", ""),
+    ("data_dir", "./data"),
+    ("bind", "127.0.0.1:8080"),
+    ("public_url", ""),
+    ("master_key", ""),
+    ("log", "info"),
+    ("log_format", "pretty"),
+    ("worker_concurrency", "4"),
+    ("session_idle_minutes", "480"),
+    ("session_absolute_hours", "168"),
+    ("invitation_ttl_hours", "168"),
+    ("db_max_connections", "10"),
+    ("metrics", "on"),
+    ("job_retry_base_ms", "2000"),
+    ("job_retry_cap_secs", "3600"),
+];
+
+impl Settings {
+    /// Loads settings from the process environment (and the file it names).
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Loads settings from the given variables; tests pass their own.
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> anyhow::Result<Self> {
+        let env: BTreeMap<String, String> = vars
+            .into_iter()
+            .filter_map(|(k, v)| k.strip_prefix("SLUICE_").map(|k| (k.to_lowercase(), v)))
+            .collect();
+        let mut raw: BTreeMap<String, String> = KEYS
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        if let Some(path) = env.get("config").filter(|p| !p.is_empty()) {
+            raw.extend(read_file(Path::new(path))?);
+        }
+        for (key, value) in env {
+            if key != "config" && raw.contains_key(&key) {
+                raw.insert(key, value);
+            }
+        }
+        Self::parse(&raw)
+    }
+
+    fn parse(raw: &BTreeMap<String, String>) -> anyhow::Result<Self> {
+        let get = |k: &str| raw.get(k).map(|s| s.trim().to_owned()).unwrap_or_default();
+        let mut problems = Vec::new();
+        let mut check = |key: &str, result: Result<(), String>| {
+            if let Err(e) = result {
+                problems.push(format!("SLUICE_{}: {e}", key.to_uppercase()));
+            }
+        };
+
+        let data_dir = PathBuf::from(get("data_dir"));
+        let database_url = match get("database_url") {
+            url if url.is_empty() => format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("sluice.db").to_string_lossy()
+            ),
+            url => url,
+        };
+        check(
+            "database_url",
+            if database_url.starts_with("sqlite:")
+                || database_url.starts_with("postgres://")
+                || database_url.starts_with("postgresql://")
+            {
+                Ok(())
+            } else {
+                Err("must start with sqlite:, postgres:// or postgresql://".into())
+            },
+        );
+
+        let bind = get("bind").parse::<SocketAddr>();
+        check(
+            "bind",
+            bind.as_ref()
+                .map(|_| ())
+                .map_err(|_| "must be host:port, e.g. 127.0.0.1:8080".into()),
+        );
+        let bind = bind.unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080)));
+
+        let public_url = match get("public_url") {
+            s if s.is_empty() => Url::parse(&format!("http://{bind}")).map_err(|e| e.to_string()),
+            s => Url::parse(&s).map_err(|e| format!("is not a URL ({e})")),
+        }
+        .and_then(|u| {
+            if matches!(u.scheme(), "http" | "https") && u.host().is_some() {
+                Ok(u)
+            } else {
+                Err("must be an http:// or https:// URL".into())
+            }
+        });
+        let public_url = match public_url {
+            Ok(u) => Some(u),
+            Err(e) => {
+                check("public_url", Err(e));
+                None
+            }
+        };
+
+        let master_key = match get("master_key") {
+            s if s.is_empty() => None,
+            s => match MasterKey::from_base64(&s) {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    check("master_key", Err(e));
+                    None
+                }
+            },
+        };
+
+        let log_format = match get("log_format").as_str() {
+            "pretty" | "" => LogFormat::Pretty,
+            "json" => LogFormat::Json,
+            _ => {
+                check("log_format", Err("must be pretty or json".into()));
+                LogFormat::Pretty
+            }
+        };
+
+        let mut number = |key: &str, min: u64, max: u64| -> u64 {
+            match get(key).parse::<u64>() {
+                Ok(n) if (min..=max).contains(&n) => n,
+                _ => {
+                    check(
+                        key,
+                        Err(format!("must be a whole number from {min} to {max}")),
+                    );
+                    min
+                }
+            }
+        };
+        let worker_concurrency = number("worker_concurrency", 1, 256) as usize;
+        let session_idle =
+            Duration::from_secs(number("session_idle_minutes", 5, 60 * 24 * 30) * 60);
+        let session_absolute =
+            Duration::from_secs(number("session_absolute_hours", 1, 24 * 365) * 3600);
+        let invitation_ttl = Duration::from_secs(number("invitation_ttl_hours", 1, 24 * 30) * 3600);
+        let db_max_connections = number("db_max_connections", 2, 1000) as u32;
+        let job_retry_base = Duration::from_millis(number("job_retry_base_ms", 1, 3_600_000));
+        let job_retry_cap = Duration::from_secs(number("job_retry_cap_secs", 1, 86_400));
+
+        let metrics_enabled = match get("metrics").as_str() {
+            "on" | "true" | "1" => true,
+            "off" | "false" | "0" => false,
+            _ => {
+                check("metrics", Err("must be on or off".into()));
+                true
+            }
+        };
+
+        if !problems.is_empty() {
+            bail!("invalid configuration:\n  - {}", problems.join("\n  - "));
+        }
+        let Some(public_url) = public_url else {
+            bail!("invalid configuration: SLUICE_PUBLIC_URL");
+        };
+        Ok(Self {
+            database_url,
+            data_dir,
+            bind,
+            public_url,
+            master_key,
+            log: get("log"),
+            log_format,
+            worker_concurrency,
+            session_idle,
+            session_absolute,
+            invitation_ttl,
+            db_max_connections,
+            metrics_enabled,
+            job_retry_base,
+            job_retry_cap,
+        })
+    }
+
+    /// Whether this is the embedded default (SQLite), where conveniences such as a generated
+    /// master key are allowed.
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+
+    /// Whether cookies must be `Secure` (and may use the `__Host-` prefix).
+    pub fn is_https(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+
+    /// Absolute URL for a path on this server.
+    pub fn url_for(&self, path: &str) -> String {
+        format!("{}{}", self.public_url.as_str().trim_end_matches('/'), path)
+    }
+
+    /// The configured master key or, for the embedded default only, the key stored in the
+    /// data directory (generated with mode 0600 on first run). Production must configure it.
+    pub fn resolve_master_key(&mut self) -> anyhow::Result<MasterKey> {
+        if let Some(key) = &self.master_key {
+            return Ok(key.clone());
+        }
+        if !self.is_sqlite() {
+            bail!(
+                "SLUICE_MASTER_KEY is required with PostgreSQL: set it to 32 random bytes in \
+                 base64 (e.g. `openssl rand -base64 32`) and keep it safe; without it stored \
+                 credentials cannot be decrypted"
+            );
+        }
+        let path = self.data_dir.join("master.key");
+        let key = if path.exists() {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            MasterKey::from_base64(&text)
+                .map_err(|e| anyhow::anyhow!("{}: the key {e}", path.display()))?
+        } else {
+            std::fs::create_dir_all(&self.data_dir)
+                .with_context(|| format!("creating {}", self.data_dir.display()))?;
+            let text = MasterKey::generate_base64();
+            write_private(&path, &text)?;
+            tracing::warn!(
+                path = %path.display(),
+                "generated a new master key; back it up, stored credentials depend on it"
+            );
+            MasterKey::from_base64(&text).map_err(anyhow::Error::msg)?
+        };
+        self.master_key = Some(key.clone());
+        Ok(key)
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("SLUICE_CONFIG: cannot read {}", path.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("SLUICE_CONFIG: {}", path.display()))?;
+    let mut out = BTreeMap::new();
+    for (key, value) in table {
+        let key = key.to_lowercase();
+        if !KEYS.iter().any(|(k, _)| *k == key) {
+            bail!("SLUICE_CONFIG: {}: unknown setting '{key}'", path.display());
+        }
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(n) => n.to_string(),
+            toml::Value::Boolean(b) => if b { "on" } else { "off" }.to_owned(),
+            other => bail!("SLUICE_CONFIG: '{key}' has an unsupported value {other}"),
+        };
+        out.insert(key, text);
+    }
+    Ok(out)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("creating {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_sqlite_setup() {
+        let s = Settings::from_vars(vars(&[])).unwrap();
+        assert!(s.is_sqlite());
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.public_url.as_str(), "http://127.0.0.1:8080/");
+        assert!(!s.is_https());
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let err = Settings::from_vars(vars(&[
+            ("SLUICE_BIND", "nowhere"),
+            ("SLUICE_MASTER_KEY", "c2hvcnQ="),
+            ("SLUICE_WORKER_CONCURRENCY", "0"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("SLUICE_BIND"), "{err}");
+        assert!(err.contains("SLUICE_MASTER_KEY"), "{err}");
+        assert!(err.contains("SLUICE_WORKER_CONCURRENCY"), "{err}");
+        assert!(
+            !err.contains("c2hvcnQ="),
+            "the key itself must not be echoed: {err}"
+        );
+    }
+
+    #[test]
+    fn postgres_requires_a_master_key() {
+        let mut s = Settings::from_vars(vars(&[(
+            "SLUICE_DATABASE_URL",
+            "postgres://localhost/sluice",
+        )]))
+        .unwrap();
+        assert!(s.resolve_master_key().is_err());
+    }
+
+    #[test]
+    fn embedded_default_generates_a_private_key_once() {
+        let dir = std::env::temp_dir().join(format!("sluice-cfg-{}", uuid::Uuid::now_v7()));
+        let dir_text = dir.to_string_lossy().to_string();
+        let mut s = Settings::from_vars(vars(&[("SLUICE_DATA_DIR", &dir_text)])).unwrap();
+        let first = s.resolve_master_key().unwrap();
+        let mut again = Settings::from_vars(vars(&[("SLUICE_DATA_DIR", &dir_text)])).unwrap();
+        assert_eq!(first.expose(), again.resolve_master_key().unwrap().expose());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join("master.key"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

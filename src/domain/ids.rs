@@ -1,0 +1,70 @@
+//! Typed ids: a `TenantId` can never be passed where a `UserId` is expected.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use uuid::Uuid;
+
+macro_rules! typed_id {
+    ($($(#[$meta:meta])* $name:ident),+ $(,)?) => {$(
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            /// A fresh, time-ordered id (UUIDv7), so indexes stay append-mostly.
+            pub fn new() -> Self {
+                Self(Uuid::now_v7())
+            }
+            /// Wraps an id read from storage.
+            pub fn from_uuid(id: Uuid) -> Self {
+                Self(id)
+            }
+            /// The raw UUID, for storage.
+            pub fn uuid(self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = uuid::Error;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Uuid::parse_str(s).map(Self)
+            }
+        }
+
+        impl From<$name> for Uuid {
+            fn from(id: $name) -> Uuid {
+                id.0
+            }
+        }
+    )+};
+}
+
+typed_id!(
+    /// A tenant (an organisation using Sluice).
+    TenantId,
+    /// A person who can sign in.
+    UserId,
+    /// A user's role in one tenant.
+    MembershipId,
+    /// A pending invitation to join a tenant.
+    InvitationId,
+    /// A bearer token for the JSON API.
+    ApiTokenId,
+    /// An append-only audit record.
+    AuditEventId,
+);

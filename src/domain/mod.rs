@@ -1,0 +1,11 @@
+//! Pure types and rules: typed ids, roles, validated inputs, the tenant scope. No IO.
+
+pub mod ids;
+pub mod role;
+pub mod tenant_ctx;
+pub mod validation;
+
+pub use ids::*;
+pub use role::{PlatformRole, Role};
+pub use tenant_ctx::{Actor, TenantCtx};
+pub use validation::{Email, FieldErrors, NewPassword};

@@ -1,0 +1,30 @@
+//! Housekeeping: purges expired sessions, invitations, setup links and throttle windows.
+
+use super::{Job, JobEnv, JobError};
+use crate::store::now;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// How often the scheduler enqueues housekeeping.
+pub const INTERVAL: Duration = Duration::from_secs(15 * 60);
+
+/// Purge expired rows. Idempotent: running it twice removes nothing more.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Housekeeping {}
+
+impl Job for Housekeeping {
+    const QUEUE: &'static str = "housekeeping";
+    const MAX_ATTEMPTS: u32 = 3;
+
+    async fn run(&self, env: &JobEnv) -> Result<(), JobError> {
+        let idle = chrono::Duration::from_std(env.settings.session_idle)
+            .map_err(|e| JobError::permanent(e.to_string()))?;
+        let removed = env
+            .store
+            .purge_expired(now() - idle, now() - chrono::Duration::days(1))
+            .await?;
+        tracing::info!(removed, "housekeeping purged expired rows");
+        metrics::counter!("sluice_housekeeping_purged_total").increment(removed);
+        Ok(())
+    }
+}

@@ -1,0 +1,134 @@
+//! Enqueueing jobs into apalis's tables on the shared pool, and waking local workers.
+
+use super::{Envelope, Job};
+use crate::store::Store;
+use anyhow::Context;
+use apalis::prelude::TaskBuilder;
+use futures::channel::mpsc;
+use sea_orm::DbBackend;
+use sea_orm::sqlx::{PgPool, SqlitePool};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Which database holds the queue.
+#[derive(Clone, Debug)]
+pub enum QueueBackend {
+    /// The embedded default.
+    Sqlite(SqlitePool),
+    /// Production and scale-out.
+    Postgres(PgPool),
+}
+
+/// Pushes jobs; cheap to clone.
+#[derive(Clone)]
+pub struct JobQueue {
+    backend: QueueBackend,
+    wakers: Arc<Mutex<HashMap<&'static str, Vec<mpsc::UnboundedSender<()>>>>>,
+}
+
+/// Creates apalis's tables (SQLite `Jobs`/`Workers`, Postgres schema `apalis`). Only the
+/// migrations run: apalis's `setup` would also change our connection pragmas.
+pub async fn migrate(store: &Store) -> anyhow::Result<()> {
+    match backend_of(store) {
+        QueueBackend::Sqlite(pool) => {
+            apalis_sqlite::SqliteStorage::migrations()
+                .run(&pool)
+                .await
+                .context("apalis sqlite migrations")?;
+        }
+        QueueBackend::Postgres(pool) => {
+            apalis_postgres::PostgresStorage::migrations()
+                .run(&pool)
+                .await
+                .context("apalis postgres migrations")?;
+        }
+    }
+    Ok(())
+}
+
+fn backend_of(store: &Store) -> QueueBackend {
+    let db = store.connection();
+    match db.get_database_backend() {
+        DbBackend::Postgres => QueueBackend::Postgres(db.get_postgres_connection_pool().clone()),
+        _ => QueueBackend::Sqlite(db.get_sqlite_connection_pool().clone()),
+    }
+}
+
+impl JobQueue {
+    /// A queue on the store's database.
+    pub fn new(store: &Store) -> Self {
+        Self {
+            backend: backend_of(store),
+            wakers: Arc::default(),
+        }
+    }
+
+    /// The database behind the queue, for the worker runner.
+    pub fn backend(&self) -> &QueueBackend {
+        &self.backend
+    }
+
+    /// Enqueues a job to run as soon as a worker is free.
+    pub async fn push<J: Job>(&self, job: J) -> anyhow::Result<()> {
+        self.push_envelope(Envelope { job, attempt: 0 }, Duration::ZERO)
+            .await
+    }
+
+    /// Enqueues a job to run after `delay`.
+    pub async fn push_after<J: Job>(&self, job: J, delay: Duration) -> anyhow::Result<()> {
+        self.push_envelope(Envelope { job, attempt: 0 }, delay)
+            .await
+    }
+
+    /// Enqueues an envelope (used by the runner for retries).
+    pub(crate) async fn push_envelope<J: Job>(
+        &self,
+        envelope: Envelope<J>,
+        delay: Duration,
+    ) -> anyhow::Result<()> {
+        let bytes = serde_json::to_vec(&envelope).context("encoding job")?;
+        // One apalis attempt per stored job: retries are ours (see the module docs).
+        let task = TaskBuilder::new(bytes)
+            .run_after(delay)
+            .max_attempts(1)
+            .build();
+        match &self.backend {
+            QueueBackend::Sqlite(pool) => {
+                let mut conn = pool.acquire().await.context("queue connection")?;
+                apalis_sqlite::queries::push_tasks(&mut *conn, J::QUEUE, &[task])
+                    .await
+                    .context("enqueueing job")?;
+            }
+            QueueBackend::Postgres(pool) => {
+                let mut conn = pool.acquire().await.context("queue connection")?;
+                apalis_postgres::queries::push_tasks(&mut *conn, J::QUEUE, vec![task])
+                    .await
+                    .context("enqueueing job")?;
+            }
+        }
+        metrics::counter!("sluice_jobs_enqueued_total", "queue" => J::QUEUE).increment(1);
+        if delay.is_zero() {
+            self.wake(J::QUEUE);
+        }
+        Ok(())
+    }
+
+    /// A stream that yields whenever a job is pushed to `queue` in this process, so local
+    /// workers start it at once instead of waiting for their next poll.
+    pub(crate) fn subscribe(&self, queue: &'static str) -> mpsc::UnboundedReceiver<()> {
+        let (tx, rx) = mpsc::unbounded();
+        if let Ok(mut wakers) = self.wakers.lock() {
+            wakers.entry(queue).or_default().push(tx);
+        }
+        rx
+    }
+
+    fn wake(&self, queue: &'static str) {
+        if let Ok(mut wakers) = self.wakers.lock()
+            && let Some(senders) = wakers.get_mut(queue)
+        {
+            senders.retain(|tx| tx.unbounded_send(()).is_ok());
+        }
+    }
+}

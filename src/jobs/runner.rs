@@ -1,0 +1,153 @@
+//! Runs the workers: one apalis worker per queue in this process, under a monitor that
+//! restarts a worker after a backend error and drains in-flight jobs on shutdown.
+
+use super::queue::QueueBackend;
+use super::retry::RetryPolicy;
+use super::{Envelope, Job, JobEnv, JobError, housekeeping, probe};
+use apalis::prelude::*;
+use apalis_postgres::PostgresStorage;
+use apalis_sqlite::SqliteStorage;
+use futures::FutureExt;
+use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// How often idle workers look for jobs pushed by other processes or scheduled for later.
+/// Jobs pushed by this process wake its workers at once.
+const POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// How long in-flight jobs get to finish after a shutdown signal; the rest are recovered
+/// by the queue's orphan detection.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(25);
+
+/// Runs every queue's worker until `shutdown` turns true, then drains.
+pub async fn run(env: JobEnv, instance: String, mut shutdown: watch::Receiver<bool>) {
+    let mut monitor = Monitor::new()
+        .should_restart(|ctx, err| {
+            tracing::error!(worker = %ctx.name(), error = %err, "worker stopped; restarting");
+            true
+        })
+        .shutdown_timeout(DRAIN_TIMEOUT);
+    monitor = register::<housekeeping::Housekeeping>(monitor, &env, &instance);
+    monitor = register::<probe::Probe>(monitor, &env, &instance);
+    let signal = async move {
+        super::stopped(&mut shutdown).await;
+        Ok(())
+    };
+    tracing::info!(
+        concurrency = env.settings.worker_concurrency,
+        "workers started"
+    );
+    if let Err(e) = monitor.run_with_signal(signal).await {
+        tracing::error!(error = %e, "worker monitor ended with an error");
+    }
+    tracing::info!("workers stopped");
+}
+
+fn register<J: Job>(monitor: Monitor, env: &JobEnv, instance: &str) -> Monitor {
+    let env = env.clone();
+    let instance = instance.to_owned();
+    let concurrency = env.settings.worker_concurrency;
+    let batch = concurrency.max(1);
+    match env.queue.backend().clone() {
+        QueueBackend::Sqlite(pool) => monitor.register(move |run| {
+            let config = apalis_sqlite::Config::default()
+                .queue(J::QUEUE)
+                .batch_size(batch);
+            let strategy = Strategy::new()
+                .stream(env.queue.subscribe(J::QUEUE))
+                .interval(POLL_INTERVAL);
+            WorkerBuilder::new(format!("{}-{instance}-{run}", J::QUEUE))
+                .backend(
+                    SqliteStorage::<Envelope<J>>::new(&pool)
+                        .with_config(config)
+                        .poll_with_strategy(strategy),
+                )
+                .data(env.clone())
+                .concurrency(concurrency)
+                .build(handle::<J>)
+        }),
+        QueueBackend::Postgres(pool) => monitor.register(move |run| {
+            let config = apalis_postgres::Config::default()
+                .queue(J::QUEUE)
+                .batch_size(batch);
+            let strategy = Strategy::new()
+                .stream(env.queue.subscribe(J::QUEUE))
+                .interval(POLL_INTERVAL);
+            WorkerBuilder::new(format!("{}-{instance}-{run}", J::QUEUE))
+                .backend(
+                    PostgresStorage::<Envelope<J>>::new(&pool)
+                        .with_config(config)
+                        .poll_with_strategy(strategy),
+                )
+                .data(env.clone())
+                .concurrency(concurrency)
+                .build(handle::<J>)
+        }),
+    }
+}
+
+/// Runs one attempt and applies our retry policy. A panic or a timeout counts as a
+/// retryable failure, so neither can take the worker down or lose the job.
+async fn handle<J: Job>(envelope: Envelope<J>, env: Data<JobEnv>) -> Result<(), BoxDynError> {
+    let attempt = envelope.attempt + 1;
+    let started = Instant::now();
+    let run = AssertUnwindSafe(tokio::time::timeout(J::TIMEOUT, envelope.job.run(&env)));
+    let result = match run.catch_unwind().await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_elapsed)) => Err(JobError::retryable(format!(
+            "timed out after {} s",
+            J::TIMEOUT.as_secs()
+        ))),
+        Err(panic) => Err(JobError::retryable(format!(
+            "handler panicked: {}",
+            panic_message(&panic)
+        ))),
+    };
+    metrics::histogram!("sluice_job_duration_seconds", "queue" => J::QUEUE)
+        .record(started.elapsed().as_secs_f64());
+    let Err(error) = result else {
+        metrics::counter!("sluice_jobs_total", "queue" => J::QUEUE, "outcome" => "succeeded")
+            .increment(1);
+        return Ok(());
+    };
+    let max = envelope.job.max_attempts();
+    if error.retryable && attempt < max {
+        let policy = RetryPolicy {
+            base: env.settings.job_retry_base,
+            cap: env.settings.job_retry_cap,
+        };
+        let delay = policy.delay(attempt, error.retry_after);
+        tracing::warn!(
+            queue = J::QUEUE, attempt, max, delay_ms = delay.as_millis() as u64,
+            error = %error.message, "job failed; retrying"
+        );
+        let retry = Envelope {
+            job: envelope.job,
+            attempt,
+        };
+        env.queue.push_envelope(retry, delay).await?;
+        metrics::counter!("sluice_jobs_total", "queue" => J::QUEUE, "outcome" => "retried")
+            .increment(1);
+        return Ok(());
+    }
+    tracing::error!(
+        queue = J::QUEUE, attempt, error = %error.message,
+        "job failed for good; recorded in failed_jobs"
+    );
+    let payload = serde_json::to_value(&envelope.job).unwrap_or_default();
+    env.store
+        .record_failed_job(J::QUEUE, &payload, attempt, &error.message)
+        .await?;
+    metrics::counter!("sluice_jobs_total", "queue" => J::QUEUE, "outcome" => "dead").increment(1);
+    Err(AbortError::new(error.message).into())
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_owned()
+    }
+}

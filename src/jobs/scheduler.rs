@@ -1,0 +1,43 @@
+//! The scheduler loop. Safe with any number of processes: a database lease picks one
+//! active scheduler, and each periodic tick is claimed by compare-and-set, so a tick runs
+//! once even if two processes both believe they hold the lease; after downtime a missed
+//! tick runs once, not once per missed period.
+
+use super::{JobEnv, housekeeping};
+use crate::store::now;
+use std::time::Duration;
+use tokio::sync::watch;
+
+const LEASE: &str = "scheduler";
+const LEASE_TTL: Duration = Duration::from_secs(30);
+const TICK: Duration = Duration::from_secs(5);
+
+/// Runs until `shutdown` turns true, then releases the lease for a quick hand-over.
+pub async fn run(env: JobEnv, holder: String, mut shutdown: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(TICK);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                if let Err(e) = tick(&env, &holder).await {
+                    tracing::warn!(error = %e, "scheduler tick failed; will retry");
+                }
+            }
+            _ = super::stopped(&mut shutdown) => break,
+        }
+    }
+    if let Err(e) = env.store.release_lease(LEASE, &holder).await {
+        tracing::warn!(error = %e, "could not release the scheduler lease");
+    }
+}
+
+/// One pass: if we hold the lease, enqueue every periodic task whose tick is due.
+pub async fn tick(env: &JobEnv, holder: &str) -> anyhow::Result<()> {
+    if !env.store.try_lease(LEASE, holder, LEASE_TTL).await? {
+        return Ok(());
+    }
+    let next = now() + chrono::Duration::from_std(housekeeping::INTERVAL)?;
+    if env.store.claim_periodic("housekeeping", next).await? {
+        env.queue.push(housekeeping::Housekeeping {}).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,13 @@
+//! Sluice: a self-hosted, multi-tenant integration platform. The binary (`main.rs`) and the
+//! tests drive the application through these modules.
+
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod jobs;
+pub mod services;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod web;

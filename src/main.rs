@@ -1,0 +1,201 @@
+//! The `sluice` binary: one binary, several roles.
+
+use clap::{Parser, Subcommand};
+use sluice::config::Settings;
+use sluice::services::accounts;
+use sluice::startup::{self, Roles};
+use std::io::Read;
+use std::process::ExitCode;
+
+/// Sluice: self-hosted, multi-tenant integration platform.
+#[derive(Parser)]
+#[command(
+    version,
+    about,
+    long_about = "Sluice connects SaaS systems and keeps data flowing between them.\n\nWith no subcommand, `sluice` runs `serve`: the web UI, the scheduler and in-process workers on the embedded SQLite database under ./data. Configure with SLUICE_* environment variables (see the README)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the web server, scheduler and in-process workers (the default).
+    Serve,
+    /// Run job workers and the scheduler only (scale-out; needs PostgreSQL).
+    Worker,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Administrative tasks.
+    #[command(subcommand)]
+    Admin(Admin),
+}
+
+#[derive(Subcommand)]
+enum Admin {
+    /// Create a user. The password is read from standard input.
+    CreateUser {
+        /// E-mail address (the sign-in name).
+        #[arg(long)]
+        email: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+    },
+    /// Create a workspace (tenant) owned by an existing user.
+    CreateTenant {
+        /// Workspace name.
+        #[arg(long)]
+        name: String,
+        /// E-mail of the owner.
+        #[arg(long)]
+        owner: String,
+    },
+    /// Grant the platform support role (read-only, audited cross-tenant access).
+    GrantSupport {
+        /// E-mail of the user.
+        #[arg(long)]
+        email: String,
+    },
+    /// Revoke the platform support role.
+    RevokeSupport {
+        /// E-mail of the user.
+        #[arg(long)]
+        email: String,
+    },
+    /// Push a diagnostic job and report when a worker ran it.
+    ProbeQueue,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("sluice: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    sluice::telemetry::init(&settings);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sluice: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sluice: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match command {
+        Command::Serve => {
+            startup::start(settings, Roles::ALL)
+                .await?
+                .run_until_signal()
+                .await
+        }
+        Command::Worker => {
+            if settings.is_sqlite() {
+                tracing::warn!(
+                    "`sluice worker` shares the SQLite file with `sluice serve` only on this machine; use PostgreSQL to scale out"
+                );
+            }
+            startup::start(settings, Roles::WORKER)
+                .await?
+                .run_until_signal()
+                .await
+        }
+        Command::Migrate => {
+            let mut settings = settings;
+            settings.resolve_master_key()?;
+            let store = sluice::store::Store::connect(&settings).await?;
+            store.migrate().await?;
+            println!("migrations applied");
+        }
+        Command::Admin(admin) => run_admin(admin, settings).await?,
+    }
+    Ok(())
+}
+
+async fn run_admin(admin: Admin, settings: Settings) -> anyhow::Result<()> {
+    let app = startup::start(
+        settings,
+        Roles {
+            web: false,
+            workers: matches!(admin, Admin::ProbeQueue),
+            scheduler: false,
+        },
+    )
+    .await?;
+    let result = admin_command(admin, &app.app).await;
+    app.stop().await;
+    result
+}
+
+async fn admin_command(admin: Admin, app: &sluice::services::App) -> anyhow::Result<()> {
+    use sluice::domain::Email;
+    let email_of = |raw: &str| Email::parse(raw).map_err(anyhow::Error::msg);
+    match admin {
+        Admin::CreateUser { email, name } => {
+            let mut password = String::new();
+            std::io::stdin().read_to_string(&mut password)?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            let user = accounts::create_user(app, &email, &name, password).await?;
+            println!("created user {} ({})", user.email, user.id);
+        }
+        Admin::CreateTenant { name, owner } => {
+            let owner = app
+                .store
+                .user_by_email(&email_of(&owner)?)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no user with e-mail {owner}"))?;
+            let id = sluice::services::tenants::create(app, &owner, &name).await?;
+            println!("created workspace {name} ({id}) owned by {}", owner.email);
+        }
+        Admin::GrantSupport { email } => {
+            if !app
+                .store
+                .set_platform_role(&email_of(&email)?, Some("support"))
+                .await?
+            {
+                anyhow::bail!("no user with e-mail {email}");
+            }
+            println!("granted the support role to {email}");
+        }
+        Admin::RevokeSupport { email } => {
+            if !app
+                .store
+                .set_platform_role(&email_of(&email)?, None)
+                .await?
+            {
+                anyhow::bail!("no user with e-mail {email}");
+            }
+            println!("revoked the support role from {email}");
+        }
+        Admin::ProbeQueue => {
+            let label = uuid::Uuid::now_v7().to_string();
+            app.queue
+                .push(sluice::jobs::probe::Probe {
+                    mode: sluice::jobs::probe::ProbeMode::Succeed,
+                    attempts: 1,
+                    label: label.clone(),
+                })
+                .await?;
+            println!("probe {label} enqueued; a worker logs 'probe job ran' when it runs it");
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! API tokens for the JSON API: created in the UI, shown once, stored as digests.
+
+use super::{App, AuditActor, require_write};
+use crate::auth::tokens;
+use crate::domain::{Actor, ApiTokenId, FieldErrors, Role, TenantCtx, validation};
+use crate::error::{AppError, AppResult};
+use crate::store::{NewApiToken, now};
+
+/// Prefix that makes leaked tokens easy to find with secret scanners.
+pub const TOKEN_PREFIX: &str = "slc_";
+
+/// Creates a token; returns the only copy of its secret.
+pub async fn create(
+    app: &App,
+    ctx: &TenantCtx,
+    actor: &AuditActor,
+    name_raw: &str,
+    role_raw: &str,
+    expires_in_days_raw: &str,
+) -> AppResult<String> {
+    require_write(ctx)?;
+    let mut errors = FieldErrors::new();
+    let name = errors.check("name", validation::parse_name(name_raw, "token name", 60));
+    let role = errors.check(
+        "role",
+        match role_raw.parse::<Role>() {
+            Ok(Role::Owner) => Err("API tokens can be admin or viewer.".to_owned()),
+            Ok(role) if ctx.role().can_manage(role) => Ok(role),
+            Ok(_) => Err("You cannot create a token with more rights than you have.".to_owned()),
+            Err(_) => Err("Choose admin or viewer.".to_owned()),
+        },
+    );
+    let expires_at = errors.check(
+        "expires_in_days",
+        match expires_in_days_raw.trim() {
+            "" | "never" => Ok(None),
+            days => match days.parse::<i64>() {
+                Ok(d) if (1..=3650).contains(&d) => Ok(Some(now() + chrono::Duration::days(d))),
+                _ => Err("Enter a number of days from 1 to 3650, or leave it empty.".to_owned()),
+            },
+        },
+    );
+    let (name, role, expires_at) = errors.into_result(|| Some((name?, role?, expires_at?)))?;
+    let secret = format!("{TOKEN_PREFIX}{}", tokens::random_secret());
+    let prefix: String = secret.chars().take(TOKEN_PREFIX.len() + 6).collect();
+    app.store
+        .create_api_token(
+            ctx,
+            NewApiToken {
+                name: &name,
+                prefix: &prefix,
+                digest: &tokens::digest(&secret),
+                role,
+                expires_at,
+            },
+        )
+        .await?;
+    app.audit(
+        ctx,
+        actor,
+        "api_token.created",
+        Some(name),
+        Some(serde_json::json!({"role": role.as_str()})),
+    )
+    .await?;
+    Ok(secret)
+}
+
+/// Revokes a token of the caller's tenant.
+pub async fn revoke(
+    app: &App,
+    ctx: &TenantCtx,
+    actor: &AuditActor,
+    id: ApiTokenId,
+) -> AppResult<()> {
+    require_write(ctx)?;
+    if !app.store.revoke_api_token(ctx, id).await? {
+        return Err(AppError::NotFound);
+    }
+    app.audit(ctx, actor, "api_token.revoked", Some(id.to_string()), None)
+        .await?;
+    Ok(())
+}
+
+/// The tenant scope a bearer token grants, if it is valid.
+pub async fn authenticate(app: &App, secret: &str) -> AppResult<Option<TenantCtx>> {
+    if !secret.starts_with(TOKEN_PREFIX) {
+        return Ok(None);
+    }
+    let Some((id, tenant, role)) = app.store.active_api_token(&tokens::digest(secret)).await?
+    else {
+        return Ok(None);
+    };
+    app.store.touch_api_token(id).await?;
+    Ok(Some(TenantCtx::new(tenant, role, Actor::ApiToken(id))))
+}

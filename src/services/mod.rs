@@ -1,0 +1,70 @@
+//! Use cases, called by web handlers, the API, the command line and jobs. They validate,
+//! authorise (by role, inside the `TenantCtx` they are given), write, and audit.
+
+pub mod accounts;
+pub mod api_tokens;
+pub mod members;
+pub mod tenants;
+
+use crate::config::{MasterKey, Settings};
+use crate::domain::TenantCtx;
+use crate::jobs::JobQueue;
+use crate::store::{AuditEntry, Store};
+use std::sync::Arc;
+
+/// Everything a use case needs; one per process, cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    /// The database.
+    pub store: Store,
+    /// Validated settings.
+    pub settings: Arc<Settings>,
+    /// The job queue.
+    pub queue: JobQueue,
+    /// Key for secrets at rest and signed cookies.
+    pub master_key: MasterKey,
+}
+
+/// Who did something, as written in the audit log.
+#[derive(Clone, Debug)]
+pub struct AuditActor {
+    /// Display label, e.g. "Ada Lovelace <ada@example.com>" or "API token ci-deploy".
+    pub label: String,
+    /// The client address.
+    pub ip: Option<String>,
+}
+
+impl App {
+    /// Appends to the tenant's audit log. Failure to audit fails the request: an action
+    /// that cannot be recorded must not go unnoticed.
+    pub async fn audit(
+        &self,
+        ctx: &TenantCtx,
+        actor: &AuditActor,
+        action: &str,
+        target: Option<String>,
+        detail: Option<serde_json::Value>,
+    ) -> Result<(), sea_orm::DbErr> {
+        self.store
+            .record_audit(
+                ctx,
+                &actor.label,
+                AuditEntry {
+                    action,
+                    target,
+                    detail,
+                    ip: actor.ip.clone(),
+                },
+            )
+            .await
+    }
+}
+
+/// Refuses the action unless the caller may change tenant configuration.
+pub fn require_write(ctx: &TenantCtx) -> Result<(), crate::error::AppError> {
+    if ctx.role().can_write() {
+        Ok(())
+    } else {
+        Err(crate::error::AppError::Forbidden)
+    }
+}

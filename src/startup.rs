@@ -1,0 +1,181 @@
+//! Builds and runs the application: database, migrations, queue, scheduler, workers and
+//! the HTTP server, with graceful shutdown on SIGTERM/Ctrl-C.
+
+use crate::config::Settings;
+use crate::jobs::{self, JobEnv, JobQueue};
+use crate::services::{App, accounts};
+use crate::store::Store;
+use actix_web::dev::ServerHandle;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Which parts run in this process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Roles {
+    /// Serve HTTP.
+    pub web: bool,
+    /// Run job workers.
+    pub workers: bool,
+    /// Run the scheduler loop.
+    pub scheduler: bool,
+}
+
+impl Roles {
+    /// `sluice serve`: everything in one process (the embedded default).
+    pub const ALL: Roles = Roles {
+        web: true,
+        workers: true,
+        scheduler: true,
+    };
+    /// `sluice worker`: workers and the (lease-guarded) scheduler, no HTTP.
+    pub const WORKER: Roles = Roles {
+        web: false,
+        workers: true,
+        scheduler: true,
+    };
+}
+
+/// A running Sluice process.
+pub struct Running {
+    /// The bound address (port 0 resolves here).
+    pub addr: std::net::SocketAddr,
+    /// Shared application state.
+    pub app: App,
+    shutdown: watch::Sender<bool>,
+    server: Option<ServerHandle>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops taking work, drains in-flight jobs and requests, and waits for the end.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(server) = self.server.take() {
+            server.stop(true).await;
+        }
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+    }
+
+    /// Waits for SIGTERM or Ctrl-C, then stops gracefully.
+    pub async fn run_until_signal(self) {
+        wait_for_signal().await;
+        tracing::info!("shutting down: no new work is taken, in-flight work is finished");
+        self.stop().await;
+    }
+}
+
+/// Connects, migrates, and starts the requested roles.
+pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Running> {
+    let started = Instant::now();
+    let master_key = settings.resolve_master_key()?;
+    let store = Store::connect(&settings).await?;
+    store.migrate().await?;
+    let settings = Arc::new(settings);
+    let queue = JobQueue::new(&store);
+    let app = App {
+        store: store.clone(),
+        settings: settings.clone(),
+        queue: queue.clone(),
+        master_key,
+    };
+    let instance = format!(
+        "{}-{}",
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let env = JobEnv {
+        store,
+        settings: settings.clone(),
+        queue,
+    };
+    let mut tasks = Vec::new();
+    if roles.workers {
+        tasks.push(tokio::spawn(jobs::runner::run(
+            env.clone(),
+            instance.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
+    if roles.scheduler {
+        tasks.push(tokio::spawn(jobs::scheduler::run(
+            env,
+            instance.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
+    let mut addr = settings.bind;
+    let mut server = None;
+    if roles.web {
+        let listener = TcpListener::bind(settings.bind)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?;
+        addr = listener.local_addr()?;
+        let http = crate::web::server(app.clone(), listener)?;
+        server = Some(http.handle());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = http.await {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        }));
+        if let Some(link) = accounts::setup_link(&app).await? {
+            // Printed, not logged: the link is a one-time secret for whoever runs the server.
+            println!(
+                "\n  Welcome to Sluice. Finish setting up in your browser:\n\n    {link}\n\n  (single use, valid for 24 hours; restart Sluice for a new one)\n"
+            );
+        }
+    }
+    let metrics = crate::telemetry::prometheus();
+    tasks.push(tokio::spawn({
+        let mut stop = shutdown_rx.clone();
+        async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(10));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => metrics.run_upkeep(),
+                    _ = jobs::stopped(&mut stop) => break,
+                }
+            }
+        }
+    }));
+    tracing::info!(
+        %addr,
+        web = roles.web,
+        workers = roles.workers,
+        ready_ms = started.elapsed().as_millis() as u64,
+        database = %crate::store::redact_url(&settings.database_url),
+        "Sluice is ready"
+    );
+    Ok(Running {
+        addr,
+        app,
+        shutdown,
+        server,
+        tasks,
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

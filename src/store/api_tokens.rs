@@ -1,0 +1,109 @@
+//! API tokens: bearer credentials for the JSON API, one tenant each. Only digests are kept.
+
+use super::entities::api_tokens;
+use super::{Store, now};
+use crate::domain::{ApiTokenId, Role, TenantCtx, TenantId, UserId};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::ExprTrait;
+use sea_orm::{ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Set};
+
+/// What is stored for a new token.
+pub struct NewApiToken<'a> {
+    /// Display name.
+    pub name: &'a str,
+    /// The first characters of the token, to recognise it in lists.
+    pub prefix: &'a str,
+    /// SHA-256 of the whole token.
+    pub digest: &'a str,
+    /// What the token may do.
+    pub role: Role,
+    /// Optional expiry.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl Store {
+    /// Stores a token for the scoped tenant.
+    pub async fn create_api_token(
+        &self,
+        ctx: &TenantCtx,
+        token: NewApiToken<'_>,
+    ) -> Result<ApiTokenId, DbErr> {
+        let id = ApiTokenId::new();
+        api_tokens::ActiveModel {
+            id: Set(id.uuid()),
+            tenant_id: Set(ctx.tenant_id().uuid()),
+            name: Set(token.name.to_owned()),
+            prefix: Set(token.prefix.to_owned()),
+            token_digest: Set(token.digest.to_owned()),
+            role: Set(token.role.as_str().to_owned()),
+            created_by: Set(ctx.user_id().map(UserId::uuid)),
+            created_at: Set(now()),
+            last_used_at: Set(None),
+            expires_at: Set(token.expires_at),
+            revoked_at: Set(None),
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(id)
+    }
+
+    /// Tokens of the scoped tenant that are not revoked, newest first.
+    pub async fn api_tokens(&self, ctx: &TenantCtx) -> Result<Vec<api_tokens::Model>, DbErr> {
+        api_tokens::Entity::find()
+            .filter(api_tokens::Column::TenantId.eq(ctx.tenant_id().uuid()))
+            .filter(api_tokens::Column::RevokedAt.is_null())
+            .order_by_desc(api_tokens::Column::CreatedAt)
+            .all(&self.db)
+            .await
+    }
+
+    /// Revokes a token of the scoped tenant; false if none matched.
+    pub async fn revoke_api_token(&self, ctx: &TenantCtx, id: ApiTokenId) -> Result<bool, DbErr> {
+        let result = api_tokens::Entity::update_many()
+            .col_expr(api_tokens::Column::RevokedAt, Expr::value(now()))
+            .filter(api_tokens::Column::Id.eq(id.uuid()))
+            .filter(api_tokens::Column::TenantId.eq(ctx.tenant_id().uuid()))
+            .filter(api_tokens::Column::RevokedAt.is_null())
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// A usable token by digest: (id, tenant, role). The token is the authorisation.
+    pub async fn active_api_token(
+        &self,
+        digest: &str,
+    ) -> Result<Option<(ApiTokenId, TenantId, Role)>, DbErr> {
+        let at = now();
+        Ok(api_tokens::Entity::find()
+            .filter(api_tokens::Column::TokenDigest.eq(digest))
+            .filter(api_tokens::Column::RevokedAt.is_null())
+            .one(&self.db)
+            .await?
+            .filter(|t| t.expires_at.is_none_or(|e| e > at))
+            .map(|t| {
+                (
+                    ApiTokenId::from_uuid(t.id),
+                    TenantId::from_uuid(t.tenant_id),
+                    t.role.parse().unwrap_or(Role::Viewer),
+                )
+            }))
+    }
+
+    /// Records that a token was used (at most about once a minute per token).
+    pub async fn touch_api_token(&self, id: ApiTokenId) -> Result<(), DbErr> {
+        let at = now();
+        api_tokens::Entity::update_many()
+            .col_expr(api_tokens::Column::LastUsedAt, Expr::value(at))
+            .filter(api_tokens::Column::Id.eq(id.uuid()))
+            .filter(
+                api_tokens::Column::LastUsedAt
+                    .is_null()
+                    .or(api_tokens::Column::LastUsedAt.lt(at - chrono::Duration::minutes(1))),
+            )
+            .exec(&self.db)
+            .await
+            .map(|_| ())
+    }
+}

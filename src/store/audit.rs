@@ -1,0 +1,63 @@
+//! The audit log: append-only, per tenant.
+
+use super::entities::audit_events;
+use super::{Store, now};
+use crate::domain::{Actor, AuditEventId, TenantCtx, UserId};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
+
+/// One thing that happened, as recorded.
+pub struct AuditEntry<'a> {
+    /// What happened, e.g. `member.invited`.
+    pub action: &'a str,
+    /// What it happened to, e.g. an e-mail or token name.
+    pub target: Option<String>,
+    /// Extra structured detail (never secrets).
+    pub detail: Option<serde_json::Value>,
+    /// Client address, when a request caused it.
+    pub ip: Option<String>,
+}
+
+impl Store {
+    /// Appends an event to the scoped tenant's audit log. `actor_label` names who acted.
+    pub async fn record_audit(
+        &self,
+        ctx: &TenantCtx,
+        actor_label: &str,
+        entry: AuditEntry<'_>,
+    ) -> Result<(), DbErr> {
+        let actor_user = match ctx.actor() {
+            Actor::User(id) => Some(UserId::uuid(*id)),
+            _ => None,
+        };
+        audit_events::ActiveModel {
+            id: Set(AuditEventId::new().uuid()),
+            tenant_id: Set(ctx.tenant_id().uuid()),
+            actor: Set(actor_label.to_owned()),
+            actor_user_id: Set(actor_user),
+            action: Set(entry.action.to_owned()),
+            target: Set(entry.target),
+            detail: Set(entry.detail.map(|d| d.to_string())),
+            ip: Set(entry.ip),
+            created_at: Set(now()),
+        }
+        .insert(&self.db)
+        .await
+        .map(|_| ())
+    }
+
+    /// The scoped tenant's most recent audit events.
+    pub async fn audit_events(
+        &self,
+        ctx: &TenantCtx,
+        limit: u64,
+    ) -> Result<Vec<audit_events::Model>, DbErr> {
+        audit_events::Entity::find()
+            .filter(audit_events::Column::TenantId.eq(ctx.tenant_id().uuid()))
+            .order_by_desc(audit_events::Column::CreatedAt)
+            .limit(limit)
+            .all(&self.db)
+            .await
+    }
+}

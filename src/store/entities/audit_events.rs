@@ -1,0 +1,24 @@
+//! `SeaORM` entity for the `audit_events` table (layout of sea-orm-cli generate).
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "audit_events")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub actor: String,
+    pub actor_user_id: Option<Uuid>,
+    pub action: String,
+    pub target: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub detail: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,14 @@
+//! Database entities, one module per table.
+
+pub mod api_tokens;
+pub mod audit_events;
+pub mod failed_jobs;
+pub mod invitations;
+pub mod leases;
+pub mod login_throttle;
+pub mod memberships;
+pub mod periodic_tasks;
+pub mod sessions;
+pub mod setup_tokens;
+pub mod tenants;
+pub mod users;

@@ -1,0 +1,110 @@
+//! The store owns the database. Every function for tenant-owned data takes a
+//! [`TenantCtx`](crate::domain::TenantCtx) and filters by its tenant itself.
+
+pub mod entities;
+
+mod accounts;
+mod api_tokens;
+mod audit;
+mod invitations;
+mod jobs;
+mod sessions;
+mod tenants;
+
+pub use accounts::UserRecord;
+pub use api_tokens::NewApiToken;
+pub use audit::AuditEntry;
+pub use invitations::InvitationWithTenant;
+pub use tenants::{MemberRecord, TenantMembership};
+
+use crate::config::Settings;
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr, SqlErr};
+use std::time::Duration;
+
+/// Handle to the database; cheap to clone (a pool).
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+impl Store {
+    /// Connects with production pool settings (SQLite: WAL, busy timeout, foreign keys).
+    pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
+        if settings.is_sqlite() {
+            std::fs::create_dir_all(&settings.data_dir)
+                .with_context(|| format!("creating {}", settings.data_dir.display()))?;
+        }
+        let mut options = ConnectOptions::new(settings.database_url.clone());
+        options
+            .max_connections(settings.db_max_connections)
+            .min_connections(1)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(10))
+            .idle_timeout(Duration::from_secs(300))
+            .sqlx_logging(false)
+            .map_sqlx_sqlite_opts(|o: SqliteConnectOptions| {
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .create_if_missing(true)
+            });
+        let db = Database::connect(options)
+            .await
+            .with_context(|| format!("connecting to {}", redact_url(&settings.database_url)))?;
+        Ok(Self { db })
+    }
+
+    /// Applies pending migrations (ours, then the job queue's).
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        Migrator::up(&self.db, None)
+            .await
+            .context("applying migrations")?;
+        crate::jobs::queue::migrate(self)
+            .await
+            .context("preparing the job queue tables")?;
+        Ok(())
+    }
+
+    /// The underlying connection, for the job queue which shares its pool.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        self.db.ping().await
+    }
+}
+
+/// Current time, truncated to microseconds so values round-trip identically on SQLite and
+/// Postgres.
+pub fn now() -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(6)
+}
+
+/// Whether a database error is a unique-constraint violation (a duplicate).
+pub fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// A database URL with any password removed, for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}

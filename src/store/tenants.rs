@@ -1,0 +1,251 @@
+//! Tenants and memberships.
+
+use super::entities::{memberships, tenants, users};
+use super::{Store, is_unique_violation, now};
+use crate::domain::{MembershipId, Role, TenantCtx, TenantId, UserId};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    Set, TransactionTrait,
+};
+
+/// A tenant the user belongs to, with their role there.
+#[derive(Clone, Debug)]
+pub struct TenantMembership {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// Its display name.
+    pub tenant_name: String,
+    /// Its URL-safe slug.
+    pub slug: String,
+    /// The user's role in it.
+    pub role: Role,
+}
+
+/// A member as listed on the members page.
+#[derive(Clone, Debug)]
+pub struct MemberRecord {
+    /// The membership (what role changes and removals address).
+    pub id: MembershipId,
+    /// The person.
+    pub user_id: UserId,
+    /// Their name.
+    pub name: String,
+    /// Their e-mail.
+    pub email: String,
+    /// Their role here.
+    pub role: Role,
+    /// When they joined.
+    pub joined_at: DateTime<Utc>,
+}
+
+fn role_of(text: &str) -> Role {
+    // Stored values are written only from `Role::as_str`; an unknown value fails closed.
+    text.parse().unwrap_or(Role::Viewer)
+}
+
+impl Store {
+    /// Creates a tenant with `owner` as its first owner, atomically. `Ok(None)` when the slug
+    /// is taken.
+    pub async fn create_tenant(
+        &self,
+        name: &str,
+        slug: &str,
+        owner: UserId,
+    ) -> Result<Option<TenantId>, DbErr> {
+        let id = TenantId::new();
+        let at = now();
+        let txn = self.db.begin().await?;
+        let inserted = tenants::ActiveModel {
+            id: Set(id.uuid()),
+            name: Set(name.to_owned()),
+            slug: Set(slug.to_owned()),
+            time_zone: Set("UTC".to_owned()),
+            created_at: Set(at),
+        }
+        .insert(&txn)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        memberships::ActiveModel {
+            id: Set(MembershipId::new().uuid()),
+            tenant_id: Set(id.uuid()),
+            user_id: Set(owner.uuid()),
+            role: Set(Role::Owner.as_str().to_owned()),
+            created_at: Set(at),
+        }
+        .insert(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok(Some(id))
+    }
+
+    /// Whether a tenant slug is already used.
+    pub async fn slug_taken(&self, slug: &str) -> Result<bool, DbErr> {
+        Ok(tenants::Entity::find()
+            .filter(tenants::Column::Slug.eq(slug))
+            .count(&self.db)
+            .await?
+            > 0)
+    }
+
+    /// A tenant id by slug, for the command line.
+    pub async fn tenant_by_slug(&self, slug: &str) -> Result<Option<TenantId>, DbErr> {
+        Ok(tenants::Entity::find()
+            .filter(tenants::Column::Slug.eq(slug))
+            .one(&self.db)
+            .await?
+            .map(|t| TenantId::from_uuid(t.id)))
+    }
+
+    /// Every tenant a user belongs to, by name.
+    pub async fn memberships_of(&self, user: UserId) -> Result<Vec<TenantMembership>, DbErr> {
+        let rows = memberships::Entity::find()
+            .filter(memberships::Column::UserId.eq(user.uuid()))
+            .all(&self.db)
+            .await?;
+        let ids: Vec<_> = rows.iter().map(|m| m.tenant_id).collect();
+        let tenants = tenants::Entity::find()
+            .filter(tenants::Column::Id.is_in(ids))
+            .all(&self.db)
+            .await?;
+        let mut out: Vec<TenantMembership> = rows
+            .into_iter()
+            .filter_map(|m| {
+                tenants
+                    .iter()
+                    .find(|t| t.id == m.tenant_id)
+                    .map(|t| TenantMembership {
+                        tenant_id: TenantId::from_uuid(t.id),
+                        tenant_name: t.name.clone(),
+                        slug: t.slug.clone(),
+                        role: role_of(&m.role),
+                    })
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            a.tenant_name
+                .to_lowercase()
+                .cmp(&b.tenant_name.to_lowercase())
+        });
+        Ok(out)
+    }
+
+    /// A user's role in a tenant, if they are a member: the check behind every `TenantCtx`.
+    pub async fn role_in(&self, user: UserId, tenant: TenantId) -> Result<Option<Role>, DbErr> {
+        Ok(memberships::Entity::find()
+            .filter(memberships::Column::UserId.eq(user.uuid()))
+            .filter(memberships::Column::TenantId.eq(tenant.uuid()))
+            .one(&self.db)
+            .await?
+            .map(|m| role_of(&m.role)))
+    }
+
+    /// The scoped tenant's name and time zone.
+    pub async fn tenant(&self, ctx: &TenantCtx) -> Result<tenants::Model, DbErr> {
+        tenants::Entity::find_by_id(ctx.tenant_id().uuid())
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| DbErr::RecordNotFound("tenant".into()))
+    }
+
+    /// Renames the scoped tenant and sets its time zone.
+    pub async fn update_tenant(
+        &self,
+        ctx: &TenantCtx,
+        name: &str,
+        time_zone: &str,
+    ) -> Result<(), DbErr> {
+        tenants::ActiveModel {
+            id: Set(ctx.tenant_id().uuid()),
+            name: Set(name.to_owned()),
+            time_zone: Set(time_zone.to_owned()),
+            ..Default::default()
+        }
+        .update(&self.db)
+        .await
+        .map(|_| ())
+    }
+
+    /// Members of the scoped tenant, owners first.
+    pub async fn members(&self, ctx: &TenantCtx) -> Result<Vec<MemberRecord>, DbErr> {
+        let rows = memberships::Entity::find()
+            .filter(memberships::Column::TenantId.eq(ctx.tenant_id().uuid()))
+            .order_by_asc(memberships::Column::CreatedAt)
+            .find_also_related(users::Entity)
+            .all(&self.db)
+            .await?;
+        let mut members: Vec<MemberRecord> = rows
+            .into_iter()
+            .filter_map(|(m, u)| u.map(|u| member_record(m, u)))
+            .collect();
+        members.sort_by(|a, b| b.role.cmp(&a.role).then(a.joined_at.cmp(&b.joined_at)));
+        Ok(members)
+    }
+
+    /// One member of the scoped tenant; `None` for a membership of another tenant.
+    pub async fn member(
+        &self,
+        ctx: &TenantCtx,
+        id: MembershipId,
+    ) -> Result<Option<MemberRecord>, DbErr> {
+        Ok(memberships::Entity::find_by_id(id.uuid())
+            .filter(memberships::Column::TenantId.eq(ctx.tenant_id().uuid()))
+            .find_also_related(users::Entity)
+            .one(&self.db)
+            .await?
+            .and_then(|(m, u)| u.map(|u| member_record(m, u))))
+    }
+
+    /// Number of owners of the scoped tenant (the last one may not leave).
+    pub async fn count_owners(&self, ctx: &TenantCtx) -> Result<u64, DbErr> {
+        memberships::Entity::find()
+            .filter(memberships::Column::TenantId.eq(ctx.tenant_id().uuid()))
+            .filter(memberships::Column::Role.eq(Role::Owner.as_str()))
+            .count(&self.db)
+            .await
+    }
+
+    /// Changes a member's role within the scoped tenant.
+    pub async fn set_member_role(
+        &self,
+        ctx: &TenantCtx,
+        id: MembershipId,
+        role: Role,
+    ) -> Result<bool, DbErr> {
+        let result = memberships::Entity::update_many()
+            .col_expr(
+                memberships::Column::Role,
+                sea_orm::sea_query::Expr::value(role.as_str()),
+            )
+            .filter(memberships::Column::Id.eq(id.uuid()))
+            .filter(memberships::Column::TenantId.eq(ctx.tenant_id().uuid()))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// Removes a member from the scoped tenant.
+    pub async fn remove_member(&self, ctx: &TenantCtx, id: MembershipId) -> Result<bool, DbErr> {
+        let result = memberships::Entity::delete_many()
+            .filter(memberships::Column::Id.eq(id.uuid()))
+            .filter(memberships::Column::TenantId.eq(ctx.tenant_id().uuid()))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+}
+
+fn member_record(m: memberships::Model, u: users::Model) -> MemberRecord {
+    MemberRecord {
+        id: MembershipId::from_uuid(m.id),
+        user_id: UserId::from_uuid(u.id),
+        name: u.name,
+        email: u.email,
+        role: role_of(&m.role),
+        joined_at: m.created_at,
+    }
+}

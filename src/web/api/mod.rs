@@ -1,0 +1,162 @@
+//! The JSON API under `/api/v1`: bearer API tokens, one error shape, an OpenAPI document.
+
+use super::extract::ApiClient;
+use crate::error::{ApiError, ApiErrorBody, ApiResult, AppError};
+use crate::services::App;
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+
+/// The OpenAPI document; later resources add their paths here.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Sluice API", description = "Manage a Sluice workspace programmatically. Authenticate with `Authorization: Bearer <API token>`; a token acts in one workspace."),
+    paths(me, members, audit_events),
+    components(schemas(ApiErrorBody)),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags((name = "workspace", description = "The workspace the token belongs to"))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("slc_…")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// GET /api/v1/openapi.json
+pub async fn openapi() -> ApiResult<HttpResponse> {
+    let json = ApiDoc::openapi()
+        .to_pretty_json()
+        .map_err(|e| ApiError(AppError::Internal(e.into())))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(json))
+}
+
+/// Unknown API paths answer in the API's error shape.
+pub async fn not_found() -> ApiResult<HttpResponse> {
+    Err(ApiError(AppError::NotFound))
+}
+
+/// The caller's workspace and access.
+#[derive(Serialize, ToSchema)]
+pub struct MeResponse {
+    /// Workspace id.
+    pub workspace_id: uuid::Uuid,
+    /// Workspace name.
+    pub workspace_name: String,
+    /// The token's access: `admin` or `viewer`.
+    pub role: String,
+}
+
+/// Who am I: the workspace and role of the presented token.
+#[utoipa::path(get, path = "/api/v1/me", tag = "workspace",
+    responses((status = 200, body = MeResponse), (status = 401, body = ApiErrorBody)))]
+pub async fn me(app: web::Data<App>, client: ApiClient) -> ApiResult<web::Json<MeResponse>> {
+    let tenant = app.store.tenant(&client.ctx).await?;
+    Ok(web::Json(MeResponse {
+        workspace_id: tenant.id,
+        workspace_name: tenant.name,
+        role: client.role().to_string(),
+    }))
+}
+
+/// A member of the workspace.
+#[derive(Serialize, ToSchema)]
+pub struct MemberDto {
+    /// Membership id.
+    pub id: uuid::Uuid,
+    /// Name.
+    pub name: String,
+    /// E-mail.
+    pub email: String,
+    /// `owner`, `admin` or `viewer`.
+    pub role: String,
+    /// When they joined.
+    pub joined_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Members of the token's workspace.
+#[utoipa::path(get, path = "/api/v1/members", tag = "workspace",
+    responses((status = 200, body = Vec<MemberDto>), (status = 401, body = ApiErrorBody)))]
+pub async fn members(
+    app: web::Data<App>,
+    client: ApiClient,
+) -> ApiResult<web::Json<Vec<MemberDto>>> {
+    let members = app.store.members(&client.ctx).await?;
+    Ok(web::Json(
+        members
+            .into_iter()
+            .map(|m| MemberDto {
+                id: m.id.uuid(),
+                name: m.name,
+                email: m.email,
+                role: m.role.to_string(),
+                joined_at: m.joined_at,
+            })
+            .collect(),
+    ))
+}
+
+/// Query for the audit log.
+#[derive(Deserialize, IntoParams)]
+pub struct AuditQuery {
+    /// Most recent N events (1–500, default 100).
+    pub limit: Option<u64>,
+}
+
+/// An audit log entry.
+#[derive(Serialize, ToSchema)]
+pub struct AuditEventDto {
+    /// Event id.
+    pub id: uuid::Uuid,
+    /// Who acted.
+    pub actor: String,
+    /// What happened, e.g. `member.invited`.
+    pub action: String,
+    /// What it happened to.
+    pub target: Option<String>,
+    /// Client address.
+    pub ip: Option<String>,
+    /// When.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The workspace's audit log, newest first.
+#[utoipa::path(get, path = "/api/v1/audit-events", tag = "workspace", params(AuditQuery),
+    responses((status = 200, body = Vec<AuditEventDto>), (status = 401, body = ApiErrorBody)))]
+pub async fn audit_events(
+    app: web::Data<App>,
+    client: ApiClient,
+    query: web::Query<AuditQuery>,
+) -> ApiResult<web::Json<Vec<AuditEventDto>>> {
+    let limit = query.limit.unwrap_or(100).clamp(1, 500);
+    let events = app.store.audit_events(&client.ctx, limit).await?;
+    Ok(web::Json(
+        events
+            .into_iter()
+            .map(|e| AuditEventDto {
+                id: e.id,
+                actor: e.actor,
+                action: e.action,
+                target: e.target,
+                ip: e.ip,
+                created_at: e.created_at,
+            })
+            .collect(),
+    ))
+}

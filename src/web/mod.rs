@@ -1,0 +1,136 @@
+//! The web layer: the one route table, middleware, extractors, and one module per
+//! resource. Handlers are thin: form → service call → page or redirect.
+
+pub mod api;
+pub mod extract;
+pub mod flash;
+pub mod middleware;
+pub mod shell;
+
+mod account;
+mod auth;
+mod dashboard;
+mod members;
+mod ops;
+mod tokens;
+mod workspaces;
+
+use crate::error::{ApiError, AppError};
+use crate::services::App;
+use actix_web::middleware::{NormalizePath, TrailingSlash, from_fn};
+use actix_web::{App as ActixApp, HttpRequest, HttpServer, dev::Server, web};
+use std::net::TcpListener;
+use tracing_actix_web::TracingLogger;
+
+/// Largest form or JSON body accepted.
+const BODY_LIMIT: usize = 256 * 1024;
+
+/// Builds the HTTP server on an already-bound listener.
+pub fn server(app: App, listener: TcpListener) -> anyhow::Result<Server> {
+    let data = web::Data::new(app);
+    let server = HttpServer::new(move || {
+        ActixApp::new()
+            .app_data(data.clone())
+            .app_data(web::FormConfig::default().limit(BODY_LIMIT))
+            .app_data(web::PayloadConfig::new(BODY_LIMIT))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(BODY_LIMIT)
+                    .error_handler(|err, _| ApiError(AppError::BadRequest(err.to_string())).into()),
+            )
+            .wrap(from_fn(middleware::csrf_and_flash))
+            .wrap(from_fn(middleware::security_headers))
+            .wrap(from_fn(middleware::http_metrics))
+            .wrap(NormalizePath::new(TrailingSlash::Trim))
+            .wrap(TracingLogger::<ops::RouteSpan>::new())
+            .configure(routes)
+    })
+    .listen(listener)?
+    .disable_signals()
+    .shutdown_timeout(30)
+    .run();
+    Ok(server)
+}
+
+/// The one route table.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(dashboard::home))
+        .route("/healthz", web::get().to(ops::healthz))
+        .route("/readyz", web::get().to(ops::readyz))
+        .route("/metrics", web::get().to(ops::metrics))
+        // Accounts
+        .route("/setup/{token}", web::get().to(auth::setup_form))
+        .route("/setup/{token}", web::post().to(auth::setup_submit))
+        .route("/login", web::get().to(auth::login_form))
+        .route("/login", web::post().to(auth::login_submit))
+        .route("/logout", web::post().to(auth::logout))
+        .route("/account", web::get().to(account::show))
+        .route(
+            "/account/password",
+            web::post().to(account::change_password),
+        )
+        // Workspaces
+        .route("/dashboard", web::get().to(dashboard::show))
+        .route("/workspaces/new", web::get().to(workspaces::new_form))
+        .route("/workspaces", web::post().to(workspaces::create))
+        .route("/workspaces/switch", web::post().to(workspaces::switch))
+        .route(
+            "/settings/workspace",
+            web::get().to(workspaces::settings_form),
+        )
+        .route(
+            "/settings/workspace",
+            web::post().to(workspaces::settings_submit),
+        )
+        .route("/settings/audit", web::get().to(workspaces::audit_log))
+        // Members and invitations
+        .route("/settings/members", web::get().to(members::index))
+        .route("/settings/members/invite", web::post().to(members::invite))
+        .route(
+            "/settings/members/{id}/role",
+            web::post().to(members::change_role),
+        )
+        .route(
+            "/settings/members/{id}/remove",
+            web::post().to(members::remove),
+        )
+        .route(
+            "/settings/invitations/{id}/revoke",
+            web::post().to(members::revoke_invitation),
+        )
+        .route("/invite/{token}", web::get().to(members::invitation))
+        .route("/invite/{token}", web::post().to(members::accept))
+        // API tokens
+        .route("/settings/api-tokens", web::get().to(tokens::index))
+        .route("/settings/api-tokens", web::post().to(tokens::create))
+        .route(
+            "/settings/api-tokens/{id}/revoke",
+            web::post().to(tokens::revoke),
+        )
+        // JSON API
+        .service(
+            web::scope("/api/v1")
+                .route("/openapi.json", web::get().to(api::openapi))
+                .route("/me", web::get().to(api::me))
+                .route("/members", web::get().to(api::members))
+                .route("/audit-events", web::get().to(api::audit_events))
+                .default_service(web::to(api::not_found)),
+        )
+        .service(actix_files::Files::new("/static", static_dir()).prefer_utf8(true))
+        .default_service(web::to(not_found));
+}
+
+/// Where static assets are: next to the binary's working directory, or the crate root
+/// when run from a source checkout.
+fn static_dir() -> std::path::PathBuf {
+    let here = std::path::PathBuf::from("static");
+    if here.is_dir() {
+        here
+    } else {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("static")
+    }
+}
+
+async fn not_found(_req: HttpRequest) -> Result<actix_web::HttpResponse, AppError> {
+    Err(AppError::NotFound)
+}

@@ -1,0 +1,68 @@
+//! Operations endpoints: liveness, readiness, Prometheus metrics, and the request span.
+
+use crate::services::App;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::{Error, HttpResponse, web};
+use tracing::Span;
+use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
+
+/// The process is up.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok")
+}
+
+/// The process can serve: the database answers. 503 otherwise, so a load balancer stops
+/// sending traffic here.
+pub async fn readyz(app: web::Data<App>) -> HttpResponse {
+    match app.store.ping().await {
+        Ok(()) => HttpResponse::Ok().content_type("text/plain").body("ready"),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            HttpResponse::ServiceUnavailable()
+                .content_type("text/plain")
+                .body("database unreachable")
+        }
+    }
+}
+
+/// Prometheus text format.
+pub async fn metrics(app: web::Data<App>) -> HttpResponse {
+    if !app.settings.metrics_enabled {
+        return HttpResponse::NotFound().finish();
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(crate::telemetry::prometheus().render())
+}
+
+/// Request spans that carry a request id and the route pattern, never the raw path or
+/// query string (they can contain invitation tokens or OAuth codes).
+pub struct RouteSpan;
+
+impl RootSpanBuilder for RouteSpan {
+    fn on_request_start(req: &ServiceRequest) -> Span {
+        use actix_web::HttpMessage;
+        let request_id = req
+            .extensions()
+            .get::<tracing_actix_web::RequestId>()
+            .map(|r| r.to_string())
+            .unwrap_or_default();
+        let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+        tracing::info_span!(
+            "http",
+            method = %req.method(),
+            route = %route,
+            request_id = %request_id,
+            status = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            http.status_code = tracing::field::Empty,
+            exception.message = tracing::field::Empty,
+            exception.details = tracing::field::Empty,
+        )
+    }
+
+    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
+        DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}

@@ -1,0 +1,185 @@
+//! Workspaces: create, switch, settings, audit log.
+
+use super::auth::render;
+use super::extract::{Member, SignedInUser, csrf_token, flashes};
+use super::flash::{self, Flash};
+use super::shell::Shell;
+use crate::domain::{FieldErrors, TenantId};
+use crate::error::{AppError, AppResult};
+use crate::services::{App, tenants};
+use crate::store::entities::audit_events;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+#[derive(Template)]
+#[template(path = "tenants/new.html")]
+struct NewWorkspacePage {
+    csrf: String,
+    flashes: Vec<crate::web::flash::Flash>,
+    name: String,
+    errors: FieldErrors,
+    has_workspaces: bool,
+}
+
+#[derive(Template)]
+#[template(path = "tenants/settings.html")]
+struct SettingsPage {
+    shell: Shell,
+    name: String,
+    slug: String,
+    time_zone: String,
+    time_zones: &'static [&'static str],
+    errors: FieldErrors,
+}
+
+#[derive(Template)]
+#[template(path = "tenants/audit.html")]
+struct AuditPage {
+    shell: Shell,
+    events: Vec<audit_events::Model>,
+}
+
+/// GET /workspaces/new
+pub async fn new_form(
+    req: HttpRequest,
+    app: web::Data<App>,
+    user: SignedInUser,
+) -> AppResult<HttpResponse> {
+    let has_workspaces = !app.store.memberships_of(user.user.id).await?.is_empty();
+    render(
+        &NewWorkspacePage {
+            csrf: csrf_token(&req),
+            flashes: flashes(&req),
+            name: String::new(),
+            errors: FieldErrors::new(),
+            has_workspaces,
+        },
+        StatusCode::OK,
+    )
+}
+
+#[derive(Deserialize)]
+pub struct NameForm {
+    name: String,
+}
+
+/// POST /workspaces
+pub async fn create(
+    req: HttpRequest,
+    app: web::Data<App>,
+    user: SignedInUser,
+    form: web::Form<NameForm>,
+) -> AppResult<HttpResponse> {
+    match tenants::create(&app, &user.user, &form.name).await {
+        Ok(id) => {
+            app.store.set_session_tenant(&user.session.id, id).await?;
+            Ok(flash::redirect(
+                "/dashboard",
+                Flash::success(format!("Workspace “{}” created.", form.name.trim())),
+            ))
+        }
+        Err(AppError::Invalid(errors)) => {
+            let has_workspaces = !app.store.memberships_of(user.user.id).await?.is_empty();
+            render(
+                &NewWorkspacePage {
+                    csrf: csrf_token(&req),
+                    flashes: Vec::new(),
+                    name: form.name.clone(),
+                    errors,
+                    has_workspaces,
+                },
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SwitchForm {
+    tenant_id: String,
+}
+
+/// POST /workspaces/switch
+pub async fn switch(
+    app: web::Data<App>,
+    user: SignedInUser,
+    form: web::Form<SwitchForm>,
+) -> AppResult<HttpResponse> {
+    let tenant: TenantId = form.tenant_id.parse().map_err(|_| AppError::NotFound)?;
+    tenants::switch(&app, user.user.id, &user.session.id, tenant).await?;
+    Ok(flash::see_other("/dashboard"))
+}
+
+/// GET /settings/workspace
+pub async fn settings_form(app: web::Data<App>, member: Member) -> AppResult<HttpResponse> {
+    let tenant = app.store.tenant(&member.ctx).await?;
+    render(
+        &SettingsPage {
+            shell: member.shell("tenant"),
+            name: tenant.name,
+            slug: tenant.slug,
+            time_zone: tenant.time_zone,
+            time_zones: tenants::TIME_ZONES,
+            errors: FieldErrors::new(),
+        },
+        StatusCode::OK,
+    )
+}
+
+#[derive(Deserialize)]
+pub struct SettingsForm {
+    name: String,
+    time_zone: String,
+}
+
+/// POST /settings/workspace
+pub async fn settings_submit(
+    app: web::Data<App>,
+    member: Member,
+    form: web::Form<SettingsForm>,
+) -> AppResult<HttpResponse> {
+    match tenants::update_settings(
+        &app,
+        &member.ctx,
+        &member.actor(),
+        &form.name,
+        &form.time_zone,
+    )
+    .await
+    {
+        Ok(()) => Ok(flash::redirect(
+            "/settings/workspace",
+            Flash::success("Workspace settings saved."),
+        )),
+        Err(AppError::Invalid(errors)) => {
+            let tenant = app.store.tenant(&member.ctx).await?;
+            render(
+                &SettingsPage {
+                    shell: member.shell("tenant"),
+                    name: form.name.clone(),
+                    slug: tenant.slug,
+                    time_zone: form.time_zone.clone(),
+                    time_zones: tenants::TIME_ZONES,
+                    errors,
+                },
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// GET /settings/audit
+pub async fn audit_log(app: web::Data<App>, member: Member) -> AppResult<HttpResponse> {
+    let events = app.store.audit_events(&member.ctx, 200).await?;
+    render(
+        &AuditPage {
+            shell: member.shell("audit"),
+            events,
+        },
+        StatusCode::OK,
+    )
+}
