@@ -1,0 +1,287 @@
+//! The test harness: a real Sluice process (HTTP server, workers, scheduler) on port 0
+//! with a fresh database — a SQLite file, or a fresh Postgres database when
+//! `SLUICE_TEST_POSTGRES_URL` is set — and a cookie-keeping HTTP client that fills in
+//! CSRF tokens the way a browser form would.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use reqwest::cookie::{CookieStore, Jar};
+use sea_orm::{ConnectionTrait, Database};
+use sluice::config::Settings;
+use sluice::services::App;
+use sluice::startup::{self, Roles, Running};
+use std::sync::Arc;
+
+/// A running Sluice for one test.
+pub struct TestApp {
+    pub running: Running,
+    pub base: String,
+    _dir: tempdir::TempDir,
+}
+
+pub mod tempdir {
+    /// A directory removed when dropped.
+    pub struct TempDir(pub std::path::PathBuf);
+    impl TempDir {
+        pub fn new() -> Self {
+            let dir = std::env::temp_dir().join(format!("sluice-test-{}", uuid::Uuid::now_v7()));
+            std::fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// Which database the suites run on.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("SLUICE_TEST_POSTGRES_URL").ok().filter(|s| !s.is_empty())
+}
+
+async fn fresh_database_url(dir: &std::path::Path) -> String {
+    match postgres_url() {
+        Some(admin_url) => {
+            let name = format!("sluice_test_{}", uuid::Uuid::now_v7().simple());
+            let admin = Database::connect(&admin_url).await.expect("connect to Postgres");
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create test database");
+            let mut url = url::Url::parse(&admin_url).unwrap();
+            url.set_path(&name);
+            url.to_string()
+        }
+        None => format!("sqlite://{}?mode=rwc", dir.join("sluice.db").display()),
+    }
+}
+
+impl TestApp {
+    /// Starts Sluice with default test settings.
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(&[]).await
+    }
+
+    /// Starts Sluice with extra `SLUICE_*` settings.
+    pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempdir::TempDir::new();
+        let database_url = fresh_database_url(&dir.0).await;
+        let mut vars: Vec<(String, String)> = vec![
+            ("SLUICE_DATABASE_URL".into(), database_url),
+            ("SLUICE_DATA_DIR".into(), dir.0.display().to_string()),
+            ("SLUICE_BIND".into(), "127.0.0.1:0".into()),
+            ("SLUICE_MASTER_KEY".into(), sluice::config::MasterKey::generate_base64()),
+            ("SLUICE_LOG".into(), std::env::var("SLUICE_TEST_LOG").unwrap_or_else(|_| "warn".into())),
+            ("SLUICE_JOB_RETRY_BASE_MS".into(), "50".into()),
+            ("SLUICE_JOB_RETRY_CAP_SECS".into(), "1".into()),
+            ("SLUICE_DB_MAX_CONNECTIONS".into(), "5".into()),
+        ];
+        vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let settings = Settings::from_vars(vars).unwrap();
+        sluice::telemetry::init(&settings);
+        let running = startup::start(settings, Roles::ALL).await.unwrap();
+        let base = format!("http://{}", running.addr);
+        TestApp { running, base, _dir: dir }
+    }
+
+    /// Shared application state (for arranging data the UI cannot, e.g. expiring rows).
+    pub fn app(&self) -> &App {
+        &self.running.app
+    }
+
+    /// A fresh browser-like client with its own cookies.
+    pub fn client(&self) -> Client {
+        let jar = Arc::new(Jar::default());
+        let http = reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Client { http, jar, base: self.base.clone() }
+    }
+
+    /// The path of the first-run setup link.
+    pub async fn setup_path(&self) -> String {
+        let link = sluice::services::accounts::setup_link(self.app()).await.unwrap().unwrap();
+        let url = url::Url::parse(&link).unwrap();
+        url.path().to_owned()
+    }
+
+    /// Completes first-run setup and returns the signed-in owner's client.
+    pub async fn owner(&self, email: &str, workspace: &str) -> Client {
+        let client = self.client();
+        let path = self.setup_path().await;
+        client.get(&path).await;
+        let res = client
+            .post_form(
+                &path,
+                &[
+                    ("name", "Owner One"),
+                    ("email", email),
+                    ("password", PASSWORD),
+                    ("password_confirm", PASSWORD),
+                    ("workspace", workspace),
+                ],
+            )
+            .await;
+        assert_eq!(res.status, 303, "setup failed: {}", res.body);
+        client
+    }
+
+    /// A second workspace with its own owner (created from the command-line service).
+    pub async fn another_tenant(&self, email: &str, workspace: &str) -> Client {
+        let app = self.app();
+        let user = sluice::services::accounts::create_user(app, email, "Other Owner", PASSWORD)
+            .await
+            .unwrap();
+        sluice::services::tenants::create(app, &user, workspace).await.unwrap();
+        let client = self.client();
+        client.sign_in(email, PASSWORD).await;
+        client
+    }
+
+    /// Stops gracefully.
+    pub async fn stop(self) {
+        self.running.stop().await;
+    }
+}
+
+/// A password that meets the rules.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A response read to the end.
+#[derive(Debug)]
+pub struct Page {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    /// The Location header of a redirect.
+    pub fn location(&self) -> &str {
+        self.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+
+    /// The value of the first `<code id="{id}">…</code>` on the page (secrets shown once).
+    pub fn code_by_id(&self, id: &str) -> String {
+        let marker = format!("<code id=\"{id}\">");
+        let start = self.body.find(&marker).unwrap_or_else(|| panic!("no {id} in page")) + marker.len();
+        let end = self.body[start..].find("</code>").unwrap() + start;
+        self.body[start..end].to_owned()
+    }
+
+    /// The first form action containing `fragment`.
+    pub fn action_containing(&self, fragment: &str) -> String {
+        let mut rest = self.body.as_str();
+        while let Some(i) = rest.find("action=\"") {
+            rest = &rest[i + 8..];
+            let end = rest.find('"').unwrap();
+            if rest[..end].contains(fragment) {
+                return rest[..end].to_owned();
+            }
+        }
+        panic!("no form action containing {fragment}")
+    }
+}
+
+/// A cookie-keeping client.
+#[derive(Clone)]
+pub struct Client {
+    pub http: reqwest::Client,
+    jar: Arc<Jar>,
+    pub base: String,
+}
+
+impl Client {
+    fn cookie(&self, name: &str) -> Option<String> {
+        let url = url::Url::parse(&self.base).unwrap();
+        let header = self.jar.cookies(&url)?;
+        header
+            .to_str()
+            .ok()?
+            .split("; ")
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")).map(str::to_owned))
+    }
+
+    async fn read(res: reqwest::Response) -> Page {
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let body = res.text().await.unwrap();
+        Page { status, headers, body }
+    }
+
+    pub async fn get(&self, path: &str) -> Page {
+        Self::read(self.http.get(format!("{}{path}", self.base)).send().await.unwrap()).await
+    }
+
+    /// Posts a form the way the page would: with the CSRF token from the cookie.
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        if self.cookie("sluice_csrf").is_none() {
+            self.get("/login").await;
+        }
+        let token = self.cookie("sluice_csrf").unwrap();
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        form.push(("csrf_token", &token));
+        Self::read(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .form(&form)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// Posts a form with no CSRF token (what a forged cross-site form would send).
+    pub async fn post_form_without_csrf(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        Self::read(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .form(fields)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn sign_in(&self, email: &str, password: &str) -> Page {
+        let page = self.post_form("/login", &[("email", email), ("password", password)]).await;
+        assert_eq!(page.status, 303, "sign-in failed: {}", page.body);
+        page
+    }
+
+    /// A JSON API call with a bearer token.
+    pub async fn api(&self, token: &str, path: &str) -> (u16, serde_json::Value) {
+        let res = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Creates an API token in the current workspace through the UI; returns the secret.
+    pub async fn create_api_token(&self, name: &str, role: &str) -> String {
+        let page = self
+            .post_form("/settings/api-tokens", &[("name", name), ("role", role), ("expires_in_days", "30")])
+            .await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        page.code_by_id("new-token")
+    }
+
+    /// Invites someone through the UI; returns the invitation path.
+    pub async fn invite(&self, email: &str, role: &str) -> String {
+        let page = self.post_form("/settings/members/invite", &[("email", email), ("role", role)]).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let link = page.code_by_id("invite-link");
+        url::Url::parse(&link).unwrap().path().to_owned()
+    }
+}
