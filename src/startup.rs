@@ -71,6 +71,17 @@ impl Running {
 /// Connects, migrates, and starts the requested roles.
 pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Running> {
     let started = Instant::now();
+    let listener = if roles.web {
+        let listener = TcpListener::bind(settings.bind)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?;
+        // With port 0 (tests, ad-hoc runs) links must name the port actually bound.
+        if settings.public_url.port() == Some(0) {
+            let _ = settings.public_url.set_port(Some(listener.local_addr()?.port()));
+        }
+        Some(listener)
+    } else {
+        None
+    };
     let master_key = settings.resolve_master_key()?;
     let store = Store::connect(&settings).await?;
     store.migrate().await?;
@@ -110,9 +121,7 @@ pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Runni
     }
     let mut addr = settings.bind;
     let mut server = None;
-    if roles.web {
-        let listener = TcpListener::bind(settings.bind)
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?;
+    if let Some(listener) = listener {
         addr = listener.local_addr()?;
         let http = crate::web::server(app.clone(), listener)?;
         server = Some(http.handle());

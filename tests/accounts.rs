@@ -1,4 +1,5 @@
 //! Accounts: first-run setup, sign-in and sign-out, sessions, throttling, passwords, CSRF.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 use common::{PASSWORD, TestApp};

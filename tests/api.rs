@@ -1,4 +1,5 @@
 //! The JSON API: bearer tokens, one error shape, the OpenAPI document.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 use common::TestApp;

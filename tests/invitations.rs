@@ -1,4 +1,5 @@
 //! Invitations and member management.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 use common::{PASSWORD, TestApp};

@@ -1,5 +1,6 @@
 //! The job queue: retries with backoff, a dead state, panics contained, housekeeping,
 //! and a scheduler that is safe with several processes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 use common::TestApp;

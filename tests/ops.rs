@@ -1,4 +1,5 @@
 //! Operations and the web shell: health, readiness, metrics, headers, error pages.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 use common::TestApp;

@@ -1,6 +1,7 @@
 //! Tenant isolation: no page, form or API call of one workspace reads or changes another's
 //! data. Every resource has its cross-tenant case; a foreign id answers exactly like a
 //! missing one (404).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 use common::TestApp;

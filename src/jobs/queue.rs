@@ -20,11 +20,14 @@ pub enum QueueBackend {
     Postgres(PgPool),
 }
 
+/// Local workers waiting for pushes, per queue.
+type Wakers = HashMap<&'static str, Vec<mpsc::UnboundedSender<()>>>;
+
 /// Pushes jobs; cheap to clone.
 #[derive(Clone)]
 pub struct JobQueue {
     backend: QueueBackend,
-    wakers: Arc<Mutex<HashMap<&'static str, Vec<mpsc::UnboundedSender<()>>>>>,
+    wakers: Arc<Mutex<Wakers>>,
 }
 
 /// Creates apalis's tables (SQLite `Jobs`/`Workers`, Postgres schema `apalis`). Only the

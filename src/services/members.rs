@@ -133,7 +133,7 @@ pub async fn accept_with_new_account(
     client: &ClientInfo,
 ) -> AppResult<(InvitationWithTenant, SignedIn)> {
     let inv = open_invitation(app, token).await?;
-    let email = Email::parse(&inv.invitation.email).map_err(|m| AppError::BadRequest(m))?;
+    let email = Email::parse(&inv.invitation.email).map_err(AppError::BadRequest)?;
     if app.store.user_by_email(&email).await?.is_some() {
         return Err(AppError::invalid(
             "password",

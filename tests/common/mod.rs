@@ -15,6 +15,7 @@ use std::sync::Arc;
 pub struct TestApp {
     pub running: Running,
     pub base: String,
+    database_url: String,
     _dir: tempdir::TempDir,
 }
 
@@ -69,7 +70,7 @@ impl TestApp {
         let dir = tempdir::TempDir::new();
         let database_url = fresh_database_url(&dir.0).await;
         let mut vars: Vec<(String, String)> = vec![
-            ("SLUICE_DATABASE_URL".into(), database_url),
+            ("SLUICE_DATABASE_URL".into(), database_url.clone()),
             ("SLUICE_DATA_DIR".into(), dir.0.display().to_string()),
             ("SLUICE_BIND".into(), "127.0.0.1:0".into()),
             ("SLUICE_MASTER_KEY".into(), sluice::config::MasterKey::generate_base64()),
@@ -83,7 +84,7 @@ impl TestApp {
         sluice::telemetry::init(&settings);
         let running = startup::start(settings, Roles::ALL).await.unwrap();
         let base = format!("http://{}", running.addr);
-        TestApp { running, base, _dir: dir }
+        TestApp { running, base, database_url, _dir: dir }
     }
 
     /// Shared application state (for arranging data the UI cannot, e.g. expiring rows).
@@ -142,9 +143,15 @@ impl TestApp {
         client
     }
 
-    /// Stops gracefully.
+    /// Stops gracefully and drops the test's Postgres database.
     pub async fn stop(self) {
         self.running.stop().await;
+        if let Some(admin_url) = postgres_url() {
+            let name = url::Url::parse(&self.database_url).unwrap().path().trim_start_matches('/').to_owned();
+            if let Ok(admin) = Database::connect(&admin_url).await {
+                let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+            }
+        }
     }
 }
 

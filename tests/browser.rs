@@ -1,0 +1,151 @@
+//! Browser tests: headless Chromium driven over WebDriver (chromedriver), against the real
+//! server. They run when chromedriver is installed, and are required (fail instead of
+//! skipping) when `SLUICE_BROWSER_TESTS=1`, as `.ci/run` sets.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::{PASSWORD, TestApp};
+use fantoccini::{Client, ClientBuilder, Locator};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct Driver {
+    process: Child,
+    client: Client,
+    _profile: common::tempdir::TempDir,
+}
+
+impl Driver {
+    /// Starts chromedriver and a headless Chromium session; `None` when not installed
+    /// (unless browser tests are required).
+    async fn start() -> Option<Driver> {
+        let required = std::env::var("SLUICE_BROWSER_TESTS").is_ok_and(|v| v == "1");
+        let driver_bin = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let process = match Command::new(&driver_bin)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Ok(p) => p,
+            Err(e) if !required => {
+                eprintln!("skipping browser test: {driver_bin} not available ({e})");
+                return None;
+            }
+            Err(e) => panic!("SLUICE_BROWSER_TESTS=1 but {driver_bin} cannot start: {e}"),
+        };
+        let profile = common::tempdir::TempDir::new();
+        let caps: serde_json::Map<String, serde_json::Value> = serde_json::from_value(serde_json::json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--no-first-run", "--window-size=1400,1000",
+                    format!("--user-data-dir={}", profile.0.display()),
+                ]
+            }
+        }))
+        .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let mut last_error = String::new();
+        for _ in 0..50 {
+            let mut builder = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
+            builder.capabilities(caps.clone());
+            match builder.connect(&url).await {
+                Ok(client) => return Some(Driver { process, client, _profile: profile }),
+                Err(e) => last_error = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("could not start a Chromium session: {last_error}");
+    }
+
+    async fn fill(&self, name: &str, value: &str) {
+        let field = self.client.find(Locator::Css(&format!("[name='{name}']"))).await.unwrap();
+        field.clear().await.unwrap();
+        field.send_keys(value).await.unwrap();
+    }
+
+    async fn submit(&self, selector: &str) {
+        self.client.find(Locator::Css(selector)).await.unwrap().click().await.unwrap();
+    }
+
+    /// Waits for the navigation a click started to land on `path`.
+    async fn wait_for_path(&self, path: &str) {
+        for _ in 0..100 {
+            let ready = self.client.execute("return document.readyState", vec![]).await.ok();
+            if self.client.current_url().await.unwrap().path() == path
+                && ready.as_ref().and_then(|v| v.as_str()) == Some("complete")
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("never reached {path}; at {}", self.client.current_url().await.unwrap());
+    }
+
+    async fn text(&self) -> String {
+        self.client.find(Locator::Css("body")).await.unwrap().text().await.unwrap()
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.unwrap();
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    async fn stop(mut self) {
+        let _ = self.client.close().await;
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_newcomer_sets_up_signs_in_and_sees_the_dashboard() {
+    let Some(browser) = Driver::start().await else { return };
+    let app = TestApp::spawn().await;
+    let setup = format!("{}{}", app.base, app.setup_path().await);
+
+    browser.client.goto(&setup).await.unwrap();
+    assert!(browser.text().await.contains("Set up Sluice"));
+    browser.fill("name", "Ada Lovelace").await;
+    browser.fill("email", "ada@example.com").await;
+    browser.fill("password", PASSWORD).await;
+    browser.fill("password_confirm", PASSWORD).await;
+    browser.fill("workspace", "Acme").await;
+    browser.screenshot("setup").await;
+    browser.submit("button[type=submit]").await;
+    browser.wait_for_path("/dashboard").await;
+    let text = browser.text().await;
+    assert!(text.contains("Welcome to Sluice! Your workspace is ready."), "{text}");
+    assert!(text.contains("No integrations yet"));
+    browser.screenshot("dashboard").await;
+
+    // Sign out, then sign in through the form.
+    browser.submit(".user-menu button[type=submit]").await;
+    browser.wait_for_path("/login").await;
+    assert!(browser.text().await.contains("You have been signed out."));
+    browser.fill("email", "ada@example.com").await;
+    browser.fill("password", PASSWORD).await;
+    browser.screenshot("login").await;
+    browser.submit("button[type=submit]").await;
+    browser.wait_for_path("/dashboard").await;
+    let text = browser.text().await;
+    assert!(text.contains("Dashboard") && text.contains("Acme"), "{text}");
+
+    // The members page with an invitation link, for the record.
+    browser.client.goto(&format!("{}/settings/members", app.base)).await.unwrap();
+    browser.fill("email", "grace@example.com").await;
+    browser.submit("form[action='/settings/members/invite'] button[type=submit]").await;
+    browser.wait_for_path("/settings/members/invite").await;
+    assert!(browser.text().await.contains("Invitation created for grace@example.com"));
+    browser.screenshot("members").await;
+
+    browser.stop().await;
+    app.stop().await;
+}
