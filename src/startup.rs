@@ -76,7 +76,9 @@ pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Runni
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?;
         // With port 0 (tests, ad-hoc runs) links must name the port actually bound.
         if settings.public_url.port() == Some(0) {
-            let _ = settings.public_url.set_port(Some(listener.local_addr()?.port()));
+            let _ = settings
+                .public_url
+                .set_port(Some(listener.local_addr()?.port()));
         }
         Some(listener)
     } else {

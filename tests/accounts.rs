@@ -15,27 +15,61 @@ async fn the_setup_link_creates_the_first_owner_once() {
     assert!(form.body.contains("Set up Sluice"));
 
     let invalid = browser
-        .post_form(&path, &[("name", ""), ("email", "nope"), ("password", "short"), ("password_confirm", "short"), ("workspace", "Acme")])
+        .post_form(
+            &path,
+            &[
+                ("name", ""),
+                ("email", "nope"),
+                ("password", "short"),
+                ("password_confirm", "short"),
+                ("workspace", "Acme"),
+            ],
+        )
         .await;
     assert_eq!(invalid.status, 422);
     assert!(invalid.body.contains("Enter a name."));
-    assert!(invalid.body.contains("Enter an e-mail address like name@example.com."));
+    assert!(
+        invalid
+            .body
+            .contains("Enter an e-mail address like name@example.com.")
+    );
     assert!(invalid.body.contains("Use at least 10 characters"));
-    assert!(invalid.body.contains("value=\"Acme\""), "entered values are kept");
+    assert!(
+        invalid.body.contains("value=\"Acme\""),
+        "entered values are kept"
+    );
 
     let done = browser
-        .post_form(&path, &[("name", "Ada"), ("email", "ada@example.com"), ("password", PASSWORD), ("password_confirm", PASSWORD), ("workspace", "Acme")])
+        .post_form(
+            &path,
+            &[
+                ("name", "Ada"),
+                ("email", "ada@example.com"),
+                ("password", PASSWORD),
+                ("password_confirm", PASSWORD),
+                ("workspace", "Acme"),
+            ],
+        )
         .await;
     assert_eq!(done.status, 303);
     assert_eq!(done.location(), "/dashboard");
     let dashboard = browser.get("/dashboard").await;
     assert_eq!(dashboard.status, 200);
-    assert!(dashboard.body.contains("Welcome to Sluice! Your workspace is ready."));
+    assert!(
+        dashboard
+            .body
+            .contains("Welcome to Sluice! Your workspace is ready.")
+    );
     assert!(dashboard.body.contains("Acme"));
 
     let again = app.client().get(&path).await;
     assert_eq!(again.status, 410, "the link works once");
-    assert!(sluice::services::accounts::setup_link(app.app()).await.unwrap().is_none());
+    assert!(
+        sluice::services::accounts::setup_link(app.app())
+            .await
+            .unwrap()
+            .is_none()
+    );
     app.stop().await;
 }
 
@@ -48,19 +82,68 @@ async fn members_sign_in_and_out_and_sessions_rotate() {
 
     let browser = app.client();
     assert_eq!(browser.get("/dashboard").await.location(), "/login");
-    let wrong = browser.post_form("/login", &[("email", "ada@example.com"), ("password", "wrong password!")]).await;
+    let wrong = browser
+        .post_form(
+            "/login",
+            &[
+                ("email", "ada@example.com"),
+                ("password", "wrong password!"),
+            ],
+        )
+        .await;
     assert_eq!(wrong.status, 422);
-    assert!(wrong.body.contains("The e-mail or password is not correct."));
-    let unknown = browser.post_form("/login", &[("email", "nobody@example.com"), ("password", PASSWORD)]).await;
-    assert!(unknown.body.contains("The e-mail or password is not correct."), "no account enumeration");
+    assert!(
+        wrong
+            .body
+            .contains("The e-mail or password is not correct.")
+    );
+    let unknown = browser
+        .post_form(
+            "/login",
+            &[("email", "nobody@example.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert!(
+        unknown
+            .body
+            .contains("The e-mail or password is not correct."),
+        "no account enumeration"
+    );
 
-    let ok = browser.post_form("/login", &[("email", "ADA@example.com "), ("password", PASSWORD), ("next", "/settings/members")]).await;
+    let ok = browser
+        .post_form(
+            "/login",
+            &[
+                ("email", "ADA@example.com "),
+                ("password", PASSWORD),
+                ("next", "/settings/members"),
+            ],
+        )
+        .await;
     assert_eq!(ok.status, 303);
     assert_eq!(ok.location(), "/settings/members");
-    let cookie = ok.headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).find(|c| c.starts_with("sluice_session=")).unwrap();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    let cookie = ok
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("sluice_session="))
+        .unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
 
-    let open_redirect = browser.post_form("/login", &[("email", "ada@example.com"), ("password", PASSWORD), ("next", "//evil.example")]).await;
+    let open_redirect = browser
+        .post_form(
+            "/login",
+            &[
+                ("email", "ada@example.com"),
+                ("password", PASSWORD),
+                ("next", "//evil.example"),
+            ],
+        )
+        .await;
     assert_eq!(open_redirect.location(), "/dashboard");
     app.stop().await;
 }
@@ -75,11 +158,27 @@ async fn repeated_failures_are_throttled_without_locking_out_the_known_browser()
 
     let attacker = app.client();
     for _ in 0..5 {
-        let page = attacker.post_form("/login", &[("email", "ada@example.com"), ("password", "guess guess guess")]).await;
+        let page = attacker
+            .post_form(
+                "/login",
+                &[
+                    ("email", "ada@example.com"),
+                    ("password", "guess guess guess"),
+                ],
+            )
+            .await;
         assert_eq!(page.status, 422);
     }
-    let blocked = attacker.post_form("/login", &[("email", "ada@example.com"), ("password", PASSWORD)]).await;
-    assert_eq!(blocked.status, 429, "even the right password is refused while throttled");
+    let blocked = attacker
+        .post_form(
+            "/login",
+            &[("email", "ada@example.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(
+        blocked.status, 429,
+        "even the right password is refused while throttled"
+    );
     assert!(blocked.headers.get("retry-after").is_some());
     assert!(blocked.body.contains("Too many attempts"));
 
@@ -87,9 +186,20 @@ async fn repeated_failures_are_throttled_without_locking_out_the_known_browser()
     // all tests use 127.0.0.1, so the attacker's pair/IP block already applies).
     let (_, _, account_key) = sluice::auth::throttle::keys("ada@example.com", "127.0.0.1");
     for _ in 0..20 {
-        sluice::auth::throttle::record_failure(&app.app().store, &account_key, sluice::auth::throttle::PER_ACCOUNT).await.unwrap();
+        sluice::auth::throttle::record_failure(
+            &app.app().store,
+            &account_key,
+            sluice::auth::throttle::PER_ACCOUNT,
+        )
+        .await
+        .unwrap();
     }
-    assert!(sluice::auth::throttle::blocked_for(&app.app().store, &account_key).await.unwrap().is_some());
+    assert!(
+        sluice::auth::throttle::blocked_for(&app.app().store, &account_key)
+            .await
+            .unwrap()
+            .is_some()
+    );
 
     // The real user on their known browser (device cookie) is not locked out by the
     // account-wide block, only by the per-address block: clear that one to isolate it.
@@ -97,10 +207,24 @@ async fn repeated_failures_are_throttled_without_locking_out_the_known_browser()
     app.app().store.clear_throttle(&pair).await.unwrap();
     app.app().store.clear_throttle(&ip).await.unwrap();
     owner.post_form("/logout", &[]).await;
-    let known = owner.post_form("/login", &[("email", "ada@example.com"), ("password", PASSWORD)]).await;
+    let known = owner
+        .post_form(
+            "/login",
+            &[("email", "ada@example.com"), ("password", PASSWORD)],
+        )
+        .await;
     assert_eq!(known.status, 303, "known device gets in: {}", known.body);
-    let unknown_device = app.client().post_form("/login", &[("email", "ada@example.com"), ("password", PASSWORD)]).await;
-    assert_eq!(unknown_device.status, 429, "a new browser is held back by the account block");
+    let unknown_device = app
+        .client()
+        .post_form(
+            "/login",
+            &[("email", "ada@example.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(
+        unknown_device.status, 429,
+        "a new browser is held back by the account block"
+    );
     app.stop().await;
 }
 
@@ -112,17 +236,51 @@ async fn changing_the_password_ends_other_sessions() {
     second.sign_in("ada@example.com", PASSWORD).await;
     assert_eq!(second.get("/dashboard").await.status, 200);
 
-    let wrong = first.post_form("/account/password", &[("current_password", "not it at all"), ("new_password", "a brand new phrase"), ("new_password_confirm", "a brand new phrase")]).await;
+    let wrong = first
+        .post_form(
+            "/account/password",
+            &[
+                ("current_password", "not it at all"),
+                ("new_password", "a brand new phrase"),
+                ("new_password_confirm", "a brand new phrase"),
+            ],
+        )
+        .await;
     assert_eq!(wrong.status, 422);
     assert!(wrong.body.contains("The current password is not correct."));
 
-    let changed = first.post_form("/account/password", &[("current_password", PASSWORD), ("new_password", "a brand new phrase"), ("new_password_confirm", "a brand new phrase")]).await;
+    let changed = first
+        .post_form(
+            "/account/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", "a brand new phrase"),
+                ("new_password_confirm", "a brand new phrase"),
+            ],
+        )
+        .await;
     assert_eq!(changed.status, 303, "{}", changed.body);
-    assert_eq!(first.get("/dashboard").await.status, 200, "the changing browser stays in");
-    assert_eq!(second.get("/dashboard").await.status, 303, "other sessions end");
-    let old = app.client().post_form("/login", &[("email", "ada@example.com"), ("password", PASSWORD)]).await;
+    assert_eq!(
+        first.get("/dashboard").await.status,
+        200,
+        "the changing browser stays in"
+    );
+    assert_eq!(
+        second.get("/dashboard").await.status,
+        303,
+        "other sessions end"
+    );
+    let old = app
+        .client()
+        .post_form(
+            "/login",
+            &[("email", "ada@example.com"), ("password", PASSWORD)],
+        )
+        .await;
     assert_eq!(old.status, 422);
-    app.client().sign_in("ada@example.com", "a brand new phrase").await;
+    app.client()
+        .sign_in("ada@example.com", "a brand new phrase")
+        .await;
     app.stop().await;
 }
 
@@ -142,7 +300,11 @@ async fn idle_and_expired_sessions_end() {
     ))
     .await
     .unwrap();
-    assert_eq!(owner.get("/dashboard").await.status, 303, "idle session ended");
+    assert_eq!(
+        owner.get("/dashboard").await.status,
+        303,
+        "idle session ended"
+    );
     app.stop().await;
 }
 
@@ -150,7 +312,12 @@ async fn idle_and_expired_sessions_end() {
 async fn state_changes_need_a_csrf_token_and_a_post() {
     let app = TestApp::spawn().await;
     let owner = app.owner("ada@example.com", "Acme").await;
-    let forged = owner.post_form_without_csrf("/settings/members/invite", &[("email", "eve@example.com"), ("role", "owner")]).await;
+    let forged = owner
+        .post_form_without_csrf(
+            "/settings/members/invite",
+            &[("email", "eve@example.com"), ("role", "owner")],
+        )
+        .await;
     assert_eq!(forged.status, 403);
     assert!(forged.body.contains("This form has expired"));
     let cross_site = owner
@@ -161,7 +328,11 @@ async fn state_changes_need_a_csrf_token_and_a_post() {
         .await
         .unwrap();
     assert_eq!(cross_site.status().as_u16(), 403);
-    assert_eq!(owner.get("/logout").await.status, 404, "no state change on GET");
+    assert_eq!(
+        owner.get("/logout").await.status,
+        404,
+        "no state change on GET"
+    );
     assert_eq!(owner.get("/dashboard").await.status, 200, "still signed in");
     let members = owner.get("/settings/members").await;
     assert!(!members.body.contains("eve@example.com"));

@@ -35,7 +35,12 @@ async fn api_errors_share_one_shape() {
     assert_eq!(status, 401);
     assert_eq!(body["error"]["code"], "unauthenticated");
     assert!(body["error"]["message"].is_string());
-    let res = client.http.get(format!("{}/api/v1/me", client.base)).send().await.unwrap();
+    let res = client
+        .http
+        .get(format!("{}/api/v1/me", client.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status().as_u16(), 401);
     assert_eq!(res.headers()["www-authenticate"], "Bearer");
     let (status, body) = client.api("x", "/api/v1/nothing-here").await;

@@ -21,7 +21,11 @@ impl Driver {
     async fn start() -> Option<Driver> {
         let required = std::env::var("SLUICE_BROWSER_TESTS").is_ok_and(|v| v == "1");
         let driver_bin = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let process = match Command::new(&driver_bin)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -52,10 +56,17 @@ impl Driver {
         let url = format!("http://127.0.0.1:{port}");
         let mut last_error = String::new();
         for _ in 0..50 {
-            let mut builder = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
+            let mut builder =
+                ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
             builder.capabilities(caps.clone());
             match builder.connect(&url).await {
-                Ok(client) => return Some(Driver { process, client, _profile: profile }),
+                Ok(client) => {
+                    return Some(Driver {
+                        process,
+                        client,
+                        _profile: profile,
+                    });
+                }
                 Err(e) => last_error = e.to_string(),
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -64,19 +75,33 @@ impl Driver {
     }
 
     async fn fill(&self, name: &str, value: &str) {
-        let field = self.client.find(Locator::Css(&format!("[name='{name}']"))).await.unwrap();
+        let field = self
+            .client
+            .find(Locator::Css(&format!("[name='{name}']")))
+            .await
+            .unwrap();
         field.clear().await.unwrap();
         field.send_keys(value).await.unwrap();
     }
 
     async fn submit(&self, selector: &str) {
-        self.client.find(Locator::Css(selector)).await.unwrap().click().await.unwrap();
+        self.client
+            .find(Locator::Css(selector))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
     }
 
     /// Waits for the navigation a click started to land on `path`.
     async fn wait_for_path(&self, path: &str) {
         for _ in 0..100 {
-            let ready = self.client.execute("return document.readyState", vec![]).await.ok();
+            let ready = self
+                .client
+                .execute("return document.readyState", vec![])
+                .await
+                .ok();
             if self.client.current_url().await.unwrap().path() == path
                 && ready.as_ref().and_then(|v| v.as_str()) == Some("complete")
             {
@@ -84,11 +109,31 @@ impl Driver {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("never reached {path}; at {}", self.client.current_url().await.unwrap());
+        panic!(
+            "never reached {path}; at {}",
+            self.client.current_url().await.unwrap()
+        );
+    }
+
+    /// Waits until the visible page text contains `needle` (flashes fade in).
+    async fn wait_for_text(&self, needle: &str) {
+        for _ in 0..50 {
+            if self.text().await.contains(needle) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("page never showed {needle:?}: {}", self.text().await);
     }
 
     async fn text(&self) -> String {
-        self.client.find(Locator::Css("body")).await.unwrap().text().await.unwrap()
+        self.client
+            .find(Locator::Css("body"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
     async fn screenshot(&self, name: &str) {
@@ -107,7 +152,9 @@ impl Driver {
 
 #[tokio::test]
 async fn a_newcomer_sets_up_signs_in_and_sees_the_dashboard() {
-    let Some(browser) = Driver::start().await else { return };
+    let Some(browser) = Driver::start().await else {
+        return;
+    };
     let app = TestApp::spawn().await;
     let setup = format!("{}{}", app.base, app.setup_path().await);
 
@@ -121,29 +168,42 @@ async fn a_newcomer_sets_up_signs_in_and_sees_the_dashboard() {
     browser.screenshot("setup").await;
     browser.submit("button[type=submit]").await;
     browser.wait_for_path("/dashboard").await;
+    browser
+        .wait_for_text("Welcome to Sluice! Your workspace is ready.")
+        .await;
     let text = browser.text().await;
-    assert!(text.contains("Welcome to Sluice! Your workspace is ready."), "{text}");
     assert!(text.contains("No integrations yet"));
     browser.screenshot("dashboard").await;
 
     // Sign out, then sign in through the form.
     browser.submit(".user-menu button[type=submit]").await;
     browser.wait_for_path("/login").await;
-    assert!(browser.text().await.contains("You have been signed out."));
+    browser.wait_for_text("You have been signed out.").await;
     browser.fill("email", "ada@example.com").await;
     browser.fill("password", PASSWORD).await;
     browser.screenshot("login").await;
     browser.submit("button[type=submit]").await;
     browser.wait_for_path("/dashboard").await;
     let text = browser.text().await;
-    assert!(text.contains("Dashboard") && text.contains("Acme"), "{text}");
+    assert!(
+        text.contains("Dashboard") && text.contains("Acme"),
+        "{text}"
+    );
 
     // The members page with an invitation link, for the record.
-    browser.client.goto(&format!("{}/settings/members", app.base)).await.unwrap();
+    browser
+        .client
+        .goto(&format!("{}/settings/members", app.base))
+        .await
+        .unwrap();
     browser.fill("email", "grace@example.com").await;
-    browser.submit("form[action='/settings/members/invite'] button[type=submit]").await;
+    browser
+        .submit("form[action='/settings/members/invite'] button[type=submit]")
+        .await;
     browser.wait_for_path("/settings/members/invite").await;
-    assert!(browser.text().await.contains("Invitation created for grace@example.com"));
+    browser
+        .wait_for_text("Invitation created for grace@example.com")
+        .await;
     browser.screenshot("members").await;
 
     browser.stop().await;

@@ -16,16 +16,38 @@ async fn an_invited_person_creates_an_account_and_joins_once() {
     assert!(landing.body.contains("Join Acme"));
     assert!(landing.body.contains("admin"));
 
-    let weak = guest.post_form(&link, &[("name", "Grace"), ("password", "short"), ("password_confirm", "short")]).await;
+    let weak = guest
+        .post_form(
+            &link,
+            &[
+                ("name", "Grace"),
+                ("password", "short"),
+                ("password_confirm", "short"),
+            ],
+        )
+        .await;
     assert_eq!(weak.status, 422);
-    let joined = guest.post_form(&link, &[("name", "Grace"), ("password", PASSWORD), ("password_confirm", PASSWORD)]).await;
+    let joined = guest
+        .post_form(
+            &link,
+            &[
+                ("name", "Grace"),
+                ("password", PASSWORD),
+                ("password_confirm", PASSWORD),
+            ],
+        )
+        .await;
     assert_eq!(joined.status, 303, "{}", joined.body);
     let dashboard = guest.get("/dashboard").await;
     assert!(dashboard.body.contains("You joined Acme."));
 
     let members = owner.get("/settings/members").await;
     assert!(members.body.contains("grace@example.com"));
-    assert!(!members.body.contains("Pending invitations</h2></div>\n    <div class=\"table-wrap\">"));
+    assert!(
+        !members
+            .body
+            .contains("Pending invitations</h2></div>\n    <div class=\"table-wrap\">")
+    );
 
     let reused = app.client().get(&link).await;
     assert_eq!(reused.status, 410);
@@ -46,7 +68,10 @@ async fn withdrawn_and_unknown_invitations_are_refused_clearly() {
     let gone = app.client().get(&link).await;
     assert_eq!(gone.status, 410);
     assert!(gone.body.contains("withdrawn"));
-    assert_eq!(app.client().get("/invite/not-a-real-token").await.status, 410);
+    assert_eq!(
+        app.client().get("/invite/not-a-real-token").await.status,
+        410
+    );
     app.stop().await;
 }
 
@@ -58,17 +83,54 @@ async fn roles_limit_who_can_change_what() {
     let viewer_link = owner.invite("vera@example.com", "viewer").await;
     let admin = app.client();
     admin.get(&admin_link).await;
-    admin.post_form(&admin_link, &[("name", "Adam"), ("password", PASSWORD), ("password_confirm", PASSWORD)]).await;
+    admin
+        .post_form(
+            &admin_link,
+            &[
+                ("name", "Adam"),
+                ("password", PASSWORD),
+                ("password_confirm", PASSWORD),
+            ],
+        )
+        .await;
     let viewer = app.client();
-    viewer.post_form(&viewer_link, &[("name", "Vera"), ("password", PASSWORD), ("password_confirm", PASSWORD)]).await;
+    viewer
+        .post_form(
+            &viewer_link,
+            &[
+                ("name", "Vera"),
+                ("password", PASSWORD),
+                ("password_confirm", PASSWORD),
+            ],
+        )
+        .await;
 
     // A viewer changes nothing.
-    let denied = viewer.post_form("/settings/members/invite", &[("email", "x@example.com"), ("role", "viewer")]).await;
+    let denied = viewer
+        .post_form(
+            "/settings/members/invite",
+            &[("email", "x@example.com"), ("role", "viewer")],
+        )
+        .await;
     assert_eq!(denied.status, 403);
-    assert_eq!(viewer.post_form("/settings/api-tokens", &[("name", "t"), ("role", "viewer"), ("expires_in_days", "")]).await.status, 403);
+    assert_eq!(
+        viewer
+            .post_form(
+                "/settings/api-tokens",
+                &[("name", "t"), ("role", "viewer"), ("expires_in_days", "")]
+            )
+            .await
+            .status,
+        403
+    );
 
     // An admin cannot invite owners or demote the owner.
-    let owner_invite = admin.post_form("/settings/members/invite", &[("email", "o@example.com"), ("role", "owner")]).await;
+    let owner_invite = admin
+        .post_form(
+            "/settings/members/invite",
+            &[("email", "o@example.com"), ("role", "owner")],
+        )
+        .await;
     assert_eq!(owner_invite.status, 422);
     assert!(owner_invite.body.contains("Only owners can invite owners."));
     let members = owner.get("/settings/members").await;
@@ -78,12 +140,25 @@ async fn roles_limit_who_can_change_what() {
         let i = rest.find("/settings/members/").unwrap() + 18;
         rest[i..i + 36].to_owned()
     };
-    let demote = admin.post_form(&format!("/settings/members/{owner_membership}/role"), &[("role", "viewer")]).await;
+    let demote = admin
+        .post_form(
+            &format!("/settings/members/{owner_membership}/role"),
+            &[("role", "viewer")],
+        )
+        .await;
     assert_eq!(demote.status, 403);
 
     // The last owner cannot leave or be demoted.
-    let leave = owner.post_form(&format!("/settings/members/{owner_membership}/remove"), &[]).await;
+    let leave = owner
+        .post_form(&format!("/settings/members/{owner_membership}/remove"), &[])
+        .await;
     assert_eq!(leave.status, 303);
-    assert!(owner.get("/settings/members").await.body.contains("the last owner cannot leave"));
+    assert!(
+        owner
+            .get("/settings/members")
+            .await
+            .body
+            .contains("the last owner cannot leave")
+    );
     app.stop().await;
 }

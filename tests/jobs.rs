@@ -14,7 +14,10 @@ async fn wait_for_failed(app: &TestApp, queue: &str, label: &str) -> (i32, Strin
         if let Some(job) = failed.iter().find(|j| j.payload.contains(label)) {
             return (job.attempts, job.last_error.clone());
         }
-        assert!(Instant::now() < deadline, "job {label} never reached the dead state");
+        assert!(
+            Instant::now() < deadline,
+            "job {label} never reached the dead state"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -24,7 +27,11 @@ async fn a_job_that_always_fails_is_retried_then_recorded_as_failed() {
     let app = TestApp::spawn().await;
     app.app()
         .queue
-        .push(Probe { mode: ProbeMode::Fail, attempts: 4, label: "always-fails".into() })
+        .push(Probe {
+            mode: ProbeMode::Fail,
+            attempts: 4,
+            label: "always-fails".into(),
+        })
         .await
         .unwrap();
     let (attempts, error) = wait_for_failed(&app, "diagnostics", "always-fails").await;
@@ -38,7 +45,11 @@ async fn a_panicking_job_does_not_kill_the_worker() {
     let app = TestApp::spawn().await;
     app.app()
         .queue
-        .push(Probe { mode: ProbeMode::Panic, attempts: 2, label: "panics".into() })
+        .push(Probe {
+            mode: ProbeMode::Panic,
+            attempts: 2,
+            label: "panics".into(),
+        })
         .await
         .unwrap();
     let (attempts, error) = wait_for_failed(&app, "diagnostics", "panics").await;
@@ -47,7 +58,11 @@ async fn a_panicking_job_does_not_kill_the_worker() {
     // The same worker keeps working afterwards.
     app.app()
         .queue
-        .push(Probe { mode: ProbeMode::Fail, attempts: 1, label: "after-panic".into() })
+        .push(Probe {
+            mode: ProbeMode::Fail,
+            attempts: 1,
+            label: "after-panic".into(),
+        })
         .await
         .unwrap();
     let (attempts, _) = wait_for_failed(&app, "diagnostics", "after-panic").await;
@@ -66,16 +81,31 @@ async fn housekeeping_purges_expired_sessions() {
         .unwrap()
         .unwrap();
     store
-        .create_session("expired-digest", user.id, None, sluice::store::now() - chrono::Duration::minutes(1), None, None)
+        .create_session(
+            "expired-digest",
+            user.id,
+            None,
+            sluice::store::now() - chrono::Duration::minutes(1),
+            None,
+            None,
+        )
         .await
         .unwrap();
-    app.app().queue.push(sluice::jobs::housekeeping::Housekeeping {}).await.unwrap();
+    app.app()
+        .queue
+        .push(sluice::jobs::housekeeping::Housekeeping {})
+        .await
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while store.session("expired-digest").await.unwrap().is_some() {
         assert!(Instant::now() < deadline, "housekeeping never ran");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(owner.get("/dashboard").await.status, 200, "live sessions are kept");
+    assert_eq!(
+        owner.get("/dashboard").await.status,
+        200,
+        "live sessions are kept"
+    );
     app.stop().await;
 }
 
@@ -84,17 +114,48 @@ async fn only_one_scheduler_holds_the_lease_and_each_tick_runs_once() {
     let app = TestApp::spawn().await;
     let store = app.app().store.clone();
     let ttl = Duration::from_secs(30);
-    assert!(store.try_lease("test-lease", "process-a", ttl).await.unwrap());
-    assert!(!store.try_lease("test-lease", "process-b", ttl).await.unwrap());
-    assert!(store.try_lease("test-lease", "process-a", ttl).await.unwrap(), "renewal");
-    store.release_lease("test-lease", "process-a").await.unwrap();
-    assert!(store.try_lease("test-lease", "process-b", ttl).await.unwrap(), "hand-over");
+    assert!(
+        store
+            .try_lease("test-lease", "process-a", ttl)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .try_lease("test-lease", "process-b", ttl)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .try_lease("test-lease", "process-a", ttl)
+            .await
+            .unwrap(),
+        "renewal"
+    );
+    store
+        .release_lease("test-lease", "process-a")
+        .await
+        .unwrap();
+    assert!(
+        store
+            .try_lease("test-lease", "process-b", ttl)
+            .await
+            .unwrap(),
+        "hand-over"
+    );
 
     // Two schedulers racing for the same due tick: exactly one claims it.
     let next = sluice::store::now() + chrono::Duration::minutes(15);
-    let (a, b) = tokio::join!(store.claim_periodic("race", next), store.claim_periodic("race", next));
+    let (a, b) = tokio::join!(
+        store.claim_periodic("race", next),
+        store.claim_periodic("race", next)
+    );
     let claims = [a.unwrap(), b.unwrap()].iter().filter(|c| **c).count();
     assert_eq!(claims, 1);
-    assert!(!store.claim_periodic("race", next).await.unwrap(), "not due again until next");
+    assert!(
+        !store.claim_periodic("race", next).await.unwrap(),
+        "not due again until next"
+    );
     app.stop().await;
 }

@@ -14,7 +14,11 @@ async fn health_readiness_and_metrics_answer() {
     client.get("/login").await;
     let metrics = client.get("/metrics").await;
     assert_eq!(metrics.status, 200);
-    assert!(metrics.body.contains("sluice_http_requests_total"), "{}", metrics.body);
+    assert!(
+        metrics.body.contains("sluice_http_requests_total"),
+        "{}",
+        metrics.body
+    );
     assert!(metrics.body.contains("route=\"/login\""));
     app.stop().await;
 }
@@ -25,7 +29,10 @@ async fn every_response_carries_security_headers() {
     for path in ["/login", "/static/css/app.css", "/nowhere"] {
         let page = app.client().get(path).await;
         let csp = page.headers["content-security-policy"].to_str().unwrap();
-        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{path}: {csp}"
+        );
         assert!(csp.contains("frame-ancestors 'none'"));
         assert_eq!(page.headers["x-content-type-options"], "nosniff");
         assert_eq!(page.headers["referrer-policy"], "same-origin");

@@ -7,7 +7,10 @@ mod common;
 use common::TestApp;
 
 fn id_after<'a>(body: &'a str, prefix: &str) -> &'a str {
-    let start = body.find(prefix).unwrap_or_else(|| panic!("{prefix} not found")) + prefix.len();
+    let start = body
+        .find(prefix)
+        .unwrap_or_else(|| panic!("{prefix} not found"))
+        + prefix.len();
     &body[start..start + 36]
 }
 
@@ -23,13 +26,30 @@ async fn members_of_another_workspace_cannot_be_seen_or_changed() {
     // Alice cannot see Beta's members, change Bob's role, or remove him.
     let alices_page = alice.get("/settings/members").await;
     assert!(!alices_page.body.contains("bob@b.example"));
-    let role = alice.post_form(&format!("/settings/members/{bobs_membership}/role"), &[("role", "viewer")]).await;
+    let role = alice
+        .post_form(
+            &format!("/settings/members/{bobs_membership}/role"),
+            &[("role", "viewer")],
+        )
+        .await;
     assert_eq!(role.status, 404);
-    let remove = alice.post_form(&format!("/settings/members/{bobs_membership}/remove"), &[]).await;
+    let remove = alice
+        .post_form(&format!("/settings/members/{bobs_membership}/remove"), &[])
+        .await;
     assert_eq!(remove.status, 404);
-    let missing = alice.post_form(&format!("/settings/members/{}/remove", uuid::Uuid::now_v7()), &[]).await;
+    let missing = alice
+        .post_form(
+            &format!("/settings/members/{}/remove", uuid::Uuid::now_v7()),
+            &[],
+        )
+        .await;
     assert_eq!(missing.status, 404, "foreign and missing look the same");
-    assert!(bob.get("/settings/members").await.body.contains("bob@b.example"));
+    assert!(
+        bob.get("/settings/members")
+            .await
+            .body
+            .contains("bob@b.example")
+    );
     assert!(bob.get("/settings/members").await.body.contains("owner"));
     app.stop().await;
 }
@@ -43,10 +63,23 @@ async fn invitations_of_another_workspace_cannot_be_revoked() {
     let page = bob.get("/settings/members").await;
     let invitation = id_after(&page.body, "/settings/invitations/").to_owned();
 
-    let revoke = alice.post_form(&format!("/settings/invitations/{invitation}/revoke"), &[]).await;
+    let revoke = alice
+        .post_form(&format!("/settings/invitations/{invitation}/revoke"), &[])
+        .await;
     assert_eq!(revoke.status, 404);
-    assert!(bob.get("/settings/members").await.body.contains("dave@b.example"));
-    assert!(!alice.get("/settings/members").await.body.contains("dave@b.example"));
+    assert!(
+        bob.get("/settings/members")
+            .await
+            .body
+            .contains("dave@b.example")
+    );
+    assert!(
+        !alice
+            .get("/settings/members")
+            .await
+            .body
+            .contains("dave@b.example")
+    );
     app.stop().await;
 }
 
@@ -59,14 +92,27 @@ async fn api_tokens_of_another_workspace_cannot_be_revoked_or_used_across() {
     let page = bob.get("/settings/api-tokens").await;
     let token_id = id_after(&page.body, "/settings/api-tokens/").to_owned();
 
-    let revoke = alice.post_form(&format!("/settings/api-tokens/{token_id}/revoke"), &[]).await;
+    let revoke = alice
+        .post_form(&format!("/settings/api-tokens/{token_id}/revoke"), &[])
+        .await;
     assert_eq!(revoke.status, 404);
-    assert!(!alice.get("/settings/api-tokens").await.body.contains("beta-ci"));
+    assert!(
+        !alice
+            .get("/settings/api-tokens")
+            .await
+            .body
+            .contains("beta-ci")
+    );
 
     // Bob's token sees Beta only.
     let (status, members) = alice.api(&bobs_token, "/api/v1/members").await;
     assert_eq!(status, 200);
-    let emails: Vec<&str> = members.as_array().unwrap().iter().map(|m| m["email"].as_str().unwrap()).collect();
+    let emails: Vec<&str> = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["email"].as_str().unwrap())
+        .collect();
     assert_eq!(emails, vec!["bob@b.example"]);
     let (_, audit) = alice.api(&bobs_token, "/api/v1/audit-events").await;
     assert!(audit.to_string().contains("beta-ci"));
@@ -81,14 +127,26 @@ async fn a_workspace_one_does_not_belong_to_cannot_be_switched_to() {
     let bob = app.another_tenant("bob@b.example", "Beta").await;
     let beta_id = id_after(&bob.get("/dashboard").await.body, "<option value=\"").to_owned();
 
-    let switch = alice.post_form("/workspaces/switch", &[("tenant_id", &beta_id)]).await;
+    let switch = alice
+        .post_form("/workspaces/switch", &[("tenant_id", &beta_id)])
+        .await;
     assert_eq!(switch.status, 404);
     let dashboard = alice.get("/dashboard").await;
     assert!(dashboard.body.contains("Alpha") && !dashboard.body.contains("Beta"));
     // Nor its settings or audit log.
-    let settings = alice.post_form("/settings/workspace", &[("name", "Hijacked"), ("time_zone", "UTC")]).await;
+    let settings = alice
+        .post_form(
+            "/settings/workspace",
+            &[("name", "Hijacked"), ("time_zone", "UTC")],
+        )
+        .await;
     assert_eq!(settings.status, 303);
-    assert!(bob.get("/settings/workspace").await.body.contains("value=\"Beta\""));
+    assert!(
+        bob.get("/settings/workspace")
+            .await
+            .body
+            .contains("value=\"Beta\"")
+    );
     assert!(!bob.get("/settings/audit").await.body.contains("Hijacked"));
     app.stop().await;
 }
@@ -108,7 +166,9 @@ async fn users_with_several_workspaces_switch_between_them() {
         let v = before.rfind("<option value=\"").unwrap() + 15;
         body[v..v + 36].to_owned()
     };
-    alice.post_form("/workspaces/switch", &[("tenant_id", &alpha_id)]).await;
+    alice
+        .post_form("/workspaces/switch", &[("tenant_id", &alpha_id)])
+        .await;
     let page = alice.get("/settings/workspace").await;
     assert!(page.body.contains("value=\"Alpha\""));
     app.stop().await;

@@ -154,8 +154,14 @@ pub async fn csrf_and_flash(
             .finish();
         res.response_mut().add_cookie(&cookie)?;
     }
-    // A flash is shown by the page that follows the redirect; drop it once shown.
-    let is_page = res.status().is_success() || res.status().is_client_error();
+    // A flash is shown by the page that follows the redirect; drop it once an HTML page
+    // has shown it (not on assets, which a previous page may still be fetching).
+    let is_page = (res.status().is_success() || res.status().is_client_error())
+        && res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/html"));
     let sets_flash = res.response().cookies().any(|c| c.name() == flash::COOKIE);
     if had_flash && is_page && !sets_flash {
         let mut gone = Cookie::build(flash::COOKIE, "").path("/").finish();

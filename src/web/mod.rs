@@ -8,6 +8,7 @@ pub mod middleware;
 pub mod shell;
 
 mod account;
+mod assets;
 mod auth;
 mod dashboard;
 mod members;
@@ -116,19 +117,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/audit-events", web::get().to(api::audit_events))
                 .default_service(web::to(api::not_found)),
         )
-        .service(actix_files::Files::new("/static", static_dir()).prefer_utf8(true))
+        .route("/static/{path:.*}", web::get().to(assets::serve))
         .default_service(web::to(not_found));
-}
-
-/// Where static assets are: next to the binary's working directory, or the crate root
-/// when run from a source checkout.
-fn static_dir() -> std::path::PathBuf {
-    let here = std::path::PathBuf::from("static");
-    if here.is_dir() {
-        here
-    } else {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("static")
-    }
 }
 
 async fn not_found(_req: HttpRequest) -> Result<actix_web::HttpResponse, AppError> {

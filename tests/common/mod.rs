@@ -38,14 +38,18 @@ pub mod tempdir {
 
 /// Which database the suites run on.
 pub fn postgres_url() -> Option<String> {
-    std::env::var("SLUICE_TEST_POSTGRES_URL").ok().filter(|s| !s.is_empty())
+    std::env::var("SLUICE_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
 }
 
 async fn fresh_database_url(dir: &std::path::Path) -> String {
     match postgres_url() {
         Some(admin_url) => {
             let name = format!("sluice_test_{}", uuid::Uuid::now_v7().simple());
-            let admin = Database::connect(&admin_url).await.expect("connect to Postgres");
+            let admin = Database::connect(&admin_url)
+                .await
+                .expect("connect to Postgres");
             admin
                 .execute_unprepared(&format!("CREATE DATABASE {name}"))
                 .await
@@ -73,18 +77,33 @@ impl TestApp {
             ("SLUICE_DATABASE_URL".into(), database_url.clone()),
             ("SLUICE_DATA_DIR".into(), dir.0.display().to_string()),
             ("SLUICE_BIND".into(), "127.0.0.1:0".into()),
-            ("SLUICE_MASTER_KEY".into(), sluice::config::MasterKey::generate_base64()),
-            ("SLUICE_LOG".into(), std::env::var("SLUICE_TEST_LOG").unwrap_or_else(|_| "warn".into())),
+            (
+                "SLUICE_MASTER_KEY".into(),
+                sluice::config::MasterKey::generate_base64(),
+            ),
+            (
+                "SLUICE_LOG".into(),
+                std::env::var("SLUICE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            ),
             ("SLUICE_JOB_RETRY_BASE_MS".into(), "50".into()),
             ("SLUICE_JOB_RETRY_CAP_SECS".into(), "1".into()),
             ("SLUICE_DB_MAX_CONNECTIONS".into(), "5".into()),
         ];
-        vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        vars.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         let settings = Settings::from_vars(vars).unwrap();
         sluice::telemetry::init(&settings);
         let running = startup::start(settings, Roles::ALL).await.unwrap();
         let base = format!("http://{}", running.addr);
-        TestApp { running, base, database_url, _dir: dir }
+        TestApp {
+            running,
+            base,
+            database_url,
+            _dir: dir,
+        }
     }
 
     /// Shared application state (for arranging data the UI cannot, e.g. expiring rows).
@@ -100,12 +119,19 @@ impl TestApp {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
-        Client { http, jar, base: self.base.clone() }
+        Client {
+            http,
+            jar,
+            base: self.base.clone(),
+        }
     }
 
     /// The path of the first-run setup link.
     pub async fn setup_path(&self) -> String {
-        let link = sluice::services::accounts::setup_link(self.app()).await.unwrap().unwrap();
+        let link = sluice::services::accounts::setup_link(self.app())
+            .await
+            .unwrap()
+            .unwrap();
         let url = url::Url::parse(&link).unwrap();
         url.path().to_owned()
     }
@@ -137,7 +163,9 @@ impl TestApp {
         let user = sluice::services::accounts::create_user(app, email, "Other Owner", PASSWORD)
             .await
             .unwrap();
-        sluice::services::tenants::create(app, &user, workspace).await.unwrap();
+        sluice::services::tenants::create(app, &user, workspace)
+            .await
+            .unwrap();
         let client = self.client();
         client.sign_in(email, PASSWORD).await;
         client
@@ -147,9 +175,15 @@ impl TestApp {
     pub async fn stop(self) {
         self.running.stop().await;
         if let Some(admin_url) = postgres_url() {
-            let name = url::Url::parse(&self.database_url).unwrap().path().trim_start_matches('/').to_owned();
+            let name = url::Url::parse(&self.database_url)
+                .unwrap()
+                .path()
+                .trim_start_matches('/')
+                .to_owned();
             if let Ok(admin) = Database::connect(&admin_url).await {
-                let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                let _ = admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await;
             }
         }
     }
@@ -169,13 +203,20 @@ pub struct Page {
 impl Page {
     /// The Location header of a redirect.
     pub fn location(&self) -> &str {
-        self.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 
     /// The value of the first `<code id="{id}">…</code>` on the page (secrets shown once).
     pub fn code_by_id(&self, id: &str) -> String {
         let marker = format!("<code id=\"{id}\">");
-        let start = self.body.find(&marker).unwrap_or_else(|| panic!("no {id} in page")) + marker.len();
+        let start = self
+            .body
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no {id} in page"))
+            + marker.len();
         let end = self.body[start..].find("</code>").unwrap() + start;
         self.body[start..end].to_owned()
     }
@@ -217,11 +258,22 @@ impl Client {
         let status = res.status().as_u16();
         let headers = res.headers().clone();
         let body = res.text().await.unwrap();
-        Page { status, headers, body }
+        Page {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn get(&self, path: &str) -> Page {
-        Self::read(self.http.get(format!("{}{path}", self.base)).send().await.unwrap()).await
+        Self::read(
+            self.http
+                .get(format!("{}{path}", self.base))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
     }
 
     /// Posts a form the way the page would: with the CSRF token from the cookie.
@@ -257,7 +309,9 @@ impl Client {
     }
 
     pub async fn sign_in(&self, email: &str, password: &str) -> Page {
-        let page = self.post_form("/login", &[("email", email), ("password", password)]).await;
+        let page = self
+            .post_form("/login", &[("email", email), ("password", password)])
+            .await;
         assert_eq!(page.status, 303, "sign-in failed: {}", page.body);
         page
     }
@@ -278,7 +332,10 @@ impl Client {
     /// Creates an API token in the current workspace through the UI; returns the secret.
     pub async fn create_api_token(&self, name: &str, role: &str) -> String {
         let page = self
-            .post_form("/settings/api-tokens", &[("name", name), ("role", role), ("expires_in_days", "30")])
+            .post_form(
+                "/settings/api-tokens",
+                &[("name", name), ("role", role), ("expires_in_days", "30")],
+            )
             .await;
         assert_eq!(page.status, 200, "{}", page.body);
         page.code_by_id("new-token")
@@ -286,7 +343,12 @@ impl Client {
 
     /// Invites someone through the UI; returns the invitation path.
     pub async fn invite(&self, email: &str, role: &str) -> String {
-        let page = self.post_form("/settings/members/invite", &[("email", email), ("role", role)]).await;
+        let page = self
+            .post_form(
+                "/settings/members/invite",
+                &[("email", email), ("role", role)],
+            )
+            .await;
         assert_eq!(page.status, 200, "{}", page.body);
         let link = page.code_by_id("invite-link");
         url::Url::parse(&link).unwrap().path().to_owned()
