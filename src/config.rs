@@ -88,6 +88,29 @@ pub struct Settings {
     pub job_retry_base: Duration,
     /// Longest wait between two attempts of a job.
     pub job_retry_cap: Duration,
+    /// Keys that encrypted older secrets, still accepted for decryption during rotation.
+    pub previous_master_keys: Vec<MasterKey>,
+    /// Non-public networks outbound calls may reach anyway.
+    pub outbound_allow: Vec<crate::connectors::http::AllowedNet>,
+    /// The built-in sandbox SaaS.
+    pub sandbox: SandboxSettings,
+}
+
+/// Settings of the built-in sandbox SaaS (OAuth server, CRM and ERP APIs).
+#[derive(Clone, Debug)]
+pub struct SandboxSettings {
+    /// Whether it is mounted under `/sandbox`.
+    pub enabled: bool,
+    /// Lifetime of its access tokens.
+    pub token_ttl: Duration,
+    /// Requests per second per access token before it answers 429 (0 = unlimited).
+    pub rate_limit: u32,
+    /// Share of API requests that fail with 503, for fault injection (0.0–1.0).
+    pub error_rate: f64,
+    /// Added latency per API request.
+    pub latency: Duration,
+    /// Number of seeded CRM contacts.
+    pub seed_contacts: u32,
 }
 
 const KEYS: &[(&str, &str)] = &[
@@ -106,6 +129,14 @@ const KEYS: &[(&str, &str)] = &[
     ("metrics", "on"),
     ("job_retry_base_ms", "2000"),
     ("job_retry_cap_secs", "3600"),
+    ("previous_master_keys", ""),
+    ("outbound_allow", ""),
+    ("sandbox", "on"),
+    ("sandbox_token_ttl_secs", "3600"),
+    ("sandbox_rate_limit", "0"),
+    ("sandbox_error_rate", "0"),
+    ("sandbox_latency_ms", "0"),
+    ("sandbox_seed_contacts", "10000"),
 ];
 
 impl Settings {
@@ -234,6 +265,40 @@ impl Settings {
         let job_retry_base = Duration::from_millis(number("job_retry_base_ms", 1, 3_600_000));
         let job_retry_cap = Duration::from_secs(number("job_retry_cap_secs", 1, 86_400));
 
+        let sandbox_token_ttl = Duration::from_secs(number("sandbox_token_ttl_secs", 1, 86_400));
+        let sandbox_rate_limit = number("sandbox_rate_limit", 0, 1_000_000) as u32;
+        let sandbox_latency = Duration::from_millis(number("sandbox_latency_ms", 0, 60_000));
+        let sandbox_seed_contacts = number("sandbox_seed_contacts", 0, 1_000_000) as u32;
+        let sandbox_error_rate = match get("sandbox_error_rate").parse::<f64>() {
+            Ok(r) if (0.0..=1.0).contains(&r) => r,
+            _ => {
+                check("sandbox_error_rate", Err("must be a number from 0 to 1".into()));
+                0.0
+            }
+        };
+        let sandbox_enabled = match get("sandbox").as_str() {
+            "on" | "true" | "1" => true,
+            "off" | "false" | "0" => false,
+            _ => {
+                check("sandbox", Err("must be on or off".into()));
+                false
+            }
+        };
+        let mut previous_master_keys = Vec::new();
+        for (i, text) in get("previous_master_keys").split(',').map(str::trim).filter(|s| !s.is_empty()).enumerate() {
+            match MasterKey::from_base64(text) {
+                Ok(k) => previous_master_keys.push(k),
+                Err(e) => check("previous_master_keys", Err(format!("key {}: {e}", i + 1))),
+            }
+        }
+        let mut outbound_allow = Vec::new();
+        for entry in get("outbound_allow").split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match crate::connectors::http::AllowedNet::parse(entry) {
+                Ok(net) => outbound_allow.push(net),
+                Err(e) => check("outbound_allow", Err(e)),
+            }
+        }
+
         let metrics_enabled = match get("metrics").as_str() {
             "on" | "true" | "1" => true,
             "off" | "false" | "0" => false,
@@ -265,6 +330,16 @@ impl Settings {
             metrics_enabled,
             job_retry_base,
             job_retry_cap,
+            previous_master_keys,
+            outbound_allow,
+            sandbox: SandboxSettings {
+                enabled: sandbox_enabled,
+                token_ttl: sandbox_token_ttl,
+                rate_limit: sandbox_rate_limit,
+                error_rate: sandbox_error_rate,
+                latency: sandbox_latency,
+                seed_contacts: sandbox_seed_contacts,
+            },
         })
     }
 

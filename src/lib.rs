@@ -3,9 +3,12 @@
 
 pub mod auth;
 pub mod config;
+pub mod connectors;
+pub mod crypto;
 pub mod domain;
 pub mod error;
 pub mod jobs;
+pub mod sandbox;
 pub mod services;
 pub mod startup;
 pub mod store;

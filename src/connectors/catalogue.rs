@@ -1,0 +1,362 @@
+//! The provider catalogue: definitions in `providers/*.toml`, embedded at build time and
+//! validated at start-up (a broken definition stops the server with a clear message).
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+/// How a provider authenticates.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthKind {
+    /// OAuth 2.0 authorization code (with PKCE unless the provider opts out).
+    Oauth2Code,
+    /// OAuth 2.0 client credentials.
+    Oauth2ClientCredentials,
+    /// An API key in a header or query parameter.
+    ApiKey,
+    /// HTTP basic authentication.
+    Basic,
+    /// No authentication.
+    None,
+}
+
+impl AuthKind {
+    /// Human label.
+    pub fn label(self) -> &'static str {
+        match self {
+            AuthKind::Oauth2Code => "OAuth 2.0",
+            AuthKind::Oauth2ClientCredentials => "OAuth 2.0 client credentials",
+            AuthKind::ApiKey => "API key",
+            AuthKind::Basic => "Username and password",
+            AuthKind::None => "No authentication",
+        }
+    }
+
+    /// Whether connecting goes through OAuth (and so needs an OAuth app).
+    pub fn is_oauth(self) -> bool {
+        matches!(self, AuthKind::Oauth2Code | AuthKind::Oauth2ClientCredentials)
+    }
+}
+
+/// Where an API key goes.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyPlacement {
+    /// In a request header.
+    #[default]
+    Header,
+    /// In a query parameter.
+    Query,
+}
+
+/// How client credentials are sent to the token endpoint.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenAuthMethod {
+    /// HTTP basic authentication.
+    #[default]
+    ClientSecretBasic,
+    /// In the form body.
+    ClientSecretPost,
+}
+
+/// A value the tenant enters when connecting (e.g. a shop subdomain).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthField {
+    /// Placeholder name used in URLs as `{name}`.
+    pub name: String,
+    /// Form label.
+    pub label: String,
+    /// Example value.
+    #[serde(default)]
+    pub placeholder: String,
+    /// Help text.
+    #[serde(default)]
+    pub help: String,
+}
+
+/// Authentication settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSpec {
+    /// The kind.
+    pub kind: AuthKind,
+    /// OAuth authorize endpoint.
+    pub authorize_url: Option<String>,
+    /// OAuth token endpoint.
+    pub token_url: Option<String>,
+    /// Token revocation endpoint.
+    pub revoke_url: Option<String>,
+    /// Default scopes.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Separator between scopes in requests.
+    #[serde(default = "space")]
+    pub scope_separator: String,
+    /// How client credentials reach the token endpoint.
+    #[serde(default)]
+    pub token_auth_method: TokenAuthMethod,
+    /// Whether PKCE is used (default: yes).
+    #[serde(default = "yes")]
+    pub pkce: bool,
+    /// Extra authorize query parameters.
+    #[serde(default)]
+    pub authorize_params: BTreeMap<String, String>,
+    /// API key placement.
+    #[serde(default)]
+    pub api_key_in: KeyPlacement,
+    /// API key header or parameter name.
+    pub api_key_name: Option<String>,
+    /// Prefix before the key in a header (e.g. `Bearer `).
+    #[serde(default)]
+    pub api_key_prefix: String,
+    /// Values asked for when connecting.
+    #[serde(default)]
+    pub fields: Vec<AuthField>,
+}
+
+fn space() -> String {
+    " ".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Pagination styles of list endpoints.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PaginationStyle {
+    /// Opaque cursor from the response body.
+    Cursor,
+    /// Numeric offset.
+    Offset,
+    /// Page numbers from 1.
+    Page,
+    /// RFC 8288 `Link: <…>; rel="next"`.
+    LinkHeader,
+    /// One page only.
+    #[default]
+    None,
+}
+
+/// How list endpoints page.
+#[derive(Clone, Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Pagination {
+    /// The style.
+    #[serde(default)]
+    pub style: PaginationStyle,
+    /// Page size parameter.
+    pub limit_param: Option<String>,
+    /// Page size.
+    pub page_size: Option<u32>,
+    /// Cursor request parameter.
+    pub cursor_param: Option<String>,
+    /// JSONPath to the next cursor.
+    pub cursor_path: Option<String>,
+    /// Offset parameter.
+    pub offset_param: Option<String>,
+    /// Page number parameter.
+    pub page_param: Option<String>,
+}
+
+/// A client-side rate limit per connection.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests allowed…
+    pub requests: u32,
+    /// …per this many seconds.
+    pub per_seconds: u32,
+}
+
+/// One of the provider's objects (contacts, invoices, …).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectSpec {
+    /// Id within the provider.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// List endpoint (GET), relative to the base URL.
+    pub list_path: String,
+    /// JSONPath to the records array.
+    #[serde(default = "dollar")]
+    pub records_path: String,
+    /// Record id field.
+    #[serde(default = "id_field")]
+    pub id_field: String,
+    /// Last-modified field.
+    pub updated_field: Option<String>,
+    /// Query parameter filtering by last modified.
+    pub updated_since_param: Option<String>,
+    /// Extra list parameters.
+    #[serde(default)]
+    pub list_params: BTreeMap<String, String>,
+    /// Create endpoint (POST).
+    pub write_path: Option<String>,
+    /// Wrap the record as `{key: record}` when writing.
+    pub write_body_key: Option<String>,
+    /// Update endpoint, with `{id}`.
+    pub update_path: Option<String>,
+    /// Update method.
+    pub update_method: Option<String>,
+    /// Batch create endpoint.
+    pub batch_path: Option<String>,
+    /// Body key holding the batch array.
+    pub batch_key: Option<String>,
+    /// Largest batch.
+    pub batch_max: Option<u32>,
+}
+
+fn dollar() -> String {
+    "$".into()
+}
+
+fn id_field() -> String {
+    "id".into()
+}
+
+/// A provider definition.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provider {
+    /// Stable id (file name).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Category for browsing.
+    pub category: String,
+    /// One sentence.
+    pub description: String,
+    /// Link to the provider's API docs.
+    #[serde(default)]
+    pub docs_url: String,
+    /// API base URL, possibly with `{field}` placeholders.
+    pub base_url: String,
+    /// Authentication.
+    pub auth: AuthSpec,
+    /// Default headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Pagination.
+    #[serde(default)]
+    pub pagination: Pagination,
+    /// Client-side rate limit.
+    pub rate_limit: Option<RateLimit>,
+    /// Objects.
+    #[serde(default)]
+    pub objects: Vec<ObjectSpec>,
+    /// Whether this is one of the built-in sandbox systems.
+    #[serde(default)]
+    pub sandbox: bool,
+}
+
+impl Provider {
+    /// Whether connecting needs a tenant OAuth app (the sandbox brings its own).
+    pub fn needs_oauth_app(&self) -> bool {
+        self.auth.kind.is_oauth() && !self.sandbox
+    }
+
+    /// Replaces `{field}` placeholders with connection values (and `{sluice}` with the
+    /// server's own URL, for the sandbox).
+    pub fn expand(template: &str, values: &BTreeMap<String, String>) -> String {
+        let mut out = template.to_owned();
+        for (key, value) in values {
+            out = out.replace(&format!("{{{key}}}"), value);
+        }
+        out
+    }
+
+    fn validate(&self, file: &str) -> Result<(), String> {
+        let problem = |what: &str| Err(format!("providers/{file}: {what}"));
+        if format!("{}.toml", self.id) != file {
+            return problem("the file name must be <id>.toml");
+        }
+        if !self.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-') {
+            return problem("id must be lowercase letters, digits, '_' or '-'");
+        }
+        match self.auth.kind {
+            AuthKind::Oauth2Code if self.auth.authorize_url.is_none() || self.auth.token_url.is_none() => {
+                problem("oauth2_code needs authorize_url and token_url")
+            }
+            AuthKind::Oauth2ClientCredentials if self.auth.token_url.is_none() => {
+                problem("oauth2_client_credentials needs token_url")
+            }
+            AuthKind::ApiKey if self.auth.api_key_name.is_none() => problem("api_key needs api_key_name"),
+            _ => Ok(()),
+        }?;
+        for path in self.objects.iter().map(|o| o.records_path.as_str()).chain(self.pagination.cursor_path.as_deref()) {
+            if serde_json_path::JsonPath::parse(path).is_err() {
+                return problem(&format!("'{path}' is not a valid JSONPath (RFC 9535)"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every provider definition file, embedded.
+const FILES: &[(&str, &str)] = &include!(concat!(env!("OUT_DIR"), "/providers.rs"));
+
+/// The catalogue, parsed once.
+pub fn catalogue() -> &'static Result<Vec<Provider>, String> {
+    static CATALOGUE: OnceLock<Result<Vec<Provider>, String>> = OnceLock::new();
+    CATALOGUE.get_or_init(|| {
+        let mut providers = Vec::new();
+        for (file, text) in FILES {
+            let provider: Provider =
+                toml::from_str(text).map_err(|e| format!("providers/{file}: {e}"))?;
+            provider.validate(file)?;
+            providers.push(provider);
+        }
+        providers.sort_by(|a, b| (!a.sandbox, a.name.to_lowercase()).cmp(&(!b.sandbox, b.name.to_lowercase())));
+        Ok(providers)
+    })
+}
+
+/// All providers (empty if the catalogue failed to load; start-up refuses that case).
+pub fn all() -> &'static [Provider] {
+    catalogue().as_ref().map(Vec::as_slice).unwrap_or(&[])
+}
+
+/// One provider by id.
+pub fn get(id: &str) -> Option<&'static Provider> {
+    all().iter().find(|p| p.id == id)
+}
+
+/// Providers matching a search (name, id, category, description), case-insensitive.
+pub fn search(query: &str) -> Vec<&'static Provider> {
+    let q = query.trim().to_lowercase();
+    all()
+        .iter()
+        .filter(|p| {
+            q.is_empty()
+                || [&p.name, &p.id, &p.category, &p.description]
+                    .iter()
+                    .any(|f| f.to_lowercase().contains(&q))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_embedded_catalogue_is_valid_and_complete() {
+        let providers = super::catalogue().as_ref().expect("catalogue loads");
+        assert!(providers.len() >= 15, "sandbox + generic + at least 12 real providers");
+        for id in ["sandbox_crm", "sandbox_erp", "http_json", "hubspot", "salesforce", "github"] {
+            assert!(super::get(id).is_some(), "{id} missing");
+        }
+        assert!(providers.iter().all(|p| !p.objects.is_empty()), "every provider lists objects");
+    }
+
+    #[test]
+    fn search_matches_names_and_categories() {
+        assert!(super::search("hub").iter().any(|p| p.id == "hubspot"));
+        assert!(super::search("crm").len() >= 2);
+        assert!(super::search("no-such-thing").is_empty());
+    }
+}

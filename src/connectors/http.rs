@@ -1,0 +1,347 @@
+//! The one outbound HTTP client. Every call to a provider or OAuth server goes through
+//! here: timeouts, a response size limit, no redirects on OAuth calls, and the SSRF guard —
+//! private, loopback, link-local and other non-public addresses are refused (for names:
+//! after DNS resolution, so rebinding cannot sneak past) unless `SLUICE_OUTBOUND_ALLOW`
+//! lists them. Calls to the built-in sandbox (this server's own `/sandbox/` URLs) use a
+//! separate client and never open the guard for anything else.
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Connect timeout for every outbound call.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Total timeout for every outbound call.
+pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Largest response body read (bigger answers are refused, not truncated).
+pub const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// Why an outbound call was not made or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboundError {
+    /// The URL is malformed or not http(s).
+    #[error("invalid URL: {0}")]
+    InvalidUrl(String),
+    /// The destination is a private or otherwise non-public address.
+    #[error("refused to connect to a non-public address ({0}); allow it with SLUICE_OUTBOUND_ALLOW")]
+    Forbidden(String),
+    /// Connecting, sending or reading failed (includes timeouts).
+    #[error("request failed: {0}")]
+    Transport(String),
+    /// The response was larger than allowed.
+    #[error("response larger than {0} bytes")]
+    TooLarge(usize),
+}
+
+/// A network range allowed despite being non-public, e.g. `10.0.0.0/8`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AllowedNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl AllowedNet {
+    /// Parses `a.b.c.d/n`, `::1/128`, or a bare address.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (addr, prefix) = match text.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text.trim(), None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| format!("'{text}' is not an address or CIDR range"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| format!("'{text}' has a bad prefix length"))?,
+            None => max,
+        };
+        Ok(Self { addr, prefix })
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Whether an address is on the public internet (not private, loopback, link-local,
+/// carrier-grade NAT, documentation, multicast, unspecified, …).
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public_v4(v4),
+            None => is_public_v6(v6),
+        },
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    !(ip.is_private()
+        || ip.is_loopback()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || ip.is_multicast()
+        || ip.is_documentation()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b))
+        || (a == 192 && b == 0)
+        || (a == 198 && (18..20).contains(&b))
+        || a >= 240)
+}
+
+fn is_public_v6(ip: Ipv6Addr) -> bool {
+    let first = ip.segments()[0];
+    !(ip.is_loopback()
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || (first & 0xfe00) == 0xfc00
+        || (first & 0xffc0) == 0xfe80
+        || first == 0x2001 && ip.segments()[1] == 0x0db8
+        || first == 0x0064 && ip.segments()[1] == 0xff9b)
+}
+
+/// The allow list and the decision.
+#[derive(Clone, Debug, Default)]
+pub struct OutboundPolicy {
+    allow: Vec<AllowedNet>,
+}
+
+impl OutboundPolicy {
+    /// A policy allowing public addresses plus `allow`.
+    pub fn new(allow: Vec<AllowedNet>) -> Self {
+        Self { allow }
+    }
+
+    /// Whether connecting to `ip` is allowed.
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        is_public(ip) || self.allow.iter().any(|net| net.contains(ip))
+    }
+}
+
+/// Resolves names and drops every address the policy refuses; refuses the name when none
+/// is left. Checking resolved addresses (not names) defeats DNS tricks.
+struct GuardedResolver {
+    policy: OutboundPolicy,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = addrs.iter().copied().filter(|a| policy.permits(a.ip())).collect();
+            if allowed.is_empty() {
+                return Err(Box::new(OutboundError::Forbidden(host)) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(allowed.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// The outbound clients; cheap to clone.
+#[derive(Clone)]
+pub struct Outbound {
+    policy: OutboundPolicy,
+    api: reqwest::Client,
+    oauth: reqwest::Client,
+    internal: reqwest::Client,
+    sandbox_prefix: Option<String>,
+}
+
+impl std::fmt::Debug for Outbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbound").field("policy", &self.policy).finish()
+    }
+}
+
+/// Which kind of call: OAuth endpoints never follow redirects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// Provider API calls (up to 5 redirects, each re-checked).
+    Api,
+    /// Authorization-server calls (token, revoke): no redirects.
+    OAuth,
+}
+
+impl Outbound {
+    /// Builds the clients. `sandbox_prefix` is this server's own `/sandbox/` URL when the
+    /// built-in sandbox is on.
+    pub fn new(policy: OutboundPolicy, sandbox_prefix: Option<String>) -> anyhow::Result<Self> {
+        // TLS uses ring (no aws-lc build); installing twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let base = || {
+            reqwest::Client::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .timeout(TOTAL_TIMEOUT)
+                .user_agent(concat!("Sluice/", env!("CARGO_PKG_VERSION")))
+        };
+        let redirect_policy = policy.clone();
+        let api = base()
+            .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }))
+            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.previous().len() >= 5 {
+                    return attempt.error("too many redirects");
+                }
+                match literal_ip(attempt.url()) {
+                    Some(ip) if !redirect_policy.permits(ip) => attempt.error(OutboundError::Forbidden(ip.to_string())),
+                    _ => attempt.follow(),
+                }
+            }))
+            .build()?;
+        let oauth = base()
+            .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let internal = base().redirect(reqwest::redirect::Policy::none()).build()?;
+        Ok(Self { policy, api, oauth, internal, sandbox_prefix })
+    }
+
+    /// Checks a URL before any connection: scheme, and literal addresses (names are
+    /// checked after resolution). Returns the client to use.
+    pub fn client_for(&self, url: &str, purpose: Purpose) -> Result<&reqwest::Client, OutboundError> {
+        let parsed = url::Url::parse(url).map_err(|e| OutboundError::InvalidUrl(e.to_string()))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+            return Err(OutboundError::InvalidUrl("only http and https URLs are allowed".into()));
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(OutboundError::InvalidUrl("credentials in URLs are not allowed".into()));
+        }
+        if let Some(prefix) = &self.sandbox_prefix
+            && url.starts_with(prefix.as_str())
+        {
+            return Ok(&self.internal);
+        }
+        if let Some(ip) = literal_ip(&parsed)
+            && !self.policy.permits(ip)
+        {
+            return Err(OutboundError::Forbidden(ip.to_string()));
+        }
+        Ok(match purpose {
+            Purpose::Api => &self.api,
+            Purpose::OAuth => &self.oauth,
+        })
+    }
+
+    /// Sends a request built by the caller and reads the whole (bounded) body.
+    pub async fn send(&self, request: reqwest::Request, purpose: Purpose) -> Result<Fetched, OutboundError> {
+        let client = self.client_for(request.url().as_str(), purpose)?;
+        let started = std::time::Instant::now();
+        let method = request.method().clone();
+        let shown = redact(request.url());
+        let response = client.execute(request).await.map_err(|e| transport(&e))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = read_limited(response, MAX_BODY).await?;
+        tracing::debug!(%method, url = %shown, status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "outbound call");
+        Ok(Fetched { status, headers, body })
+    }
+}
+
+/// A response read to the end.
+#[derive(Debug)]
+pub struct Fetched {
+    /// Status.
+    pub status: reqwest::StatusCode,
+    /// Headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// Body (at most [`MAX_BODY`]).
+    pub body: Vec<u8>,
+}
+
+fn transport(e: &reqwest::Error) -> OutboundError {
+    // Walk the cause chain: a refusal by the guard surfaces as a connect error.
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = source {
+        if let Some(OutboundError::Forbidden(host)) = err.downcast_ref::<OutboundError>() {
+            return OutboundError::Forbidden(host.clone());
+        }
+        source = err.source();
+    }
+    let kind = if e.is_timeout() { "timed out" } else if e.is_connect() { "could not connect" } else { "failed" };
+    // reqwest's message may contain the URL (and so a query secret); keep only the kind.
+    OutboundError::Transport(kind.to_owned())
+}
+
+async fn read_limited(response: reqwest::Response, limit: usize) -> Result<Vec<u8>, OutboundError> {
+    if response.content_length().is_some_and(|len| len as usize > limit) {
+        return Err(OutboundError::TooLarge(limit));
+    }
+    let mut body = Vec::new();
+    let mut response = response;
+    while let Some(chunk) = response.chunk().await.map_err(|e| transport(&e))? {
+        if body.len() + chunk.len() > limit {
+            return Err(OutboundError::TooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn literal_ip(url: &url::Url) -> Option<IpAddr> {
+    match url.host()? {
+        url::Host::Ipv4(v4) => Some(IpAddr::V4(v4)),
+        url::Host::Ipv6(v6) => Some(IpAddr::V6(v6)),
+        url::Host::Domain(_) => None,
+    }
+}
+
+/// A URL fit for logs: no query string or fragment (they may carry keys or codes).
+pub fn redact(url: &url::Url) -> String {
+    let mut shown = url.clone();
+    shown.set_query(None);
+    shown.set_fragment(None);
+    let _ = shown.set_password(None);
+    let _ = shown.set_username("");
+    shown.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_public_addresses_are_refused_unless_allowed() {
+        let policy = OutboundPolicy::default();
+        for ip in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1"] {
+            assert!(!policy.permits(ip.parse().unwrap()), "{ip} must be refused");
+        }
+        for ip in ["93.184.216.34", "2606:4700::1111", "8.8.8.8"] {
+            assert!(policy.permits(ip.parse().unwrap()), "{ip} is public");
+        }
+        let allowed = OutboundPolicy::new(vec![AllowedNet::parse("10.0.0.0/8").unwrap()]);
+        assert!(allowed.permits("10.200.0.1".parse().unwrap()));
+        assert!(!allowed.permits("11.0.0.1".parse().unwrap()) || is_public("11.0.0.1".parse().unwrap()));
+        assert!(!allowed.permits("192.168.0.1".parse().unwrap()));
+        assert!(AllowedNet::parse("10.0.0.0/33").is_err());
+        assert!(AllowedNet::parse("nonsense").is_err());
+    }
+
+    #[test]
+    fn urls_are_checked_before_connecting() {
+        let out = Outbound::new(OutboundPolicy::default(), Some("http://127.0.0.1:8080/sandbox/".into())).unwrap();
+        assert!(matches!(out.client_for("http://127.0.0.1:5432/x", Purpose::Api), Err(OutboundError::Forbidden(_))));
+        assert!(matches!(out.client_for("http://[::1]/x", Purpose::OAuth), Err(OutboundError::Forbidden(_))));
+        assert!(matches!(out.client_for("file:///etc/passwd", Purpose::Api), Err(OutboundError::InvalidUrl(_))));
+        assert!(matches!(out.client_for("http://user:pw@example.com/", Purpose::Api), Err(OutboundError::InvalidUrl(_))));
+        assert!(out.client_for("http://127.0.0.1:8080/sandbox/oauth/token", Purpose::OAuth).is_ok());
+        assert!(out.client_for("https://api.example.com/v1", Purpose::Api).is_ok());
+    }
+
+    #[test]
+    fn logged_urls_carry_no_query() {
+        let url = url::Url::parse("https://api.example.com/v1/x?api_key=canary&x=1#f").unwrap();
+        assert_eq!(redact(&url), "https://api.example.com/v1/x");
+    }
+}
