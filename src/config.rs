@@ -272,7 +272,10 @@ impl Settings {
         let sandbox_error_rate = match get("sandbox_error_rate").parse::<f64>() {
             Ok(r) if (0.0..=1.0).contains(&r) => r,
             _ => {
-                check("sandbox_error_rate", Err("must be a number from 0 to 1".into()));
+                check(
+                    "sandbox_error_rate",
+                    Err("must be a number from 0 to 1".into()),
+                );
                 0.0
             }
         };
@@ -285,14 +288,23 @@ impl Settings {
             }
         };
         let mut previous_master_keys = Vec::new();
-        for (i, text) in get("previous_master_keys").split(',').map(str::trim).filter(|s| !s.is_empty()).enumerate() {
+        for (i, text) in get("previous_master_keys")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .enumerate()
+        {
             match MasterKey::from_base64(text) {
                 Ok(k) => previous_master_keys.push(k),
                 Err(e) => check("previous_master_keys", Err(format!("key {}: {e}", i + 1))),
             }
         }
         let mut outbound_allow = Vec::new();
-        for entry in get("outbound_allow").split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        for entry in get("outbound_allow")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             match crate::connectors::http::AllowedNet::parse(entry) {
                 Ok(net) => outbound_allow.push(net),
                 Err(e) => check("outbound_allow", Err(e)),

@@ -54,13 +54,17 @@ impl fmt::Debug for Keyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Keyring")
             .field("current", &self.current.id)
-            .field("previous", &self.previous.iter().map(|k| &k.id).collect::<Vec<_>>())
+            .field(
+                "previous",
+                &self.previous.iter().map(|k| &k.id).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
 
 fn key(master: &MasterKey) -> Key {
-    let id = hex::encode(&Sha256::digest([b"sluice-key-id:".as_slice(), master.expose()].concat())[..4]);
+    let id =
+        hex::encode(&Sha256::digest([b"sluice-key-id:".as_slice(), master.expose()].concat())[..4]);
     Key {
         id,
         cipher: Aes256Gcm::new(master.expose().into()),
@@ -90,7 +94,13 @@ impl Keyring {
         let sealed = self
             .current
             .cipher
-            .encrypt(&nonce, Payload { msg: plaintext, aad: aad.0.as_bytes() })
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad: aad.0.as_bytes(),
+                },
+            )
             .unwrap_or_default();
         let mut out = nonce_bytes.to_vec();
         out.extend_from_slice(&sealed);
@@ -107,14 +117,22 @@ impl Keyring {
             .chain(self.previous.iter())
             .find(|k| k.id == id)
             .ok_or_else(|| CryptoError::UnknownKey(id.to_owned()))?;
-        let bytes = URL_SAFE_NO_PAD.decode(body).map_err(|_| CryptoError::Malformed)?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(body)
+            .map_err(|_| CryptoError::Malformed)?;
         if bytes.len() < 12 + 16 {
             return Err(CryptoError::Malformed);
         }
         let (nonce, sealed) = bytes.split_at(12);
         let nonce = Nonce::try_from(nonce).map_err(|_| CryptoError::Malformed)?;
         key.cipher
-            .decrypt(&nonce, Payload { msg: sealed, aad: aad.0.as_bytes() })
+            .decrypt(
+                &nonce,
+                Payload {
+                    msg: sealed,
+                    aad: aad.0.as_bytes(),
+                },
+            )
             .map_err(|_| CryptoError::Invalid)
     }
 
@@ -140,9 +158,19 @@ mod tests {
         assert!(sealed.starts_with(&format!("v1.{}.", ring.current_id())));
         assert!(!sealed.contains("canary"));
         assert_eq!(ring.decrypt(&sealed, &aad).unwrap(), b"canary-token");
-        assert!(matches!(ring.decrypt(&sealed, &Aad::new("connection", "t2", "c1")), Err(CryptoError::Invalid)));
-        assert!(matches!(ring.decrypt(&sealed, &Aad::new("connection", "t1", "c2")), Err(CryptoError::Invalid)));
-        assert_ne!(sealed, ring.encrypt(b"canary-token", &aad), "fresh nonce each time");
+        assert!(matches!(
+            ring.decrypt(&sealed, &Aad::new("connection", "t2", "c1")),
+            Err(CryptoError::Invalid)
+        ));
+        assert!(matches!(
+            ring.decrypt(&sealed, &Aad::new("connection", "t1", "c2")),
+            Err(CryptoError::Invalid)
+        ));
+        assert_ne!(
+            sealed,
+            ring.encrypt(b"canary-token", &aad),
+            "fresh nonce each time"
+        );
     }
 
     #[test]
@@ -157,7 +185,13 @@ mod tests {
         let resealed = rotated.encrypt(b"secret", &aad);
         assert!(!rotated.is_stale(&resealed));
         let without_old = Keyring::new(&new, &[]);
-        assert!(matches!(without_old.decrypt(&sealed_old, &aad), Err(CryptoError::UnknownKey(_))));
-        assert!(matches!(without_old.decrypt("garbage", &aad), Err(CryptoError::Malformed)));
+        assert!(matches!(
+            without_old.decrypt(&sealed_old, &aad),
+            Err(CryptoError::UnknownKey(_))
+        ));
+        assert!(matches!(
+            without_old.decrypt("garbage", &aad),
+            Err(CryptoError::Malformed)
+        ));
     }
 }

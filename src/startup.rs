@@ -2,6 +2,8 @@
 //! the HTTP server, with graceful shutdown on SIGTERM/Ctrl-C.
 
 use crate::config::Settings;
+use crate::connectors::http::{Outbound, OutboundPolicy};
+use crate::crypto::Keyring;
 use crate::jobs::{self, JobEnv, JobQueue};
 use crate::services::{App, accounts};
 use crate::store::Store;
@@ -89,12 +91,36 @@ pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Runni
     store.migrate().await?;
     let settings = Arc::new(settings);
     let queue = JobQueue::new(&store);
+    if let Err(problem) = crate::connectors::catalogue::catalogue() {
+        anyhow::bail!("the provider catalogue is invalid: {problem}");
+    }
+    let sandbox_prefix = settings
+        .sandbox
+        .enabled
+        .then(|| settings.url_for("/sandbox/"));
+    let outbound = Outbound::new(
+        OutboundPolicy::new(settings.outbound_allow.clone()),
+        sandbox_prefix,
+    )?;
+    let keyring = Arc::new(Keyring::new(&master_key, &settings.previous_master_keys));
     let app = App {
         store: store.clone(),
         settings: settings.clone(),
         queue: queue.clone(),
         master_key,
+        keyring,
+        outbound,
     };
+    if settings.sandbox.enabled {
+        // Seeding takes a moment on first start; the server is ready before it ends.
+        let db = store.connection().clone();
+        let contacts = settings.sandbox.seed_contacts;
+        tokio::spawn(async move {
+            if let Err(e) = crate::sandbox::seed::seed(&db, contacts).await {
+                tracing::warn!(error = %e, "sandbox seeding failed");
+            }
+        });
+    }
     let instance = format!(
         "{}-{}",
         std::process::id(),

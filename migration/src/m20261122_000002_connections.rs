@@ -25,7 +25,14 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        index(m, "ux_oauth_apps_tenant_provider", "oauth_apps", &["tenant_id", "provider_id"], true).await?;
+        index(
+            m,
+            "ux_oauth_apps_tenant_provider",
+            "oauth_apps",
+            &["tenant_id", "provider_id"],
+            true,
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -56,9 +63,23 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        index(m, "ix_connections_tenant_created", "connections", &["tenant_id", "created_at"], false).await?;
+        index(
+            m,
+            "ix_connections_tenant_created",
+            "connections",
+            &["tenant_id", "created_at"],
+            false,
+        )
+        .await?;
         // The proactive refresher scans across tenants for tokens about to expire.
-        index(m, "ix_connections_expiry", "connections", &["status", "access_expires_at"], false).await?;
+        index(
+            m,
+            "ix_connections_expiry",
+            "connections",
+            &["status", "access_expires_at"],
+            false,
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -70,11 +91,21 @@ impl MigrationTrait for Migration {
                 .col(string("kind"))
                 .col(text_null("detail"))
                 .col(timestamp_with_time_zone("created_at"))
-                .foreign_key(&mut tenant_fk("fk_connection_events_tenant", "connection_events"))
+                .foreign_key(&mut tenant_fk(
+                    "fk_connection_events_tenant",
+                    "connection_events",
+                ))
                 .to_owned(),
         )
         .await?;
-        index(m, "ix_connection_events_tenant_conn", "connection_events", &["tenant_id", "connection_id", "created_at"], false).await?;
+        index(
+            m,
+            "ix_connection_events_tenant_conn",
+            "connection_events",
+            &["tenant_id", "connection_id", "created_at"],
+            false,
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -97,7 +128,14 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        index(m, "ix_connect_links_tenant_created", "connect_links", &["tenant_id", "created_at"], false).await?;
+        index(
+            m,
+            "ix_connect_links_tenant_created",
+            "connect_links",
+            &["tenant_id", "created_at"],
+            false,
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -119,7 +157,14 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        index(m, "ix_oauth_states_expires", "oauth_states", &["expires_at"], false).await?;
+        index(
+            m,
+            "ix_oauth_states_expires",
+            "oauth_states",
+            &["expires_at"],
+            false,
+        )
+        .await?;
 
         // The built-in sandbox SaaS keeps its own state, apart from Sluice's.
         m.create_table(
@@ -139,7 +184,14 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        index(m, "ix_sandbox_grants_family", "sandbox_grants", &["family"], false).await?;
+        index(
+            m,
+            "ix_sandbox_grants_family",
+            "sandbox_grants",
+            &["family"],
+            false,
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -149,12 +201,28 @@ impl MigrationTrait for Migration {
                 .col(string("id"))
                 .col(big_integer("seq"))
                 .col(text("data"))
+                .col(string_null("ext_key"))
                 .col(timestamp_with_time_zone("updated_at"))
                 .primary_key(Index::create().col("object").col("id"))
                 .to_owned(),
         )
         .await?;
-        index(m, "ux_sandbox_records_seq", "sandbox_records", &["object", "seq"], true).await?;
+        index(
+            m,
+            "ux_sandbox_records_seq",
+            "sandbox_records",
+            &["object", "seq"],
+            true,
+        )
+        .await?;
+        index(
+            m,
+            "ix_sandbox_records_ext_key",
+            "sandbox_records",
+            &["object", "ext_key"],
+            false,
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -179,7 +247,8 @@ impl MigrationTrait for Migration {
             "connections",
             "oauth_apps",
         ] {
-            m.drop_table(Table::drop().table(table).if_exists().to_owned()).await?;
+            m.drop_table(Table::drop().table(table).if_exists().to_owned())
+                .await?;
         }
         Ok(())
     }
@@ -194,7 +263,13 @@ fn tenant_fk(name: &str, table: &'static str) -> ForeignKeyCreateStatement {
         .to_owned()
 }
 
-async fn index(m: &SchemaManager<'_>, name: &str, table: &'static str, cols: &[&'static str], unique: bool) -> Result<(), DbErr> {
+async fn index(
+    m: &SchemaManager<'_>,
+    name: &str,
+    table: &'static str,
+    cols: &[&'static str],
+    unique: bool,
+) -> Result<(), DbErr> {
     let mut stmt = Index::create();
     stmt.if_not_exists().name(name).table(table);
     for col in cols {

@@ -35,7 +35,10 @@ impl AuthKind {
 
     /// Whether connecting goes through OAuth (and so needs an OAuth app).
     pub fn is_oauth(self) -> bool {
-        matches!(self, AuthKind::Oauth2Code | AuthKind::Oauth2ClientCredentials)
+        matches!(
+            self,
+            AuthKind::Oauth2Code | AuthKind::Oauth2ClientCredentials
+        )
     }
 }
 
@@ -276,20 +279,33 @@ impl Provider {
         if format!("{}.toml", self.id) != file {
             return problem("the file name must be <id>.toml");
         }
-        if !self.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-') {
+        if !self
+            .id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        {
             return problem("id must be lowercase letters, digits, '_' or '-'");
         }
         match self.auth.kind {
-            AuthKind::Oauth2Code if self.auth.authorize_url.is_none() || self.auth.token_url.is_none() => {
+            AuthKind::Oauth2Code
+                if self.auth.authorize_url.is_none() || self.auth.token_url.is_none() =>
+            {
                 problem("oauth2_code needs authorize_url and token_url")
             }
             AuthKind::Oauth2ClientCredentials if self.auth.token_url.is_none() => {
                 problem("oauth2_client_credentials needs token_url")
             }
-            AuthKind::ApiKey if self.auth.api_key_name.is_none() => problem("api_key needs api_key_name"),
+            AuthKind::ApiKey if self.auth.api_key_name.is_none() => {
+                problem("api_key needs api_key_name")
+            }
             _ => Ok(()),
         }?;
-        for path in self.objects.iter().map(|o| o.records_path.as_str()).chain(self.pagination.cursor_path.as_deref()) {
+        for path in self
+            .objects
+            .iter()
+            .map(|o| o.records_path.as_str())
+            .chain(self.pagination.cursor_path.as_deref())
+        {
             if serde_json_path::JsonPath::parse(path).is_err() {
                 return problem(&format!("'{path}' is not a valid JSONPath (RFC 9535)"));
             }
@@ -312,7 +328,9 @@ pub fn catalogue() -> &'static Result<Vec<Provider>, String> {
             provider.validate(file)?;
             providers.push(provider);
         }
-        providers.sort_by(|a, b| (!a.sandbox, a.name.to_lowercase()).cmp(&(!b.sandbox, b.name.to_lowercase())));
+        providers.sort_by(|a, b| {
+            (!a.sandbox, a.name.to_lowercase()).cmp(&(!b.sandbox, b.name.to_lowercase()))
+        });
         Ok(providers)
     })
 }
@@ -346,11 +364,24 @@ mod tests {
     #[test]
     fn the_embedded_catalogue_is_valid_and_complete() {
         let providers = super::catalogue().as_ref().expect("catalogue loads");
-        assert!(providers.len() >= 15, "sandbox + generic + at least 12 real providers");
-        for id in ["sandbox_crm", "sandbox_erp", "http_json", "hubspot", "salesforce", "github"] {
+        assert!(
+            providers.len() >= 15,
+            "sandbox + generic + at least 12 real providers"
+        );
+        for id in [
+            "sandbox_crm",
+            "sandbox_erp",
+            "http_json",
+            "hubspot",
+            "salesforce",
+            "github",
+        ] {
             assert!(super::get(id).is_some(), "{id} missing");
         }
-        assert!(providers.iter().all(|p| !p.objects.is_empty()), "every provider lists objects");
+        assert!(
+            providers.iter().all(|p| !p.objects.is_empty()),
+            "every provider lists objects"
+        );
     }
 
     #[test]

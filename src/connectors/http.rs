@@ -24,7 +24,9 @@ pub enum OutboundError {
     #[error("invalid URL: {0}")]
     InvalidUrl(String),
     /// The destination is a private or otherwise non-public address.
-    #[error("refused to connect to a non-public address ({0}); allow it with SLUICE_OUTBOUND_ALLOW")]
+    #[error(
+        "refused to connect to a non-public address ({0}); allow it with SLUICE_OUTBOUND_ALLOW"
+    )]
     Forbidden(String),
     /// Connecting, sending or reading failed (includes timeouts).
     #[error("request failed: {0}")]
@@ -48,10 +50,16 @@ impl AllowedNet {
             Some((a, p)) => (a, Some(p)),
             None => (text.trim(), None),
         };
-        let addr: IpAddr = addr.parse().map_err(|_| format!("'{text}' is not an address or CIDR range"))?;
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("'{text}' is not an address or CIDR range"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
-            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| format!("'{text}' has a bad prefix length"))?,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("'{text}' has a bad prefix length"))?,
             None => max,
         };
         Ok(Self { addr, prefix })
@@ -60,11 +68,15 @@ impl AllowedNet {
     fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -140,10 +152,16 @@ impl Resolve for GuardedResolver {
         let policy = self.policy.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> = addrs.iter().copied().filter(|a| policy.permits(a.ip())).collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = addrs
+                .iter()
+                .copied()
+                .filter(|a| policy.permits(a.ip()))
+                .collect();
             if allowed.is_empty() {
-                return Err(Box::new(OutboundError::Forbidden(host)) as Box<dyn std::error::Error + Send + Sync>);
+                return Err(Box::new(OutboundError::Forbidden(host))
+                    as Box<dyn std::error::Error + Send + Sync>);
             }
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })
@@ -162,7 +180,9 @@ pub struct Outbound {
 
 impl std::fmt::Debug for Outbound {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Outbound").field("policy", &self.policy).finish()
+        f.debug_struct("Outbound")
+            .field("policy", &self.policy)
+            .finish()
     }
 }
 
@@ -189,34 +209,54 @@ impl Outbound {
         };
         let redirect_policy = policy.clone();
         let api = base()
-            .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }))
+            .dns_resolver(Arc::new(GuardedResolver {
+                policy: policy.clone(),
+            }))
             .redirect(reqwest::redirect::Policy::custom(move |attempt| {
                 if attempt.previous().len() >= 5 {
                     return attempt.error("too many redirects");
                 }
                 match literal_ip(attempt.url()) {
-                    Some(ip) if !redirect_policy.permits(ip) => attempt.error(OutboundError::Forbidden(ip.to_string())),
+                    Some(ip) if !redirect_policy.permits(ip) => {
+                        attempt.error(OutboundError::Forbidden(ip.to_string()))
+                    }
                     _ => attempt.follow(),
                 }
             }))
             .build()?;
         let oauth = base()
-            .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }))
+            .dns_resolver(Arc::new(GuardedResolver {
+                policy: policy.clone(),
+            }))
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
         let internal = base().redirect(reqwest::redirect::Policy::none()).build()?;
-        Ok(Self { policy, api, oauth, internal, sandbox_prefix })
+        Ok(Self {
+            policy,
+            api,
+            oauth,
+            internal,
+            sandbox_prefix,
+        })
     }
 
     /// Checks a URL before any connection: scheme, and literal addresses (names are
     /// checked after resolution). Returns the client to use.
-    pub fn client_for(&self, url: &str, purpose: Purpose) -> Result<&reqwest::Client, OutboundError> {
+    pub fn client_for(
+        &self,
+        url: &str,
+        purpose: Purpose,
+    ) -> Result<&reqwest::Client, OutboundError> {
         let parsed = url::Url::parse(url).map_err(|e| OutboundError::InvalidUrl(e.to_string()))?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
-            return Err(OutboundError::InvalidUrl("only http and https URLs are allowed".into()));
+            return Err(OutboundError::InvalidUrl(
+                "only http and https URLs are allowed".into(),
+            ));
         }
         if !parsed.username().is_empty() || parsed.password().is_some() {
-            return Err(OutboundError::InvalidUrl("credentials in URLs are not allowed".into()));
+            return Err(OutboundError::InvalidUrl(
+                "credentials in URLs are not allowed".into(),
+            ));
         }
         if let Some(prefix) = &self.sandbox_prefix
             && url.starts_with(prefix.as_str())
@@ -235,7 +275,11 @@ impl Outbound {
     }
 
     /// Sends a request built by the caller and reads the whole (bounded) body.
-    pub async fn send(&self, request: reqwest::Request, purpose: Purpose) -> Result<Fetched, OutboundError> {
+    pub async fn send(
+        &self,
+        request: reqwest::Request,
+        purpose: Purpose,
+    ) -> Result<Fetched, OutboundError> {
         let client = self.client_for(request.url().as_str(), purpose)?;
         let started = std::time::Instant::now();
         let method = request.method().clone();
@@ -245,7 +289,11 @@ impl Outbound {
         let headers = response.headers().clone();
         let body = read_limited(response, MAX_BODY).await?;
         tracing::debug!(%method, url = %shown, status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "outbound call");
-        Ok(Fetched { status, headers, body })
+        Ok(Fetched {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
@@ -269,13 +317,22 @@ fn transport(e: &reqwest::Error) -> OutboundError {
         }
         source = err.source();
     }
-    let kind = if e.is_timeout() { "timed out" } else if e.is_connect() { "could not connect" } else { "failed" };
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "failed"
+    };
     // reqwest's message may contain the URL (and so a query secret); keep only the kind.
     OutboundError::Transport(kind.to_owned())
 }
 
 async fn read_limited(response: reqwest::Response, limit: usize) -> Result<Vec<u8>, OutboundError> {
-    if response.content_length().is_some_and(|len| len as usize > limit) {
+    if response
+        .content_length()
+        .is_some_and(|len| len as usize > limit)
+    {
         return Err(OutboundError::TooLarge(limit));
     }
     let mut body = Vec::new();
@@ -314,7 +371,19 @@ mod tests {
     #[test]
     fn non_public_addresses_are_refused_unless_allowed() {
         let policy = OutboundPolicy::default();
-        for ip in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1"] {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+        ] {
             assert!(!policy.permits(ip.parse().unwrap()), "{ip} must be refused");
         }
         for ip in ["93.184.216.34", "2606:4700::1111", "8.8.8.8"] {
@@ -322,7 +391,9 @@ mod tests {
         }
         let allowed = OutboundPolicy::new(vec![AllowedNet::parse("10.0.0.0/8").unwrap()]);
         assert!(allowed.permits("10.200.0.1".parse().unwrap()));
-        assert!(!allowed.permits("11.0.0.1".parse().unwrap()) || is_public("11.0.0.1".parse().unwrap()));
+        assert!(
+            !allowed.permits("11.0.0.1".parse().unwrap()) || is_public("11.0.0.1".parse().unwrap())
+        );
         assert!(!allowed.permits("192.168.0.1".parse().unwrap()));
         assert!(AllowedNet::parse("10.0.0.0/33").is_err());
         assert!(AllowedNet::parse("nonsense").is_err());
@@ -330,13 +401,35 @@ mod tests {
 
     #[test]
     fn urls_are_checked_before_connecting() {
-        let out = Outbound::new(OutboundPolicy::default(), Some("http://127.0.0.1:8080/sandbox/".into())).unwrap();
-        assert!(matches!(out.client_for("http://127.0.0.1:5432/x", Purpose::Api), Err(OutboundError::Forbidden(_))));
-        assert!(matches!(out.client_for("http://[::1]/x", Purpose::OAuth), Err(OutboundError::Forbidden(_))));
-        assert!(matches!(out.client_for("file:///etc/passwd", Purpose::Api), Err(OutboundError::InvalidUrl(_))));
-        assert!(matches!(out.client_for("http://user:pw@example.com/", Purpose::Api), Err(OutboundError::InvalidUrl(_))));
-        assert!(out.client_for("http://127.0.0.1:8080/sandbox/oauth/token", Purpose::OAuth).is_ok());
-        assert!(out.client_for("https://api.example.com/v1", Purpose::Api).is_ok());
+        let out = Outbound::new(
+            OutboundPolicy::default(),
+            Some("http://127.0.0.1:8080/sandbox/".into()),
+        )
+        .unwrap();
+        assert!(matches!(
+            out.client_for("http://127.0.0.1:5432/x", Purpose::Api),
+            Err(OutboundError::Forbidden(_))
+        ));
+        assert!(matches!(
+            out.client_for("http://[::1]/x", Purpose::OAuth),
+            Err(OutboundError::Forbidden(_))
+        ));
+        assert!(matches!(
+            out.client_for("file:///etc/passwd", Purpose::Api),
+            Err(OutboundError::InvalidUrl(_))
+        ));
+        assert!(matches!(
+            out.client_for("http://user:pw@example.com/", Purpose::Api),
+            Err(OutboundError::InvalidUrl(_))
+        ));
+        assert!(
+            out.client_for("http://127.0.0.1:8080/sandbox/oauth/token", Purpose::OAuth)
+                .is_ok()
+        );
+        assert!(
+            out.client_for("https://api.example.com/v1", Purpose::Api)
+                .is_ok()
+        );
     }
 
     #[test]

@@ -118,13 +118,25 @@ impl OAuthTarget<'_> {
 
     fn client(&self) -> Result<Client, OAuthError> {
         let auth = &self.provider.auth;
-        let bad = |what: &str| OAuthError::Config(format!("{} has an invalid {what}", self.provider.name));
-        let auth_url = self.url(auth.authorize_url.as_ref()).map(AuthUrl::new).transpose().map_err(|_| bad("authorize URL"))?;
-        let token_url = self.url(auth.token_url.as_ref()).map(TokenUrl::new).transpose().map_err(|_| bad("token URL"))?;
+        let bad = |what: &str| {
+            OAuthError::Config(format!("{} has an invalid {what}", self.provider.name))
+        };
+        let auth_url = self
+            .url(auth.authorize_url.as_ref())
+            .map(AuthUrl::new)
+            .transpose()
+            .map_err(|_| bad("authorize URL"))?;
+        let token_url = self
+            .url(auth.token_url.as_ref())
+            .map(TokenUrl::new)
+            .transpose()
+            .map_err(|_| bad("token URL"))?;
         let mut client = BasicClient::new(ClientId::new(self.credentials.client_id.clone()))
             .set_auth_uri_option(auth_url)
             .set_token_uri_option(token_url)
-            .set_redirect_uri(RedirectUrl::new(self.redirect_uri.to_owned()).map_err(|_| bad("redirect URI"))?)
+            .set_redirect_uri(
+                RedirectUrl::new(self.redirect_uri.to_owned()).map_err(|_| bad("redirect URI"))?,
+            )
             .set_auth_type(match auth.token_auth_method {
                 TokenAuthMethod::ClientSecretBasic => AuthType::BasicAuth,
                 TokenAuthMethod::ClientSecretPost => AuthType::RequestBody,
@@ -136,7 +148,11 @@ impl OAuthTarget<'_> {
     }
 
     /// The URL to send the user's browser to, and the PKCE verifier to keep (secret).
-    pub fn authorize_url(&self, state: &str, scopes: &[String]) -> Result<(String, Option<SecretString>), OAuthError> {
+    pub fn authorize_url(
+        &self,
+        state: &str,
+        scopes: &[String],
+    ) -> Result<(String, Option<SecretString>), OAuthError> {
         let client = self.client()?;
         let state = state.to_owned();
         let mut request = client
@@ -162,20 +178,33 @@ impl OAuthTarget<'_> {
     }
 
     /// Exchanges an authorization code (with the PKCE verifier) for tokens.
-    pub async fn exchange_code(&self, outbound: &Outbound, code: &str, verifier: Option<&SecretString>) -> Result<TokenSet, OAuthError> {
+    pub async fn exchange_code(
+        &self,
+        outbound: &Outbound,
+        code: &str,
+        verifier: Option<&SecretString>,
+    ) -> Result<TokenSet, OAuthError> {
         let client = self.client()?;
         let mut request = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .map_err(|e| OAuthError::Config(e.to_string()))?;
         if let Some(v) = verifier {
-            request = request.set_pkce_verifier(PkceCodeVerifier::new(v.expose_secret().to_owned()));
+            request =
+                request.set_pkce_verifier(PkceCodeVerifier::new(v.expose_secret().to_owned()));
         }
-        let response = request.request_async(&Adapter(outbound)).await.map_err(map_error)?;
+        let response = request
+            .request_async(&Adapter(outbound))
+            .await
+            .map_err(map_error)?;
         Ok(token_set(&response))
     }
 
     /// Uses a refresh token.
-    pub async fn refresh(&self, outbound: &Outbound, refresh_token: &SecretString) -> Result<TokenSet, OAuthError> {
+    pub async fn refresh(
+        &self,
+        outbound: &Outbound,
+        refresh_token: &SecretString,
+    ) -> Result<TokenSet, OAuthError> {
         let client = self.client()?;
         let token = RefreshToken::new(refresh_token.expose_secret().to_owned());
         let response = client
@@ -188,30 +217,46 @@ impl OAuthTarget<'_> {
     }
 
     /// Client-credentials grant.
-    pub async fn client_credentials(&self, outbound: &Outbound, scopes: &[String]) -> Result<TokenSet, OAuthError> {
+    pub async fn client_credentials(
+        &self,
+        outbound: &Outbound,
+        scopes: &[String],
+    ) -> Result<TokenSet, OAuthError> {
         let client = self.client()?;
         let mut request = client
             .exchange_client_credentials()
             .map_err(|e| OAuthError::Config(e.to_string()))?;
         if !scopes.is_empty() {
-            request = request.add_scope(Scope::new(scopes.join(&self.provider.auth.scope_separator)));
+            request =
+                request.add_scope(Scope::new(scopes.join(&self.provider.auth.scope_separator)));
         }
-        let response = request.request_async(&Adapter(outbound)).await.map_err(map_error)?;
+        let response = request
+            .request_async(&Adapter(outbound))
+            .await
+            .map_err(map_error)?;
         Ok(token_set(&response))
     }
 
     /// Revokes a token at the provider (RFC 7009), if it has a revocation endpoint.
     /// Returns whether a revocation was sent and accepted.
-    pub async fn revoke(&self, outbound: &Outbound, token: &SecretString) -> Result<bool, OAuthError> {
+    pub async fn revoke(
+        &self,
+        outbound: &Outbound,
+        token: &SecretString,
+    ) -> Result<bool, OAuthError> {
         let Some(url) = self.url(self.provider.auth.revoke_url.as_ref()) else {
             return Ok(false);
         };
         let client = outbound.client_for(&url, Purpose::OAuth)?;
         let mut form = vec![("token", token.expose_secret().to_owned())];
         let mut builder = client.post(&url);
-        match (&self.credentials.client_secret, self.provider.auth.token_auth_method) {
+        match (
+            &self.credentials.client_secret,
+            self.provider.auth.token_auth_method,
+        ) {
             (Some(secret), TokenAuthMethod::ClientSecretBasic) => {
-                builder = builder.basic_auth(&self.credentials.client_id, Some(secret.expose_secret()));
+                builder =
+                    builder.basic_auth(&self.credentials.client_id, Some(secret.expose_secret()));
             }
             (secret, _) => {
                 form.push(("client_id", self.credentials.client_id.clone()));
@@ -220,7 +265,10 @@ impl OAuthTarget<'_> {
                 }
             }
         }
-        let request = builder.form(&form).build().map_err(|e| OutboundError::InvalidUrl(e.to_string()))?;
+        let request = builder
+            .form(&form)
+            .build()
+            .map_err(|e| OutboundError::InvalidUrl(e.to_string()))?;
         let fetched = outbound.send(request, Purpose::OAuth).await?;
         Ok(fetched.status.is_success())
     }
@@ -229,9 +277,13 @@ impl OAuthTarget<'_> {
 fn token_set(response: &oauth2::basic::BasicTokenResponse) -> TokenSet {
     TokenSet {
         access_token: SecretString::from(response.access_token().secret().to_owned()),
-        refresh_token: response.refresh_token().map(|t| SecretString::from(t.secret().to_owned())),
+        refresh_token: response
+            .refresh_token()
+            .map(|t| SecretString::from(t.secret().to_owned())),
         expires_in: response.expires_in(),
-        scopes: response.scopes().map(|s| s.iter().map(|s| s.to_string()).collect()),
+        scopes: response
+            .scopes()
+            .map(|s| s.iter().map(|s| s.to_string()).collect()),
     }
 }
 
@@ -241,7 +293,9 @@ fn map_error(
     match e {
         RequestTokenError::ServerResponse(resp) => match resp.error() {
             BasicErrorResponseType::InvalidGrant => OAuthError::InvalidGrant,
-            BasicErrorResponseType::InvalidClient | BasicErrorResponseType::UnauthorizedClient => OAuthError::InvalidClient,
+            BasicErrorResponseType::InvalidClient | BasicErrorResponseType::UnauthorizedClient => {
+                OAuthError::InvalidClient
+            }
             other => OAuthError::Provider(match resp.error_description() {
                 Some(d) => format!("{other}: {}", d.chars().take(200).collect::<String>()),
                 None => other.to_string(),

@@ -21,8 +21,12 @@ pub struct App {
     pub settings: Arc<Settings>,
     /// The job queue.
     pub queue: JobQueue,
-    /// Key for secrets at rest and signed cookies.
+    /// Key for signed cookies (secrets at rest use the keyring).
     pub master_key: MasterKey,
+    /// Keys for secrets at rest.
+    pub keyring: std::sync::Arc<crate::crypto::Keyring>,
+    /// The guarded outbound HTTP client.
+    pub outbound: crate::connectors::http::Outbound,
 }
 
 /// Who did something, as written in the audit log.

@@ -78,6 +78,9 @@ fn is_unsafe(method: &Method) -> bool {
 /// signed webhooks) and so need no CSRF token.
 fn csrf_exempt(path: &str) -> bool {
     path.starts_with("/api/")
+        // The sandbox's token and data endpoints are called server-to-server, like a real
+        // SaaS API; its consent form is a browser form and stays protected.
+        || (path.starts_with("/sandbox/") && path != "/sandbox/oauth/authorize")
 }
 
 /// CSRF protection for every state-changing browser request: the request must not come

@@ -28,8 +28,17 @@ const BODY_LIMIT: usize = 256 * 1024;
 
 /// Builds the HTTP server on an already-bound listener.
 pub fn server(app: App, listener: TcpListener) -> anyhow::Result<Server> {
+    let sandbox = app.settings.sandbox.enabled.then(|| {
+        web::Data::new(crate::sandbox::Sandbox::new(
+            app.store.connection().clone(),
+            app.settings.sandbox.clone(),
+            app.settings.public_url.as_str(),
+            &app.master_key,
+        ))
+    });
     let data = web::Data::new(app);
     let server = HttpServer::new(move || {
+        let sandbox = sandbox.clone();
         ActixApp::new()
             .app_data(data.clone())
             .app_data(web::FormConfig::default().limit(BODY_LIMIT))
@@ -44,6 +53,12 @@ pub fn server(app: App, listener: TcpListener) -> anyhow::Result<Server> {
             .wrap(from_fn(middleware::http_metrics))
             .wrap(NormalizePath::new(TrailingSlash::Trim))
             .wrap(TracingLogger::<ops::RouteSpan>::new())
+            .configure(|cfg| {
+                if let Some(sandbox) = sandbox {
+                    cfg.app_data(sandbox);
+                    crate::sandbox::routes(cfg);
+                }
+            })
             .configure(routes)
     })
     .listen(listener)?

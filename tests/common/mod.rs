@@ -88,6 +88,7 @@ impl TestApp {
             ("SLUICE_JOB_RETRY_BASE_MS".into(), "50".into()),
             ("SLUICE_JOB_RETRY_CAP_SECS".into(), "1".into()),
             ("SLUICE_DB_MAX_CONNECTIONS".into(), "5".into()),
+            ("SLUICE_SANDBOX_SEED_CONTACTS".into(), "0".into()),
         ];
         vars.extend(
             extra

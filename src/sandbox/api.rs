@@ -1,0 +1,426 @@
+//! The sandbox CRM (`/sandbox/crm/…`: contacts, companies, deals) and ERP
+//! (`/sandbox/erp/…`: customers, orders, invoices) APIs.
+
+use super::{Sandbox, db, oauth};
+use crate::store::now;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+const MAX_PAGE: u64 = 1000;
+const MAX_BATCH: usize = 1000;
+
+/// The objects each API serves.
+fn object_key(api: &str, object: &str) -> Option<String> {
+    let known = match api {
+        "crm" => ["contacts", "companies", "deals"].contains(&object),
+        "erp" => ["customers", "orders", "invoices"].contains(&object),
+        _ => false,
+    };
+    known.then(|| format!("{api}.{object}"))
+}
+
+fn error(status: u16, code: &str, message: &str) -> HttpResponse {
+    HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(status)
+            .unwrap_or(actix_web::http::StatusCode::BAD_REQUEST),
+    )
+    .json(json!({ "error": code, "message": message }))
+}
+
+/// Authentication, rate limit, injected latency and faults: everything a request to a
+/// real SaaS API can run into. Returns the object key.
+async fn admit(
+    req: &HttpRequest,
+    sandbox: &Sandbox,
+    api: &str,
+    object: &str,
+    write: bool,
+) -> Result<String, HttpResponse> {
+    let key = object_key(api, object).ok_or_else(|| error(404, "not_found", "no such object"))?;
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .to_owned();
+    let Some(scopes) = oauth::check_access(sandbox, &bearer).await else {
+        return Err(HttpResponse::Unauthorized()
+            .insert_header((header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\""))
+            .json(json!({ "error": "invalid_token", "message": "the access token is missing, expired or revoked" })));
+    };
+    let needed = format!("{api}.{}", if write { "write" } else { "read" });
+    if !scopes.contains(&needed) {
+        return Err(error(
+            403,
+            "insufficient_scope",
+            &format!("this token lacks the {needed} scope"),
+        ));
+    }
+    let limit = sandbox.settings.rate_limit;
+    if limit > 0 {
+        let second = now().timestamp() as u64;
+        let over = match sandbox.rate.lock() {
+            Ok(mut windows) => {
+                let entry = windows
+                    .entry(crate::auth::tokens::digest(&bearer))
+                    .or_insert((second, 0));
+                if entry.0 != second {
+                    *entry = (second, 0);
+                }
+                entry.1 += 1;
+                entry.1 > limit
+            }
+            Err(_) => false,
+        };
+        if over {
+            let _ = db::bump(&sandbox.db, "api.rate_limited", 1).await;
+            return Err(HttpResponse::TooManyRequests()
+                .insert_header((header::RETRY_AFTER, "1"))
+                .json(json!({ "error": "rate_limited", "message": "too many requests; retry after 1 second" })));
+        }
+    }
+    if !sandbox.settings.latency.is_zero() {
+        tokio::time::sleep(sandbox.settings.latency).await;
+    }
+    if sandbox.settings.error_rate > 0.0 && rand::random::<f64>() < sandbox.settings.error_rate {
+        let _ = db::bump(&sandbox.db, "api.injected_faults", 1).await;
+        return Err(error(
+            503,
+            "unavailable",
+            "injected fault: the service is temporarily unavailable",
+        ));
+    }
+    let _ = db::bump(
+        &sandbox.db,
+        &format!("api.{}", if write { "writes" } else { "reads" }),
+        1,
+    )
+    .await;
+    Ok(key)
+}
+
+/// List query.
+#[derive(Deserialize)]
+pub struct ListQuery {
+    limit: Option<u64>,
+    cursor: Option<String>,
+    updated_since: Option<String>,
+}
+
+fn decode_cursor(cursor: &str) -> Option<i64> {
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    String::from_utf8(bytes)
+        .ok()?
+        .strip_prefix("seq:")?
+        .parse()
+        .ok()
+}
+
+/// GET /sandbox/{api}/{object}?limit&cursor&updated_since
+pub async fn list(
+    req: HttpRequest,
+    sandbox: web::Data<Sandbox>,
+    path: web::Path<(String, String)>,
+    query: web::Query<ListQuery>,
+) -> HttpResponse {
+    let (api, object) = path.into_inner();
+    let key = match admit(&req, &sandbox, &api, &object, false).await {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    let limit = query.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let after = match query.cursor.as_deref() {
+        None | Some("") => 0,
+        Some(c) => match decode_cursor(c) {
+            Some(seq) => seq,
+            None => return error(400, "bad_cursor", "the cursor is not valid"),
+        },
+    };
+    let since = match query.updated_since.as_deref() {
+        None | Some("") => None,
+        Some(s) => match chrono::DateTime::parse_from_rfc3339(s) {
+            Ok(t) => Some(t.with_timezone(&chrono::Utc)),
+            Err(_) => {
+                return error(
+                    400,
+                    "bad_updated_since",
+                    "updated_since must be an RFC 3339 timestamp",
+                );
+            }
+        },
+    };
+    match db::list(&sandbox.db, &key, after, since, limit).await {
+        Ok(records) => {
+            let next = (records.len() as u64 == limit)
+                .then(|| {
+                    records
+                        .last()
+                        .map(|r| URL_SAFE_NO_PAD.encode(format!("seq:{}", r.seq)))
+                })
+                .flatten();
+            HttpResponse::Ok().json(json!({
+                "data": records.iter().map(db::Record::to_json).collect::<Vec<_>>(),
+                "next_cursor": next,
+            }))
+        }
+        Err(_) => error(500, "internal", "storage failed"),
+    }
+}
+
+/// GET /sandbox/{api}/{object}/{id}
+pub async fn show(
+    req: HttpRequest,
+    sandbox: web::Data<Sandbox>,
+    path: web::Path<(String, String, String)>,
+) -> HttpResponse {
+    let (api, object, id) = path.into_inner();
+    let key = match admit(&req, &sandbox, &api, &object, false).await {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    match db::find(&sandbox.db, &key, &id).await {
+        Ok(Some(r)) => HttpResponse::Ok().json(r.to_json()),
+        Ok(None) => error(404, "not_found", "no such record"),
+        Err(_) => error(500, "internal", "storage failed"),
+    }
+}
+
+/// The validation rules of each object: required text fields, e-mail fields, and
+/// non-negative numbers.
+fn validate(key: &str, record: &Map<String, Value>) -> Result<(), Map<String, Value>> {
+    let (required, emails, amounts): (&[&str], &[&str], &[&str]) = match key {
+        "crm.contacts" => (&["name", "email"], &["email"], &[]),
+        "crm.companies" => (&["name"], &[], &[]),
+        "crm.deals" => (&["title"], &[], &["amount"]),
+        "erp.customers" => (&["name", "email"], &["email"], &[]),
+        "erp.orders" => (&["customer_id"], &[], &["total"]),
+        "erp.invoices" => (&["order_id"], &[], &["amount"]),
+        _ => (&[], &[], &[]),
+    };
+    let mut fields = Map::new();
+    for f in required {
+        let present = match record.get(*f) {
+            Some(Value::String(s)) => !s.trim().is_empty(),
+            Some(Value::Null) | None => false,
+            Some(_) => true,
+        };
+        if !present {
+            fields.insert((*f).into(), "is required".into());
+        }
+    }
+    for f in emails {
+        if let Some(Value::String(s)) = record.get(*f)
+            && crate::domain::Email::parse(s).is_err()
+        {
+            fields.insert((*f).into(), "is not a valid e-mail address".into());
+        }
+    }
+    for f in amounts {
+        match record.get(*f) {
+            None | Some(Value::Null) => {}
+            Some(Value::Number(n)) if n.as_f64().is_some_and(|v| v >= 0.0) => {}
+            Some(_) => {
+                fields.insert((*f).into(), "must be a number ≥ 0".into());
+            }
+        }
+    }
+    if fields.is_empty() {
+        Ok(())
+    } else {
+        Err(fields)
+    }
+}
+
+fn clean(mut record: Map<String, Value>) -> Map<String, Value> {
+    record.remove("id");
+    record.remove("updated_at");
+    record
+}
+
+fn new_id(key: &str) -> String {
+    let prefix = key
+        .split('.')
+        .nth(1)
+        .and_then(|o| o.get(..3))
+        .unwrap_or("rec");
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Outcome of writing one record.
+enum Written {
+    Created(String),
+    Updated(String),
+    Invalid(Map<String, Value>),
+    Missing,
+}
+
+async fn write_one(
+    sandbox: &Sandbox,
+    key: &str,
+    mode: &str,
+    id: Option<&str>,
+    record: Map<String, Value>,
+) -> Result<Written, sea_orm::DbErr> {
+    let record = clean(record);
+    let existing = match (mode, id) {
+        ("update", Some(id)) => db::find(&sandbox.db, key, id).await?,
+        ("update", None) => match record.get("external_id").and_then(Value::as_str) {
+            Some(k) => db::find_by_key(&sandbox.db, key, k).await?,
+            None => None,
+        },
+        ("upsert", _) => match record.get("external_id").and_then(Value::as_str) {
+            Some(k) => db::find_by_key(&sandbox.db, key, k).await?,
+            None => None,
+        },
+        _ => None,
+    };
+    match (mode, existing) {
+        ("update", None) => Ok(Written::Missing),
+        (_, Some(found)) => {
+            let mut merged = found.data.clone();
+            merged.extend(record);
+            if let Err(fields) = validate(key, &merged) {
+                return Ok(Written::Invalid(fields));
+            }
+            db::save(&sandbox.db, key, &found.id, &merged, now()).await?;
+            Ok(Written::Updated(found.id))
+        }
+        (_, None) => {
+            if let Err(fields) = validate(key, &record) {
+                return Ok(Written::Invalid(fields));
+            }
+            let id = new_id(key);
+            db::save(&sandbox.db, key, &id, &record, now()).await?;
+            Ok(Written::Created(id))
+        }
+    }
+}
+
+fn single_response(written: Written, sandbox_key: &str) -> HttpResponse {
+    let _ = sandbox_key;
+    match written {
+        Written::Created(id) => HttpResponse::Created().json(json!({ "id": id, "status": "created" })),
+        Written::Updated(id) => HttpResponse::Ok().json(json!({ "id": id, "status": "updated" })),
+        Written::Invalid(fields) => HttpResponse::UnprocessableEntity()
+            .json(json!({ "error": "validation_failed", "message": "the record is not valid", "fields": fields })),
+        Written::Missing => error(404, "not_found", "no such record"),
+    }
+}
+
+/// POST /sandbox/{api}/{object} — create one record.
+pub async fn create(
+    req: HttpRequest,
+    sandbox: web::Data<Sandbox>,
+    path: web::Path<(String, String)>,
+    body: web::Json<Map<String, Value>>,
+) -> HttpResponse {
+    let (api, object) = path.into_inner();
+    let key = match admit(&req, &sandbox, &api, &object, true).await {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    match write_one(&sandbox, &key, "create", None, body.into_inner()).await {
+        Ok(w) => single_response(w, &key),
+        Err(_) => error(500, "internal", "storage failed"),
+    }
+}
+
+/// PATCH /sandbox/{api}/{object}/{id} — update one record.
+pub async fn update(
+    req: HttpRequest,
+    sandbox: web::Data<Sandbox>,
+    path: web::Path<(String, String, String)>,
+    body: web::Json<Map<String, Value>>,
+) -> HttpResponse {
+    let (api, object, id) = path.into_inner();
+    let key = match admit(&req, &sandbox, &api, &object, true).await {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    match write_one(&sandbox, &key, "update", Some(&id), body.into_inner()).await {
+        Ok(w) => single_response(w, &key),
+        Err(_) => error(500, "internal", "storage failed"),
+    }
+}
+
+/// Batch request: `mode` is create, update (by `id` or `external_id`) or upsert (by
+/// `external_id`).
+#[derive(Deserialize)]
+pub struct BatchRequest {
+    #[serde(default = "create_mode")]
+    mode: String,
+    records: Vec<Map<String, Value>>,
+}
+
+fn create_mode() -> String {
+    "create".into()
+}
+
+/// POST /sandbox/{api}/{object}/batch — per-record results; invalid records do not fail
+/// the others.
+pub async fn batch(
+    req: HttpRequest,
+    sandbox: web::Data<Sandbox>,
+    path: web::Path<(String, String)>,
+    body: web::Json<BatchRequest>,
+) -> HttpResponse {
+    let (api, object) = path.into_inner();
+    let key = match admit(&req, &sandbox, &api, &object, true).await {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    let request = body.into_inner();
+    if !["create", "update", "upsert"].contains(&request.mode.as_str()) {
+        return error(400, "bad_mode", "mode must be create, update or upsert");
+    }
+    if request.records.len() > MAX_BATCH {
+        return error(
+            413,
+            "batch_too_large",
+            &format!("at most {MAX_BATCH} records per batch"),
+        );
+    }
+    let mut results = Vec::with_capacity(request.records.len());
+    for (index, record) in request.records.into_iter().enumerate() {
+        let id = record.get("id").and_then(Value::as_str).map(str::to_owned);
+        let outcome = match write_one(&sandbox, &key, &request.mode, id.as_deref(), record).await {
+            Ok(Written::Created(id)) => json!({ "index": index, "status": "created", "id": id }),
+            Ok(Written::Updated(id)) => json!({ "index": index, "status": "updated", "id": id }),
+            Ok(Written::Invalid(fields)) => {
+                json!({ "index": index, "status": "invalid", "fields": fields })
+            }
+            Ok(Written::Missing) => json!({ "index": index, "status": "not_found" }),
+            Err(_) => return error(500, "internal", "storage failed"),
+        };
+        results.push(outcome);
+    }
+    HttpResponse::Ok().json(json!({ "results": results }))
+}
+
+/// GET /sandbox/stats — counters and record counts (no secrets), for tests and demos.
+pub async fn stats(sandbox: web::Data<Sandbox>) -> HttpResponse {
+    let counters = db::counters(&sandbox.db).await.unwrap_or_default();
+    let mut records = Map::new();
+    for key in [
+        "crm.contacts",
+        "crm.companies",
+        "crm.deals",
+        "erp.customers",
+        "erp.orders",
+        "erp.invoices",
+    ] {
+        records.insert(
+            key.into(),
+            db::count(&sandbox.db, key).await.unwrap_or(0).into(),
+        );
+    }
+    HttpResponse::Ok().json(json!({
+        "counters": counters.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+        "records": records,
+    }))
+}

@@ -1,0 +1,310 @@
+//! The sandbox's storage: grants (codes, access and refresh tokens), records, counters.
+
+use crate::auth::tokens;
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement, Value};
+
+/// A stored grant.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub kind: String,
+    pub client_id: String,
+    pub family: String,
+    pub scope: String,
+    pub redirect_uri: Option<String>,
+    pub challenge: Option<String>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked: bool,
+}
+
+fn stmt(db: &DatabaseConnection, sql: &str, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(db.get_database_backend(), sql, values)
+}
+
+/// Stores a grant under the digest of its secret.
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_grant(
+    db: &DatabaseConnection,
+    secret: &str,
+    kind: &str,
+    client_id: &str,
+    family: &str,
+    scope: &str,
+    redirect_uri: Option<&str>,
+    challenge: Option<&str>,
+    expires_at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    db.execute_raw(stmt(
+        db,
+        "INSERT INTO sandbox_grants (id, kind, client_id, family, scope, redirect_uri, challenge, expires_at, used, revoked) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        vec![
+            tokens::digest(secret).into(),
+            kind.into(),
+            client_id.into(),
+            family.into(),
+            scope.into(),
+            redirect_uri.map(str::to_owned).into(),
+            challenge.map(str::to_owned).into(),
+            expires_at.into(),
+            false.into(),
+            false.into(),
+        ],
+    ))
+    .await
+    .map(|_| ())
+}
+
+/// A grant by its secret.
+pub async fn grant(db: &DatabaseConnection, secret: &str) -> Result<Option<Grant>, DbErr> {
+    let row = db
+        .query_one_raw(stmt(
+            db,
+            "SELECT kind, client_id, family, scope, redirect_uri, challenge, expires_at, revoked FROM sandbox_grants WHERE id = $1",
+            vec![tokens::digest(secret).into()],
+        ))
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    Ok(Some(Grant {
+        kind: row.try_get("", "kind")?,
+        client_id: row.try_get("", "client_id")?,
+        family: row.try_get("", "family")?,
+        scope: row.try_get("", "scope")?,
+        redirect_uri: row.try_get("", "redirect_uri")?,
+        challenge: row.try_get("", "challenge")?,
+        expires_at: row.try_get("", "expires_at")?,
+        revoked: row.try_get("", "revoked")?,
+    }))
+}
+
+/// Marks a single-use grant used; false if it already was (a replay).
+pub async fn use_grant(db: &DatabaseConnection, secret: &str) -> Result<bool, DbErr> {
+    let result = db
+        .execute_raw(stmt(
+            db,
+            "UPDATE sandbox_grants SET used = $1 WHERE id = $2 AND used = $3",
+            vec![true.into(), tokens::digest(secret).into(), false.into()],
+        ))
+        .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Revokes every grant of a family (all tokens descending from one authorization).
+pub async fn revoke_family(db: &DatabaseConnection, family: &str) -> Result<(), DbErr> {
+    db.execute_raw(stmt(
+        db,
+        "UPDATE sandbox_grants SET revoked = $1 WHERE family = $2",
+        vec![true.into(), family.into()],
+    ))
+    .await
+    .map(|_| ())
+}
+
+/// Adds `by` to a counter and returns the new value.
+pub async fn bump(db: &DatabaseConnection, name: &str, by: i64) -> Result<i64, DbErr> {
+    let row = db
+        .query_one_raw(stmt(
+            db,
+            "INSERT INTO sandbox_counters (name, value) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET value = sandbox_counters.value + $2 RETURNING value",
+            vec![name.into(), by.into()],
+        ))
+        .await?;
+    match row {
+        Some(row) => row.try_get("", "value"),
+        None => Err(DbErr::RecordNotFound(name.into())),
+    }
+}
+
+/// All counters, for tests and the landing page.
+pub async fn counters(db: &DatabaseConnection) -> Result<Vec<(String, i64)>, DbErr> {
+    let rows = db
+        .query_all_raw(stmt(
+            db,
+            "SELECT name, value FROM sandbox_counters ORDER BY name",
+            vec![],
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("", "name")?, r.try_get("", "value")?)))
+        .collect()
+}
+
+/// A stored record.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub id: String,
+    pub seq: i64,
+    pub data: serde_json::Map<String, serde_json::Value>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Record {
+    /// The record as the API shows it: its fields plus `id` and `updated_at`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut out = self.data.clone();
+        out.insert("id".into(), self.id.clone().into());
+        out.insert(
+            "updated_at".into(),
+            self.updated_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                .into(),
+        );
+        serde_json::Value::Object(out)
+    }
+}
+
+fn record(row: &sea_orm::QueryResult) -> Result<Record, DbErr> {
+    let data: String = row.try_get("", "data")?;
+    Ok(Record {
+        id: row.try_get("", "id")?,
+        seq: row.try_get("", "seq")?,
+        data: serde_json::from_str(&data).unwrap_or_default(),
+        updated_at: row.try_get("", "updated_at")?,
+    })
+}
+
+/// A page of records after `after_seq`, oldest change first.
+pub async fn list(
+    db: &DatabaseConnection,
+    object: &str,
+    after_seq: i64,
+    since: Option<DateTime<Utc>>,
+    limit: u64,
+) -> Result<Vec<Record>, DbErr> {
+    let mut sql = String::from(
+        "SELECT id, seq, data, updated_at FROM sandbox_records WHERE object = $1 AND seq > $2",
+    );
+    let mut values: Vec<Value> = vec![object.into(), after_seq.into()];
+    if let Some(since) = since {
+        sql.push_str(" AND updated_at >= $3");
+        values.push(since.into());
+    }
+    sql.push_str(&format!(" ORDER BY seq LIMIT {limit}"));
+    db.query_all_raw(stmt(db, &sql, values))
+        .await?
+        .iter()
+        .map(record)
+        .collect()
+}
+
+/// One record by id.
+pub async fn find(
+    db: &DatabaseConnection,
+    object: &str,
+    id: &str,
+) -> Result<Option<Record>, DbErr> {
+    db.query_one_raw(stmt(
+        db,
+        "SELECT id, seq, data, updated_at FROM sandbox_records WHERE object = $1 AND id = $2",
+        vec![object.into(), id.into()],
+    ))
+    .await?
+    .as_ref()
+    .map(record)
+    .transpose()
+}
+
+/// One record by its `external_id` (the upsert key).
+pub async fn find_by_key(
+    db: &DatabaseConnection,
+    object: &str,
+    key: &str,
+) -> Result<Option<Record>, DbErr> {
+    db.query_one_raw(stmt(
+        db,
+        "SELECT id, seq, data, updated_at FROM sandbox_records WHERE object = $1 AND ext_key = $2",
+        vec![object.into(), key.into()],
+    ))
+    .await?
+    .as_ref()
+    .map(record)
+    .transpose()
+}
+
+/// Inserts or replaces a record, giving it a new sequence number (it moves to the end of
+/// the change feed) and timestamp.
+pub async fn save(
+    db: &DatabaseConnection,
+    object: &str,
+    id: &str,
+    data: &serde_json::Map<String, serde_json::Value>,
+    updated_at: DateTime<Utc>,
+) -> Result<i64, DbErr> {
+    let seq = bump(db, &format!("seq.{object}"), 1).await?;
+    let ext_key = data.get("external_id").and_then(|v| match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    });
+    db.execute_raw(stmt(
+        db,
+        "INSERT INTO sandbox_records (object, id, seq, data, ext_key, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (object, id) DO UPDATE SET seq = excluded.seq, data = excluded.data, ext_key = excluded.ext_key, updated_at = excluded.updated_at",
+        vec![
+            object.into(),
+            id.into(),
+            seq.into(),
+            serde_json::Value::Object(data.clone()).to_string().into(),
+            ext_key.into(),
+            updated_at.into(),
+        ],
+    ))
+    .await?;
+    Ok(seq)
+}
+
+/// Number of records of an object.
+pub async fn count(db: &DatabaseConnection, object: &str) -> Result<i64, DbErr> {
+    let row = db
+        .query_one_raw(stmt(
+            db,
+            "SELECT COUNT(*) AS n FROM sandbox_records WHERE object = $1",
+            vec![object.into()],
+        ))
+        .await?;
+    match row {
+        Some(r) => r.try_get("", "n"),
+        None => Ok(0),
+    }
+}
+
+/// Bulk insert for seeding: rows of (id, data, updated_at), numbered from `first_seq`.
+pub async fn insert_many(
+    db: &DatabaseConnection,
+    object: &str,
+    first_seq: i64,
+    rows: &[(String, serde_json::Value, DateTime<Utc>)],
+) -> Result<(), DbErr> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut sql = String::from(
+        "INSERT INTO sandbox_records (object, id, seq, data, ext_key, updated_at) VALUES ",
+    );
+    let mut values: Vec<Value> = Vec::with_capacity(rows.len() * 6);
+    for (i, (id, data, at)) in rows.iter().enumerate() {
+        let n = i * 6;
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&format!(
+            "(${},${},${},${},${},${})",
+            n + 1,
+            n + 2,
+            n + 3,
+            n + 4,
+            n + 5,
+            n + 6
+        ));
+        values.extend([
+            object.into(),
+            id.clone().into(),
+            (first_seq + i as i64).into(),
+            data.to_string().into(),
+            Value::String(None),
+            (*at).into(),
+        ]);
+    }
+    db.execute_raw(stmt(db, &sql, values)).await.map(|_| ())
+}

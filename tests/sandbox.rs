@@ -1,0 +1,298 @@
+//! The built-in sandbox SaaS behaves like a real OAuth server and API: PKCE, rotating
+//! refresh tokens with reuse detection, cursor pagination, validation, rate limits.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use base64::Engine;
+use common::TestApp;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+struct Tokens {
+    access: String,
+    refresh: String,
+}
+
+fn challenge(verifier: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+/// Runs the consent dance by hand (as a provider's client would) and returns tokens.
+async fn authorize(app: &TestApp, verifier: &str) -> Result<Tokens, Value> {
+    let browser = app.client();
+    let redirect = format!("{}/oauth/callback/sandbox_crm", app.base);
+    let query = format!(
+        "/sandbox/oauth/authorize?response_type=code&client_id=sluice-sandbox&redirect_uri={}&state=xyz&scope=crm.read%20crm.write&code_challenge={}&code_challenge_method=S256",
+        urlencode(&redirect),
+        challenge("the-real-verifier-0123456789-0123456789-abcdef")
+    );
+    let consent = browser.get(&query).await;
+    assert_eq!(consent.status, 200, "{}", consent.body);
+    assert!(consent.body.contains("Sluice") && consent.body.contains("crm.read"));
+    let decision = browser
+        .post_form(
+            "/sandbox/oauth/authorize",
+            &[
+                ("decision", "approve"),
+                ("response_type", "code"),
+                ("client_id", "sluice-sandbox"),
+                ("redirect_uri", &redirect),
+                ("state", "xyz"),
+                ("scope", "crm.read crm.write"),
+                (
+                    "code_challenge",
+                    &challenge("the-real-verifier-0123456789-0123456789-abcdef"),
+                ),
+                ("code_challenge_method", "S256"),
+            ],
+        )
+        .await;
+    assert_eq!(decision.status, 302);
+    let location = url::Url::parse(decision.location()).unwrap();
+    let params: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
+    assert_eq!(params["state"], "xyz");
+    assert_eq!(params["iss"], format!("{}/sandbox", app.base));
+    let secret = sluice::sandbox::client_secret(&app.app().master_key);
+    let res = browser
+        .http
+        .post(format!("{}/sandbox/oauth/token", app.base))
+        .basic_auth("sluice-sandbox", Some(&secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &params["code"]),
+            ("redirect_uri", &redirect),
+            ("code_verifier", verifier),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = res.json().await.unwrap();
+    match body["access_token"].as_str() {
+        Some(access) => Ok(Tokens {
+            access: access.into(),
+            refresh: body["refresh_token"].as_str().unwrap().into(),
+        }),
+        None => Err(body),
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+async fn get(app: &TestApp, token: &str, path: &str) -> (u16, Value) {
+    let res = app
+        .client()
+        .http
+        .get(format!("{}{path}", app.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn wait_for_seed(app: &TestApp, n: i64) {
+    for _ in 0..100 {
+        let stats: Value = app
+            .client()
+            .http
+            .get(format!("{}/sandbox/stats", app.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if stats["records"]["crm.contacts"].as_i64() == Some(n) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("sandbox never seeded");
+}
+
+#[tokio::test]
+async fn the_consent_dance_needs_the_right_pkce_verifier() {
+    let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "10")]).await;
+    let wrong = authorize(&app, "a-wrong-verifier-0123456789-0123456789-abcdef").await;
+    assert_eq!(wrong.err().unwrap()["error"], "invalid_grant");
+    let tokens = authorize(&app, "the-real-verifier-0123456789-0123456789-abcdef")
+        .await
+        .unwrap();
+    assert!(tokens.access.starts_with("sbx_at_"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn records_page_by_cursor_and_filter_by_update_time() {
+    let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "50")]).await;
+    wait_for_seed(&app, 50).await;
+    let tokens = authorize(&app, "the-real-verifier-0123456789-0123456789-abcdef")
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, page) = get(
+            &app,
+            &tokens.access,
+            &format!("/sandbox/crm/contacts?limit=20&cursor={cursor}"),
+        )
+        .await;
+        assert_eq!(status, 200);
+        for r in page["data"].as_array().unwrap() {
+            seen.push(r["id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 50);
+    assert_eq!(seen.first().unwrap(), "con_000000");
+    let (_, recent) = get(
+        &app,
+        &tokens.access,
+        "/sandbox/crm/contacts?limit=100&updated_since=2026-01-01T00:40:00Z",
+    )
+    .await;
+    assert_eq!(
+        recent["data"].as_array().unwrap().len(),
+        10,
+        "contacts 40..49 were updated at or after minute 40"
+    );
+    let (status, _) = get(&app, "sbx_at_forged", "/sandbox/crm/contacts").await;
+    assert_eq!(status, 401);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
+    let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "5")]).await;
+    let tokens = authorize(&app, "the-real-verifier-0123456789-0123456789-abcdef")
+        .await
+        .unwrap();
+    let secret = sluice::sandbox::client_secret(&app.app().master_key);
+    let refresh = |rt: String| {
+        let http = app.client().http;
+        let url = format!("{}/sandbox/oauth/token", app.base);
+        let secret = secret.clone();
+        async move {
+            http.post(url)
+                .basic_auth("sluice-sandbox", Some(secret))
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", rt.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let rotated = refresh(tokens.refresh.clone()).await;
+    let new_access = rotated["access_token"].as_str().unwrap().to_owned();
+    assert_ne!(rotated["refresh_token"].as_str().unwrap(), tokens.refresh);
+    assert_eq!(get(&app, &new_access, "/sandbox/crm/contacts").await.0, 200);
+
+    let reused = refresh(tokens.refresh.clone()).await;
+    assert_eq!(reused["error"], "invalid_grant");
+    assert_eq!(
+        get(&app, &new_access, "/sandbox/crm/contacts").await.0,
+        401,
+        "the family is revoked"
+    );
+    let newest = refresh(rotated["refresh_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(newest["error"], "invalid_grant");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn writes_validate_each_record_and_batches_report_per_record() {
+    let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "0")]).await;
+    let mut tokens = authorize(&app, "the-real-verifier-0123456789-0123456789-abcdef")
+        .await
+        .unwrap();
+    // The CRM scopes do not cover the ERP.
+    let http = app.client().http;
+    let res = http
+        .post(format!("{}/sandbox/erp/customers", app.base))
+        .bearer_auth(&tokens.access)
+        .json(&json!({"name": "A", "email": "a@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 403);
+
+    let res = http
+        .post(format!("{}/sandbox/crm/contacts", app.base))
+        .bearer_auth(&tokens.access)
+        .json(&json!({"name": "", "email": "nope"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 422);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["fields"]["name"], "is required");
+    assert_eq!(body["fields"]["email"], "is not a valid e-mail address");
+
+    let batch = json!({"mode": "upsert", "records": [
+        {"name": "Ada", "email": "ada@example.com", "external_id": "x1"},
+        {"name": "Bad", "email": "bad"},
+        {"name": "Ada Lovelace", "email": "ada@example.com", "external_id": "x1"}
+    ]});
+    let res: Value = http
+        .post(format!("{}/sandbox/crm/contacts/batch", app.base))
+        .bearer_auth(&tokens.access)
+        .json(&batch)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let statuses: Vec<&str> = res["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, vec!["created", "invalid", "updated"]);
+    let (_, page) = get(&app, &tokens.access, "/sandbox/crm/contacts").await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 1);
+    assert_eq!(page["data"][0]["name"], "Ada Lovelace");
+    tokens.access.clear();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_rate_limit_answers_429_with_retry_after() {
+    let app = TestApp::spawn_with(&[
+        ("SLUICE_SANDBOX_SEED_CONTACTS", "1"),
+        ("SLUICE_SANDBOX_RATE_LIMIT", "3"),
+    ])
+    .await;
+    let tokens = authorize(&app, "the-real-verifier-0123456789-0123456789-abcdef")
+        .await
+        .unwrap();
+    let http = app.client().http;
+    let mut limited = None;
+    for _ in 0..10 {
+        let res = http
+            .get(format!("{}/sandbox/crm/contacts", app.base))
+            .bearer_auth(&tokens.access)
+            .send()
+            .await
+            .unwrap();
+        if res.status().as_u16() == 429 {
+            limited = Some(res.headers()["retry-after"].to_str().unwrap().to_owned());
+            break;
+        }
+    }
+    assert_eq!(limited.as_deref(), Some("1"));
+    app.stop().await;
+}
