@@ -113,7 +113,7 @@ pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Runni
     };
     if settings.sandbox.enabled {
         // Seeding takes a moment on first start; the server is ready before it ends.
-        let db = store.connection().clone();
+        let db = store.db().clone();
         let contacts = settings.sandbox.seed_contacts;
         tokio::spawn(async move {
             if let Err(e) = crate::sandbox::seed::seed(&db, contacts).await {

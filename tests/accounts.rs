@@ -291,7 +291,7 @@ async fn idle_and_expired_sessions_end() {
     assert_eq!(owner.get("/dashboard").await.status, 200);
     // Age every session beyond the idle limit.
     use sea_orm::ConnectionTrait;
-    let db = app.app().store.connection();
+    let db = app.app().store.db();
     let past = sluice::store::now() - chrono::Duration::minutes(6);
     db.execute_raw(sea_orm::Statement::from_sql_and_values(
         db.get_database_backend(),

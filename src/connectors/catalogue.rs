@@ -118,6 +118,9 @@ pub struct AuthSpec {
     /// Values asked for when connecting.
     #[serde(default)]
     pub fields: Vec<AuthField>,
+    /// The authorization server's issuer identifier, checked against `iss` on callbacks
+    /// (RFC 9207) when the server sends one.
+    pub issuer: Option<String>,
 }
 
 fn space() -> String {

@@ -274,6 +274,29 @@ impl Outbound {
         })
     }
 
+    /// Checks that a URL may be called at all — scheme, literal address, and every address
+    /// its host resolves to — without calling it. Used before sending a user to an
+    /// authorization server whose token endpoint we will call later.
+    pub async fn check_destination(&self, url: &str) -> Result<(), OutboundError> {
+        self.client_for(url, Purpose::OAuth)?;
+        if self.sandbox_prefix.as_deref().is_some_and(|p| url.starts_with(p)) {
+            return Ok(());
+        }
+        let parsed = url::Url::parse(url).map_err(|e| OutboundError::InvalidUrl(e.to_string()))?;
+        if let Some(url::Host::Domain(host)) = parsed.host() {
+            let port = parsed.port_or_known_default().unwrap_or(443);
+            let addrs = tokio::net::lookup_host((host, port))
+                .await
+                .map_err(|_| OutboundError::Transport(format!("cannot resolve {host}")))?;
+            for addr in addrs {
+                if !self.policy.permits(addr.ip()) {
+                    return Err(OutboundError::Forbidden(host.to_owned()));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Sends a request built by the caller and reads the whole (bounded) body.
     pub async fn send(
         &self,

@@ -67,4 +67,10 @@ typed_id!(
     ApiTokenId,
     /// An append-only audit record.
     AuditEventId,
+    /// A connection to a SaaS system.
+    ConnectionId,
+    /// A tenant's OAuth client registration for one provider.
+    OAuthAppId,
+    /// A single-use link an end customer connects through.
+    ConnectLinkId,
 );

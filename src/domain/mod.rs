@@ -1,10 +1,12 @@
 //! Pure types and rules: typed ids, roles, validated inputs, the tenant scope. No IO.
 
+pub mod connection;
 pub mod ids;
 pub mod role;
 pub mod tenant_ctx;
 pub mod validation;
 
+pub use connection::{ConnectionEvent, ConnectionStatus};
 pub use ids::*;
 pub use role::{PlatformRole, Role};
 pub use tenant_ctx::{Actor, TenantCtx};

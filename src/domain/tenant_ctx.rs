@@ -1,7 +1,7 @@
 //! The tenant a request or job acts for. Holding one is the proof that the caller was
 //! authorised for that tenant: only the web extractors and job loaders can build it.
 
-use super::ids::{ApiTokenId, TenantId, UserId};
+use super::ids::{ApiTokenId, ConnectLinkId, TenantId, UserId};
 use super::role::Role;
 
 /// Who acts inside a tenant.
@@ -11,6 +11,8 @@ pub enum Actor {
     User(UserId),
     /// A JSON API client using a tenant API token.
     ApiToken(ApiTokenId),
+    /// An end customer completing a connect link (no account).
+    ConnectLink(ConnectLinkId),
     /// A background job acting for the tenant.
     System,
 }

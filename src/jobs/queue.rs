@@ -51,7 +51,7 @@ pub async fn migrate(store: &Store) -> anyhow::Result<()> {
 }
 
 fn backend_of(store: &Store) -> QueueBackend {
-    let db = store.connection();
+    let db = store.db();
     match db.get_database_backend() {
         DbBackend::Postgres => QueueBackend::Postgres(db.get_postgres_connection_pool().clone()),
         _ => QueueBackend::Sqlite(db.get_sqlite_connection_pool().clone()),

@@ -6,6 +6,7 @@ pub mod entities;
 mod accounts;
 mod api_tokens;
 mod audit;
+mod connections;
 mod invitations;
 mod jobs;
 mod sessions;
@@ -14,6 +15,7 @@ mod tenants;
 pub use accounts::UserRecord;
 pub use api_tokens::NewApiToken;
 pub use audit::AuditEntry;
+pub use connections::StoredTokens;
 pub use invitations::InvitationWithTenant;
 pub use tenants::{MemberRecord, TenantMembership};
 
@@ -71,7 +73,7 @@ impl Store {
     }
 
     /// The underlying connection, for the job queue which shares its pool.
-    pub fn connection(&self) -> &DatabaseConnection {
+    pub fn db(&self) -> &DatabaseConnection {
         &self.db
     }
 

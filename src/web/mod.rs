@@ -30,7 +30,7 @@ const BODY_LIMIT: usize = 256 * 1024;
 pub fn server(app: App, listener: TcpListener) -> anyhow::Result<Server> {
     let sandbox = app.settings.sandbox.enabled.then(|| {
         web::Data::new(crate::sandbox::Sandbox::new(
-            app.store.connection().clone(),
+            app.store.db().clone(),
             app.settings.sandbox.clone(),
             app.settings.public_url.as_str(),
             &app.master_key,

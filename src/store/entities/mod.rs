@@ -2,11 +2,16 @@
 
 pub mod api_tokens;
 pub mod audit_events;
+pub mod connect_links;
+pub mod connection_events;
+pub mod connections;
 pub mod failed_jobs;
 pub mod invitations;
 pub mod leases;
 pub mod login_throttle;
 pub mod memberships;
+pub mod oauth_apps;
+pub mod oauth_states;
 pub mod periodic_tasks;
 pub mod sessions;
 pub mod setup_tokens;

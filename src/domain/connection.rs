@@ -1,0 +1,100 @@
+//! Connection states and token events.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Where a connection stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConnectionStatus {
+    /// Usable.
+    Active,
+    /// The provider refused our grant: someone must connect again.
+    ReauthRequired,
+    /// Disconnected by a member: credentials deleted.
+    Disconnected,
+}
+
+impl ConnectionStatus {
+    /// Stored and shown name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionStatus::Active => "active",
+            ConnectionStatus::ReauthRequired => "reauth_required",
+            ConnectionStatus::Disconnected => "disconnected",
+        }
+    }
+
+    /// Human label.
+    pub fn label(self) -> &'static str {
+        match self {
+            ConnectionStatus::Active => "Active",
+            ConnectionStatus::ReauthRequired => "Reconnect required",
+            ConnectionStatus::Disconnected => "Disconnected",
+        }
+    }
+
+    /// Badge colour class suffix.
+    pub fn badge(self) -> &'static str {
+        match self {
+            ConnectionStatus::Active => "success",
+            ConnectionStatus::ReauthRequired => "danger",
+            ConnectionStatus::Disconnected => "neutral",
+        }
+    }
+}
+
+impl fmt::Display for ConnectionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ConnectionStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "active" => Ok(ConnectionStatus::Active),
+            "reauth_required" => Ok(ConnectionStatus::ReauthRequired),
+            "disconnected" => Ok(ConnectionStatus::Disconnected),
+            other => Err(format!("unknown connection status '{other}'")),
+        }
+    }
+}
+
+/// Things that happen to a connection's credentials, shown as its timeline and consumed
+/// by alerting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionEvent {
+    /// First connected.
+    Connected,
+    /// Tokens refreshed.
+    Refreshed,
+    /// A refresh failed (transiently).
+    RefreshFailed,
+    /// The provider refused the grant: reconnect required.
+    ReauthRequired,
+    /// Connected again after needing reauthorisation.
+    Recovered,
+    /// "Test connection" succeeded.
+    TestSucceeded,
+    /// "Test connection" failed.
+    TestFailed,
+    /// Disconnected (and revoked at the provider where supported).
+    Disconnected,
+}
+
+impl ConnectionEvent {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionEvent::Connected => "connected",
+            ConnectionEvent::Refreshed => "refreshed",
+            ConnectionEvent::RefreshFailed => "refresh_failed",
+            ConnectionEvent::ReauthRequired => "reauth_required",
+            ConnectionEvent::Recovered => "recovered",
+            ConnectionEvent::TestSucceeded => "test_succeeded",
+            ConnectionEvent::TestFailed => "test_failed",
+            ConnectionEvent::Disconnected => "disconnected",
+        }
+    }
+}
