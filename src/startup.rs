@@ -127,11 +127,7 @@ pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Runni
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let env = JobEnv {
-        store,
-        settings: settings.clone(),
-        queue,
-    };
+    let env: JobEnv = app.clone();
     let mut tasks = Vec::new();
     if roles.workers {
         tasks.push(tokio::spawn(jobs::runner::run(

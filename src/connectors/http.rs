@@ -279,7 +279,11 @@ impl Outbound {
     /// authorization server whose token endpoint we will call later.
     pub async fn check_destination(&self, url: &str) -> Result<(), OutboundError> {
         self.client_for(url, Purpose::OAuth)?;
-        if self.sandbox_prefix.as_deref().is_some_and(|p| url.starts_with(p)) {
+        if self
+            .sandbox_prefix
+            .as_deref()
+            .is_some_and(|p| url.starts_with(p))
+        {
             return Ok(());
         }
         let parsed = url::Url::parse(url).map_err(|e| OutboundError::InvalidUrl(e.to_string()))?;

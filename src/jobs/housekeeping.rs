@@ -23,6 +23,7 @@ impl Job for Housekeeping {
             .store
             .purge_expired(now() - idle, now() - chrono::Duration::days(1))
             .await?;
+        let removed = removed + env.store.purge_oauth_states().await?;
         tracing::info!(removed, "housekeeping purged expired rows");
         metrics::counter!("sluice_housekeeping_purged_total").increment(removed);
         Ok(())

@@ -5,6 +5,7 @@
 //! runner re-enqueues a retryable failure as a new job with `run_after` set by [`retry`].
 //! Job arguments carry ids only, never data or secrets.
 
+pub mod connections;
 pub mod housekeeping;
 pub mod probe;
 pub mod queue;
@@ -12,26 +13,15 @@ pub mod retry;
 pub mod runner;
 pub mod scheduler;
 
-use crate::config::Settings;
-use crate::store::Store;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 pub use queue::JobQueue;
 
-/// What every job handler can use.
-#[derive(Clone)]
-pub struct JobEnv {
-    /// The database.
-    pub store: Store,
-    /// Validated settings.
-    pub settings: Arc<Settings>,
-    /// For enqueueing follow-up work.
-    pub queue: JobQueue,
-}
+/// What every job handler can use: the same application state as web handlers.
+pub use crate::services::App as JobEnv;
 
 /// A failure reported by a job.
 #[derive(Debug, Clone)]

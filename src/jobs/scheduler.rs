@@ -3,7 +3,7 @@
 //! once even if two processes both believe they hold the lease; after downtime a missed
 //! tick runs once, not once per missed period.
 
-use super::{JobEnv, housekeeping};
+use super::{JobEnv, connections, housekeeping};
 use crate::store::now;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -38,6 +38,13 @@ pub async fn tick(env: &JobEnv, holder: &str) -> anyhow::Result<()> {
     let next = now() + chrono::Duration::from_std(housekeeping::INTERVAL)?;
     if env.store.claim_periodic("housekeeping", next).await? {
         env.queue.push(housekeeping::Housekeeping {}).await?;
+    }
+    let next = now() + chrono::Duration::from_std(connections::SCAN_INTERVAL)?;
+    if env.store.claim_periodic("token_refresh_scan", next).await? {
+        let queued = connections::enqueue_due_refreshes(env).await?;
+        if queued > 0 {
+            tracing::info!(queued, "proactive token refreshes enqueued");
+        }
     }
     Ok(())
 }

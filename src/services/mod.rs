@@ -3,6 +3,8 @@
 
 pub mod accounts;
 pub mod api_tokens;
+pub mod connect_links;
+pub mod connections;
 pub mod members;
 pub mod tenants;
 

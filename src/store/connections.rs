@@ -1,12 +1,18 @@
 //! Connections, their credentials (stored encrypted by the service layer), events, OAuth
 //! apps, connect links and one-time OAuth states.
 
-use super::entities::{connect_links, connection_events, connections, oauth_apps, oauth_states, tenants};
+use super::entities::{
+    connect_links, connection_events, connections, oauth_apps, oauth_states, tenants,
+};
 use super::{Store, now};
-use crate::domain::{ConnectLinkId, ConnectionEvent, ConnectionId, ConnectionStatus, OAuthAppId, TenantCtx, TenantId};
+use crate::domain::{
+    ConnectLinkId, ConnectionEvent, ConnectionId, ConnectionStatus, OAuthAppId, TenantCtx, TenantId,
+};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
 use std::time::Duration;
 
 /// New tokens to store after an exchange or refresh.
@@ -27,7 +33,11 @@ impl Store {
     // ---- OAuth apps -------------------------------------------------------------------
 
     /// The tenant's OAuth app for a provider.
-    pub async fn oauth_app(&self, ctx: &TenantCtx, provider: &str) -> Result<Option<oauth_apps::Model>, DbErr> {
+    pub async fn oauth_app(
+        &self,
+        ctx: &TenantCtx,
+        provider: &str,
+    ) -> Result<Option<oauth_apps::Model>, DbErr> {
         oauth_apps::Entity::find()
             .filter(oauth_apps::Column::TenantId.eq(tenant_of(ctx)))
             .filter(oauth_apps::Column::ProviderId.eq(provider))
@@ -91,10 +101,17 @@ impl Store {
     // ---- Connections ------------------------------------------------------------------
 
     /// Stores a new connection.
-    pub async fn insert_connection(&self, ctx: &TenantCtx, row: connections::Model) -> Result<(), DbErr> {
+    pub async fn insert_connection(
+        &self,
+        ctx: &TenantCtx,
+        row: connections::Model,
+    ) -> Result<(), DbErr> {
         let mut row = row;
         row.tenant_id = tenant_of(ctx);
-        connections::ActiveModel::from(row).insert(&self.db).await.map(|_| ())
+        connections::ActiveModel::from(row)
+            .insert(&self.db)
+            .await
+            .map(|_| ())
     }
 
     /// The tenant's connections, newest first.
@@ -107,7 +124,11 @@ impl Store {
     }
 
     /// One connection of the tenant.
-    pub async fn connection(&self, ctx: &TenantCtx, id: ConnectionId) -> Result<Option<connections::Model>, DbErr> {
+    pub async fn connection(
+        &self,
+        ctx: &TenantCtx,
+        id: ConnectionId,
+    ) -> Result<Option<connections::Model>, DbErr> {
         connections::Entity::find_by_id(id.uuid())
             .filter(connections::Column::TenantId.eq(tenant_of(ctx)))
             .one(&self.db)
@@ -127,14 +148,35 @@ impl Store {
     ) -> Result<bool, DbErr> {
         let at = now();
         let mut update = connections::Entity::update_many()
-            .col_expr(connections::Column::CredentialsEnc, Expr::value(tokens.credentials_enc))
-            .col_expr(connections::Column::AccessExpiresAt, Expr::value(tokens.expires_at))
-            .col_expr(connections::Column::TokenVersion, Expr::col(connections::Column::TokenVersion).add(1))
-            .col_expr(connections::Column::Status, Expr::value(ConnectionStatus::Active.as_str()))
-            .col_expr(connections::Column::LastError, Expr::value(Option::<String>::None))
+            .col_expr(
+                connections::Column::CredentialsEnc,
+                Expr::value(tokens.credentials_enc),
+            )
+            .col_expr(
+                connections::Column::AccessExpiresAt,
+                Expr::value(tokens.expires_at),
+            )
+            .col_expr(
+                connections::Column::TokenVersion,
+                Expr::col(connections::Column::TokenVersion).add(1),
+            )
+            .col_expr(
+                connections::Column::Status,
+                Expr::value(ConnectionStatus::Active.as_str()),
+            )
+            .col_expr(
+                connections::Column::LastError,
+                Expr::value(Option::<String>::None),
+            )
             .col_expr(connections::Column::RefreshFailures, Expr::value(0))
-            .col_expr(connections::Column::LeaseHolder, Expr::value(Option::<String>::None))
-            .col_expr(connections::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(
+                connections::Column::LeaseHolder,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                connections::Column::LeaseUntil,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
             .col_expr(connections::Column::UpdatedAt, Expr::value(at));
         if tokens.scopes.is_some() {
             update = update.col_expr(connections::Column::Scopes, Expr::value(tokens.scopes));
@@ -152,11 +194,17 @@ impl Store {
     }
 
     /// Replaces credentials and settings on reconnect (any version).
-    pub async fn reconnect(&self, ctx: &TenantCtx, id: ConnectionId, tokens: StoredTokens) -> Result<bool, DbErr> {
+    pub async fn reconnect(
+        &self,
+        ctx: &TenantCtx,
+        id: ConnectionId,
+        tokens: StoredTokens,
+    ) -> Result<bool, DbErr> {
         let Some(current) = self.connection(ctx, id).await? else {
             return Ok(false);
         };
-        self.store_tokens(ctx, id, current.token_version, tokens, false).await
+        self.store_tokens(ctx, id, current.token_version, tokens, false)
+            .await
     }
 
     /// Sets the status (and the last error shown on the connection page).
@@ -179,12 +227,26 @@ impl Store {
     }
 
     /// Counts a failed refresh and releases the lease; returns failures so far.
-    pub async fn record_refresh_failure(&self, ctx: &TenantCtx, id: ConnectionId, error: &str) -> Result<(), DbErr> {
+    pub async fn record_refresh_failure(
+        &self,
+        ctx: &TenantCtx,
+        id: ConnectionId,
+        error: &str,
+    ) -> Result<(), DbErr> {
         connections::Entity::update_many()
-            .col_expr(connections::Column::RefreshFailures, Expr::col(connections::Column::RefreshFailures).add(1))
+            .col_expr(
+                connections::Column::RefreshFailures,
+                Expr::col(connections::Column::RefreshFailures).add(1),
+            )
             .col_expr(connections::Column::LastError, Expr::value(error))
-            .col_expr(connections::Column::LeaseHolder, Expr::value(Option::<String>::None))
-            .col_expr(connections::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(
+                connections::Column::LeaseHolder,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                connections::Column::LeaseUntil,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
             .filter(connections::Column::Id.eq(id.uuid()))
             .filter(connections::Column::TenantId.eq(tenant_of(ctx)))
             .exec(&self.db)
@@ -221,10 +283,21 @@ impl Store {
     }
 
     /// Releases a refresh lease we hold (after a failure).
-    pub async fn release_connection_lease(&self, ctx: &TenantCtx, id: ConnectionId, holder: &str) -> Result<(), DbErr> {
+    pub async fn release_connection_lease(
+        &self,
+        ctx: &TenantCtx,
+        id: ConnectionId,
+        holder: &str,
+    ) -> Result<(), DbErr> {
         connections::Entity::update_many()
-            .col_expr(connections::Column::LeaseHolder, Expr::value(Option::<String>::None))
-            .col_expr(connections::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(
+                connections::Column::LeaseHolder,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                connections::Column::LeaseUntil,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
             .filter(connections::Column::Id.eq(id.uuid()))
             .filter(connections::Column::TenantId.eq(tenant_of(ctx)))
             .filter(connections::Column::LeaseHolder.eq(holder))
@@ -253,10 +326,22 @@ impl Store {
     /// Deletes the stored credentials (disconnect).
     pub async fn wipe_credentials(&self, ctx: &TenantCtx, id: ConnectionId) -> Result<(), DbErr> {
         connections::Entity::update_many()
-            .col_expr(connections::Column::CredentialsEnc, Expr::value(Option::<String>::None))
-            .col_expr(connections::Column::AccessExpiresAt, Expr::value(Option::<DateTime<Utc>>::None))
-            .col_expr(connections::Column::Status, Expr::value(ConnectionStatus::Disconnected.as_str()))
-            .col_expr(connections::Column::TokenVersion, Expr::col(connections::Column::TokenVersion).add(1))
+            .col_expr(
+                connections::Column::CredentialsEnc,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                connections::Column::AccessExpiresAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(
+                connections::Column::Status,
+                Expr::value(ConnectionStatus::Disconnected.as_str()),
+            )
+            .col_expr(
+                connections::Column::TokenVersion,
+                Expr::col(connections::Column::TokenVersion).add(1),
+            )
             .col_expr(connections::Column::UpdatedAt, Expr::value(now()))
             .filter(connections::Column::Id.eq(id.uuid()))
             .filter(connections::Column::TenantId.eq(tenant_of(ctx)))
@@ -267,7 +352,11 @@ impl Store {
 
     /// Active OAuth connections (all tenants) whose access token expires before `before`:
     /// the proactive refresher's work list.
-    pub async fn expiring_connections(&self, before: DateTime<Utc>, limit: u64) -> Result<Vec<(TenantId, ConnectionId)>, DbErr> {
+    pub async fn expiring_connections(
+        &self,
+        before: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<(TenantId, ConnectionId)>, DbErr> {
         Ok(connections::Entity::find()
             .filter(connections::Column::Status.eq(ConnectionStatus::Active.as_str()))
             .filter(connections::Column::AccessExpiresAt.lt(before))
@@ -276,7 +365,12 @@ impl Store {
             .all(&self.db)
             .await?
             .into_iter()
-            .map(|c| (TenantId::from_uuid(c.tenant_id), ConnectionId::from_uuid(c.id)))
+            .map(|c| {
+                (
+                    TenantId::from_uuid(c.tenant_id),
+                    ConnectionId::from_uuid(c.id),
+                )
+            })
             .collect())
     }
 
@@ -302,7 +396,12 @@ impl Store {
     }
 
     /// A connection's timeline, newest first.
-    pub async fn connection_events(&self, ctx: &TenantCtx, id: ConnectionId, limit: u64) -> Result<Vec<connection_events::Model>, DbErr> {
+    pub async fn connection_events(
+        &self,
+        ctx: &TenantCtx,
+        id: ConnectionId,
+        limit: u64,
+    ) -> Result<Vec<connection_events::Model>, DbErr> {
         connection_events::Entity::find()
             .filter(connection_events::Column::TenantId.eq(tenant_of(ctx)))
             .filter(connection_events::Column::ConnectionId.eq(id.uuid()))
@@ -315,14 +414,25 @@ impl Store {
     // ---- Connect links ----------------------------------------------------------------
 
     /// Stores a connect link.
-    pub async fn insert_connect_link(&self, ctx: &TenantCtx, row: connect_links::Model) -> Result<(), DbErr> {
+    pub async fn insert_connect_link(
+        &self,
+        ctx: &TenantCtx,
+        row: connect_links::Model,
+    ) -> Result<(), DbErr> {
         let mut row = row;
         row.tenant_id = tenant_of(ctx);
-        connect_links::ActiveModel::from(row).insert(&self.db).await.map(|_| ())
+        connect_links::ActiveModel::from(row)
+            .insert(&self.db)
+            .await
+            .map(|_| ())
     }
 
     /// The tenant's connect links, newest first.
-    pub async fn connect_links(&self, ctx: &TenantCtx, limit: u64) -> Result<Vec<connect_links::Model>, DbErr> {
+    pub async fn connect_links(
+        &self,
+        ctx: &TenantCtx,
+        limit: u64,
+    ) -> Result<Vec<connect_links::Model>, DbErr> {
         connect_links::Entity::find()
             .filter(connect_links::Column::TenantId.eq(tenant_of(ctx)))
             .order_by_desc(connect_links::Column::CreatedAt)
@@ -332,7 +442,11 @@ impl Store {
     }
 
     /// One connect link of the tenant.
-    pub async fn connect_link(&self, ctx: &TenantCtx, id: ConnectLinkId) -> Result<Option<connect_links::Model>, DbErr> {
+    pub async fn connect_link(
+        &self,
+        ctx: &TenantCtx,
+        id: ConnectLinkId,
+    ) -> Result<Option<connect_links::Model>, DbErr> {
         connect_links::Entity::find_by_id(id.uuid())
             .filter(connect_links::Column::TenantId.eq(tenant_of(ctx)))
             .one(&self.db)
@@ -340,7 +454,11 @@ impl Store {
     }
 
     /// Revokes an unused link of the tenant.
-    pub async fn revoke_connect_link(&self, ctx: &TenantCtx, id: ConnectLinkId) -> Result<bool, DbErr> {
+    pub async fn revoke_connect_link(
+        &self,
+        ctx: &TenantCtx,
+        id: ConnectLinkId,
+    ) -> Result<bool, DbErr> {
         let result = connect_links::Entity::update_many()
             .col_expr(connect_links::Column::RevokedAt, Expr::value(now()))
             .filter(connect_links::Column::Id.eq(id.uuid()))
@@ -354,7 +472,10 @@ impl Store {
 
     /// A connect link by its secret's digest, with its tenant's name. The link is the
     /// authorisation, so this lookup is not tenant-scoped.
-    pub async fn connect_link_by_digest(&self, digest: &str) -> Result<Option<(connect_links::Model, String)>, DbErr> {
+    pub async fn connect_link_by_digest(
+        &self,
+        digest: &str,
+    ) -> Result<Option<(connect_links::Model, String)>, DbErr> {
         let Some(link) = connect_links::Entity::find()
             .filter(connect_links::Column::TokenDigest.eq(digest))
             .one(&self.db)
@@ -399,16 +520,29 @@ impl Store {
     // ---- OAuth states -----------------------------------------------------------------
 
     /// Stores a pending authorization (keyed by the digest of its `state`).
-    pub async fn insert_oauth_state(&self, ctx: &TenantCtx, row: oauth_states::Model) -> Result<(), DbErr> {
+    pub async fn insert_oauth_state(
+        &self,
+        ctx: &TenantCtx,
+        row: oauth_states::Model,
+    ) -> Result<(), DbErr> {
         let mut row = row;
         row.tenant_id = tenant_of(ctx);
-        oauth_states::ActiveModel::from(row).insert(&self.db).await.map(|_| ())
+        oauth_states::ActiveModel::from(row)
+            .insert(&self.db)
+            .await
+            .map(|_| ())
     }
 
     /// Takes a pending authorization: returns it once, never again (even under races),
     /// and only before it expires. The `state` is the authorisation, so not tenant-scoped.
-    pub async fn take_oauth_state(&self, digest: &str) -> Result<Option<oauth_states::Model>, DbErr> {
-        let Some(row) = oauth_states::Entity::find_by_id(digest.to_owned()).one(&self.db).await? else {
+    pub async fn take_oauth_state(
+        &self,
+        digest: &str,
+    ) -> Result<Option<oauth_states::Model>, DbErr> {
+        let Some(row) = oauth_states::Entity::find_by_id(digest.to_owned())
+            .one(&self.db)
+            .await?
+        else {
             return Ok(None);
         };
         let deleted = oauth_states::Entity::delete_many()
@@ -430,7 +564,9 @@ impl Store {
     // ---- Key rotation -----------------------------------------------------------------
 
     /// Every encrypted value: (table, row id, tenant id, ciphertext).
-    pub async fn encrypted_values(&self) -> Result<Vec<(&'static str, String, uuid::Uuid, String)>, DbErr> {
+    pub async fn encrypted_values(
+        &self,
+    ) -> Result<Vec<(&'static str, String, uuid::Uuid, String)>, DbErr> {
         let mut out = Vec::new();
         for app in oauth_apps::Entity::find().all(&self.db).await? {
             if let Some(v) = app.client_secret_enc {
@@ -449,29 +585,45 @@ impl Store {
     }
 
     /// Replaces one encrypted value if it is unchanged since it was read.
-    pub async fn replace_encrypted(&self, table: &str, id: &str, old: &str, new: &str) -> Result<bool, DbErr> {
+    pub async fn replace_encrypted(
+        &self,
+        table: &str,
+        id: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, DbErr> {
         let affected = match table {
-            "oauth_apps" => oauth_apps::Entity::update_many()
-                .col_expr(oauth_apps::Column::ClientSecretEnc, Expr::value(new))
-                .filter(oauth_apps::Column::Id.eq(uuid::Uuid::parse_str(id).unwrap_or_default()))
-                .filter(oauth_apps::Column::ClientSecretEnc.eq(old))
-                .exec(&self.db)
-                .await?
-                .rows_affected,
-            "connections" => connections::Entity::update_many()
-                .col_expr(connections::Column::CredentialsEnc, Expr::value(new))
-                .filter(connections::Column::Id.eq(uuid::Uuid::parse_str(id).unwrap_or_default()))
-                .filter(connections::Column::CredentialsEnc.eq(old))
-                .exec(&self.db)
-                .await?
-                .rows_affected,
-            "oauth_states" => oauth_states::Entity::update_many()
-                .col_expr(oauth_states::Column::VerifierEnc, Expr::value(new))
-                .filter(oauth_states::Column::Id.eq(id))
-                .filter(oauth_states::Column::VerifierEnc.eq(old))
-                .exec(&self.db)
-                .await?
-                .rows_affected,
+            "oauth_apps" => {
+                oauth_apps::Entity::update_many()
+                    .col_expr(oauth_apps::Column::ClientSecretEnc, Expr::value(new))
+                    .filter(
+                        oauth_apps::Column::Id.eq(uuid::Uuid::parse_str(id).unwrap_or_default()),
+                    )
+                    .filter(oauth_apps::Column::ClientSecretEnc.eq(old))
+                    .exec(&self.db)
+                    .await?
+                    .rows_affected
+            }
+            "connections" => {
+                connections::Entity::update_many()
+                    .col_expr(connections::Column::CredentialsEnc, Expr::value(new))
+                    .filter(
+                        connections::Column::Id.eq(uuid::Uuid::parse_str(id).unwrap_or_default()),
+                    )
+                    .filter(connections::Column::CredentialsEnc.eq(old))
+                    .exec(&self.db)
+                    .await?
+                    .rows_affected
+            }
+            "oauth_states" => {
+                oauth_states::Entity::update_many()
+                    .col_expr(oauth_states::Column::VerifierEnc, Expr::value(new))
+                    .filter(oauth_states::Column::Id.eq(id))
+                    .filter(oauth_states::Column::VerifierEnc.eq(old))
+                    .exec(&self.db)
+                    .await?
+                    .rows_affected
+            }
             _ => 0,
         };
         Ok(affected == 1)

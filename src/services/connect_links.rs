@@ -1,0 +1,216 @@
+//! Connect links: single-use, expiring, revocable links a tenant sends an end customer, who
+//! connects their own account without a Sluice login.
+
+use super::connections::{self, Begin, Binding, ConnectRequest};
+use super::{App, AuditActor, require_write};
+use crate::auth::tokens;
+use crate::domain::{Actor, ConnectLinkId, FieldErrors, Role, TenantCtx, TenantId, validation};
+use crate::error::{AppError, AppResult};
+use crate::store::entities::connect_links;
+use crate::store::now;
+use std::collections::HashMap;
+
+/// Longest a link may stay valid.
+pub const MAX_TTL_HOURS: i64 = 24 * 30;
+
+/// A created link: its id and the only copy of its URL.
+pub struct CreatedLink {
+    /// Id.
+    pub id: ConnectLinkId,
+    /// The URL to send to the customer.
+    pub url: String,
+    /// When it stops working.
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Creates a link for an end customer to connect `provider_id`.
+pub async fn create(
+    app: &App,
+    ctx: &TenantCtx,
+    actor: &AuditActor,
+    provider_id: &str,
+    customer_ref: &str,
+    ttl_hours: &str,
+) -> AppResult<CreatedLink> {
+    require_write(ctx)?;
+    let mut errors = FieldErrors::new();
+    let provider = errors.check(
+        "provider",
+        connections::provider(provider_id).map_err(|_| "Choose a provider.".to_owned()),
+    );
+    let customer = errors.check(
+        "customer_ref",
+        validation::parse_name(customer_ref, "customer reference", 120),
+    );
+    let ttl = errors.check(
+        "ttl_hours",
+        match ttl_hours.trim() {
+            "" => Ok(72),
+            t => t
+                .parse::<i64>()
+                .ok()
+                .filter(|h| (1..=MAX_TTL_HOURS).contains(h))
+                .ok_or(format!("Enter 1 to {MAX_TTL_HOURS} hours.")),
+        },
+    );
+    let (provider, customer, ttl) = errors.into_result(|| Some((provider?, customer?, ttl?)))?;
+    if provider.needs_oauth_app() && app.store.oauth_app(ctx, &provider.id).await?.is_none() {
+        return Err(AppError::invalid(
+            "provider",
+            format!(
+                "Add an OAuth app for {} first (Settings → OAuth apps).",
+                provider.name
+            ),
+        ));
+    }
+    let secret = tokens::random_secret();
+    let id = ConnectLinkId::new();
+    let expires_at = now() + chrono::Duration::hours(ttl);
+    app.store
+        .insert_connect_link(
+            ctx,
+            connect_links::Model {
+                id: id.uuid(),
+                tenant_id: ctx.tenant_id().uuid(),
+                provider_id: provider.id.clone(),
+                token_digest: tokens::digest(&secret),
+                customer_ref: customer.clone(),
+                created_by: ctx.user_id().map(|u| u.uuid()),
+                created_at: now(),
+                expires_at,
+                used_at: None,
+                revoked_at: None,
+                connection_id: None,
+                outcome: None,
+                outcome_detail: None,
+            },
+        )
+        .await?;
+    app.audit(
+        ctx,
+        actor,
+        "connect_link.created",
+        Some(customer),
+        Some(serde_json::json!({ "provider": provider.id })),
+    )
+    .await?;
+    Ok(CreatedLink {
+        id,
+        url: app.settings.url_for(&format!("/connect/{secret}")),
+        expires_at,
+    })
+}
+
+/// Revokes an unused link.
+pub async fn revoke(
+    app: &App,
+    ctx: &TenantCtx,
+    actor: &AuditActor,
+    id: ConnectLinkId,
+) -> AppResult<()> {
+    require_write(ctx)?;
+    if !app.store.revoke_connect_link(ctx, id).await? {
+        return Err(AppError::NotFound);
+    }
+    app.audit(
+        ctx,
+        actor,
+        "connect_link.revoked",
+        Some(id.to_string()),
+        None,
+    )
+    .await?;
+    Ok(())
+}
+
+/// A link's state for display.
+pub fn state_of(link: &connect_links::Model) -> &'static str {
+    if link.connection_id.is_some() {
+        "connected"
+    } else if link.revoked_at.is_some() {
+        "revoked"
+    } else if link.expires_at <= now() {
+        "expired"
+    } else {
+        match link.outcome.as_deref() {
+            Some("denied") => "denied",
+            Some("error") => "failed",
+            _ => "pending",
+        }
+    }
+}
+
+/// An open link, as the end customer sees it.
+pub struct OpenLink {
+    /// The link.
+    pub link: connect_links::Model,
+    /// The tenant's name, shown to the customer.
+    pub tenant_name: String,
+    /// The scope the link acts in.
+    pub ctx: TenantCtx,
+}
+
+/// Looks up a link by its secret; clear errors for used, revoked and expired links.
+pub async fn open(app: &App, secret: &str) -> AppResult<OpenLink> {
+    let (link, tenant_name) = app
+        .store
+        .connect_link_by_digest(&tokens::digest(secret))
+        .await?
+        .ok_or_else(|| {
+            AppError::Gone(
+                "This connect link is not valid. Ask the company that sent it for a new one."
+                    .into(),
+            )
+        })?;
+    if link.connection_id.is_some() || link.used_at.is_some() {
+        return Err(AppError::Gone("This connect link was already used.".into()));
+    }
+    if link.revoked_at.is_some() {
+        return Err(AppError::Gone("This connect link was withdrawn.".into()));
+    }
+    if link.expires_at <= now() {
+        return Err(AppError::Gone(
+            "This connect link has expired. Ask the company that sent it for a new one.".into(),
+        ));
+    }
+    let id = ConnectLinkId::from_uuid(link.id);
+    let ctx = TenantCtx::new(
+        TenantId::from_uuid(link.tenant_id),
+        Role::Admin,
+        Actor::ConnectLink(id),
+    );
+    Ok(OpenLink {
+        link,
+        tenant_name,
+        ctx,
+    })
+}
+
+/// Starts connecting through a link.
+pub async fn begin(
+    app: &App,
+    secret: &str,
+    form: HashMap<String, String>,
+    ip: Option<String>,
+) -> AppResult<Begin> {
+    let open = open(app, secret).await?;
+    let actor = AuditActor {
+        label: format!("End customer {} (connect link)", open.link.customer_ref),
+        ip,
+    };
+    let request = ConnectRequest {
+        provider_id: open.link.provider_id.clone(),
+        name: String::new(),
+        form,
+        reconnect: None,
+        customer_ref: Some(open.link.customer_ref.clone()),
+    };
+    let id = ConnectLinkId::from_uuid(open.link.id);
+    let begun = connections::begin(app, &open.ctx, &actor, Binding::Link(id), request).await?;
+    if let Begin::Connected(connection) = begun {
+        app.store
+            .finish_connect_link(&open.ctx, id, "connected", None, Some(connection))
+            .await?;
+    }
+    Ok(begun)
+}
