@@ -10,6 +10,8 @@ pub mod shell;
 mod account;
 mod assets;
 mod auth;
+mod connect_links;
+mod connections;
 mod dashboard;
 mod members;
 mod ops;
@@ -116,6 +118,54 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/invite/{token}", web::get().to(members::invitation))
         .route("/invite/{token}", web::post().to(members::accept))
+        // Connections
+        .route("/connections", web::get().to(connections::index))
+        .route(
+            "/connections/catalogue",
+            web::get().to(connections::catalogue_page),
+        )
+        .route(
+            "/connections/new/{provider}",
+            web::get().to(connections::new_form),
+        )
+        .route(
+            "/connections/new/{provider}",
+            web::post().to(connections::create),
+        )
+        .route("/connections/{id}", web::get().to(connections::show))
+        .route("/connections/{id}/test", web::post().to(connections::test))
+        .route(
+            "/connections/{id}/disconnect",
+            web::post().to(connections::disconnect),
+        )
+        .route(
+            "/connections/{id}/reconnect",
+            web::post().to(connections::reconnect),
+        )
+        .route(
+            "/oauth/callback/{provider}",
+            web::get().to(connections::callback),
+        )
+        .route(
+            "/settings/oauth-apps",
+            web::get().to(connections::oauth_apps),
+        )
+        .route(
+            "/settings/oauth-apps/{provider}",
+            web::get().to(connections::oauth_app_form),
+        )
+        .route(
+            "/settings/oauth-apps/{provider}",
+            web::post().to(connections::oauth_app_save),
+        )
+        .route("/connect-links", web::get().to(connect_links::index))
+        .route("/connect-links", web::post().to(connect_links::create))
+        .route(
+            "/connect-links/{id}/revoke",
+            web::post().to(connect_links::revoke),
+        )
+        .route("/connect/{token}", web::get().to(connect_links::open))
+        .route("/connect/{token}", web::post().to(connect_links::start))
         // API tokens
         .route("/settings/api-tokens", web::get().to(tokens::index))
         .route("/settings/api-tokens", web::post().to(tokens::create))

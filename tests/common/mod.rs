@@ -172,6 +172,26 @@ impl TestApp {
         client
     }
 
+    /// A counter of the built-in sandbox (e.g. `token.refresh_token`).
+    pub async fn sandbox_counter(&self, name: &str) -> i64 {
+        let stats: serde_json::Value = self
+            .client()
+            .http
+            .get(format!("{}/sandbox/stats", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        stats["counters"][name].as_i64().unwrap_or(0)
+    }
+
+    /// The database URL this test runs on.
+    pub fn database_url(&self) -> &str {
+        &self.database_url
+    }
+
     /// Stops gracefully and drops the test's Postgres database.
     pub async fn stop(self) {
         self.running.stop().await;
@@ -340,6 +360,45 @@ impl Client {
             .await;
         assert_eq!(page.status, 200, "{}", page.body);
         page.code_by_id("new-token")
+    }
+
+    /// Follows a provider redirect through the sandbox consent screen: approves (or
+    /// denies) and returns the callback path with its query, as the browser would get it.
+    pub async fn consent(&self, authorize_url: &str, approve: bool) -> String {
+        let url = url::Url::parse(authorize_url).unwrap();
+        let path = format!("{}?{}", url.path(), url.query().unwrap_or_default());
+        let page = self.get(&path).await;
+        assert_eq!(page.status, 200, "consent page: {}", page.body);
+        let mut fields: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        fields.push((
+            "decision".into(),
+            if approve { "approve" } else { "deny" }.into(),
+        ));
+        let borrowed: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let decision = self.post_form("/sandbox/oauth/authorize", &borrowed).await;
+        assert_eq!(decision.status, 302, "{}", decision.body);
+        let back = url::Url::parse(decision.location()).unwrap();
+        format!("{}?{}", back.path(), back.query().unwrap_or_default())
+    }
+
+    /// Connects the sandbox CRM as a signed-in admin; returns the connection page path.
+    pub async fn connect_sandbox(&self, provider: &str) -> String {
+        let start = self
+            .post_form(&format!("/connections/new/{provider}"), &[("name", "")])
+            .await;
+        assert_eq!(start.status, 303, "{}", start.body);
+        let callback = self.consent(start.location(), true).await;
+        let done = self.get(&callback).await;
+        assert_eq!(done.status, 303, "{}", done.body);
+        assert!(
+            done.location().starts_with("/connections/"),
+            "{}",
+            done.location()
+        );
+        done.location().to_owned()
     }
 
     /// Invites someone through the UI; returns the invitation path.

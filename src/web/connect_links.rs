@@ -1,0 +1,197 @@
+//! Connect links: the tenant's list and form, and the end customer's landing page.
+
+use super::auth::render;
+use super::extract::{Member, client_info, csrf_token};
+use super::flash::{self, Flash};
+use super::shell::Shell;
+use crate::connectors::catalogue::{self, AuthKind, Provider};
+use crate::domain::{ConnectLinkId, FieldErrors};
+use crate::error::{AppError, AppResult};
+use crate::services::App;
+use crate::services::connect_links::{self, CreatedLink};
+use crate::services::connections::Begin;
+use crate::store::entities::connect_links as rows;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+use std::collections::HashMap;
+
+#[derive(Template)]
+#[template(path = "connect_links/index.html")]
+struct IndexPage {
+    shell: Shell,
+    links: Vec<(rows::Model, &'static str, String)>,
+    providers: Vec<&'static Provider>,
+    created: Option<CreatedLink>,
+    provider: String,
+    customer_ref: String,
+    ttl_hours: String,
+    errors: FieldErrors,
+}
+
+async fn page(app: &App, member: &Member) -> AppResult<IndexPage> {
+    let links = app
+        .store
+        .connect_links(&member.ctx, 200)
+        .await?
+        .into_iter()
+        .map(|l| {
+            let state = connect_links::state_of(&l);
+            let name = catalogue::get(&l.provider_id)
+                .map(|p| p.name.clone())
+                .unwrap_or_else(|| l.provider_id.clone());
+            (l, state, name)
+        })
+        .collect();
+    Ok(IndexPage {
+        shell: member.shell("connect_links"),
+        links,
+        providers: catalogue::all().iter().collect(),
+        created: None,
+        provider: String::new(),
+        customer_ref: String::new(),
+        ttl_hours: "72".into(),
+        errors: FieldErrors::new(),
+    })
+}
+
+/// GET /connect-links
+pub async fn index(app: web::Data<App>, member: Member) -> AppResult<HttpResponse> {
+    render(&page(&app, &member).await?, StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub struct CreateForm {
+    provider: String,
+    customer_ref: String,
+    ttl_hours: String,
+}
+
+/// POST /connect-links — shows the link once.
+pub async fn create(
+    app: web::Data<App>,
+    member: Member,
+    form: web::Form<CreateForm>,
+) -> AppResult<HttpResponse> {
+    let form = form.into_inner();
+    match connect_links::create(
+        &app,
+        &member.ctx,
+        &member.actor(),
+        &form.provider,
+        &form.customer_ref,
+        &form.ttl_hours,
+    )
+    .await
+    {
+        Ok(created) => {
+            let mut p = page(&app, &member).await?;
+            p.shell.flashes.push(Flash::success(format!(
+                "Connect link created for {}.",
+                form.customer_ref.trim()
+            )));
+            p.created = Some(created);
+            render(&p, StatusCode::OK)
+        }
+        Err(AppError::Invalid(errors)) => {
+            let mut p = page(&app, &member).await?;
+            p.provider = form.provider;
+            p.customer_ref = form.customer_ref;
+            p.ttl_hours = form.ttl_hours;
+            p.errors = errors;
+            render(&p, StatusCode::UNPROCESSABLE_ENTITY)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// POST /connect-links/{id}/revoke
+pub async fn revoke(
+    app: web::Data<App>,
+    member: Member,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let id: ConnectLinkId = id.parse().map_err(|_| AppError::NotFound)?;
+    connect_links::revoke(&app, &member.ctx, &member.actor(), id).await?;
+    Ok(flash::redirect(
+        "/connect-links",
+        Flash::success("Link revoked."),
+    ))
+}
+
+#[derive(Template)]
+#[template(path = "connect_links/landing.html")]
+struct LandingPage {
+    csrf: String,
+    flashes: Vec<Flash>,
+    token: String,
+    tenant_name: String,
+    provider: &'static Provider,
+    is_oauth: bool,
+    is_api_key: bool,
+    is_basic: bool,
+    errors: FieldErrors,
+}
+
+async fn landing(
+    app: &App,
+    req: &HttpRequest,
+    token: &str,
+    errors: FieldErrors,
+) -> AppResult<LandingPage> {
+    let open = connect_links::open(app, token).await?;
+    let provider = catalogue::get(&open.link.provider_id).ok_or(AppError::NotFound)?;
+    Ok(LandingPage {
+        csrf: csrf_token(req),
+        flashes: super::extract::flashes(req),
+        token: token.to_owned(),
+        tenant_name: open.tenant_name,
+        provider,
+        is_oauth: provider.auth.kind == AuthKind::Oauth2Code,
+        is_api_key: provider.auth.kind == AuthKind::ApiKey,
+        is_basic: provider.auth.kind == AuthKind::Basic,
+        errors,
+    })
+}
+
+/// GET /connect/{token} — the end customer's page: who asks, what is shared.
+pub async fn open(
+    req: HttpRequest,
+    app: web::Data<App>,
+    token: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    render(
+        &landing(&app, &req, &token, FieldErrors::new()).await?,
+        StatusCode::OK,
+    )
+}
+
+/// POST /connect/{token} — continue to the provider (or save the key).
+pub async fn start(
+    req: HttpRequest,
+    app: web::Data<App>,
+    token: web::Path<String>,
+    form: web::Form<HashMap<String, String>>,
+) -> AppResult<HttpResponse> {
+    match connect_links::begin(&app, &token, form.into_inner(), Some(client_info(&req).ip)).await {
+        Ok(Begin::Redirect(url)) => Ok(flash::see_other(&url)),
+        Ok(Begin::Connected(_)) => render(
+            &ConnectedPage {
+                flashes: Vec::new(),
+            },
+            StatusCode::OK,
+        ),
+        Err(AppError::Invalid(errors)) => render(
+            &landing(&app, &req, &token, errors).await?,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "connect_links/connected.html")]
+struct ConnectedPage {
+    flashes: Vec<Flash>,
+}

@@ -1,0 +1,494 @@
+//! Connection pages: the list, the provider catalogue, connecting, the connection page,
+//! OAuth apps, and the OAuth callback.
+
+use super::auth::render;
+use super::extract::{MaybeUser, Member};
+use super::flash::{self, Flash};
+use super::shell::Shell;
+use crate::connectors::catalogue::{self, Provider};
+use crate::domain::{ConnectionId, ConnectionStatus, FieldErrors};
+use crate::error::{AppError, AppResult};
+use crate::services::App;
+use crate::services::connections::{
+    self, Begin, Binding, CallbackMember, CallbackParams, ConnectRequest,
+};
+use crate::store::entities::{connection_events, connections as rows, oauth_apps};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+use std::collections::HashMap;
+
+/// A connection row prepared for display.
+pub struct ConnectionView {
+    /// The row.
+    pub row: rows::Model,
+    /// Its provider's name.
+    pub provider_name: String,
+    /// Parsed status.
+    pub status: ConnectionStatus,
+}
+
+impl ConnectionView {
+    fn new(row: rows::Model) -> Self {
+        let provider_name = catalogue::get(&row.provider_id)
+            .map(|p| p.name.clone())
+            .unwrap_or_else(|| row.provider_id.clone());
+        let status = row.status.parse().unwrap_or(ConnectionStatus::Disconnected);
+        Self {
+            row,
+            provider_name,
+            status,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "connections/index.html")]
+struct IndexPage {
+    shell: Shell,
+    connections: Vec<ConnectionView>,
+}
+
+#[derive(Template)]
+#[template(path = "connections/catalogue.html")]
+struct CataloguePage {
+    shell: Shell,
+    query: String,
+    providers: Vec<&'static Provider>,
+    configured: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "connections/new.html")]
+struct NewPage {
+    shell: Shell,
+    provider: &'static Provider,
+    callback_url: String,
+    has_app: bool,
+    name: String,
+    values: HashMap<String, String>,
+    errors: FieldErrors,
+    reconnect: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "connections/show.html")]
+struct ShowPage {
+    shell: Shell,
+    c: ConnectionView,
+    provider: Option<&'static Provider>,
+    events: Vec<connection_events::Model>,
+}
+
+#[derive(Template)]
+#[template(path = "connections/oauth_apps.html")]
+struct OAuthAppsPage {
+    shell: Shell,
+    rows: Vec<(&'static Provider, Option<oauth_apps::Model>)>,
+}
+
+#[derive(Template)]
+#[template(path = "connections/oauth_app.html")]
+struct OAuthAppPage {
+    shell: Shell,
+    provider: &'static Provider,
+    callback_url: String,
+    client_id: String,
+    has_secret: bool,
+    errors: FieldErrors,
+}
+
+fn connection_id(raw: &str) -> AppResult<ConnectionId> {
+    raw.parse().map_err(|_| AppError::NotFound)
+}
+
+/// GET /connections
+pub async fn index(app: web::Data<App>, member: Member) -> AppResult<HttpResponse> {
+    let connections = app
+        .store
+        .connections(&member.ctx)
+        .await?
+        .into_iter()
+        .map(ConnectionView::new)
+        .collect();
+    render(
+        &IndexPage {
+            shell: member.shell("connections"),
+            connections,
+        },
+        StatusCode::OK,
+    )
+}
+
+#[derive(Deserialize)]
+pub struct SearchQuery {
+    q: Option<String>,
+}
+
+/// GET /connections/catalogue?q=
+pub async fn catalogue_page(
+    app: web::Data<App>,
+    member: Member,
+    query: web::Query<SearchQuery>,
+) -> AppResult<HttpResponse> {
+    let q = query.q.clone().unwrap_or_default();
+    let configured = app
+        .store
+        .oauth_apps(&member.ctx)
+        .await?
+        .into_iter()
+        .map(|a| a.provider_id)
+        .collect();
+    render(
+        &CataloguePage {
+            shell: member.shell("connections"),
+            providers: catalogue::search(&q),
+            query: q,
+            configured,
+        },
+        StatusCode::OK,
+    )
+}
+
+async fn new_page(
+    app: &App,
+    member: &Member,
+    provider: &'static Provider,
+    name: String,
+    values: HashMap<String, String>,
+    errors: FieldErrors,
+    reconnect: Option<String>,
+) -> AppResult<NewPage> {
+    let has_app = !provider.needs_oauth_app()
+        || app
+            .store
+            .oauth_app(&member.ctx, &provider.id)
+            .await?
+            .is_some();
+    Ok(NewPage {
+        shell: member.shell("connections"),
+        provider,
+        callback_url: connections::callback_url(app, provider),
+        has_app,
+        name,
+        values,
+        errors,
+        reconnect,
+    })
+}
+
+/// GET /connections/new/{provider}
+pub async fn new_form(
+    app: web::Data<App>,
+    member: Member,
+    provider_id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let provider = connections::provider(&provider_id)?;
+    let page = new_page(
+        &app,
+        &member,
+        provider,
+        String::new(),
+        HashMap::new(),
+        FieldErrors::new(),
+        None,
+    )
+    .await?;
+    render(&page, StatusCode::OK)
+}
+
+/// Handles the outcome of starting to connect (shared by new and reconnect).
+fn begun(result: Begin) -> HttpResponse {
+    match result {
+        Begin::Redirect(url) => flash::see_other(&url),
+        Begin::Connected(id) => {
+            flash::redirect(&format!("/connections/{id}"), Flash::success("Connected."))
+        }
+    }
+}
+
+/// POST /connections/new/{provider}
+pub async fn create(
+    app: web::Data<App>,
+    member: Member,
+    provider_id: web::Path<String>,
+    form: web::Form<HashMap<String, String>>,
+) -> AppResult<HttpResponse> {
+    let provider = connections::provider(&provider_id)?;
+    let form = form.into_inner();
+    let reconnect = match form.get("reconnect").filter(|r| !r.is_empty()) {
+        Some(r) => Some(connection_id(r)?),
+        None => None,
+    };
+    let request = ConnectRequest {
+        provider_id: provider.id.clone(),
+        name: form.get("name").cloned().unwrap_or_default(),
+        form: form.clone(),
+        reconnect,
+        customer_ref: None,
+    };
+    let binding = Binding::Session(member.who.session.id.clone());
+    match connections::begin(&app, &member.ctx, &member.actor(), binding, request).await {
+        Ok(result) => Ok(begun(result)),
+        Err(AppError::Invalid(errors)) => {
+            let mut values = form.clone();
+            for secret in ["api_key", "password"] {
+                values.remove(secret);
+            }
+            let page = new_page(
+                &app,
+                &member,
+                provider,
+                form.get("name").cloned().unwrap_or_default(),
+                values,
+                errors,
+                reconnect.map(|r| r.to_string()),
+            )
+            .await?;
+            render(&page, StatusCode::UNPROCESSABLE_ENTITY)
+        }
+        Err(AppError::Conflict(m) | AppError::BadRequest(m)) => Ok(flash::redirect(
+            &format!("/connections/new/{}", provider.id),
+            Flash::error(m),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// GET /connections/{id}
+pub async fn show(
+    app: web::Data<App>,
+    member: Member,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let id = connection_id(&id)?;
+    let row = app
+        .store
+        .connection(&member.ctx, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let events = app.store.connection_events(&member.ctx, id, 50).await?;
+    let provider = catalogue::get(&row.provider_id);
+    render(
+        &ShowPage {
+            shell: member.shell("connections"),
+            c: ConnectionView::new(row),
+            provider,
+            events,
+        },
+        StatusCode::OK,
+    )
+}
+
+/// POST /connections/{id}/test
+pub async fn test(
+    app: web::Data<App>,
+    member: Member,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let id = connection_id(&id)?;
+    let outcome = connections::test(&app, &member.ctx, id).await?;
+    let flash = if outcome.ok {
+        Flash::success(outcome.message)
+    } else {
+        Flash::error(outcome.message)
+    };
+    Ok(flash::redirect(&format!("/connections/{id}"), flash))
+}
+
+/// POST /connections/{id}/disconnect
+pub async fn disconnect(
+    app: web::Data<App>,
+    member: Member,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let id = connection_id(&id)?;
+    let note = connections::disconnect(&app, &member.ctx, &member.actor(), id).await?;
+    Ok(flash::redirect(
+        &format!("/connections/{id}"),
+        Flash::success(note),
+    ))
+}
+
+/// POST /connections/{id}/reconnect — the same form as connecting, bound to this row.
+pub async fn reconnect(
+    app: web::Data<App>,
+    member: Member,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let id = connection_id(&id)?;
+    let row = app
+        .store
+        .connection(&member.ctx, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let provider = connections::provider(&row.provider_id)?;
+    let config: HashMap<String, String> =
+        serde_json::from_str::<HashMap<String, String>>(&row.config)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (format!("field_{k}"), v))
+            .collect();
+    let page = new_page(
+        &app,
+        &member,
+        provider,
+        row.name,
+        config,
+        FieldErrors::new(),
+        Some(id.to_string()),
+    )
+    .await?;
+    render(&page, StatusCode::OK)
+}
+
+/// GET /settings/oauth-apps
+pub async fn oauth_apps(app: web::Data<App>, member: Member) -> AppResult<HttpResponse> {
+    let apps = app.store.oauth_apps(&member.ctx).await?;
+    let rows = catalogue::all()
+        .iter()
+        .filter(|p| p.needs_oauth_app())
+        .map(|p| (p, apps.iter().find(|a| a.provider_id == p.id).cloned()))
+        .collect();
+    render(
+        &OAuthAppsPage {
+            shell: member.shell("oauth_apps"),
+            rows,
+        },
+        StatusCode::OK,
+    )
+}
+
+/// GET /settings/oauth-apps/{provider}
+pub async fn oauth_app_form(
+    app: web::Data<App>,
+    member: Member,
+    provider_id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let provider = connections::provider(&provider_id)?;
+    if !provider.needs_oauth_app() {
+        return Err(AppError::NotFound);
+    }
+    let existing = app.store.oauth_app(&member.ctx, &provider.id).await?;
+    render(
+        &OAuthAppPage {
+            shell: member.shell("oauth_apps"),
+            provider,
+            callback_url: connections::callback_url(&app, provider),
+            client_id: existing
+                .as_ref()
+                .map(|a| a.client_id.clone())
+                .unwrap_or_default(),
+            has_secret: existing.is_some_and(|a| a.client_secret_enc.is_some()),
+            errors: FieldErrors::new(),
+        },
+        StatusCode::OK,
+    )
+}
+
+#[derive(Deserialize)]
+pub struct OAuthAppForm {
+    client_id: String,
+    client_secret: String,
+}
+
+/// POST /settings/oauth-apps/{provider}
+pub async fn oauth_app_save(
+    app: web::Data<App>,
+    member: Member,
+    provider_id: web::Path<String>,
+    form: web::Form<OAuthAppForm>,
+) -> AppResult<HttpResponse> {
+    let provider = connections::provider(&provider_id)?;
+    match connections::save_oauth_app(
+        &app,
+        &member.ctx,
+        &member.actor(),
+        &provider.id,
+        &form.client_id,
+        &form.client_secret,
+    )
+    .await
+    {
+        Ok(()) => Ok(flash::redirect(
+            "/settings/oauth-apps",
+            Flash::success(format!("OAuth app for {} saved.", provider.name)),
+        )),
+        Err(AppError::Invalid(errors)) => render(
+            &OAuthAppPage {
+                shell: member.shell("oauth_apps"),
+                provider,
+                callback_url: connections::callback_url(&app, provider),
+                client_id: form.client_id.clone(),
+                has_secret: false,
+                errors,
+            },
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "connections/outcome.html")]
+struct OutcomePage {
+    flashes: Vec<Flash>,
+    ok: bool,
+    tenant_name: String,
+    provider_name: String,
+    message: String,
+}
+
+/// GET /oauth/callback/{provider} — admins land on the connection page; end customers on
+/// a clear success or failure page.
+pub async fn callback(
+    app: web::Data<App>,
+    user: MaybeUser,
+    provider_id: web::Path<String>,
+    query: web::Query<CallbackParams>,
+) -> AppResult<HttpResponse> {
+    let member = user.0.as_ref().map(|u| CallbackMember {
+        session_digest: u.session.id.clone(),
+        user: u.user.id,
+        actor: u.actor(),
+    });
+    let result = connections::callback(&app, &provider_id, query.into_inner(), member).await?;
+    if result.link.is_some() {
+        let tenant_name = app.store.tenant(&result.ctx).await?.name;
+        let (ok, message) = match &result.outcome {
+            Ok(_) => (
+                true,
+                format!(
+                    "Your {} account is now connected to {tenant_name}. You can close this window.",
+                    result.provider.name
+                ),
+            ),
+            Err(m) => (false, m.clone()),
+        };
+        return render(
+            &OutcomePage {
+                flashes: Vec::new(),
+                ok,
+                tenant_name,
+                provider_name: result.provider.name.clone(),
+                message,
+            },
+            if ok {
+                StatusCode::OK
+            } else {
+                StatusCode::BAD_REQUEST
+            },
+        );
+    }
+    Ok(match result.outcome {
+        Ok(id) => flash::redirect(
+            &format!("/connections/{id}"),
+            Flash::success(format!("{} connected.", result.provider.name)),
+        ),
+        Err(m) => flash::redirect(
+            &format!("/connections/new/{}", result.provider.id),
+            Flash::error(m),
+        ),
+    })
+}

@@ -1,0 +1,502 @@
+//! Connections: the OAuth consent dance against the built-in sandbox for admins and end
+//! customers, attacks that must fail without a token call, token health, disconnecting,
+//! and tenant isolation.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::TestApp;
+
+#[tokio::test]
+async fn an_admin_connects_the_sandbox_crm_and_tests_it() {
+    let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "5")]).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let catalogue = admin.get("/connections/catalogue?q=crm").await;
+    assert!(catalogue.body.contains("Sandbox CRM") && catalogue.body.contains("HubSpot"));
+    assert!(!catalogue.body.contains("Stripe"), "search filters");
+
+    let page_path = admin.connect_sandbox("sandbox_crm").await;
+    let page = admin.get(&page_path).await;
+    assert!(page.body.contains("Sandbox CRM connected."));
+    assert!(page.body.contains("Active"));
+    assert!(page.body.contains("crm.read crm.write"));
+
+    let action = page.action_containing("/test");
+    assert_eq!(admin.post_form(&action, &[]).await.status, 303);
+    let tested = admin.get(&page_path).await;
+    assert!(
+        tested
+            .body
+            .contains("Sandbox CRM answered HTTP 200 for Contacts"),
+        "{}",
+        tested.body
+    );
+    assert!(tested.body.contains("test_succeeded") && tested.body.contains("connected"));
+    assert_eq!(app.sandbox_counter("token.authorization_code").await, 1);
+    let list = admin.get("/connections").await;
+    assert!(list.body.contains("Sandbox CRM") && list.body.contains("Active"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_end_customer_connects_through_a_single_use_link() {
+    let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "5")]).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let created = admin
+        .post_form(
+            "/connect-links",
+            &[
+                ("provider", "sandbox_erp"),
+                ("customer_ref", "Globex"),
+                ("ttl_hours", "2"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let link = url::Url::parse(&created.code_by_id("connect-link"))
+        .unwrap()
+        .path()
+        .to_owned();
+
+    let customer = app.client();
+    let landing = customer.get(&link).await;
+    assert_eq!(landing.status, 200);
+    assert!(
+        landing.body.contains("Acme")
+            && landing.body.contains("Customers")
+            && landing.body.contains("erp.read")
+    );
+    let start = customer.post_form(&link, &[]).await;
+    assert_eq!(start.status, 303);
+    let callback = customer.consent(start.location(), true).await;
+    let outcome = customer.get(&callback).await;
+    assert_eq!(outcome.status, 200, "{}", outcome.body);
+    assert!(outcome.body.contains("is now connected to Acme"));
+
+    let links = admin.get("/connect-links").await;
+    assert!(links.body.contains("Globex") && links.body.contains(">connected<"));
+    let connections = admin.get("/connections").await;
+    assert!(
+        connections.body.contains("Sandbox ERP — Globex") && connections.body.contains("Active")
+    );
+
+    let reused = app.client().get(&link).await;
+    assert_eq!(reused.status, 410);
+    assert!(reused.body.contains("already used"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn denied_consent_and_revoked_links_get_clear_pages() {
+    let app = TestApp::spawn().await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let created = admin
+        .post_form(
+            "/connect-links",
+            &[
+                ("provider", "sandbox_crm"),
+                ("customer_ref", "Initech"),
+                ("ttl_hours", ""),
+            ],
+        )
+        .await;
+    let link = url::Url::parse(&created.code_by_id("connect-link"))
+        .unwrap()
+        .path()
+        .to_owned();
+    let customer = app.client();
+    let start = customer.post_form(&link, &[]).await;
+    let callback = customer.consent(start.location(), false).await;
+    let outcome = customer.get(&callback).await;
+    assert_eq!(outcome.status, 400);
+    assert!(outcome.body.contains("Access was denied"));
+    assert!(admin.get("/connect-links").await.body.contains(">denied<"));
+    assert_eq!(app.sandbox_counter("token.authorization_code").await, 0);
+
+    let second = admin
+        .post_form(
+            "/connect-links",
+            &[
+                ("provider", "sandbox_crm"),
+                ("customer_ref", "Hooli"),
+                ("ttl_hours", "1"),
+            ],
+        )
+        .await;
+    let second_link = url::Url::parse(&second.code_by_id("connect-link"))
+        .unwrap()
+        .path()
+        .to_owned();
+    let page = admin.get("/connect-links").await;
+    let revoke = page.action_containing("/revoke");
+    assert_eq!(admin.post_form(&revoke, &[]).await.status, 303);
+    let gone = app.client().get(&second_link).await;
+    assert_eq!(gone.status, 410);
+    assert!(gone.body.contains("withdrawn"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn replayed_foreign_and_misrouted_callbacks_make_no_token_call() {
+    let app = TestApp::spawn().await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+
+    // A callback replayed after success.
+    let start = admin.post_form("/connections/new/sandbox_crm", &[]).await;
+    let callback = admin.consent(start.location(), true).await;
+    assert_eq!(admin.get(&callback).await.status, 303);
+    assert_eq!(app.sandbox_counter("token.authorization_code").await, 1);
+    let replay = admin.get(&callback).await;
+    assert_eq!(replay.status, 400);
+    assert!(replay.body.contains("unknown, expired or was already used"));
+
+    // A state from Ada's session delivered to Bob's browser (login CSRF / session fixation).
+    let start = admin.post_form("/connections/new/sandbox_crm", &[]).await;
+    let callback = admin.consent(start.location(), true).await;
+    let bob = app.another_tenant("bob@example.com", "Bobco").await;
+    assert_eq!(bob.get(&callback).await.status, 400);
+    assert_eq!(
+        admin.get(&callback).await.status,
+        400,
+        "the state is spent either way"
+    );
+
+    // A callback arriving on another provider's path.
+    let start = admin.post_form("/connections/new/sandbox_crm", &[]).await;
+    let callback = admin.consent(start.location(), true).await;
+    let misrouted = callback.replace("/oauth/callback/sandbox_crm", "/oauth/callback/sandbox_erp");
+    let res = admin.get(&misrouted).await;
+    assert_eq!(res.status, 400);
+    assert!(res.body.contains("another provider"));
+
+    // A callback with a forged state.
+    assert_eq!(
+        admin
+            .get("/oauth/callback/sandbox_crm?code=abc&state=forged")
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        app.sandbox_counter("token.authorization_code").await,
+        1,
+        "no further token calls"
+    );
+    app.stop().await;
+}
+
+/// A local server standing in for a hostile authorization server: every request gets a
+/// redirect; the target counts hits.
+async fn redirecting_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let target = format!("{base}/stolen");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 8192];
+            let n = socket.read(&mut buf).await.unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).to_string();
+            if head.contains("/stolen") {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+            let response = format!(
+                "HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+        }
+    });
+    (base, hits)
+}
+
+#[tokio::test]
+async fn token_endpoints_that_redirect_are_not_followed() {
+    let (base, stolen) = redirecting_server().await;
+    let app = TestApp::spawn_with(&[("SLUICE_OUTBOUND_ALLOW", "127.0.0.1/32")]).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    assert_eq!(
+        admin
+            .post_form(
+                "/settings/oauth-apps/oauth2_generic",
+                &[("client_id", "cid"), ("client_secret", "csecret")]
+            )
+            .await
+            .status,
+        303
+    );
+    let start = admin
+        .post_form(
+            "/connections/new/oauth2_generic",
+            &[
+                ("field_authorize_url", &format!("{base}/authorize")),
+                ("field_token_url", &format!("{base}/token")),
+                ("field_base_url", &format!("{base}/api")),
+            ],
+        )
+        .await;
+    assert_eq!(start.status, 303, "{}", start.body);
+    let authorize = url::Url::parse(start.location()).unwrap();
+    assert!(authorize.as_str().starts_with(&format!("{base}/authorize")));
+    let state = authorize
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    assert!(
+        authorize
+            .query_pairs()
+            .any(|(k, v)| k == "code_challenge_method" && v == "S256")
+    );
+    let res = admin
+        .get(&format!(
+            "/oauth/callback/oauth2_generic?code=abc&state={state}"
+        ))
+        .await;
+    assert_eq!(res.status, 303);
+    let page = admin.get(res.location()).await;
+    assert!(
+        page.body.contains("did not complete the connection"),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        stolen.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the redirect was not followed"
+    );
+    assert!(
+        admin
+            .get("/connections")
+            .await
+            .body
+            .contains("No connections yet")
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn private_authorization_servers_are_refused_before_any_call() {
+    let (base, _) = redirecting_server().await;
+    let app = TestApp::spawn().await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    admin
+        .post_form(
+            "/settings/oauth-apps/oauth2_generic",
+            &[("client_id", "cid"), ("client_secret", "csecret")],
+        )
+        .await;
+    for (authorize, token) in [
+        (
+            format!("{base}/authorize"),
+            "https://93.184.216.34/token".to_owned(),
+        ),
+        (
+            "https://93.184.216.34/authorize".to_owned(),
+            format!("{base}/token"),
+        ),
+        (
+            "https://93.184.216.34/authorize".to_owned(),
+            "http://169.254.169.254/latest/meta-data".to_owned(),
+        ),
+    ] {
+        let start = admin
+            .post_form(
+                "/connections/new/oauth2_generic",
+                &[
+                    ("field_authorize_url", &authorize),
+                    ("field_token_url", &token),
+                    ("field_base_url", "https://example.com/api"),
+                ],
+            )
+            .await;
+        assert_eq!(start.status, 303);
+        assert_eq!(
+            start.location(),
+            "/connections/new/oauth2_generic",
+            "refused: {authorize} {token}"
+        );
+        let page = admin.get(start.location()).await;
+        assert!(page.body.contains("non-public address"), "{}", page.body);
+    }
+    // Field values cannot reshape provider URLs either.
+    let bad = admin
+        .post_form("/connections/new/shopify", &[("field_shop", "evil.com/x?")])
+        .await;
+    assert!(bad.status == 422 || bad.location() == "/connections/new/shopify");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_rejected_token_is_refreshed_once_then_the_connection_needs_reauth() {
+    let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "3")]).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let page_path = admin.connect_sandbox("sandbox_crm").await;
+
+    // Expire the stored access token: the next use refreshes first, exactly once.
+    use sea_orm::ConnectionTrait;
+    let db = app.app().store.db();
+    db.execute_raw(sea_orm::Statement::from_sql_and_values(
+        db.get_database_backend(),
+        "UPDATE connections SET access_expires_at = $1",
+        [(sluice::store::now() - chrono::Duration::minutes(5)).into()],
+    ))
+    .await
+    .unwrap();
+    let page = admin.get(&page_path).await;
+    admin.post_form(&page.action_containing("/test"), &[]).await;
+    assert_eq!(app.sandbox_counter("token.refresh_token").await, 1);
+    assert!(admin.get(&page_path).await.body.contains("refreshed"));
+
+    // The provider revokes everything: the API answers 401, one refresh fails with
+    // invalid_grant, and the connection is marked for reconnecting.
+    sluice_revoke_all(&app).await;
+    admin.post_form(&page.action_containing("/test"), &[]).await;
+    let after = admin.get(&page_path).await;
+    assert!(after.body.contains("Reconnect required"), "{}", after.body);
+    assert!(after.body.contains("reauth_required"));
+    assert_eq!(
+        app.sandbox_counter("token.refresh_token").await,
+        2,
+        "one refresh attempt after the 401"
+    );
+
+    // Reconnecting records recovery.
+    let form = admin
+        .post_form(&page.action_containing("/reconnect"), &[])
+        .await;
+    let reconnect_id = {
+        let i = form.body.find("name=\"reconnect\" value=\"").unwrap() + 24;
+        form.body[i..i + 36].to_owned()
+    };
+    let start = admin
+        .post_form(
+            "/connections/new/sandbox_crm",
+            &[("reconnect", &reconnect_id)],
+        )
+        .await;
+    let callback = admin.consent(start.location(), true).await;
+    admin.get(&callback).await;
+    let recovered = admin.get(&page_path).await;
+    assert!(
+        recovered.body.contains("recovered") && recovered.body.contains("Active"),
+        "{}",
+        recovered.body
+    );
+    app.stop().await;
+}
+
+/// Revokes every sandbox grant (as a provider-side "revoke all apps" would).
+async fn sluice_revoke_all(app: &TestApp) {
+    use sea_orm::ConnectionTrait;
+    let db = app.app().store.db();
+    db.execute_raw(sea_orm::Statement::from_sql_and_values(
+        db.get_database_backend(),
+        "UPDATE sandbox_grants SET revoked = $1",
+        [true.into()],
+    ))
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn disconnecting_revokes_at_the_provider_and_deletes_credentials() {
+    let app = TestApp::spawn().await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let page_path = admin.connect_sandbox("sandbox_crm").await;
+    let page = admin.get(&page_path).await;
+    let res = admin
+        .post_form(&page.action_containing("/disconnect"), &[])
+        .await;
+    assert_eq!(res.status, 303);
+    let after = admin.get(&page_path).await;
+    assert!(
+        after
+            .body
+            .contains("Access revoked at Sandbox CRM and credentials deleted.")
+    );
+    assert!(after.body.contains("Disconnected"));
+    assert_eq!(app.sandbox_counter("revoke").await, 1);
+    let id: sluice::domain::ConnectionId = page_path
+        .trim_start_matches("/connections/")
+        .parse()
+        .unwrap();
+    let rows = <sluice::store::entities::connections::Entity as sea_orm::EntityTrait>::find_by_id(
+        id.uuid(),
+    )
+    .one(app.app().store.db())
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(rows.credentials_enc.is_none());
+    assert!(
+        admin
+            .get("/settings/audit")
+            .await
+            .body
+            .contains("connection.disconnected")
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn connections_and_links_of_another_workspace_are_invisible() {
+    let app = TestApp::spawn().await;
+    let alice = app.owner("alice@a.example", "Alpha").await;
+    let bob = app.another_tenant("bob@b.example", "Beta").await;
+    let bobs = bob.connect_sandbox("sandbox_crm").await;
+    bob.post_form(
+        "/connect-links",
+        &[
+            ("provider", "sandbox_crm"),
+            ("customer_ref", "Beta customer"),
+            ("ttl_hours", ""),
+        ],
+    )
+    .await;
+    let links = bob.get("/connect-links").await;
+    let revoke = links.action_containing("/revoke");
+
+    assert_eq!(alice.get(&bobs).await.status, 404);
+    for action in ["/test", "/disconnect", "/reconnect"] {
+        assert_eq!(
+            alice
+                .post_form(&format!("{bobs}{action}"), &[])
+                .await
+                .status,
+            404,
+            "{action}"
+        );
+    }
+    assert_eq!(alice.post_form(&revoke, &[]).await.status, 404);
+    assert!(
+        alice
+            .get("/connections")
+            .await
+            .body
+            .contains("No connections yet")
+    );
+    assert!(
+        !alice
+            .get("/connect-links")
+            .await
+            .body
+            .contains("Beta customer")
+    );
+    bob.post_form(
+        "/settings/oauth-apps/hubspot",
+        &[("client_id", "beta-client-id"), ("client_secret", "s")],
+    )
+    .await;
+    assert!(
+        !alice
+            .get("/settings/oauth-apps")
+            .await
+            .body
+            .contains("beta-client-id")
+    );
+    assert!(bob.get(&bobs).await.body.contains("Active"));
+    app.stop().await;
+}
