@@ -59,5 +59,108 @@ async fn the_openapi_document_describes_the_api() {
     assert!(doc["paths"]["/api/v1/me"]["get"].is_object());
     assert!(doc["paths"]["/api/v1/members"]["get"].is_object());
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    for path in [
+        "/api/v1/providers",
+        "/api/v1/connections/{id}",
+        "/api/v1/connect-links",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn vendors_create_connect_links_and_read_connections_through_the_api() {
+    let app = TestApp::spawn().await;
+    let owner = app.owner("ada@example.com", "Acme").await;
+    let token = owner.create_api_token("vendor", "admin").await;
+    let viewer_token = owner.create_api_token("dash", "viewer").await;
+    let http = &owner.http;
+
+    let (status, providers) = owner.api(&token, "/api/v1/providers?q=sandbox").await;
+    assert_eq!(status, 200);
+    assert_eq!(providers.as_array().unwrap().len(), 2);
+    assert_eq!(providers[0]["auth_kind"], "oauth2_code");
+
+    let res = http
+        .post(format!("{}/api/v1/connect-links", owner.base))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"provider": "sandbox_crm", "customer_ref": "cust-42", "ttl_hours": 4}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    let link: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(link["state"], "pending");
+    let url = link["url"].as_str().unwrap().to_owned();
+
+    // The end customer completes the link; the API shows the connection.
+    let customer = app.client();
+    let path = url::Url::parse(&url).unwrap().path().to_owned();
+    let start = customer.post_form(&path, &[]).await;
+    let callback = customer.consent(start.location(), true).await;
+    assert_eq!(customer.get(&callback).await.status, 200);
+    let (_, links) = owner.api(&token, "/api/v1/connect-links").await;
+    assert_eq!(links[0]["state"], "connected");
+    assert!(
+        links[0].get("url").is_none(),
+        "the URL is only returned once"
+    );
+    let (_, connections) = owner.api(&viewer_token, "/api/v1/connections").await;
+    assert_eq!(connections[0]["customer_ref"], "cust-42");
+    assert_eq!(connections[0]["status"], "active");
+    assert!(
+        !connections.to_string().contains("sbx_"),
+        "no credentials in API answers"
+    );
+    let id = connections[0]["id"].as_str().unwrap().to_owned();
+
+    let test: serde_json::Value = http
+        .post(format!("{}/api/v1/connections/{id}/test", owner.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(test["ok"], true);
+    // Viewers cannot disconnect; admins can.
+    let denied = http
+        .delete(format!("{}/api/v1/connections/{id}", owner.base))
+        .bearer_auth(&viewer_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status().as_u16(), 403);
+    let bad = http
+        .post(format!("{}/api/v1/connect-links", owner.base))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"provider": "nope", "customer_ref": ""}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 422);
+    let body: serde_json::Value = bad.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_input");
+    assert!(body["error"]["fields"].as_array().unwrap().len() >= 2);
+    let gone = http
+        .delete(format!("{}/api/v1/connections/{id}", owner.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status().as_u16(), 200);
+    let (_, after) = owner
+        .api(&token, &format!("/api/v1/connections/{id}"))
+        .await;
+    assert_eq!(after["status"], "disconnected");
+    let (status, _) = owner
+        .api(
+            &token,
+            &format!("/api/v1/connections/{}", uuid::Uuid::now_v7()),
+        )
+        .await;
+    assert_eq!(status, 404);
     app.stop().await;
 }

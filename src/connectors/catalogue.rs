@@ -22,6 +22,17 @@ pub enum AuthKind {
 }
 
 impl AuthKind {
+    /// Stored and API name (as in the provider files).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthKind::Oauth2Code => "oauth2_code",
+            AuthKind::Oauth2ClientCredentials => "oauth2_client_credentials",
+            AuthKind::ApiKey => "api_key",
+            AuthKind::Basic => "basic",
+            AuthKind::None => "none",
+        }
+    }
+
     /// Human label.
     pub fn label(self) -> &'static str {
         match self {

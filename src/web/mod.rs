@@ -180,6 +180,29 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/me", web::get().to(api::me))
                 .route("/members", web::get().to(api::members))
                 .route("/audit-events", web::get().to(api::audit_events))
+                .route("/providers", web::get().to(api::connections::providers))
+                .route("/connections", web::get().to(api::connections::list))
+                .route("/connections/{id}", web::get().to(api::connections::show))
+                .route(
+                    "/connections/{id}",
+                    web::delete().to(api::connections::delete),
+                )
+                .route(
+                    "/connections/{id}/test",
+                    web::post().to(api::connections::test),
+                )
+                .route(
+                    "/connect-links",
+                    web::get().to(api::connections::list_links),
+                )
+                .route(
+                    "/connect-links",
+                    web::post().to(api::connections::create_link),
+                )
+                .route(
+                    "/connect-links/{id}/revoke",
+                    web::post().to(api::connections::revoke_link),
+                )
                 .default_service(web::to(api::not_found)),
         )
         .route("/static/{path:.*}", web::get().to(assets::serve))

@@ -1,5 +1,7 @@
 //! The JSON API under `/api/v1`: bearer API tokens, one error shape, an OpenAPI document.
 
+pub mod connections;
+
 use super::extract::ApiClient;
 use crate::error::{ApiError, ApiErrorBody, ApiResult, AppError};
 use crate::services::App;
@@ -12,11 +14,11 @@ use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Sluice API", description = "Manage a Sluice workspace programmatically. Authenticate with `Authorization: Bearer <API token>`; a token acts in one workspace."),
-    paths(me, members, audit_events),
+    paths(me, members, audit_events, connections::providers, connections::list, connections::show, connections::delete, connections::test, connections::create_link, connections::list_links, connections::revoke_link),
     components(schemas(ApiErrorBody)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    tags((name = "workspace", description = "The workspace the token belongs to"))
+    tags((name = "workspace", description = "The workspace the token belongs to"), (name = "connections", description = "Providers, connections and connect links"))
 )]
 pub struct ApiDoc;
 
