@@ -254,6 +254,10 @@ pub fn parse_fields(
                 }
                 _ => Some("Enter an http:// or https:// URL.".into()),
             }
+        } else if field.name.ends_with("records_path") {
+            serde_json_path::JsonPath::parse(&value)
+                .is_err()
+                .then(|| "Enter a JSONPath such as $.data (RFC 9535).".into())
         } else if field.name.ends_with("path") {
             (!value.starts_with('/') || value.contains(char::is_whitespace) || value.contains(".."))
                 .then(|| "Enter a path starting with /.".into())

@@ -139,23 +139,8 @@ impl TestApp {
 
     /// Completes first-run setup and returns the signed-in owner's client.
     pub async fn owner(&self, email: &str, workspace: &str) -> Client {
-        let client = self.client();
         let path = self.setup_path().await;
-        client.get(&path).await;
-        let res = client
-            .post_form(
-                &path,
-                &[
-                    ("name", "Owner One"),
-                    ("email", email),
-                    ("password", PASSWORD),
-                    ("password_confirm", PASSWORD),
-                    ("workspace", workspace),
-                ],
-            )
-            .await;
-        assert_eq!(res.status, 303, "setup failed: {}", res.body);
-        client
+        complete_setup(&self.client(), &path, email, workspace).await
     }
 
     /// A second workspace with its own owner (created from the command-line service).
@@ -265,6 +250,22 @@ pub struct Client {
 }
 
 impl Client {
+    /// A browser-like client for a server at `base`.
+    pub fn new(base: &str) -> Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let jar = Arc::new(Jar::default());
+        let http = reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Client {
+            http,
+            jar,
+            base: base.to_owned(),
+        }
+    }
+
     fn cookie(&self, name: &str) -> Option<String> {
         let url = url::Url::parse(&self.base).unwrap();
         let header = self.jar.cookies(&url)?;
@@ -413,4 +414,23 @@ impl Client {
         let link = page.code_by_id("invite-link");
         url::Url::parse(&link).unwrap().path().to_owned()
     }
+}
+
+/// Completes first-run setup through the setup link at `path`.
+pub async fn complete_setup(client: &Client, path: &str, email: &str, workspace: &str) -> Client {
+    client.get(path).await;
+    let res = client
+        .post_form(
+            path,
+            &[
+                ("name", "Owner One"),
+                ("email", email),
+                ("password", PASSWORD),
+                ("password_confirm", PASSWORD),
+                ("workspace", workspace),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 303, "setup failed: {}", res.body);
+    client.clone()
 }
