@@ -386,10 +386,24 @@ impl Settings {
         }
         let path = self.data_dir.join("master.key");
         let key = if path.exists() {
+            // First line: the current key; further lines: previous keys kept for rotation.
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            MasterKey::from_base64(&text)
-                .map_err(|e| anyhow::anyhow!("{}: the key {e}", path.display()))?
+            let mut keys = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(|line| {
+                    MasterKey::from_base64(line)
+                        .map_err(|e| anyhow::anyhow!("{}: a key {e}", path.display()))
+                });
+            let current = keys
+                .next()
+                .ok_or_else(|| anyhow::anyhow!("{} is empty", path.display()))??;
+            for previous in keys {
+                self.previous_master_keys.push(previous?);
+            }
+            current
         } else {
             std::fs::create_dir_all(&self.data_dir)
                 .with_context(|| format!("creating {}", self.data_dir.display()))?;
@@ -404,6 +418,25 @@ impl Settings {
         self.master_key = Some(key.clone());
         Ok(key)
     }
+}
+
+/// Embedded default only: generates a new current key into the data directory, keeping
+/// the old ones as previous keys, so `rotate-key` can re-encrypt. Returns the key file path.
+pub fn generate_new_key_file(settings: &Settings) -> anyhow::Result<PathBuf> {
+    if settings.master_key.is_some() && std::env::var("SLUICE_MASTER_KEY").is_ok() {
+        bail!(
+            "the master key comes from SLUICE_MASTER_KEY: set a new one there and the old one in SLUICE_PREVIOUS_MASTER_KEYS instead"
+        );
+    }
+    let path = settings.data_dir.join("master.key");
+    let old =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text = format!("{}\n{}", MasterKey::generate_base64(), old.trim());
+    let tmp = settings.data_dir.join("master.key.new");
+    let _ = std::fs::remove_file(&tmp);
+    write_private(&tmp, &text)?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("replacing {}", path.display()))?;
+    Ok(path)
 }
 
 fn read_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {

@@ -66,6 +66,16 @@ enum Admin {
     },
     /// Push a diagnostic job and report when a worker ran it.
     ProbeQueue,
+    /// Re-encrypt every stored secret under the current master key (safe while running).
+    ///
+    /// Production: set the new key in SLUICE_MASTER_KEY and the old one in
+    /// SLUICE_PREVIOUS_MASTER_KEYS, restart the processes one by one, run this, then drop
+    /// the old key. Embedded default: `--new` generates the new key into the data directory.
+    RotateKey {
+        /// Generate a new key in the data directory first (embedded default only).
+        #[arg(long)]
+        new: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -129,7 +139,17 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_admin(admin: Admin, settings: Settings) -> anyhow::Result<()> {
+async fn run_admin(admin: Admin, mut settings: Settings) -> anyhow::Result<()> {
+    if let Admin::RotateKey { new: true } = admin {
+        settings.resolve_master_key()?;
+        let path = sluice::config::generate_new_key_file(&settings)?;
+        println!(
+            "generated a new master key in {}; the old key stays there as a previous key",
+            path.display()
+        );
+        settings.master_key = None;
+        settings.previous_master_keys.clear();
+    }
     let app = startup::start(
         settings,
         Roles {
@@ -183,6 +203,16 @@ async fn admin_command(admin: Admin, app: &sluice::services::App) -> anyhow::Res
                 anyhow::bail!("no user with e-mail {email}");
             }
             println!("revoked the support role from {email}");
+        }
+        Admin::RotateKey { .. } => {
+            let report = sluice::services::keys::rotate(app).await?;
+            println!(
+                "key {}: {} secrets re-encrypted, {} already current, {} changed meanwhile",
+                app.keyring.current_id(),
+                report.rotated,
+                report.current,
+                report.skipped
+            );
         }
         Admin::ProbeQueue => {
             let label = uuid::Uuid::now_v7().to_string();

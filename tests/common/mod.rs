@@ -266,6 +266,15 @@ impl Client {
         }
     }
 
+    /// The same browser (cookies) talking to another server of the same deployment.
+    pub fn with_base(&self, base: &str) -> Client {
+        Client {
+            http: self.http.clone(),
+            jar: self.jar.clone(),
+            base: base.to_owned(),
+        }
+    }
+
     fn cookie(&self, name: &str) -> Option<String> {
         let url = url::Url::parse(&self.base).unwrap();
         let header = self.jar.cookies(&url)?;
