@@ -209,3 +209,46 @@ async fn a_newcomer_sets_up_signs_in_and_sees_the_dashboard() {
     browser.stop().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_end_customer_connects_through_a_link_in_the_browser() {
+    let Some(browser) = Driver::start().await else {
+        return;
+    };
+    let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "3")]).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let created = admin
+        .post_form(
+            "/connect-links",
+            &[
+                ("provider", "sandbox_crm"),
+                ("customer_ref", "Globex"),
+                ("ttl_hours", "2"),
+            ],
+        )
+        .await;
+    let link = created.code_by_id("connect-link");
+
+    browser.client.goto(&link).await.unwrap();
+    browser
+        .wait_for_text("Connect your Sandbox CRM account")
+        .await;
+    assert!(browser.text().await.contains("Acme asks to connect"));
+    browser.screenshot("connect-link").await;
+    browser.submit("#continue").await;
+    browser.wait_for_path("/sandbox/oauth/authorize").await;
+    browser
+        .wait_for_text("wants to access your Sandbox account")
+        .await;
+    browser.screenshot("sandbox-consent").await;
+    browser.submit("#approve").await;
+    browser.wait_for_path("/oauth/callback/sandbox_crm").await;
+    browser.wait_for_text("is now connected to Acme").await;
+    browser.screenshot("connected").await;
+
+    let list = admin.get("/connections").await;
+    assert!(list.body.contains("Sandbox CRM — Globex"));
+    assert!(list.body.contains("badge-success\">Active"));
+    browser.stop().await;
+    app.stop().await;
+}
