@@ -500,3 +500,43 @@ async fn connections_and_links_of_another_workspace_are_invisible() {
     assert!(bob.get(&bobs).await.body.contains("Active"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn tokens_about_to_expire_are_refreshed_proactively_by_the_scheduler() {
+    let app = TestApp::spawn().await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let page = admin.connect_sandbox("sandbox_crm").await;
+    use sea_orm::ConnectionTrait;
+    let db = app.app().store.db();
+    db.execute_raw(sea_orm::Statement::from_sql_and_values(
+        db.get_database_backend(),
+        "UPDATE connections SET access_expires_at = $1",
+        [(sluice::store::now() + chrono::Duration::minutes(3)).into()],
+    ))
+    .await
+    .unwrap();
+    // The scheduler's scan (run every minute by the lease holder) enqueues the refresh;
+    // a worker runs it.
+    assert_eq!(
+        sluice::jobs::connections::enqueue_due_refreshes(app.app())
+            .await
+            .unwrap(),
+        1
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while app.sandbox_counter("token.refresh_token").await < 1 {
+        assert!(std::time::Instant::now() < deadline, "no proactive refresh");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let body = admin.get(&page).await.body;
+    assert!(body.contains("refreshed"), "{body}");
+    // The fresh token is good for an hour: the next scan finds nothing due.
+    assert_eq!(
+        sluice::jobs::connections::enqueue_due_refreshes(app.app())
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(app.sandbox_counter("token.refresh_token").await, 1);
+    app.stop().await;
+}

@@ -296,3 +296,14 @@ async fn the_rate_limit_answers_429_with_retry_after() {
     assert_eq!(limited.as_deref(), Some("1"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_sandbox_can_be_switched_off() {
+    let app = TestApp::spawn_with(&[("SLUICE_SANDBOX", "off")]).await;
+    assert_eq!(
+        app.client().get("/sandbox/oauth/authorize").await.status,
+        404
+    );
+    assert_eq!(app.client().get("/sandbox/stats").await.status, 404);
+    app.stop().await;
+}
