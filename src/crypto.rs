@@ -65,9 +65,20 @@ impl fmt::Debug for Keyring {
 fn key(master: &MasterKey) -> Key {
     let id =
         hex::encode(&Sha256::digest([b"sluice-key-id:".as_slice(), master.expose()].concat())[..4]);
+    // A subkey for encryption only: the master key also signs cookies (HMAC), and one key
+    // should serve one purpose.
+    let subkey: [u8; 32] = {
+        use hmac::{Hmac, Mac};
+        Hmac::<Sha256>::new_from_slice(master.expose())
+            .map(|mut mac| {
+                mac.update(b"sluice-secrets-aes-256-gcm-v1");
+                mac.finalize().into_bytes().into()
+            })
+            .unwrap_or(*master.expose())
+    };
     Key {
         id,
-        cipher: Aes256Gcm::new(master.expose().into()),
+        cipher: Aes256Gcm::new((&subkey).into()),
     }
 }
 

@@ -98,7 +98,7 @@ async fn vendors_create_connect_links_and_read_connections_through_the_api() {
     let customer = app.client();
     let path = url::Url::parse(&url).unwrap().path().to_owned();
     let start = customer.post_form(&path, &[]).await;
-    let callback = customer.consent(start.location(), true).await;
+    let callback = customer.consent(&common::continue_url(&start), true).await;
     assert_eq!(customer.get(&callback).await.status, 200);
     let (_, links) = owner.api(&token, "/api/v1/connect-links").await;
     assert_eq!(links[0]["state"], "connected");

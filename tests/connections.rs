@@ -66,8 +66,8 @@ async fn an_end_customer_connects_through_a_single_use_link() {
             && landing.body.contains("erp.read")
     );
     let start = customer.post_form(&link, &[]).await;
-    assert_eq!(start.status, 303);
-    let callback = customer.consent(start.location(), true).await;
+    assert_eq!(start.status, 200);
+    let callback = customer.consent(&common::continue_url(&start), true).await;
     let outcome = customer.get(&callback).await;
     assert_eq!(outcome.status, 200, "{}", outcome.body);
     assert!(outcome.body.contains("is now connected to Acme"));
@@ -105,7 +105,7 @@ async fn denied_consent_and_revoked_links_get_clear_pages() {
         .to_owned();
     let customer = app.client();
     let start = customer.post_form(&link, &[]).await;
-    let callback = customer.consent(start.location(), false).await;
+    let callback = customer.consent(&common::continue_url(&start), false).await;
     let outcome = customer.get(&callback).await;
     assert_eq!(outcome.status, 400);
     assert!(outcome.body.contains("Access was denied"));
@@ -142,7 +142,7 @@ async fn replayed_foreign_and_misrouted_callbacks_make_no_token_call() {
 
     // A callback replayed after success.
     let start = admin.post_form("/connections/new/sandbox_crm", &[]).await;
-    let callback = admin.consent(start.location(), true).await;
+    let callback = admin.consent(&common::continue_url(&start), true).await;
     assert_eq!(admin.get(&callback).await.status, 303);
     assert_eq!(app.sandbox_counter("token.authorization_code").await, 1);
     let replay = admin.get(&callback).await;
@@ -151,7 +151,7 @@ async fn replayed_foreign_and_misrouted_callbacks_make_no_token_call() {
 
     // A state from Ada's session delivered to Bob's browser (login CSRF / session fixation).
     let start = admin.post_form("/connections/new/sandbox_crm", &[]).await;
-    let callback = admin.consent(start.location(), true).await;
+    let callback = admin.consent(&common::continue_url(&start), true).await;
     let bob = app.another_tenant("bob@example.com", "Bobco").await;
     assert_eq!(bob.get(&callback).await.status, 400);
     assert_eq!(
@@ -162,7 +162,7 @@ async fn replayed_foreign_and_misrouted_callbacks_make_no_token_call() {
 
     // A callback arriving on another provider's path.
     let start = admin.post_form("/connections/new/sandbox_crm", &[]).await;
-    let callback = admin.consent(start.location(), true).await;
+    let callback = admin.consent(&common::continue_url(&start), true).await;
     let misrouted = callback.replace("/oauth/callback/sandbox_crm", "/oauth/callback/sandbox_erp");
     let res = admin.get(&misrouted).await;
     assert_eq!(res.status, 400);
@@ -216,28 +216,26 @@ async fn token_endpoints_that_redirect_are_not_followed() {
     let (base, stolen) = redirecting_server().await;
     let app = TestApp::spawn_with(&[("SLUICE_OUTBOUND_ALLOW", "127.0.0.1/32")]).await;
     let admin = app.owner("ada@example.com", "Acme").await;
-    assert_eq!(
-        admin
-            .post_form(
-                "/settings/oauth-apps/oauth2_generic",
-                &[("client_id", "cid"), ("client_secret", "csecret")]
-            )
-            .await
-            .status,
-        303
-    );
-    let start = admin
+    let saved = admin
         .post_form(
-            "/connections/new/oauth2_generic",
+            "/settings/oauth-apps/oauth2_generic",
             &[
+                ("client_id", "cid"),
+                ("client_secret", "csecret"),
                 ("field_authorize_url", &format!("{base}/authorize")),
                 ("field_token_url", &format!("{base}/token")),
-                ("field_base_url", &format!("{base}/api")),
             ],
         )
         .await;
-    assert_eq!(start.status, 303, "{}", start.body);
-    let authorize = url::Url::parse(start.location()).unwrap();
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let start = admin
+        .post_form(
+            "/connections/new/oauth2_generic",
+            &[("field_base_url", &format!("{base}/api"))],
+        )
+        .await;
+    assert_eq!(start.status, 200, "{}", start.body);
+    let authorize = url::Url::parse(&common::continue_url(&start)).unwrap();
     assert!(authorize.as_str().starts_with(&format!("{base}/authorize")));
     let state = authorize
         .query_pairs()
@@ -282,12 +280,6 @@ async fn private_authorization_servers_are_refused_before_any_call() {
     let (base, _) = redirecting_server().await;
     let app = TestApp::spawn().await;
     let admin = app.owner("ada@example.com", "Acme").await;
-    admin
-        .post_form(
-            "/settings/oauth-apps/oauth2_generic",
-            &[("client_id", "cid"), ("client_secret", "csecret")],
-        )
-        .await;
     for (authorize, token) in [
         (
             format!("{base}/authorize"),
@@ -302,24 +294,19 @@ async fn private_authorization_servers_are_refused_before_any_call() {
             "http://169.254.169.254/latest/meta-data".to_owned(),
         ),
     ] {
-        let start = admin
+        let saved = admin
             .post_form(
-                "/connections/new/oauth2_generic",
+                "/settings/oauth-apps/oauth2_generic",
                 &[
+                    ("client_id", "cid"),
+                    ("client_secret", "csecret"),
                     ("field_authorize_url", &authorize),
                     ("field_token_url", &token),
-                    ("field_base_url", "https://example.com/api"),
                 ],
             )
             .await;
-        assert_eq!(start.status, 303);
-        assert_eq!(
-            start.location(),
-            "/connections/new/oauth2_generic",
-            "refused: {authorize} {token}"
-        );
-        let page = admin.get(start.location()).await;
-        assert!(page.body.contains("non-public address"), "{}", page.body);
+        assert_eq!(saved.status, 422, "refused: {authorize} {token}");
+        assert!(saved.body.contains("non-public"), "{}", saved.body);
     }
     // Field values cannot reshape provider URLs either.
     let bad = admin
@@ -377,7 +364,7 @@ async fn a_rejected_token_is_refreshed_once_then_the_connection_needs_reauth() {
             &[("reconnect", &reconnect_id)],
         )
         .await;
-    let callback = admin.consent(start.location(), true).await;
+    let callback = admin.consent(&common::continue_url(&start), true).await;
     admin.get(&callback).await;
     let recovered = admin.get(&page_path).await;
     assert!(
@@ -538,5 +525,146 @@ async fn tokens_about_to_expire_are_refreshed_proactively_by_the_scheduler() {
         0
     );
     assert_eq!(app.sandbox_counter("token.refresh_token").await, 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_link_callback_only_completes_in_the_browser_that_started_it_and_only_once() {
+    let app = TestApp::spawn().await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let created = admin
+        .post_form(
+            "/connect-links",
+            &[
+                ("provider", "sandbox_crm"),
+                ("customer_ref", "Globex"),
+                ("ttl_hours", "1"),
+            ],
+        )
+        .await;
+    let link = url::Url::parse(&created.code_by_id("connect-link"))
+        .unwrap()
+        .path()
+        .to_owned();
+
+    // An attacker starts the flow with the link and lures a victim into approving: the
+    // callback lands in the victim's browser, which lacks the starter's cookie.
+    let attacker = app.client();
+    let start = attacker.post_form(&link, &[]).await;
+    let callback = attacker.consent(&common::continue_url(&start), true).await;
+    let victim = app.client();
+    assert_eq!(victim.get(&callback).await.status, 400);
+    assert_eq!(app.sandbox_counter("token.authorization_code").await, 0);
+
+    // Two authorizations raced on one link: exactly one connection.
+    let customer = app.client();
+    let first = customer.post_form(&link, &[]).await;
+    let second = customer.post_form(&link, &[]).await;
+    let cb1 = customer.consent(&common::continue_url(&first), true).await;
+    let cb2 = customer.consent(&common::continue_url(&second), true).await;
+    let (a, b) = tokio::join!(customer.get(&cb1), customer.get(&cb2));
+    let mut statuses = vec![a.status, b.status];
+    statuses.sort();
+    assert_eq!(statuses, vec![200, 410], "{} / {}", a.body, b.body);
+    let list = admin.get("/connections").await;
+    assert_eq!(list.body.matches("Sandbox CRM — Globex").count(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn reconnecting_keeps_a_connection_on_its_provider_and_viewers_cannot_test() {
+    let app = TestApp::spawn().await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let page = admin.connect_sandbox("sandbox_crm").await;
+    let id = page.trim_start_matches("/connections/").to_owned();
+    let res = admin
+        .post_form("/connections/new/sandbox_erp", &[("reconnect", &id)])
+        .await;
+    assert_eq!(res.status, 303);
+    assert!(
+        admin
+            .get(res.location())
+            .await
+            .body
+            .contains("only be reconnected to its own provider")
+    );
+
+    let viewer_link = admin.invite("vera@example.com", "viewer").await;
+    let viewer = app.client();
+    viewer
+        .post_form(
+            &viewer_link,
+            &[
+                ("name", "Vera"),
+                ("password", common::PASSWORD),
+                ("password_confirm", common::PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(
+        viewer.post_form(&format!("{page}/test"), &[]).await.status,
+        403
+    );
+    assert_eq!(
+        app.sandbox_counter("api.reads").await,
+        0,
+        "no call was made for the viewer"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn generic_oauth_endpoints_belong_to_the_oauth_app_not_to_the_connecting_party() {
+    let app = TestApp::spawn_with(&[("SLUICE_OUTBOUND_ALLOW", "127.0.0.1/32")]).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let form = admin.get("/connections/new/oauth2_generic").await;
+    assert!(
+        !form.body.contains("field_token_url"),
+        "not asked when connecting"
+    );
+    let app_form = admin.get("/settings/oauth-apps/oauth2_generic").await;
+    assert!(
+        app_form.body.contains("field_token_url"),
+        "asked in the OAuth app"
+    );
+    admin
+        .post_form(
+            "/settings/oauth-apps/oauth2_generic",
+            &[
+                ("client_id", "cid"),
+                ("client_secret", "s"),
+                ("field_authorize_url", "http://127.0.0.1:9/authorize"),
+                ("field_token_url", "http://127.0.0.1:9/token"),
+            ],
+        )
+        .await;
+    let created = admin
+        .post_form(
+            "/connect-links",
+            &[
+                ("provider", "oauth2_generic"),
+                ("customer_ref", "X"),
+                ("ttl_hours", "1"),
+            ],
+        )
+        .await;
+    let link = url::Url::parse(&created.code_by_id("connect-link"))
+        .unwrap()
+        .path()
+        .to_owned();
+    let customer = app.client();
+    assert!(!customer.get(&link).await.body.contains("field_token_url"));
+    // A customer posting their own endpoints changes nothing: the app's are used.
+    let start = customer
+        .post_form(
+            &link,
+            &[
+                ("field_base_url", "https://93.184.216.34/api"),
+                ("field_authorize_url", "https://93.184.216.34/a"),
+                ("field_token_url", "https://93.184.216.34/t"),
+            ],
+        )
+        .await;
+    assert!(common::continue_url(&start).starts_with("http://127.0.0.1:9/authorize"));
     app.stop().await;
 }

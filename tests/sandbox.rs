@@ -307,3 +307,17 @@ async fn the_sandbox_can_be_switched_off() {
     assert_eq!(app.client().get("/sandbox/stats").await.status, 404);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_sandbox_accepts_only_its_registered_redirect_uris() {
+    let app = TestApp::spawn().await;
+    let redirect = format!("{}/oauth/callback/../../evil", app.base);
+    let path = format!(
+        "/sandbox/oauth/authorize?response_type=code&client_id=sluice-sandbox&redirect_uri={}&state=s&code_challenge=abc&code_challenge_method=S256",
+        urlencode(&redirect)
+    );
+    let res = app.client().get(&path).await;
+    assert_eq!(res.status, 400);
+    assert!(res.body.contains("not registered"));
+    app.stop().await;
+}

@@ -19,6 +19,7 @@ impl MigrationTrait for Migration {
                 .col(string("provider_id"))
                 .col(string("client_id"))
                 .col(text_null("client_secret_enc"))
+                .col(text("config"))
                 .col(timestamp_with_time_zone("created_at"))
                 .col(timestamp_with_time_zone("updated_at"))
                 .foreign_key(&mut tenant_fk("fk_oauth_apps_tenant", "oauth_apps"))

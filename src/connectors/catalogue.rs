@@ -278,6 +278,39 @@ impl Provider {
         self.auth.kind.is_oauth() && !self.sandbox
     }
 
+    /// Fields that shape the authorization server's URLs (e.g. a custom token endpoint).
+    /// They belong to the tenant's OAuth app, never to a connection: whoever connects —
+    /// an end customer through a link included — must not choose where the client secret
+    /// is sent.
+    pub fn app_fields(&self) -> Vec<&AuthField> {
+        let auth = &self.auth;
+        let templates: Vec<&String> = [&auth.authorize_url, &auth.token_url, &auth.revoke_url]
+            .into_iter()
+            .flatten()
+            .collect();
+        self.auth
+            .fields
+            .iter()
+            .filter(|f| {
+                self.needs_oauth_app()
+                    && f.name.ends_with("url")
+                    && templates
+                        .iter()
+                        .any(|t| t.contains(&format!("{{{}}}", f.name)))
+            })
+            .collect()
+    }
+
+    /// Fields asked for when connecting (all but the OAuth app's).
+    pub fn connection_fields(&self) -> Vec<&AuthField> {
+        let app = self.app_fields();
+        self.auth
+            .fields
+            .iter()
+            .filter(|f| !app.iter().any(|a| a.name == f.name))
+            .collect()
+    }
+
     /// Replaces `{field}` placeholders with connection values (and `{sluice}` with the
     /// server's own URL, for the sandbox).
     pub fn expand(template: &str, values: &BTreeMap<String, String>) -> String {

@@ -113,8 +113,29 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 }
 
 fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
+    let seg = ip.segments();
+    let first = seg[0];
+    // IPv4-compatible (::a.b.c.d) and 6to4 (2002:a.b.c.d::) addresses embed an IPv4 one.
+    if seg[..6] == [0, 0, 0, 0, 0, 0] && !ip.is_loopback() && !ip.is_unspecified() {
+        return is_public_v4(Ipv4Addr::new(
+            (seg[6] >> 8) as u8,
+            seg[6] as u8,
+            (seg[7] >> 8) as u8,
+            seg[7] as u8,
+        ));
+    }
+    if first == 0x2002 {
+        return is_public_v4(Ipv4Addr::new(
+            (seg[1] >> 8) as u8,
+            seg[1] as u8,
+            (seg[2] >> 8) as u8,
+            seg[2] as u8,
+        ));
+    }
     !(ip.is_loopback()
+        || (first & 0xffc0) == 0xfec0
+        || (first == 0x2001 && seg[1] == 0)
+        || (first == 0x0100 && seg[1..4] == [0, 0, 0])
         || ip.is_unspecified()
         || ip.is_multicast()
         || (first & 0xfe00) == 0xfc00
@@ -203,6 +224,8 @@ impl Outbound {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let base = || {
             reqwest::Client::builder()
+                // An environment proxy would resolve names itself and bypass the guard.
+                .no_proxy()
                 .connect_timeout(CONNECT_TIMEOUT)
                 .timeout(TOTAL_TIMEOUT)
                 .user_agent(concat!("Sluice/", env!("CARGO_PKG_VERSION")))
@@ -287,16 +310,25 @@ impl Outbound {
             return Ok(());
         }
         let parsed = url::Url::parse(url).map_err(|e| OutboundError::InvalidUrl(e.to_string()))?;
-        if let Some(url::Host::Domain(host)) = parsed.host() {
-            let port = parsed.port_or_known_default().unwrap_or(443);
-            let addrs = tokio::net::lookup_host((host, port))
+        let host = parsed.host_str().unwrap_or_default().to_owned();
+        let port = parsed.port_or_known_default().unwrap_or(443);
+        let addrs: Vec<IpAddr> = match parsed.host() {
+            Some(url::Host::Domain(name)) => tokio::net::lookup_host((name, port))
                 .await
-                .map_err(|_| OutboundError::Transport(format!("cannot resolve {host}")))?;
-            for addr in addrs {
-                if !self.policy.permits(addr.ip()) {
-                    return Err(OutboundError::Forbidden(host.to_owned()));
-                }
-            }
+                .map(|a| a.map(|s| s.ip()).collect())
+                // Same answer as a refusal: no oracle for internal names.
+                .map_err(|_| OutboundError::Forbidden(host.clone()))?,
+            _ => literal_ip(&parsed).into_iter().collect(),
+        };
+        if addrs.is_empty() || addrs.iter().any(|ip| !self.policy.permits(*ip)) {
+            return Err(OutboundError::Forbidden(host));
+        }
+        // Plain http would expose client secrets and codes; only explicitly allowed
+        // (internal) networks may use it.
+        if parsed.scheme() == "http" && addrs.iter().any(|ip| is_public(*ip)) {
+            return Err(OutboundError::InvalidUrl(
+                "authorization servers must use https".into(),
+            ));
         }
         Ok(())
     }

@@ -22,6 +22,18 @@ pub struct ClientCredentials {
     pub client_id: String,
     /// Client secret (public clients have none).
     pub client_secret: Option<SecretString>,
+    /// Values of the app's own fields (e.g. a custom token endpoint); they win over any
+    /// connection value when authorization-server URLs are built.
+    pub endpoint_values: BTreeMap<String, String>,
+}
+
+impl ClientCredentials {
+    /// Connection values with the app's endpoint values laid over them.
+    pub fn values_over(&self, values: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let mut merged = values.clone();
+        merged.extend(self.endpoint_values.clone());
+        merged
+    }
 }
 
 /// Tokens from a token endpoint.
@@ -113,7 +125,8 @@ type Client = BasicClient<
 
 impl OAuthTarget<'_> {
     fn url(&self, template: Option<&String>) -> Option<String> {
-        template.map(|t| Provider::expand(t, self.values))
+        let values = self.credentials.values_over(self.values);
+        template.map(|t| Provider::expand(t, &values))
     }
 
     fn client(&self) -> Result<Client, OAuthError> {

@@ -78,10 +78,9 @@ fn check_client(sandbox: &Sandbox, params: &AuthorizeParams) -> Result<(), HttpR
     if params.client_id != CLIENT_ID {
         return Err(bad_request("unknown client_id"));
     }
-    if !params
-        .redirect_uri
-        .starts_with(&format!("{}/oauth/callback/", sandbox.public_url))
-    {
+    let registered = ["sandbox_crm", "sandbox_erp"]
+        .map(|p| format!("{}/oauth/callback/{p}", sandbox.public_url));
+    if !registered.contains(&params.redirect_uri) {
         return Err(bad_request(
             "redirect_uri is not registered for this client",
         ));
@@ -304,9 +303,15 @@ pub async fn token(
     form: web::Form<TokenForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
-    let _ = db::bump(&sandbox.db, &format!("token.{}", form.grant_type), 1).await;
     if !authenticate_client(&sandbox, &req, &form) {
         return oauth_error(401, "invalid_client", "client authentication failed");
+    }
+    // Counted after authentication and only for known grants: no rows for strangers.
+    if let Some(grant) = ["authorization_code", "refresh_token", "client_credentials"]
+        .into_iter()
+        .find(|g| *g == form.grant_type)
+    {
+        let _ = db::bump(&sandbox.db, &format!("token.{grant}"), 1).await;
     }
     let result = match form.grant_type.as_str() {
         "authorization_code" => exchange_code(&sandbox, &form).await,

@@ -186,10 +186,12 @@ pub async fn open(app: &App, secret: &str) -> AppResult<OpenLink> {
     })
 }
 
-/// Starts connecting through a link.
+/// Starts connecting through a link, in the browser identified by `browser` (digest of
+/// its connect cookie: the callback must come back to that browser).
 pub async fn begin(
     app: &App,
     secret: &str,
+    browser: String,
     form: HashMap<String, String>,
     ip: Option<String>,
 ) -> AppResult<Begin> {
@@ -206,11 +208,12 @@ pub async fn begin(
         customer_ref: Some(open.link.customer_ref.clone()),
     };
     let id = ConnectLinkId::from_uuid(open.link.id);
-    let begun = connections::begin(app, &open.ctx, &actor, Binding::Link(id), request).await?;
-    if let Begin::Connected(connection) = begun {
-        app.store
-            .finish_connect_link(&open.ctx, id, "connected", None, Some(connection))
-            .await?;
-    }
-    Ok(begun)
+    connections::begin(
+        app,
+        &open.ctx,
+        &actor,
+        Binding::Link { link: id, browser },
+        request,
+    )
+    .await
 }

@@ -26,8 +26,9 @@ const STATE_TTL_MINUTES: i64 = 15;
 const REFRESH_SKEW: Duration = Duration::from_secs(60);
 /// The proactive refresher renews tokens this long before they expire.
 pub const PROACTIVE_WINDOW: Duration = Duration::from_secs(300);
-/// How long a process may hold a connection's refresh lease.
-const LEASE_TTL: Duration = Duration::from_secs(30);
+/// How long a process may hold a connection's refresh lease: longer than the slowest
+/// possible token call (the outbound total timeout), so a lease never lapses mid-refresh.
+const LEASE_TTL: Duration = Duration::from_secs(90);
 
 /// The secret part of a connection, encrypted at rest as one JSON document.
 #[derive(Clone, Default, Serialize, Deserialize)]
@@ -155,6 +156,7 @@ pub async fn client_credentials(
             client_secret: Some(SecretString::from(crate::sandbox::client_secret(
                 &app.master_key,
             ))),
+            endpoint_values: BTreeMap::new(),
         });
     }
     let Some(row) = app.store.oauth_app(ctx, &provider.id).await? else {
@@ -178,17 +180,18 @@ pub async fn client_credentials(
     Ok(ClientCredentials {
         client_id: row.client_id,
         client_secret: secret,
+        endpoint_values: serde_json::from_str(&row.config).unwrap_or_default(),
     })
 }
 
-/// Saves a tenant's OAuth app for a provider; an empty secret keeps the stored one.
+/// Saves a tenant's OAuth app for a provider (client id, secret, and the app's endpoint
+/// fields); an empty secret keeps the stored one.
 pub async fn save_oauth_app(
     app: &App,
     ctx: &TenantCtx,
     actor: &AuditActor,
     provider_id: &str,
-    client_id: &str,
-    client_secret: &str,
+    form: &HashMap<String, String>,
 ) -> AppResult<()> {
     require_write(ctx)?;
     let provider = provider(provider_id)?;
@@ -198,14 +201,49 @@ pub async fn save_oauth_app(
             provider.name
         )));
     }
-    let client_id = validation::parse_name(client_id, "client id", 300)
-        .map_err(|m| AppError::invalid("client_id", m))?;
+    let get = |k: &str| form.get(k).map(|v| v.trim().to_owned()).unwrap_or_default();
+    let mut errors = FieldErrors::new();
+    let client_id = errors.check(
+        "client_id",
+        validation::parse_name(&get("client_id"), "client id", 300),
+    );
+    let endpoint_values = match parse_field_values(&provider.app_fields(), form) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            for (field, message) in e.iter() {
+                errors.add(field, message);
+            }
+            None
+        }
+    };
+    let (client_id, endpoint_values) =
+        errors.into_result(|| Some((client_id?, endpoint_values?)))?;
+    // Endpoints the tenant typed in are checked now; catalogue endpoints when connecting.
+    let endpoints = if provider.app_fields().is_empty() {
+        Vec::new()
+    } else {
+        [&provider.auth.authorize_url, &provider.auth.token_url]
+            .into_iter()
+            .flatten()
+            .collect()
+    };
+    for url in endpoints {
+        app.outbound
+            .check_destination(&Provider::expand(url, &endpoint_values))
+            .await
+            .map_err(|e| {
+                AppError::invalid(
+                    "client_id",
+                    format!("Sluice cannot use this authorization server: {e}"),
+                )
+            })?;
+    }
     let existing = app.store.oauth_app(ctx, provider_id).await?;
     let id = existing
         .as_ref()
         .map(|a| OAuthAppId::from_uuid(a.id))
         .unwrap_or_default();
-    let secret = client_secret.trim();
+    let secret = get("client_secret");
     let sealed = if secret.is_empty() {
         existing.and_then(|a| a.client_secret_enc)
     } else {
@@ -214,8 +252,9 @@ pub async fn save_oauth_app(
             &Aad::new("oauth_app", ctx.tenant_id(), id),
         ))
     };
+    let config = serde_json::to_string(&endpoint_values).unwrap_or_else(|_| "{}".into());
     app.store
-        .save_oauth_app(ctx, id, provider_id, &client_id, sealed)
+        .save_oauth_app(ctx, id, provider_id, &client_id, sealed, &config)
         .await?;
     app.audit(
         ctx,
@@ -233,15 +272,26 @@ pub fn parse_fields(
     provider: &Provider,
     raw: &HashMap<String, String>,
 ) -> Result<BTreeMap<String, String>, FieldErrors> {
+    parse_field_values(&provider.connection_fields(), raw)
+}
+
+/// Validates `field_<name>` form values: URLs must be http(s), paths must start with `/`,
+/// everything else may only hold characters that cannot reshape a URL.
+fn parse_field_values(
+    fields: &[&crate::connectors::catalogue::AuthField],
+    raw: &HashMap<String, String>,
+) -> Result<BTreeMap<String, String>, FieldErrors> {
     let mut errors = FieldErrors::new();
     let mut values = BTreeMap::new();
-    for field in &provider.auth.fields {
+    for field in fields {
         let key = format!("field_{}", field.name);
         let value = raw
             .get(&key)
             .map(|v| v.trim().to_owned())
             .unwrap_or_default();
-        let problem = if value.is_empty() {
+        let problem = if value.contains(['{', '}']) {
+            Some("Braces are not allowed here.".into())
+        } else if value.is_empty() {
             Some(format!("Enter the {}.", field.label.to_lowercase()))
         } else if field.name.ends_with("url") {
             match url::Url::parse(&value) {
@@ -283,17 +333,24 @@ pub fn parse_fields(
     }
 }
 
-/// Who a new authorization is bound to: the admin's session, or an end customer's link.
+/// Who a new authorization is bound to: the admin's session, or an end customer's link
+/// and browser (RFC 9700 §4.7: the callback must come from the browser that started it).
 #[derive(Clone, Debug)]
 pub enum Binding {
     /// A signed-in member (digest of their session id).
     Session(String),
-    /// An end customer holding a connect link.
-    Link(ConnectLinkId),
+    /// An end customer holding a connect link, in the browser holding `browser` (digest of
+    /// a cookie set when they started).
+    Link {
+        /// The link.
+        link: ConnectLinkId,
+        /// Digest of the browser's connect cookie.
+        browser: String,
+    },
 }
 
 /// A request to connect.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct ConnectRequest {
     /// Provider id.
     pub provider_id: String,
@@ -305,6 +362,16 @@ pub struct ConnectRequest {
     pub reconnect: Option<ConnectionId>,
     /// The end customer's reference (connect links).
     pub customer_ref: Option<String>,
+}
+
+impl std::fmt::Debug for ConnectRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The form may hold an API key or password.
+        f.debug_struct("ConnectRequest")
+            .field("provider_id", &self.provider_id)
+            .field("reconnect", &self.reconnect)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What happens next.
@@ -329,8 +396,10 @@ pub async fn begin(
     request: ConnectRequest,
 ) -> AppResult<Begin> {
     let provider = provider(&request.provider_id)?;
-    if let Binding::Session(_) = binding {
-        require_write(ctx)?;
+    match binding {
+        Binding::Session(_) => require_write(ctx)?,
+        Binding::Link { .. } if request.reconnect.is_some() => return Err(AppError::Forbidden),
+        Binding::Link { .. } => {}
     }
     if let Some(id) = request.reconnect
         && app.store.connection(ctx, id).await?.is_none()
@@ -347,10 +416,22 @@ pub async fn begin(
             .map_err(|m| AppError::invalid("name", m))?,
     };
     let values = url_values(app, &config);
-    let link = match binding {
-        Binding::Link(id) => Some(id),
+    let link = match &binding {
+        Binding::Link { link, .. } => Some(*link),
         Binding::Session(_) => None,
     };
+    if let Some(id) = request.reconnect {
+        let existing = app
+            .store
+            .connection(ctx, id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        if existing.provider_id != provider.id {
+            return Err(AppError::BadRequest(
+                "a connection can only be reconnected to its own provider".into(),
+            ));
+        }
+    }
     match provider.auth.kind {
         AuthKind::Oauth2Code => {
             let credentials = client_credentials(app, ctx, provider).await?;
@@ -359,7 +440,7 @@ pub async fn begin(
                 .flatten()
             {
                 app.outbound
-                    .check_destination(&Provider::expand(url, &values))
+                    .check_destination(&Provider::expand(url, &credentials.values_over(&values)))
                     .await
                     .map_err(outbound_problem)?;
             }
@@ -393,10 +474,11 @@ pub async fn begin(
                         id: digest,
                         tenant_id: ctx.tenant_id().uuid(),
                         provider_id: provider.id.clone(),
-                        session_digest: match &binding {
-                            Binding::Session(d) => Some(d.clone()),
-                            Binding::Link(_) => None,
-                        },
+                        // The browser secret the callback must present: session or link cookie.
+                        session_digest: Some(match &binding {
+                            Binding::Session(d) => d.clone(),
+                            Binding::Link { browser, .. } => browser.clone(),
+                        }),
                         connect_link_id: link.map(ConnectLinkId::uuid),
                         connection_id: request.reconnect.map(ConnectionId::uuid),
                         connection_name: name,
@@ -476,7 +558,12 @@ pub async fn begin(
                 expires_in: None,
                 scopes: None,
             };
-            let id = save_connection(
+            if let Some(link_id) = link
+                && !app.store.claim_connect_link(ctx, link_id).await?
+            {
+                return Err(AppError::Gone("This connect link was already used.".into()));
+            }
+            let saved = save_connection(
                 app,
                 ctx,
                 actor,
@@ -489,7 +576,28 @@ pub async fn begin(
                 link,
                 request.customer_ref,
             )
-            .await?;
+            .await;
+            if let Some(link_id) = link {
+                match &saved {
+                    Ok(id) => {
+                        app.store
+                            .finish_connect_link(ctx, link_id, "connected", None, Some(*id))
+                            .await?
+                    }
+                    Err(e) => {
+                        app.store
+                            .finish_connect_link(
+                                ctx,
+                                link_id,
+                                "error",
+                                Some(e.public_message()),
+                                None,
+                            )
+                            .await?
+                    }
+                }
+            }
+            let id = saved?;
             Ok(Begin::Connected(id))
         }
     }
@@ -539,7 +647,8 @@ async fn save_connection(
             .await?
             .ok_or(AppError::NotFound)?;
         let sealed = seal(app, ctx, id, &credentials)?;
-        app.store
+        let stored = app
+            .store
             .reconnect(
                 ctx,
                 id,
@@ -548,8 +657,14 @@ async fn save_connection(
                     expires_at: expiry(tokens),
                     scopes,
                 },
+                &serde_json::to_string(config).unwrap_or_else(|_| "{}".into()),
             )
             .await?;
+        if !stored {
+            return Err(AppError::Conflict(
+                "the connection changed while reconnecting; try again".into(),
+            ));
+        }
         let was = before
             .status
             .parse::<ConnectionStatus>()
@@ -618,8 +733,8 @@ async fn save_connection(
     Ok(id)
 }
 
-/// What the provider sent back to the callback URL.
-#[derive(Clone, Debug, Default, Deserialize)]
+/// What the provider sent back to the callback URL (no `Debug`: code and state are secrets).
+#[derive(Clone, Default, Deserialize)]
 pub struct CallbackParams {
     /// Authorization code.
     pub code: Option<String>,
@@ -663,6 +778,7 @@ pub async fn callback(
     path_provider: &str,
     params: CallbackParams,
     member: Option<CallbackMember>,
+    link_browser: Option<String>,
 ) -> AppResult<CallbackResult> {
     let unknown = || {
         AppError::BadRequest(
@@ -688,8 +804,9 @@ pub async fn callback(
     }
     let provider = provider(&row.provider_id)?;
     let tenant = crate::domain::TenantId::from_uuid(row.tenant_id);
-    let (ctx, actor, link) = match (&row.session_digest, row.connect_link_id, &member) {
-        (Some(bound), _, Some(m)) if tokens::equal(bound, &m.session_digest) => {
+    let bound = row.session_digest.clone().unwrap_or_default();
+    let (ctx, actor, link) = match (row.connect_link_id, &member, &link_browser) {
+        (None, Some(m), _) if tokens::equal(&bound, &m.session_digest) => {
             let role = app
                 .store
                 .role_in(m.user, tenant)
@@ -699,7 +816,7 @@ pub async fn callback(
             require_write(&ctx)?;
             (ctx, m.actor.clone(), None)
         }
-        (None, Some(link_id), _) => {
+        (Some(link_id), _, Some(browser)) if tokens::equal(&bound, browser) => {
             let link_id = ConnectLinkId::from_uuid(link_id);
             let ctx = TenantCtx::new(tenant, Role::Admin, Actor::ConnectLink(link_id));
             let link = app
@@ -707,7 +824,8 @@ pub async fn callback(
                 .connect_link(&ctx, link_id)
                 .await?
                 .ok_or_else(unknown)?;
-            if link.used_at.is_some() || link.revoked_at.is_some() || link.expires_at <= now() {
+            if link.connection_id.is_some() || link.revoked_at.is_some() || link.expires_at <= now()
+            {
                 return Err(AppError::Gone(
                     "This connect link is no longer valid. Ask for a new one.".into(),
                 ));
@@ -719,7 +837,7 @@ pub async fn callback(
             (ctx, actor, Some(link_id))
         }
         _ => {
-            tracing::warn!("OAuth callback state bound to another session");
+            tracing::warn!("OAuth callback from a browser other than the one that started it");
             return Err(unknown());
         }
     };
@@ -778,6 +896,12 @@ pub async fn callback(
         credentials: &credentials,
         redirect_uri: &row.redirect_uri,
     };
+    // Claim the link before using the code, so two callbacks cannot both connect.
+    if let Some(link_id) = link
+        && !app.store.claim_connect_link(&ctx, link_id).await?
+    {
+        return Err(AppError::Gone("This connect link was already used.".into()));
+    }
     let tokens = match target
         .exchange_code(&app.outbound, &code, verifier.as_ref())
         .await
@@ -913,9 +1037,13 @@ async fn refresh_holding_lease(
     holder: &str,
 ) -> Result<Authorized, ConnectionError> {
     let id = ConnectionId::from_uuid(conn.id);
-    let client = client_credentials(app, ctx, provider)
-        .await
-        .map_err(|e| ConnectionError::Failed(e.public_message()))?;
+    let client = match client_credentials(app, ctx, provider).await {
+        Ok(c) => c,
+        Err(e) => {
+            app.store.release_connection_lease(ctx, id, holder).await?;
+            return Err(ConnectionError::Failed(e.public_message()));
+        }
+    };
     let redirect_uri = callback_url(app, provider);
     let target = OAuthTarget {
         provider,
@@ -964,7 +1092,7 @@ async fn refresh_holding_lease(
                         expires_at: expiry(&tokens),
                         scopes: tokens.scopes.as_ref().map(|s| s.join(" ")),
                     },
-                    true,
+                    Some(holder),
                 )
                 .await?;
             if !stored {
@@ -988,13 +1116,13 @@ async fn refresh_holding_lease(
             })
         }
         Err(e @ (OAuthError::InvalidGrant | OAuthError::InvalidClient)) => {
-            mark_reauth_required(app, ctx, id, &e.to_string()).await?;
+            mark_reauth_required(app, ctx, id, conn.token_version, &e.to_string()).await?;
             app.store.release_connection_lease(ctx, id, holder).await?;
             Err(ConnectionError::ReauthRequired(e.to_string()))
         }
         Err(e) => {
             app.store
-                .record_refresh_failure(ctx, id, &e.to_string())
+                .record_refresh_failure(ctx, id, holder, &e.to_string())
                 .await?;
             app.store
                 .record_connection_event(
@@ -1009,21 +1137,22 @@ async fn refresh_holding_lease(
     }
 }
 
-/// Marks a connection as needing a reconnect and records the event (alerts notify on it).
+/// Marks a connection (still at token `version`) as needing a reconnect and records the
+/// event (alerts notify on it). A concurrent refresh or reconnect wins.
 async fn mark_reauth_required(
     app: &App,
     ctx: &TenantCtx,
     id: ConnectionId,
+    version: i64,
     why: &str,
 ) -> Result<(), ConnectionError> {
-    app.store
-        .set_connection_status(
-            ctx,
-            id,
-            ConnectionStatus::ReauthRequired,
-            Some(why.to_owned()),
-        )
-        .await?;
+    if !app
+        .store
+        .mark_reauth_required(ctx, id, version, why)
+        .await?
+    {
+        return Ok(());
+    }
     app.store
         .record_connection_event(
             ctx,
@@ -1047,6 +1176,17 @@ impl Authorized {
         let base = Provider::expand(&self.provider.base_url, &self.values);
         let path = Provider::expand(path, &self.values);
         let url = if path.starts_with("http://") || path.starts_with("https://") {
+            // Absolute URLs (e.g. next-page links) must stay on the provider's origin, or
+            // the credentials would follow them anywhere.
+            let same_origin = match (url::Url::parse(&path), url::Url::parse(&base)) {
+                (Ok(a), Ok(b)) => a.origin() == b.origin(),
+                _ => false,
+            };
+            if !same_origin {
+                return Err(ConnectionError::Failed(
+                    "refused to send credentials to another origin".into(),
+                ));
+            }
             path
         } else {
             format!("{}{}", base.trim_end_matches('/'), path)
@@ -1124,7 +1264,7 @@ pub async fn call(
         "{} answered 401 Unauthorized even with fresh credentials",
         authorized.provider.name
     );
-    mark_reauth_required(app, ctx, id, &why).await?;
+    mark_reauth_required(app, ctx, id, authorized.conn.token_version, &why).await?;
     Err(ConnectionError::ReauthRequired(why))
 }
 
@@ -1146,7 +1286,9 @@ pub struct TestOutcome {
 }
 
 /// Calls the provider's first list endpoint for one record and records the outcome.
+/// Changes state (it may refresh tokens), so viewers may not.
 pub async fn test(app: &App, ctx: &TenantCtx, id: ConnectionId) -> AppResult<TestOutcome> {
+    require_write(ctx)?;
     let conn = app
         .store
         .connection(ctx, id)

@@ -63,6 +63,7 @@ impl Store {
         provider: &str,
         client_id: &str,
         client_secret_enc: Option<String>,
+        config: &str,
     ) -> Result<(), DbErr> {
         let at = now();
         match self.oauth_app(ctx, provider).await? {
@@ -70,6 +71,7 @@ impl Store {
                 let mut row: oauth_apps::ActiveModel = existing.into();
                 row.client_id = Set(client_id.to_owned());
                 row.client_secret_enc = Set(client_secret_enc);
+                row.config = Set(config.to_owned());
                 row.updated_at = Set(at);
                 row.update(&self.db).await.map(|_| ())
             }
@@ -79,6 +81,7 @@ impl Store {
                 provider_id: Set(provider.to_owned()),
                 client_id: Set(client_id.to_owned()),
                 client_secret_enc: Set(client_secret_enc),
+                config: Set(config.to_owned()),
                 created_at: Set(at),
                 updated_at: Set(at),
             }
@@ -144,8 +147,9 @@ impl Store {
         id: ConnectionId,
         expected: i64,
         tokens: StoredTokens,
-        refreshed: bool,
+        lease_holder: Option<&str>,
     ) -> Result<bool, DbErr> {
+        let refreshed = lease_holder.is_some();
         let at = now();
         let mut update = connections::Entity::update_many()
             .col_expr(
@@ -184,53 +188,69 @@ impl Store {
         if refreshed {
             update = update.col_expr(connections::Column::LastRefreshAt, Expr::value(at));
         }
-        let result = update
+        let mut update = update
             .filter(connections::Column::Id.eq(id.uuid()))
             .filter(connections::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(connections::Column::TokenVersion.eq(expected))
-            .exec(&self.db)
-            .await?;
-        Ok(result.rows_affected == 1)
+            .filter(connections::Column::TokenVersion.eq(expected));
+        if let Some(holder) = lease_holder {
+            // Only the lease holder may store a refresh result.
+            update = update.filter(connections::Column::LeaseHolder.eq(holder));
+        }
+        Ok(update.exec(&self.db).await?.rows_affected == 1)
     }
 
-    /// Replaces credentials and settings on reconnect (any version).
+    /// Replaces credentials and settings on reconnect.
     pub async fn reconnect(
         &self,
         ctx: &TenantCtx,
         id: ConnectionId,
         tokens: StoredTokens,
+        config: &str,
     ) -> Result<bool, DbErr> {
         let Some(current) = self.connection(ctx, id).await? else {
             return Ok(false);
         };
-        self.store_tokens(ctx, id, current.token_version, tokens, false)
+        connections::Entity::update_many()
+            .col_expr(connections::Column::Config, Expr::value(config))
+            .filter(connections::Column::Id.eq(id.uuid()))
+            .filter(connections::Column::TenantId.eq(tenant_of(ctx)))
+            .exec(&self.db)
+            .await?;
+        self.store_tokens(ctx, id, current.token_version, tokens, None)
             .await
     }
 
-    /// Sets the status (and the last error shown on the connection page).
-    pub async fn set_connection_status(
+    /// Marks an active connection at token `version` as needing a reconnect; false when the
+    /// credentials changed meanwhile (a concurrent refresh or reconnect) or it is not active.
+    pub async fn mark_reauth_required(
         &self,
         ctx: &TenantCtx,
         id: ConnectionId,
-        status: ConnectionStatus,
-        last_error: Option<String>,
-    ) -> Result<(), DbErr> {
-        connections::Entity::update_many()
-            .col_expr(connections::Column::Status, Expr::value(status.as_str()))
+        version: i64,
+        last_error: &str,
+    ) -> Result<bool, DbErr> {
+        let result = connections::Entity::update_many()
+            .col_expr(
+                connections::Column::Status,
+                Expr::value(ConnectionStatus::ReauthRequired.as_str()),
+            )
             .col_expr(connections::Column::LastError, Expr::value(last_error))
             .col_expr(connections::Column::UpdatedAt, Expr::value(now()))
             .filter(connections::Column::Id.eq(id.uuid()))
             .filter(connections::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(connections::Column::TokenVersion.eq(version))
+            .filter(connections::Column::Status.eq(ConnectionStatus::Active.as_str()))
             .exec(&self.db)
-            .await
-            .map(|_| ())
+            .await?;
+        Ok(result.rows_affected == 1)
     }
 
-    /// Counts a failed refresh and releases the lease; returns failures so far.
+    /// Counts a failed refresh and releases our lease.
     pub async fn record_refresh_failure(
         &self,
         ctx: &TenantCtx,
         id: ConnectionId,
+        holder: &str,
         error: &str,
     ) -> Result<(), DbErr> {
         connections::Entity::update_many()
@@ -249,6 +269,7 @@ impl Store {
             )
             .filter(connections::Column::Id.eq(id.uuid()))
             .filter(connections::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(connections::Column::LeaseHolder.eq(holder))
             .exec(&self.db)
             .await
             .map(|_| ())
@@ -491,7 +512,27 @@ impl Store {
         Ok(Some((link, name)))
     }
 
-    /// Records a link's outcome. A `connected` outcome uses the link up, exactly once.
+    /// Claims a link for connecting: true exactly once, and only while it is valid.
+    pub async fn claim_connect_link(
+        &self,
+        ctx: &TenantCtx,
+        id: ConnectLinkId,
+    ) -> Result<bool, DbErr> {
+        let at = now();
+        let result = connect_links::Entity::update_many()
+            .col_expr(connect_links::Column::UsedAt, Expr::value(at))
+            .filter(connect_links::Column::Id.eq(id.uuid()))
+            .filter(connect_links::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(connect_links::Column::UsedAt.is_null())
+            .filter(connect_links::Column::RevokedAt.is_null())
+            .filter(connect_links::Column::ExpiresAt.gt(at))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// Records a link's outcome. With a connection, the (claimed) link is done; without,
+    /// the claim is released so the customer can try again.
     pub async fn finish_connect_link(
         &self,
         ctx: &TenantCtx,
@@ -499,22 +540,24 @@ impl Store {
         outcome: &str,
         detail: Option<String>,
         connection: Option<ConnectionId>,
-    ) -> Result<bool, DbErr> {
+    ) -> Result<(), DbErr> {
         let mut update = connect_links::Entity::update_many()
             .col_expr(connect_links::Column::Outcome, Expr::value(outcome))
             .col_expr(connect_links::Column::OutcomeDetail, Expr::value(detail));
-        if let Some(c) = connection {
-            update = update
-                .col_expr(connect_links::Column::ConnectionId, Expr::value(c.uuid()))
-                .col_expr(connect_links::Column::UsedAt, Expr::value(now()));
-        }
-        let result = update
+        update = match connection {
+            Some(c) => update.col_expr(connect_links::Column::ConnectionId, Expr::value(c.uuid())),
+            None => update.col_expr(
+                connect_links::Column::UsedAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            ),
+        };
+        update
             .filter(connect_links::Column::Id.eq(id.uuid()))
             .filter(connect_links::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(connect_links::Column::UsedAt.is_null())
+            .filter(connect_links::Column::ConnectionId.is_null())
             .exec(&self.db)
-            .await?;
-        Ok(result.rows_affected == 1)
+            .await
+            .map(|_| ())
     }
 
     // ---- OAuth states -----------------------------------------------------------------

@@ -167,6 +167,9 @@ pub async fn open(
     )
 }
 
+/// Cookie binding a connect-link authorization to the browser that started it.
+pub const BROWSER_COOKIE: &str = "sluice_connect";
+
 /// POST /connect/{token} — continue to the provider (or save the key).
 pub async fn start(
     req: HttpRequest,
@@ -174,8 +177,29 @@ pub async fn start(
     token: web::Path<String>,
     form: web::Form<HashMap<String, String>>,
 ) -> AppResult<HttpResponse> {
-    match connect_links::begin(&app, &token, form.into_inner(), Some(client_info(&req).ip)).await {
-        Ok(Begin::Redirect(url)) => Ok(flash::see_other(&url)),
+    // One binding secret per browser, so several tabs of one customer all work.
+    let browser = req
+        .cookie(BROWSER_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|v| v.len() == 43)
+        .unwrap_or_else(crate::auth::tokens::random_secret);
+    let digest = crate::auth::tokens::digest(&browser);
+    let ip = Some(client_info(&req).ip);
+    match connect_links::begin(&app, &token, digest, form.into_inner(), ip).await {
+        Ok(Begin::Redirect(url)) => {
+            let mut response = super::connections::continue_to_provider(&url)?;
+            let cookie = actix_web::cookie::Cookie::build(BROWSER_COOKIE, browser)
+                .path("/")
+                .http_only(true)
+                .secure(app.settings.is_https())
+                .same_site(actix_web::cookie::SameSite::Lax)
+                .max_age(actix_web::cookie::time::Duration::minutes(20))
+                .finish();
+            response
+                .add_cookie(&cookie)
+                .map_err(|e| AppError::Internal(e.into()))?;
+            Ok(response)
+        }
         Ok(Begin::Connected(_)) => render(
             &ConnectedPage {
                 flashes: Vec::new(),

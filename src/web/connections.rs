@@ -96,6 +96,7 @@ struct OAuthAppPage {
     callback_url: String,
     client_id: String,
     has_secret: bool,
+    values: HashMap<String, String>,
     errors: FieldErrors,
 }
 
@@ -198,13 +199,40 @@ pub async fn new_form(
     render(&page, StatusCode::OK)
 }
 
+#[derive(Template)]
+#[template(path = "connections/redirect.html")]
+struct RedirectPage {
+    flashes: Vec<Flash>,
+    url: String,
+    host: String,
+}
+
+/// Sends the browser on to a provider's consent screen. A page (meta refresh plus a link)
+/// rather than a 303: the form's CSP `form-action 'self'` would block a redirect from the
+/// form submission to another origin.
+pub fn continue_to_provider(url: &str) -> AppResult<HttpResponse> {
+    let host = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default();
+    render(
+        &RedirectPage {
+            flashes: Vec::new(),
+            url: url.to_owned(),
+            host,
+        },
+        StatusCode::OK,
+    )
+}
+
 /// Handles the outcome of starting to connect (shared by new and reconnect).
-fn begun(result: Begin) -> HttpResponse {
+fn begun(result: Begin) -> AppResult<HttpResponse> {
     match result {
-        Begin::Redirect(url) => flash::see_other(&url),
-        Begin::Connected(id) => {
-            flash::redirect(&format!("/connections/{id}"), Flash::success("Connected."))
-        }
+        Begin::Redirect(url) => continue_to_provider(&url),
+        Begin::Connected(id) => Ok(flash::redirect(
+            &format!("/connections/{id}"),
+            Flash::success("Connected."),
+        )),
     }
 }
 
@@ -230,7 +258,7 @@ pub async fn create(
     };
     let binding = Binding::Session(member.who.session.id.clone());
     match connections::begin(&app, &member.ctx, &member.actor(), binding, request).await {
-        Ok(result) => Ok(begun(result)),
+        Ok(result) => begun(result),
         Err(AppError::Invalid(errors)) => {
             let mut values = form.clone();
             for secret in ["api_key", "password"] {
@@ -371,6 +399,16 @@ pub async fn oauth_app_form(
         return Err(AppError::NotFound);
     }
     let existing = app.store.oauth_app(&member.ctx, &provider.id).await?;
+    let values = existing
+        .as_ref()
+        .map(|a| {
+            serde_json::from_str::<HashMap<String, String>>(&a.config)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (format!("field_{k}"), v))
+                .collect()
+        })
+        .unwrap_or_default();
     render(
         &OAuthAppPage {
             shell: member.shell("oauth_apps"),
@@ -381,16 +419,11 @@ pub async fn oauth_app_form(
                 .map(|a| a.client_id.clone())
                 .unwrap_or_default(),
             has_secret: existing.is_some_and(|a| a.client_secret_enc.is_some()),
+            values,
             errors: FieldErrors::new(),
         },
         StatusCode::OK,
     )
-}
-
-#[derive(Deserialize)]
-pub struct OAuthAppForm {
-    client_id: String,
-    client_secret: String,
 }
 
 /// POST /settings/oauth-apps/{provider}
@@ -398,34 +431,32 @@ pub async fn oauth_app_save(
     app: web::Data<App>,
     member: Member,
     provider_id: web::Path<String>,
-    form: web::Form<OAuthAppForm>,
+    form: web::Form<HashMap<String, String>>,
 ) -> AppResult<HttpResponse> {
     let provider = connections::provider(&provider_id)?;
-    match connections::save_oauth_app(
-        &app,
-        &member.ctx,
-        &member.actor(),
-        &provider.id,
-        &form.client_id,
-        &form.client_secret,
-    )
-    .await
+    let form = form.into_inner();
+    match connections::save_oauth_app(&app, &member.ctx, &member.actor(), &provider.id, &form).await
     {
         Ok(()) => Ok(flash::redirect(
             "/settings/oauth-apps",
             Flash::success(format!("OAuth app for {} saved.", provider.name)),
         )),
-        Err(AppError::Invalid(errors)) => render(
-            &OAuthAppPage {
-                shell: member.shell("oauth_apps"),
-                provider,
-                callback_url: connections::callback_url(&app, provider),
-                client_id: form.client_id.clone(),
-                has_secret: false,
-                errors,
-            },
-            StatusCode::UNPROCESSABLE_ENTITY,
-        ),
+        Err(AppError::Invalid(errors)) => {
+            let mut values = form.clone();
+            values.remove("client_secret");
+            render(
+                &OAuthAppPage {
+                    shell: member.shell("oauth_apps"),
+                    provider,
+                    callback_url: connections::callback_url(&app, provider),
+                    client_id: form.get("client_id").cloned().unwrap_or_default(),
+                    has_secret: false,
+                    values,
+                    errors,
+                },
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+        }
         Err(e) => Err(e),
     }
 }
@@ -443,6 +474,7 @@ struct OutcomePage {
 /// GET /oauth/callback/{provider} — admins land on the connection page; end customers on
 /// a clear success or failure page.
 pub async fn callback(
+    req: actix_web::HttpRequest,
     app: web::Data<App>,
     user: MaybeUser,
     provider_id: web::Path<String>,
@@ -453,7 +485,11 @@ pub async fn callback(
         user: u.user.id,
         actor: u.actor(),
     });
-    let result = connections::callback(&app, &provider_id, query.into_inner(), member).await?;
+    let browser = req
+        .cookie(super::connect_links::BROWSER_COOKIE)
+        .map(|c| crate::auth::tokens::digest(c.value()));
+    let result =
+        connections::callback(&app, &provider_id, query.into_inner(), member, browser).await?;
     if result.link.is_some() {
         let tenant_name = app.store.tenant(&result.ctx).await?.name;
         let (ok, message) = match &result.outcome {

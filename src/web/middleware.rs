@@ -99,7 +99,11 @@ pub async fn csrf_and_flash(
         .app_data::<actix_web::web::Data<crate::services::App>>()
         .is_some_and(|app| app.settings.is_https());
 
-    if is_unsafe(req.method()) && !csrf_exempt(req.path()) {
+    // Decide on the path as the router sees it (percent-decoded), not the raw one.
+    let routed_path = actix_web::dev::Url::new(req.uri().clone())
+        .path()
+        .to_owned();
+    if is_unsafe(req.method()) && !csrf_exempt(&routed_path) {
         let cross_site = req
             .headers()
             .get("sec-fetch-site")

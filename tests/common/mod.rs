@@ -399,8 +399,8 @@ impl Client {
         let start = self
             .post_form(&format!("/connections/new/{provider}"), &[("name", "")])
             .await;
-        assert_eq!(start.status, 303, "{}", start.body);
-        let callback = self.consent(start.location(), true).await;
+        assert_eq!(start.status, 200, "{}", start.body);
+        let callback = self.consent(&continue_url(&start), true).await;
         let done = self.get(&callback).await;
         assert_eq!(done.status, 303, "{}", done.body);
         assert!(
@@ -442,4 +442,45 @@ pub async fn complete_setup(client: &Client, path: &str, email: &str, workspace:
         .await;
     assert_eq!(res.status, 303, "setup failed: {}", res.body);
     client.clone()
+}
+
+/// The provider URL a "continue to the provider" page sends the browser to.
+pub fn continue_url(page: &Page) -> String {
+    let marker = "id=\"continue-link\" href=\"";
+    let start = page
+        .body
+        .find(marker)
+        .unwrap_or_else(|| panic!("no continue link: {}", page.body))
+        + marker.len();
+    let end = page.body[start..].find('"').unwrap() + start;
+    unescape(&page.body[start..end])
+}
+
+/// Decodes the HTML character references askama writes (`&#38;`, `&amp;`, …).
+pub fn unescape(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        let Some(j) = rest[i..].find(';') else { break };
+        let entity = &rest[i + 1..i + j];
+        let decoded = match entity {
+            "amp" => Some('&'),
+            "quot" => Some('"'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            e if e.starts_with("#x") => u32::from_str_radix(&e[2..], 16)
+                .ok()
+                .and_then(char::from_u32),
+            e if e.starts_with('#') => e[1..].parse().ok().and_then(char::from_u32),
+            _ => None,
+        };
+        match decoded {
+            Some(c) => out.push(c),
+            None => out.push_str(&rest[i..=i + j]),
+        }
+        rest = &rest[i + j + 1..];
+    }
+    out.push_str(rest);
+    out
 }

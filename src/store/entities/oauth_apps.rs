@@ -12,6 +12,8 @@ pub struct Model {
     pub client_id: String,
     #[sea_orm(column_type = "Text", nullable)]
     pub client_secret_enc: Option<String>,
+    #[sea_orm(column_type = "Text")]
+    pub config: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }
