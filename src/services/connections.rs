@@ -184,6 +184,34 @@ pub async fn client_credentials(
     })
 }
 
+/// The tenant's registration at a provider's authorization server, and our callback.
+struct AuthServer {
+    credentials: ClientCredentials,
+    redirect_uri: String,
+}
+
+impl AuthServer {
+    fn target<'a>(
+        &'a self,
+        provider: &'a Provider,
+        values: &'a BTreeMap<String, String>,
+    ) -> OAuthTarget<'a> {
+        OAuthTarget {
+            provider,
+            values,
+            credentials: &self.credentials,
+            redirect_uri: &self.redirect_uri,
+        }
+    }
+}
+
+async fn auth_server(app: &App, ctx: &TenantCtx, provider: &Provider) -> AppResult<AuthServer> {
+    Ok(AuthServer {
+        credentials: client_credentials(app, ctx, provider).await?,
+        redirect_uri: callback_url(app, provider),
+    })
+}
+
 /// Saves a tenant's OAuth app for a provider (client id, secret, and the app's endpoint
 /// fields); an empty secret keeps the stored one.
 pub async fn save_oauth_app(
@@ -434,7 +462,8 @@ pub async fn begin(
     }
     match provider.auth.kind {
         AuthKind::Oauth2Code => {
-            let credentials = client_credentials(app, ctx, provider).await?;
+            let server = auth_server(app, ctx, provider).await?;
+            let credentials = &server.credentials;
             for url in [&provider.auth.authorize_url, &provider.auth.token_url]
                 .into_iter()
                 .flatten()
@@ -444,13 +473,8 @@ pub async fn begin(
                     .await
                     .map_err(outbound_problem)?;
             }
-            let redirect_uri = callback_url(app, provider);
-            let target = OAuthTarget {
-                provider,
-                values: &values,
-                credentials: &credentials,
-                redirect_uri: &redirect_uri,
-            };
+            let target = server.target(provider, &values);
+            let redirect_uri = server.redirect_uri.clone();
             let state = tokens::random_secret();
             let digest = tokens::digest(&state);
             let (url, verifier) = target
@@ -493,14 +517,8 @@ pub async fn begin(
             Ok(Begin::Redirect(url))
         }
         AuthKind::Oauth2ClientCredentials => {
-            let credentials = client_credentials(app, ctx, provider).await?;
-            let redirect_uri = callback_url(app, provider);
-            let target = OAuthTarget {
-                provider,
-                values: &values,
-                credentials: &credentials,
-                redirect_uri: &redirect_uri,
-            };
+            let server = auth_server(app, ctx, provider).await?;
+            let target = server.target(provider, &values);
             let tokens = target
                 .client_credentials(&app.outbound, &provider.auth.scopes)
                 .await
@@ -1037,20 +1055,14 @@ async fn refresh_holding_lease(
     holder: &str,
 ) -> Result<Authorized, ConnectionError> {
     let id = ConnectionId::from_uuid(conn.id);
-    let client = match client_credentials(app, ctx, provider).await {
-        Ok(c) => c,
+    let server = match auth_server(app, ctx, provider).await {
+        Ok(s) => s,
         Err(e) => {
             app.store.release_connection_lease(ctx, id, holder).await?;
             return Err(ConnectionError::Failed(e.public_message()));
         }
     };
-    let redirect_uri = callback_url(app, provider);
-    let target = OAuthTarget {
-        provider,
-        values: &values,
-        credentials: &client,
-        redirect_uri: &redirect_uri,
-    };
+    let target = server.target(provider, &values);
     let result = match (provider.auth.kind, &credentials.refresh_token) {
         (AuthKind::Oauth2ClientCredentials, _) => {
             target
@@ -1378,14 +1390,8 @@ pub async fn disconnect(
         && let Some(token) = credentials.refresh_token.or(credentials.access_token)
     {
         let values = url_values(app, &config_of(&conn));
-        let client = client_credentials(app, ctx, provider).await?;
-        let redirect_uri = callback_url(app, provider);
-        let target = OAuthTarget {
-            provider,
-            values: &values,
-            credentials: &client,
-            redirect_uri: &redirect_uri,
-        };
+        let server = auth_server(app, ctx, provider).await?;
+        let target = server.target(provider, &values);
         note = match target
             .revoke(&app.outbound, &SecretString::from(token))
             .await
