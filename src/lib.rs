@@ -12,5 +12,6 @@ pub mod sandbox;
 pub mod services;
 pub mod startup;
 pub mod store;
+pub mod sync;
 pub mod telemetry;
 pub mod web;

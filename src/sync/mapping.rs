@@ -1,0 +1,537 @@
+//! Field mapping, validation and filtering of records, with user-written expressions.
+//!
+//! Expressions are minijinja expressions over `record` (e.g. `record.properties.email |
+//! lower | trim`), sandboxed: no IO, no imports, no loops; builtins cap their own work
+//! (e.g. `range`), and a fuel limit bounds instructions. Every error names the row at
+//! fault (`mapping.2.expression`).
+
+use crate::domain::FieldErrors;
+use minijinja::{Environment, Value, context};
+use serde_json::{Map, Value as Json};
+use std::collections::BTreeMap;
+
+/// Work allowed per expression evaluation (minijinja fuel units).
+const FUEL: u64 = 20_000;
+
+/// The type a mapped field is converted to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldType {
+    /// Any value, unchanged.
+    Any,
+    /// Text.
+    Text,
+    /// Whole number.
+    Integer,
+    /// Number.
+    Number,
+    /// true/false (also "yes"/"no", 1/0).
+    Boolean,
+}
+
+impl FieldType {
+    /// Parses a type name from a form.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "" | "any" => FieldType::Any,
+            "text" => FieldType::Text,
+            "integer" => FieldType::Integer,
+            "number" => FieldType::Number,
+            "boolean" => FieldType::Boolean,
+            _ => return None,
+        })
+    }
+
+    fn convert(self, value: Json) -> Result<Json, String> {
+        let text = |v: &Json| match v {
+            Json::String(s) => s.trim().to_owned(),
+            other => other.to_string(),
+        };
+        Ok(match (self, value) {
+            (_, Json::Null) => Json::Null,
+            (FieldType::Any, v) => v,
+            (FieldType::Text, Json::String(s)) => Json::String(s),
+            (FieldType::Text, v) => Json::String(text(&v)),
+            (FieldType::Integer, v) => {
+                let t = text(&v);
+                t.parse::<i64>()
+                    .map(Json::from)
+                    .or_else(|_| {
+                        t.parse::<f64>()
+                            .ok()
+                            .filter(|f| f.fract() == 0.0)
+                            .map(|f| Json::from(f as i64))
+                            .ok_or(())
+                    })
+                    .map_err(|_| format!("'{t}' is not a whole number"))?
+            }
+            (FieldType::Number, v) => {
+                let t = text(&v);
+                t.parse::<f64>()
+                    .ok()
+                    .and_then(|f| serde_json::Number::from_f64(f).map(Json::Number))
+                    .ok_or(format!("'{t}' is not a number"))?
+            }
+            (FieldType::Boolean, Json::Bool(b)) => Json::Bool(b),
+            (FieldType::Boolean, v) => match text(&v).to_lowercase().as_str() {
+                "true" | "yes" | "1" => Json::Bool(true),
+                "false" | "no" | "0" => Json::Bool(false),
+                t => return Err(format!("'{t}' is not true or false")),
+            },
+        })
+    }
+}
+
+/// One mapping row: target field ← expression, with a default and a type.
+#[derive(Clone, Debug)]
+pub struct MappingRow {
+    /// Destination field name (dots make nested objects).
+    pub target: String,
+    /// Expression over `record`.
+    pub expression: String,
+    /// Used when the expression yields nothing (null, undefined or empty text).
+    pub default: Option<String>,
+    /// Conversion applied last.
+    pub field_type: FieldType,
+}
+
+/// A validation rule on a mapped field.
+#[derive(Clone, Debug)]
+pub enum Rule {
+    /// Must be present and not empty.
+    Required,
+    /// Text must match this regular expression.
+    Pattern(String),
+    /// Must be one of these values.
+    OneOf(Vec<String>),
+    /// An expression over `value` and `record` that must be true.
+    Expression(String),
+}
+
+/// A validation rule with its field and the message shown when it fails.
+#[derive(Clone, Debug)]
+pub struct Validation {
+    /// Mapped field it checks.
+    pub target: String,
+    /// The rule.
+    pub rule: Rule,
+    /// Shown when it fails (a sensible default when empty).
+    pub message: String,
+}
+
+/// Why one record could not be mapped: record-level, goes to the dead letters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordError {
+    /// The field at fault.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// A compiled mapping: rows, validations and an optional filter.
+pub struct Mapping {
+    env: Environment<'static>,
+    rows: Vec<MappingRow>,
+    validations: Vec<(Validation, Option<regex::Regex>)>,
+    has_filter: bool,
+}
+
+fn environment(lookups: BTreeMap<String, BTreeMap<String, String>>) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_fuel(Some(FUEL));
+    // Static lookup tables: `record.country | lookup("countries")`.
+    env.add_filter(
+        "lookup",
+        move |value: String, table: String| -> Result<Value, minijinja::Error> {
+            Ok(lookups
+                .get(&table)
+                .and_then(|t| t.get(&value))
+                .map(|v| Value::from(v.clone()))
+                .unwrap_or(Value::from(())))
+        },
+    );
+    env
+}
+
+impl Mapping {
+    /// Compiles a mapping. Errors are keyed by row: `mapping.N.expression`,
+    /// `validation.N.pattern`, `filter`.
+    pub fn compile(
+        rows: Vec<MappingRow>,
+        validations: Vec<Validation>,
+        filter: Option<&str>,
+        lookups: BTreeMap<String, BTreeMap<String, String>>,
+    ) -> Result<Self, FieldErrors> {
+        let mut env = environment(lookups);
+        let mut errors = FieldErrors::new();
+        for (i, row) in rows.iter().enumerate() {
+            if row.target.trim().is_empty() {
+                errors.add(&format!("mapping.{i}.target"), "Name the target field.");
+            }
+            let source = format!("{{{{ ({})|tojson }}}}", row.expression);
+            if let Err(e) = env.add_template_owned(format!("m{i}"), source) {
+                errors.add(&format!("mapping.{i}.expression"), describe(&e));
+            }
+        }
+        let mut compiled = Vec::new();
+        for (i, v) in validations.into_iter().enumerate() {
+            let regex = match &v.rule {
+                Rule::Pattern(p) => match regex::Regex::new(p) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        errors.add(
+                            &format!("validation.{i}.pattern"),
+                            format!("Not a valid pattern: {e}"),
+                        );
+                        None
+                    }
+                },
+                Rule::Expression(expr) => {
+                    if let Err(e) = env
+                        .add_template_owned(format!("v{i}"), format!("{{{{ ({expr})|tojson }}}}"))
+                    {
+                        errors.add(&format!("validation.{i}.expression"), describe(&e));
+                    }
+                    None
+                }
+                _ => None,
+            };
+            compiled.push((v, regex));
+        }
+        if let Some(f) = filter.filter(|f| !f.trim().is_empty())
+            && let Err(e) = env.add_template_owned("filter", format!("{{{{ ({f})|tojson }}}}"))
+        {
+            errors.add("filter", describe(&e));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Self {
+            env,
+            rows,
+            validations: compiled,
+            has_filter: filter.is_some_and(|f| !f.trim().is_empty()),
+        })
+    }
+
+    fn eval(&self, name: &str, ctx: Value) -> Result<Json, String> {
+        let template = self.env.get_template(name).map_err(|e| describe(&e))?;
+        let text = template.render(ctx).map_err(|e| describe(&e))?;
+        serde_json::from_str(&text).map_err(|e| e.to_string())
+    }
+
+    /// Whether the record passes the filter (no filter: always).
+    pub fn keep(&self, record: &Json) -> Result<bool, RecordError> {
+        if !self.has_filter {
+            return Ok(true);
+        }
+        self.eval(
+            "filter",
+            context! { record => Value::from(minijinja::value::Serde(record)) },
+        )
+        .map(|v| truthy(&v))
+        .map_err(|message| RecordError {
+            field: "filter".into(),
+            message,
+        })
+    }
+
+    /// Maps and validates one record.
+    pub fn apply(&self, record: &Json) -> Result<Map<String, Json>, RecordError> {
+        let source = Value::from(minijinja::value::Serde(record));
+        let mut out = Map::new();
+        for (i, row) in self.rows.iter().enumerate() {
+            let fail = |message: String| RecordError {
+                field: row.target.clone(),
+                message,
+            };
+            let mut value = self
+                .eval(&format!("m{i}"), context! { record => source.clone() })
+                .map_err(fail)?;
+            let empty =
+                matches!(&value, Json::Null) || matches!(&value, Json::String(s) if s.is_empty());
+            if empty && let Some(d) = &row.default {
+                value = Json::String(d.clone());
+            }
+            let value = row.field_type.convert(value).map_err(fail)?;
+            insert_path(&mut out, &row.target, value);
+        }
+        for (i, (v, regex)) in self.validations.iter().enumerate() {
+            let value = get_path(&out, &v.target).cloned().unwrap_or(Json::Null);
+            let ok = match &v.rule {
+                Rule::Required => !matches!(&value, Json::Null) && !matches!(&value, Json::String(s) if s.trim().is_empty()),
+                Rule::Pattern(_) => match (&value, regex) {
+                    (Json::Null, _) => true,
+                    (Json::String(s), Some(r)) => r.is_match(s),
+                    (other, Some(r)) => r.is_match(&other.to_string()),
+                    _ => false,
+                },
+                Rule::OneOf(options) => match &value {
+                    Json::Null => true,
+                    Json::String(s) => options.contains(s),
+                    other => options.contains(&other.to_string()),
+                },
+                Rule::Expression(_) => self
+                    .eval(&format!("v{i}"), context! { value => Value::from(minijinja::value::Serde(&value)), record => source.clone() })
+                    .map(|r| truthy(&r))
+                    .unwrap_or(false),
+            };
+            if !ok {
+                let message = if v.message.trim().is_empty() {
+                    default_message(&v.rule)
+                } else {
+                    v.message.clone()
+                };
+                return Err(RecordError {
+                    field: v.target.clone(),
+                    message,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn default_message(rule: &Rule) -> String {
+    match rule {
+        Rule::Required => "is required".into(),
+        Rule::Pattern(p) => format!("does not match {p}"),
+        Rule::OneOf(o) => format!("must be one of {}", o.join(", ")),
+        Rule::Expression(e) => format!("fails the check {e}"),
+    }
+}
+
+fn truthy(v: &Json) -> bool {
+    match v {
+        Json::Null => false,
+        Json::Bool(b) => *b,
+        Json::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Json::String(s) => !s.is_empty(),
+        Json::Array(a) => !a.is_empty(),
+        Json::Object(o) => !o.is_empty(),
+    }
+}
+
+fn describe(e: &minijinja::Error) -> String {
+    let kind = e.kind().to_string();
+    match e.detail() {
+        Some(d) => format!("{kind}: {d}"),
+        None => kind,
+    }
+}
+
+fn insert_path(out: &mut Map<String, Json>, path: &str, value: Json) {
+    let mut parts = path.split('.').peekable();
+    let mut node = out;
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            node.insert(part.to_owned(), value);
+            return;
+        }
+        let entry = node
+            .entry(part.to_owned())
+            .or_insert_with(|| Json::Object(Map::new()));
+        if !entry.is_object() {
+            *entry = Json::Object(Map::new());
+        }
+        let Json::Object(next) = entry else { return };
+        node = next;
+    }
+}
+
+fn get_path<'a>(map: &'a Map<String, Json>, path: &str) -> Option<&'a Json> {
+    let mut parts = path.split('.');
+    let mut current = map.get(parts.next()?)?;
+    for part in parts {
+        current = current.as_object()?.get(part)?;
+    }
+    Some(current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn row(target: &str, expression: &str, field_type: FieldType) -> MappingRow {
+        MappingRow {
+            target: target.into(),
+            expression: expression.into(),
+            default: None,
+            field_type,
+        }
+    }
+
+    fn contact() -> Json {
+        json!({"id": "c1", "properties": {"email": "  ADA@Example.com ", "first": "Ada", "last": "Lovelace", "age": "36", "country": "GB"}, "vip": "yes"})
+    }
+
+    #[test]
+    fn rows_map_convert_and_nest() {
+        let mut lookups = BTreeMap::new();
+        lookups.insert(
+            "countries".to_owned(),
+            BTreeMap::from([("GB".to_owned(), "United Kingdom".to_owned())]),
+        );
+        let mapping = Mapping::compile(
+            vec![
+                row(
+                    "email",
+                    "record.properties.email | trim | lower",
+                    FieldType::Text,
+                ),
+                row(
+                    "name",
+                    "record.properties.first ~ ' ' ~ record.properties.last",
+                    FieldType::Text,
+                ),
+                row("age", "record.properties.age", FieldType::Integer),
+                row("vip", "record.vip", FieldType::Boolean),
+                row(
+                    "address.country",
+                    "record.properties.country | lookup('countries')",
+                    FieldType::Text,
+                ),
+                MappingRow {
+                    target: "source".into(),
+                    expression: "record.missing".into(),
+                    default: Some("crm".into()),
+                    field_type: FieldType::Text,
+                },
+            ],
+            vec![],
+            None,
+            lookups,
+        )
+        .unwrap();
+        let out = mapping.apply(&contact()).unwrap();
+        assert_eq!(
+            Json::Object(out),
+            json!({"email": "ada@example.com", "name": "Ada Lovelace", "age": 36, "vip": true, "address": {"country": "United Kingdom"}, "source": "crm"})
+        );
+    }
+
+    #[test]
+    fn compile_errors_point_at_the_faulty_row() {
+        let errors = Mapping::compile(
+            vec![
+                row("ok", "record.id", FieldType::Any),
+                row("bad", "record.id |", FieldType::Any),
+            ],
+            vec![Validation {
+                target: "ok".into(),
+                rule: Rule::Pattern("([".into()),
+                message: String::new(),
+            }],
+            Some("record.id =="),
+            BTreeMap::new(),
+        )
+        .err()
+        .unwrap();
+        assert!(errors.has("mapping.1.expression"));
+        assert!(!errors.has("mapping.0.expression"));
+        assert!(errors.has("validation.0.pattern"));
+        assert!(errors.has("filter"));
+    }
+
+    #[test]
+    fn validation_failures_name_the_field_and_message() {
+        let mapping = Mapping::compile(
+            vec![
+                row("email", "record.properties.email | trim", FieldType::Text),
+                row("tier", "record.tier", FieldType::Text),
+            ],
+            vec![
+                Validation {
+                    target: "email".into(),
+                    rule: Rule::Required,
+                    message: String::new(),
+                },
+                Validation {
+                    target: "email".into(),
+                    rule: Rule::Pattern("^[^@]+@[^@]+$".into()),
+                    message: "needs an e-mail".into(),
+                },
+                Validation {
+                    target: "tier".into(),
+                    rule: Rule::OneOf(vec!["gold".into(), "silver".into()]),
+                    message: String::new(),
+                },
+                Validation {
+                    target: "email".into(),
+                    rule: Rule::Expression("value | length < 40".into()),
+                    message: "too long".into(),
+                },
+            ],
+            None,
+            BTreeMap::new(),
+        )
+        .unwrap();
+        assert!(
+            mapping
+                .apply(&json!({"properties": {"email": "a@b.c"}, "tier": "gold"}))
+                .is_ok()
+        );
+        assert_eq!(
+            mapping
+                .apply(&json!({"properties": {"email": " "}}))
+                .unwrap_err(),
+            RecordError {
+                field: "email".into(),
+                message: "is required".into()
+            }
+        );
+        assert_eq!(
+            mapping
+                .apply(&json!({"properties": {"email": "nope"}}))
+                .unwrap_err()
+                .message,
+            "needs an e-mail"
+        );
+        assert_eq!(
+            mapping
+                .apply(&json!({"properties": {"email": "a@b.c"}, "tier": "bronze"}))
+                .unwrap_err()
+                .message,
+            "must be one of gold, silver"
+        );
+        let long = format!("{}@b.c", "a".repeat(50));
+        assert_eq!(
+            mapping
+                .apply(&json!({"properties": {"email": long}}))
+                .unwrap_err()
+                .message,
+            "too long"
+        );
+        let bad_type = Mapping::compile(
+            vec![row("n", "record.x", FieldType::Integer)],
+            vec![],
+            None,
+            BTreeMap::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            bad_type.apply(&json!({"x": "twelve"})).unwrap_err().message,
+            "'twelve' is not a whole number"
+        );
+    }
+
+    #[test]
+    fn filters_keep_or_drop_records_and_runaway_expressions_fail_the_record() {
+        let mapping =
+            Mapping::compile(vec![], vec![], Some("record.vip == 'yes'"), BTreeMap::new()).unwrap();
+        assert!(mapping.keep(&contact()).unwrap());
+        assert!(!mapping.keep(&json!({"vip": "no"})).unwrap());
+        let runaway = Mapping::compile(
+            vec![row("x", "range(100000000) | join(',')", FieldType::Text)],
+            vec![],
+            None,
+            BTreeMap::new(),
+        )
+        .unwrap();
+        let error = runaway.apply(&json!({})).unwrap_err();
+        assert_eq!(
+            error.field, "x",
+            "a runaway expression fails its record, naming the field"
+        );
+    }
+}
