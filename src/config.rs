@@ -92,6 +92,10 @@ pub struct Settings {
     pub previous_master_keys: Vec<MasterKey>,
     /// Non-public networks outbound calls may reach anyway.
     pub outbound_allow: Vec<crate::connectors::http::AllowedNet>,
+    /// Runs one tenant may have executing at once, so no tenant starves the others.
+    pub tenant_concurrency: u32,
+    /// Longest wait a provider's `Retry-After` may impose on a run before retrying.
+    pub retry_after_cap: Duration,
     /// The built-in sandbox SaaS.
     pub sandbox: SandboxSettings,
 }
@@ -131,6 +135,8 @@ const KEYS: &[(&str, &str)] = &[
     ("job_retry_cap_secs", "3600"),
     ("previous_master_keys", ""),
     ("outbound_allow", ""),
+    ("tenant_concurrency", "2"),
+    ("retry_after_cap_secs", "60"),
     ("sandbox", "on"),
     ("sandbox_token_ttl_secs", "3600"),
     ("sandbox_rate_limit", "0"),
@@ -264,6 +270,8 @@ impl Settings {
         let db_max_connections = number("db_max_connections", 2, 1000) as u32;
         let job_retry_base = Duration::from_millis(number("job_retry_base_ms", 1, 3_600_000));
         let job_retry_cap = Duration::from_secs(number("job_retry_cap_secs", 1, 86_400));
+        let tenant_concurrency = number("tenant_concurrency", 1, 1000) as u32;
+        let retry_after_cap = Duration::from_secs(number("retry_after_cap_secs", 1, 3600));
 
         let sandbox_token_ttl = Duration::from_secs(number("sandbox_token_ttl_secs", 1, 86_400));
         let sandbox_rate_limit = number("sandbox_rate_limit", 0, 1_000_000) as u32;
@@ -343,6 +351,8 @@ impl Settings {
             job_retry_base,
             job_retry_cap,
             previous_master_keys,
+            tenant_concurrency,
+            retry_after_cap,
             outbound_allow,
             sandbox: SandboxSettings {
                 enabled: sandbox_enabled,

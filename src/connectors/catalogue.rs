@@ -178,6 +178,8 @@ pub struct Pagination {
     pub offset_param: Option<String>,
     /// Page number parameter.
     pub page_param: Option<String>,
+    /// JSONPath to the total number of records, when the API reports it (progress bars).
+    pub total_path: Option<String>,
 }
 
 /// A client-side rate limit per connection.
@@ -227,6 +229,11 @@ pub struct ObjectSpec {
     pub batch_key: Option<String>,
     /// Largest batch.
     pub batch_max: Option<u32>,
+    /// Body key carrying the write mode (create, update, upsert) of a batch, for APIs
+    /// whose one batch endpoint does all three.
+    pub batch_mode_key: Option<String>,
+    /// JSONPath to the per-record results of a batch, in request order.
+    pub batch_results_path: Option<String>,
 }
 
 fn dollar() -> String {
@@ -351,7 +358,13 @@ impl Provider {
             .objects
             .iter()
             .map(|o| o.records_path.as_str())
+            .chain(
+                self.objects
+                    .iter()
+                    .filter_map(|o| o.batch_results_path.as_deref()),
+            )
             .chain(self.pagination.cursor_path.as_deref())
+            .chain(self.pagination.total_path.as_deref())
         {
             if serde_json_path::JsonPath::parse(path).is_err() {
                 return problem(&format!("'{path}' is not a valid JSONPath (RFC 9535)"));

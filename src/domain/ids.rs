@@ -73,4 +73,12 @@ typed_id!(
     OAuthAppId,
     /// A single-use link an end customer connects through.
     ConnectLinkId,
+    /// A flow (source → mapping → destination).
+    FlowId,
+    /// An immutable snapshot of a flow's definition.
+    FlowVersionId,
+    /// One execution of a flow.
+    RunId,
+    /// A record that could not be delivered, kept for replay.
+    DeadLetterId,
 );

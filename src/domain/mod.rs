@@ -1,12 +1,16 @@
 //! Pure types and rules: typed ids, roles, validated inputs, the tenant scope. No IO.
 
 pub mod connection;
+pub mod flow;
 pub mod ids;
 pub mod role;
 pub mod tenant_ctx;
 pub mod validation;
 
 pub use connection::{ConnectionEvent, ConnectionStatus};
+pub use flow::{
+    DeadLetterState, FlowSpec, FlowStatus, RunStatus, RunTrigger, TriggerKind, WriteMode,
+};
 pub use ids::*;
 pub use role::{PlatformRole, Role};
 pub use tenant_ctx::{Actor, TenantCtx};

@@ -1174,17 +1174,24 @@ async fn mark_reauth_required(
         )
         .await?;
     tracing::warn!(connection = %id, reason = %why, "connection needs to be reconnected");
+    // Its flows would only fail until someone reconnects: pause them, loudly.
+    let paused = app
+        .store
+        .pause_flows_of_connection(
+            ctx,
+            id,
+            "A connection it uses needs to be reconnected; reconnect it, then resume this flow.",
+        )
+        .await?;
+    if !paused.is_empty() {
+        tracing::warn!(connection = %id, flows = paused.len(), "flows paused until the connection is reconnected");
+    }
     Ok(())
 }
 
 impl Authorized {
-    fn request(
-        &self,
-        app: &App,
-        method: reqwest::Method,
-        path: &str,
-        query: &[(String, String)],
-    ) -> Result<reqwest::Request, ConnectionError> {
+    fn request(&self, app: &App, call: &ApiCall<'_>) -> Result<reqwest::Request, ConnectionError> {
+        let (method, path, query) = (call.method.clone(), call.path, call.query);
         let base = Provider::expand(&self.provider.base_url, &self.values);
         let path = Provider::expand(path, &self.values);
         let url = if path.starts_with("http://") || path.starts_with("https://") {
@@ -1210,6 +1217,12 @@ impl Authorized {
         let mut builder = client.request(method, &url).query(query);
         for (name, value) in &self.provider.headers {
             builder = builder.header(name, Provider::expand(value, &self.values));
+        }
+        for (name, value) in call.headers {
+            builder = builder.header(*name, value);
+        }
+        if let Some(body) = call.body {
+            builder = builder.json(body);
         }
         let auth = &self.provider.auth;
         builder = match auth.kind {
@@ -1251,9 +1264,45 @@ pub async fn call(
     path: &str,
     query: &[(String, String)],
 ) -> Result<Fetched, ConnectionError> {
+    call_with(
+        app,
+        ctx,
+        id,
+        &ApiCall {
+            method,
+            path,
+            query,
+            body: None,
+            headers: &[],
+        },
+    )
+    .await
+}
+
+/// One request to a provider's API.
+pub struct ApiCall<'a> {
+    /// Method.
+    pub method: reqwest::Method,
+    /// Path relative to the base URL (or an absolute URL on the provider's origin).
+    pub path: &'a str,
+    /// Query parameters.
+    pub query: &'a [(String, String)],
+    /// JSON body.
+    pub body: Option<&'a serde_json::Value>,
+    /// Extra headers (e.g. `Idempotency-Key`).
+    pub headers: &'a [(&'a str, String)],
+}
+
+/// [`call`] with a body and headers.
+pub async fn call_with(
+    app: &App,
+    ctx: &TenantCtx,
+    id: ConnectionId,
+    call: &ApiCall<'_>,
+) -> Result<Fetched, ConnectionError> {
     let mut authorized = authorized(app, ctx, id, REFRESH_SKEW, None).await?;
     for attempt in 0..2 {
-        let request = authorized.request(app, method.clone(), path, query)?;
+        let request = authorized.request(app, call)?;
         let fetched = app
             .outbound
             .send(request, Purpose::Api)

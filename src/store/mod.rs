@@ -7,8 +7,10 @@ mod accounts;
 mod api_tokens;
 mod audit;
 mod connections;
+mod flows;
 mod invitations;
 mod jobs;
+mod runs;
 mod sessions;
 mod tenants;
 
@@ -16,7 +18,9 @@ pub use accounts::UserRecord;
 pub use api_tokens::NewApiToken;
 pub use audit::AuditEntry;
 pub use connections::StoredTokens;
+pub use flows::{FlowHead, NewFlow};
 pub use invitations::InvitationWithTenant;
+pub use runs::{Failure, LedgerEntry, PageCommit, counts_of};
 pub use tenants::{MemberRecord, TenantMembership};
 
 use crate::config::Settings;

@@ -5,7 +5,7 @@
 //! (e.g. `range`), and a fuel limit bounds instructions. Every error names the row at
 //! fault (`mapping.2.expression`).
 
-use crate::domain::FieldErrors;
+use crate::domain::{FieldErrors, FlowSpec};
 use minijinja::{Environment, Value, context};
 use serde_json::{Map, Value as Json};
 use std::collections::BTreeMap;
@@ -26,6 +26,10 @@ pub enum FieldType {
     Number,
     /// true/false (also "yes"/"no", 1/0).
     Boolean,
+    /// A calendar date, `YYYY-MM-DD`.
+    Date,
+    /// An instant, RFC 3339 in UTC.
+    DateTime,
 }
 
 impl FieldType {
@@ -37,9 +41,35 @@ impl FieldType {
             "integer" => FieldType::Integer,
             "number" => FieldType::Number,
             "boolean" => FieldType::Boolean,
+            "date" => FieldType::Date,
+            "datetime" => FieldType::DateTime,
             _ => return None,
         })
     }
+
+    /// The name used in forms.
+    pub fn name(self) -> &'static str {
+        match self {
+            FieldType::Any => "any",
+            FieldType::Text => "text",
+            FieldType::Integer => "integer",
+            FieldType::Number => "number",
+            FieldType::Boolean => "boolean",
+            FieldType::Date => "date",
+            FieldType::DateTime => "datetime",
+        }
+    }
+
+    /// Every type, for the form's select.
+    pub const ALL: &'static [FieldType] = &[
+        FieldType::Any,
+        FieldType::Text,
+        FieldType::Integer,
+        FieldType::Number,
+        FieldType::Boolean,
+        FieldType::Date,
+        FieldType::DateTime,
+    ];
 
     fn convert(self, value: Json) -> Result<Json, String> {
         let text = |v: &Json| match v {
@@ -70,6 +100,22 @@ impl FieldType {
                     .ok()
                     .and_then(|f| serde_json::Number::from_f64(f).map(Json::Number))
                     .ok_or(format!("'{t}' is not a number"))?
+            }
+            (FieldType::Date, v) => {
+                let t = text(&v);
+                Json::String(
+                    parse_instant(&t)
+                        .map(|d| d.date_naive().to_string())
+                        .ok_or(format!("'{t}' is not a date"))?,
+                )
+            }
+            (FieldType::DateTime, v) => {
+                let t = text(&v);
+                Json::String(
+                    parse_instant(&t)
+                        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                        .ok_or(format!("'{t}' is not a date and time"))?,
+                )
             }
             (FieldType::Boolean, Json::Bool(b)) => Json::Bool(b),
             (FieldType::Boolean, v) => match text(&v).to_lowercase().as_str() {
@@ -105,6 +151,8 @@ pub enum Rule {
     OneOf(Vec<String>),
     /// An expression over `value` and `record` that must be true.
     Expression(String),
+    /// Must already have this type (after conversion).
+    Type(FieldType),
 }
 
 /// A validation rule with its field and the message shown when it fails.
@@ -121,6 +169,8 @@ pub struct Validation {
 /// Why one record could not be mapped: record-level, goes to the dead letters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordError {
+    /// What kind of failure: `mapping`, `validation` or `filter`.
+    pub kind: &'static str,
     /// The field at fault.
     pub field: String,
     /// What is wrong.
@@ -149,7 +199,48 @@ fn environment(lookups: BTreeMap<String, BTreeMap<String, String>>) -> Environme
                 .unwrap_or(Value::from(())))
         },
     );
+    // Dates: `record.created | date('%d.%m.%Y')` reads RFC 3339, `YYYY-MM-DD` or Unix
+    // seconds and formats with chrono's strftime codes.
+    env.add_filter(
+        "date",
+        |value: Value, format: Option<String>| -> Result<Value, minijinja::Error> {
+            let text = value.to_string();
+            let Some(at) = parse_instant(&text) else {
+                return Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    format!("'{text}' is not a date"),
+                ));
+            };
+            let format = format.unwrap_or_else(|| "%Y-%m-%d".into());
+            let mut out = String::new();
+            use std::fmt::Write;
+            write!(out, "{}", at.format(&format)).map_err(|_| {
+                minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    format!("'{format}' is not a valid date format"),
+                )
+            })?;
+            Ok(Value::from(out))
+        },
+    );
     env
+}
+
+/// Reads an instant from RFC 3339, a plain date, or Unix seconds.
+fn parse_instant(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let t = text.trim();
+    if let Ok(d) = chrono::DateTime::parse_from_rfc3339(t) {
+        return Some(d.with_timezone(&chrono::Utc));
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        return d.and_hms_opt(0, 0, 0).map(|n| n.and_utc());
+    }
+    if let Ok(d) = chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S") {
+        return Some(d.and_utc());
+    }
+    t.parse::<i64>()
+        .ok()
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
 }
 
 impl Mapping {
@@ -213,6 +304,112 @@ impl Mapping {
         })
     }
 
+    /// Compiles a flow's mapping rows, validations, filter, lookup tables and record key.
+    /// Errors are keyed by the form field at fault.
+    pub fn from_spec(spec: &FlowSpec) -> Result<Self, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let rows = spec
+            .mapping
+            .iter()
+            .enumerate()
+            .map(|(i, r)| MappingRow {
+                target: r.target.trim().to_owned(),
+                expression: r.expression.clone(),
+                default: Some(r.default.clone()).filter(|d| !d.is_empty()),
+                field_type: FieldType::parse(&r.field_type).unwrap_or_else(|| {
+                    errors.add(
+                        &format!("mapping.{i}.field_type"),
+                        "Choose a type from the list.",
+                    );
+                    FieldType::Any
+                }),
+            })
+            .collect();
+        let mut validations = Vec::new();
+        for (i, v) in spec.validations.iter().enumerate() {
+            let argument = v.argument.trim();
+            let rule = match v.rule.as_str() {
+                "required" => Some(Rule::Required),
+                "pattern" => Some(Rule::Pattern(argument.to_owned())),
+                "enum" => Some(Rule::OneOf(
+                    argument
+                        .split(',')
+                        .map(|o| o.trim().to_owned())
+                        .filter(|o| !o.is_empty())
+                        .collect(),
+                )),
+                "expression" => Some(Rule::Expression(argument.to_owned())),
+                "type" => FieldType::parse(argument).map(Rule::Type),
+                _ => None,
+            };
+            let Some(rule) = rule else {
+                errors.add(
+                    &format!("validation.{i}.argument"),
+                    "Choose a rule, and for a type rule one of: text, integer, number, boolean, date, datetime.",
+                );
+                continue;
+            };
+            if matches!(v.rule.as_str(), "pattern" | "enum" | "expression") && argument.is_empty() {
+                errors.add(
+                    &format!("validation.{i}.argument"),
+                    "This rule needs a value.",
+                );
+            }
+            validations.push(Validation {
+                target: v.target.trim().to_owned(),
+                rule,
+                message: v.message.trim().to_owned(),
+            });
+        }
+        let filter = Some(spec.filter.as_str()).filter(|f| !f.trim().is_empty());
+        let mut mapping = match Self::compile(rows, validations, filter, spec.lookups.clone()) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                for (field, message) in e.iter() {
+                    errors.add(field, message);
+                }
+                None
+            }
+        };
+        if spec.record_key.trim().is_empty() {
+            errors.add(
+                "record_key",
+                "Say which expression identifies a record, e.g. record.id.",
+            );
+        } else if let Some(m) = mapping.as_mut()
+            && let Err(e) = m
+                .env
+                .add_template_owned("key", format!("{{{{ ({})|tojson }}}}", spec.record_key))
+        {
+            errors.add("record_key", describe(&e));
+        }
+        match mapping {
+            Some(m) if errors.is_empty() => Ok(m),
+            _ => Err(errors),
+        }
+    }
+
+    /// The record's key (from the flow's record key expression).
+    pub fn key(&self, record: &Json) -> Result<String, RecordError> {
+        let fail = |message: String| RecordError {
+            kind: "mapping",
+            field: "record key".into(),
+            message,
+        };
+        let value = self
+            .eval(
+                "key",
+                context! { record => Value::from(minijinja::value::Serde(record)) },
+            )
+            .map_err(fail)?;
+        match value {
+            Json::String(s) if !s.is_empty() => Ok(s),
+            Json::Number(n) => Ok(n.to_string()),
+            Json::Bool(b) => Ok(b.to_string()),
+            _ => Err(fail("the record key is empty".into())),
+        }
+    }
+
     fn eval(&self, name: &str, ctx: Value) -> Result<Json, String> {
         let template = self.env.get_template(name).map_err(|e| describe(&e))?;
         let text = template.render(ctx).map_err(|e| describe(&e))?;
@@ -230,6 +427,7 @@ impl Mapping {
         )
         .map(|v| truthy(&v))
         .map_err(|message| RecordError {
+            kind: "filter",
             field: "filter".into(),
             message,
         })
@@ -241,6 +439,7 @@ impl Mapping {
         let mut out = Map::new();
         for (i, row) in self.rows.iter().enumerate() {
             let fail = |message: String| RecordError {
+                kind: "mapping",
                 field: row.target.clone(),
                 message,
             };
@@ -270,6 +469,7 @@ impl Mapping {
                     Json::String(s) => options.contains(s),
                     other => options.contains(&other.to_string()),
                 },
+                Rule::Type(t) => has_type(*t, &value),
                 Rule::Expression(_) => self
                     .eval(&format!("v{i}"), context! { value => Value::from(minijinja::value::Serde(&value)), record => source.clone() })
                     .map(|r| truthy(&r))
@@ -282,6 +482,7 @@ impl Mapping {
                     v.message.clone()
                 };
                 return Err(RecordError {
+                    kind: "validation",
                     field: v.target.clone(),
                     message,
                 });
@@ -291,12 +492,27 @@ impl Mapping {
     }
 }
 
+/// Whether a mapped value already has type `t` (missing values pass: `required` is
+/// a separate rule).
+fn has_type(t: FieldType, value: &Json) -> bool {
+    match (t, value) {
+        (_, Json::Null) | (FieldType::Any, _) => true,
+        (FieldType::Text, Json::String(_)) => true,
+        (FieldType::Date | FieldType::DateTime, Json::String(s)) => parse_instant(s).is_some(),
+        (FieldType::Integer, Json::Number(n)) => n.is_i64() || n.is_u64(),
+        (FieldType::Number, Json::Number(_)) => true,
+        (FieldType::Boolean, Json::Bool(_)) => true,
+        _ => false,
+    }
+}
+
 fn default_message(rule: &Rule) -> String {
     match rule {
         Rule::Required => "is required".into(),
         Rule::Pattern(p) => format!("does not match {p}"),
         Rule::OneOf(o) => format!("must be one of {}", o.join(", ")),
         Rule::Expression(e) => format!("fails the check {e}"),
+        Rule::Type(t) => format!("must be of type {}", t.name()),
     }
 }
 
@@ -476,6 +692,7 @@ mod tests {
                 .apply(&json!({"properties": {"email": " "}}))
                 .unwrap_err(),
             RecordError {
+                kind: "validation",
                 field: "email".into(),
                 message: "is required".into()
             }

@@ -1,0 +1,34 @@
+//! `SeaORM` entity for the `flows` table (layout of sea-orm-cli generate).
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "flows")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub status: String,
+    pub current_version_id: Uuid,
+    pub version: i64,
+    pub trigger_kind: String,
+    pub next_run_at: Option<DateTimeUtc>,
+    pub consecutive_failures: i32,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub paused_reason: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub watermark: Option<String>,
+    pub webhook_token: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub webhook_secret_enc: Option<String>,
+    pub source_connection_id: Uuid,
+    pub destination_connection_id: Uuid,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

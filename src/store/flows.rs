@@ -1,0 +1,377 @@
+//! Flows and their immutable versions, scheduling clocks and webhook lookups.
+
+use super::entities::{flow_versions, flows, webhook_events};
+use super::{Store, now};
+use crate::domain::{ConnectionId, FlowId, FlowStatus, TenantCtx, TenantId};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
+};
+
+/// A new flow with its first version.
+pub struct NewFlow {
+    /// The flow row.
+    pub flow: flows::ActiveModel,
+    /// Version 1.
+    pub version: flow_versions::ActiveModel,
+}
+
+/// Fields of the flow row that follow the current version.
+pub struct FlowHead {
+    /// Name.
+    pub name: String,
+    /// Trigger kind.
+    pub trigger_kind: String,
+    /// Next scheduled run (none for manual and webhook triggers).
+    pub next_run_at: Option<DateTime<Utc>>,
+    /// Source connection.
+    pub source: ConnectionId,
+    /// Destination connection.
+    pub destination: ConnectionId,
+}
+
+fn tenant_of(ctx: &TenantCtx) -> uuid::Uuid {
+    ctx.tenant_id().uuid()
+}
+
+impl Store {
+    /// Inserts a flow and its first version together.
+    pub async fn insert_flow(&self, new: NewFlow) -> Result<(), DbErr> {
+        let txn = self.db.begin().await?;
+        new.flow.insert(&txn).await?;
+        new.version.insert(&txn).await?;
+        txn.commit().await
+    }
+
+    /// Appends a version and points the flow at it, if the flow is still at
+    /// `expected_version` (two editors cannot silently overwrite each other).
+    pub async fn append_flow_version(
+        &self,
+        ctx: &TenantCtx,
+        id: FlowId,
+        expected_version: i64,
+        version: flow_versions::ActiveModel,
+        head: FlowHead,
+    ) -> Result<bool, DbErr> {
+        let txn = self.db.begin().await?;
+        let version = version.insert(&txn).await?;
+        let moved = flows::Entity::update_many()
+            .col_expr(flows::Column::CurrentVersionId, Expr::value(version.id))
+            .col_expr(flows::Column::Version, Expr::value(version.number))
+            .col_expr(flows::Column::Name, Expr::value(head.name))
+            .col_expr(flows::Column::TriggerKind, Expr::value(head.trigger_kind))
+            .col_expr(flows::Column::NextRunAt, Expr::value(head.next_run_at))
+            .col_expr(
+                flows::Column::SourceConnectionId,
+                Expr::value(head.source.uuid()),
+            )
+            .col_expr(
+                flows::Column::DestinationConnectionId,
+                Expr::value(head.destination.uuid()),
+            )
+            .col_expr(flows::Column::UpdatedAt, Expr::value(now()))
+            .filter(flows::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(flows::Column::Id.eq(id.uuid()))
+            .filter(flows::Column::Version.eq(expected_version))
+            .exec(&txn)
+            .await?;
+        if moved.rows_affected != 1 {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        txn.commit().await?;
+        Ok(true)
+    }
+
+    /// One flow of the tenant.
+    pub async fn flow(&self, ctx: &TenantCtx, id: FlowId) -> Result<Option<flows::Model>, DbErr> {
+        flows::Entity::find()
+            .filter(flows::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(flows::Column::Id.eq(id.uuid()))
+            .one(&self.db)
+            .await
+    }
+
+    /// The tenant's flows by name.
+    pub async fn flows(&self, ctx: &TenantCtx) -> Result<Vec<flows::Model>, DbErr> {
+        flows::Entity::find()
+            .filter(flows::Column::TenantId.eq(tenant_of(ctx)))
+            .order_by_asc(flows::Column::Name)
+            .all(&self.db)
+            .await
+    }
+
+    /// Whether another flow of the tenant already has this name.
+    pub async fn flow_name_taken(
+        &self,
+        ctx: &TenantCtx,
+        name: &str,
+        except: Option<FlowId>,
+    ) -> Result<bool, DbErr> {
+        let mut q = flows::Entity::find()
+            .filter(flows::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(flows::Column::Name.eq(name));
+        if let Some(id) = except {
+            q = q.filter(flows::Column::Id.ne(id.uuid()));
+        }
+        Ok(q.one(&self.db).await?.is_some())
+    }
+
+    /// One version of a flow by number.
+    pub async fn flow_version(
+        &self,
+        ctx: &TenantCtx,
+        flow: FlowId,
+        number: i64,
+    ) -> Result<Option<flow_versions::Model>, DbErr> {
+        flow_versions::Entity::find()
+            .filter(flow_versions::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(flow_versions::Column::FlowId.eq(flow.uuid()))
+            .filter(flow_versions::Column::Number.eq(number))
+            .one(&self.db)
+            .await
+    }
+
+    /// A flow's versions, newest first.
+    pub async fn flow_versions(
+        &self,
+        ctx: &TenantCtx,
+        flow: FlowId,
+    ) -> Result<Vec<flow_versions::Model>, DbErr> {
+        flow_versions::Entity::find()
+            .filter(flow_versions::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(flow_versions::Column::FlowId.eq(flow.uuid()))
+            .order_by_desc(flow_versions::Column::Number)
+            .all(&self.db)
+            .await
+    }
+
+    /// Sets a flow active or paused (with the reason shown on its page).
+    pub async fn set_flow_status(
+        &self,
+        ctx: &TenantCtx,
+        id: FlowId,
+        status: FlowStatus,
+        reason: Option<String>,
+        next_run_at: Option<DateTime<Utc>>,
+    ) -> Result<bool, DbErr> {
+        let mut update = flows::Entity::update_many()
+            .col_expr(flows::Column::Status, Expr::value(status.as_str()))
+            .col_expr(flows::Column::PausedReason, Expr::value(reason))
+            .col_expr(flows::Column::NextRunAt, Expr::value(next_run_at))
+            .col_expr(flows::Column::UpdatedAt, Expr::value(now()));
+        if status == FlowStatus::Active {
+            update = update.col_expr(flows::Column::ConsecutiveFailures, Expr::value(0));
+        }
+        let done = update
+            .filter(flows::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(flows::Column::Id.eq(id.uuid()))
+            .exec(&self.db)
+            .await?;
+        Ok(done.rows_affected == 1)
+    }
+
+    /// Pauses every active flow reading from or writing to a connection. Returns their ids.
+    pub async fn pause_flows_of_connection(
+        &self,
+        ctx: &TenantCtx,
+        connection: ConnectionId,
+        reason: &str,
+    ) -> Result<Vec<FlowId>, DbErr> {
+        let affected: Vec<FlowId> = flows::Entity::find()
+            .filter(flows::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(flows::Column::Status.eq(FlowStatus::Active.as_str()))
+            .filter(
+                Condition::any()
+                    .add(flows::Column::SourceConnectionId.eq(connection.uuid()))
+                    .add(flows::Column::DestinationConnectionId.eq(connection.uuid())),
+            )
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|f| FlowId::from_uuid(f.id))
+            .collect();
+        for id in &affected {
+            self.set_flow_status(ctx, *id, FlowStatus::Paused, Some(reason.to_owned()), None)
+                .await?;
+        }
+        Ok(affected)
+    }
+
+    /// Deletes a flow with its versions, runs, dead letters and ledger.
+    pub async fn delete_flow(&self, ctx: &TenantCtx, id: FlowId) -> Result<bool, DbErr> {
+        let done = flows::Entity::delete_many()
+            .filter(flows::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(flows::Column::Id.eq(id.uuid()))
+            .exec(&self.db)
+            .await?;
+        Ok(done.rows_affected == 1)
+    }
+
+    /// Records the end of a run on its flow: a success resets the failure streak (and
+    /// moves the incremental watermark), a failure extends it. Returns the new streak.
+    pub async fn record_flow_outcome(
+        &self,
+        ctx: &TenantCtx,
+        id: FlowId,
+        succeeded: bool,
+        watermark: Option<String>,
+    ) -> Result<i32, DbErr> {
+        let mut update = flows::Entity::update_many();
+        update = if succeeded {
+            let mut u = update.col_expr(flows::Column::ConsecutiveFailures, Expr::value(0));
+            if watermark.is_some() {
+                u = u.col_expr(flows::Column::Watermark, Expr::value(watermark));
+            }
+            u
+        } else {
+            update.col_expr(
+                flows::Column::ConsecutiveFailures,
+                Expr::col(flows::Column::ConsecutiveFailures).add(1),
+            )
+        };
+        update
+            .filter(flows::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(flows::Column::Id.eq(id.uuid()))
+            .exec(&self.db)
+            .await?;
+        Ok(self
+            .flow(ctx, id)
+            .await?
+            .map(|f| f.consecutive_failures)
+            .unwrap_or(0))
+    }
+
+    /// Stores a flow's webhook token and encrypted signing secret.
+    pub async fn set_flow_webhook(
+        &self,
+        ctx: &TenantCtx,
+        id: FlowId,
+        token: Option<String>,
+        secret_enc: Option<String>,
+    ) -> Result<(), DbErr> {
+        flows::Entity::update_many()
+            .col_expr(flows::Column::WebhookToken, Expr::value(token))
+            .col_expr(flows::Column::WebhookSecretEnc, Expr::value(secret_enc))
+            .filter(flows::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(flows::Column::Id.eq(id.uuid()))
+            .exec(&self.db)
+            .await
+            .map(|_| ())
+    }
+
+    // ---- Across tenants: the scheduler and the webhook endpoint -------------------------
+
+    /// Active flows whose next run is due, oldest first (the scheduler claims each).
+    pub async fn due_flows(
+        &self,
+        at: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<(TenantId, FlowId, DateTime<Utc>)>, DbErr> {
+        Ok(flows::Entity::find()
+            .filter(flows::Column::NextRunAt.lte(at))
+            .filter(flows::Column::Status.eq(FlowStatus::Active.as_str()))
+            .order_by_asc(flows::Column::NextRunAt)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .filter_map(|f| {
+                f.next_run_at.map(|at| {
+                    (
+                        TenantId::from_uuid(f.tenant_id),
+                        FlowId::from_uuid(f.id),
+                        at,
+                    )
+                })
+            })
+            .collect())
+    }
+
+    /// Moves a flow's clock from `seen` to `next`, only if nobody else did: the claim
+    /// that makes a tick run once across schedulers.
+    pub async fn claim_flow_tick(
+        &self,
+        ctx: &TenantCtx,
+        id: FlowId,
+        seen: DateTime<Utc>,
+        next: Option<DateTime<Utc>>,
+    ) -> Result<bool, DbErr> {
+        let done = flows::Entity::update_many()
+            .col_expr(flows::Column::NextRunAt, Expr::value(next))
+            .filter(flows::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(flows::Column::Id.eq(id.uuid()))
+            .filter(flows::Column::NextRunAt.eq(seen))
+            .exec(&self.db)
+            .await?;
+        Ok(done.rows_affected == 1)
+    }
+
+    /// The flow owning a webhook token (the URL is the only credential besides the
+    /// signature, so this lookup is across tenants).
+    pub async fn flow_by_webhook_token(&self, token: &str) -> Result<Option<flows::Model>, DbErr> {
+        flows::Entity::find()
+            .filter(flows::Column::WebhookToken.eq(token))
+            .one(&self.db)
+            .await
+    }
+
+    /// Stores an inbound webhook event. False when its message id was seen before.
+    pub async fn insert_webhook_event(
+        &self,
+        ctx: &TenantCtx,
+        event: webhook_events::ActiveModel,
+    ) -> Result<bool, DbErr> {
+        debug_assert!(
+            matches!(&event.tenant_id, sea_orm::ActiveValue::Set(t) if *t == tenant_of(ctx))
+        );
+        match event.insert(&self.db).await {
+            Ok(_) => Ok(true),
+            Err(e) if super::is_unique_violation(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Links a webhook event to the run it started or joined.
+    pub async fn link_webhook_event(
+        &self,
+        ctx: &TenantCtx,
+        event: uuid::Uuid,
+        run: uuid::Uuid,
+    ) -> Result<(), DbErr> {
+        webhook_events::Entity::update_many()
+            .col_expr(webhook_events::Column::RunId, Expr::value(run))
+            .filter(webhook_events::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(webhook_events::Column::Id.eq(event))
+            .exec(&self.db)
+            .await
+            .map(|_| ())
+    }
+
+    /// Recent webhook events of a flow.
+    pub async fn webhook_events(
+        &self,
+        ctx: &TenantCtx,
+        flow: FlowId,
+        limit: u64,
+    ) -> Result<Vec<webhook_events::Model>, DbErr> {
+        webhook_events::Entity::find()
+            .filter(webhook_events::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(webhook_events::Column::FlowId.eq(flow.uuid()))
+            .order_by_desc(webhook_events::Column::ReceivedAt)
+            .limit(limit)
+            .all(&self.db)
+            .await
+    }
+
+    /// Forgets webhook message ids older than the replay window.
+    pub async fn purge_webhook_events(&self, before: DateTime<Utc>) -> Result<u64, DbErr> {
+        webhook_events::Entity::delete_many()
+            .filter(webhook_events::Column::ReceivedAt.lt(before))
+            .exec(&self.db)
+            .await
+            .map(|r| r.rows_affected)
+    }
+}

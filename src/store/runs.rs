@@ -1,0 +1,632 @@
+//! Runs (with their lease, checkpoints and counts), the step log, the record ledger and
+//! the dead letters. A page of work commits in one transaction, guarded by the run's
+//! lease, so a crashed or superseded worker can never commit twice.
+
+use super::entities::{dead_letters, run_events, runs};
+use super::{Store, now};
+use crate::domain::{DeadLetterId, DeadLetterState, FlowId, RunId, RunStatus, TenantCtx, TenantId};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, Statement, TransactionTrait, Value,
+};
+use std::collections::HashMap;
+
+/// What a ledger row says about a record key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerEntry {
+    /// Digest of the mapped record last delivered.
+    pub content_hash: Vec<u8>,
+    /// The id the destination gave it (create mode).
+    pub dest_id: Option<String>,
+}
+
+/// A record that failed, for the dead letters.
+pub struct Failure {
+    /// Source record key.
+    pub record_key: String,
+    /// The source record (JSON).
+    pub payload: String,
+    /// mapping, validation, rejected, …
+    pub error_class: String,
+    /// What went wrong.
+    pub error: String,
+}
+
+/// The effects of one committed page.
+#[derive(Default)]
+pub struct PageCommit {
+    /// Resume point after this page (none: the source is exhausted).
+    pub cursor: Option<String>,
+    /// Highest last-modified value seen so far.
+    pub watermark: Option<String>,
+    /// Counts to add.
+    pub read: i64,
+    /// Written.
+    pub written: i64,
+    /// Unchanged (same content as already delivered).
+    pub unchanged: i64,
+    /// Filtered out.
+    pub filtered: i64,
+    /// Failed (dead letters).
+    pub failed: i64,
+    /// Source total when the provider reports it.
+    pub total: Option<i64>,
+    /// Ledger rows to upsert: key digest → entry.
+    pub ledger: Vec<(Vec<u8>, LedgerEntry)>,
+    /// New or repeated failures.
+    pub failures: Vec<Failure>,
+    /// Record keys whose open dead letters are now delivered.
+    pub delivered: Vec<String>,
+}
+
+/// Counts of a run.
+pub fn counts_of(run: &runs::Model) -> [i64; 5] {
+    [
+        run.records_read,
+        run.records_written,
+        run.records_unchanged,
+        run.records_filtered,
+        run.records_failed,
+    ]
+}
+
+fn tenant_of(ctx: &TenantCtx) -> uuid::Uuid {
+    ctx.tenant_id().uuid()
+}
+
+impl Store {
+    /// Inserts a queued run.
+    pub async fn insert_run(&self, run: runs::ActiveModel) -> Result<runs::Model, DbErr> {
+        run.insert(&self.db).await
+    }
+
+    /// One run of the tenant.
+    pub async fn run(&self, ctx: &TenantCtx, id: RunId) -> Result<Option<runs::Model>, DbErr> {
+        runs::Entity::find()
+            .filter(runs::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(runs::Column::Id.eq(id.uuid()))
+            .one(&self.db)
+            .await
+    }
+
+    /// A flow's runs, newest first, before `before` (keyset pagination on the time-ordered
+    /// id).
+    pub async fn runs(
+        &self,
+        ctx: &TenantCtx,
+        flow: FlowId,
+        before: Option<RunId>,
+        limit: u64,
+    ) -> Result<Vec<runs::Model>, DbErr> {
+        let mut q = runs::Entity::find()
+            .filter(runs::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(runs::Column::FlowId.eq(flow.uuid()));
+        if let Some(b) = before {
+            q = q.filter(runs::Column::Id.lt(b.uuid()));
+        }
+        q.order_by_desc(runs::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await
+    }
+
+    /// The flow's queued or running run, if any (triggers join it instead of piling up).
+    pub async fn unfinished_run(
+        &self,
+        ctx: &TenantCtx,
+        flow: FlowId,
+    ) -> Result<Option<runs::Model>, DbErr> {
+        runs::Entity::find()
+            .filter(runs::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(runs::Column::FlowId.eq(flow.uuid()))
+            .filter(
+                runs::Column::Status
+                    .is_in([RunStatus::Queued.as_str(), RunStatus::Running.as_str()]),
+            )
+            .filter(runs::Column::Trigger.ne(crate::domain::RunTrigger::Replay.as_str()))
+            .one(&self.db)
+            .await
+    }
+
+    /// How many of the tenant's runs hold a live lease (for the per-tenant cap).
+    pub async fn live_runs(
+        &self,
+        ctx: &TenantCtx,
+        fresh_after: DateTime<Utc>,
+    ) -> Result<u64, DbErr> {
+        runs::Entity::find()
+            .filter(runs::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(runs::Column::Status.eq(RunStatus::Running.as_str()))
+            .filter(runs::Column::LeaseHolder.is_not_null())
+            .filter(runs::Column::HeartbeatAt.gt(fresh_after))
+            .count(&self.db)
+            .await
+    }
+
+    /// Takes the run's lease: it must be unfinished and either free, ours, or abandoned
+    /// (no heartbeat since `stale_before`). Marks it running.
+    pub async fn claim_run(
+        &self,
+        ctx: &TenantCtx,
+        id: RunId,
+        holder: &str,
+        stale_before: DateTime<Utc>,
+    ) -> Result<bool, DbErr> {
+        let at = now();
+        let done = runs::Entity::update_many()
+            .col_expr(
+                runs::Column::Status,
+                Expr::value(RunStatus::Running.as_str()),
+            )
+            .col_expr(runs::Column::LeaseHolder, Expr::value(holder))
+            .col_expr(runs::Column::HeartbeatAt, Expr::value(at))
+            .col_expr(
+                runs::Column::StartedAt,
+                Expr::col(runs::Column::StartedAt).if_null(at),
+            )
+            .filter(runs::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(runs::Column::Id.eq(id.uuid()))
+            .filter(
+                runs::Column::Status
+                    .is_in([RunStatus::Queued.as_str(), RunStatus::Running.as_str()]),
+            )
+            .filter(
+                runs::Column::LeaseHolder
+                    .is_null()
+                    .or(runs::Column::LeaseHolder.eq(holder))
+                    .or(runs::Column::HeartbeatAt.lt(stale_before)),
+            )
+            .exec(&self.db)
+            .await?;
+        Ok(done.rows_affected == 1)
+    }
+
+    /// Keeps a queued run visibly alive while it waits for capacity, so orphan recovery
+    /// leaves it alone.
+    pub async fn touch_queued_run(&self, ctx: &TenantCtx, id: RunId) -> Result<(), DbErr> {
+        runs::Entity::update_many()
+            .col_expr(runs::Column::HeartbeatAt, Expr::value(now()))
+            .filter(runs::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(runs::Column::Id.eq(id.uuid()))
+            .filter(runs::Column::Status.eq(RunStatus::Queued.as_str()))
+            .exec(&self.db)
+            .await
+            .map(|_| ())
+    }
+
+    /// Renews the lease. False when another worker took the run over (or it ended).
+    pub async fn heartbeat_run(
+        &self,
+        ctx: &TenantCtx,
+        id: RunId,
+        holder: &str,
+    ) -> Result<bool, DbErr> {
+        let done = runs::Entity::update_many()
+            .col_expr(runs::Column::HeartbeatAt, Expr::value(now()))
+            .filter(runs::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(runs::Column::Id.eq(id.uuid()))
+            .filter(runs::Column::LeaseHolder.eq(holder))
+            .filter(runs::Column::Status.eq(RunStatus::Running.as_str()))
+            .exec(&self.db)
+            .await?;
+        Ok(done.rows_affected == 1)
+    }
+
+    /// Commits one page: counts, checkpoint, ledger and dead letters, atomically and only
+    /// while `holder` still holds the run. False (and nothing written) otherwise.
+    pub async fn commit_page(
+        &self,
+        ctx: &TenantCtx,
+        flow: FlowId,
+        run: RunId,
+        holder: &str,
+        page: PageCommit,
+    ) -> Result<bool, DbErr> {
+        let txn = self.db.begin().await?;
+        let mut update = runs::Entity::update_many()
+            .col_expr(runs::Column::Cursor, Expr::value(page.cursor))
+            .col_expr(runs::Column::Pages, Expr::col(runs::Column::Pages).add(1))
+            .col_expr(
+                runs::Column::RecordsRead,
+                Expr::col(runs::Column::RecordsRead).add(page.read),
+            )
+            .col_expr(
+                runs::Column::RecordsWritten,
+                Expr::col(runs::Column::RecordsWritten).add(page.written),
+            )
+            .col_expr(
+                runs::Column::RecordsUnchanged,
+                Expr::col(runs::Column::RecordsUnchanged).add(page.unchanged),
+            )
+            .col_expr(
+                runs::Column::RecordsFiltered,
+                Expr::col(runs::Column::RecordsFiltered).add(page.filtered),
+            )
+            .col_expr(
+                runs::Column::RecordsFailed,
+                Expr::col(runs::Column::RecordsFailed).add(page.failed),
+            )
+            .col_expr(runs::Column::HeartbeatAt, Expr::value(now()));
+        if page.watermark.is_some() {
+            update = update.col_expr(runs::Column::Watermark, Expr::value(page.watermark));
+        }
+        if page.total.is_some() {
+            update = update.col_expr(runs::Column::RecordsTotal, Expr::value(page.total));
+        }
+        let moved = update
+            .filter(runs::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(runs::Column::Id.eq(run.uuid()))
+            .filter(runs::Column::LeaseHolder.eq(holder))
+            .filter(runs::Column::Status.eq(RunStatus::Running.as_str()))
+            .exec(&txn)
+            .await?;
+        if moved.rows_affected != 1 {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        upsert_ledger(&txn, ctx.tenant_id(), flow, &page.ledger).await?;
+        let at = now();
+        for f in page.failures {
+            dead_letters::Entity::insert(dead_letters::ActiveModel {
+                id: Set(DeadLetterId::new().uuid()),
+                tenant_id: Set(tenant_of(ctx)),
+                flow_id: Set(flow.uuid()),
+                run_id: Set(run.uuid()),
+                record_key: Set(f.record_key),
+                payload: Set(f.payload),
+                error_class: Set(f.error_class),
+                error: Set(f.error),
+                attempts: Set(1),
+                state: Set(DeadLetterState::Open.as_str().into()),
+                created_at: Set(at),
+                updated_at: Set(at),
+            })
+            .on_conflict(
+                OnConflict::columns([
+                    dead_letters::Column::TenantId,
+                    dead_letters::Column::FlowId,
+                    dead_letters::Column::RecordKey,
+                ])
+                .update_columns([
+                    dead_letters::Column::RunId,
+                    dead_letters::Column::Payload,
+                    dead_letters::Column::ErrorClass,
+                    dead_letters::Column::Error,
+                    dead_letters::Column::State,
+                    dead_letters::Column::UpdatedAt,
+                ])
+                .value(
+                    dead_letters::Column::Attempts,
+                    Expr::col((dead_letters::Entity, dead_letters::Column::Attempts)).add(1),
+                )
+                .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+        }
+        for chunk in page.delivered.chunks(500) {
+            dead_letters::Entity::update_many()
+                .col_expr(
+                    dead_letters::Column::State,
+                    Expr::value(DeadLetterState::Replayed.as_str()),
+                )
+                .col_expr(dead_letters::Column::UpdatedAt, Expr::value(at))
+                .filter(dead_letters::Column::TenantId.eq(tenant_of(ctx)))
+                .filter(dead_letters::Column::FlowId.eq(flow.uuid()))
+                .filter(dead_letters::Column::State.eq(DeadLetterState::Open.as_str()))
+                .filter(dead_letters::Column::RecordKey.is_in(chunk.iter().cloned()))
+                .exec(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(true)
+    }
+
+    /// Ends a run (only by its lease holder, or by anyone when `holder` is none, for runs
+    /// that never started).
+    pub async fn finish_run(
+        &self,
+        ctx: &TenantCtx,
+        id: RunId,
+        holder: Option<&str>,
+        status: RunStatus,
+        error: Option<String>,
+    ) -> Result<bool, DbErr> {
+        let mut q = runs::Entity::update_many()
+            .col_expr(runs::Column::Status, Expr::value(status.as_str()))
+            .col_expr(runs::Column::Error, Expr::value(error))
+            .col_expr(runs::Column::FinishedAt, Expr::value(now()))
+            .col_expr(
+                runs::Column::LeaseHolder,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(runs::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(runs::Column::Id.eq(id.uuid()))
+            .filter(
+                runs::Column::Status
+                    .is_in([RunStatus::Queued.as_str(), RunStatus::Running.as_str()]),
+            );
+        if let Some(h) = holder {
+            q = q.filter(runs::Column::LeaseHolder.eq(h));
+        }
+        Ok(q.exec(&self.db).await?.rows_affected == 1)
+    }
+
+    /// Asks a run to stop at its next page boundary.
+    pub async fn request_cancel(&self, ctx: &TenantCtx, id: RunId) -> Result<bool, DbErr> {
+        let done = runs::Entity::update_many()
+            .col_expr(runs::Column::CancelRequested, Expr::value(true))
+            .filter(runs::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(runs::Column::Id.eq(id.uuid()))
+            .filter(
+                runs::Column::Status
+                    .is_in([RunStatus::Queued.as_str(), RunStatus::Running.as_str()]),
+            )
+            .exec(&self.db)
+            .await?;
+        Ok(done.rows_affected == 1)
+    }
+
+    /// Unfinished runs nobody is working on (no heartbeat since `stale_before`), across
+    /// tenants: orphan recovery re-enqueues them.
+    pub async fn orphaned_runs(
+        &self,
+        stale_before: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<(TenantId, RunId)>, DbErr> {
+        Ok(runs::Entity::find()
+            .filter(
+                runs::Column::Status
+                    .is_in([RunStatus::Queued.as_str(), RunStatus::Running.as_str()]),
+            )
+            .filter(
+                runs::Column::HeartbeatAt
+                    .lt(stale_before)
+                    .or(runs::Column::HeartbeatAt
+                        .is_null()
+                        .and(runs::Column::CreatedAt.lt(stale_before))),
+            )
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|r| (TenantId::from_uuid(r.tenant_id), RunId::from_uuid(r.id)))
+            .collect())
+    }
+
+    /// Appends a step to a run's log.
+    pub async fn log_run_event(
+        &self,
+        ctx: &TenantCtx,
+        run: RunId,
+        level: &str,
+        message: &str,
+        detail: Option<serde_json::Value>,
+    ) -> Result<(), DbErr> {
+        run_events::ActiveModel {
+            id: Set(uuid::Uuid::now_v7()),
+            tenant_id: Set(tenant_of(ctx)),
+            run_id: Set(run.uuid()),
+            at: Set(now()),
+            level: Set(level.to_owned()),
+            message: Set(message.to_owned()),
+            detail: Set(detail.map(|d| d.to_string())),
+        }
+        .insert(&self.db)
+        .await
+        .map(|_| ())
+    }
+
+    /// A run's log, oldest first.
+    pub async fn run_events(
+        &self,
+        ctx: &TenantCtx,
+        run: RunId,
+        limit: u64,
+    ) -> Result<Vec<run_events::Model>, DbErr> {
+        run_events::Entity::find()
+            .filter(run_events::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(run_events::Column::RunId.eq(run.uuid()))
+            .order_by_asc(run_events::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await
+    }
+
+    // ---- Ledger -----------------------------------------------------------------------
+
+    /// Ledger entries for these key digests.
+    pub async fn ledger_entries(
+        &self,
+        ctx: &TenantCtx,
+        flow: FlowId,
+        keys: &[Vec<u8>],
+    ) -> Result<HashMap<Vec<u8>, LedgerEntry>, DbErr> {
+        let mut out = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(500) {
+            if chunk.is_empty() {
+                continue;
+            }
+            let mut values: Vec<Value> = vec![tenant_of(ctx).into(), flow.uuid().into()];
+            let marks: Vec<String> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, k)| {
+                    values.push(k.clone().into());
+                    format!("${}", i + 3)
+                })
+                .collect();
+            let sql = format!(
+                "SELECT key_hash, content_hash, dest_id FROM record_ledger \
+                 WHERE tenant_id = $1 AND flow_id = $2 AND key_hash IN ({})",
+                marks.join(",")
+            );
+            let rows = self
+                .db
+                .query_all_raw(Statement::from_sql_and_values(self.backend(), sql, values))
+                .await?;
+            for row in rows {
+                let key: Vec<u8> = row.try_get("", "key_hash")?;
+                out.insert(
+                    key,
+                    LedgerEntry {
+                        content_hash: row.try_get("", "content_hash")?,
+                        dest_id: row.try_get("", "dest_id")?,
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of ledger rows of a flow (records ever delivered).
+    pub async fn ledger_size(&self, ctx: &TenantCtx, flow: FlowId) -> Result<i64, DbErr> {
+        let row = self
+            .db
+            .query_one_raw(Statement::from_sql_and_values(
+                self.backend(),
+                "SELECT COUNT(*) AS n FROM record_ledger WHERE tenant_id = $1 AND flow_id = $2",
+                [tenant_of(ctx).into(), flow.uuid().into()],
+            ))
+            .await?;
+        Ok(row
+            .map(|r| r.try_get::<i64>("", "n"))
+            .transpose()?
+            .unwrap_or(0))
+    }
+
+    // ---- Dead letters -----------------------------------------------------------------
+
+    /// A flow's dead letters in a state (newest first), optionally of one run.
+    pub async fn dead_letters(
+        &self,
+        ctx: &TenantCtx,
+        flow: FlowId,
+        state: Option<DeadLetterState>,
+        run: Option<RunId>,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<dead_letters::Model>, DbErr> {
+        let mut q = dead_letters::Entity::find()
+            .filter(dead_letters::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(dead_letters::Column::FlowId.eq(flow.uuid()));
+        if let Some(s) = state {
+            q = q.filter(dead_letters::Column::State.eq(s.as_str()));
+        }
+        if let Some(r) = run {
+            q = q.filter(dead_letters::Column::RunId.eq(r.uuid()));
+        }
+        q.order_by_desc(dead_letters::Column::UpdatedAt)
+            .order_by_desc(dead_letters::Column::Id)
+            .offset(offset)
+            .limit(limit)
+            .all(&self.db)
+            .await
+    }
+
+    /// Counts a flow's dead letters in a state.
+    pub async fn count_dead_letters(
+        &self,
+        ctx: &TenantCtx,
+        flow: FlowId,
+        state: DeadLetterState,
+    ) -> Result<u64, DbErr> {
+        dead_letters::Entity::find()
+            .filter(dead_letters::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(dead_letters::Column::FlowId.eq(flow.uuid()))
+            .filter(dead_letters::Column::State.eq(state.as_str()))
+            .count(&self.db)
+            .await
+    }
+
+    /// Open dead letters of a flow, selected by id (all open ones when `ids` is none),
+    /// in id order after `after`: the pages of a replay run.
+    pub async fn open_dead_letters(
+        &self,
+        ctx: &TenantCtx,
+        flow: FlowId,
+        ids: Option<&[DeadLetterId]>,
+        after: Option<DeadLetterId>,
+        limit: u64,
+    ) -> Result<Vec<dead_letters::Model>, DbErr> {
+        let mut q = dead_letters::Entity::find()
+            .filter(dead_letters::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(dead_letters::Column::FlowId.eq(flow.uuid()))
+            .filter(dead_letters::Column::State.eq(DeadLetterState::Open.as_str()));
+        if let Some(ids) = ids {
+            q = q.filter(dead_letters::Column::Id.is_in(ids.iter().map(|i| i.uuid())));
+        }
+        if let Some(after) = after {
+            q = q.filter(dead_letters::Column::Id.gt(after.uuid()));
+        }
+        q.order_by_asc(dead_letters::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await
+    }
+
+    /// Marks open dead letters discarded. Returns how many.
+    pub async fn discard_dead_letters(
+        &self,
+        ctx: &TenantCtx,
+        flow: FlowId,
+        ids: Option<&[DeadLetterId]>,
+    ) -> Result<u64, DbErr> {
+        let mut q = dead_letters::Entity::update_many()
+            .col_expr(
+                dead_letters::Column::State,
+                Expr::value(DeadLetterState::Discarded.as_str()),
+            )
+            .col_expr(dead_letters::Column::UpdatedAt, Expr::value(now()))
+            .filter(dead_letters::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(dead_letters::Column::FlowId.eq(flow.uuid()))
+            .filter(dead_letters::Column::State.eq(DeadLetterState::Open.as_str()));
+        if let Some(ids) = ids {
+            q = q.filter(dead_letters::Column::Id.is_in(ids.iter().map(|i| i.uuid())));
+        }
+        Ok(q.exec(&self.db).await?.rows_affected)
+    }
+}
+
+/// Upserts ledger rows with one multi-row statement per chunk.
+async fn upsert_ledger<C: ConnectionTrait>(
+    db: &C,
+    tenant: TenantId,
+    flow: FlowId,
+    rows: &[(Vec<u8>, LedgerEntry)],
+) -> Result<(), DbErr> {
+    // Five values per row; stay well below every backend's parameter limit.
+    for chunk in rows.chunks(1000) {
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 5);
+        let mut tuples = Vec::with_capacity(chunk.len());
+        for (i, (key, entry)) in chunk.iter().enumerate() {
+            let b = i * 5;
+            tuples.push(format!(
+                "(${},${},${},${},${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5
+            ));
+            values.push(tenant.uuid().into());
+            values.push(flow.uuid().into());
+            values.push(key.clone().into());
+            values.push(entry.content_hash.clone().into());
+            values.push(entry.dest_id.clone().into());
+        }
+        let sql = format!(
+            "INSERT INTO record_ledger (tenant_id, flow_id, key_hash, content_hash, dest_id) \
+             VALUES {} ON CONFLICT (tenant_id, flow_id, key_hash) DO UPDATE SET \
+             content_hash = excluded.content_hash, \
+             dest_id = COALESCE(excluded.dest_id, record_ledger.dest_id)",
+            tuples.join(",")
+        );
+        let backend: DbBackend = db.get_database_backend();
+        db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+    }
+    Ok(())
+}

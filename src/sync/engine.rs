@@ -1,0 +1,760 @@
+//! The run loop. A run pages through its source (or, for a replay, through the chosen
+//! dead letters), maps, validates and filters each record, skips records whose content
+//! the ledger says was already delivered, writes the rest in batches, and commits each
+//! page — counts, checkpoint, ledger rows and dead letters — in one transaction guarded
+//! by the run's lease. A worker that dies mid-page leaves the page uncommitted; whoever
+//! takes the run over resumes from the checkpoint, and the idempotency keys on the writes
+//! keep the destination from seeing a record twice.
+
+use super::mapping::{Mapping, RecordError};
+use super::source::{Page, Resume, Source};
+use super::target::{Item, Outcome, Target};
+use super::{Exchange, Fault};
+use crate::connectors::catalogue::{self, ObjectSpec, Provider};
+use crate::domain::{
+    ConnectionId, DeadLetterId, DeadLetterState, FlowId, FlowSpec, FlowStatus, RunId, RunStatus,
+    RunTrigger, TenantCtx,
+};
+use crate::jobs::JobError;
+use crate::jobs::retry::RetryPolicy;
+use crate::services::App;
+use crate::store::entities::runs;
+use crate::store::{Failure, LedgerEntry, PageCommit, now};
+use sea_orm::DbErr;
+use serde_json::{Value as Json, json};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// A run whose lease holder has not been heard from for this long is taken over.
+pub const STALE_AFTER: Duration = Duration::from_secs(30);
+/// Attempts per page read or batch write before the run fails.
+const CALL_ATTEMPTS: u32 = 10;
+/// Backoff for retried calls within a run (the ceiling doubles per attempt).
+const CALL_BACKOFF: Duration = Duration::from_millis(500);
+
+/// Why a run stopped early.
+enum Stop {
+    /// A failure that ends the run.
+    Fault(Fault),
+    /// Another worker holds the run now (we were presumed dead): leave it alone.
+    LostLease,
+    /// Cancelled on request.
+    Cancelled,
+    /// Storage failed: the job retries, and the run resumes from its checkpoint.
+    Db(DbErr),
+}
+
+impl From<DbErr> for Stop {
+    fn from(e: DbErr) -> Self {
+        Stop::Db(e)
+    }
+}
+
+impl From<Fault> for Stop {
+    fn from(f: Fault) -> Self {
+        Stop::Fault(f)
+    }
+}
+
+fn stale_before() -> chrono::DateTime<chrono::Utc> {
+    now() - chrono::Duration::from_std(STALE_AFTER).unwrap_or_default()
+}
+
+/// What [`execute`] decided.
+pub enum Executed {
+    /// The run ended or is somebody else's.
+    Done,
+    /// The tenant is at its concurrency cap: try again after this delay.
+    Deferred(Duration),
+}
+
+/// Executes (or resumes) a run. Safe to call twice: the lease admits one worker.
+pub async fn execute(app: &App, ctx: &TenantCtx, id: RunId) -> Result<Executed, JobError> {
+    let Some(run) = app.store.run(ctx, id).await? else {
+        return Ok(Executed::Done);
+    };
+    let status: RunStatus = run.status.parse().map_err(JobError::permanent)?;
+    if status.is_finished() {
+        return Ok(Executed::Done);
+    }
+    let ours_or_free =
+        run.lease_holder.is_none() || run.heartbeat_at.is_none_or(|at| at < stale_before());
+    if !ours_or_free {
+        return Ok(Executed::Done);
+    }
+    if run.cancel_requested {
+        app.store
+            .finish_run(ctx, id, None, RunStatus::Cancelled, None)
+            .await?;
+        return Ok(Executed::Done);
+    }
+    if app.store.live_runs(ctx, stale_before()).await? >= u64::from(app.settings.tenant_concurrency)
+    {
+        app.store.touch_queued_run(ctx, id).await?;
+        return Ok(Executed::Deferred(Duration::from_secs(2)));
+    }
+    let holder = uuid::Uuid::now_v7().to_string();
+    if !app
+        .store
+        .claim_run(ctx, id, &holder, stale_before())
+        .await?
+    {
+        return Ok(Executed::Done);
+    }
+    let mut runner = Runner {
+        app,
+        ctx,
+        run,
+        holder,
+    };
+    match runner.drive().await {
+        Ok(()) => Ok(Executed::Done),
+        Err(Stop::LostLease) => Ok(Executed::Done),
+        Err(Stop::Cancelled) => {
+            runner.log("warn", "Cancelled on request.", None).await;
+            app.store
+                .finish_run(ctx, id, Some(&runner.holder), RunStatus::Cancelled, None)
+                .await?;
+            Ok(Executed::Done)
+        }
+        Err(Stop::Fault(fault)) => {
+            runner.fail(&fault).await?;
+            Ok(Executed::Done)
+        }
+        Err(Stop::Db(e)) => Err(JobError::retryable(format!("database: {e}"))),
+    }
+}
+
+struct Runner<'a> {
+    app: &'a App,
+    ctx: &'a TenantCtx,
+    run: runs::Model,
+    holder: String,
+}
+
+/// A source record ready to write.
+struct Prepared {
+    key: String,
+    key_hash: Vec<u8>,
+    content_hash: Vec<u8>,
+    record: serde_json::Map<String, Json>,
+    source: Json,
+}
+
+fn digest(parts: &[&[u8]], len: usize) -> Vec<u8> {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    h.finalize()[..len].to_vec()
+}
+
+fn object_of(provider: &'static Provider, object: &str) -> Result<&'static ObjectSpec, Fault> {
+    provider
+        .objects
+        .iter()
+        .find(|o| o.id == object)
+        .ok_or_else(|| Fault::Fatal(format!("{} has no object '{object}'", provider.name)))
+}
+
+impl Runner<'_> {
+    fn id(&self) -> RunId {
+        RunId::from_uuid(self.run.id)
+    }
+
+    fn flow_id(&self) -> FlowId {
+        FlowId::from_uuid(self.run.flow_id)
+    }
+
+    /// Appends to the run log; a failure to log never fails the run.
+    async fn log(&self, level: &str, message: &str, detail: Option<Json>) {
+        if let Err(e) = self
+            .app
+            .store
+            .log_run_event(self.ctx, self.id(), level, message, detail)
+            .await
+        {
+            tracing::warn!(run = %self.id(), error = %e, "could not write the run log");
+        }
+    }
+
+    async fn provider_of(&self, connection: ConnectionId) -> Result<&'static Provider, Stop> {
+        let conn = self
+            .app
+            .store
+            .connection(self.ctx, connection)
+            .await?
+            .ok_or_else(|| Fault::Fatal("a connection of this flow was deleted".into()))?;
+        Ok(catalogue::get(&conn.provider_id)
+            .ok_or_else(|| Fault::Fatal(format!("unknown provider {}", conn.provider_id)))?)
+    }
+
+    async fn drive(&mut self) -> Result<(), Stop> {
+        let flow = self
+            .app
+            .store
+            .flow(self.ctx, self.flow_id())
+            .await?
+            .ok_or_else(|| Fault::Fatal("the flow was deleted".into()))?;
+        let version = self
+            .app
+            .store
+            .flow_version(self.ctx, self.flow_id(), self.run.version)
+            .await?
+            .ok_or_else(|| Fault::Fatal("the flow version is missing".into()))?;
+        let spec: FlowSpec = serde_json::from_str(&version.spec)
+            .map_err(|e| Fault::Fatal(format!("the flow version cannot be read: {e}")))?;
+        let mapping = Mapping::from_spec(&spec)
+            .map_err(|e| Fault::Fatal(format!("the mapping does not compile: {e}")))?;
+        let source_provider = self.provider_of(spec.source.connection_id).await?;
+        let source = Source {
+            connection: spec.source.connection_id,
+            provider: source_provider,
+            object: object_of(source_provider, &spec.source.object)?,
+        };
+        let target_provider = self.provider_of(spec.destination.connection_id).await?;
+        let target = Target {
+            connection: spec.destination.connection_id,
+            provider: target_provider,
+            object: object_of(target_provider, &spec.destination.object)?,
+            mode: spec.destination.write_mode,
+            key_field: spec.destination.key_field.clone(),
+        };
+        let replay: Option<Vec<DeadLetterId>> = match &self.run.replay {
+            Some(text) => Some(
+                serde_json::from_str::<Option<Vec<DeadLetterId>>>(text)
+                    .map_err(|e| Fault::Fatal(format!("the replay selection cannot be read: {e}")))?
+                    .unwrap_or_default(),
+            ),
+            None => None,
+        };
+        let replay_all = matches!(&self.run.replay, Some(t) if t == "null");
+        let mut resume: Option<Resume> = match &self.run.cursor {
+            Some(c) => Some(
+                serde_json::from_str(c)
+                    .map_err(|e| Fault::Fatal(format!("the checkpoint cannot be read: {e}")))?,
+            ),
+            None => None,
+        };
+        let since = (spec.source.incremental && replay.is_none())
+            .then(|| flow.watermark.clone())
+            .flatten();
+        let mut watermark = self.run.watermark.clone();
+        let close_dead_letters = replay.is_some()
+            || self
+                .app
+                .store
+                .count_dead_letters(self.ctx, self.flow_id(), DeadLetterState::Open)
+                .await?
+                > 0;
+        if self.run.pages > 0 {
+            self.log(
+                "warn",
+                &format!(
+                    "Resumed after an interruption, from the checkpoint after page {}.",
+                    self.run.pages
+                ),
+                None,
+            )
+            .await;
+        } else {
+            let what = match (&replay, replay_all) {
+                (Some(_), true) => "Replaying all open dead letters".to_owned(),
+                (Some(ids), false) => format!("Replaying {} dead letter(s)", ids.len()),
+                (None, _) => format!(
+                    "Reading {} from {}{}",
+                    source.object.name,
+                    source.provider.name,
+                    since
+                        .as_deref()
+                        .map(|s| format!(" changed since {s}"))
+                        .unwrap_or_default()
+                ),
+            };
+            self.log(
+                "info",
+                &format!(
+                    "Started with version {} ({}). {what}.",
+                    self.run.version,
+                    RunTrigger::from_str_or_manual(&self.run.trigger).label()
+                ),
+                None,
+            )
+            .await;
+        }
+        let page_size = source.page_size(None);
+        let batch = spec.batch_size.clamp(1, target.batch_max()) as usize;
+        let mut page_number = self.run.pages;
+        while resume != Some(Resume::End) {
+            self.check_cancel().await?;
+            page_number += 1;
+            let page = match &replay {
+                Some(ids) => {
+                    self.dead_letter_page(ids, replay_all, resume.as_ref(), page_size)
+                        .await?
+                }
+                None => {
+                    self.retrying(&format!("Reading page {page_number}"), async || {
+                        source
+                            .fetch(
+                                self.app,
+                                self.ctx,
+                                resume.as_ref(),
+                                since.as_deref(),
+                                page_size,
+                            )
+                            .await
+                    })
+                    .await?
+                }
+            };
+            let (commit, exchanges) = self
+                .process(
+                    &page,
+                    &mapping,
+                    &source,
+                    &target,
+                    batch,
+                    close_dead_letters,
+                    &mut watermark,
+                )
+                .await?;
+            let summary = format!(
+                "Page {page_number}: read {}, wrote {}, unchanged {}, filtered {}, failed {}.",
+                commit.read, commit.written, commit.unchanged, commit.filtered, commit.failed
+            );
+            let mut commit = commit;
+            commit.watermark = watermark.clone();
+            commit.total = page.total.filter(|_| page_number == 1);
+            let next = page.next.clone().unwrap_or(Resume::End);
+            commit.cursor = Some(serde_json::to_string(&next).unwrap_or_default());
+            if !self
+                .app
+                .store
+                .commit_page(self.ctx, self.flow_id(), self.id(), &self.holder, commit)
+                .await?
+            {
+                return Err(Stop::LostLease);
+            }
+            let mut all = vec![page.exchange.clone()];
+            all.extend(exchanges);
+            self.log("info", &summary, Some(json!({ "exchanges": all })))
+                .await;
+            resume = Some(next);
+        }
+        self.finish(&flow, &spec, replay.is_some(), watermark).await
+    }
+
+    async fn check_cancel(&self) -> Result<(), Stop> {
+        let current = self
+            .app
+            .store
+            .run(self.ctx, self.id())
+            .await?
+            .ok_or(Stop::LostLease)?;
+        if current.lease_holder.as_deref() != Some(self.holder.as_str()) {
+            return Err(Stop::LostLease);
+        }
+        if current.cancel_requested {
+            return Err(Stop::Cancelled);
+        }
+        Ok(())
+    }
+
+    async fn dead_letter_page(
+        &self,
+        ids: &[DeadLetterId],
+        all: bool,
+        resume: Option<&Resume>,
+        page_size: u32,
+    ) -> Result<Page, Stop> {
+        let after = match resume {
+            Some(Resume::Cursor(c)) => c.parse::<DeadLetterId>().ok(),
+            _ => None,
+        };
+        let letters = self
+            .app
+            .store
+            .open_dead_letters(
+                self.ctx,
+                self.flow_id(),
+                (!all).then_some(ids),
+                after,
+                u64::from(page_size),
+            )
+            .await?;
+        let next = (letters.len() as u64 >= u64::from(page_size))
+            .then(|| letters.last().map(|l| Resume::Cursor(l.id.to_string())))
+            .flatten();
+        Ok(Page {
+            exchange: Exchange {
+                method: "REPLAY".into(),
+                path: "dead letters".into(),
+                status: 200,
+                ms: 0,
+                records: letters.len(),
+            },
+            records: letters
+                .iter()
+                .map(|l| serde_json::from_str(&l.payload).unwrap_or(Json::Null))
+                .collect(),
+            next,
+            total: None,
+        })
+    }
+
+    /// Calls `call` until it succeeds, backing off between attempts (or waiting what the
+    /// provider's `Retry-After` asks, clamped), keeping the lease alive meanwhile.
+    async fn retrying<T>(
+        &self,
+        what: &str,
+        mut call: impl AsyncFnMut() -> Result<T, Fault>,
+    ) -> Result<T, Stop> {
+        let policy = RetryPolicy {
+            base: CALL_BACKOFF,
+            cap: self.app.settings.retry_after_cap,
+        };
+        let mut attempt = 1;
+        loop {
+            match call().await {
+                Ok(v) => return Ok(v),
+                Err(Fault::Retryable {
+                    message,
+                    retry_after,
+                }) if attempt < CALL_ATTEMPTS => {
+                    let delay = policy.delay(attempt, retry_after);
+                    let why = match retry_after {
+                        Some(asked) if asked > self.app.settings.retry_after_cap => format!(
+                            "Retry-After asked {} s, clamped to {} s",
+                            asked.as_secs(),
+                            delay.as_secs()
+                        ),
+                        Some(asked) => format!("Retry-After: {} s", asked.as_secs()),
+                        None => "backoff with jitter".into(),
+                    };
+                    self.log(
+                        "warn",
+                        &format!(
+                            "{what} failed (attempt {attempt} of {CALL_ATTEMPTS}): {message}. Retrying in {:.1} s ({why}).",
+                            delay.as_secs_f64()
+                        ),
+                        None,
+                    )
+                    .await;
+                    if !self
+                        .app
+                        .store
+                        .heartbeat_run(self.ctx, self.id(), &self.holder)
+                        .await?
+                    {
+                        return Err(Stop::LostLease);
+                    }
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                Err(Fault::Retryable { message, .. }) => {
+                    return Err(Stop::Fault(Fault::Fatal(format!(
+                        "{what} failed {CALL_ATTEMPTS} times; last error: {message}"
+                    ))));
+                }
+                Err(other) => return Err(Stop::Fault(other)),
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn process(
+        &self,
+        page: &Page,
+        mapping: &Mapping,
+        source: &Source,
+        target: &Target,
+        batch: usize,
+        close_dead_letters: bool,
+        watermark: &mut Option<String>,
+    ) -> Result<(PageCommit, Vec<Exchange>), Stop> {
+        let mut commit = PageCommit {
+            read: page.records.len() as i64,
+            ..PageCommit::default()
+        };
+        let fail =
+            |commit: &mut PageCommit, key: String, record: &Json, class: &str, error: String| {
+                commit.failed += 1;
+                commit.failures.push(Failure {
+                    record_key: key,
+                    payload: record.to_string(),
+                    error_class: class.to_owned(),
+                    error,
+                });
+            };
+        let needs_key_field = target.mode != crate::domain::WriteMode::Create;
+        let mut prepared: Vec<Prepared> = Vec::with_capacity(page.records.len());
+        let mut position: HashMap<Vec<u8>, usize> = HashMap::new();
+        for record in &page.records {
+            if let Some(field) = &source.object.updated_field
+                && let Some(Json::String(at)) = record.get(field)
+                && watermark.as_deref().is_none_or(|w| at.as_str() > w)
+            {
+                *watermark = Some(at.clone());
+            }
+            let key = match mapping.key(record) {
+                Ok(k) => k,
+                Err(e) => {
+                    let fallback = record
+                        .get(&source.object.id_field)
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| {
+                            hex::encode(digest(&[record.to_string().as_bytes()], 8))
+                        });
+                    fail(&mut commit, fallback, record, e.kind, describe(&e));
+                    continue;
+                }
+            };
+            match mapping.keep(record) {
+                Ok(true) => {}
+                Ok(false) => {
+                    commit.filtered += 1;
+                    continue;
+                }
+                Err(e) => {
+                    fail(&mut commit, key, record, e.kind, describe(&e));
+                    continue;
+                }
+            }
+            let mapped = match mapping.apply(record) {
+                Ok(m) => m,
+                Err(e) => {
+                    fail(&mut commit, key, record, e.kind, describe(&e));
+                    continue;
+                }
+            };
+            if needs_key_field && mapped.get(&target.key_field).is_none_or(Json::is_null) {
+                fail(
+                    &mut commit,
+                    key,
+                    record,
+                    "validation",
+                    format!(
+                        "{}: is required to match the destination record",
+                        target.key_field
+                    ),
+                );
+                continue;
+            }
+            let content = serde_json::to_vec(&mapped).unwrap_or_default();
+            let item = Prepared {
+                key_hash: digest(&[key.as_bytes()], 12),
+                content_hash: digest(&[&content], 8),
+                key,
+                record: mapped,
+                source: record.clone(),
+            };
+            // The same record twice in one page: the later copy wins.
+            match position.get(&item.key_hash) {
+                Some(&i) => {
+                    prepared[i] = item;
+                    commit.unchanged += 1;
+                }
+                None => {
+                    position.insert(item.key_hash.clone(), prepared.len());
+                    prepared.push(item);
+                }
+            }
+        }
+        let keys: Vec<Vec<u8>> = prepared.iter().map(|p| p.key_hash.clone()).collect();
+        let ledger = self
+            .app
+            .store
+            .ledger_entries(self.ctx, self.flow_id(), &keys)
+            .await?;
+        let mut to_write: Vec<(Prepared, Option<String>)> = Vec::new();
+        for p in prepared {
+            match ledger.get(&p.key_hash) {
+                Some(entry) if entry.content_hash == p.content_hash => {
+                    commit.unchanged += 1;
+                    if close_dead_letters {
+                        commit.delivered.push(p.key);
+                    }
+                }
+                entry => {
+                    let dest = entry.and_then(|e| e.dest_id.clone());
+                    to_write.push((p, dest));
+                }
+            }
+        }
+        let mut exchanges = Vec::new();
+        let run_id = self.run.id.to_string();
+        for chunk in to_write.chunks(batch) {
+            // Same records, same key: a write repeated after a crash is recognised.
+            let mut parts: Vec<&[u8]> = vec![run_id.as_bytes()];
+            for (p, _) in chunk {
+                parts.push(&p.key_hash);
+                parts.push(&p.content_hash);
+            }
+            let key = hex::encode(digest(&parts, 16));
+            let written = self
+                .retrying(&format!("Writing {} record(s)", chunk.len()), async || {
+                    let items = chunk
+                        .iter()
+                        .map(|(p, dest)| Item {
+                            record: p.record.clone(),
+                            dest_id: dest.clone(),
+                        })
+                        .collect();
+                    target.write(self.app, self.ctx, items, &key).await
+                })
+                .await?;
+            exchanges.extend(written.exchanges);
+            for ((p, dest), outcome) in chunk.iter().zip(written.outcomes) {
+                match outcome {
+                    Outcome::Written(id) => {
+                        commit.written += 1;
+                        let dest_id = match target.mode {
+                            crate::domain::WriteMode::Create => id.or_else(|| dest.clone()),
+                            _ => None,
+                        };
+                        commit.ledger.push((
+                            p.key_hash.clone(),
+                            LedgerEntry {
+                                content_hash: p.content_hash.clone(),
+                                dest_id,
+                            },
+                        ));
+                        if close_dead_letters {
+                            commit.delivered.push(p.key.clone());
+                        }
+                    }
+                    Outcome::Rejected(message) => {
+                        fail(&mut commit, p.key.clone(), &p.source, "rejected", message);
+                    }
+                }
+            }
+        }
+        Ok((commit, exchanges))
+    }
+
+    async fn finish(
+        &self,
+        flow: &crate::store::entities::flows::Model,
+        spec: &FlowSpec,
+        replay: bool,
+        watermark: Option<String>,
+    ) -> Result<(), Stop> {
+        let run = self
+            .app
+            .store
+            .run(self.ctx, self.id())
+            .await?
+            .ok_or(Stop::LostLease)?;
+        let status = if run.records_failed > 0 {
+            RunStatus::PartiallyFailed
+        } else {
+            RunStatus::Succeeded
+        };
+        if !self
+            .app
+            .store
+            .finish_run(self.ctx, self.id(), Some(&self.holder), status, None)
+            .await?
+        {
+            return Err(Stop::LostLease);
+        }
+        let moved = (spec.source.incremental && !replay)
+            .then_some(watermark)
+            .flatten();
+        self.app
+            .store
+            .record_flow_outcome(self.ctx, FlowId::from_uuid(flow.id), true, moved)
+            .await?;
+        self.log(
+            "info",
+            &format!(
+                "Finished: {}. Read {}, wrote {}, unchanged {}, filtered {}, failed {}.",
+                status.label().to_lowercase(),
+                run.records_read,
+                run.records_written,
+                run.records_unchanged,
+                run.records_filtered,
+                run.records_failed
+            ),
+            None,
+        )
+        .await;
+        metrics::counter!("sluice_runs_total", "outcome" => status.as_str()).increment(1);
+        metrics::counter!("sluice_records_total", "outcome" => "written")
+            .increment(u64::try_from(run.records_written).unwrap_or(0));
+        metrics::counter!("sluice_records_total", "outcome" => "failed")
+            .increment(u64::try_from(run.records_failed).unwrap_or(0));
+        Ok(())
+    }
+
+    /// Ends the run as failed, and pauses the flow after too many failures in a row.
+    async fn fail(&self, fault: &Fault) -> Result<(), DbErr> {
+        let message = fault.message().to_owned();
+        self.log("error", &format!("Failed: {message}"), None).await;
+        if !self
+            .app
+            .store
+            .finish_run(
+                self.ctx,
+                self.id(),
+                Some(&self.holder),
+                RunStatus::Failed,
+                Some(message.clone()),
+            )
+            .await?
+        {
+            return Ok(());
+        }
+        metrics::counter!("sluice_runs_total", "outcome" => "failed").increment(1);
+        let streak = self
+            .app
+            .store
+            .record_flow_outcome(self.ctx, self.flow_id(), false, None)
+            .await?;
+        let Some(flow) = self.app.store.flow(self.ctx, self.flow_id()).await? else {
+            return Ok(());
+        };
+        let limit = self
+            .app
+            .store
+            .flow_version(self.ctx, self.flow_id(), flow.version)
+            .await?
+            .and_then(|v| serde_json::from_str::<FlowSpec>(&v.spec).ok())
+            .map_or(0, |s| s.auto_pause_after);
+        if limit > 0
+            && streak >= i32::try_from(limit).unwrap_or(i32::MAX)
+            && flow.status == FlowStatus::Active.as_str()
+        {
+            let reason = format!(
+                "Paused automatically after {streak} failed runs in a row. Last error: {message}"
+            );
+            self.app
+                .store
+                .set_flow_status(
+                    self.ctx,
+                    self.flow_id(),
+                    FlowStatus::Paused,
+                    Some(reason.clone()),
+                    None,
+                )
+                .await?;
+            self.log("error", &reason, None).await;
+            tracing::warn!(flow = %self.flow_id(), streak, "flow paused automatically after repeated failures");
+        }
+        Ok(())
+    }
+}
+
+fn describe(e: &RecordError) -> String {
+    format!("{}: {}", e.field, e.message)
+}
+
+impl RunTrigger {
+    /// Parses a stored trigger, reading unknown values as manual.
+    pub fn from_str_or_manual(s: &str) -> RunTrigger {
+        s.parse().unwrap_or(RunTrigger::Manual)
+    }
+}

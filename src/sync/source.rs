@@ -1,0 +1,249 @@
+//! Reading a source object page by page: cursor, offset, page number or `Link` header.
+
+use super::{Exchange, Fault, rate};
+use crate::connectors::catalogue::{ObjectSpec, PaginationStyle, Provider};
+use crate::domain::{ConnectionId, TenantCtx};
+use crate::services::App;
+use crate::services::connections::{self, ApiCall};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+use serde_json_path::JsonPath;
+
+/// A source object of a connection.
+pub struct Source {
+    /// Connection.
+    pub connection: ConnectionId,
+    /// Provider.
+    pub provider: &'static Provider,
+    /// Object.
+    pub object: &'static ObjectSpec,
+}
+
+/// Where the next page starts: the checkpoint stored after each committed page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resume {
+    /// An opaque cursor from the previous page.
+    Cursor(String),
+    /// Records to skip.
+    Offset(u64),
+    /// Page number (first page is 1).
+    Page(u64),
+    /// The absolute next-page URL from a `Link` header.
+    Url(String),
+    /// The last page is committed; only finishing the run is left.
+    End,
+}
+
+/// One page of source records.
+pub struct Page {
+    /// The records.
+    pub records: Vec<Json>,
+    /// Where the next page starts (none: this was the last page).
+    pub next: Option<Resume>,
+    /// Total records, when the API says.
+    pub total: Option<i64>,
+    /// The exchange, for the run log.
+    pub exchange: Exchange,
+}
+
+impl Source {
+    /// Page size: the provider's default, capped by the caller.
+    pub fn page_size(&self, cap: Option<u32>) -> u32 {
+        let size = self.provider.pagination.page_size.unwrap_or(100);
+        cap.map_or(size, |c| size.min(c)).max(1)
+    }
+
+    /// Fetches one page. `since` filters by last modified when the object supports it.
+    pub async fn fetch(
+        &self,
+        app: &App,
+        ctx: &TenantCtx,
+        resume: Option<&Resume>,
+        since: Option<&str>,
+        page_size: u32,
+    ) -> Result<Page, Fault> {
+        let paging = &self.provider.pagination;
+        let mut query: Vec<(String, String)> = Vec::new();
+        let mut path = self.object.list_path.clone();
+        if let Some(Resume::Url(url)) = resume {
+            // The provider's next link already carries every parameter.
+            path = url.clone();
+        } else {
+            query.extend(
+                self.object
+                    .list_params
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            );
+            if let Some(p) = &paging.limit_param {
+                query.push((p.clone(), page_size.to_string()));
+            }
+            if let (Some(p), Some(since)) = (&self.object.updated_since_param, since)
+                && !p.is_empty()
+            {
+                query.push((p.clone(), since.to_owned()));
+            }
+            match (paging.style, resume) {
+                (PaginationStyle::Cursor, Some(Resume::Cursor(c))) => {
+                    if let Some(p) = &paging.cursor_param {
+                        query.push((p.clone(), c.clone()));
+                    }
+                }
+                (PaginationStyle::Offset, Some(Resume::Offset(n))) => {
+                    if let Some(p) = &paging.offset_param {
+                        query.push((p.clone(), n.to_string()));
+                    }
+                }
+                (PaginationStyle::Page, _) => {
+                    let n = match resume {
+                        Some(Resume::Page(n)) => *n,
+                        _ => 1,
+                    };
+                    if let Some(p) = &paging.page_param {
+                        query.push((p.clone(), n.to_string()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        rate::acquire(self.connection, self.provider.rate_limit.as_ref()).await;
+        let started = std::time::Instant::now();
+        let fetched = connections::call_with(
+            app,
+            ctx,
+            self.connection,
+            &ApiCall {
+                method: reqwest::Method::GET,
+                path: &path,
+                query: &query,
+                body: None,
+                headers: &[],
+            },
+        )
+        .await?;
+        let what = format!("reading {}", self.object.name);
+        if !fetched.status.is_success() {
+            return Err(Fault::from_status(&what, &fetched));
+        }
+        let body: Json = serde_json::from_slice(&fetched.body)
+            .map_err(|e| Fault::Fatal(format!("{what}: the answer is not JSON ({e})")))?;
+        let records = select_records(&body, &self.object.records_path).ok_or_else(|| {
+            Fault::Fatal(format!(
+                "{what}: no records at {}",
+                self.object.records_path
+            ))
+        })?;
+        let full = records.len() as u64 >= u64::from(page_size);
+        let next = match paging.style {
+            PaginationStyle::Cursor => paging
+                .cursor_path
+                .as_deref()
+                .and_then(|p| first(&body, p))
+                .and_then(|v| match v {
+                    Json::String(s) if !s.is_empty() => Some(s),
+                    Json::Number(n) => Some(n.to_string()),
+                    _ => None,
+                })
+                .filter(|_| !records.is_empty())
+                .map(Resume::Cursor),
+            PaginationStyle::Offset => full.then(|| {
+                let before = match resume {
+                    Some(Resume::Offset(n)) => *n,
+                    _ => 0,
+                };
+                Resume::Offset(before + records.len() as u64)
+            }),
+            PaginationStyle::Page => full.then(|| {
+                let before = match resume {
+                    Some(Resume::Page(n)) => *n,
+                    _ => 1,
+                };
+                Resume::Page(before + 1)
+            }),
+            PaginationStyle::LinkHeader => fetched
+                .headers
+                .get_all(reqwest::header::LINK)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(next_link)
+                .map(Resume::Url),
+            PaginationStyle::None => None,
+        };
+        let total = paging
+            .total_path
+            .as_deref()
+            .and_then(|p| first(&body, p))
+            .and_then(|v| v.as_i64());
+        Ok(Page {
+            exchange: Exchange {
+                method: "GET".into(),
+                path: path.split('?').next().unwrap_or_default().to_owned(),
+                status: fetched.status.as_u16(),
+                ms: started.elapsed().as_millis() as u64,
+                records: records.len(),
+            },
+            records,
+            next,
+            total,
+        })
+    }
+}
+
+/// The records a JSONPath selects: the elements of a selected array, or the selected
+/// objects themselves.
+fn select_records(body: &Json, path: &str) -> Option<Vec<Json>> {
+    let path = JsonPath::parse(path).ok()?;
+    let nodes = path.query(body).all();
+    match nodes.as_slice() {
+        [Json::Array(items)] => Some(items.clone()),
+        [] => None,
+        many => Some(many.iter().map(|v| (*v).clone()).collect()),
+    }
+}
+
+fn first(body: &Json, path: &str) -> Option<Json> {
+    JsonPath::parse(path).ok()?.query(body).first().cloned()
+}
+
+/// The `rel="next"` target of an RFC 8288 `Link` header.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        let is_next = params.split(';').any(|p| {
+            let p = p.trim().replace(' ', "");
+            p == "rel=\"next\"" || p == "rel=next"
+        });
+        is_next.then(|| {
+            target
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_owned()
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_next_link_is_found_among_others() {
+        let header = r#"<https://api.example.com/items?page=1>; rel="prev", <https://api.example.com/items?page=3>; rel="next""#;
+        assert_eq!(
+            next_link(header).as_deref(),
+            Some("https://api.example.com/items?page=3")
+        );
+        assert_eq!(next_link(r#"<https://x/y>; rel="last""#), None);
+    }
+
+    #[test]
+    fn records_are_read_from_an_array_or_from_matches() {
+        let body = json!({"data": [{"id": 1}, {"id": 2}]});
+        assert_eq!(select_records(&body, "$.data").map(|r| r.len()), Some(2));
+        assert_eq!(select_records(&body, "$.data[*]").map(|r| r.len()), Some(2));
+        assert_eq!(select_records(&body, "$.missing"), None);
+    }
+}
