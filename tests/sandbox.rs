@@ -93,26 +93,6 @@ async fn get(app: &TestApp, token: &str, path: &str) -> (u16, Value) {
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
-async fn wait_for_seed(app: &TestApp, n: i64) {
-    for _ in 0..100 {
-        let stats: Value = app
-            .client()
-            .http
-            .get(format!("{}/sandbox/stats", app.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if stats["records"]["crm.contacts"].as_i64() == Some(n) {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("sandbox never seeded");
-}
-
 #[tokio::test]
 async fn the_consent_dance_needs_the_right_pkce_verifier() {
     let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "10")]).await;
@@ -128,7 +108,7 @@ async fn the_consent_dance_needs_the_right_pkce_verifier() {
 #[tokio::test]
 async fn records_page_by_cursor_and_filter_by_update_time() {
     let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "50")]).await;
-    wait_for_seed(&app, 50).await;
+    app.wait_for_seed(50).await;
     let tokens = authorize(&app, "the-real-verifier-0123456789-0123456789-abcdef")
         .await
         .unwrap();

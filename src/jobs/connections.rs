@@ -1,23 +1,12 @@
 //! Connection jobs: proactive token refresh, and checking a connection.
 
-use super::{Job, JobEnv, JobError};
-use crate::domain::{Actor, ConnectionId, Role, TenantCtx, TenantId};
+use super::{Job, JobEnv, JobError, tenant_scope as scope};
+use crate::domain::{ConnectionId, TenantId};
 use crate::services::connections::{self, ConnectionError, PROACTIVE_WINDOW};
 use serde::{Deserialize, Serialize};
 
 /// How often the scheduler looks for tokens about to expire.
 pub const SCAN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// A job acts for its tenant with the system's authority, after reloading the tenant.
-async fn scope(env: &JobEnv, tenant: TenantId) -> Result<TenantCtx, JobError> {
-    // Reloading proves the tenant still exists; a deleted tenant's job ends quietly.
-    let probe = TenantCtx::new(tenant, Role::Admin, Actor::System);
-    env.store
-        .tenant(&probe)
-        .await
-        .map_err(|_| JobError::permanent("tenant no longer exists"))?;
-    Ok(probe)
-}
 
 fn job_error(e: ConnectionError) -> JobError {
     match e {

@@ -6,6 +6,7 @@
 //! Job arguments carry ids only, never data or secrets.
 
 pub mod connections;
+pub mod flows;
 pub mod housekeeping;
 pub mod probe;
 pub mod queue;
@@ -86,6 +87,21 @@ pub struct Envelope<J> {
     /// Attempts already made before this one.
     #[serde(default)]
     pub attempt: u32,
+}
+
+/// A job acts for its tenant with the system's authority, after reloading the tenant:
+/// reloading proves the tenant still exists, and a deleted tenant's job ends quietly.
+pub async fn tenant_scope(
+    env: &JobEnv,
+    tenant: crate::domain::TenantId,
+) -> Result<crate::domain::TenantCtx, JobError> {
+    use crate::domain::{Actor, Role, TenantCtx};
+    let ctx = TenantCtx::new(tenant, Role::Admin, Actor::System);
+    env.store
+        .tenant(&ctx)
+        .await
+        .map_err(|_| JobError::permanent("tenant no longer exists"))?;
+    Ok(ctx)
 }
 
 /// Resolves once the shutdown flag turns true (or its sender is gone).

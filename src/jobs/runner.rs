@@ -3,7 +3,7 @@
 
 use super::queue::QueueBackend;
 use super::retry::RetryPolicy;
-use super::{Envelope, Job, JobEnv, JobError, connections, housekeeping, probe};
+use super::{Envelope, Job, JobEnv, JobError, connections, flows, housekeeping, probe};
 use apalis::prelude::*;
 use apalis_postgres::PostgresStorage;
 use apalis_sqlite::SqliteStorage;
@@ -31,6 +31,7 @@ pub async fn run(env: JobEnv, instance: String, mut shutdown: watch::Receiver<bo
     monitor = register::<probe::Probe>(monitor, &env, &instance);
     monitor = register::<connections::RefreshConnection>(monitor, &env, &instance);
     monitor = register::<connections::CheckConnection>(monitor, &env, &instance);
+    monitor = register::<flows::RunFlow>(monitor, &env, &instance);
     let signal = async move {
         super::stopped(&mut shutdown).await;
         Ok(())

@@ -3,7 +3,7 @@
 //! once even if two processes both believe they hold the lease; after downtime a missed
 //! tick runs once, not once per missed period.
 
-use super::{JobEnv, connections, housekeeping};
+use super::{JobEnv, connections, flows, housekeeping};
 use crate::store::now;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -45,6 +45,15 @@ pub async fn tick(env: &JobEnv, holder: &str) -> anyhow::Result<()> {
         if queued > 0 {
             tracing::info!(queued, "proactive token refreshes enqueued");
         }
+    }
+    // Each flow's tick is claimed on the flow row itself, so this runs every pass.
+    let started = flows::enqueue_due(env).await?;
+    if started > 0 {
+        tracing::info!(started, "scheduled flow runs started");
+    }
+    let next = now() + chrono::Duration::from_std(flows::RECOVERY_INTERVAL)?;
+    if env.store.claim_periodic("run_recovery", next).await? {
+        flows::recover_orphans(env).await?;
     }
     Ok(())
 }

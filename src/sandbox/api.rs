@@ -7,6 +7,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sea_orm::TransactionTrait;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -158,6 +159,12 @@ pub async fn list(
             }
         },
     };
+    // Like many APIs, the first page reports the total, so clients can show progress.
+    let total = if after == 0 {
+        db::count_since(&sandbox.db, &key, since).await.ok()
+    } else {
+        None
+    };
     match db::list(&sandbox.db, &key, after, since, limit).await {
         Ok(records) => {
             let next = (records.len() as u64 == limit)
@@ -170,6 +177,7 @@ pub async fn list(
             HttpResponse::Ok().json(json!({
                 "data": records.iter().map(db::Record::to_json).collect::<Vec<_>>(),
                 "next_cursor": next,
+                "total": total,
             }))
         }
         Err(_) => error(500, "internal", "storage failed"),
@@ -263,8 +271,8 @@ enum Written {
     Missing,
 }
 
-async fn write_one(
-    sandbox: &Sandbox,
+async fn write_one<C: sea_orm::ConnectionTrait>(
+    db: &C,
     key: &str,
     mode: &str,
     id: Option<&str>,
@@ -272,13 +280,13 @@ async fn write_one(
 ) -> Result<Written, sea_orm::DbErr> {
     let record = clean(record);
     let existing = match (mode, id) {
-        ("update", Some(id)) => db::find(&sandbox.db, key, id).await?,
+        ("update", Some(id)) => db::find(db, key, id).await?,
         ("update", None) => match record.get("external_id").and_then(Value::as_str) {
-            Some(k) => db::find_by_key(&sandbox.db, key, k).await?,
+            Some(k) => db::find_by_key(db, key, k).await?,
             None => None,
         },
         ("upsert", _) => match record.get("external_id").and_then(Value::as_str) {
-            Some(k) => db::find_by_key(&sandbox.db, key, k).await?,
+            Some(k) => db::find_by_key(db, key, k).await?,
             None => None,
         },
         _ => None,
@@ -291,7 +299,7 @@ async fn write_one(
             if let Err(fields) = validate(key, &merged) {
                 return Ok(Written::Invalid(fields));
             }
-            db::save(&sandbox.db, key, &found.id, &merged, now()).await?;
+            db::save(db, key, &found.id, &merged, now()).await?;
             Ok(Written::Updated(found.id))
         }
         (_, None) => {
@@ -299,7 +307,7 @@ async fn write_one(
                 return Ok(Written::Invalid(fields));
             }
             let id = new_id(key);
-            db::save(&sandbox.db, key, &id, &record, now()).await?;
+            db::save(db, key, &id, &record, now()).await?;
             Ok(Written::Created(id))
         }
     }
@@ -328,7 +336,24 @@ pub async fn create(
         Ok(k) => k,
         Err(r) => return r,
     };
-    match write_one(&sandbox, &key, "create", None, body.into_inner()).await {
+    let idempotency = idempotency_key(&req, &key);
+    if let Some(k) = &idempotency
+        && let Ok(Some(stored)) = db::idempotent_response(&sandbox.db, k).await
+    {
+        return replayed(&stored);
+    }
+    let outcome = async {
+        let txn = sandbox.db.begin().await?;
+        let written = write_one(&txn, &key, "create", None, body.into_inner()).await?;
+        if let (Some(k), Written::Created(id)) = (&idempotency, &written) {
+            let stored = json!({ "status": 201, "body": { "id": id, "status": "created" } });
+            db::remember_response(&txn, k, &stored.to_string()).await?;
+        }
+        txn.commit().await?;
+        Ok::<_, sea_orm::DbErr>(written)
+    }
+    .await;
+    match outcome {
         Ok(w) => single_response(w, &key),
         Err(_) => error(500, "internal", "storage failed"),
     }
@@ -346,7 +371,7 @@ pub async fn update(
         Ok(k) => k,
         Err(r) => return r,
     };
-    match write_one(&sandbox, &key, "update", Some(&id), body.into_inner()).await {
+    match write_one(&sandbox.db, &key, "update", Some(&id), body.into_inner()).await {
         Ok(w) => single_response(w, &key),
         Err(_) => error(500, "internal", "storage failed"),
     }
@@ -389,21 +414,68 @@ pub async fn batch(
             &format!("at most {MAX_BATCH} records per batch"),
         );
     }
-    let mut results = Vec::with_capacity(request.records.len());
-    for (index, record) in request.records.into_iter().enumerate() {
-        let id = record.get("id").and_then(Value::as_str).map(str::to_owned);
-        let outcome = match write_one(&sandbox, &key, &request.mode, id.as_deref(), record).await {
-            Ok(Written::Created(id)) => json!({ "index": index, "status": "created", "id": id }),
-            Ok(Written::Updated(id)) => json!({ "index": index, "status": "updated", "id": id }),
-            Ok(Written::Invalid(fields)) => {
-                json!({ "index": index, "status": "invalid", "fields": fields })
-            }
-            Ok(Written::Missing) => json!({ "index": index, "status": "not_found" }),
-            Err(_) => return error(500, "internal", "storage failed"),
-        };
-        results.push(outcome);
+    let idempotency = idempotency_key(&req, &key);
+    if let Some(k) = &idempotency
+        && let Ok(Some(stored)) = db::idempotent_response(&sandbox.db, k).await
+    {
+        return replayed(&stored);
     }
-    HttpResponse::Ok().json(json!({ "results": results }))
+    // One transaction per batch: all of it lands, with its idempotency key, or none.
+    let outcome = async {
+        let txn = sandbox.db.begin().await?;
+        let mut results = Vec::with_capacity(request.records.len());
+        for (index, record) in request.records.into_iter().enumerate() {
+            let id = record.get("id").and_then(Value::as_str).map(str::to_owned);
+            results.push(
+                match write_one(&txn, &key, &request.mode, id.as_deref(), record).await? {
+                    Written::Created(id) => {
+                        json!({ "index": index, "status": "created", "id": id })
+                    }
+                    Written::Updated(id) => {
+                        json!({ "index": index, "status": "updated", "id": id })
+                    }
+                    Written::Invalid(fields) => {
+                        json!({ "index": index, "status": "invalid", "fields": fields })
+                    }
+                    Written::Missing => json!({ "index": index, "status": "not_found" }),
+                },
+            );
+        }
+        let body = json!({ "results": results });
+        if let Some(k) = &idempotency {
+            db::remember_response(&txn, k, &json!({ "status": 200, "body": body }).to_string())
+                .await?;
+        }
+        txn.commit().await?;
+        Ok::<_, sea_orm::DbErr>(body)
+    }
+    .await;
+    match outcome {
+        Ok(body) => HttpResponse::Ok().json(body),
+        Err(_) => error(500, "internal", "storage failed"),
+    }
+}
+
+/// The `Idempotency-Key` header, scoped to the object.
+fn idempotency_key(req: &HttpRequest, object: &str) -> Option<String> {
+    req.headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| !k.is_empty() && k.len() <= 255)
+        .map(|k| format!("{object}:{k}"))
+}
+
+/// The stored answer to a repeated request, marked as a replay.
+fn replayed(stored: &str) -> HttpResponse {
+    let stored: Value = serde_json::from_str(stored).unwrap_or(Value::Null);
+    let status = stored
+        .get("status")
+        .and_then(Value::as_u64)
+        .and_then(|s| actix_web::http::StatusCode::from_u16(s as u16).ok())
+        .unwrap_or(actix_web::http::StatusCode::OK);
+    HttpResponse::build(status)
+        .insert_header(("Idempotent-Replayed", "true"))
+        .json(stored.get("body").cloned().unwrap_or(Value::Null))
 }
 
 /// GET /sandbox/stats — counters and record counts (no secrets), for tests and demos.

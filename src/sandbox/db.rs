@@ -17,7 +17,7 @@ pub struct Grant {
     pub revoked: bool,
 }
 
-fn stmt(db: &DatabaseConnection, sql: &str, values: Vec<Value>) -> Statement {
+fn stmt<C: ConnectionTrait>(db: &C, sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(db.get_database_backend(), sql, values)
 }
 
@@ -101,7 +101,7 @@ pub async fn revoke_family(db: &DatabaseConnection, family: &str) -> Result<(), 
 }
 
 /// Adds `by` to a counter and returns the new value.
-pub async fn bump(db: &DatabaseConnection, name: &str, by: i64) -> Result<i64, DbErr> {
+pub async fn bump<C: ConnectionTrait>(db: &C, name: &str, by: i64) -> Result<i64, DbErr> {
     let row = db
         .query_one_raw(stmt(
             db,
@@ -189,8 +189,8 @@ pub async fn list(
 }
 
 /// One record by id.
-pub async fn find(
-    db: &DatabaseConnection,
+pub async fn find<C: ConnectionTrait>(
+    db: &C,
     object: &str,
     id: &str,
 ) -> Result<Option<Record>, DbErr> {
@@ -206,8 +206,8 @@ pub async fn find(
 }
 
 /// One record by its `external_id` (the upsert key).
-pub async fn find_by_key(
-    db: &DatabaseConnection,
+pub async fn find_by_key<C: ConnectionTrait>(
+    db: &C,
     object: &str,
     key: &str,
 ) -> Result<Option<Record>, DbErr> {
@@ -224,8 +224,8 @@ pub async fn find_by_key(
 
 /// Inserts or replaces a record, giving it a new sequence number (it moves to the end of
 /// the change feed) and timestamp.
-pub async fn save(
-    db: &DatabaseConnection,
+pub async fn save<C: ConnectionTrait>(
+    db: &C,
     object: &str,
     id: &str,
     data: &serde_json::Map<String, serde_json::Value>,
@@ -256,13 +256,26 @@ pub async fn save(
 
 /// Number of records of an object.
 pub async fn count(db: &DatabaseConnection, object: &str) -> Result<i64, DbErr> {
-    let row = db
-        .query_one_raw(stmt(
-            db,
+    count_since(db, object, None).await
+}
+
+/// Number of records of an object changed since `since` (all without).
+pub async fn count_since(
+    db: &DatabaseConnection,
+    object: &str,
+    since: Option<DateTime<Utc>>,
+) -> Result<i64, DbErr> {
+    let (sql, values): (&str, Vec<Value>) = match since {
+        Some(at) => (
+            "SELECT COUNT(*) AS n FROM sandbox_records WHERE object = $1 AND updated_at >= $2",
+            vec![object.into(), at.into()],
+        ),
+        None => (
             "SELECT COUNT(*) AS n FROM sandbox_records WHERE object = $1",
             vec![object.into()],
-        ))
-        .await?;
+        ),
+    };
+    let row = db.query_one_raw(stmt(db, sql, values)).await?;
     match row {
         Some(r) => r.try_get("", "n"),
         None => Ok(0),
@@ -307,4 +320,34 @@ pub async fn insert_many(
         ]);
     }
     db.execute_raw(stmt(db, &sql, values)).await.map(|_| ())
+}
+
+/// The response stored for an idempotency key, if the key was used before.
+pub async fn idempotent_response<C: ConnectionTrait>(
+    db: &C,
+    key: &str,
+) -> Result<Option<String>, DbErr> {
+    db.query_one_raw(stmt(
+        db,
+        "SELECT response FROM sandbox_idempotency WHERE key = $1",
+        vec![key.into()],
+    ))
+    .await?
+    .map(|r| r.try_get("", "response"))
+    .transpose()
+}
+
+/// Remembers the response given for an idempotency key.
+pub async fn remember_response<C: ConnectionTrait>(
+    db: &C,
+    key: &str,
+    response: &str,
+) -> Result<(), DbErr> {
+    db.execute_raw(stmt(
+        db,
+        "INSERT INTO sandbox_idempotency (key, response, created_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
+        vec![key.into(), response.into(), chrono::Utc::now().into()],
+    ))
+    .await
+    .map(|_| ())
 }

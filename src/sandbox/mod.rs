@@ -13,7 +13,7 @@
 #![allow(clippy::result_large_err)]
 
 mod api;
-mod db;
+pub mod db;
 mod oauth;
 pub mod seed;
 

@@ -20,6 +20,7 @@ fn aad_for(table: &str, tenant: uuid::Uuid, id: &str) -> Aad {
     let purpose = match table {
         "oauth_apps" => "oauth_app",
         "connections" => "connection",
+        "flows" => "flow_webhook",
         _ => "oauth_state",
     };
     Aad::new(purpose, tenant, id)

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod api_tokens;
 pub mod connect_links;
 pub mod connections;
+pub mod flows;
 pub mod keys;
 pub mod members;
 pub mod tenants;

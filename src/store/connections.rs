@@ -624,6 +624,11 @@ impl Store {
         for s in oauth_states::Entity::find().all(&self.db).await? {
             out.push(("oauth_states", s.id, s.tenant_id, s.verifier_enc));
         }
+        for f in super::entities::flows::Entity::find().all(&self.db).await? {
+            if let Some(v) = f.webhook_secret_enc {
+                out.push(("flows", f.id.to_string(), f.tenant_id, v));
+            }
+        }
         Ok(out)
     }
 
@@ -663,6 +668,16 @@ impl Store {
                     .col_expr(oauth_states::Column::VerifierEnc, Expr::value(new))
                     .filter(oauth_states::Column::Id.eq(id))
                     .filter(oauth_states::Column::VerifierEnc.eq(old))
+                    .exec(&self.db)
+                    .await?
+                    .rows_affected
+            }
+            "flows" => {
+                use super::entities::flows;
+                flows::Entity::update_many()
+                    .col_expr(flows::Column::WebhookSecretEnc, Expr::value(new))
+                    .filter(flows::Column::Id.eq(uuid::Uuid::parse_str(id).unwrap_or_default()))
+                    .filter(flows::Column::WebhookSecretEnc.eq(old))
                     .exec(&self.db)
                     .await?
                     .rows_affected

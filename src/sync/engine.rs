@@ -407,10 +407,10 @@ impl Runner<'_> {
 
     /// Calls `call` until it succeeds, backing off between attempts (or waiting what the
     /// provider's `Retry-After` asks, clamped), keeping the lease alive meanwhile.
-    async fn retrying<T>(
+    async fn retrying<T, F: Future<Output = Result<T, Fault>>>(
         &self,
         what: &str,
-        mut call: impl AsyncFnMut() -> Result<T, Fault>,
+        mut call: impl FnMut() -> F,
     ) -> Result<T, Stop> {
         let policy = RetryPolicy {
             base: CALL_BACKOFF,
@@ -594,8 +594,9 @@ impl Runner<'_> {
                 parts.push(&p.content_hash);
             }
             let key = hex::encode(digest(&parts, 16));
+            let (app, ctx, key) = (self.app, self.ctx, &key);
             let written = self
-                .retrying(&format!("Writing {} record(s)", chunk.len()), async || {
+                .retrying(&format!("Writing {} record(s)", chunk.len()), move || {
                     let items = chunk
                         .iter()
                         .map(|(p, dest)| Item {
@@ -603,7 +604,7 @@ impl Runner<'_> {
                             dest_id: dest.clone(),
                         })
                         .collect();
-                    target.write(self.app, self.ctx, items, &key).await
+                    target.write(app, ctx, items, key)
                 })
                 .await?;
             exchanges.extend(written.exchanges);

@@ -13,8 +13,11 @@ mod auth;
 mod connect_links;
 mod connections;
 mod dashboard;
+mod flow_form;
+mod flows;
 mod members;
 mod ops;
+mod runs;
 mod tokens;
 mod workspaces;
 
@@ -166,6 +169,35 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/connect/{token}", web::get().to(connect_links::open))
         .route("/connect/{token}", web::post().to(connect_links::start))
+        // Flows, runs and dead letters
+        .route("/flows", web::get().to(flows::index))
+        .route("/flows", web::post().to(flows::create))
+        .route("/flows/new", web::get().to(flows::new_form))
+        .route("/flows/{id}", web::get().to(flows::show))
+        .route("/flows/{id}", web::post().to(flows::update))
+        .route("/flows/{id}/edit", web::get().to(flows::edit_form))
+        .route("/flows/{id}/run", web::post().to(flows::run_now))
+        .route("/flows/{id}/enable", web::post().to(flows::enable))
+        .route("/flows/{id}/pause", web::post().to(flows::pause))
+        .route("/flows/{id}/delete", web::post().to(flows::delete))
+        .route("/flows/{id}/webhook", web::post().to(flows::rotate_webhook))
+        .route("/flows/{id}/diff", web::get().to(flows::diff))
+        .route(
+            "/flows/{id}/dead-letters",
+            web::get().to(flows::dead_letters),
+        )
+        .route(
+            "/flows/{id}/dead-letters/replay",
+            web::post().to(flows::replay),
+        )
+        .route(
+            "/flows/{id}/dead-letters/discard",
+            web::post().to(flows::discard),
+        )
+        .route("/runs/{id}", web::get().to(runs::show))
+        .route("/runs/{id}/progress", web::get().to(runs::progress))
+        .route("/runs/{id}/cancel", web::post().to(runs::cancel))
+        .route("/hooks/{token}", web::post().to(flows::receive_webhook))
         // API tokens
         .route("/settings/api-tokens", web::get().to(tokens::index))
         .route("/settings/api-tokens", web::post().to(tokens::create))

@@ -172,6 +172,32 @@ impl TestApp {
         stats["counters"][name].as_i64().unwrap_or(0)
     }
 
+    /// Records of a sandbox object (e.g. `erp.customers`).
+    pub async fn sandbox_records(&self, object: &str) -> i64 {
+        let stats: serde_json::Value = self
+            .client()
+            .http
+            .get(format!("{}/sandbox/stats", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        stats["records"][object].as_i64().unwrap_or(0)
+    }
+
+    /// Waits until the sandbox CRM holds its `n` seeded contacts.
+    pub async fn wait_for_seed(&self, n: i64) {
+        for _ in 0..600 {
+            if self.sandbox_records("crm.contacts").await == n {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("sandbox never seeded");
+    }
+
     /// The database URL this test runs on.
     pub fn database_url(&self) -> &str {
         &self.database_url

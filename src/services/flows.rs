@@ -1,0 +1,874 @@
+//! Flows: saving (each save an immutable version), enabling and pausing, deleting,
+//! starting runs (by hand, schedule, webhook or replay), cancelling, dry runs, source
+//! field samples, dead letters, and the flow's signed inbound webhook.
+
+use super::{App, AuditActor, require_write};
+use crate::connectors::catalogue::{self, ObjectSpec, Provider};
+use crate::crypto::Aad;
+use crate::domain::{
+    ConnectionId, DeadLetterId, FieldErrors, FlowId, FlowSpec, FlowStatus, FlowVersionId, RunId,
+    RunStatus, RunTrigger, TenantCtx, TriggerKind, WriteMode,
+};
+use crate::error::{AppError, AppResult};
+use crate::jobs::flows::RunFlow;
+use crate::store::entities::{flow_versions, flows, runs};
+use crate::store::{FlowHead, NewFlow, now};
+use crate::sync::mapping::Mapping;
+use crate::sync::source::Source;
+use crate::sync::target::Target;
+use crate::sync::trigger;
+use sea_orm::Set;
+use serde_json::Value as Json;
+
+/// Records a dry run reads at most.
+pub const DRY_RUN_MAX: u32 = 50;
+/// Longest flow name.
+const NAME_MAX: usize = 100;
+
+/// What saving did.
+pub struct Saved {
+    /// The flow.
+    pub id: FlowId,
+    /// Its version now.
+    pub version: i64,
+    /// Whether a new version was stored (false: nothing changed).
+    pub changed: bool,
+}
+
+fn provider_object(provider: &'static Provider, object: &str) -> Option<&'static ObjectSpec> {
+    provider.objects.iter().find(|o| o.id == object)
+}
+
+/// Loads a connection's provider, or says which field is wrong.
+async fn connection_provider(
+    app: &App,
+    ctx: &TenantCtx,
+    id: ConnectionId,
+) -> AppResult<Option<&'static Provider>> {
+    Ok(app
+        .store
+        .connection(ctx, id)
+        .await?
+        .and_then(|c| catalogue::get(&c.provider_id)))
+}
+
+/// Checks a spec against the tenant's connections and the catalogue, and compiles its
+/// expressions. Errors are keyed by form field.
+pub async fn validate(
+    app: &App,
+    ctx: &TenantCtx,
+    spec: &FlowSpec,
+    existing: Option<FlowId>,
+) -> AppResult<()> {
+    let mut errors = FieldErrors::new();
+    let name = spec.name.trim();
+    if name.is_empty() {
+        errors.add("name", "Give the flow a name.");
+    } else if name.chars().count() > NAME_MAX {
+        errors.add("name", format!("Use at most {NAME_MAX} characters."));
+    } else if app.store.flow_name_taken(ctx, name, existing).await? {
+        errors.add("name", "Another flow already has this name.");
+    }
+    match connection_provider(app, ctx, spec.source.connection_id).await? {
+        None => errors.add("source.connection_id", "Choose a connection."),
+        Some(p) => match provider_object(p, &spec.source.object) {
+            None => errors.add(
+                "source.object",
+                format!("Choose one of {}'s objects.", p.name),
+            ),
+            Some(o) => {
+                if spec.source.incremental
+                    && o.updated_since_param.as_deref().is_none_or(str::is_empty)
+                {
+                    errors.add(
+                        "source.incremental",
+                        format!(
+                            "{} cannot be filtered by last change; switch incremental off.",
+                            o.name
+                        ),
+                    );
+                }
+            }
+        },
+    }
+    match connection_provider(app, ctx, spec.destination.connection_id).await? {
+        None => errors.add("destination.connection_id", "Choose a connection."),
+        Some(p) => match provider_object(p, &spec.destination.object) {
+            None => errors.add(
+                "destination.object",
+                format!("Choose one of {}'s objects.", p.name),
+            ),
+            Some(o) => {
+                if let Some(why) = Target::unsupported(o, spec.destination.write_mode) {
+                    errors.add("destination.write_mode", why);
+                }
+            }
+        },
+    }
+    if spec.destination.write_mode != WriteMode::Create {
+        let key = spec.destination.key_field.trim();
+        if key.is_empty() {
+            errors.add(
+                "destination.key_field",
+                "Name the destination field that identifies a record, e.g. external_id.",
+            );
+        } else if !spec.mapping.iter().any(|r| r.target.trim() == key) {
+            errors.add(
+                "destination.key_field",
+                format!("Map a value to {key}: it is how existing records are found."),
+            );
+        }
+    }
+    if spec.mapping.is_empty() {
+        errors.add("mapping", "Map at least one field.");
+    }
+    if !(1..=1000).contains(&spec.batch_size) {
+        errors.add("batch_size", "Use a batch size from 1 to 1000.");
+    }
+    if spec.auto_pause_after > 100 {
+        errors.add("auto_pause_after", "Use a number from 0 (never) to 100.");
+    }
+    if let Err((field, message)) = trigger::validate(&spec.trigger) {
+        errors.add(&format!("trigger.{field}"), message);
+    }
+    if let Err(compile) = Mapping::from_spec(spec) {
+        for (field, message) in compile.iter() {
+            errors.add(field, message);
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::Invalid(errors))
+    }
+}
+
+async fn next_run(
+    app: &App,
+    ctx: &TenantCtx,
+    spec: &FlowSpec,
+) -> AppResult<Option<chrono::DateTime<chrono::Utc>>> {
+    let tenant = app.store.tenant(ctx).await?;
+    Ok(trigger::next_after(&spec.trigger, &tenant.time_zone, now()))
+}
+
+/// The spec stored in a version.
+pub fn spec_of(version: &flow_versions::Model) -> AppResult<FlowSpec> {
+    serde_json::from_str(&version.spec).map_err(|e| AppError::Internal(e.into()))
+}
+
+/// A flow with its current definition.
+pub struct FlowView {
+    /// The row.
+    pub flow: flows::Model,
+    /// The current version's spec.
+    pub spec: FlowSpec,
+}
+
+/// Loads a flow and its current spec.
+pub async fn load(app: &App, ctx: &TenantCtx, id: FlowId) -> AppResult<FlowView> {
+    let flow = app.store.flow(ctx, id).await?.ok_or(AppError::NotFound)?;
+    let version = app
+        .store
+        .flow_version(ctx, id, flow.version)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    Ok(FlowView {
+        spec: spec_of(&version)?,
+        flow,
+    })
+}
+
+/// Creates a flow (version 1) or saves a new version of one. `expected_version` guards
+/// against overwriting somebody else's save.
+pub async fn save(
+    app: &App,
+    ctx: &TenantCtx,
+    actor: &AuditActor,
+    existing: Option<(FlowId, i64)>,
+    mut spec: FlowSpec,
+) -> AppResult<Saved> {
+    require_write(ctx)?;
+    spec.name = spec.name.trim().to_owned();
+    validate(app, ctx, &spec, existing.map(|(id, _)| id)).await?;
+    let text = serde_json::to_string(&spec).map_err(|e| AppError::Internal(e.into()))?;
+    let next_run_at = next_run(app, ctx, &spec).await?;
+    let at = now();
+    let head = FlowHead {
+        name: spec.name.clone(),
+        trigger_kind: spec.trigger.kind.as_str().to_owned(),
+        next_run_at,
+        source: spec.source.connection_id,
+        destination: spec.destination.connection_id,
+    };
+    let saved = match existing {
+        None => {
+            let id = FlowId::new();
+            let version_id = FlowVersionId::new();
+            app.store
+                .insert_flow(NewFlow {
+                    flow: flows::ActiveModel {
+                        id: Set(id.uuid()),
+                        tenant_id: Set(ctx.tenant_id().uuid()),
+                        name: Set(head.name),
+                        status: Set(FlowStatus::Active.as_str().into()),
+                        current_version_id: Set(version_id.uuid()),
+                        version: Set(1),
+                        trigger_kind: Set(head.trigger_kind),
+                        next_run_at: Set(head.next_run_at),
+                        consecutive_failures: Set(0),
+                        paused_reason: Set(None),
+                        watermark: Set(None),
+                        webhook_token: Set(None),
+                        webhook_secret_enc: Set(None),
+                        source_connection_id: Set(head.source.uuid()),
+                        destination_connection_id: Set(head.destination.uuid()),
+                        created_at: Set(at),
+                        updated_at: Set(at),
+                    },
+                    version: version_row(ctx, id, version_id, 1, text),
+                })
+                .await?;
+            app.audit(ctx, actor, "flow.created", Some(spec.name.clone()), None)
+                .await?;
+            Saved {
+                id,
+                version: 1,
+                changed: true,
+            }
+        }
+        Some((id, expected)) => {
+            let current = load(app, ctx, id).await?;
+            if current.spec == spec {
+                return Ok(Saved {
+                    id,
+                    version: current.flow.version,
+                    changed: false,
+                });
+            }
+            let number = expected + 1;
+            let row = version_row(ctx, id, FlowVersionId::new(), number, text);
+            if !app
+                .store
+                .append_flow_version(ctx, id, expected, row, head)
+                .await?
+            {
+                return Err(AppError::Conflict(
+                    "Someone else saved this flow meanwhile. Reload it to see their changes, then edit again."
+                        .into(),
+                ));
+            }
+            app.audit(
+                ctx,
+                actor,
+                "flow.updated",
+                Some(spec.name.clone()),
+                Some(serde_json::json!({ "version": number })),
+            )
+            .await?;
+            Saved {
+                id,
+                version: number,
+                changed: true,
+            }
+        }
+    };
+    Ok(saved)
+}
+
+fn version_row(
+    ctx: &TenantCtx,
+    flow: FlowId,
+    id: FlowVersionId,
+    number: i64,
+    spec: String,
+) -> flow_versions::ActiveModel {
+    flow_versions::ActiveModel {
+        id: Set(id.uuid()),
+        tenant_id: Set(ctx.tenant_id().uuid()),
+        flow_id: Set(flow.uuid()),
+        number: Set(number),
+        spec: Set(spec),
+        created_by: Set(ctx.user_id().map(|u| u.uuid())),
+        created_at: Set(now()),
+    }
+}
+
+/// Enables or pauses a flow. Enabling resets the failure streak and the schedule.
+pub async fn set_status(
+    app: &App,
+    ctx: &TenantCtx,
+    actor: &AuditActor,
+    id: FlowId,
+    status: FlowStatus,
+) -> AppResult<()> {
+    require_write(ctx)?;
+    let view = load(app, ctx, id).await?;
+    let (reason, next) = match status {
+        FlowStatus::Active => (None, next_run(app, ctx, &view.spec).await?),
+        FlowStatus::Paused => (Some("Paused by a member.".to_owned()), None),
+    };
+    app.store
+        .set_flow_status(ctx, id, status, reason, next)
+        .await?;
+    let action = match status {
+        FlowStatus::Active => "flow.enabled",
+        FlowStatus::Paused => "flow.paused",
+    };
+    app.audit(ctx, actor, action, Some(view.flow.name), None)
+        .await?;
+    Ok(())
+}
+
+/// Deletes a flow with its history.
+pub async fn delete(
+    app: &App,
+    ctx: &TenantCtx,
+    actor: &AuditActor,
+    id: FlowId,
+) -> AppResult<String> {
+    require_write(ctx)?;
+    let flow = app.store.flow(ctx, id).await?.ok_or(AppError::NotFound)?;
+    app.store.delete_flow(ctx, id).await?;
+    app.audit(ctx, actor, "flow.deleted", Some(flow.name.clone()), None)
+        .await?;
+    Ok(flow.name)
+}
+
+/// Starts a run, or joins the flow's unfinished one (triggers never pile up). A replay
+/// always starts its own run; `replay` = `Some(None)` replays every open dead letter.
+pub async fn start_run(
+    app: &App,
+    ctx: &TenantCtx,
+    id: FlowId,
+    trigger: RunTrigger,
+    replay: Option<Option<Vec<DeadLetterId>>>,
+) -> AppResult<RunId> {
+    let flow = app.store.flow(ctx, id).await?.ok_or(AppError::NotFound)?;
+    if replay.is_none()
+        && let Some(run) = app.store.unfinished_run(ctx, id).await?
+    {
+        return Ok(RunId::from_uuid(run.id));
+    }
+    let run_id = RunId::new();
+    let replay_text = match &replay {
+        Some(ids) => Some(serde_json::to_string(ids).map_err(|e| AppError::Internal(e.into()))?),
+        None => None,
+    };
+    app.store
+        .insert_run(runs::ActiveModel {
+            id: Set(run_id.uuid()),
+            tenant_id: Set(ctx.tenant_id().uuid()),
+            flow_id: Set(id.uuid()),
+            flow_version_id: Set(flow.current_version_id),
+            version: Set(flow.version),
+            trigger: Set(trigger.as_str().into()),
+            status: Set(RunStatus::Queued.as_str().into()),
+            cancel_requested: Set(false),
+            cursor: Set(None),
+            watermark: Set(None),
+            pages: Set(0),
+            records_read: Set(0),
+            records_written: Set(0),
+            records_unchanged: Set(0),
+            records_filtered: Set(0),
+            records_failed: Set(0),
+            records_total: Set(None),
+            replay: Set(replay_text),
+            error: Set(None),
+            lease_holder: Set(None),
+            heartbeat_at: Set(None),
+            created_by: Set(ctx.user_id().map(|u| u.uuid())),
+            created_at: Set(now()),
+            started_at: Set(None),
+            finished_at: Set(None),
+        })
+        .await?;
+    // If this push is lost (a crash right here), orphan recovery enqueues the run.
+    app.queue
+        .push(RunFlow {
+            tenant_id: ctx.tenant_id(),
+            run_id,
+        })
+        .await
+        .map_err(AppError::Internal)?;
+    Ok(run_id)
+}
+
+/// "Run now".
+pub async fn run_now(
+    app: &App,
+    ctx: &TenantCtx,
+    actor: &AuditActor,
+    id: FlowId,
+) -> AppResult<RunId> {
+    require_write(ctx)?;
+    let run = start_run(app, ctx, id, RunTrigger::Manual, None).await?;
+    app.audit(ctx, actor, "flow.run", Some(id.to_string()), None)
+        .await?;
+    Ok(run)
+}
+
+/// Asks a run to stop; a run no worker has picked up ends at once.
+pub async fn cancel(app: &App, ctx: &TenantCtx, actor: &AuditActor, id: RunId) -> AppResult<()> {
+    require_write(ctx)?;
+    let run = app.store.run(ctx, id).await?.ok_or(AppError::NotFound)?;
+    if !app.store.request_cancel(ctx, id).await? {
+        return Err(AppError::Conflict("This run has already ended.".into()));
+    }
+    if run.lease_holder.is_none() {
+        app.store
+            .finish_run(ctx, id, None, RunStatus::Cancelled, None)
+            .await?;
+    }
+    app.audit(ctx, actor, "run.cancelled", Some(id.to_string()), None)
+        .await?;
+    Ok(())
+}
+
+/// Replays dead letters (the chosen ones, or all open ones) on the current version.
+pub async fn replay(
+    app: &App,
+    ctx: &TenantCtx,
+    actor: &AuditActor,
+    flow: FlowId,
+    ids: Option<Vec<DeadLetterId>>,
+) -> AppResult<RunId> {
+    require_write(ctx)?;
+    let open = app
+        .store
+        .open_dead_letters(ctx, flow, ids.as_deref(), None, 1)
+        .await?;
+    if open.is_empty() {
+        return Err(AppError::Conflict(
+            "There are no open dead letters to replay.".into(),
+        ));
+    }
+    let count = ids.as_ref().map(Vec::len);
+    let run = start_run(app, ctx, flow, RunTrigger::Replay, Some(ids)).await?;
+    app.audit(
+        ctx,
+        actor,
+        "dead_letters.replayed",
+        Some(flow.to_string()),
+        Some(serde_json::json!({ "selected": count, "run": run.to_string() })),
+    )
+    .await?;
+    Ok(run)
+}
+
+/// Discards dead letters (the chosen ones, or all open ones). Returns how many.
+pub async fn discard(
+    app: &App,
+    ctx: &TenantCtx,
+    actor: &AuditActor,
+    flow: FlowId,
+    ids: Option<Vec<DeadLetterId>>,
+) -> AppResult<u64> {
+    require_write(ctx)?;
+    app.store.flow(ctx, flow).await?.ok_or(AppError::NotFound)?;
+    let n = app
+        .store
+        .discard_dead_letters(ctx, flow, ids.as_deref())
+        .await?;
+    app.audit(
+        ctx,
+        actor,
+        "dead_letters.discarded",
+        Some(flow.to_string()),
+        Some(serde_json::json!({ "count": n })),
+    )
+    .await?;
+    Ok(n)
+}
+
+async fn source_of(
+    app: &App,
+    ctx: &TenantCtx,
+    connection: ConnectionId,
+    object: &str,
+) -> AppResult<Source> {
+    let provider = connection_provider(app, ctx, connection)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let object = provider_object(provider, object).ok_or_else(|| {
+        AppError::BadRequest(format!("{} has no object '{object}'", provider.name))
+    })?;
+    Ok(Source {
+        connection,
+        provider,
+        object,
+    })
+}
+
+/// One record of a dry run.
+pub struct DryRow {
+    /// The source record, pretty-printed.
+    pub source: String,
+    /// Its key.
+    pub key: String,
+    /// What would be written (pretty-printed), or none when filtered out or failing.
+    pub output: Option<String>,
+    /// Skipped by the filter.
+    pub filtered: bool,
+    /// Why it would fail.
+    pub error: Option<String>,
+}
+
+/// Fetches the first `n` source records and shows what the mapping makes of them.
+/// Writes nothing.
+pub async fn dry_run(
+    app: &App,
+    ctx: &TenantCtx,
+    spec: &FlowSpec,
+    n: u32,
+) -> AppResult<Vec<DryRow>> {
+    let mapping = Mapping::from_spec(spec).map_err(AppError::Invalid)?;
+    let source = source_of(app, ctx, spec.source.connection_id, &spec.source.object).await?;
+    let page = source
+        .fetch(app, ctx, None, None, n.clamp(1, DRY_RUN_MAX))
+        .await
+        .map_err(|f| AppError::Conflict(format!("Reading the source failed: {}", f.message())))?;
+    let pretty = |v: &Json| serde_json::to_string_pretty(v).unwrap_or_default();
+    Ok(page
+        .records
+        .iter()
+        .take(n as usize)
+        .map(|record| {
+            let key = mapping.key(record);
+            let mut row = DryRow {
+                source: pretty(record),
+                key: key.as_ref().map(Clone::clone).unwrap_or_default(),
+                output: None,
+                filtered: false,
+                error: None,
+            };
+            if let Err(e) = key {
+                row.error = Some(format!("{}: {}", e.field, e.message));
+                return row;
+            }
+            match mapping.keep(record) {
+                Ok(false) => row.filtered = true,
+                Err(e) => row.error = Some(format!("{}: {}", e.field, e.message)),
+                Ok(true) => match mapping.apply(record) {
+                    Ok(out) => row.output = Some(pretty(&Json::Object(out))),
+                    Err(e) => row.error = Some(format!("{} ({}): {}", e.field, e.kind, e.message)),
+                },
+            }
+            row
+        })
+        .collect())
+}
+
+/// Field paths (`record.properties.email`) found in a live sample of the source.
+pub async fn sample_fields(
+    app: &App,
+    ctx: &TenantCtx,
+    connection: ConnectionId,
+    object: &str,
+) -> AppResult<Vec<String>> {
+    let source = source_of(app, ctx, connection, object).await?;
+    let page = source
+        .fetch(app, ctx, None, None, 20)
+        .await
+        .map_err(|f| AppError::Conflict(format!("Reading a sample failed: {}", f.message())))?;
+    let mut paths = std::collections::BTreeSet::new();
+    fn walk(prefix: &str, v: &Json, out: &mut std::collections::BTreeSet<String>) {
+        match v {
+            Json::Object(map) if out.len() < 300 => {
+                for (k, v) in map {
+                    let valid = k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        && !k.starts_with(|c: char| c.is_ascii_digit());
+                    let path = if valid {
+                        format!("{prefix}.{k}")
+                    } else {
+                        format!("{prefix}[{}]", Json::String(k.clone()))
+                    };
+                    walk(&path, v, out);
+                }
+            }
+            _ => {
+                out.insert(prefix.to_owned());
+            }
+        }
+    }
+    for record in &page.records {
+        walk("record", record, &mut paths);
+    }
+    Ok(paths.into_iter().collect())
+}
+
+// ---- Inbound webhooks -----------------------------------------------------------------
+
+fn webhook_aad(ctx: &TenantCtx, flow: FlowId) -> Aad {
+    Aad::new("flow_webhook", ctx.tenant_id(), flow)
+}
+
+/// Creates (or replaces) the flow's webhook URL token and signing secret. The secret is
+/// returned once, here; only its encryption is stored.
+pub async fn rotate_webhook_secret(
+    app: &App,
+    ctx: &TenantCtx,
+    actor: &AuditActor,
+    id: FlowId,
+) -> AppResult<(String, String)> {
+    require_write(ctx)?;
+    let flow = app.store.flow(ctx, id).await?.ok_or(AppError::NotFound)?;
+    use base64::Engine;
+    let secret = format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
+    );
+    let token = flow.webhook_token.clone().unwrap_or_else(|| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 24]>())
+    });
+    let sealed = app
+        .keyring
+        .encrypt(secret.as_bytes(), &webhook_aad(ctx, id));
+    app.store
+        .set_flow_webhook(ctx, id, Some(token.clone()), Some(sealed))
+        .await?;
+    app.audit(
+        ctx,
+        actor,
+        "flow.webhook_secret_rotated",
+        Some(flow.name),
+        None,
+    )
+    .await?;
+    Ok((token, secret))
+}
+
+/// The public URL of a flow's webhook.
+pub fn webhook_url(app: &App, token: &str) -> String {
+    format!(
+        "{}/hooks/{token}",
+        app.settings.public_url.as_str().trim_end_matches('/')
+    )
+}
+
+/// Why an inbound webhook was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WebhookRefusal {
+    /// No flow has this URL (or its webhook is off).
+    #[error("unknown webhook")]
+    Unknown,
+    /// Missing or wrong signature headers.
+    #[error("{0}")]
+    BadSignature(String),
+    /// The timestamp is outside the tolerance.
+    #[error("the timestamp is too old or in the future")]
+    Stale,
+    /// This message id was accepted before.
+    #[error("this message was already received")]
+    Replayed,
+    /// The body is larger than allowed.
+    #[error("the body is too large")]
+    TooLarge,
+}
+
+/// Largest accepted webhook body.
+pub const WEBHOOK_MAX_BODY: usize = 256 * 1024;
+/// Accepted clock difference of a webhook timestamp.
+pub const WEBHOOK_TOLERANCE_SECS: i64 = 300;
+
+/// The Standard Webhooks headers of a request.
+pub struct WebhookHeaders {
+    /// `webhook-id`.
+    pub id: Option<String>,
+    /// `webhook-timestamp` (Unix seconds).
+    pub timestamp: Option<String>,
+    /// `webhook-signature` (`v1,<base64>` entries separated by spaces).
+    pub signature: Option<String>,
+}
+
+/// Verifies a Standard Webhooks signature: HMAC-SHA256 over `id.timestamp.body` with the
+/// secret's decoded bytes, compared in constant time.
+pub fn verify_signature(
+    secret: &str,
+    headers: &WebhookHeaders,
+    body: &[u8],
+    at: i64,
+) -> Result<(), WebhookRefusal> {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let (Some(id), Some(ts), Some(sig)) = (&headers.id, &headers.timestamp, &headers.signature)
+    else {
+        return Err(WebhookRefusal::BadSignature(
+            "webhook-id, webhook-timestamp and webhook-signature are required".into(),
+        ));
+    };
+    let ts_num: i64 = ts.trim().parse().map_err(|_| {
+        WebhookRefusal::BadSignature("webhook-timestamp must be Unix seconds".into())
+    })?;
+    if (at - ts_num).abs() > WEBHOOK_TOLERANCE_SECS {
+        return Err(WebhookRefusal::Stale);
+    }
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.trim_start_matches("whsec_"))
+        .map_err(|_| WebhookRefusal::BadSignature("the secret is malformed".into()))?;
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key)
+        .map_err(|_| WebhookRefusal::BadSignature("the secret is malformed".into()))?;
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(ts.trim().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    let expected = mac.finalize().into_bytes();
+    let matches = sig.split_whitespace().any(|entry| {
+        entry
+            .strip_prefix("v1,")
+            .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+            .is_some_and(|given| {
+                use subtle::ConstantTimeEq;
+                given.len() == expected.len() && bool::from(given.ct_eq(&expected))
+            })
+    });
+    if matches {
+        Ok(())
+    } else {
+        Err(WebhookRefusal::BadSignature("no signature matches".into()))
+    }
+}
+
+/// Accepts a signed webhook for the flow behind `token`: verifies it, stores the event
+/// durably (its id once), then starts (or joins) a run. Returns the event id.
+pub async fn receive_webhook(
+    app: &App,
+    token: &str,
+    headers: &WebhookHeaders,
+    body: &[u8],
+) -> Result<uuid::Uuid, WebhookError> {
+    if body.len() > WEBHOOK_MAX_BODY {
+        return Err(WebhookRefusal::TooLarge.into());
+    }
+    let flow = app
+        .store
+        .flow_by_webhook_token(token)
+        .await?
+        .ok_or(WebhookRefusal::Unknown)?;
+    let (Some(sealed), true) = (
+        &flow.webhook_secret_enc,
+        flow.trigger_kind == TriggerKind::Webhook.as_str(),
+    ) else {
+        return Err(WebhookRefusal::Unknown.into());
+    };
+    // The token proved which tenant this is; the signature proves the sender.
+    let ctx = TenantCtx::new(
+        crate::domain::TenantId::from_uuid(flow.tenant_id),
+        crate::domain::Role::Admin,
+        crate::domain::Actor::System,
+    );
+    let id = FlowId::from_uuid(flow.id);
+    let secret = app
+        .keyring
+        .decrypt(sealed, &webhook_aad(&ctx, id))
+        .map_err(|e| WebhookError::Internal(anyhow::anyhow!("webhook secret of flow {id}: {e}")))?;
+    let secret = String::from_utf8(secret).map_err(|e| WebhookError::Internal(e.into()))?;
+    verify_signature(&secret, headers, body, now().timestamp())?;
+    let event_id = uuid::Uuid::now_v7();
+    let stored = app
+        .store
+        .insert_webhook_event(
+            &ctx,
+            crate::store::entities::webhook_events::ActiveModel {
+                id: Set(event_id),
+                tenant_id: Set(flow.tenant_id),
+                flow_id: Set(flow.id),
+                message_id: Set(headers.id.clone().unwrap_or_default()),
+                received_at: Set(now()),
+                payload: Set(String::from_utf8_lossy(body).into_owned()),
+                run_id: Set(None),
+            },
+        )
+        .await?;
+    if !stored {
+        return Err(WebhookRefusal::Replayed.into());
+    }
+    if flow.status == FlowStatus::Active.as_str() {
+        let run = start_run(app, &ctx, id, RunTrigger::Webhook, None)
+            .await
+            .map_err(|e| WebhookError::Internal(anyhow::anyhow!(e.public_message())))?;
+        app.store
+            .link_webhook_event(&ctx, event_id, run.uuid())
+            .await?;
+    }
+    Ok(event_id)
+}
+
+/// A refused or failed webhook delivery.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    /// Refused: the sender gets a 4xx.
+    #[error(transparent)]
+    Refused(#[from] WebhookRefusal),
+    /// Our failure: the sender gets a 5xx and retries.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sea_orm::DbErr> for WebhookError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        WebhookError::Internal(e.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+
+    fn sign(secret_b64: &str, id: &str, ts: i64, body: &[u8]) -> String {
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(secret_b64)
+            .unwrap();
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+        mac.update(format!("{id}.{ts}.").as_bytes());
+        mac.update(body);
+        format!(
+            "v1,{}",
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+        )
+    }
+
+    #[test]
+    fn standard_webhook_signatures_are_checked_with_tolerance() {
+        let secret_b64 = "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let secret = format!("whsec_{secret_b64}");
+        let body = br#"{"type":"contact.updated"}"#;
+        let headers = |ts: i64, sig: String| WebhookHeaders {
+            id: Some("msg_1".into()),
+            timestamp: Some(ts.to_string()),
+            signature: Some(format!("v1,bm90LXRoaXMtb25l {sig}")),
+        };
+        let at = 1_700_000_000;
+        assert_eq!(
+            verify_signature(
+                &secret,
+                &headers(at, sign(secret_b64, "msg_1", at, body)),
+                body,
+                at
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            verify_signature(
+                &secret,
+                &headers(at - 301, sign(secret_b64, "msg_1", at - 301, body)),
+                body,
+                at
+            ),
+            Err(WebhookRefusal::Stale)
+        );
+        assert!(matches!(
+            verify_signature(
+                &secret,
+                &headers(at, sign(secret_b64, "msg_1", at, b"{}")),
+                body,
+                at
+            ),
+            Err(WebhookRefusal::BadSignature(_))
+        ));
+    }
+}

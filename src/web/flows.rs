@@ -1,0 +1,823 @@
+//! Flow pages: the list, the editor (with field samples and a dry run), the flow page
+//! (runs, versions, schedule, webhook), version diffs, dead letters, and the inbound
+//! webhook endpoint.
+
+use super::auth::render;
+use super::extract::Member;
+use super::flash::{self, Flash};
+use super::flow_form::FlowForm;
+use super::shell::Shell;
+use crate::connectors::catalogue;
+use crate::domain::{
+    ConnectionStatus, DeadLetterId, DeadLetterState, FieldErrors, FlowId, FlowSpec, FlowStatus,
+    RunId, RunStatus, RunTrigger,
+};
+use crate::error::{AppError, AppResult};
+use crate::services::App;
+use crate::services::flows::{self, DryRow, WebhookError, WebhookHeaders, WebhookRefusal};
+use crate::store::entities::{dead_letters, flow_versions, flows as flow_rows, runs};
+use crate::sync::mapping::FieldType;
+use crate::sync::trigger;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+/// Runs per page of a flow's history.
+const RUNS_PER_PAGE: u64 = 20;
+/// Dead letters per page.
+const LETTERS_PER_PAGE: u64 = 50;
+/// Records in a dry run.
+const DRY_RUN_RECORDS: u32 = 10;
+
+pub(super) fn flow_id(raw: &str) -> AppResult<FlowId> {
+    raw.parse().map_err(|_| AppError::NotFound)
+}
+
+/// A flow in the list.
+pub struct FlowRow {
+    flow: flow_rows::Model,
+    status: FlowStatus,
+    trigger: String,
+    last_run: Option<RunView>,
+}
+
+/// A run prepared for display.
+pub struct RunView {
+    /// The row.
+    pub run: runs::Model,
+    /// Parsed status.
+    pub status: RunStatus,
+    /// Parsed trigger.
+    pub trigger: RunTrigger,
+}
+
+impl RunView {
+    /// Wraps a row.
+    pub fn new(run: runs::Model) -> Self {
+        Self {
+            status: run.status.parse().unwrap_or(RunStatus::Failed),
+            trigger: RunTrigger::from_str_or_manual(&run.trigger),
+            run,
+        }
+    }
+
+    /// Wall time so far or in total.
+    pub fn duration(&self) -> String {
+        let Some(start) = self.run.started_at else {
+            return "—".into();
+        };
+        let end = self.run.finished_at.unwrap_or_else(crate::store::now);
+        let ms = (end - start).num_milliseconds().max(0);
+        if ms < 1000 {
+            format!("{ms} ms")
+        } else if ms < 120_000 {
+            format!("{:.1} s", ms as f64 / 1000.0)
+        } else {
+            format!("{} min {} s", ms / 60_000, (ms / 1000) % 60)
+        }
+    }
+
+    /// Percentage done, when the total is known.
+    pub fn percent(&self) -> Option<i64> {
+        if self.status.is_finished() {
+            return Some(100);
+        }
+        self.run
+            .records_total
+            .filter(|t| *t > 0)
+            .map(|t| (self.run.records_read * 100 / t).clamp(0, 100))
+    }
+}
+
+#[derive(Template)]
+#[template(path = "flows/index.html")]
+struct IndexPage {
+    shell: Shell,
+    flows: Vec<FlowRow>,
+    has_connections: bool,
+}
+
+/// GET /flows
+pub async fn index(app: web::Data<App>, member: Member) -> AppResult<HttpResponse> {
+    let mut rows = Vec::new();
+    for flow in app.store.flows(&member.ctx).await? {
+        let id = FlowId::from_uuid(flow.id);
+        let last_run = app
+            .store
+            .runs(&member.ctx, id, None, 1)
+            .await?
+            .into_iter()
+            .next()
+            .map(RunView::new);
+        let trigger = match flows::load(&app, &member.ctx, id).await {
+            Ok(view) => trigger::describe(&view.spec.trigger),
+            Err(_) => flow.trigger_kind.clone(),
+        };
+        rows.push(FlowRow {
+            status: flow.status.parse().unwrap_or(FlowStatus::Paused),
+            flow,
+            trigger,
+            last_run,
+        });
+    }
+    let has_connections = !app.store.connections(&member.ctx).await?.is_empty();
+    render(
+        &IndexPage {
+            shell: member.shell("flows"),
+            flows: rows,
+            has_connections,
+        },
+        StatusCode::OK,
+    )
+}
+
+/// A selectable connection + object.
+pub struct EndpointOption {
+    value: String,
+    label: String,
+}
+
+/// The options of one connection.
+pub struct EndpointGroup {
+    label: String,
+    options: Vec<EndpointOption>,
+}
+
+#[derive(Template)]
+#[template(path = "flows/edit.html")]
+struct EditPage {
+    shell: Shell,
+    flow_id: Option<String>,
+    form: FlowForm,
+    errors: FieldErrors,
+    endpoints: Vec<EndpointGroup>,
+    field_types: Vec<&'static str>,
+    sample: Vec<String>,
+    sample_error: Option<String>,
+    dry: Option<Vec<DryRow>>,
+    dry_error: Option<String>,
+    schedule_words: String,
+    upcoming: Vec<String>,
+    time_zone: String,
+}
+
+async fn endpoints(app: &App, member: &Member) -> AppResult<Vec<EndpointGroup>> {
+    Ok(app
+        .store
+        .connections(&member.ctx)
+        .await?
+        .into_iter()
+        .filter(|c| c.status != ConnectionStatus::Disconnected.as_str())
+        .filter_map(|c| {
+            let provider = catalogue::get(&c.provider_id)?;
+            Some(EndpointGroup {
+                label: format!("{} ({})", c.name, provider.name),
+                options: provider
+                    .objects
+                    .iter()
+                    .map(|o| EndpointOption {
+                        value: format!("{}:{}", c.id, o.id),
+                        label: format!("{} · {}", c.name, o.name),
+                    })
+                    .collect(),
+            })
+        })
+        .collect())
+}
+
+/// Moves service error keys onto the editor's inputs.
+fn form_errors(errors: FieldErrors) -> FieldErrors {
+    let mut out = FieldErrors::new();
+    for (field, message) in errors.iter() {
+        let key = match field {
+            "source.incremental" => "incremental",
+            "destination.write_mode" => "write_mode",
+            "destination.key_field" => "key_field",
+            "trigger.cron" => "cron",
+            "trigger.interval_minutes" => "interval_minutes",
+            f if f.starts_with("source.") => "source",
+            f if f.starts_with("destination.") => "destination",
+            f => f,
+        };
+        out.add(key, message);
+    }
+    out
+}
+
+async fn edit_page(
+    app: &App,
+    member: &Member,
+    flow_id: Option<FlowId>,
+    form: FlowForm,
+    errors: FieldErrors,
+) -> AppResult<EditPage> {
+    let time_zone = app.store.tenant(&member.ctx).await?.time_zone;
+    let (schedule_words, upcoming) = match form.to_spec() {
+        Ok(spec) if trigger::validate(&spec.trigger).is_ok() => (
+            trigger::describe(&spec.trigger),
+            trigger::upcoming(&spec.trigger, &time_zone, crate::store::now(), 3),
+        ),
+        _ => (String::new(), Vec::new()),
+    };
+    Ok(EditPage {
+        shell: member.shell("flows"),
+        flow_id: flow_id.map(|f| f.to_string()),
+        endpoints: endpoints(app, member).await?,
+        field_types: FieldType::ALL.iter().map(|t| t.name()).collect(),
+        sample: Vec::new(),
+        sample_error: None,
+        dry: None,
+        dry_error: None,
+        schedule_words,
+        upcoming,
+        time_zone,
+        form,
+        errors,
+    })
+}
+
+/// GET /flows/new
+pub async fn new_form(app: web::Data<App>, member: Member) -> AppResult<HttpResponse> {
+    let mut form = FlowForm::default();
+    // A useful first mapping for the built-in sandbox: contacts → customers.
+    form.mapping = vec![
+        super::flow_form::MappingInput {
+            target: "external_id".into(),
+            expression: "record.id".into(),
+            ..Default::default()
+        },
+        super::flow_form::MappingInput {
+            target: "email".into(),
+            expression: "record.email | lower | trim".into(),
+            field_type: "text".into(),
+            ..Default::default()
+        },
+        super::flow_form::MappingInput {
+            target: "name".into(),
+            expression: "record.name".into(),
+            field_type: "text".into(),
+            ..Default::default()
+        },
+    ];
+    let page = edit_page(&app, &member, None, form, FieldErrors::new()).await?;
+    render(&page, StatusCode::OK)
+}
+
+/// GET /flows/{id}/edit
+pub async fn edit_form(
+    app: web::Data<App>,
+    member: Member,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let id = flow_id(&id)?;
+    let view = flows::load(&app, &member.ctx, id).await?;
+    let form = FlowForm::from_spec(&view.spec, view.flow.version);
+    let page = edit_page(&app, &member, Some(id), form, FieldErrors::new()).await?;
+    render(&page, StatusCode::OK)
+}
+
+/// POST /flows and POST /flows/{id}: save, or one of the editor's helper actions.
+async fn submit(
+    app: &App,
+    member: Member,
+    existing: Option<FlowId>,
+    pairs: Vec<(String, String)>,
+) -> AppResult<HttpResponse> {
+    let form = FlowForm::from_pairs(&pairs);
+    let spec = form.to_spec();
+    match form.action.as_str() {
+        "sample" => {
+            let mut page =
+                edit_page(app, &member, existing, form.clone(), FieldErrors::new()).await?;
+            match spec_endpoint(&form) {
+                Some((conn, object)) => {
+                    match flows::sample_fields(app, &member.ctx, conn, &object).await {
+                        Ok(fields) => page.sample = fields,
+                        Err(e) => page.sample_error = Some(e.public_message()),
+                    }
+                }
+                None => page.sample_error = Some("Choose a source first.".into()),
+            }
+            render(&page, StatusCode::OK)
+        }
+        "dry_run" => {
+            let mut page =
+                edit_page(app, &member, existing, form.clone(), FieldErrors::new()).await?;
+            match spec {
+                Ok(spec) => match flows::dry_run(app, &member.ctx, &spec, DRY_RUN_RECORDS).await {
+                    Ok(rows) => page.dry = Some(rows),
+                    Err(AppError::Invalid(errors)) => page.errors = form_errors(errors),
+                    Err(e) => page.dry_error = Some(e.public_message()),
+                },
+                Err(errors) => page.errors = form_errors(errors),
+            }
+            render(&page, StatusCode::OK)
+        }
+        "add_rows" | "preview" => {
+            let page = edit_page(app, &member, existing, form, FieldErrors::new()).await?;
+            render(&page, StatusCode::OK)
+        }
+        _ => {
+            let result = match spec {
+                Ok(spec) => {
+                    let expected =
+                        existing.map(|id| (id, form.expected_version.parse().unwrap_or(0)));
+                    flows::save(app, &member.ctx, &member.actor(), expected, spec).await
+                }
+                Err(errors) => Err(AppError::Invalid(errors)),
+            };
+            match result {
+                Ok(saved) => {
+                    let message = match (existing, saved.changed) {
+                        (None, _) => "Flow created.".to_owned(),
+                        (Some(_), true) => format!("Saved as version {}.", saved.version),
+                        (Some(_), false) => "Nothing changed.".to_owned(),
+                    };
+                    Ok(flash::redirect(
+                        &format!("/flows/{}", saved.id),
+                        Flash::success(message),
+                    ))
+                }
+                Err(AppError::Invalid(errors)) => {
+                    let page = edit_page(app, &member, existing, form, form_errors(errors)).await?;
+                    render(&page, StatusCode::UNPROCESSABLE_ENTITY)
+                }
+                Err(AppError::Conflict(message)) => {
+                    let mut page =
+                        edit_page(app, &member, existing, form, FieldErrors::new()).await?;
+                    page.shell.flashes.push(Flash::error(message));
+                    render(&page, StatusCode::CONFLICT)
+                }
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
+fn spec_endpoint(form: &FlowForm) -> Option<(crate::domain::ConnectionId, String)> {
+    let (c, o) = form.source.split_once(':')?;
+    Some((c.parse().ok()?, o.to_owned()))
+}
+
+/// POST /flows
+pub async fn create(
+    app: web::Data<App>,
+    member: Member,
+    form: web::Form<Vec<(String, String)>>,
+) -> AppResult<HttpResponse> {
+    submit(&app, member, None, form.into_inner()).await
+}
+
+/// POST /flows/{id}
+pub async fn update(
+    app: web::Data<App>,
+    member: Member,
+    id: web::Path<String>,
+    form: web::Form<Vec<(String, String)>>,
+) -> AppResult<HttpResponse> {
+    let id = flow_id(&id)?;
+    app.store
+        .flow(&member.ctx, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    submit(&app, member, Some(id), form.into_inner()).await
+}
+
+#[derive(Template)]
+#[template(path = "flows/show.html")]
+struct ShowPage {
+    shell: Shell,
+    flow: flow_rows::Model,
+    status: FlowStatus,
+    spec: FlowSpec,
+    source_name: String,
+    destination_name: String,
+    schedule_words: String,
+    upcoming: Vec<String>,
+    time_zone: String,
+    runs: Vec<RunView>,
+    next_page: Option<String>,
+    versions: Vec<flow_versions::Model>,
+    open_letters: u64,
+    webhook_url: Option<String>,
+    new_secret: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct ShowQuery {
+    before: Option<String>,
+}
+
+async fn connection_label(
+    app: &App,
+    member: &Member,
+    id: crate::domain::ConnectionId,
+    object: &str,
+) -> AppResult<String> {
+    Ok(match app.store.connection(&member.ctx, id).await? {
+        Some(c) => {
+            let object = catalogue::get(&c.provider_id)
+                .and_then(|p| p.objects.iter().find(|o| o.id == object))
+                .map(|o| o.name.clone())
+                .unwrap_or_else(|| object.to_owned());
+            format!("{} · {object}", c.name)
+        }
+        None => format!("(deleted connection) · {object}"),
+    })
+}
+
+async fn show_page(
+    app: &App,
+    member: &Member,
+    id: FlowId,
+    before: Option<RunId>,
+    new_secret: Option<String>,
+) -> AppResult<ShowPage> {
+    let view = flows::load(app, &member.ctx, id).await?;
+    let time_zone = app.store.tenant(&member.ctx).await?.time_zone;
+    let runs: Vec<RunView> = app
+        .store
+        .runs(&member.ctx, id, before, RUNS_PER_PAGE + 1)
+        .await?
+        .into_iter()
+        .map(RunView::new)
+        .collect();
+    let next_page = (runs.len() as u64 > RUNS_PER_PAGE)
+        .then(|| {
+            runs.get(RUNS_PER_PAGE as usize - 1)
+                .map(|r| r.run.id.to_string())
+        })
+        .flatten();
+    let runs = runs.into_iter().take(RUNS_PER_PAGE as usize).collect();
+    let status = view.flow.status.parse().unwrap_or(FlowStatus::Paused);
+    let upcoming = if status == FlowStatus::Active {
+        trigger::upcoming(&view.spec.trigger, &time_zone, crate::store::now(), 3)
+    } else {
+        Vec::new()
+    };
+    Ok(ShowPage {
+        shell: member.shell("flows"),
+        source_name: connection_label(
+            app,
+            member,
+            view.spec.source.connection_id,
+            &view.spec.source.object,
+        )
+        .await?,
+        destination_name: connection_label(
+            app,
+            member,
+            view.spec.destination.connection_id,
+            &view.spec.destination.object,
+        )
+        .await?,
+        schedule_words: trigger::describe(&view.spec.trigger),
+        upcoming,
+        time_zone,
+        runs,
+        next_page,
+        versions: app.store.flow_versions(&member.ctx, id).await?,
+        open_letters: app
+            .store
+            .count_dead_letters(&member.ctx, id, DeadLetterState::Open)
+            .await?,
+        webhook_url: view
+            .flow
+            .webhook_token
+            .as_deref()
+            .map(|t| flows::webhook_url(app, t)),
+        new_secret,
+        status,
+        spec: view.spec,
+        flow: view.flow,
+    })
+}
+
+/// GET /flows/{id}
+pub async fn show(
+    app: web::Data<App>,
+    member: Member,
+    id: web::Path<String>,
+    query: web::Query<ShowQuery>,
+) -> AppResult<HttpResponse> {
+    let id = flow_id(&id)?;
+    let before = query.before.as_deref().and_then(|b| b.parse().ok());
+    let page = show_page(&app, &member, id, before, None).await?;
+    render(&page, StatusCode::OK)
+}
+
+/// POST /flows/{id}/run
+pub async fn run_now(
+    app: web::Data<App>,
+    member: Member,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let id = flow_id(&id)?;
+    let run = flows::run_now(&app, &member.ctx, &member.actor(), id).await?;
+    Ok(flash::redirect(
+        &format!("/runs/{run}"),
+        Flash::success("Run started."),
+    ))
+}
+
+/// POST /flows/{id}/enable
+pub async fn enable(
+    app: web::Data<App>,
+    member: Member,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let id = flow_id(&id)?;
+    flows::set_status(&app, &member.ctx, &member.actor(), id, FlowStatus::Active).await?;
+    Ok(flash::redirect(
+        &format!("/flows/{id}"),
+        Flash::success("Flow enabled."),
+    ))
+}
+
+/// POST /flows/{id}/pause
+pub async fn pause(
+    app: web::Data<App>,
+    member: Member,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let id = flow_id(&id)?;
+    flows::set_status(&app, &member.ctx, &member.actor(), id, FlowStatus::Paused).await?;
+    Ok(flash::redirect(
+        &format!("/flows/{id}"),
+        Flash::success("Flow paused: its triggers will not start runs."),
+    ))
+}
+
+/// POST /flows/{id}/delete
+pub async fn delete(
+    app: web::Data<App>,
+    member: Member,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let id = flow_id(&id)?;
+    let name = flows::delete(&app, &member.ctx, &member.actor(), id).await?;
+    Ok(flash::redirect(
+        "/flows",
+        Flash::success(format!("Flow {name} deleted.")),
+    ))
+}
+
+/// POST /flows/{id}/webhook — creates or rotates the webhook secret; shown once.
+pub async fn rotate_webhook(
+    app: web::Data<App>,
+    member: Member,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let id = flow_id(&id)?;
+    let (_, secret) = flows::rotate_webhook_secret(&app, &member.ctx, &member.actor(), id).await?;
+    let page = show_page(&app, &member, id, None, Some(secret)).await?;
+    render(&page, StatusCode::OK)
+}
+
+#[derive(Template)]
+#[template(path = "flows/diff.html")]
+struct DiffPage {
+    shell: Shell,
+    flow: flow_rows::Model,
+    from: i64,
+    to: i64,
+    versions: Vec<i64>,
+    changes: Vec<(String, String, String)>,
+}
+
+#[derive(Deserialize)]
+pub struct DiffQuery {
+    from: Option<i64>,
+    to: Option<i64>,
+}
+
+/// GET /flows/{id}/diff?from=&to=
+pub async fn diff(
+    app: web::Data<App>,
+    member: Member,
+    id: web::Path<String>,
+    query: web::Query<DiffQuery>,
+) -> AppResult<HttpResponse> {
+    let id = flow_id(&id)?;
+    let flow = app
+        .store
+        .flow(&member.ctx, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let to = query.to.unwrap_or(flow.version);
+    let from = query.from.unwrap_or((to - 1).max(1));
+    let load = |n: i64| {
+        let app = app.clone();
+        let ctx = member.ctx.clone();
+        async move {
+            let v = app
+                .store
+                .flow_version(&ctx, id, n)
+                .await?
+                .ok_or(AppError::NotFound)?;
+            flows::spec_of(&v)
+        }
+    };
+    let (older, newer) = (load(from).await?, load(to).await?);
+    let versions = app
+        .store
+        .flow_versions(&member.ctx, id)
+        .await?
+        .into_iter()
+        .map(|v| v.number)
+        .collect();
+    render(
+        &DiffPage {
+            shell: member.shell("flows"),
+            changes: newer.changes_from(&older),
+            flow,
+            from,
+            to,
+            versions,
+        },
+        StatusCode::OK,
+    )
+}
+
+#[derive(Template)]
+#[template(path = "flows/dead_letters.html")]
+struct DeadLettersPage {
+    shell: Shell,
+    flow: flow_rows::Model,
+    state: DeadLetterState,
+    run: Option<String>,
+    letters: Vec<dead_letters::Model>,
+    open: u64,
+    page: u64,
+    has_more: bool,
+}
+
+#[derive(Deserialize)]
+pub struct LettersQuery {
+    state: Option<String>,
+    run: Option<String>,
+    page: Option<u64>,
+}
+
+/// GET /flows/{id}/dead-letters?state=&run=&page=
+pub async fn dead_letters(
+    app: web::Data<App>,
+    member: Member,
+    id: web::Path<String>,
+    query: web::Query<LettersQuery>,
+) -> AppResult<HttpResponse> {
+    let id = flow_id(&id)?;
+    let flow = app
+        .store
+        .flow(&member.ctx, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let state = query
+        .state
+        .as_deref()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(DeadLetterState::Open);
+    let run: Option<RunId> = query.run.as_deref().and_then(|r| r.parse().ok());
+    let page = query.page.unwrap_or(1).max(1);
+    let mut letters = app
+        .store
+        .dead_letters(
+            &member.ctx,
+            id,
+            Some(state),
+            run,
+            (page - 1) * LETTERS_PER_PAGE,
+            LETTERS_PER_PAGE + 1,
+        )
+        .await?;
+    let has_more = letters.len() as u64 > LETTERS_PER_PAGE;
+    letters.truncate(LETTERS_PER_PAGE as usize);
+    render(
+        &DeadLettersPage {
+            shell: member.shell("flows"),
+            open: app
+                .store
+                .count_dead_letters(&member.ctx, id, DeadLetterState::Open)
+                .await?,
+            flow,
+            state,
+            run: run.map(|r| r.to_string()),
+            letters,
+            page,
+            has_more,
+        },
+        StatusCode::OK,
+    )
+}
+
+fn selected(pairs: &[(String, String)]) -> AppResult<Option<Vec<DeadLetterId>>> {
+    if pairs.iter().any(|(k, v)| k == "scope" && v == "all") {
+        return Ok(None);
+    }
+    let ids: Vec<DeadLetterId> = pairs
+        .iter()
+        .filter(|(k, _)| k == "id")
+        .filter_map(|(_, v)| v.parse().ok())
+        .collect();
+    if ids.is_empty() {
+        return Err(AppError::BadRequest(
+            "Select at least one dead letter.".into(),
+        ));
+    }
+    Ok(Some(ids))
+}
+
+/// POST /flows/{id}/dead-letters/replay
+pub async fn replay(
+    app: web::Data<App>,
+    member: Member,
+    id: web::Path<String>,
+    form: web::Form<Vec<(String, String)>>,
+) -> AppResult<HttpResponse> {
+    let id = flow_id(&id)?;
+    let ids = match selected(&form) {
+        Ok(ids) => ids,
+        Err(e) => {
+            return Ok(flash::redirect(
+                &format!("/flows/{id}/dead-letters"),
+                Flash::error(e.public_message()),
+            ));
+        }
+    };
+    match flows::replay(&app, &member.ctx, &member.actor(), id, ids).await {
+        Ok(run) => Ok(flash::redirect(
+            &format!("/runs/{run}"),
+            Flash::success("Replay started on the current flow version."),
+        )),
+        Err(AppError::Conflict(m)) => Ok(flash::redirect(
+            &format!("/flows/{id}/dead-letters"),
+            Flash::error(m),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// POST /flows/{id}/dead-letters/discard
+pub async fn discard(
+    app: web::Data<App>,
+    member: Member,
+    id: web::Path<String>,
+    form: web::Form<Vec<(String, String)>>,
+) -> AppResult<HttpResponse> {
+    let id = flow_id(&id)?;
+    let ids = match selected(&form) {
+        Ok(ids) => ids,
+        Err(e) => {
+            return Ok(flash::redirect(
+                &format!("/flows/{id}/dead-letters"),
+                Flash::error(e.public_message()),
+            ));
+        }
+    };
+    let n = flows::discard(&app, &member.ctx, &member.actor(), id, ids).await?;
+    Ok(flash::redirect(
+        &format!("/flows/{id}/dead-letters"),
+        Flash::success(format!("{n} dead letter(s) discarded.")),
+    ))
+}
+
+/// POST /hooks/{token} — an inbound, signed webhook (no session, no CSRF: the signature
+/// is the authentication).
+pub async fn receive_webhook(
+    app: web::Data<App>,
+    req: HttpRequest,
+    token: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let headers = WebhookHeaders {
+        id: header("webhook-id"),
+        timestamp: header("webhook-timestamp"),
+        signature: header("webhook-signature"),
+    };
+    let refuse = |status: StatusCode, message: String| {
+        HttpResponse::build(status).json(serde_json::json!({ "error": message }))
+    };
+    match flows::receive_webhook(&app, &token, &headers, &body).await {
+        Ok(event) => HttpResponse::Accepted().json(serde_json::json!({ "event_id": event })),
+        Err(WebhookError::Refused(r)) => {
+            let status = match r {
+                WebhookRefusal::Unknown => StatusCode::NOT_FOUND,
+                WebhookRefusal::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                WebhookRefusal::Replayed => StatusCode::CONFLICT,
+                WebhookRefusal::BadSignature(_) | WebhookRefusal::Stale => StatusCode::UNAUTHORIZED,
+            };
+            refuse(status, r.to_string())
+        }
+        Err(WebhookError::Internal(e)) => {
+            tracing::error!(error = %e, "webhook could not be stored");
+            refuse(StatusCode::SERVICE_UNAVAILABLE, "try again later".into())
+        }
+    }
+}
