@@ -96,6 +96,9 @@ pub struct Settings {
     pub tenant_concurrency: u32,
     /// Longest wait a provider's `Retry-After` may impose on a run before retrying.
     pub retry_after_cap: Duration,
+    /// A run whose worker has not renewed its lease for this long is taken over by
+    /// another worker (crash recovery).
+    pub run_lease: Duration,
     /// The built-in sandbox SaaS.
     pub sandbox: SandboxSettings,
 }
@@ -137,6 +140,7 @@ const KEYS: &[(&str, &str)] = &[
     ("outbound_allow", ""),
     ("tenant_concurrency", "2"),
     ("retry_after_cap_secs", "60"),
+    ("run_lease_secs", "30"),
     ("sandbox", "on"),
     ("sandbox_token_ttl_secs", "3600"),
     ("sandbox_rate_limit", "0"),
@@ -272,6 +276,7 @@ impl Settings {
         let job_retry_cap = Duration::from_secs(number("job_retry_cap_secs", 1, 86_400));
         let tenant_concurrency = number("tenant_concurrency", 1, 1000) as u32;
         let retry_after_cap = Duration::from_secs(number("retry_after_cap_secs", 1, 3600));
+        let run_lease = Duration::from_secs(number("run_lease_secs", 2, 600));
 
         let sandbox_token_ttl = Duration::from_secs(number("sandbox_token_ttl_secs", 1, 86_400));
         let sandbox_rate_limit = number("sandbox_rate_limit", 0, 1_000_000) as u32;
@@ -353,6 +358,7 @@ impl Settings {
             previous_master_keys,
             tenant_concurrency,
             retry_after_cap,
+            run_lease,
             outbound_allow,
             sandbox: SandboxSettings {
                 enabled: sandbox_enabled,

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 macro_rules! named_states {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = ($text:literal, $label:literal, $badge:literal)),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($(#[$vmeta])* $variant),+ }
 
@@ -137,9 +137,10 @@ named_states!(
 );
 
 /// Where records come from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SourceSpec {
     /// Connection to read with.
+    #[schema(value_type = uuid::Uuid)]
     pub connection_id: ConnectionId,
     /// Provider object (e.g. `contacts`).
     pub object: String,
@@ -149,9 +150,10 @@ pub struct SourceSpec {
 }
 
 /// Where records go.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DestinationSpec {
     /// Connection to write with.
+    #[schema(value_type = uuid::Uuid)]
     pub connection_id: ConnectionId,
     /// Provider object (e.g. `customers`).
     pub object: String,
@@ -163,7 +165,7 @@ pub struct DestinationSpec {
 }
 
 /// One mapping row as entered.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MappingRowSpec {
     /// Destination field.
     pub target: String,
@@ -178,7 +180,7 @@ pub struct MappingRowSpec {
 }
 
 /// One validation rule as entered.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ValidationSpec {
     /// Mapped field it checks.
     pub target: String,
@@ -193,7 +195,7 @@ pub struct ValidationSpec {
 }
 
 /// What starts the flow.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TriggerSpec {
     /// Kind.
     pub kind: TriggerKind,
@@ -206,7 +208,7 @@ pub struct TriggerSpec {
 }
 
 /// A flow's whole definition. Each save stores one, immutably, as a new version.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FlowSpec {
     /// Display name.
     pub name: String,

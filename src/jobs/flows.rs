@@ -10,9 +10,11 @@ use crate::sync::trigger;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-/// How often the scheduler looks for runs nobody is working on. With the engine's
-/// 30 s staleness this bounds recovery after a crash to under a minute.
-pub const RECOVERY_INTERVAL: Duration = Duration::from_secs(15);
+/// How often the scheduler looks for runs nobody is working on: half the run lease, so
+/// recovery after a crash takes at most 1.5 leases (45 s by default).
+pub fn recovery_interval(env: &JobEnv) -> Duration {
+    env.settings.run_lease / 2
+}
 
 /// Executes (or resumes) one run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -70,8 +72,10 @@ pub async fn enqueue_due(env: &JobEnv) -> anyhow::Result<usize> {
 /// Re-enqueues unfinished runs without a live worker (the worker crashed, or the
 /// enqueue after creating the run was lost).
 pub async fn recover_orphans(env: &JobEnv) -> anyhow::Result<usize> {
-    let stale = now() - chrono::Duration::from_std(engine::STALE_AFTER)?;
-    let orphans = env.store.orphaned_runs(stale, 200).await?;
+    let orphans = env
+        .store
+        .orphaned_runs(engine::stale_before(env), 200)
+        .await?;
     for (tenant_id, run_id) in &orphans {
         tracing::warn!(run = %run_id, "run has no live worker; re-enqueueing it");
         env.queue

@@ -51,7 +51,7 @@ pub async fn tick(env: &JobEnv, holder: &str) -> anyhow::Result<()> {
     if started > 0 {
         tracing::info!(started, "scheduled flow runs started");
     }
-    let next = now() + chrono::Duration::from_std(flows::RECOVERY_INTERVAL)?;
+    let next = now() + chrono::Duration::from_std(flows::recovery_interval(env))?;
     if env.store.claim_periodic("run_recovery", next).await? {
         flows::recover_orphans(env).await?;
     }

@@ -538,7 +538,7 @@ pub async fn dry_run(
             let key = mapping.key(record);
             let mut row = DryRow {
                 source: pretty(record),
-                key: key.as_ref().map(Clone::clone).unwrap_or_default(),
+                key: key.clone().unwrap_or_default(),
                 output: None,
                 filtered: false,
                 error: None,

@@ -26,8 +26,6 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::time::Duration;
 
-/// A run whose lease holder has not been heard from for this long is taken over.
-pub const STALE_AFTER: Duration = Duration::from_secs(30);
 /// Attempts per page read or batch write before the run fails.
 const CALL_ATTEMPTS: u32 = 10;
 /// Backoff for retried calls within a run (the ceiling doubles per attempt).
@@ -57,8 +55,9 @@ impl From<Fault> for Stop {
     }
 }
 
-fn stale_before() -> chrono::DateTime<chrono::Utc> {
-    now() - chrono::Duration::from_std(STALE_AFTER).unwrap_or_default()
+/// Runs whose lease holder has not been heard from since this instant are taken over.
+pub fn stale_before(app: &App) -> chrono::DateTime<chrono::Utc> {
+    now() - chrono::Duration::from_std(app.settings.run_lease).unwrap_or_default()
 }
 
 /// What [`execute`] decided.
@@ -79,7 +78,7 @@ pub async fn execute(app: &App, ctx: &TenantCtx, id: RunId) -> Result<Executed, 
         return Ok(Executed::Done);
     }
     let ours_or_free =
-        run.lease_holder.is_none() || run.heartbeat_at.is_none_or(|at| at < stale_before());
+        run.lease_holder.is_none() || run.heartbeat_at.is_none_or(|at| at < stale_before(app));
     if !ours_or_free {
         return Ok(Executed::Done);
     }
@@ -89,7 +88,8 @@ pub async fn execute(app: &App, ctx: &TenantCtx, id: RunId) -> Result<Executed, 
             .await?;
         return Ok(Executed::Done);
     }
-    if app.store.live_runs(ctx, stale_before()).await? >= u64::from(app.settings.tenant_concurrency)
+    if app.store.live_runs(ctx, stale_before(app)).await?
+        >= u64::from(app.settings.tenant_concurrency)
     {
         app.store.touch_queued_run(ctx, id).await?;
         return Ok(Executed::Deferred(Duration::from_secs(2)));
@@ -97,7 +97,7 @@ pub async fn execute(app: &App, ctx: &TenantCtx, id: RunId) -> Result<Executed, 
     let holder = uuid::Uuid::now_v7().to_string();
     if !app
         .store
-        .claim_run(ctx, id, &holder, stale_before())
+        .claim_run(ctx, id, &holder, stale_before(app))
         .await?
     {
         return Ok(Executed::Done);
@@ -443,15 +443,25 @@ impl Runner<'_> {
                         None,
                     )
                     .await;
-                    if !self
-                        .app
-                        .store
-                        .heartbeat_run(self.ctx, self.id(), &self.holder)
-                        .await?
-                    {
-                        return Err(Stop::LostLease);
+                    // Wait in slices, renewing the lease, so a long Retry-After does not
+                    // look like a dead worker.
+                    let slice = self.app.settings.run_lease / 3;
+                    let until = tokio::time::Instant::now() + delay;
+                    loop {
+                        if !self
+                            .app
+                            .store
+                            .heartbeat_run(self.ctx, self.id(), &self.holder)
+                            .await?
+                        {
+                            return Err(Stop::LostLease);
+                        }
+                        let left = until.saturating_duration_since(tokio::time::Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        tokio::time::sleep(left.min(slice)).await;
                     }
-                    tokio::time::sleep(delay).await;
                     attempt += 1;
                 }
                 Err(Fault::Retryable { message, .. }) => {

@@ -239,27 +239,21 @@ async fn edit_page(
 
 /// GET /flows/new
 pub async fn new_form(app: web::Data<App>, member: Member) -> AppResult<HttpResponse> {
-    let mut form = FlowForm::default();
     // A useful first mapping for the built-in sandbox: contacts → customers.
-    form.mapping = vec![
-        super::flow_form::MappingInput {
-            target: "external_id".into(),
-            expression: "record.id".into(),
-            ..Default::default()
-        },
-        super::flow_form::MappingInput {
-            target: "email".into(),
-            expression: "record.email | lower | trim".into(),
-            field_type: "text".into(),
-            ..Default::default()
-        },
-        super::flow_form::MappingInput {
-            target: "name".into(),
-            expression: "record.name".into(),
-            field_type: "text".into(),
-            ..Default::default()
-        },
-    ];
+    let row = |target: &str, expression: &str, field_type: &str| super::flow_form::MappingInput {
+        target: target.into(),
+        expression: expression.into(),
+        field_type: field_type.into(),
+        ..Default::default()
+    };
+    let form = FlowForm {
+        mapping: vec![
+            row("external_id", "record.id", ""),
+            row("email", "record.email | lower | trim", "text"),
+            row("name", "record.name", "text"),
+        ],
+        ..FlowForm::default()
+    };
     let page = edit_page(&app, &member, None, form, FieldErrors::new()).await?;
     render(&page, StatusCode::OK)
 }

@@ -235,6 +235,30 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     "/connect-links/{id}/revoke",
                     web::post().to(api::connections::revoke_link),
                 )
+                .route("/flows", web::get().to(api::flows::list))
+                .route("/flows", web::post().to(api::flows::create))
+                .route("/flows/{id}", web::get().to(api::flows::show))
+                .route("/flows/{id}", web::put().to(api::flows::update))
+                .route("/flows/{id}", web::delete().to(api::flows::delete))
+                .route("/flows/{id}/enable", web::post().to(api::flows::enable))
+                .route("/flows/{id}/pause", web::post().to(api::flows::pause))
+                .route("/flows/{id}/run", web::post().to(api::flows::run))
+                .route("/flows/{id}/dry-run", web::post().to(api::flows::dry_run))
+                .route("/flows/{id}/runs", web::get().to(api::flows::runs))
+                .route(
+                    "/flows/{id}/dead-letters",
+                    web::get().to(api::flows::dead_letters),
+                )
+                .route(
+                    "/flows/{id}/dead-letters/replay",
+                    web::post().to(api::flows::replay),
+                )
+                .route(
+                    "/flows/{id}/dead-letters/discard",
+                    web::post().to(api::flows::discard),
+                )
+                .route("/runs/{id}", web::get().to(api::flows::run_show))
+                .route("/runs/{id}/cancel", web::post().to(api::flows::cancel))
                 .default_service(web::to(api::not_found)),
         )
         .route("/static/{path:.*}", web::get().to(assets::serve))

@@ -4,6 +4,8 @@
 //! CSRF tokens the way a browser form would.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod flows;
+
 use reqwest::cookie::{CookieStore, Jar};
 use sea_orm::{ConnectionTrait, Database};
 use sluice::config::Settings;
@@ -70,6 +72,24 @@ impl TestApp {
 
     /// Starts Sluice with extra `SLUICE_*` settings.
     pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
+        Self::spawn_roles(extra, Roles::ALL).await
+    }
+
+    /// Starts only the web server (no workers, no scheduler), for tests that run the
+    /// workers in separate processes.
+    pub async fn spawn_web_only(extra: &[(&str, &str)]) -> TestApp {
+        Self::spawn_roles(
+            extra,
+            Roles {
+                web: true,
+                workers: false,
+                scheduler: false,
+            },
+        )
+        .await
+    }
+
+    async fn spawn_roles(extra: &[(&str, &str)], roles: Roles) -> TestApp {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempdir::TempDir::new();
         let database_url = fresh_database_url(&dir.0).await;
@@ -97,7 +117,7 @@ impl TestApp {
         );
         let settings = Settings::from_vars(vars).unwrap();
         sluice::telemetry::init(&settings);
-        let running = startup::start(settings, Roles::ALL).await.unwrap();
+        let running = startup::start(settings, roles).await.unwrap();
         let base = format!("http://{}", running.addr);
         TestApp {
             running,

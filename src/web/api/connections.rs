@@ -2,12 +2,13 @@
 //! hand its customer a connect link programmatically.
 
 use super::super::extract::ApiClient;
+use super::{api_actor, parse_id};
 use crate::connectors::catalogue::{self, Provider};
 use crate::domain::{ConnectLinkId, ConnectionId};
 use crate::error::{ApiErrorBody, ApiResult, AppError};
+use crate::services::App;
 use crate::services::connect_links;
 use crate::services::connections;
-use crate::services::{App, AuditActor};
 use crate::store::entities::{connect_links as link_rows, connections as rows};
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -114,18 +115,6 @@ impl From<rows::Model> for ConnectionDto {
             created_at: c.created_at,
         }
     }
-}
-
-fn api_actor(client: &ApiClient) -> AuditActor {
-    let label = match client.ctx.actor() {
-        crate::domain::Actor::ApiToken(id) => format!("API token {id}"),
-        _ => "API".to_owned(),
-    };
-    AuditActor { label, ip: None }
-}
-
-fn parse_id<T: std::str::FromStr>(raw: &str) -> Result<T, AppError> {
-    raw.parse().map_err(|_| AppError::NotFound)
 }
 
 /// The workspace's connections.

@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1`: bearer API tokens, one error shape, an OpenAPI document.
 
 pub mod connections;
+pub mod flows;
 
 use super::extract::ApiClient;
 use crate::error::{ApiError, ApiErrorBody, ApiResult, AppError};
@@ -14,13 +15,27 @@ use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Sluice API", description = "Manage a Sluice workspace programmatically. Authenticate with `Authorization: Bearer <API token>`; a token acts in one workspace."),
-    paths(me, members, audit_events, connections::providers, connections::list, connections::show, connections::delete, connections::test, connections::create_link, connections::list_links, connections::revoke_link),
+    paths(me, members, audit_events, connections::providers, connections::list, connections::show, connections::delete, connections::test, connections::create_link, connections::list_links, connections::revoke_link, flows::list, flows::create, flows::show, flows::update, flows::delete, flows::enable, flows::pause, flows::run, flows::dry_run, flows::runs, flows::run_show, flows::cancel, flows::dead_letters, flows::replay, flows::discard),
     components(schemas(ApiErrorBody)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    tags((name = "workspace", description = "The workspace the token belongs to"), (name = "connections", description = "Providers, connections and connect links"))
+    tags((name = "workspace", description = "The workspace the token belongs to"), (name = "connections", description = "Providers, connections and connect links"), (name = "flows", description = "Flows, runs and dead letters"))
 )]
 pub struct ApiDoc;
+
+/// How an API client appears in audit logs.
+pub(super) fn api_actor(client: &ApiClient) -> crate::services::AuditActor {
+    let label = match client.ctx.actor() {
+        crate::domain::Actor::ApiToken(id) => format!("API token {id}"),
+        _ => "API".to_owned(),
+    };
+    crate::services::AuditActor { label, ip: None }
+}
+
+/// Parses an id from the path; a malformed one is as unknown as a missing one.
+pub(super) fn parse_id<T: std::str::FromStr>(raw: &str) -> Result<T, AppError> {
+    raw.parse().map_err(|_| AppError::NotFound)
+}
 
 struct BearerAuth;
 

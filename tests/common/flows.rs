@@ -1,0 +1,110 @@
+//! Helpers for flow tests: connecting the sandbox, the editor's fields, running a flow
+//! to its end and reading the counts.
+
+use super::{Client, Page};
+use std::time::Duration;
+
+/// Connects the sandbox CRM and ERP; returns their connection ids.
+pub async fn connect_both(admin: &Client) -> (String, String) {
+    let crm = admin.connect_sandbox("sandbox_crm").await;
+    let erp = admin.connect_sandbox("sandbox_erp").await;
+    let id = |p: &str| p.trim_start_matches("/connections/").to_owned();
+    (id(&crm), id(&erp))
+}
+
+/// The editor's fields for contacts → customers, with `email` as given.
+pub fn contact_flow<'a>(
+    crm: &'a str,
+    erp: &'a str,
+    name: &'a str,
+    email: &'a str,
+) -> Vec<(String, String)> {
+    [
+        ("name", name.to_owned()),
+        ("source", format!("{crm}:contacts")),
+        ("destination", format!("{erp}:customers")),
+        ("write_mode", "upsert".into()),
+        ("key_field", "external_id".into()),
+        ("mapping.0.target", "external_id".into()),
+        ("mapping.0.expression", "record.id".into()),
+        ("mapping.1.target", "email".into()),
+        ("mapping.1.expression", email.into()),
+        ("mapping.1.field_type", "text".into()),
+        ("mapping.2.target", "name".into()),
+        ("mapping.2.expression", "record.name".into()),
+        ("mapping.3.target", "city".into()),
+        ("mapping.3.expression", "record.city | upper".into()),
+        ("record_key", "record.id".into()),
+        ("batch_size", "500".into()),
+        ("trigger", "manual".into()),
+        ("auto_pause_after", "5".into()),
+        ("action", "save".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+pub async fn post(client: &Client, path: &str, fields: &[(String, String)]) -> Page {
+    let borrowed: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    client.post_form(path, &borrowed).await
+}
+
+/// The number shown in `<div … id="count-{name}">`.
+pub fn count(page: &Page, name: &str) -> i64 {
+    let marker = format!("id=\"count-{name}\">");
+    let start = page
+        .body
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no count {name}"))
+        + marker.len();
+    let cell = &page.body[start..start + page.body[start..].find("</div>").unwrap()];
+    // The value may be wrapped in a link: keep the text outside tags.
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in cell.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text.trim().parse().unwrap()
+}
+
+/// Starts "Run now" and waits for the run to end; returns the final progress fragment.
+pub async fn run_to_end(admin: &Client, flow: &str) -> (String, Page) {
+    let started = admin.post_form(&format!("{flow}/run"), &[]).await;
+    assert_eq!(started.status, 303, "{}", started.body);
+    let run = started.location().to_owned();
+    (run.clone(), wait_for_run(admin, &run).await)
+}
+
+pub async fn wait_for_run(admin: &Client, run: &str) -> Page {
+    for _ in 0..1200 {
+        let page = admin.get(&format!("{run}/progress")).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        if page.headers.contains_key("x-poll-stop") {
+            return page;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("run {run} did not finish");
+}
+
+/// Replaces (or adds) one field of a form.
+pub fn set(fields: &mut Vec<(String, String)>, key: &str, value: &str) {
+    fields.retain(|(k, _)| k != key);
+    fields.push((key.to_owned(), value.to_owned()));
+}
+
+/// Creates a flow through the editor; returns its path.
+pub async fn create_flow(admin: &Client, fields: &[(String, String)]) -> String {
+    let created = post(admin, "/flows", fields).await;
+    assert_eq!(created.status, 303, "{}", created.body);
+    created.location().to_owned()
+}

