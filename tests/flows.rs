@@ -4,7 +4,22 @@
 
 mod common;
 use common::TestApp;
-use common::flows::{connect_both, contact_flow, count, post, run_to_end, wait_for_run};
+use common::flows::{
+    connect_both, contact_flow, count, create_flow, post, run_to_end, set, wait_for_run,
+};
+use sea_orm::{ConnectionTrait, Statement};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+async fn scalar(app: &TestApp, sql: &str) -> i64 {
+    let db = app.app().store.db();
+    let row = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index::<i64>(0).unwrap()
+}
 
 #[tokio::test]
 async fn ten_thousand_contacts_sync_once_then_only_changes_and_rejected_records_replay_after_a_fix()
@@ -117,5 +132,396 @@ async fn ten_thousand_contacts_sync_once_then_only_changes_and_rejected_records_
     let (_, third) = run_to_end(&admin, &flow).await;
     assert_eq!(count(&third, "written"), 0);
     assert_eq!(count(&third, "unchanged"), 10_000);
+    app.stop().await;
+}
+
+/// Sends a webhook signed by the independent `standardwebhooks` implementation.
+async fn deliver(app: &TestApp, url: &str, secret: &str, id: &str, at: i64, body: &str) -> u16 {
+    let signature = standardwebhooks::Webhook::new(secret)
+        .unwrap()
+        .sign(id, at, body.as_bytes())
+        .unwrap();
+    app.client()
+        .http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", at.to_string())
+        .header("webhook-signature", signature)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_signed_webhook_starts_a_run_and_forged_stale_replayed_or_oversized_ones_change_nothing()
+{
+    let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "20")]).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+    app.wait_for_seed(20).await;
+    let mut fields = contact_flow(&crm, &erp, "On change", "record.email");
+    set(&mut fields, "trigger", "webhook");
+    let flow = create_flow(&admin, &fields).await;
+    let page = admin.get(&flow).await;
+    assert!(page.body.contains("Create webhook URL and secret"));
+    let shown = admin.post_form(&format!("{flow}/webhook"), &[]).await;
+    let secret = shown.code_by_id("webhook-secret");
+    let url = shown.code_by_id("webhook-url");
+    assert!(secret.starts_with("whsec_") && url.contains("/hooks/"));
+    assert!(
+        !admin.get(&flow).await.body.contains(&secret),
+        "the secret is shown once"
+    );
+
+    let now = chrono::Utc::now().timestamp();
+    let body = r#"{"type":"contact.updated","id":"con_000001"}"#;
+    let forged = "whsec_".to_owned() + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    assert_eq!(
+        deliver(&app, &url, &forged, "msg_1", now, body).await,
+        401,
+        "wrong secret"
+    );
+    assert_eq!(
+        deliver(&app, &url, &secret, "msg_1", now - 600, body).await,
+        401,
+        "stale"
+    );
+    assert_eq!(
+        deliver(&app, &url, &secret, "msg_1", now + 600, body).await,
+        401,
+        "future"
+    );
+    let huge = format!(r#"{{"pad":"{}"}}"#, "x".repeat(300 * 1024));
+    assert_eq!(
+        deliver(&app, &url, &secret, "msg_2", now, &huge).await,
+        413,
+        "oversized"
+    );
+    let unknown = url.replace("/hooks/", "/hooks/x");
+    assert_eq!(
+        deliver(&app, &unknown, &secret, "msg_1", now, body).await,
+        404
+    );
+    assert_eq!(
+        scalar(&app, "SELECT COUNT(*) FROM webhook_events").await,
+        0,
+        "no side effect"
+    );
+    assert_eq!(
+        scalar(&app, "SELECT COUNT(*) FROM runs").await,
+        0,
+        "no side effect"
+    );
+
+    assert_eq!(deliver(&app, &url, &secret, "msg_1", now, body).await, 202);
+    assert_eq!(
+        deliver(&app, &url, &secret, "msg_1", now, body).await,
+        409,
+        "replayed id"
+    );
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM webhook_events").await, 1);
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM runs").await, 1);
+    let list = admin.get(&flow).await;
+    assert!(list.body.contains("Webhook"), "the run shows its trigger");
+
+    // Rotating the secret retires the old one.
+    admin.post_form(&format!("{flow}/webhook"), &[]).await;
+    assert_eq!(deliver(&app, &url, &secret, "msg_3", now, body).await, 401);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_json_api_manages_flows_runs_and_dead_letters_within_its_own_workspace_only() {
+    let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "30")]).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+    app.wait_for_seed(30).await;
+    let token = admin.create_api_token("ci", "admin").await;
+    let http = app.client().http;
+    let call = |method: reqwest::Method, path: &str, body: Option<Value>, token: &str| {
+        let mut req = http
+            .request(method, format!("{}/api/v1{path}", app.base))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let spec = json!({
+        "name": "Via API",
+        "source": {"connection_id": crm, "object": "contacts", "incremental": false},
+        "destination": {"connection_id": erp, "object": "customers", "write_mode": "upsert", "key_field": "external_id"},
+        "mapping": [
+            {"target": "external_id", "expression": "record.id"},
+            {"target": "email", "expression": "record.email", "field_type": "text"},
+            {"target": "name", "expression": "record.name if record.city != 'Lisbon' else ''"}
+        ],
+        "validations": [{"target": "name", "rule": "required", "message": "needs a name"}],
+        "record_key": "record.id",
+        "batch_size": 10,
+        "trigger": {"kind": "manual"},
+        "auto_pause_after": 3
+    });
+    let (status, flow) = call(reqwest::Method::POST, "/flows", Some(spec.clone()), &token).await;
+    assert_eq!(status, 201, "{flow}");
+    let id = flow["id"].as_str().unwrap().to_owned();
+    let mut bad = spec.clone();
+    bad["mapping"][0]["expression"] = json!("record.id |");
+    bad["name"] = json!("Broken");
+    let (status, err) = call(reqwest::Method::POST, "/flows", Some(bad), &token).await;
+    assert_eq!(status, 422);
+    assert!(err.to_string().contains("mapping.0.expression"), "{err}");
+
+    let (status, rows) = call(
+        reqwest::Method::POST,
+        &format!("/flows/{id}/dry-run?limit=3"),
+        None,
+        &token,
+    )
+    .await;
+    assert_eq!(status, 200, "{rows}");
+    assert_eq!(rows.as_array().unwrap().len(), 3);
+    assert_eq!(
+        app.sandbox_records("erp.customers").await,
+        0,
+        "a dry run writes nothing"
+    );
+
+    let (status, run) = call(
+        reqwest::Method::POST,
+        &format!("/flows/{id}/run"),
+        None,
+        &token,
+    )
+    .await;
+    assert_eq!(status, 202, "{run}");
+    let run_id = run["id"].as_str().unwrap().to_owned();
+    let mut finished = Value::Null;
+    for _ in 0..200 {
+        let (_, r) = call(
+            reqwest::Method::GET,
+            &format!("/runs/{run_id}"),
+            None,
+            &token,
+        )
+        .await;
+        if !["queued", "running"].contains(&r["status"].as_str().unwrap()) {
+            finished = r;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Every 8th contact lives in Lisbon and fails validation with the rule's message.
+    assert_eq!(finished["status"], "partially_failed", "{finished}");
+    assert_eq!(finished["records_written"], 26);
+    assert_eq!(finished["records_failed"], 4);
+    let (_, letters) = call(
+        reqwest::Method::GET,
+        &format!("/flows/{id}/dead-letters"),
+        None,
+        &token,
+    )
+    .await;
+    assert_eq!(letters.as_array().unwrap().len(), 4);
+    assert_eq!(letters[0]["error_class"], "validation");
+    assert!(
+        letters[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("needs a name")
+    );
+    let first = letters[0]["id"].as_str().unwrap().to_owned();
+    let (status, discarded) = call(
+        reqwest::Method::POST,
+        &format!("/flows/{id}/dead-letters/discard"),
+        Some(json!({"ids": [first]})),
+        &token,
+    )
+    .await;
+    assert_eq!((status, discarded["discarded"].as_i64()), (200, Some(1)));
+
+    let (status, conflict) = call(
+        reqwest::Method::PUT,
+        &format!("/flows/{id}"),
+        Some(json!({"expected_version": 7, "spec": spec})),
+        &token,
+    )
+    .await;
+    assert_eq!(status, 409, "{conflict}");
+    let (status, runs) = call(
+        reqwest::Method::GET,
+        &format!("/flows/{id}/runs"),
+        None,
+        &token,
+    )
+    .await;
+    assert_eq!((status, runs.as_array().unwrap().len()), (200, 1));
+    let openapi = admin.get("/api/v1/openapi.json").await;
+    assert!(
+        openapi
+            .body
+            .contains("/api/v1/flows/{id}/dead-letters/replay")
+    );
+
+    // Another workspace sees none of it, through the UI or the API.
+    let other = app.another_tenant("eve@example.com", "Evil").await;
+    let flow_path = format!("/flows/{id}");
+    for path in [
+        flow_path.clone(),
+        format!("{flow_path}/edit"),
+        format!("{flow_path}/dead-letters"),
+        format!("{flow_path}/diff?from=1&to=1"),
+        format!("/runs/{run_id}"),
+        format!("/runs/{run_id}/progress"),
+    ] {
+        assert_eq!(other.get(&path).await.status, 404, "{path}");
+    }
+    for path in [
+        format!("{flow_path}/run"),
+        format!("{flow_path}/pause"),
+        format!("{flow_path}/delete"),
+        format!("{flow_path}/webhook"),
+        format!("{flow_path}/dead-letters/replay"),
+        format!("/runs/{run_id}/cancel"),
+    ] {
+        assert_eq!(
+            other.post_form(&path, &[("scope", "all")]).await.status,
+            404,
+            "{path}"
+        );
+    }
+    let other_token = other.create_api_token("eve", "admin").await;
+    let (status, _) = call(
+        reqwest::Method::GET,
+        &format!("/flows/{id}"),
+        None,
+        &other_token,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = call(
+        reqwest::Method::GET,
+        &format!("/runs/{run_id}"),
+        None,
+        &other_token,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (_, theirs) = call(reqwest::Method::GET, "/flows", None, &other_token).await;
+    assert_eq!(theirs, json!([]));
+    // Nor can it point a flow of its own at Acme's connections.
+    let (status, err) = call(reqwest::Method::POST, "/flows", Some(spec), &other_token).await;
+    assert_eq!(status, 422, "{err}");
+    assert!(err.to_string().contains("source.connection_id"), "{err}");
+
+    // A viewer token reads but cannot run.
+    let viewer = admin.create_api_token("dashboards", "viewer").await;
+    let (status, _) = call(reqwest::Method::GET, &format!("/flows/{id}"), None, &viewer).await;
+    assert_eq!(status, 200);
+    let (status, _) = call(
+        reqwest::Method::POST,
+        &format!("/flows/{id}/run"),
+        None,
+        &viewer,
+    )
+    .await;
+    assert_eq!(status, 403);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn failing_runs_pause_the_flow_loudly_and_a_revoked_grant_pauses_it_for_reconnecting() {
+    let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "20")]).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+    app.wait_for_seed(20).await;
+    let mut fields = contact_flow(&crm, &erp, "Fragile", "record.email");
+    set(&mut fields, "auto_pause_after", "2");
+    let flow = create_flow(&admin, &fields).await;
+
+    // The destination is disconnected: runs fail as a whole.
+    admin
+        .post_form(&format!("/connections/{erp}/disconnect"), &[])
+        .await;
+    let (_, first) = run_to_end(&admin, &flow).await;
+    assert!(first.body.contains("Failed"), "{}", first.body);
+    assert!(
+        admin.get(&flow).await.body.contains("Active"),
+        "one failure does not pause"
+    );
+    let (_, _) = run_to_end(&admin, &flow).await;
+    let page = admin.get(&flow).await;
+    assert!(page.body.contains("This flow is paused."), "{}", page.body);
+    assert!(
+        page.body
+            .contains("Paused automatically after 2 failed runs in a row")
+    );
+
+    // Enabling again resets the streak; a revoked grant then pauses it for reconnecting.
+    admin.post_form(&format!("{flow}/enable"), &[]).await;
+    let mut fields = contact_flow(&crm, &crm, "Loop", "record.email");
+    set(&mut fields, "destination", &format!("{crm}:companies"));
+    set(&mut fields, "mapping.1.target", "city");
+    let other = create_flow(&admin, &fields).await;
+    let db = app.app().store.db();
+    db.execute_raw(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        "UPDATE sandbox_grants SET revoked = $1",
+        [true.into()],
+    ))
+    .await
+    .unwrap();
+    let (_, failed) = run_to_end(&admin, &other).await;
+    assert!(failed.body.contains("reconnect"), "{}", failed.body);
+    let page = admin.get(&other).await;
+    assert!(
+        page.body.contains("needs to be reconnected"),
+        "{}",
+        page.body
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_running_run_can_be_cancelled_and_keeps_what_it_wrote() {
+    let app = TestApp::spawn_with(&[
+        ("SLUICE_SANDBOX_SEED_CONTACTS", "2000"),
+        ("SLUICE_SANDBOX_LATENCY_MS", "30"),
+    ])
+    .await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+    app.wait_for_seed(2000).await;
+    let mut fields = contact_flow(&crm, &erp, "Slow", "record.email");
+    set(&mut fields, "batch_size", "20");
+    let flow = create_flow(&admin, &fields).await;
+    let started = admin.post_form(&format!("{flow}/run"), &[]).await;
+    let run = started.location().to_owned();
+    for _ in 0..200 {
+        if scalar(&app, "SELECT COALESCE(MAX(pages), 0) FROM runs").await >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let page = admin.get(&run).await;
+    assert!(
+        page.body.contains("data-poll-url"),
+        "the page polls while running"
+    );
+    let cancel = admin.post_form(&format!("{run}/cancel"), &[]).await;
+    assert_eq!(cancel.status, 303);
+    let done = wait_for_run(&admin, &run).await;
+    assert!(done.body.contains("Cancelled"), "{}", done.body);
+    let written = count(&done, "written");
+    assert!(written > 0 && written < 2000, "{written}");
+    assert_eq!(app.sandbox_records("erp.customers").await, written);
     app.stop().await;
 }

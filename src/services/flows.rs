@@ -239,6 +239,12 @@ pub async fn save(
         }
         Some((id, expected)) => {
             let current = load(app, ctx, id).await?;
+            if current.flow.version != expected {
+                return Err(AppError::Conflict(
+                    "Someone else saved this flow meanwhile. Reload it to see their changes, then edit again."
+                        .into(),
+                ));
+            }
             if current.spec == spec {
                 return Ok(Saved {
                     id,
@@ -435,6 +441,7 @@ pub async fn replay(
     ids: Option<Vec<DeadLetterId>>,
 ) -> AppResult<RunId> {
     require_write(ctx)?;
+    app.store.flow(ctx, flow).await?.ok_or(AppError::NotFound)?;
     let open = app
         .store
         .open_dead_letters(ctx, flow, ids.as_deref(), None, 1)
