@@ -221,6 +221,7 @@ async fn admin_command(admin: Admin, app: &sluice::services::App) -> anyhow::Res
                     mode: sluice::jobs::probe::ProbeMode::Succeed,
                     attempts: 1,
                     label: label.clone(),
+                    sent_at_us: None,
                 })
                 .await?;
             println!("probe {label} enqueued; a worker logs 'probe job ran' when it runs it");

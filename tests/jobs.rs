@@ -31,6 +31,7 @@ async fn a_job_that_always_fails_is_retried_then_recorded_as_failed() {
             mode: ProbeMode::Fail,
             attempts: 4,
             label: "always-fails".into(),
+            sent_at_us: None,
         })
         .await
         .unwrap();
@@ -49,6 +50,7 @@ async fn a_panicking_job_does_not_kill_the_worker() {
             mode: ProbeMode::Panic,
             attempts: 2,
             label: "panics".into(),
+            sent_at_us: None,
         })
         .await
         .unwrap();
@@ -62,6 +64,7 @@ async fn a_panicking_job_does_not_kill_the_worker() {
             mode: ProbeMode::Fail,
             attempts: 1,
             label: "after-panic".into(),
+            sent_at_us: None,
         })
         .await
         .unwrap();

@@ -87,6 +87,9 @@ pub struct Envelope<J> {
     /// Attempts already made before this one.
     #[serde(default)]
     pub attempt: u32,
+    /// When it became due (Unix microseconds), to measure how long it waited for a worker.
+    #[serde(default)]
+    pub due_at_us: Option<i64>,
 }
 
 /// A job acts for its tenant with the system's authority, after reloading the tenant:

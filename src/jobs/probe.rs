@@ -25,6 +25,23 @@ pub struct Probe {
     pub attempts: u32,
     /// A label to find it again in `failed_jobs` or the logs.
     pub label: String,
+    /// When it was pushed (Unix microseconds): a successful probe records how long it
+    /// waited for a worker (see [`take_latencies`]).
+    #[serde(default)]
+    pub sent_at_us: Option<i64>,
+}
+
+fn latencies() -> &'static std::sync::Mutex<Vec<f64>> {
+    static SAMPLES: std::sync::OnceLock<std::sync::Mutex<Vec<f64>>> = std::sync::OnceLock::new();
+    SAMPLES.get_or_init(Default::default)
+}
+
+/// Enqueue→start latencies (seconds) of the probes this process ran since the last call.
+pub fn take_latencies() -> Vec<f64> {
+    latencies()
+        .lock()
+        .map(|mut v| std::mem::take(&mut *v))
+        .unwrap_or_default()
 }
 
 impl Job for Probe {
@@ -37,6 +54,12 @@ impl Job for Probe {
     async fn run(&self, _env: &JobEnv) -> Result<(), JobError> {
         match self.mode {
             ProbeMode::Succeed => {
+                if let Some(sent) = self.sent_at_us
+                    && let Ok(mut samples) = latencies().lock()
+                    && samples.len() < 1_000_000
+                {
+                    samples.push((chrono::Utc::now().timestamp_micros() - sent).max(0) as f64 / 1e6);
+                }
                 tracing::info!(label = %self.label, "probe job ran");
                 Ok(())
             }

@@ -74,22 +74,24 @@ impl JobQueue {
 
     /// Enqueues a job to run as soon as a worker is free.
     pub async fn push<J: Job>(&self, job: J) -> anyhow::Result<()> {
-        self.push_envelope(Envelope { job, attempt: 0 }, Duration::ZERO)
+        self.push_envelope(Envelope { job, attempt: 0, due_at_us: None }, Duration::ZERO)
             .await
     }
 
     /// Enqueues a job to run after `delay`.
     pub async fn push_after<J: Job>(&self, job: J, delay: Duration) -> anyhow::Result<()> {
-        self.push_envelope(Envelope { job, attempt: 0 }, delay)
+        self.push_envelope(Envelope { job, attempt: 0, due_at_us: None }, delay)
             .await
     }
 
     /// Enqueues an envelope (used by the runner for retries).
     pub(crate) async fn push_envelope<J: Job>(
         &self,
-        envelope: Envelope<J>,
+        mut envelope: Envelope<J>,
         delay: Duration,
     ) -> anyhow::Result<()> {
+        let due = chrono::Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+        envelope.due_at_us = Some(due.timestamp_micros());
         let bytes = serde_json::to_vec(&envelope).context("encoding job")?;
         // One apalis attempt per stored job: retries are ours (see the module docs).
         let task = TaskBuilder::new(bytes)

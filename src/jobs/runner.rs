@@ -94,6 +94,10 @@ fn register<J: Job>(monitor: Monitor, env: &JobEnv, instance: &str) -> Monitor {
 async fn handle<J: Job>(envelope: Envelope<J>, env: Data<JobEnv>) -> Result<(), BoxDynError> {
     let attempt = envelope.attempt + 1;
     let started = Instant::now();
+    if let Some(due) = envelope.due_at_us {
+        let waited = (chrono::Utc::now().timestamp_micros() - due).max(0) as f64 / 1e6;
+        metrics::histogram!("sluice_job_start_latency_seconds", "queue" => J::QUEUE).record(waited);
+    }
     let run = AssertUnwindSafe(tokio::time::timeout(J::TIMEOUT, envelope.job.run(&env)));
     let result = match run.catch_unwind().await {
         Ok(Ok(result)) => result,
@@ -127,6 +131,7 @@ async fn handle<J: Job>(envelope: Envelope<J>, env: Data<JobEnv>) -> Result<(), 
         let retry = Envelope {
             job: envelope.job,
             attempt,
+            due_at_us: None,
         };
         env.queue.push_envelope(retry, delay).await?;
         metrics::counter!("sluice_jobs_total", "queue" => J::QUEUE, "outcome" => "retried")
