@@ -109,13 +109,20 @@ async fn main() {
     let source = Source {
         connection: crm_id,
         provider,
-        object: provider.objects.iter().find(|o| o.id == "contacts").unwrap(),
+        object: provider
+            .objects
+            .iter()
+            .find(|o| o.id == "contacts")
+            .unwrap(),
     };
     let started = Instant::now();
     let mut resume: Option<Resume> = None;
     let mut read = 0;
     loop {
-        let page = source.fetch(env, &ctx, resume.as_ref(), None, 500).await.unwrap();
+        let page = source
+            .fetch(env, &ctx, resume.as_ref(), None, 500)
+            .await
+            .unwrap();
         read += page.records.len() as i64;
         match page.next {
             Some(next) => resume = Some(next),
@@ -163,7 +170,9 @@ async fn main() {
     db.execute_raw(Statement::from_sql_and_values(
         db.get_database_backend(),
         "UPDATE flows SET watermark = $1",
-        [since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true).into()],
+        [since
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            .into()],
     ))
     .await
     .unwrap();
@@ -205,7 +214,11 @@ async fn main() {
     let mut probes = Vec::new();
     while ran < burst {
         tokio::time::sleep(Duration::from_millis(5)).await;
-        ran = scalar(&app, "SELECT COUNT(*) FROM Jobs WHERE job_type = 'diagnostics' AND status = 'Done'").await;
+        ran = scalar(
+            &app,
+            "SELECT COUNT(*) FROM Jobs WHERE job_type = 'diagnostics' AND status = 'Done'",
+        )
+        .await;
         if started.elapsed() > Duration::from_secs(120) {
             break;
         }
@@ -230,13 +243,29 @@ async fn main() {
     probes.sort_by(f64::total_cmp);
 
     println!("records = {n}");
-    println!("sandbox_ceiling_records_per_sec = {ceiling:.0}  (read {:.2} s + write {:.2} s)", read_time.as_secs_f64(), write_time.as_secs_f64());
-    println!("sync_records_per_sec = {rate:.0}  ({:.2} s)", full_time.as_secs_f64());
+    println!(
+        "sandbox_ceiling_records_per_sec = {ceiling:.0}  (read {:.2} s + write {:.2} s)",
+        read_time.as_secs_f64(),
+        write_time.as_secs_f64()
+    );
+    println!(
+        "sync_records_per_sec = {rate:.0}  ({:.2} s)",
+        full_time.as_secs_f64()
+    );
     println!("sync_share_of_ceiling = {:.0} %", rate / ceiling * 100.0);
     println!("enqueue_to_finish_10k_ms = {}", ten_k.as_millis());
     println!("rss_before_mb = {:.1}", rss_before as f64 / 1024.0);
-    println!("peak_rss_mb = {:.1}  (whole process: Sluice, the sandbox and the seeded data)", peak as f64 / 1024.0);
-    println!("stored_bytes_per_record = {:.1}", ours as f64 / n as f64);
+    println!(
+        "peak_rss_mb = {:.1}  (whole process: Sluice, the sandbox and the seeded data)",
+        peak as f64 / 1024.0
+    );
+    let ledger_rows = scalar(&app, "SELECT COUNT(*) FROM record_ledger")
+        .await
+        .max(1);
+    println!(
+        "stored_bytes_per_record = {:.1}  ({ledger_rows} records synced in all)",
+        ours as f64 / ledger_rows as f64
+    );
     println!("queue_noop_jobs_per_sec = {jobs_per_sec:.0}  ({ran} jobs)");
     println!(
         "queue_enqueue_to_start_ms p50 = {:.1}, p99 = {:.1}  ({} samples)",

@@ -58,7 +58,8 @@ impl Job for Probe {
                     && let Ok(mut samples) = latencies().lock()
                     && samples.len() < 1_000_000
                 {
-                    samples.push((chrono::Utc::now().timestamp_micros() - sent).max(0) as f64 / 1e6);
+                    samples
+                        .push((chrono::Utc::now().timestamp_micros() - sent).max(0) as f64 / 1e6);
                 }
                 tracing::info!(label = %self.label, "probe job ran");
                 Ok(())

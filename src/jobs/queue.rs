@@ -74,14 +74,28 @@ impl JobQueue {
 
     /// Enqueues a job to run as soon as a worker is free.
     pub async fn push<J: Job>(&self, job: J) -> anyhow::Result<()> {
-        self.push_envelope(Envelope { job, attempt: 0, due_at_us: None }, Duration::ZERO)
-            .await
+        self.push_envelope(
+            Envelope {
+                job,
+                attempt: 0,
+                due_at_us: None,
+            },
+            Duration::ZERO,
+        )
+        .await
     }
 
     /// Enqueues a job to run after `delay`.
     pub async fn push_after<J: Job>(&self, job: J, delay: Duration) -> anyhow::Result<()> {
-        self.push_envelope(Envelope { job, attempt: 0, due_at_us: None }, delay)
-            .await
+        self.push_envelope(
+            Envelope {
+                job,
+                attempt: 0,
+                due_at_us: None,
+            },
+            delay,
+        )
+        .await
     }
 
     /// Enqueues an envelope (used by the runner for retries).

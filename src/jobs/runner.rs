@@ -50,7 +50,9 @@ fn register<J: Job>(monitor: Monitor, env: &JobEnv, instance: &str) -> Monitor {
     let env = env.clone();
     let instance = instance.to_owned();
     let concurrency = env.settings.worker_concurrency;
-    let batch = concurrency.max(1);
+    // Fetch a few jobs per poll so short jobs do not each pay a round trip; the rest
+    // wait locked to this worker for a moment.
+    let batch = (concurrency * 4).clamp(4, 64);
     match env.queue.backend().clone() {
         QueueBackend::Sqlite(pool) => monitor.register(move |run| {
             let config = apalis_sqlite::Config::default()

@@ -313,6 +313,92 @@ async fn write_one<C: sea_orm::ConnectionTrait>(
     }
 }
 
+/// Writes a batch with a few statements in all rather than several per record, the way
+/// a SaaS bulk endpoint does. Records later in the batch see earlier ones.
+async fn write_batch<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    key: &str,
+    mode: &str,
+    records: Vec<Map<String, Value>>,
+) -> Result<Vec<Value>, sea_orm::DbErr> {
+    let text = |v: Option<&Value>| match v {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    let ids: Vec<String> = records.iter().filter_map(|r| text(r.get("id"))).collect();
+    let keys: Vec<String> = records
+        .iter()
+        .filter_map(|r| text(r.get("external_id")))
+        .collect();
+    let mut by_id = if mode == "update" {
+        db::find_many(db, key, &ids, false).await?
+    } else {
+        Default::default()
+    };
+    let mut by_key: std::collections::HashMap<String, String> = if mode == "create" {
+        Default::default()
+    } else {
+        db::find_many(db, key, &keys, true)
+            .await?
+            .into_iter()
+            .map(|(k, r)| {
+                let id = r.id.clone();
+                by_id.insert(id.clone(), r);
+                (k, id)
+            })
+            .collect()
+    };
+    let mut current: std::collections::HashMap<String, Map<String, Value>> =
+        by_id.into_iter().map(|(id, r)| (id, r.data)).collect();
+    let mut order: Vec<String> = Vec::new();
+    let mut written = std::collections::HashSet::new();
+    let mut results = Vec::with_capacity(records.len());
+    for (index, record) in records.into_iter().enumerate() {
+        let id = text(record.get("id"));
+        let record = clean(record);
+        let ext = text(record.get("external_id"));
+        let existing = match mode {
+            "update" => id
+                .filter(|i| current.contains_key(i))
+                .or_else(|| ext.as_ref().and_then(|k| by_key.get(k).cloned())),
+            "upsert" => ext.as_ref().and_then(|k| by_key.get(k).cloned()),
+            _ => None,
+        };
+        let (target, data, created) = match (mode, existing) {
+            ("update", None) => {
+                results.push(json!({ "index": index, "status": "not_found" }));
+                continue;
+            }
+            (_, Some(found)) => {
+                let mut merged = current.get(&found).cloned().unwrap_or_default();
+                merged.extend(record);
+                (found, merged, false)
+            }
+            (_, None) => (new_id(key), record, true),
+        };
+        if let Err(fields) = validate(key, &data) {
+            results.push(json!({ "index": index, "status": "invalid", "fields": fields }));
+            continue;
+        }
+        if let Some(k) = text(data.get("external_id")) {
+            by_key.insert(k, target.clone());
+        }
+        if written.insert(target.clone()) {
+            order.push(target.clone());
+        }
+        current.insert(target.clone(), data);
+        let status = if created { "created" } else { "updated" };
+        results.push(json!({ "index": index, "status": status, "id": target }));
+    }
+    let rows: Vec<(String, Map<String, Value>)> = order
+        .into_iter()
+        .filter_map(|id| current.remove(&id).map(|d| (id, d)))
+        .collect();
+    db::save_many(db, key, &rows, now()).await?;
+    Ok(results)
+}
+
 fn single_response(written: Written, sandbox_key: &str) -> HttpResponse {
     let _ = sandbox_key;
     match written {
@@ -423,24 +509,7 @@ pub async fn batch(
     // One transaction per batch: all of it lands, with its idempotency key, or none.
     let outcome = async {
         let txn = sandbox.db.begin().await?;
-        let mut results = Vec::with_capacity(request.records.len());
-        for (index, record) in request.records.into_iter().enumerate() {
-            let id = record.get("id").and_then(Value::as_str).map(str::to_owned);
-            results.push(
-                match write_one(&txn, &key, &request.mode, id.as_deref(), record).await? {
-                    Written::Created(id) => {
-                        json!({ "index": index, "status": "created", "id": id })
-                    }
-                    Written::Updated(id) => {
-                        json!({ "index": index, "status": "updated", "id": id })
-                    }
-                    Written::Invalid(fields) => {
-                        json!({ "index": index, "status": "invalid", "fields": fields })
-                    }
-                    Written::Missing => json!({ "index": index, "status": "not_found" }),
-                },
-            );
-        }
+        let results = write_batch(&txn, &key, &request.mode, request.records).await?;
         let body = json!({ "results": results });
         if let Some(k) = &idempotency {
             db::remember_response(&txn, k, &json!({ "status": 200, "body": body }).to_string())

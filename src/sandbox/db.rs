@@ -351,3 +351,102 @@ pub async fn remember_response<C: ConnectionTrait>(
     .await
     .map(|_| ())
 }
+
+fn records_where_in<'a>(
+    column: &str,
+    object: &str,
+    values: &'a [String],
+) -> impl Iterator<Item = (String, Vec<Value>)> + 'a {
+    let column = column.to_owned();
+    let object = object.to_owned();
+    values.chunks(500).map(move |chunk| {
+        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let mut params: Vec<Value> = vec![object.clone().into()];
+        params.extend(chunk.iter().map(|v| Value::from(v.clone())));
+        (
+            format!(
+                "SELECT id, seq, data, updated_at, ext_key FROM sandbox_records WHERE object = $1 AND {column} IN ({})",
+                marks.join(",")
+            ),
+            params,
+        )
+    })
+}
+
+/// Records by id, or by `external_id` when `by_key`, as a map from that value.
+pub async fn find_many<C: ConnectionTrait>(
+    db: &C,
+    object: &str,
+    values: &[String],
+    by_key: bool,
+) -> Result<std::collections::HashMap<String, Record>, DbErr> {
+    let mut out = std::collections::HashMap::new();
+    let column = if by_key { "ext_key" } else { "id" };
+    for (sql, params) in records_where_in(column, object, values) {
+        for row in db.query_all_raw(stmt(db, &sql, params)).await? {
+            let found = record(&row)?;
+            let k: String = if by_key {
+                row.try_get("", "ext_key")?
+            } else {
+                found.id.clone()
+            };
+            out.insert(k, found);
+        }
+    }
+    Ok(out)
+}
+
+/// Inserts or replaces many records with one sequence allocation and multi-row statements.
+/// Ids must be distinct.
+pub async fn save_many<C: ConnectionTrait>(
+    db: &C,
+    object: &str,
+    rows: &[(String, serde_json::Map<String, serde_json::Value>)],
+    updated_at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let last = bump(db, &format!("seq.{object}"), rows.len() as i64).await?;
+    let first = last - rows.len() as i64 + 1;
+    for (c, chunk) in rows.chunks(150).enumerate() {
+        let mut sql = String::from(
+            "INSERT INTO sandbox_records (object, id, seq, data, ext_key, updated_at) VALUES ",
+        );
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 6);
+        for (i, (id, data)) in chunk.iter().enumerate() {
+            let n = i * 6;
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!(
+                "(${},${},${},${},${},${})",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4,
+                n + 5,
+                n + 6
+            ));
+            let ext_key = data.get("external_id").and_then(|v| match v {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            });
+            values.extend([
+                object.into(),
+                id.clone().into(),
+                (first + (c * 150 + i) as i64).into(),
+                serde_json::Value::Object(data.clone()).to_string().into(),
+                ext_key.into(),
+                updated_at.into(),
+            ]);
+        }
+        sql.push_str(
+            " ON CONFLICT (object, id) DO UPDATE SET seq = excluded.seq, data = excluded.data, \
+             ext_key = excluded.ext_key, updated_at = excluded.updated_at",
+        );
+        db.execute_raw(stmt(db, &sql, values)).await?;
+    }
+    Ok(())
+}

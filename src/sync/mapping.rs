@@ -181,6 +181,10 @@ pub struct RecordError {
 pub struct Mapping {
     env: Environment<'static>,
     rows: Vec<MappingRow>,
+    /// Per row: the field path when the expression is a plain `record.a.b` (read directly,
+    /// without the template engine: most mapping rows are like this).
+    paths: Vec<Option<Vec<String>>>,
+    key_path: Option<Vec<String>>,
     validations: Vec<(Validation, Option<regex::Regex>)>,
     has_filter: bool,
 }
@@ -298,6 +302,8 @@ impl Mapping {
         }
         Ok(Self {
             env,
+            paths: rows.iter().map(|r| plain_path(&r.expression)).collect(),
+            key_path: None,
             rows,
             validations: compiled,
             has_filter: filter.is_some_and(|f| !f.trim().is_empty()),
@@ -376,12 +382,14 @@ impl Mapping {
                 "record_key",
                 "Say which expression identifies a record, e.g. record.id.",
             );
-        } else if let Some(m) = mapping.as_mut()
-            && let Err(e) = m
+        } else if let Some(m) = mapping.as_mut() {
+            match m
                 .env
                 .add_template_owned("key", format!("{{{{ ({})|tojson }}}}", spec.record_key))
-        {
-            errors.add("record_key", describe(&e));
+            {
+                Ok(()) => m.key_path = plain_path(&spec.record_key),
+                Err(e) => errors.add("record_key", describe(&e)),
+            }
         }
         match mapping {
             Some(m) if errors.is_empty() => Ok(m),
@@ -396,12 +404,15 @@ impl Mapping {
             field: "record key".into(),
             message,
         };
-        let value = self
-            .eval(
-                "key",
-                context! { record => Value::from(minijinja::value::Serde(record)) },
-            )
-            .map_err(fail)?;
+        let value = match &self.key_path {
+            Some(path) => read_path(record, path),
+            None => self
+                .eval(
+                    "key",
+                    context! { record => Value::from(minijinja::value::Serde(record)) },
+                )
+                .map_err(fail)?,
+        };
         match value {
             Json::String(s) if !s.is_empty() => Ok(s),
             Json::Number(n) => Ok(n.to_string()),
@@ -435,7 +446,13 @@ impl Mapping {
 
     /// Maps and validates one record.
     pub fn apply(&self, record: &Json) -> Result<Map<String, Json>, RecordError> {
-        let source = Value::from(minijinja::value::Serde(record));
+        // Converting the record for the template engine costs; only do it when needed.
+        let converted = std::cell::OnceCell::new();
+        let source = || {
+            converted
+                .get_or_init(|| Value::from(minijinja::value::Serde(record)))
+                .clone()
+        };
         let mut out = Map::new();
         for (i, row) in self.rows.iter().enumerate() {
             let fail = |message: String| RecordError {
@@ -443,9 +460,12 @@ impl Mapping {
                 field: row.target.clone(),
                 message,
             };
-            let mut value = self
-                .eval(&format!("m{i}"), context! { record => source.clone() })
-                .map_err(fail)?;
+            let mut value = match &self.paths[i] {
+                Some(path) => read_path(record, path),
+                None => self
+                    .eval(&format!("m{i}"), context! { record => source() })
+                    .map_err(fail)?,
+            };
             let empty =
                 matches!(&value, Json::Null) || matches!(&value, Json::String(s) if s.is_empty());
             if empty && let Some(d) = &row.default {
@@ -471,7 +491,7 @@ impl Mapping {
                 },
                 Rule::Type(t) => has_type(*t, &value),
                 Rule::Expression(_) => self
-                    .eval(&format!("v{i}"), context! { value => Value::from(minijinja::value::Serde(&value)), record => source.clone() })
+                    .eval(&format!("v{i}"), context! { value => Value::from(minijinja::value::Serde(&value)), record => source() })
                     .map(|r| truthy(&r))
                     .unwrap_or(false),
             };
@@ -490,6 +510,31 @@ impl Mapping {
         }
         Ok(out)
     }
+}
+
+/// `["properties", "email"]` for `record.properties.email`; none for anything else.
+fn plain_path(expression: &str) -> Option<Vec<String>> {
+    let rest = expression.trim().strip_prefix("record.")?;
+    let parts: Vec<String> = rest.split('.').map(str::to_owned).collect();
+    let ident = |p: &String| {
+        p.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    parts.iter().all(ident).then_some(parts)
+}
+
+/// The value at a path; null where it is missing (as the template engine would say).
+fn read_path(record: &Json, path: &[String]) -> Json {
+    let mut node = record;
+    for part in path {
+        match node.get(part) {
+            Some(next) => node = next,
+            None => return Json::Null,
+        }
+    }
+    node.clone()
 }
 
 /// Whether a mapped value already has type `t` (missing values pass: `required` is
