@@ -287,40 +287,59 @@ impl Runner<'_> {
         let page_size = source.page_size(None);
         let batch = spec.batch_size.clamp(1, target.batch_max()) as usize;
         let mut page_number = self.run.pages;
+        // The next page is fetched while the current one is mapped, written and committed.
+        let mut prefetched: Option<Result<Page, Stop>> = None;
         while resume != Some(Resume::End) {
             self.check_cancel().await?;
             page_number += 1;
-            let page = match &replay {
-                Some(ids) => {
+            let page = match (prefetched.take(), &replay) {
+                (Some(page), _) => page?,
+                (None, Some(ids)) => {
                     self.dead_letter_page(ids, replay_all, resume.as_ref(), page_size)
                         .await?
                 }
-                None => {
-                    self.retrying(&format!("Reading page {page_number}"), async || {
-                        source
-                            .fetch(
-                                self.app,
-                                self.ctx,
-                                resume.as_ref(),
-                                since.as_deref(),
-                                page_size,
-                            )
-                            .await
-                    })
+                (None, None) => {
+                    self.fetch_page(
+                        &source,
+                        resume.as_ref(),
+                        since.as_deref(),
+                        page_size,
+                        page_number,
+                    )
                     .await?
                 }
             };
-            let (commit, exchanges) = self
-                .process(
-                    &page,
-                    &mapping,
-                    &source,
-                    &target,
-                    batch,
-                    close_dead_letters,
-                    &mut watermark,
-                )
-                .await?;
+            let ahead = match (&replay, &page.next) {
+                (None, Some(next)) => Some(next.clone()),
+                _ => None,
+            };
+            let prefetch = async {
+                match &ahead {
+                    Some(next) => Some(
+                        self.fetch_page(
+                            &source,
+                            Some(next),
+                            since.as_deref(),
+                            page_size,
+                            page_number + 1,
+                        )
+                        .await,
+                    ),
+                    None => None,
+                }
+            };
+            let work = self.process(
+                &page,
+                &mapping,
+                &source,
+                &target,
+                batch,
+                close_dead_letters,
+                &mut watermark,
+            );
+            let (processed, next_page) = tokio::join!(work, prefetch);
+            prefetched = next_page;
+            let (commit, exchanges, cancelled) = processed?;
             let summary = format!(
                 "Page {page_number}: read {}, wrote {}, unchanged {}, filtered {}, failed {}.",
                 commit.read, commit.written, commit.unchanged, commit.filtered, commit.failed
@@ -329,7 +348,13 @@ impl Runner<'_> {
             commit.watermark = watermark.clone();
             commit.total = page.total.filter(|_| page_number == 1);
             let next = page.next.clone().unwrap_or(Resume::End);
-            commit.cursor = Some(serde_json::to_string(&next).unwrap_or_default());
+            // A page cut short by a cancel keeps its start as the checkpoint.
+            let checkpoint = if cancelled {
+                resume.clone()
+            } else {
+                Some(next.clone())
+            };
+            commit.cursor = checkpoint.map(|c| serde_json::to_string(&c).unwrap_or_default());
             if !self
                 .app
                 .store
@@ -342,9 +367,26 @@ impl Runner<'_> {
             all.extend(exchanges);
             self.log("info", &summary, Some(json!({ "exchanges": all })))
                 .await;
+            if cancelled {
+                return Err(Stop::Cancelled);
+            }
             resume = Some(next);
         }
         self.finish(&flow, &spec, replay.is_some(), watermark).await
+    }
+
+    async fn fetch_page(
+        &self,
+        source: &Source,
+        resume: Option<&Resume>,
+        since: Option<&str>,
+        page_size: u32,
+        number: i64,
+    ) -> Result<Page, Stop> {
+        self.retrying(&format!("Reading page {number}"), || {
+            source.fetch(self.app, self.ctx, resume, since, page_size)
+        })
+        .await
     }
 
     async fn check_cancel(&self) -> Result<(), Stop> {
@@ -484,7 +526,7 @@ impl Runner<'_> {
         batch: usize,
         close_dead_letters: bool,
         watermark: &mut Option<String>,
-    ) -> Result<(PageCommit, Vec<Exchange>), Stop> {
+    ) -> Result<(PageCommit, Vec<Exchange>, bool), Stop> {
         let mut commit = PageCommit {
             read: page.records.len() as i64,
             ..PageCommit::default()
@@ -596,7 +638,21 @@ impl Runner<'_> {
         }
         let mut exchanges = Vec::new();
         let run_id = self.run.id.to_string();
-        for chunk in to_write.chunks(batch) {
+        let mut cancelled = false;
+        for (n, chunk) in to_write.chunks(batch).enumerate() {
+            // A cancel stops between batches; what was written is committed below.
+            if n > 0 {
+                match self.check_cancel().await {
+                    Ok(()) => {}
+                    Err(Stop::Cancelled) => {
+                        let left = to_write.len() - n * batch;
+                        commit.read -= left as i64;
+                        cancelled = true;
+                        break;
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
             // Same records, same key: a write repeated after a crash is recognised.
             let mut parts: Vec<&[u8]> = vec![run_id.as_bytes()];
             for (p, _) in chunk {
@@ -643,7 +699,7 @@ impl Runner<'_> {
                 }
             }
         }
-        Ok((commit, exchanges))
+        Ok((commit, exchanges, cancelled))
     }
 
     async fn finish(
