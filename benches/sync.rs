@@ -162,7 +162,7 @@ async fn main() {
     set(&mut fields, "write_mode", "create");
     set(&mut fields, "mapping.0.target", "customer_id");
     set(&mut fields, "incremental", "on");
-    set(&mut fields, "batch_size", "1000");
+    set(&mut fields, "batch_size", "500");
     let small = create_flow(&admin, &fields).await;
     let since = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap()
         + chrono::Duration::minutes(n - 10_000);
@@ -181,7 +181,7 @@ async fn main() {
 
     // 3. The full batched sync.
     let mut fields = contact_flow(&crm, &erp, "All contacts", "record.email");
-    set(&mut fields, "batch_size", "1000");
+    set(&mut fields, "batch_size", "500");
     let full = create_flow(&admin, &fields).await;
     let full_time = timed_run(&app, &admin, &full).await;
     assert_eq!(app.sandbox_records("erp.customers").await, n);

@@ -126,14 +126,12 @@ impl Driver {
         panic!("page never showed {needle:?}: {}", self.text().await);
     }
 
+    /// The page's visible text; empty while a navigation or a poll swaps the page out.
     async fn text(&self) -> String {
-        self.client
-            .find(Locator::Css("body"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        match self.client.find(Locator::Css("body")).await {
+            Ok(body) => body.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
     }
 
     async fn screenshot(&self, name: &str) {
@@ -249,6 +247,82 @@ async fn an_end_customer_connects_through_a_link_in_the_browser() {
     let list = admin.get("/connections").await;
     assert!(list.body.contains("Sandbox CRM — Globex"));
     assert!(list.body.contains("badge-success\">Active"));
+    browser.stop().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_flow_is_built_in_the_forms_dry_run_then_run_with_live_counts() {
+    let Some(browser) = Driver::start().await else {
+        return;
+    };
+    let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "25")]).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = common::flows::connect_both(&admin).await;
+    app.wait_for_seed(25).await;
+
+    browser
+        .client
+        .goto(&format!("{}/login", app.base))
+        .await
+        .unwrap();
+    browser.fill("email", "ada@example.com").await;
+    browser.fill("password", PASSWORD).await;
+    browser.submit("button[type='submit']").await;
+    browser.wait_for_path("/dashboard").await;
+
+    browser
+        .client
+        .goto(&format!("{}/flows", app.base))
+        .await
+        .unwrap();
+    browser.wait_for_text("No flows yet").await;
+    browser.submit(".page-actions a.btn-primary").await;
+    browser.wait_for_path("/flows/new").await;
+    browser.fill("name", "Contacts to customers").await;
+    for (name, value) in [
+        ("source", format!("{crm}:contacts")),
+        ("destination", format!("{erp}:customers")),
+    ] {
+        browser
+            .client
+            .find(Locator::Css(&format!("select[name='{name}']")))
+            .await
+            .unwrap()
+            .select_by_value(&value)
+            .await
+            .unwrap();
+    }
+    browser.submit("button[value='sample']").await;
+    browser
+        .wait_for_text("Fields in a live sample of the source")
+        .await;
+    assert!(browser.text().await.contains("record.email"));
+    browser.submit("button[value='dry_run']").await;
+    browser.wait_for_text("Dry run: first 10 record(s)").await;
+    assert!(browser.text().await.contains("Nothing was written."));
+    browser.screenshot("flow-dry-run").await;
+    assert_eq!(app.sandbox_records("erp.customers").await, 0);
+
+    browser.submit("button[value='save']").await;
+    browser.wait_for_text("Flow created.").await;
+    browser.submit("form[action$='/run'] button").await;
+    browser.wait_for_text("Run started.").await;
+    browser.wait_for_text("Succeeded").await;
+    browser.wait_for_text("Finished: succeeded").await;
+    let mut written = String::new();
+    for _ in 0..20 {
+        if let Ok(cell) = browser.client.find(Locator::Id("count-written")).await
+            && let Ok(text) = cell.text().await
+        {
+            written = text;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(written.trim(), "25");
+    browser.screenshot("flow-run").await;
+    assert_eq!(app.sandbox_records("erp.customers").await, 25);
     browser.stop().await;
     app.stop().await;
 }

@@ -54,7 +54,7 @@ async fn ten_thousand_contacts_sync_once_then_only_changes_and_rejected_records_
     );
     let log = admin.get(&run).await;
     assert!(
-        log.body.contains("Page 10: read 1000"),
+        log.body.contains("Page 20: read 500"),
         "the run log lists pages"
     );
     assert!(

@@ -24,6 +24,19 @@ impl Job for Housekeeping {
             .purge_expired(now() - idle, now() - chrono::Duration::days(1))
             .await?;
         let removed = removed + env.store.purge_oauth_states().await?;
+        // Webhook message ids are kept a week: far beyond the 5-minute signature window
+        // that makes older replays fail anyway, and long enough to inspect deliveries.
+        let removed = removed
+            + env
+                .store
+                .purge_webhook_events(now() - chrono::Duration::days(7))
+                .await?;
+        let removed = removed
+            + crate::sandbox::db::purge_idempotency(
+                env.store.db(),
+                now() - chrono::Duration::days(1),
+            )
+            .await?;
         tracing::info!(removed, "housekeeping purged expired rows");
         metrics::counter!("sluice_housekeeping_purged_total").increment(removed);
         Ok(())

@@ -450,3 +450,17 @@ pub async fn save_many<C: ConnectionTrait>(
     }
     Ok(())
 }
+
+/// Forgets idempotency keys older than `before` (like real APIs, after a day).
+pub async fn purge_idempotency(
+    db: &DatabaseConnection,
+    before: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    db.execute_raw(stmt(
+        db,
+        "DELETE FROM sandbox_idempotency WHERE created_at < $1",
+        vec![before.into()],
+    ))
+    .await
+    .map(|r| r.rows_affected())
+}

@@ -61,6 +61,8 @@ struct ShowPage {
     r: RunView,
     flow: flow_rows::Model,
     log: Vec<LogLine>,
+    csrf: String,
+    can_write: bool,
 }
 
 #[derive(Template)]
@@ -68,6 +70,8 @@ struct ShowPage {
 struct ProgressFragment {
     r: RunView,
     log: Vec<LogLine>,
+    csrf: String,
+    can_write: bool,
 }
 
 async fn load(
@@ -97,9 +101,12 @@ pub async fn show(
 ) -> AppResult<HttpResponse> {
     let id = run_id(&id)?;
     let (r, flow, log) = load(&app, &member, id).await?;
+    let shell = member.shell("flows");
     render(
         &ShowPage {
-            shell: member.shell("flows"),
+            csrf: shell.csrf.clone(),
+            can_write: shell.can_write,
+            shell,
             r,
             flow,
             log,
@@ -118,9 +125,14 @@ pub async fn progress(
     let id = run_id(&id)?;
     let (r, _, log) = load(&app, &member, id).await?;
     let finished = r.status.is_finished();
-    let html = ProgressFragment { r, log }
-        .render()
-        .map_err(|e| AppError::Internal(e.into()))?;
+    let html = ProgressFragment {
+        r,
+        log,
+        csrf: member.csrf.clone(),
+        can_write: member.ctx.role().can_write(),
+    }
+    .render()
+    .map_err(|e| AppError::Internal(e.into()))?;
     let mut response = HttpResponse::Ok();
     response.content_type("text/html; charset=utf-8");
     if finished {
