@@ -83,7 +83,7 @@ async fn admit(
             Err(_) => false,
         };
         if over {
-            let _ = db::bump(&sandbox.db, "api.rate_limited", 1).await;
+            sandbox.hit("api.rate_limited");
             return Err(HttpResponse::TooManyRequests()
                 .insert_header((header::RETRY_AFTER, "1"))
                 .json(json!({ "error": "rate_limited", "message": "too many requests; retry after 1 second" })));
@@ -93,19 +93,14 @@ async fn admit(
         tokio::time::sleep(sandbox.settings.latency).await;
     }
     if sandbox.settings.error_rate > 0.0 && rand::random::<f64>() < sandbox.settings.error_rate {
-        let _ = db::bump(&sandbox.db, "api.injected_faults", 1).await;
+        sandbox.hit("api.injected_faults");
         return Err(error(
             503,
             "unavailable",
             "injected fault: the service is temporarily unavailable",
         ));
     }
-    let _ = db::bump(
-        &sandbox.db,
-        &format!("api.{}", if write { "writes" } else { "reads" }),
-        1,
-    )
-    .await;
+    sandbox.hit(if write { "api.writes" } else { "api.reads" });
     Ok(key)
 }
 
@@ -509,6 +504,10 @@ pub async fn batch(
     // One transaction per batch: all of it lands, with its idempotency key, or none.
     let outcome = async {
         let txn = sandbox.db.begin().await?;
+        // Write first, so the transaction holds the write lock before it reads: a
+        // read-then-write transaction can fail on SQLite when another writer commits
+        // in between.
+        db::bump(&txn, "api.batches", 1).await?;
         let results = write_batch(&txn, &key, &request.mode, request.records).await?;
         let body = json!({ "results": results });
         if let Some(k) = &idempotency {
@@ -549,7 +548,8 @@ fn replayed(stored: &str) -> HttpResponse {
 
 /// GET /sandbox/stats — counters and record counts (no secrets), for tests and demos.
 pub async fn stats(sandbox: web::Data<Sandbox>) -> HttpResponse {
-    let counters = db::counters(&sandbox.db).await.unwrap_or_default();
+    let mut counters = db::counters(&sandbox.db).await.unwrap_or_default();
+    counters.extend(sandbox.hits());
     let mut records = Map::new();
     for key in [
         "crm.contacts",

@@ -36,6 +36,9 @@ pub struct Sandbox {
     public_url: String,
     client_secret: String,
     rate: Mutex<HashMap<String, (u64, u32)>>,
+    /// Per-request API counters, kept in memory: a database write per request would
+    /// make the sandbox measure its own bookkeeping.
+    hits: Mutex<HashMap<&'static str, i64>>,
 }
 
 impl Sandbox {
@@ -52,7 +55,23 @@ impl Sandbox {
             public_url: public_url.trim_end_matches('/').to_owned(),
             client_secret: client_secret(key),
             rate: Mutex::default(),
+            hits: Mutex::default(),
         }
+    }
+
+    /// Counts an API request outcome (`api.reads`, `api.writes`, …).
+    fn hit(&self, name: &'static str) {
+        if let Ok(mut hits) = self.hits.lock() {
+            *hits.entry(name).or_default() += 1;
+        }
+    }
+
+    /// The in-memory API counters.
+    fn hits(&self) -> Vec<(String, i64)> {
+        self.hits
+            .lock()
+            .map(|h| h.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect())
+            .unwrap_or_default()
     }
 
     /// The issuer identifier (RFC 9207 `iss`).

@@ -1279,6 +1279,24 @@ pub async fn call(
     .await
 }
 
+/// Whether "last used" should be written now: at most once a minute per connection and
+/// process, so a sync does not add a database write to every API call.
+fn touch_due(id: ConnectionId) -> bool {
+    static LAST: std::sync::OnceLock<std::sync::Mutex<HashMap<ConnectionId, std::time::Instant>>> =
+        std::sync::OnceLock::new();
+    let Ok(mut last) = LAST.get_or_init(Default::default).lock() else {
+        return true;
+    };
+    let now = std::time::Instant::now();
+    match last.get(&id) {
+        Some(at) if now.duration_since(*at) < Duration::from_secs(60) => false,
+        _ => {
+            last.insert(id, now);
+            true
+        }
+    }
+}
+
 /// One request to a provider's API.
 pub struct ApiCall<'a> {
     /// Method.
@@ -1312,7 +1330,9 @@ pub async fn call_with(
                 other => ConnectionError::Failed(other.to_string()),
             })?;
         if fetched.status != reqwest::StatusCode::UNAUTHORIZED {
-            app.store.touch_connection(ctx, id).await?;
+            if touch_due(id) {
+                app.store.touch_connection(ctx, id).await?;
+            }
             return Ok(fetched);
         }
         if attempt == 0 && authorized.provider.auth.kind.is_oauth() {

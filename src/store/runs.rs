@@ -59,6 +59,9 @@ pub struct PageCommit {
     pub failures: Vec<Failure>,
     /// Record keys whose open dead letters are now delivered.
     pub delivered: Vec<String>,
+    /// The run-log line for this page (message and detail), written in the same
+    /// transaction.
+    pub log: Option<(String, serde_json::Value)>,
 }
 
 /// Counts of a run.
@@ -268,6 +271,19 @@ impl Store {
         }
         upsert_ledger(&txn, ctx.tenant_id(), flow, &page.ledger).await?;
         let at = now();
+        if let Some((message, detail)) = page.log {
+            run_events::ActiveModel {
+                id: Set(uuid::Uuid::now_v7()),
+                tenant_id: Set(tenant_of(ctx)),
+                run_id: Set(run.uuid()),
+                at: Set(at),
+                level: Set("info".into()),
+                message: Set(message),
+                detail: Set(Some(detail.to_string())),
+            }
+            .insert(&txn)
+            .await?;
+        }
         for f in page.failures {
             dead_letters::Entity::insert(dead_letters::ActiveModel {
                 id: Set(DeadLetterId::new().uuid()),

@@ -345,6 +345,9 @@ impl Runner<'_> {
                 commit.read, commit.written, commit.unchanged, commit.filtered, commit.failed
             );
             let mut commit = commit;
+            let mut all = vec![page.exchange.clone()];
+            all.extend(exchanges);
+            commit.log = Some((summary, json!({ "exchanges": all })));
             commit.watermark = watermark.clone();
             commit.total = page.total.filter(|_| page_number == 1);
             let next = page.next.clone().unwrap_or(Resume::End);
@@ -363,10 +366,6 @@ impl Runner<'_> {
             {
                 return Err(Stop::LostLease);
             }
-            let mut all = vec![page.exchange.clone()];
-            all.extend(exchanges);
-            self.log("info", &summary, Some(json!({ "exchanges": all })))
-                .await;
             if cancelled {
                 return Err(Stop::Cancelled);
             }
