@@ -9,8 +9,6 @@ use common::flows::{
     connect_both, contact_flow, count, create_flow, run_to_end, set, wait_for_run,
 };
 use sea_orm::{ConnectionTrait, Statement};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 async fn scalar(app: &TestApp, sql: &str) -> i64 {
@@ -73,34 +71,15 @@ async fn a_429_storm_and_30_percent_server_errors_still_deliver_every_record_exa
     app.stop().await;
 }
 
-/// Starts `sluice worker` as a separate OS process on the app's database.
+/// A worker process for these tests: a short run lease so recovery is quick.
 fn worker(app: &TestApp, key: &str) -> std::process::Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("worker")
-        .env("SLUICE_DATABASE_URL", app.database_url())
-        .env("SLUICE_MASTER_KEY", key)
-        .env("SLUICE_PUBLIC_URL", &app.base)
-        .env("SLUICE_OUTBOUND_ALLOW", "127.0.0.0/8")
-        .env("SLUICE_SANDBOX_SEED_CONTACTS", "0")
-        .env("SLUICE_RUN_LEASE_SECS", "4")
-        .env("SLUICE_LOG", "info")
-        .env("SLUICE_LOG_FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start sluice worker");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("Sluice is ready") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(30))
-        .expect("worker process became ready");
-    child
+    app.spawn_worker(
+        key,
+        &[
+            ("SLUICE_RUN_LEASE_SECS", "4"),
+            ("SLUICE_OUTBOUND_ALLOW", "127.0.0.0/8"),
+        ],
+    )
 }
 
 #[tokio::test]

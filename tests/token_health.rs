@@ -6,8 +6,6 @@
 mod common;
 use common::TestApp;
 use sea_orm::{ConnectionTrait, Statement};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 async fn scalar(app: &TestApp, sql: &str) -> i64 {
@@ -31,35 +29,6 @@ async fn expire_tokens(app: &TestApp) {
     .unwrap();
 }
 
-/// Starts `sluice worker` as a second OS process on the same database.
-fn second_worker(app: &TestApp, master_key: &str) -> std::process::Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("worker")
-        .env("SLUICE_DATABASE_URL", app.database_url())
-        .env("SLUICE_MASTER_KEY", master_key)
-        .env("SLUICE_PUBLIC_URL", &app.base)
-        .env("SLUICE_SANDBOX_SEED_CONTACTS", "0")
-        .env("SLUICE_WORKER_CONCURRENCY", "10")
-        .env("SLUICE_LOG", "info")
-        .env("SLUICE_LOG_FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start sluice worker");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("Sluice is ready") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(30))
-        .expect("worker process became ready");
-    child
-}
-
 #[tokio::test]
 async fn twenty_concurrent_uses_from_two_processes_refresh_exactly_once() {
     let key = sluice::config::MasterKey::generate_base64();
@@ -76,7 +45,7 @@ async fn twenty_concurrent_uses_from_two_processes_refresh_exactly_once() {
     let tenant = sluice::domain::TenantId::from_uuid(
         scalar_uuid(&app, "SELECT tenant_id FROM connections").await,
     );
-    let mut worker = second_worker(&app, &key);
+    let mut worker = app.spawn_worker(&key, &[("SLUICE_WORKER_CONCURRENCY", "10")]);
 
     expire_tokens(&app).await;
     for _ in 0..20 {

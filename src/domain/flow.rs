@@ -97,6 +97,13 @@ named_states!(
     }
 );
 
+impl RunTrigger {
+    /// Parses a stored trigger, reading unknown values as manual.
+    pub fn from_str_or_manual(s: &str) -> RunTrigger {
+        s.parse().unwrap_or(RunTrigger::Manual)
+    }
+}
+
 named_states!(
     /// A dead letter's state.
     DeadLetterState {

@@ -817,10 +817,3 @@ impl Runner<'_> {
 fn describe(e: &RecordError) -> String {
     format!("{}: {}", e.field, e.message)
 }
-
-impl RunTrigger {
-    /// Parses a stored trigger, reading unknown values as manual.
-    pub fn from_str_or_manual(s: &str) -> RunTrigger {
-        s.parse().unwrap_or(RunTrigger::Manual)
-    }
-}

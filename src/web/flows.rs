@@ -705,7 +705,8 @@ pub async fn dead_letters(
     )
 }
 
-fn selected(pairs: &[(String, String)]) -> AppResult<Option<Vec<DeadLetterId>>> {
+/// Which dead letters a bulk form chose: `None` for all open ones, or the ticked ids.
+fn selected(pairs: &[(String, String)]) -> Result<Option<Vec<DeadLetterId>>, Flash> {
     if pairs.iter().any(|(k, v)| k == "scope" && v == "all") {
         return Ok(None);
     }
@@ -715,11 +716,14 @@ fn selected(pairs: &[(String, String)]) -> AppResult<Option<Vec<DeadLetterId>>> 
         .filter_map(|(_, v)| v.parse().ok())
         .collect();
     if ids.is_empty() {
-        return Err(AppError::BadRequest(
-            "Select at least one dead letter.".into(),
-        ));
+        return Err(Flash::error("Select at least one dead letter."));
     }
     Ok(Some(ids))
+}
+
+/// Back to the flow's dead letters with a message.
+fn to_letters(id: FlowId, flash: Flash) -> HttpResponse {
+    flash::redirect(&format!("/flows/{id}/dead-letters"), flash)
 }
 
 /// POST /flows/{id}/dead-letters/replay
@@ -732,22 +736,14 @@ pub async fn replay(
     let id = flow_id(&id)?;
     let ids = match selected(&form) {
         Ok(ids) => ids,
-        Err(e) => {
-            return Ok(flash::redirect(
-                &format!("/flows/{id}/dead-letters"),
-                Flash::error(e.public_message()),
-            ));
-        }
+        Err(flash) => return Ok(to_letters(id, flash)),
     };
     match flows::replay(&app, &member.ctx, &member.actor(), id, ids).await {
         Ok(run) => Ok(flash::redirect(
             &format!("/runs/{run}"),
             Flash::success("Replay started on the current flow version."),
         )),
-        Err(AppError::Conflict(m)) => Ok(flash::redirect(
-            &format!("/flows/{id}/dead-letters"),
-            Flash::error(m),
-        )),
+        Err(AppError::Conflict(m)) => Ok(to_letters(id, Flash::error(m))),
         Err(e) => Err(e),
     }
 }
@@ -762,16 +758,11 @@ pub async fn discard(
     let id = flow_id(&id)?;
     let ids = match selected(&form) {
         Ok(ids) => ids,
-        Err(e) => {
-            return Ok(flash::redirect(
-                &format!("/flows/{id}/dead-letters"),
-                Flash::error(e.public_message()),
-            ));
-        }
+        Err(flash) => return Ok(to_letters(id, flash)),
     };
     let n = flows::discard(&app, &member.ctx, &member.actor(), id, ids).await?;
-    Ok(flash::redirect(
-        &format!("/flows/{id}/dead-letters"),
+    Ok(to_letters(
+        id,
         Flash::success(format!("{n} dead letter(s) discarded.")),
     ))
 }

@@ -218,6 +218,41 @@ impl TestApp {
         panic!("sandbox never seeded");
     }
 
+    /// Starts `sluice worker` as a separate OS process on this app's database, with the
+    /// master key the app was started with and extra `SLUICE_*` settings; returns once
+    /// it is ready.
+    pub fn spawn_worker(&self, master_key: &str, extra: &[(&str, &str)]) -> std::process::Child {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        command
+            .arg("worker")
+            .env("SLUICE_DATABASE_URL", self.database_url())
+            .env("SLUICE_MASTER_KEY", master_key)
+            .env("SLUICE_PUBLIC_URL", &self.base)
+            .env("SLUICE_SANDBOX_SEED_CONTACTS", "0")
+            .env("SLUICE_LOG", "info")
+            .env("SLUICE_LOG_FORMAT", "json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (k, v) in extra {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("start sluice worker");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("Sluice is ready") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(30))
+            .expect("worker process became ready");
+        child
+    }
+
     /// The database URL this test runs on.
     pub fn database_url(&self) -> &str {
         &self.database_url

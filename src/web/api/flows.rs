@@ -246,16 +246,7 @@ pub async fn enable(
     client: ApiClient,
     id: web::Path<String>,
 ) -> ApiResult<web::Json<FlowDto>> {
-    let id = parse_id(&id)?;
-    flows::set_status(
-        &app,
-        &client.ctx,
-        &api_actor(&client),
-        id,
-        FlowStatus::Active,
-    )
-    .await?;
-    Ok(web::Json(load_dto(&app, &client, id).await?))
+    set_status(&app, &client, &id, FlowStatus::Active).await
 }
 
 /// Pauses a flow's triggers.
@@ -266,16 +257,18 @@ pub async fn pause(
     client: ApiClient,
     id: web::Path<String>,
 ) -> ApiResult<web::Json<FlowDto>> {
-    let id = parse_id(&id)?;
-    flows::set_status(
-        &app,
-        &client.ctx,
-        &api_actor(&client),
-        id,
-        FlowStatus::Paused,
-    )
-    .await?;
-    Ok(web::Json(load_dto(&app, &client, id).await?))
+    set_status(&app, &client, &id, FlowStatus::Paused).await
+}
+
+async fn set_status(
+    app: &App,
+    client: &ApiClient,
+    id: &str,
+    status: FlowStatus,
+) -> ApiResult<web::Json<FlowDto>> {
+    let id = parse_id(id)?;
+    flows::set_status(app, &client.ctx, &api_actor(client), id, status).await?;
+    Ok(web::Json(load_dto(app, client, id).await?))
 }
 
 async fn run_dto(app: &App, client: &ApiClient, id: RunId) -> ApiResult<RunDto> {
