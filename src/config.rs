@@ -99,6 +99,17 @@ pub struct Settings {
     /// A run whose worker has not renewed its lease for this long is taken over by
     /// another worker (crash recovery).
     pub run_lease: Duration,
+    /// SMTP server for e-mail notifications (`smtp://host:port`, `smtps://…`, with
+    /// optional `user:password@`); none disables e-mail channels.
+    pub smtp_url: Option<String>,
+    /// Sender of notification e-mails.
+    pub smtp_from: String,
+    /// How often time-based alert rules (freshness, connection health) are evaluated.
+    pub alert_sweep: Duration,
+    /// Days run logs, finished dead letters and notification deliveries are kept.
+    pub retention_detail_days: u32,
+    /// Days runs are kept (their hourly rollups are kept regardless).
+    pub retention_runs_days: u32,
     /// The built-in sandbox SaaS.
     pub sandbox: SandboxSettings,
 }
@@ -141,6 +152,11 @@ const KEYS: &[(&str, &str)] = &[
     ("tenant_concurrency", "2"),
     ("retry_after_cap_secs", "60"),
     ("run_lease_secs", "30"),
+    ("smtp_url", ""),
+    ("smtp_from", "Sluice <sluice@localhost>"),
+    ("alert_sweep_secs", "30"),
+    ("retention_detail_days", "30"),
+    ("retention_runs_days", "90"),
     ("sandbox", "on"),
     ("sandbox_token_ttl_secs", "3600"),
     ("sandbox_rate_limit", "0"),
@@ -277,6 +293,9 @@ impl Settings {
         let tenant_concurrency = number("tenant_concurrency", 1, 1000) as u32;
         let retry_after_cap = Duration::from_secs(number("retry_after_cap_secs", 1, 3600));
         let run_lease = Duration::from_secs(number("run_lease_secs", 2, 600));
+        let alert_sweep = Duration::from_secs(number("alert_sweep_secs", 1, 3600));
+        let retention_detail_days = number("retention_detail_days", 1, 3650) as u32;
+        let retention_runs_days = number("retention_runs_days", 1, 3650) as u32;
 
         let sandbox_token_ttl = Duration::from_secs(number("sandbox_token_ttl_secs", 1, 86_400));
         let sandbox_rate_limit = number("sandbox_rate_limit", 0, 1_000_000) as u32;
@@ -300,6 +319,22 @@ impl Settings {
                 false
             }
         };
+        let smtp_url = Some(get("smtp_url")).filter(|u| !u.trim().is_empty());
+        if let Some(u) = &smtp_url
+            && !(u.starts_with("smtp://") || u.starts_with("smtps://"))
+        {
+            check(
+                "smtp_url",
+                Err("must start with smtp:// or smtps://".into()),
+            );
+        }
+        let smtp_from = get("smtp_from");
+        if smtp_from.parse::<lettre::message::Mailbox>().is_err() {
+            check(
+                "smtp_from",
+                Err("must be an address such as Sluice <alerts@example.com>".into()),
+            );
+        }
         let mut previous_master_keys = Vec::new();
         for (i, text) in get("previous_master_keys")
             .split(',')
@@ -360,6 +395,11 @@ impl Settings {
             retry_after_cap,
             run_lease,
             outbound_allow,
+            smtp_url,
+            smtp_from,
+            alert_sweep,
+            retention_detail_days,
+            retention_runs_days,
             sandbox: SandboxSettings {
                 enabled: sandbox_enabled,
                 token_ttl: sandbox_token_ttl,

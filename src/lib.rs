@@ -1,6 +1,7 @@
 //! Sluice: a self-hosted, multi-tenant integration platform. The binary (`main.rs`) and the
 //! tests drive the application through these modules.
 
+pub mod alerts;
 pub mod auth;
 pub mod config;
 pub mod connectors;

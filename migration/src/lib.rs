@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261121_000001_accounts;
 mod m20261122_000002_connections;
 mod m20261123_000003_flows;
+mod m20261124_000004_observability;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_accounts::Migration),
             Box::new(m20261122_000002_connections::Migration),
             Box::new(m20261123_000003_flows::Migration),
+            Box::new(m20261124_000004_observability::Migration),
         ]
     }
 }

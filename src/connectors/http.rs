@@ -214,6 +214,9 @@ pub enum Purpose {
     Api,
     /// Authorization-server calls (token, revoke): no redirects.
     OAuth,
+    /// Outbound notifications (alert webhooks): no redirects, so a receiver cannot
+    /// bounce a signed payload somewhere else.
+    Notification,
 }
 
 impl Outbound {
@@ -293,7 +296,7 @@ impl Outbound {
         }
         Ok(match purpose {
             Purpose::Api => &self.api,
-            Purpose::OAuth => &self.oauth,
+            Purpose::OAuth | Purpose::Notification => &self.oauth,
         })
     }
 
@@ -365,6 +368,25 @@ pub struct Fetched {
     pub headers: reqwest::header::HeaderMap,
     /// Body (at most [`MAX_BODY`]).
     pub body: Vec<u8>,
+}
+
+impl Fetched {
+    /// The delay asked for by `Retry-After`, in seconds or as an HTTP date.
+    pub fn retry_after(&self) -> Option<Duration> {
+        let value = self
+            .headers
+            .get(reqwest::header::RETRY_AFTER)?
+            .to_str()
+            .ok()?
+            .trim();
+        if let Ok(secs) = value.parse::<u64>() {
+            return Some(Duration::from_secs(secs));
+        }
+        let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+        (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+            .to_std()
+            .ok()
+    }
 }
 
 fn transport(e: &reqwest::Error) -> OutboundError {

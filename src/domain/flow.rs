@@ -81,6 +81,11 @@ impl RunStatus {
     pub fn is_finished(self) -> bool {
         !matches!(self, RunStatus::Queued | RunStatus::Running)
     }
+
+    /// Whether the run went through to the end (some records may have failed).
+    pub fn is_success(self) -> bool {
+        matches!(self, RunStatus::Succeeded | RunStatus::PartiallyFailed)
+    }
 }
 
 named_states!(

@@ -81,4 +81,12 @@ typed_id!(
     RunId,
     /// A record that could not be delivered, kept for replay.
     DeadLetterId,
+    /// A tenant's rule for raising alerts.
+    AlertRuleId,
+    /// A raised alert.
+    AlertId,
+    /// Where notifications go (e-mail, webhook, Slack).
+    ChannelId,
+    /// One notification of one alert event to one channel.
+    DeliveryId,
 );

@@ -1,12 +1,15 @@
 //! Pure types and rules: typed ids, roles, validated inputs, the tenant scope. No IO.
 
-pub mod connection;
+#[macro_use]
 pub mod flow;
+pub mod alert;
+pub mod connection;
 pub mod ids;
 pub mod role;
 pub mod tenant_ctx;
 pub mod validation;
 
+pub use alert::{AlertKind, AlertState, ChannelKind, DeliveryState, ErrorClass};
 pub use connection::{ConnectionEvent, ConnectionStatus};
 pub use flow::{
     DeadLetterState, FlowSpec, FlowStatus, RunStatus, RunTrigger, TriggerKind, WriteMode,

@@ -5,6 +5,7 @@
 //! runner re-enqueues a retryable failure as a new job with `run_after` set by [`retry`].
 //! Job arguments carry ids only, never data or secrets.
 
+pub mod alerts;
 pub mod connections;
 pub mod flows;
 pub mod housekeeping;

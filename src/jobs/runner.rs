@@ -3,7 +3,7 @@
 
 use super::queue::QueueBackend;
 use super::retry::RetryPolicy;
-use super::{Envelope, Job, JobEnv, JobError, connections, flows, housekeeping, probe};
+use super::{Envelope, Job, JobEnv, JobError, alerts, connections, flows, housekeeping, probe};
 use apalis::prelude::*;
 use apalis_postgres::PostgresStorage;
 use apalis_sqlite::SqliteStorage;
@@ -32,6 +32,9 @@ pub async fn run(env: JobEnv, instance: String, mut shutdown: watch::Receiver<bo
     monitor = register::<connections::RefreshConnection>(monitor, &env, &instance);
     monitor = register::<connections::CheckConnection>(monitor, &env, &instance);
     monitor = register::<flows::RunFlow>(monitor, &env, &instance);
+    monitor = register::<alerts::EvaluateRun>(monitor, &env, &instance);
+    monitor = register::<alerts::DeliverNotification>(monitor, &env, &instance);
+    monitor = register::<alerts::AlertSweep>(monitor, &env, &instance);
     let signal = async move {
         super::stopped(&mut shutdown).await;
         Ok(())

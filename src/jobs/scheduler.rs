@@ -3,7 +3,7 @@
 //! once even if two processes both believe they hold the lease; after downtime a missed
 //! tick runs once, not once per missed period.
 
-use super::{JobEnv, connections, flows, housekeeping};
+use super::{JobEnv, alerts, connections, flows, housekeeping};
 use crate::store::now;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -54,6 +54,10 @@ pub async fn tick(env: &JobEnv, holder: &str) -> anyhow::Result<()> {
     let next = now() + chrono::Duration::from_std(flows::recovery_interval(env))?;
     if env.store.claim_periodic("run_recovery", next).await? {
         flows::recover_orphans(env).await?;
+    }
+    let next = now() + chrono::Duration::from_std(env.settings.alert_sweep)?;
+    if env.store.claim_periodic("alert_sweep", next).await? {
+        env.queue.push(alerts::AlertSweep {}).await?;
     }
     Ok(())
 }

@@ -83,6 +83,7 @@ pub async fn create(
                 connection_id: None,
                 outcome: None,
                 outcome_detail: None,
+                reconnects_connection_id: None,
             },
         )
         .await?;
@@ -99,6 +100,62 @@ pub async fn create(
         url: app.settings.url_for(&format!("/connect/{secret}")),
         expires_at,
     })
+}
+
+/// A fresh link that reconnects a connection an end customer made through a connect
+/// link (for reauth alerts); `None` for connections made by members, who reconnect from
+/// the connection page. Valid for 7 days, single use.
+pub async fn create_reconnect_link(
+    app: &App,
+    ctx: &TenantCtx,
+    connection: crate::domain::ConnectionId,
+) -> AppResult<Option<CreatedLink>> {
+    let Some(conn) = app.store.connection(ctx, connection).await? else {
+        return Ok(None);
+    };
+    let Some(customer) = conn.customer_ref.clone() else {
+        return Ok(None);
+    };
+    let secret = tokens::random_secret();
+    let id = ConnectLinkId::new();
+    let expires_at = now() + chrono::Duration::days(7);
+    app.store
+        .insert_connect_link(
+            ctx,
+            connect_links::Model {
+                id: id.uuid(),
+                tenant_id: ctx.tenant_id().uuid(),
+                provider_id: conn.provider_id.clone(),
+                token_digest: tokens::digest(&secret),
+                customer_ref: customer.clone(),
+                created_by: None,
+                created_at: now(),
+                expires_at,
+                used_at: None,
+                revoked_at: None,
+                connection_id: None,
+                outcome: None,
+                outcome_detail: None,
+                reconnects_connection_id: Some(conn.id),
+            },
+        )
+        .await?;
+    app.audit(
+        ctx,
+        &AuditActor {
+            label: "Sluice alerts".into(),
+            ip: None,
+        },
+        "connect_link.created",
+        Some(customer),
+        Some(serde_json::json!({ "provider": conn.provider_id, "reconnects": conn.id })),
+    )
+    .await?;
+    Ok(Some(CreatedLink {
+        id,
+        url: app.settings.url_for(&format!("/connect/{secret}")),
+        expires_at,
+    }))
 }
 
 /// Revokes an unused link.
@@ -204,7 +261,10 @@ pub async fn begin(
         provider_id: open.link.provider_id.clone(),
         name: String::new(),
         form,
-        reconnect: None,
+        reconnect: open
+            .link
+            .reconnects_connection_id
+            .map(crate::domain::ConnectionId::from_uuid),
         customer_ref: Some(open.link.customer_ref.clone()),
     };
     let id = ConnectLinkId::from_uuid(open.link.id);

@@ -1186,6 +1186,10 @@ async fn mark_reauth_required(
     if !paused.is_empty() {
         tracing::warn!(connection = %id, flows = paused.len(), "flows paused until the connection is reconnected");
     }
+    // Tell people now rather than at the next sweep; the sweep retries if this fails.
+    if let Err(e) = crate::alerts::evaluate_connection(app, ctx, id).await {
+        tracing::warn!(connection = %id, error = %e, "could not evaluate connection alerts");
+    }
     Ok(())
 }
 

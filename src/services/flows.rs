@@ -12,7 +12,7 @@ use crate::domain::{
 use crate::error::{AppError, AppResult};
 use crate::jobs::flows::RunFlow;
 use crate::store::entities::{flow_versions, flows, runs};
-use crate::store::{FlowHead, NewFlow, now};
+use crate::store::{FlowHead, NewFlow, RunEnd, now};
 use crate::sync::mapping::Mapping;
 use crate::sync::source::Source;
 use crate::sync::target::Target;
@@ -225,6 +225,10 @@ pub async fn save(
                         destination_connection_id: Set(head.destination.uuid()),
                         created_at: Set(at),
                         updated_at: Set(at),
+                        last_run_id: Set(None),
+                        last_run_status: Set(None),
+                        last_run_at: Set(None),
+                        last_success_at: Set(None),
                     },
                     version: version_row(ctx, id, version_id, 1, text),
                 })
@@ -388,6 +392,10 @@ pub async fn start_run(
             created_at: Set(now()),
             started_at: Set(None),
             finished_at: Set(None),
+            error_class: Set(None),
+            error_provider: Set(None),
+            duration_ms: Set(None),
+            alerts_checked: Set(false),
         })
         .await?;
     // If this push is lost (a crash right here), orphan recovery enqueues the run.
@@ -424,7 +432,7 @@ pub async fn cancel(app: &App, ctx: &TenantCtx, actor: &AuditActor, id: RunId) -
     }
     if run.lease_holder.is_none() {
         app.store
-            .finish_run(ctx, id, None, RunStatus::Cancelled, None)
+            .finish_run(ctx, id, None, RunEnd::plain(RunStatus::Cancelled))
             .await?;
     }
     app.audit(ctx, actor, "run.cancelled", Some(id.to_string()), None)
@@ -622,10 +630,7 @@ pub async fn rotate_webhook_secret(
     require_write(ctx)?;
     let flow = app.store.flow(ctx, id).await?.ok_or(AppError::NotFound)?;
     use base64::Engine;
-    let secret = format!(
-        "whsec_{}",
-        base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
-    );
+    let secret = crate::crypto::new_webhook_secret();
     let token = flow.webhook_token.clone().unwrap_or_else(|| {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 24]>())
     });
@@ -698,7 +703,6 @@ pub fn verify_signature(
     at: i64,
 ) -> Result<(), WebhookRefusal> {
     use base64::Engine;
-    use hmac::{Hmac, Mac};
     let (Some(id), Some(ts), Some(sig)) = (&headers.id, &headers.timestamp, &headers.signature)
     else {
         return Err(WebhookRefusal::BadSignature(
@@ -711,17 +715,8 @@ pub fn verify_signature(
     if (at - ts_num).abs() > WEBHOOK_TOLERANCE_SECS {
         return Err(WebhookRefusal::Stale);
     }
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(secret.trim_start_matches("whsec_"))
+    let expected = crate::crypto::webhook_mac(secret, id, ts.trim(), body)
         .map_err(|_| WebhookRefusal::BadSignature("the secret is malformed".into()))?;
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key)
-        .map_err(|_| WebhookRefusal::BadSignature("the secret is malformed".into()))?;
-    mac.update(id.as_bytes());
-    mac.update(b".");
-    mac.update(ts.trim().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    let expected = mac.finalize().into_bytes();
     let matches = sig.split_whitespace().any(|entry| {
         entry
             .strip_prefix("v1,")

@@ -21,6 +21,7 @@ fn aad_for(table: &str, tenant: uuid::Uuid, id: &str) -> Aad {
         "oauth_apps" => "oauth_app",
         "connections" => "connection",
         "flows" => "flow_webhook",
+        "notification_channels" => "channel_secret",
         _ => "oauth_state",
     };
     Aad::new(purpose, tenant, id)

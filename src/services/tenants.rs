@@ -15,6 +15,8 @@ pub async fn create_for(app: &App, owner: &UserRecord, name: &str) -> AppResult<
             _ => format!("{base}-{}", &tokens::random_secret()[..6].to_lowercase()),
         };
         if let Some(id) = app.store.create_tenant(name, &slug, owner.id).await? {
+            let ctx = TenantCtx::new(id, Role::Owner, crate::domain::Actor::User(owner.id));
+            crate::alerts::defaults::install(app, &ctx).await?;
             return Ok(id);
         }
     }

@@ -629,6 +629,14 @@ impl Store {
                 out.push(("flows", f.id.to_string(), f.tenant_id, v));
             }
         }
+        for c in super::entities::notification_channels::Entity::find()
+            .all(&self.db)
+            .await?
+        {
+            if let Some(v) = c.secret_enc {
+                out.push(("notification_channels", c.id.to_string(), c.tenant_id, v));
+            }
+        }
         Ok(out)
     }
 
@@ -678,6 +686,16 @@ impl Store {
                     .col_expr(flows::Column::WebhookSecretEnc, Expr::value(new))
                     .filter(flows::Column::Id.eq(uuid::Uuid::parse_str(id).unwrap_or_default()))
                     .filter(flows::Column::WebhookSecretEnc.eq(old))
+                    .exec(&self.db)
+                    .await?
+                    .rows_affected
+            }
+            "notification_channels" => {
+                use super::entities::notification_channels as channels;
+                channels::Entity::update_many()
+                    .col_expr(channels::Column::SecretEnc, Expr::value(new))
+                    .filter(channels::Column::Id.eq(uuid::Uuid::parse_str(id).unwrap_or_default()))
+                    .filter(channels::Column::SecretEnc.eq(old))
                     .exec(&self.db)
                     .await?
                     .rows_affected

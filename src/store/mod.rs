@@ -4,23 +4,27 @@
 pub mod entities;
 
 mod accounts;
+mod alerts;
 mod api_tokens;
 mod audit;
 mod connections;
 mod flows;
 mod invitations;
 mod jobs;
+pub mod metrics;
 mod runs;
 mod sessions;
 mod tenants;
 
 pub use accounts::UserRecord;
+pub use alerts::AlertFilter;
 pub use api_tokens::NewApiToken;
 pub use audit::AuditEntry;
 pub use connections::StoredTokens;
 pub use flows::{FlowHead, NewFlow};
 pub use invitations::InvitationWithTenant;
-pub use runs::{Failure, LedgerEntry, PageCommit, counts_of};
+pub use metrics::{Bucket, FlowHealth, Totals};
+pub use runs::{Failure, LedgerEntry, PageCommit, RunEnd, counts_of};
 pub use tenants::{MemberRecord, TenantMembership};
 
 use crate::config::Settings;

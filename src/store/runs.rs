@@ -2,9 +2,11 @@
 //! the dead letters. A page of work commits in one transaction, guarded by the run's
 //! lease, so a crashed or superseded worker can never commit twice.
 
-use super::entities::{dead_letters, run_events, runs};
+use super::entities::{dead_letters, flows, run_events, runs};
 use super::{Store, now};
-use crate::domain::{DeadLetterId, DeadLetterState, FlowId, RunId, RunStatus, TenantCtx, TenantId};
+use crate::domain::{
+    DeadLetterId, DeadLetterState, ErrorClass, FlowId, RunId, RunStatus, TenantCtx, TenantId,
+};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
@@ -62,6 +64,31 @@ pub struct PageCommit {
     /// The run-log line for this page (message and detail), written in the same
     /// transaction.
     pub log: Option<(String, serde_json::Value)>,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug)]
+pub struct RunEnd {
+    /// Final status.
+    pub status: RunStatus,
+    /// What went wrong, for failed runs.
+    pub error: Option<String>,
+    /// Why it failed, for search (also set for partial failures).
+    pub class: Option<ErrorClass>,
+    /// The provider at fault, when one is.
+    pub provider: Option<String>,
+}
+
+impl RunEnd {
+    /// An end with nothing to explain.
+    pub fn plain(status: RunStatus) -> Self {
+        Self {
+            status,
+            error: None,
+            class: None,
+            provider: None,
+        }
+    }
 }
 
 /// Counts of a run.
@@ -341,19 +368,41 @@ impl Store {
     }
 
     /// Ends a run (only by its lease holder, or by anyone when `holder` is none, for runs
-    /// that never started).
+    /// that never started). In the same transaction it adds the run to the metric rollups
+    /// and notes it as its flow's last run, so dashboards never count a run twice or miss
+    /// one. Returns the finished run, or `None` if it was not ours to finish.
     pub async fn finish_run(
         &self,
         ctx: &TenantCtx,
         id: RunId,
         holder: Option<&str>,
-        status: RunStatus,
-        error: Option<String>,
-    ) -> Result<bool, DbErr> {
+        end: RunEnd,
+    ) -> Result<Option<runs::Model>, DbErr> {
+        // Read before the transaction: on SQLite a transaction that reads first and then
+        // writes can fail at once with "database is locked" when another writer commits
+        // in between; one that writes first waits its turn.
+        let Some(run) = self.run(ctx, id).await? else {
+            return Ok(None);
+        };
+        let txn = self.db.begin().await?;
+        let at = now();
+        let duration_ms = Ord::max(
+            (at - run.started_at.unwrap_or(run.created_at)).num_milliseconds(),
+            0,
+        );
         let mut q = runs::Entity::update_many()
-            .col_expr(runs::Column::Status, Expr::value(status.as_str()))
-            .col_expr(runs::Column::Error, Expr::value(error))
-            .col_expr(runs::Column::FinishedAt, Expr::value(now()))
+            .col_expr(runs::Column::Status, Expr::value(end.status.as_str()))
+            .col_expr(runs::Column::Error, Expr::value(end.error.clone()))
+            .col_expr(
+                runs::Column::ErrorClass,
+                Expr::value(end.class.map(|c| c.as_str())),
+            )
+            .col_expr(
+                runs::Column::ErrorProvider,
+                Expr::value(end.provider.clone()),
+            )
+            .col_expr(runs::Column::FinishedAt, Expr::value(at))
+            .col_expr(runs::Column::DurationMs, Expr::value(duration_ms))
             .col_expr(
                 runs::Column::LeaseHolder,
                 Expr::value(Option::<String>::None),
@@ -367,7 +416,83 @@ impl Store {
         if let Some(h) = holder {
             q = q.filter(runs::Column::LeaseHolder.eq(h));
         }
-        Ok(q.exec(&self.db).await?.rows_affected == 1)
+        if q.exec(&txn).await?.rows_affected != 1 {
+            txn.rollback().await?;
+            return Ok(None);
+        }
+        let Some(run) = runs::Entity::find_by_id(id.uuid()).one(&txn).await? else {
+            txn.rollback().await?;
+            return Ok(None);
+        };
+        super::metrics::add_to_rollups(&txn, &run).await?;
+        let mut flow = flows::Entity::update_many()
+            .col_expr(flows::Column::LastRunId, Expr::value(run.id))
+            .col_expr(
+                flows::Column::LastRunStatus,
+                Expr::value(run.status.clone()),
+            )
+            .col_expr(flows::Column::LastRunAt, Expr::value(at));
+        if end.status.is_success() {
+            flow = flow.col_expr(flows::Column::LastSuccessAt, Expr::value(at));
+        }
+        flow.filter(flows::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(flows::Column::Id.eq(run.flow_id))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(Some(run))
+    }
+
+    /// Marks a finished run's alerts as evaluated; false if another evaluator did first.
+    pub async fn mark_alerts_checked(&self, ctx: &TenantCtx, id: RunId) -> Result<bool, DbErr> {
+        let done = runs::Entity::update_many()
+            .col_expr(runs::Column::AlertsChecked, Expr::value(true))
+            .filter(runs::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(runs::Column::Id.eq(id.uuid()))
+            .filter(runs::Column::AlertsChecked.eq(false))
+            .exec(&self.db)
+            .await?;
+        Ok(done.rows_affected == 1)
+    }
+
+    /// Finished runs, across tenants, whose alerts were never evaluated (their job was
+    /// lost): the alert sweep evaluates them.
+    pub async fn unchecked_runs(
+        &self,
+        finished_before: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<(TenantId, RunId)>, DbErr> {
+        Ok(runs::Entity::find()
+            .filter(runs::Column::AlertsChecked.eq(false))
+            .filter(runs::Column::FinishedAt.is_not_null())
+            .filter(runs::Column::FinishedAt.lt(finished_before))
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|r| (TenantId::from_uuid(r.tenant_id), RunId::from_uuid(r.id)))
+            .collect())
+    }
+
+    /// The flow's last successful runs before `before`, newest first (for volume
+    /// baselines and the run inspector's comparison).
+    pub async fn recent_successes(
+        &self,
+        ctx: &TenantCtx,
+        flow: FlowId,
+        before: RunId,
+        limit: u64,
+    ) -> Result<Vec<runs::Model>, DbErr> {
+        runs::Entity::find()
+            .filter(runs::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(runs::Column::FlowId.eq(flow.uuid()))
+            .filter(runs::Column::Id.lt(before.uuid()))
+            .filter(runs::Column::Status.eq(RunStatus::Succeeded.as_str()))
+            .filter(runs::Column::Trigger.ne(crate::domain::RunTrigger::Replay.as_str()))
+            .order_by_desc(runs::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await
     }
 
     /// Asks a run to stop at its next page boundary.

@@ -12,14 +12,14 @@ use super::target::{Item, Outcome, Target};
 use super::{Exchange, Fault};
 use crate::connectors::catalogue::{self, ObjectSpec, Provider};
 use crate::domain::{
-    ConnectionId, DeadLetterId, DeadLetterState, FlowId, FlowSpec, FlowStatus, RunId, RunStatus,
-    RunTrigger, TenantCtx,
+    ConnectionId, DeadLetterId, DeadLetterState, ErrorClass, FlowId, FlowSpec, FlowStatus, RunId,
+    RunStatus, RunTrigger, TenantCtx,
 };
 use crate::jobs::JobError;
 use crate::jobs::retry::RetryPolicy;
 use crate::services::App;
 use crate::store::entities::runs;
-use crate::store::{Failure, LedgerEntry, PageCommit, now};
+use crate::store::{Failure, LedgerEntry, PageCommit, RunEnd, now};
 use sea_orm::DbErr;
 use serde_json::{Value as Json, json};
 use sha2::{Digest, Sha256};
@@ -84,7 +84,7 @@ pub async fn execute(app: &App, ctx: &TenantCtx, id: RunId) -> Result<Executed, 
     }
     if run.cancel_requested {
         app.store
-            .finish_run(ctx, id, None, RunStatus::Cancelled, None)
+            .finish_run(ctx, id, None, RunEnd::plain(RunStatus::Cancelled))
             .await?;
         return Ok(Executed::Done);
     }
@@ -107,6 +107,7 @@ pub async fn execute(app: &App, ctx: &TenantCtx, id: RunId) -> Result<Executed, 
         ctx,
         run,
         holder,
+        providers: None,
     };
     match runner.drive().await {
         Ok(()) => Ok(Executed::Done),
@@ -114,7 +115,12 @@ pub async fn execute(app: &App, ctx: &TenantCtx, id: RunId) -> Result<Executed, 
         Err(Stop::Cancelled) => {
             runner.log("warn", "Cancelled on request.", None).await;
             app.store
-                .finish_run(ctx, id, Some(&runner.holder), RunStatus::Cancelled, None)
+                .finish_run(
+                    ctx,
+                    id,
+                    Some(&runner.holder),
+                    RunEnd::plain(RunStatus::Cancelled),
+                )
                 .await?;
             Ok(Executed::Done)
         }
@@ -131,6 +137,8 @@ struct Runner<'a> {
     ctx: &'a TenantCtx,
     run: runs::Model,
     holder: String,
+    /// Source and destination provider ids, once known (failures name the one at fault).
+    providers: Option<(&'static str, &'static str)>,
 }
 
 /// A source record ready to write.
@@ -215,6 +223,7 @@ impl Runner<'_> {
             object: object_of(source_provider, &spec.source.object)?,
         };
         let target_provider = self.provider_of(spec.destination.connection_id).await?;
+        self.providers = Some((&source_provider.id, &target_provider.id));
         let target = Target {
             connection: spec.destination.connection_id,
             provider: target_provider,
@@ -505,10 +514,15 @@ impl Runner<'_> {
                     }
                     attempt += 1;
                 }
+                // Still retryable in kind, so the run is filed as unavailable or rate
+                // limited rather than as a refusal.
                 Err(Fault::Retryable { message, .. }) => {
-                    return Err(Stop::Fault(Fault::Fatal(format!(
-                        "{what} failed {CALL_ATTEMPTS} times; last error: {message}"
-                    ))));
+                    return Err(Stop::Fault(Fault::Retryable {
+                        message: format!(
+                            "{what} failed {CALL_ATTEMPTS} times; last error: {message}"
+                        ),
+                        retry_after: None,
+                    }));
                 }
                 Err(other) => return Err(Stop::Fault(other)),
             }
@@ -714,19 +728,24 @@ impl Runner<'_> {
             .run(self.ctx, self.id())
             .await?
             .ok_or(Stop::LostLease)?;
-        let status = if run.records_failed > 0 {
-            RunStatus::PartiallyFailed
+        let end = if run.records_failed > 0 {
+            RunEnd {
+                class: Some(ErrorClass::Records),
+                provider: self.providers.map(|(_, target)| target.to_owned()),
+                ..RunEnd::plain(RunStatus::PartiallyFailed)
+            }
         } else {
-            RunStatus::Succeeded
+            RunEnd::plain(RunStatus::Succeeded)
         };
-        if !self
+        let status = end.status;
+        let Some(run) = self
             .app
             .store
-            .finish_run(self.ctx, self.id(), Some(&self.holder), status, None)
+            .finish_run(self.ctx, self.id(), Some(&self.holder), end)
             .await?
-        {
+        else {
             return Err(Stop::LostLease);
-        }
+        };
         let moved = (spec.source.incremental && !replay)
             .then_some(watermark)
             .flatten();
@@ -753,6 +772,7 @@ impl Runner<'_> {
             .increment(u64::try_from(run.records_written).unwrap_or(0));
         metrics::counter!("sluice_records_total", "outcome" => "failed")
             .increment(u64::try_from(run.records_failed).unwrap_or(0));
+        evaluate_alerts(self.app, self.ctx, self.id()).await;
         Ok(())
     }
 
@@ -760,17 +780,26 @@ impl Runner<'_> {
     async fn fail(&self, fault: &Fault) -> Result<(), DbErr> {
         let message = fault.message().to_owned();
         self.log("error", &format!("Failed: {message}"), None).await;
-        if !self
+        let provider = self.providers.map(|(source, target)| {
+            if fault.while_writing() {
+                target
+            } else {
+                source
+            }
+            .to_owned()
+        });
+        let end = RunEnd {
+            status: RunStatus::Failed,
+            error: Some(message.clone()),
+            class: Some(fault.class()),
+            provider,
+        };
+        if self
             .app
             .store
-            .finish_run(
-                self.ctx,
-                self.id(),
-                Some(&self.holder),
-                RunStatus::Failed,
-                Some(message.clone()),
-            )
+            .finish_run(self.ctx, self.id(), Some(&self.holder), end)
             .await?
+            .is_none()
         {
             return Ok(());
         }
@@ -810,7 +839,20 @@ impl Runner<'_> {
             self.log("error", &reason, None).await;
             tracing::warn!(flow = %self.flow_id(), streak, "flow paused automatically after repeated failures");
         }
+        evaluate_alerts(self.app, self.ctx, self.id()).await;
         Ok(())
+    }
+}
+
+/// Enqueues the alert evaluation of a finished run. If the push is lost, the alert sweep
+/// finds the run (its alerts are marked unchecked) a little later.
+async fn evaluate_alerts(app: &App, ctx: &TenantCtx, id: RunId) {
+    let job = crate::jobs::alerts::EvaluateRun {
+        tenant_id: ctx.tenant_id(),
+        run_id: id,
+    };
+    if let Err(e) = app.queue.push(job).await {
+        tracing::warn!(run = %id, error = %e, "could not enqueue alert evaluation");
     }
 }
 

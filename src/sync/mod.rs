@@ -9,6 +9,7 @@ pub mod target;
 pub mod trigger;
 
 use crate::connectors::http::Fetched;
+use crate::domain::ErrorClass;
 use crate::services::connections::ConnectionError;
 use serde::Serialize;
 use std::time::Duration;
@@ -39,6 +40,28 @@ impl Fault {
         }
     }
 
+    /// The class a run that failed with this fault is filed under.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Fault::Reauth(_) => ErrorClass::Auth,
+            Fault::Retryable { message, .. } if message.contains("HTTP 429") => {
+                ErrorClass::RateLimited
+            }
+            Fault::Retryable { .. } => ErrorClass::Unavailable,
+            // `from_status` words provider refusals as "…: HTTP 4xx …".
+            Fault::Fatal(message) if message.contains(": HTTP 4") => ErrorClass::Rejected,
+            Fault::Fatal(_) => ErrorClass::Config,
+        }
+    }
+
+    /// Whether the fault happened while writing (else while reading or preparing): every
+    /// write call is described as "writing …" and every read as "reading …".
+    pub fn while_writing(&self) -> bool {
+        self.message()
+            .get(..8)
+            .is_some_and(|p| p.eq_ignore_ascii_case("writing "))
+    }
+
     /// Classifies a non-success HTTP answer.
     pub fn from_status(what: &str, fetched: &Fetched) -> Fault {
         let status = fetched.status;
@@ -48,7 +71,7 @@ impl Fault {
         if status.as_u16() == 429 || status.is_server_error() || status.as_u16() == 408 {
             Fault::Retryable {
                 message,
-                retry_after: retry_after(fetched),
+                retry_after: fetched.retry_after(),
             }
         } else {
             Fault::Fatal(message)
@@ -71,23 +94,6 @@ impl From<ConnectionError> for Fault {
             other => Fault::Fatal(other.to_string()),
         }
     }
-}
-
-/// `Retry-After` in seconds or as an HTTP date.
-fn retry_after(fetched: &Fetched) -> Option<Duration> {
-    let value = fetched
-        .headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
-        .to_std()
-        .ok()
 }
 
 /// One HTTP exchange as shown in the run log: no query string, no headers, no bodies.

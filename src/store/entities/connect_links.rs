@@ -21,6 +21,7 @@ pub struct Model {
     pub outcome: Option<String>,
     #[sea_orm(column_type = "Text", nullable)]
     pub outcome_detail: Option<String>,
+    pub reconnects_connection_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -26,6 +26,10 @@ pub struct Model {
     pub destination_connection_id: Uuid,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    pub last_run_id: Option<Uuid>,
+    pub last_run_status: Option<String>,
+    pub last_run_at: Option<DateTimeUtc>,
+    pub last_success_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,5 +1,7 @@
 //! Database entities, one module per table.
 
+pub mod alert_rules;
+pub mod alerts;
 pub mod api_tokens;
 pub mod audit_events;
 pub mod connect_links;
@@ -13,6 +15,8 @@ pub mod invitations;
 pub mod leases;
 pub mod login_throttle;
 pub mod memberships;
+pub mod notification_channels;
+pub mod notification_deliveries;
 pub mod oauth_apps;
 pub mod oauth_states;
 pub mod periodic_tasks;

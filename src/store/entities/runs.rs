@@ -35,6 +35,10 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub started_at: Option<DateTimeUtc>,
     pub finished_at: Option<DateTimeUtc>,
+    pub error_class: Option<String>,
+    pub error_provider: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub alerts_checked: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,0 +1,578 @@
+//! Alert rules, alerts, notification channels and deliveries.
+
+use super::entities::{alert_rules, alerts, notification_channels, notification_deliveries};
+use super::{Store, now};
+use crate::domain::{
+    AlertId, AlertRuleId, AlertState, ChannelId, DeliveryId, DeliveryState, TenantCtx, TenantId,
+};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, SqlErr,
+};
+
+fn tenant_of(ctx: &TenantCtx) -> uuid::Uuid {
+    ctx.tenant_id().uuid()
+}
+
+/// Which alerts a list shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlertFilter {
+    /// Open and acknowledged.
+    Active,
+    /// One state.
+    State(AlertState),
+    /// Everything.
+    All,
+}
+
+impl Store {
+    // ---- Rules ------------------------------------------------------------------------
+
+    /// The tenant's rules, tenant-wide first.
+    pub async fn alert_rules(&self, ctx: &TenantCtx) -> Result<Vec<alert_rules::Model>, DbErr> {
+        alert_rules::Entity::find()
+            .filter(alert_rules::Column::TenantId.eq(tenant_of(ctx)))
+            .order_by_asc(alert_rules::Column::FlowId)
+            .order_by_asc(alert_rules::Column::Id)
+            .all(&self.db)
+            .await
+    }
+
+    /// One rule.
+    pub async fn alert_rule(
+        &self,
+        ctx: &TenantCtx,
+        id: AlertRuleId,
+    ) -> Result<Option<alert_rules::Model>, DbErr> {
+        alert_rules::Entity::find()
+            .filter(alert_rules::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(alert_rules::Column::Id.eq(id.uuid()))
+            .one(&self.db)
+            .await
+    }
+
+    /// Inserts a rule (the caller fills in the tenant from its scope).
+    pub async fn insert_alert_rule(
+        &self,
+        rule: alert_rules::ActiveModel,
+    ) -> Result<alert_rules::Model, DbErr> {
+        rule.insert(&self.db).await
+    }
+
+    /// Changes a rule's settings.
+    pub async fn update_alert_rule(
+        &self,
+        ctx: &TenantCtx,
+        id: AlertRuleId,
+        threshold: Option<f64>,
+        window_minutes: Option<i32>,
+        throttle_minutes: i32,
+        enabled: bool,
+    ) -> Result<bool, DbErr> {
+        let done = alert_rules::Entity::update_many()
+            .col_expr(alert_rules::Column::Threshold, Expr::value(threshold))
+            .col_expr(
+                alert_rules::Column::WindowMinutes,
+                Expr::value(window_minutes),
+            )
+            .col_expr(
+                alert_rules::Column::ThrottleMinutes,
+                Expr::value(throttle_minutes),
+            )
+            .col_expr(alert_rules::Column::Enabled, Expr::value(enabled))
+            .col_expr(alert_rules::Column::UpdatedAt, Expr::value(now()))
+            .filter(alert_rules::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(alert_rules::Column::Id.eq(id.uuid()))
+            .exec(&self.db)
+            .await?;
+        Ok(done.rows_affected == 1)
+    }
+
+    /// Deletes a rule (its alerts stay, unlinked).
+    pub async fn delete_alert_rule(&self, ctx: &TenantCtx, id: AlertRuleId) -> Result<bool, DbErr> {
+        let done = alert_rules::Entity::delete_many()
+            .filter(alert_rules::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(alert_rules::Column::Id.eq(id.uuid()))
+            .exec(&self.db)
+            .await?;
+        Ok(done.rows_affected == 1)
+    }
+
+    /// Tenants with an enabled rule of `kind`, for the periodic sweep.
+    pub async fn tenants_with_rule(&self, kind: &str) -> Result<Vec<TenantId>, DbErr> {
+        let ids: Vec<uuid::Uuid> = alert_rules::Entity::find()
+            .select_only()
+            .column(alert_rules::Column::TenantId)
+            .distinct()
+            .filter(alert_rules::Column::Kind.eq(kind))
+            .filter(alert_rules::Column::Enabled.eq(true))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(ids.into_iter().map(TenantId::from_uuid).collect())
+    }
+
+    // ---- Alerts -----------------------------------------------------------------------
+
+    /// The unresolved alert with this dedupe key, if any.
+    pub async fn unresolved_alert(
+        &self,
+        ctx: &TenantCtx,
+        dedupe_key: &str,
+    ) -> Result<Option<alerts::Model>, DbErr> {
+        alerts::Entity::find()
+            .filter(alerts::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(alerts::Column::DedupeKey.eq(dedupe_key))
+            .filter(alerts::Column::State.ne(AlertState::Resolved.as_str()))
+            .one(&self.db)
+            .await
+    }
+
+    /// The latest alert with this dedupe key resolved after `since` (for throttling).
+    pub async fn recently_resolved_alert(
+        &self,
+        ctx: &TenantCtx,
+        dedupe_key: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Option<alerts::Model>, DbErr> {
+        alerts::Entity::find()
+            .filter(alerts::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(alerts::Column::DedupeKey.eq(dedupe_key))
+            .filter(alerts::Column::State.eq(AlertState::Resolved.as_str()))
+            .filter(alerts::Column::ResolvedAt.gt(since))
+            .order_by_desc(alerts::Column::ResolvedAt)
+            .one(&self.db)
+            .await
+    }
+
+    /// Inserts an alert. `Ok(false)` when an unresolved alert with its dedupe key exists
+    /// (another evaluator won the race).
+    pub async fn insert_alert(&self, alert: alerts::ActiveModel) -> Result<bool, DbErr> {
+        match alert.insert(&self.db).await {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Counts another occurrence of an unresolved alert.
+    pub async fn bump_alert(
+        &self,
+        ctx: &TenantCtx,
+        id: AlertId,
+        detail: &str,
+        run: Option<uuid::Uuid>,
+    ) -> Result<(), DbErr> {
+        let mut q = alerts::Entity::update_many()
+            .col_expr(
+                alerts::Column::Occurrences,
+                Expr::col(alerts::Column::Occurrences).add(1),
+            )
+            .col_expr(alerts::Column::Detail, Expr::value(detail))
+            .col_expr(alerts::Column::LastSeenAt, Expr::value(now()));
+        if run.is_some() {
+            q = q.col_expr(alerts::Column::RunId, Expr::value(run));
+        }
+        q.filter(alerts::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(alerts::Column::Id.eq(id.uuid()))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Reopens a recently resolved alert (a flapping condition, throttled): no new
+    /// notification. `Ok(false)` if an unresolved one appeared meanwhile.
+    pub async fn reopen_alert(
+        &self,
+        ctx: &TenantCtx,
+        id: AlertId,
+        detail: &str,
+    ) -> Result<bool, DbErr> {
+        let q = alerts::Entity::update_many()
+            .col_expr(
+                alerts::Column::State,
+                Expr::value(AlertState::Open.as_str()),
+            )
+            .col_expr(
+                alerts::Column::Occurrences,
+                Expr::col(alerts::Column::Occurrences).add(1),
+            )
+            .col_expr(alerts::Column::Detail, Expr::value(detail))
+            .col_expr(alerts::Column::LastSeenAt, Expr::value(now()))
+            .col_expr(
+                alerts::Column::ResolvedAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(
+                alerts::Column::Resolution,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(alerts::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(alerts::Column::Id.eq(id.uuid()))
+            .filter(alerts::Column::State.eq(AlertState::Resolved.as_str()));
+        match q.exec(&self.db).await {
+            Ok(done) => Ok(done.rows_affected == 1),
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Resolves an unresolved alert; true if this call resolved it.
+    pub async fn resolve_alert(
+        &self,
+        ctx: &TenantCtx,
+        id: AlertId,
+        resolution: &str,
+    ) -> Result<bool, DbErr> {
+        let done = alerts::Entity::update_many()
+            .col_expr(
+                alerts::Column::State,
+                Expr::value(AlertState::Resolved.as_str()),
+            )
+            .col_expr(alerts::Column::ResolvedAt, Expr::value(now()))
+            .col_expr(alerts::Column::Resolution, Expr::value(resolution))
+            .filter(alerts::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(alerts::Column::Id.eq(id.uuid()))
+            .filter(alerts::Column::State.ne(AlertState::Resolved.as_str()))
+            .exec(&self.db)
+            .await?;
+        Ok(done.rows_affected == 1)
+    }
+
+    /// Acknowledges an open alert; true if this call did.
+    pub async fn acknowledge_alert(
+        &self,
+        ctx: &TenantCtx,
+        id: AlertId,
+        by: &str,
+    ) -> Result<bool, DbErr> {
+        let done = alerts::Entity::update_many()
+            .col_expr(
+                alerts::Column::State,
+                Expr::value(AlertState::Acknowledged.as_str()),
+            )
+            .col_expr(alerts::Column::AcknowledgedAt, Expr::value(now()))
+            .col_expr(alerts::Column::AcknowledgedBy, Expr::value(by))
+            .filter(alerts::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(alerts::Column::Id.eq(id.uuid()))
+            .filter(alerts::Column::State.eq(AlertState::Open.as_str()))
+            .exec(&self.db)
+            .await?;
+        Ok(done.rows_affected == 1)
+    }
+
+    /// Marks an alert as notified.
+    pub async fn mark_alert_notified(&self, ctx: &TenantCtx, id: AlertId) -> Result<(), DbErr> {
+        alerts::Entity::update_many()
+            .col_expr(alerts::Column::Notified, Expr::value(true))
+            .filter(alerts::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(alerts::Column::Id.eq(id.uuid()))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// One alert.
+    pub async fn alert(
+        &self,
+        ctx: &TenantCtx,
+        id: AlertId,
+    ) -> Result<Option<alerts::Model>, DbErr> {
+        alerts::Entity::find()
+            .filter(alerts::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(alerts::Column::Id.eq(id.uuid()))
+            .one(&self.db)
+            .await
+    }
+
+    /// Alerts, newest first, before `before` (keyset on the time-ordered id).
+    pub async fn alerts(
+        &self,
+        ctx: &TenantCtx,
+        filter: AlertFilter,
+        before: Option<AlertId>,
+        limit: u64,
+    ) -> Result<Vec<alerts::Model>, DbErr> {
+        let mut q = alerts::Entity::find().filter(alerts::Column::TenantId.eq(tenant_of(ctx)));
+        q = match filter {
+            AlertFilter::Active => {
+                q.filter(alerts::Column::State.ne(AlertState::Resolved.as_str()))
+            }
+            AlertFilter::State(s) => q.filter(alerts::Column::State.eq(s.as_str())),
+            AlertFilter::All => q,
+        };
+        if let Some(b) = before {
+            q = q.filter(alerts::Column::Id.lt(b.uuid()));
+        }
+        q.order_by_desc(alerts::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await
+    }
+
+    /// Number of unresolved alerts.
+    pub async fn count_active_alerts(&self, ctx: &TenantCtx) -> Result<u64, DbErr> {
+        alerts::Entity::find()
+            .filter(alerts::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(alerts::Column::State.ne(AlertState::Resolved.as_str()))
+            .count(&self.db)
+            .await
+    }
+
+    /// Unresolved alerts of a kind (the sweep re-checks them).
+    pub async fn unresolved_alerts_of_kind(
+        &self,
+        ctx: &TenantCtx,
+        kind: &str,
+    ) -> Result<Vec<alerts::Model>, DbErr> {
+        alerts::Entity::find()
+            .filter(alerts::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(alerts::Column::Kind.eq(kind))
+            .filter(alerts::Column::State.ne(AlertState::Resolved.as_str()))
+            .all(&self.db)
+            .await
+    }
+
+    // ---- Channels ---------------------------------------------------------------------
+
+    /// The tenant's notification channels.
+    pub async fn channels(
+        &self,
+        ctx: &TenantCtx,
+    ) -> Result<Vec<notification_channels::Model>, DbErr> {
+        notification_channels::Entity::find()
+            .filter(notification_channels::Column::TenantId.eq(tenant_of(ctx)))
+            .order_by_asc(notification_channels::Column::Name)
+            .all(&self.db)
+            .await
+    }
+
+    /// One channel.
+    pub async fn channel(
+        &self,
+        ctx: &TenantCtx,
+        id: ChannelId,
+    ) -> Result<Option<notification_channels::Model>, DbErr> {
+        notification_channels::Entity::find()
+            .filter(notification_channels::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(notification_channels::Column::Id.eq(id.uuid()))
+            .one(&self.db)
+            .await
+    }
+
+    /// Inserts a channel.
+    pub async fn insert_channel(
+        &self,
+        channel: notification_channels::ActiveModel,
+    ) -> Result<notification_channels::Model, DbErr> {
+        channel.insert(&self.db).await
+    }
+
+    /// Enables a channel again, or disables it with a reason.
+    pub async fn set_channel_enabled(
+        &self,
+        ctx: &TenantCtx,
+        id: ChannelId,
+        enabled: bool,
+        reason: Option<String>,
+    ) -> Result<bool, DbErr> {
+        let done = notification_channels::Entity::update_many()
+            .col_expr(notification_channels::Column::Enabled, Expr::value(enabled))
+            .col_expr(
+                notification_channels::Column::DisabledReason,
+                Expr::value(reason),
+            )
+            .col_expr(notification_channels::Column::UpdatedAt, Expr::value(now()))
+            .filter(notification_channels::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(notification_channels::Column::Id.eq(id.uuid()))
+            .exec(&self.db)
+            .await?;
+        Ok(done.rows_affected == 1)
+    }
+
+    /// Deletes a channel with its delivery history.
+    pub async fn delete_channel(&self, ctx: &TenantCtx, id: ChannelId) -> Result<bool, DbErr> {
+        let done = notification_channels::Entity::delete_many()
+            .filter(notification_channels::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(notification_channels::Column::Id.eq(id.uuid()))
+            .exec(&self.db)
+            .await?;
+        Ok(done.rows_affected == 1)
+    }
+
+    // ---- Deliveries -------------------------------------------------------------------
+
+    /// Creates the delivery of an alert event to a channel, once: `None` if it exists.
+    pub async fn insert_delivery(
+        &self,
+        ctx: &TenantCtx,
+        alert: AlertId,
+        channel: ChannelId,
+        event: &str,
+    ) -> Result<Option<DeliveryId>, DbErr> {
+        let id = DeliveryId::new();
+        let inserted =
+            notification_deliveries::Entity::insert(notification_deliveries::ActiveModel {
+                id: Set(id.uuid()),
+                tenant_id: Set(tenant_of(ctx)),
+                alert_id: Set(alert.uuid()),
+                channel_id: Set(channel.uuid()),
+                event: Set(event.to_owned()),
+                state: Set(DeliveryState::Pending.as_str().into()),
+                attempts: Set(0),
+                last_status: Set(None),
+                last_error: Set(None),
+                next_attempt_at: Set(Some(now())),
+                created_at: Set(now()),
+                delivered_at: Set(None),
+            })
+            .on_conflict(
+                OnConflict::columns([
+                    notification_deliveries::Column::TenantId,
+                    notification_deliveries::Column::AlertId,
+                    notification_deliveries::Column::ChannelId,
+                    notification_deliveries::Column::Event,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok((inserted == 1).then_some(id))
+    }
+
+    /// One delivery.
+    pub async fn delivery(
+        &self,
+        ctx: &TenantCtx,
+        id: DeliveryId,
+    ) -> Result<Option<notification_deliveries::Model>, DbErr> {
+        notification_deliveries::Entity::find()
+            .filter(notification_deliveries::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(notification_deliveries::Column::Id.eq(id.uuid()))
+            .one(&self.db)
+            .await
+    }
+
+    /// Takes the next attempt of a pending delivery (compare-and-set on its attempt count
+    /// and due time), holding it for `lease` so the sweep does not enqueue it twice.
+    pub async fn claim_delivery(
+        &self,
+        ctx: &TenantCtx,
+        id: DeliveryId,
+        attempts_seen: i32,
+        lease: std::time::Duration,
+    ) -> Result<bool, DbErr> {
+        let at = now();
+        let done = notification_deliveries::Entity::update_many()
+            .col_expr(
+                notification_deliveries::Column::NextAttemptAt,
+                Expr::value(at + chrono::Duration::from_std(lease).unwrap_or_default()),
+            )
+            .filter(notification_deliveries::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(notification_deliveries::Column::Id.eq(id.uuid()))
+            .filter(notification_deliveries::Column::State.eq(DeliveryState::Pending.as_str()))
+            .filter(notification_deliveries::Column::Attempts.eq(attempts_seen))
+            .filter(notification_deliveries::Column::NextAttemptAt.lte(at))
+            .exec(&self.db)
+            .await?;
+        Ok(done.rows_affected == 1)
+    }
+
+    /// Records an attempt: its outcome, and when to try next (pending) or none.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_delivery_attempt(
+        &self,
+        ctx: &TenantCtx,
+        id: DeliveryId,
+        state: DeliveryState,
+        status: Option<i32>,
+        error: Option<String>,
+        next_attempt_at: Option<DateTime<Utc>>,
+    ) -> Result<(), DbErr> {
+        let mut q = notification_deliveries::Entity::update_many()
+            .col_expr(
+                notification_deliveries::Column::Attempts,
+                Expr::col(notification_deliveries::Column::Attempts).add(1),
+            )
+            .col_expr(
+                notification_deliveries::Column::State,
+                Expr::value(state.as_str()),
+            )
+            .col_expr(
+                notification_deliveries::Column::LastStatus,
+                Expr::value(status),
+            )
+            .col_expr(
+                notification_deliveries::Column::LastError,
+                Expr::value(error),
+            )
+            .col_expr(
+                notification_deliveries::Column::NextAttemptAt,
+                Expr::value(next_attempt_at),
+            );
+        if state == DeliveryState::Delivered {
+            q = q.col_expr(
+                notification_deliveries::Column::DeliveredAt,
+                Expr::value(now()),
+            );
+        }
+        q.filter(notification_deliveries::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(notification_deliveries::Column::Id.eq(id.uuid()))
+            .filter(notification_deliveries::Column::State.eq(DeliveryState::Pending.as_str()))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Deliveries, newest first, before `before`; optionally of one alert.
+    pub async fn deliveries(
+        &self,
+        ctx: &TenantCtx,
+        alert: Option<AlertId>,
+        before: Option<DeliveryId>,
+        limit: u64,
+    ) -> Result<Vec<notification_deliveries::Model>, DbErr> {
+        let mut q = notification_deliveries::Entity::find()
+            .filter(notification_deliveries::Column::TenantId.eq(tenant_of(ctx)));
+        if let Some(a) = alert {
+            q = q.filter(notification_deliveries::Column::AlertId.eq(a.uuid()));
+        }
+        if let Some(b) = before {
+            q = q.filter(notification_deliveries::Column::Id.lt(b.uuid()));
+        }
+        q.order_by_desc(notification_deliveries::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await
+    }
+
+    /// Pending deliveries, across tenants, overdue by the given time (their job was
+    /// lost): the sweep enqueues them again.
+    pub async fn overdue_deliveries(
+        &self,
+        due_before: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<(TenantId, DeliveryId)>, DbErr> {
+        Ok(notification_deliveries::Entity::find()
+            .filter(notification_deliveries::Column::State.eq(DeliveryState::Pending.as_str()))
+            .filter(notification_deliveries::Column::NextAttemptAt.lt(due_before))
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|d| {
+                (
+                    TenantId::from_uuid(d.tenant_id),
+                    DeliveryId::from_uuid(d.id),
+                )
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,246 @@
+//! Metric rollups: per tenant, flow and minute/hour, added to as each run finishes (in the
+//! run's own finishing transaction), so dashboards read a few hundred small rows instead
+//! of scanning runs. Raw runs may be pruned; rollups stay.
+
+use super::entities::runs;
+use super::{Store, now};
+use crate::domain::{FlowId, RunStatus, TenantCtx};
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbErr, QueryResult, Statement, Value};
+
+/// Seconds in a minute bucket.
+pub const MINUTE: i32 = 60;
+/// Seconds in an hour bucket.
+pub const HOUR: i32 = 3600;
+
+/// Totals over a period.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Finished runs.
+    pub runs: i64,
+    /// Runs that succeeded outright.
+    pub succeeded: i64,
+    /// Runs that finished with record failures.
+    pub partially_failed: i64,
+    /// Runs that failed.
+    pub failed: i64,
+    /// Records read from sources.
+    pub records_read: i64,
+    /// Records written to destinations.
+    pub records_written: i64,
+    /// Records sent to the dead letters.
+    pub records_failed: i64,
+    /// Summed run time.
+    pub duration_ms: i64,
+}
+
+impl Totals {
+    /// Share of runs that did not fail, in percent (none without runs).
+    pub fn success_rate(&self) -> Option<f64> {
+        (self.runs > 0).then(|| 100.0 * (self.runs - self.failed) as f64 / self.runs as f64)
+    }
+
+    /// Share of runs that failed, in percent (none without runs).
+    pub fn error_rate(&self) -> Option<f64> {
+        (self.runs > 0).then(|| 100.0 * self.failed as f64 / self.runs as f64)
+    }
+
+    fn read(row: &QueryResult) -> Result<Self, DbErr> {
+        Ok(Self {
+            runs: row.try_get("", "runs")?,
+            succeeded: row.try_get("", "succeeded")?,
+            partially_failed: row.try_get("", "partially_failed")?,
+            failed: row.try_get("", "failed")?,
+            records_read: row.try_get("", "records_read")?,
+            records_written: row.try_get("", "records_written")?,
+            records_failed: row.try_get("", "records_failed")?,
+            duration_ms: row.try_get("", "duration_ms")?,
+        })
+    }
+}
+
+/// One bucket of a time series.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bucket {
+    /// Start of the bucket (Unix seconds).
+    pub start: i64,
+    /// What finished in it.
+    pub totals: Totals,
+}
+
+/// One flow's figures over a period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowHealth {
+    /// The flow.
+    pub flow: FlowId,
+    /// Its totals.
+    pub totals: Totals,
+}
+
+const SUMS: &str = "COALESCE(CAST(SUM(runs) AS BIGINT), 0) AS runs, \
+    COALESCE(CAST(SUM(succeeded) AS BIGINT), 0) AS succeeded, \
+    COALESCE(CAST(SUM(partially_failed) AS BIGINT), 0) AS partially_failed, \
+    COALESCE(CAST(SUM(failed) AS BIGINT), 0) AS failed, \
+    COALESCE(CAST(SUM(records_read) AS BIGINT), 0) AS records_read, \
+    COALESCE(CAST(SUM(records_written) AS BIGINT), 0) AS records_written, \
+    COALESCE(CAST(SUM(records_failed) AS BIGINT), 0) AS records_failed, \
+    COALESCE(CAST(SUM(duration_ms) AS BIGINT), 0) AS duration_ms";
+
+/// The start of the bucket holding `at`.
+pub fn bucket_of(at: DateTime<Utc>, grain: i32) -> i64 {
+    let g = i64::from(grain);
+    at.timestamp().div_euclid(g) * g
+}
+
+/// Adds a finished run to its minute and hour rollups (inside the caller's transaction).
+pub async fn add_to_rollups<C: ConnectionTrait>(db: &C, run: &runs::Model) -> Result<(), DbErr> {
+    let status: RunStatus = run.status.parse().map_err(DbErr::Custom)?;
+    let at = run.finished_at.unwrap_or_else(now);
+    let flag = |s: RunStatus| i64::from(status == s);
+    for grain in [MINUTE, HOUR] {
+        let values: Vec<Value> = vec![
+            run.tenant_id.into(),
+            grain.into(),
+            bucket_of(at, grain).into(),
+            run.flow_id.into(),
+            flag(RunStatus::Succeeded).into(),
+            flag(RunStatus::PartiallyFailed).into(),
+            flag(RunStatus::Failed).into(),
+            flag(RunStatus::Cancelled).into(),
+            run.records_read.into(),
+            run.records_written.into(),
+            run.records_failed.into(),
+            run.duration_ms.unwrap_or(0).into(),
+        ];
+        db.execute_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            "INSERT INTO metric_rollups (tenant_id, grain, bucket, flow_id, runs, succeeded, \
+             partially_failed, failed, cancelled, records_read, records_written, records_failed, \
+             duration_ms) VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, $10, $11, $12) \
+             ON CONFLICT (tenant_id, grain, bucket, flow_id) DO UPDATE SET \
+             runs = metric_rollups.runs + 1, \
+             succeeded = metric_rollups.succeeded + excluded.succeeded, \
+             partially_failed = metric_rollups.partially_failed + excluded.partially_failed, \
+             failed = metric_rollups.failed + excluded.failed, \
+             cancelled = metric_rollups.cancelled + excluded.cancelled, \
+             records_read = metric_rollups.records_read + excluded.records_read, \
+             records_written = metric_rollups.records_written + excluded.records_written, \
+             records_failed = metric_rollups.records_failed + excluded.records_failed, \
+             duration_ms = metric_rollups.duration_ms + excluded.duration_ms",
+            values,
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// The tenant's (or one flow's) totals since `since`, at `grain` resolution.
+    pub async fn rollup_totals(
+        &self,
+        ctx: &TenantCtx,
+        flow: Option<FlowId>,
+        grain: i32,
+        since: DateTime<Utc>,
+    ) -> Result<Totals, DbErr> {
+        let mut values: Vec<Value> = vec![
+            ctx.tenant_id().uuid().into(),
+            grain.into(),
+            bucket_of(since, grain).into(),
+        ];
+        let mut sql = format!(
+            "SELECT {SUMS} FROM metric_rollups WHERE tenant_id = $1 AND grain = $2 AND bucket >= $3"
+        );
+        if let Some(f) = flow {
+            values.push(f.uuid().into());
+            sql.push_str(" AND flow_id = $4");
+        }
+        let row = self
+            .db
+            .query_one_raw(Statement::from_sql_and_values(self.backend(), sql, values))
+            .await?;
+        row.as_ref()
+            .map(Totals::read)
+            .transpose()
+            .map(Option::unwrap_or_default)
+    }
+
+    /// The tenant's (or one flow's) time series since `since`: only buckets with runs.
+    pub async fn rollup_series(
+        &self,
+        ctx: &TenantCtx,
+        flow: Option<FlowId>,
+        grain: i32,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Bucket>, DbErr> {
+        let mut values: Vec<Value> = vec![
+            ctx.tenant_id().uuid().into(),
+            grain.into(),
+            bucket_of(since, grain).into(),
+        ];
+        let mut sql = format!(
+            "SELECT bucket, {SUMS} FROM metric_rollups \
+             WHERE tenant_id = $1 AND grain = $2 AND bucket >= $3"
+        );
+        if let Some(f) = flow {
+            values.push(f.uuid().into());
+            sql.push_str(" AND flow_id = $4");
+        }
+        sql.push_str(" GROUP BY bucket ORDER BY bucket");
+        self.db
+            .query_all_raw(Statement::from_sql_and_values(self.backend(), sql, values))
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(Bucket {
+                    start: row.try_get("", "bucket")?,
+                    totals: Totals::read(row)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Each flow's totals between `since` and `until` (hourly resolution).
+    pub async fn flow_totals(
+        &self,
+        ctx: &TenantCtx,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<FlowHealth>, DbErr> {
+        let sql = format!(
+            "SELECT flow_id, {SUMS} FROM metric_rollups \
+             WHERE tenant_id = $1 AND grain = $2 AND bucket >= $3 AND bucket < $4 \
+             GROUP BY flow_id"
+        );
+        let values: Vec<Value> = vec![
+            ctx.tenant_id().uuid().into(),
+            HOUR.into(),
+            bucket_of(since, HOUR).into(),
+            bucket_of(until, HOUR).into(),
+        ];
+        self.db
+            .query_all_raw(Statement::from_sql_and_values(self.backend(), sql, values))
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(FlowHealth {
+                    flow: FlowId::from_uuid(row.try_get("", "flow_id")?),
+                    totals: Totals::read(row)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Forgets minute rollups older than `before` (hourly ones are kept).
+    pub async fn prune_minute_rollups(&self, before: DateTime<Utc>) -> Result<u64, DbErr> {
+        Ok(self
+            .db
+            .execute_raw(Statement::from_sql_and_values(
+                self.backend(),
+                "DELETE FROM metric_rollups WHERE grain = $1 AND bucket < $2",
+                [MINUTE.into(), bucket_of(before, MINUTE).into()],
+            ))
+            .await?
+            .rows_affected())
+    }
+}
