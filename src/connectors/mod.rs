@@ -4,3 +4,4 @@
 pub mod catalogue;
 pub mod http;
 pub mod oauth;
+pub mod redact;

@@ -55,6 +55,11 @@ impl FieldErrors {
         self.0.is_empty()
     }
 
+    /// Every message in one sentence, for a flash.
+    pub fn summary(&self) -> String {
+        self.iter().map(|(_, m)| m).collect::<Vec<_>>().join(" ")
+    }
+
     /// All (field, message) pairs.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(f, m)| (f.as_str(), m.as_str()))

@@ -2,12 +2,15 @@
 //! authorise (by role, inside the `TenantCtx` they are given), write, and audit.
 
 pub mod accounts;
+pub mod alerts;
 pub mod api_tokens;
 pub mod connect_links;
 pub mod connections;
+pub mod dashboard;
 pub mod flows;
 pub mod keys;
 pub mod members;
+pub mod runs;
 pub mod tenants;
 
 use crate::config::{MasterKey, Settings};

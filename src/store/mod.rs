@@ -24,7 +24,9 @@ pub use connections::StoredTokens;
 pub use flows::{FlowHead, NewFlow};
 pub use invitations::InvitationWithTenant;
 pub use metrics::{Bucket, FlowHealth, Totals};
-pub use runs::{Failure, LedgerEntry, PageCommit, RunEnd, counts_of};
+pub use runs::{
+    Failure, FailureFilter, LedgerEntry, PageCommit, RunEnd, RunFilter, counts_of, id_floor,
+};
 pub use tenants::{MemberRecord, TenantMembership};
 
 use crate::config::Settings;

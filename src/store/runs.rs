@@ -5,7 +5,8 @@
 use super::entities::{dead_letters, flows, run_events, runs};
 use super::{Store, now};
 use crate::domain::{
-    DeadLetterId, DeadLetterState, ErrorClass, FlowId, RunId, RunStatus, TenantCtx, TenantId,
+    DeadLetterId, DeadLetterState, ErrorClass, FlowId, RunId, RunStatus, RunTrigger, TenantCtx,
+    TenantId,
 };
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
@@ -64,6 +65,61 @@ pub struct PageCommit {
     /// The run-log line for this page (message and detail), written in the same
     /// transaction.
     pub log: Option<(String, serde_json::Value)>,
+}
+
+/// Which runs a history page shows.
+#[derive(Clone, Debug, Default)]
+pub struct RunFilter {
+    /// One flow.
+    pub flow: Option<FlowId>,
+    /// One status.
+    pub status: Option<RunStatus>,
+    /// One trigger.
+    pub trigger: Option<RunTrigger>,
+    /// Created at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Created before.
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// Which failed runs the support console shows (across tenants).
+#[derive(Clone, Debug, Default)]
+pub struct FailureFilter {
+    /// One tenant.
+    pub tenant: Option<TenantId>,
+    /// One flow.
+    pub flow: Option<FlowId>,
+    /// The provider at fault.
+    pub provider: Option<String>,
+    /// One class.
+    pub class: Option<ErrorClass>,
+    /// Created at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Created before.
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// The smallest time-ordered (v7) id created at `at`: run ids sort by creation time, so
+/// time ranges become id ranges and use the same indexes as keyset pagination.
+pub fn id_floor(at: DateTime<Utc>) -> uuid::Uuid {
+    let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+    let mut bytes = [0u8; 16];
+    bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    uuid::Uuid::from_bytes(bytes)
+}
+
+fn time_range<Q: QueryFilter>(
+    mut q: Q,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> Q {
+    if let Some(from) = from {
+        q = q.filter(runs::Column::Id.gte(id_floor(from)));
+    }
+    if let Some(to) = to {
+        q = q.filter(runs::Column::Id.lt(id_floor(to)));
+    }
+    q
 }
 
 /// How a run ended.
@@ -142,6 +198,64 @@ impl Store {
             .await
     }
 
+    /// The tenant's runs matching `filter`, newest first, before `before`.
+    pub async fn run_history(
+        &self,
+        ctx: &TenantCtx,
+        filter: &RunFilter,
+        before: Option<RunId>,
+        limit: u64,
+    ) -> Result<Vec<runs::Model>, DbErr> {
+        let mut q = runs::Entity::find().filter(runs::Column::TenantId.eq(tenant_of(ctx)));
+        if let Some(f) = filter.flow {
+            q = q.filter(runs::Column::FlowId.eq(f.uuid()));
+        }
+        if let Some(s) = filter.status {
+            q = q.filter(runs::Column::Status.eq(s.as_str()));
+        }
+        if let Some(t) = filter.trigger {
+            q = q.filter(runs::Column::Trigger.eq(t.as_str()));
+        }
+        q = time_range(q, filter.from, filter.to);
+        if let Some(b) = before {
+            q = q.filter(runs::Column::Id.lt(b.uuid()));
+        }
+        q.order_by_desc(runs::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await
+    }
+
+    /// Failed and partially failed runs across tenants, newest first (support console).
+    pub async fn failed_runs(
+        &self,
+        filter: &FailureFilter,
+        before: Option<RunId>,
+        limit: u64,
+    ) -> Result<Vec<runs::Model>, DbErr> {
+        let mut q = runs::Entity::find().filter(runs::Column::ErrorClass.is_not_null());
+        if let Some(t) = filter.tenant {
+            q = q.filter(runs::Column::TenantId.eq(t.uuid()));
+        }
+        if let Some(f) = filter.flow {
+            q = q.filter(runs::Column::FlowId.eq(f.uuid()));
+        }
+        if let Some(p) = &filter.provider {
+            q = q.filter(runs::Column::ErrorProvider.eq(p.as_str()));
+        }
+        if let Some(c) = filter.class {
+            q = q.filter(runs::Column::ErrorClass.eq(c.as_str()));
+        }
+        q = time_range(q, filter.from, filter.to);
+        if let Some(b) = before {
+            q = q.filter(runs::Column::Id.lt(b.uuid()));
+        }
+        q.order_by_desc(runs::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await
+    }
+
     /// The flow's queued or running run, if any (triggers join it instead of piling up).
     pub async fn unfinished_run(
         &self,
@@ -155,7 +269,7 @@ impl Store {
                 runs::Column::Status
                     .is_in([RunStatus::Queued.as_str(), RunStatus::Running.as_str()]),
             )
-            .filter(runs::Column::Trigger.ne(crate::domain::RunTrigger::Replay.as_str()))
+            .filter(runs::Column::Trigger.ne(RunTrigger::Replay.as_str()))
             .one(&self.db)
             .await
     }
@@ -488,7 +602,7 @@ impl Store {
             .filter(runs::Column::FlowId.eq(flow.uuid()))
             .filter(runs::Column::Id.lt(before.uuid()))
             .filter(runs::Column::Status.eq(RunStatus::Succeeded.as_str()))
-            .filter(runs::Column::Trigger.ne(crate::domain::RunTrigger::Replay.as_str()))
+            .filter(runs::Column::Trigger.ne(RunTrigger::Replay.as_str()))
             .order_by_desc(runs::Column::Id)
             .limit(limit)
             .all(&self.db)
@@ -639,6 +753,22 @@ impl Store {
     }
 
     // ---- Dead letters -----------------------------------------------------------------
+
+    /// The dead letters last failed by a run (any state), oldest first.
+    pub async fn dead_letters_of_run(
+        &self,
+        ctx: &TenantCtx,
+        run: RunId,
+        limit: u64,
+    ) -> Result<Vec<dead_letters::Model>, DbErr> {
+        dead_letters::Entity::find()
+            .filter(dead_letters::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(dead_letters::Column::RunId.eq(run.uuid()))
+            .order_by_asc(dead_letters::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await
+    }
 
     /// A flow's dead letters in a state (newest first), optionally of one run.
     pub async fn dead_letters(

@@ -65,8 +65,10 @@ impl Fault {
     /// Classifies a non-success HTTP answer.
     pub fn from_status(what: &str, fetched: &Fetched) -> Fault {
         let status = fetched.status;
-        let detail =
-            String::from_utf8_lossy(&fetched.body[..fetched.body.len().min(300)]).into_owned();
+        // Error bodies sometimes echo credentials: mask them before they reach the log.
+        let detail = crate::connectors::redact::redact_text(&String::from_utf8_lossy(
+            &fetched.body[..fetched.body.len().min(300)],
+        ));
         let message = format!("{what}: HTTP {} {}", status.as_u16(), detail.trim());
         if status.as_u16() == 429 || status.is_server_error() || status.as_u16() == 408 {
             Fault::Retryable {

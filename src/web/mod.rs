@@ -8,8 +8,10 @@ pub mod middleware;
 pub mod shell;
 
 mod account;
+mod alerts;
 mod assets;
 mod auth;
+mod charts;
 mod connect_links;
 mod connections;
 mod dashboard;
@@ -194,10 +196,44 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/flows/{id}/dead-letters/discard",
             web::post().to(flows::discard),
         )
+        .route("/runs", web::get().to(runs::history))
+        .route("/runs.csv", web::get().to(runs::export))
         .route("/runs/{id}", web::get().to(runs::show))
         .route("/runs/{id}/progress", web::get().to(runs::progress))
         .route("/runs/{id}/cancel", web::post().to(runs::cancel))
         .route("/hooks/{token}", web::post().to(flows::receive_webhook))
+        .route("/alerts", web::get().to(alerts::index))
+        .route("/alerts/{id}", web::get().to(alerts::show))
+        .route(
+            "/alerts/{id}/acknowledge",
+            web::post().to(alerts::acknowledge),
+        )
+        .route("/alerts/{id}/resolve", web::post().to(alerts::resolve))
+        .route("/settings/alerts", web::get().to(alerts::settings))
+        .route(
+            "/settings/alerts/rules",
+            web::post().to(alerts::create_rule),
+        )
+        .route(
+            "/settings/alerts/rules/{id}",
+            web::post().to(alerts::update_rule),
+        )
+        .route(
+            "/settings/alerts/rules/{id}/delete",
+            web::post().to(alerts::delete_rule),
+        )
+        .route(
+            "/settings/alerts/channels",
+            web::post().to(alerts::create_channel),
+        )
+        .route(
+            "/settings/alerts/channels/{id}/{action}",
+            web::post().to(alerts::channel_action),
+        )
+        .route(
+            "/settings/alerts/deliveries",
+            web::get().to(alerts::deliveries),
+        )
         // API tokens
         .route("/settings/api-tokens", web::get().to(tokens::index))
         .route("/settings/api-tokens", web::post().to(tokens::create))

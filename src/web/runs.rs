@@ -1,4 +1,6 @@
-//! The run page: live progress (a polled fragment), counts, the step log, cancel.
+//! Run history (filters, keyset pages, CSV export) and the run inspector: live progress (a
+//! polled fragment), counts, the step log with redacted exchanges, record failures, and
+//! a comparison with the last successful run.
 
 use super::auth::render;
 use super::extract::Member;
@@ -9,10 +11,15 @@ use crate::domain::RunId;
 use crate::error::{AppError, AppResult};
 use crate::services::App;
 use crate::services::flows;
+use crate::services::runs::{self as runs_service, Inspection};
+use crate::store::RunFilter;
 use crate::store::entities::{flows as flow_rows, run_events};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use serde::Deserialize;
+use std::collections::HashMap;
 
 /// Log lines shown on the run page.
 const LOG_LINES: u64 = 500;
@@ -63,6 +70,171 @@ struct ShowPage {
     log: Vec<LogLine>,
     csrf: String,
     can_write: bool,
+    inspection: Inspection,
+    /// Members see masked payloads; support staff see only their shape until they reveal.
+    payloads_visible: bool,
+    run_link_prefix: &'static str,
+}
+
+/// Runs per history page.
+const HISTORY_PAGE: u64 = 50;
+
+/// Filters of the history page, as in the query string.
+#[derive(Deserialize, Default, Clone)]
+pub struct HistoryQuery {
+    flow: Option<String>,
+    status: Option<String>,
+    trigger: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    before: Option<String>,
+}
+
+fn present(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// A date (`2026-11-22`) or local date-time (`2026-11-22T13:05`), read as UTC.
+fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
+    if let Ok(d) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+        return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+    }
+    NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+impl HistoryQuery {
+    /// The filter, and a message for each part that could not be read (it is ignored).
+    fn filter(&self) -> (RunFilter, Vec<String>) {
+        let mut problems = Vec::new();
+        let mut f = RunFilter::default();
+        if let Some(v) = present(&self.flow) {
+            match v.parse() {
+                Ok(id) => f.flow = Some(id),
+                Err(_) => problems.push("Unknown flow; showing all flows.".into()),
+            }
+        }
+        if let Some(v) = present(&self.status) {
+            match v.parse() {
+                Ok(s) => f.status = Some(s),
+                Err(_) => problems.push(format!("Unknown status '{v}'.")),
+            }
+        }
+        if let Some(v) = present(&self.trigger) {
+            match v.parse() {
+                Ok(t) => f.trigger = Some(t),
+                Err(_) => problems.push(format!("Unknown trigger '{v}'.")),
+            }
+        }
+        for (raw, slot, what) in [
+            (&self.from, &mut f.from, "From"),
+            (&self.to, &mut f.to, "To"),
+        ] {
+            if let Some(v) = present(raw) {
+                match parse_time(v) {
+                    Some(t) => *slot = Some(t),
+                    None => problems.push(format!("{what}: enter a date like 2026-11-22.")),
+                }
+            }
+        }
+        if let (Some(a), Some(b)) = (f.from, f.to)
+            && a >= b
+        {
+            problems.push("From must be before To.".into());
+        }
+        (f, problems)
+    }
+
+    /// The query string of these filters (without the page cursor).
+    fn query_string(&self) -> String {
+        let pairs: Vec<(&str, &str)> = [
+            ("flow", &self.flow),
+            ("status", &self.status),
+            ("trigger", &self.trigger),
+            ("from", &self.from),
+            ("to", &self.to),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| present(v).map(|v| (k, v)))
+        .collect();
+        serde_urlencoded::to_string(pairs).unwrap_or_default()
+    }
+}
+
+#[derive(Template)]
+#[template(path = "runs/index.html")]
+struct HistoryPageView {
+    shell: Shell,
+    q: HistoryQuery,
+    query: String,
+    problems: Vec<String>,
+    runs: Vec<RunView>,
+    names: HashMap<uuid::Uuid, String>,
+    flows: Vec<(String, String)>,
+    next: Option<RunId>,
+    first_page: bool,
+}
+
+impl HistoryPageView {
+    fn flow_name(&self, id: &uuid::Uuid) -> &str {
+        self.names.get(id).map_or("(deleted flow)", String::as_str)
+    }
+}
+
+/// GET /runs — the tenant's run history.
+pub async fn history(
+    app: web::Data<App>,
+    member: Member,
+    q: web::Query<HistoryQuery>,
+) -> AppResult<HttpResponse> {
+    let q = q.into_inner();
+    let (filter, problems) = q.filter();
+    let before = present(&q.before).and_then(|b| b.parse().ok());
+    let page = runs_service::history(&app, &member.ctx, &filter, before, HISTORY_PAGE).await?;
+    let names = runs_service::flow_names(&app, &member.ctx).await?;
+    let mut flows: Vec<(String, String)> = names
+        .iter()
+        .map(|(id, n)| (id.to_string(), n.clone()))
+        .collect();
+    flows.sort_by_key(|f| f.1.to_lowercase());
+    render(
+        &HistoryPageView {
+            shell: member.shell("runs"),
+            query: q.query_string(),
+            first_page: before.is_none(),
+            q,
+            problems,
+            runs: page.runs.into_iter().map(RunView::new).collect(),
+            names,
+            flows,
+            next: page.next,
+        },
+        StatusCode::OK,
+    )
+}
+
+/// GET /runs.csv — the filtered history as CSV.
+pub async fn export(
+    app: web::Data<App>,
+    member: Member,
+    q: web::Query<HistoryQuery>,
+) -> AppResult<HttpResponse> {
+    let (filter, problems) = q.filter();
+    if let Some(p) = problems.into_iter().next() {
+        return Err(AppError::invalid("filter", p));
+    }
+    let csv = runs_service::history_csv(&app, &member.ctx, &filter).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            "Content-Disposition",
+            format!(
+                "attachment; filename=\"runs-{}.csv\"",
+                crate::store::now().format("%Y%m%d-%H%M")
+            ),
+        ))
+        .body(csv))
 }
 
 #[derive(Template)]
@@ -101,7 +273,8 @@ pub async fn show(
 ) -> AppResult<HttpResponse> {
     let id = run_id(&id)?;
     let (r, flow, log) = load(&app, &member, id).await?;
-    let shell = member.shell("flows");
+    let inspection = runs_service::inspect(&app, &member.ctx, id).await?;
+    let shell = member.shell("runs");
     render(
         &ShowPage {
             csrf: shell.csrf.clone(),
@@ -110,6 +283,9 @@ pub async fn show(
             r,
             flow,
             log,
+            inspection,
+            payloads_visible: true,
+            run_link_prefix: "/runs/",
         },
         StatusCode::OK,
     )

@@ -1,0 +1,381 @@
+//! Alert use cases: acknowledging and resolving alerts, editing rules, and managing the
+//! channels notifications go to.
+
+use super::{App, AuditActor, require_write};
+use crate::alerts::channels::secret_aad;
+use crate::domain::{
+    AlertId, AlertKind, AlertRuleId, AlertState, ChannelId, ChannelKind, FieldErrors, FlowId,
+    TenantCtx, validation,
+};
+use crate::error::{AppError, AppResult};
+use crate::store::entities::{alert_rules, alerts, notification_channels};
+use crate::store::now;
+use sea_orm::Set;
+
+/// A rule as entered in a form or the API (text fields, validated here).
+#[derive(Clone, Debug, Default)]
+pub struct RuleInput {
+    /// Rule kind (`run_failed`, …).
+    pub kind: String,
+    /// A flow id, or empty for every flow.
+    pub flow_id: String,
+    /// Threshold, for kinds that have one.
+    pub threshold: String,
+    /// Window in minutes, for kinds that have one.
+    pub window_minutes: String,
+    /// Minutes within which a flapping alert does not notify again.
+    pub throttle_minutes: String,
+    /// Whether the rule is on.
+    pub enabled: bool,
+}
+
+/// Settings of a rule, validated.
+struct RuleSettings {
+    kind: AlertKind,
+    flow: Option<FlowId>,
+    threshold: Option<f64>,
+    window: Option<i32>,
+    throttle: i32,
+}
+
+fn number(raw: &str, min: f64, max: f64, what: &str) -> Result<f64, String> {
+    raw.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && (min..=max).contains(v))
+        .ok_or(format!("Enter {what} from {min} to {max}."))
+}
+
+async fn validate_rule(app: &App, ctx: &TenantCtx, input: &RuleInput) -> AppResult<RuleSettings> {
+    let mut errors = FieldErrors::new();
+    let kind = errors.check(
+        "kind",
+        input
+            .kind
+            .parse::<AlertKind>()
+            .map_err(|_| "Choose what the rule watches for.".to_owned()),
+    );
+    let flow = match input.flow_id.trim() {
+        "" => None,
+        raw => {
+            let id = raw.parse::<FlowId>().ok();
+            let found = match id {
+                Some(id) => app.store.flow(ctx, id).await?.is_some(),
+                None => false,
+            };
+            if !found {
+                errors.add("flow_id", "Choose one of your flows, or all flows.");
+            }
+            id
+        }
+    };
+    let threshold = match kind.map(|k| (k, k.threshold_label())) {
+        Some((k, Some(label))) => {
+            let (min, max) = match k {
+                AlertKind::Duration => (1.0, 86_400.0),
+                _ => (1.0, 100.0),
+            };
+            errors.check("threshold", number(&input.threshold, min, max, label))
+        }
+        _ => None,
+    };
+    let window = match kind {
+        Some(k) if k.uses_window() => errors
+            .check(
+                "window_minutes",
+                number(&input.window_minutes, 5.0, 43_200.0, "a window in minutes"),
+            )
+            .map(|w| w as i32),
+        _ => None,
+    };
+    let throttle = match input.throttle_minutes.trim() {
+        "" => Some(crate::alerts::defaults::THROTTLE_MINUTES),
+        raw => errors
+            .check("throttle_minutes", number(raw, 0.0, 10_080.0, "minutes"))
+            .map(|t| t as i32),
+    };
+    if kind.is_some_and(AlertKind::about_connections) && flow.is_some() {
+        errors.add(
+            "flow_id",
+            "Connection rules apply to all connections; choose all flows.",
+        );
+    }
+    let (kind, throttle) = errors.into_result(|| Some((kind?, throttle?)))?;
+    Ok(RuleSettings {
+        kind,
+        flow,
+        threshold,
+        window,
+        throttle,
+    })
+}
+
+/// Adds a rule.
+pub async fn create_rule(
+    app: &App,
+    ctx: &TenantCtx,
+    actor: &AuditActor,
+    input: &RuleInput,
+) -> AppResult<AlertRuleId> {
+    require_write(ctx)?;
+    let s = validate_rule(app, ctx, input).await?;
+    let id = AlertRuleId::new();
+    app.store
+        .insert_alert_rule(alert_rules::ActiveModel {
+            id: Set(id.uuid()),
+            tenant_id: Set(ctx.tenant_id().uuid()),
+            flow_id: Set(s.flow.map(FlowId::uuid)),
+            kind: Set(s.kind.as_str().into()),
+            threshold: Set(s.threshold),
+            window_minutes: Set(s.window),
+            throttle_minutes: Set(s.throttle),
+            enabled: Set(input.enabled),
+            created_at: Set(now()),
+            updated_at: Set(now()),
+        })
+        .await?;
+    app.audit(
+        ctx,
+        actor,
+        "alert_rule.created",
+        Some(s.kind.label().into()),
+        Some(serde_json::json!({ "rule": id, "flow": s.flow })),
+    )
+    .await?;
+    Ok(id)
+}
+
+/// Changes a rule's threshold, window, throttle and switch (its kind and flow stay).
+pub async fn update_rule(
+    app: &App,
+    ctx: &TenantCtx,
+    actor: &AuditActor,
+    id: AlertRuleId,
+    input: &RuleInput,
+) -> AppResult<()> {
+    require_write(ctx)?;
+    let rule = app
+        .store
+        .alert_rule(ctx, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let input = RuleInput {
+        kind: rule.kind.clone(),
+        flow_id: rule.flow_id.map(|f| f.to_string()).unwrap_or_default(),
+        ..input.clone()
+    };
+    let s = validate_rule(app, ctx, &input).await?;
+    app.store
+        .update_alert_rule(ctx, id, s.threshold, s.window, s.throttle, input.enabled)
+        .await?;
+    app.audit(
+        ctx,
+        actor,
+        "alert_rule.updated",
+        Some(s.kind.label().into()),
+        Some(serde_json::json!({ "rule": id, "enabled": input.enabled })),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Deletes a rule; its alerts stay in the history.
+pub async fn delete_rule(
+    app: &App,
+    ctx: &TenantCtx,
+    actor: &AuditActor,
+    id: AlertRuleId,
+) -> AppResult<()> {
+    require_write(ctx)?;
+    let rule = app
+        .store
+        .alert_rule(ctx, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    app.store.delete_alert_rule(ctx, id).await?;
+    app.audit(
+        ctx,
+        actor,
+        "alert_rule.deleted",
+        Some(rule.kind),
+        Some(serde_json::json!({ "rule": id })),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Acknowledges an open alert: someone is on it.
+pub async fn acknowledge(
+    app: &App,
+    ctx: &TenantCtx,
+    actor: &AuditActor,
+    id: AlertId,
+) -> AppResult<alerts::Model> {
+    require_write(ctx)?;
+    let alert = app.store.alert(ctx, id).await?.ok_or(AppError::NotFound)?;
+    if alert.state != AlertState::Open.as_str() {
+        return Err(AppError::Conflict(format!(
+            "This alert is already {}.",
+            alert.state
+        )));
+    }
+    app.store.acknowledge_alert(ctx, id, &actor.label).await?;
+    app.audit(
+        ctx,
+        actor,
+        "alert.acknowledged",
+        Some(alert.title.clone()),
+        None,
+    )
+    .await?;
+    app.store.alert(ctx, id).await?.ok_or(AppError::NotFound)
+}
+
+/// Resolves an alert by hand (it reopens if the condition persists).
+pub async fn resolve(app: &App, ctx: &TenantCtx, actor: &AuditActor, id: AlertId) -> AppResult<()> {
+    require_write(ctx)?;
+    let alert = app.store.alert(ctx, id).await?.ok_or(AppError::NotFound)?;
+    if alert.state == AlertState::Resolved.as_str() {
+        return Ok(());
+    }
+    crate::alerts::resolve(app, ctx, &alert, &format!("Resolved by {}.", actor.label)).await?;
+    app.audit(ctx, actor, "alert.resolved", Some(alert.title), None)
+        .await?;
+    Ok(())
+}
+
+/// A channel as entered.
+#[derive(Clone, Debug, Default)]
+pub struct ChannelInput {
+    /// email, webhook or slack.
+    pub kind: String,
+    /// Display name.
+    pub name: String,
+    /// The address or URL.
+    pub target: String,
+}
+
+/// A created channel, with its signing secret (webhooks), shown once.
+pub struct CreatedChannel {
+    /// Id.
+    pub id: ChannelId,
+    /// `whsec_…`, for signed webhooks only.
+    pub secret: Option<String>,
+}
+
+/// Adds a channel. Webhook URLs are checked against the outbound guard now, so a
+/// channel pointing at an internal address is refused at once, not at the first alert.
+pub async fn create_channel(
+    app: &App,
+    ctx: &TenantCtx,
+    actor: &AuditActor,
+    input: &ChannelInput,
+) -> AppResult<CreatedChannel> {
+    require_write(ctx)?;
+    let mut errors = FieldErrors::new();
+    let kind = errors.check(
+        "kind",
+        input
+            .kind
+            .parse::<ChannelKind>()
+            .map_err(|_| "Choose e-mail, signed webhook or Slack.".to_owned()),
+    );
+    let name = errors.check("name", validation::parse_name(&input.name, "name", 80));
+    let target = input.target.trim().to_owned();
+    match kind {
+        Some(ChannelKind::Email) => {
+            if target.parse::<lettre::message::Mailbox>().is_err() {
+                errors.add("target", "Enter an e-mail address.");
+            } else if app.settings.smtp_url.is_none() {
+                errors.add(
+                    "target",
+                    "E-mail needs an SMTP server: set SLUICE_SMTP_URL, then add this channel.",
+                );
+            }
+        }
+        Some(ChannelKind::Webhook | ChannelKind::Slack) => {
+            if target.len() > 2000 {
+                errors.add("target", "The URL is too long.");
+            } else if let Err(e) = app.outbound.check_destination(&target).await {
+                errors.add("target", format!("This URL cannot be used: {e}."));
+            }
+        }
+        None => {}
+    }
+    let (kind, name) = errors.into_result(|| Some((kind?, name?)))?;
+    let id = ChannelId::new();
+    let secret = (kind == ChannelKind::Webhook).then(crate::crypto::new_webhook_secret);
+    let sealed = secret
+        .as_ref()
+        .map(|s| app.keyring.encrypt(s.as_bytes(), &secret_aad(ctx, id)));
+    app.store
+        .insert_channel(notification_channels::ActiveModel {
+            id: Set(id.uuid()),
+            tenant_id: Set(ctx.tenant_id().uuid()),
+            kind: Set(kind.as_str().into()),
+            name: Set(name.clone()),
+            target: Set(target),
+            secret_enc: Set(sealed),
+            enabled: Set(true),
+            disabled_reason: Set(None),
+            created_at: Set(now()),
+            updated_at: Set(now()),
+        })
+        .await?;
+    app.audit(
+        ctx,
+        actor,
+        "channel.created",
+        Some(name),
+        Some(serde_json::json!({ "kind": kind.as_str() })),
+    )
+    .await?;
+    Ok(CreatedChannel { id, secret })
+}
+
+/// Turns a channel on or off (turning on clears why it was disabled).
+pub async fn set_channel_enabled(
+    app: &App,
+    ctx: &TenantCtx,
+    actor: &AuditActor,
+    id: ChannelId,
+    enabled: bool,
+) -> AppResult<()> {
+    require_write(ctx)?;
+    let channel = app
+        .store
+        .channel(ctx, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let reason = (!enabled).then(|| format!("Turned off by {}.", actor.label));
+    app.store
+        .set_channel_enabled(ctx, id, enabled, reason)
+        .await?;
+    let action = if enabled {
+        "channel.enabled"
+    } else {
+        "channel.disabled"
+    };
+    app.audit(ctx, actor, action, Some(channel.name), None)
+        .await?;
+    Ok(())
+}
+
+/// Deletes a channel with its delivery history.
+pub async fn delete_channel(
+    app: &App,
+    ctx: &TenantCtx,
+    actor: &AuditActor,
+    id: ChannelId,
+) -> AppResult<()> {
+    require_write(ctx)?;
+    let channel = app
+        .store
+        .channel(ctx, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    app.store.delete_channel(ctx, id).await?;
+    app.audit(ctx, actor, "channel.deleted", Some(channel.name), None)
+        .await?;
+    Ok(())
+}
