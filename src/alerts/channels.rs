@@ -51,6 +51,26 @@ pub async fn deliver(app: &App, ctx: &TenantCtx, id: DeliveryId) -> Result<(), J
     if delivery.state != DeliveryState::Pending.as_str() {
         return Ok(());
     }
+    // The queue may start a delayed job a little early (it keeps whole seconds): wait
+    // out the rest rather than lose the attempt.
+    if let Some(due) = delivery.next_attempt_at
+        && let Ok(early) = (due - now()).to_std()
+        && !early.is_zero()
+        && delivery.attempts > 0
+        && early < ATTEMPT_LEASE
+    {
+        return app
+            .queue
+            .push_after(
+                DeliverNotification {
+                    tenant_id: ctx.tenant_id(),
+                    delivery_id: id,
+                },
+                early + Duration::from_millis(50),
+            )
+            .await
+            .map_err(|e| JobError::retryable(e.to_string()));
+    }
     if !app
         .store
         .claim_delivery(ctx, id, delivery.attempts, ATTEMPT_LEASE)

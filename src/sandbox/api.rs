@@ -89,6 +89,14 @@ async fn admit(
                 .json(json!({ "error": "rate_limited", "message": "too many requests; retry after 1 second" })));
         }
     }
+    if let Some(status) = sandbox.outage(api) {
+        sandbox.hit("api.outage_answers");
+        return Err(error(
+            status,
+            "outage",
+            "simulated outage: the service is down",
+        ));
+    }
     if !sandbox.settings.latency.is_zero() {
         tokio::time::sleep(sandbox.settings.latency).await;
     }
@@ -544,6 +552,53 @@ fn replayed(stored: &str) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header(("Idempotent-Replayed", "true"))
         .json(stored.get("body").cloned().unwrap_or(Value::Null))
+}
+
+/// A simulated outage.
+#[derive(Deserialize)]
+pub struct Outage {
+    api: String,
+    /// The status every call answers (500–599, 429 or 410); 0 ends the outage.
+    status: u16,
+}
+
+/// POST /sandbox/outages — starts or ends a simulated outage of one API, to try alerts
+/// and retries. Needs the sandbox client secret as bearer token.
+pub async fn set_outage(
+    req: HttpRequest,
+    sandbox: web::Data<Sandbox>,
+    body: web::Json<Outage>,
+) -> HttpResponse {
+    use subtle::ConstantTimeEq;
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !bool::from(bearer.as_bytes().ct_eq(sandbox.client_secret.as_bytes())) {
+        return error(401, "unauthorized", "the sandbox client secret is required");
+    }
+    if !matches!(body.api.as_str(), "crm" | "erp")
+        || !(body.status == 0
+            || body.status == 410
+            || body.status == 429
+            || (500..600).contains(&body.status))
+    {
+        return error(
+            422,
+            "invalid",
+            "api must be crm or erp; status 0, 410, 429 or 5xx",
+        );
+    }
+    if let Ok(mut outages) = sandbox.outages.lock() {
+        if body.status == 0 {
+            outages.remove(&body.api);
+        } else {
+            outages.insert(body.api.clone(), body.status);
+        }
+    }
+    HttpResponse::NoContent().finish()
 }
 
 /// GET /sandbox/stats — counters and record counts (no secrets), for tests and demos.

@@ -39,6 +39,8 @@ pub struct Sandbox {
     /// Per-request API counters, kept in memory: a database write per request would
     /// make the sandbox measure its own bookkeeping.
     hits: Mutex<HashMap<&'static str, i64>>,
+    /// Simulated outages: API (`crm`, `erp`) → the status every call answers.
+    outages: Mutex<HashMap<String, u16>>,
 }
 
 impl Sandbox {
@@ -56,6 +58,7 @@ impl Sandbox {
             client_secret: client_secret(key),
             rate: Mutex::default(),
             hits: Mutex::default(),
+            outages: Mutex::default(),
         }
     }
 
@@ -72,6 +75,11 @@ impl Sandbox {
             .lock()
             .map(|h| h.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect())
             .unwrap_or_default()
+    }
+
+    /// The status a simulated outage of `api` answers with, if one is on.
+    fn outage(&self, api: &str) -> Option<u16> {
+        self.outages.lock().ok().and_then(|o| o.get(api).copied())
     }
 
     /// The issuer identifier (RFC 9207 `iss`).
@@ -105,6 +113,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/oauth/token", web::post().to(oauth::token))
             .route("/oauth/revoke", web::post().to(oauth::revoke))
             .route("/stats", web::get().to(api::stats))
+            .route("/outages", web::post().to(api::set_outage))
             .route("/{api}/{object}", web::get().to(api::list))
             .route("/{api}/{object}", web::post().to(api::create))
             .route("/{api}/{object}/batch", web::post().to(api::batch))

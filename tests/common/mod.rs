@@ -5,6 +5,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod flows;
+pub mod sinks;
 
 use reqwest::cookie::{CookieStore, Jar};
 use sea_orm::{ConnectionTrait, Database};

@@ -1,0 +1,412 @@
+//! Alerts end to end: a failing destination raises one alert, delivered once to e-mail,
+//! a signed webhook and Slack, resolved when runs recover and visible on the dashboard;
+//! silent failures; delivery retries, 410 and the outbound guard; rules and isolation.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::flows::{connect_both, contact_flow, create_flow, run_to_end, set};
+use common::sinks::{HttpSink, SmtpSink, eventually};
+use common::{Client, Page, TestApp};
+use sea_orm::{ConnectionTrait, Statement};
+use std::time::Duration;
+
+/// Renames `n` CRM contacts so the next run has records to write.
+async fn touch_contacts(app: &TestApp, n: usize, tag: &str) {
+    let db = app.app().store.db();
+    for i in 0..n {
+        let id = format!("con_{i:06}");
+        let mut record = sluice::sandbox::db::find(db, "crm.contacts", &id)
+            .await
+            .unwrap()
+            .unwrap();
+        record
+            .data
+            .insert("name".into(), format!("{tag} {i}").into());
+        sluice::sandbox::db::save(db, "crm.contacts", &id, &record.data, sluice::store::now())
+            .await
+            .unwrap();
+    }
+}
+
+/// Starts or ends (status 0) a simulated outage of a sandbox API.
+async fn outage(app: &TestApp, api: &str, status: u16) {
+    let secret = sluice::sandbox::client_secret(&app.app().master_key);
+    let answer = app
+        .client()
+        .http
+        .post(format!("{}/sandbox/outages", app.base))
+        .bearer_auth(secret)
+        .json(&serde_json::json!({ "api": api, "status": status }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 204);
+}
+
+fn status_of(page: &Page) -> String {
+    let marker = "id=\"run-status\">";
+    let start = page.body.find(marker).expect("run status") + marker.len();
+    page.body[start..start + page.body[start..].find('<').unwrap()].to_owned()
+}
+
+/// The text of the element with this id (tags stripped).
+fn text_of(page: &Page, id: &str) -> String {
+    let marker = format!("id=\"{id}\"");
+    let start = page
+        .body
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no #{id}"));
+    let open_end = start + page.body[start..].find('>').unwrap() + 1;
+    let close = open_end + page.body[open_end..].find("</").unwrap();
+    page.body[open_end..close].trim().to_owned()
+}
+
+async fn add_channel(admin: &Client, kind: &str, name: &str, target: &str) -> Page {
+    let page = admin
+        .post_form(
+            "/settings/alerts/channels",
+            &[("kind", kind), ("name", name), ("target", target)],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    page
+}
+
+async fn active_alerts(admin: &Client) -> Page {
+    admin.get("/alerts?state=all").await
+}
+
+#[tokio::test]
+async fn a_failing_destination_raises_one_alert_delivered_once_per_channel_then_resolves() {
+    let smtp = SmtpSink::start().await;
+    let hooks = HttpSink::start().await;
+    let app = TestApp::spawn_with(&[
+        ("SLUICE_SMTP_URL", &smtp.url),
+        ("SLUICE_OUTBOUND_ALLOW", "127.0.0.0/8"),
+        ("SLUICE_SANDBOX_SEED_CONTACTS", "40"),
+        ("SLUICE_RETRY_AFTER_CAP_SECS", "1"),
+        ("SLUICE_ALERT_SWEEP_SECS", "1"),
+    ])
+    .await;
+    app.wait_for_seed(40).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+    let mut fields = contact_flow(&crm, &erp, "Contacts to ERP", "record.email | lower");
+    set(&mut fields, "auto_pause_after", "0");
+    let flow = create_flow(&admin, &fields).await;
+
+    add_channel(&admin, "email", "On-call", "oncall@example.com").await;
+    let created = add_channel(
+        &admin,
+        "webhook",
+        "Pager",
+        &format!("{}/webhook", hooks.base),
+    )
+    .await;
+    let secret = text_of(&created, "channel-secret");
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    add_channel(
+        &admin,
+        "slack",
+        "Slack #ops",
+        &format!("{}/slack", hooks.base),
+    )
+    .await;
+
+    let (_, first) = run_to_end(&admin, &flow).await;
+    assert_eq!(status_of(&first), "Succeeded");
+
+    outage(&app, "erp", 503).await;
+    for attempt in 0..2 {
+        touch_contacts(&app, 5, &format!("Changed {attempt}")).await;
+        let (_, failed) = run_to_end(&admin, &flow).await;
+        assert_eq!(status_of(&failed), "Failed", "{}", failed.body);
+    }
+
+    // One alert for the failing flow, however often it failed.
+    eventually(20, "one delivery per channel", || {
+        smtp.messages().len() == 1
+            && hooks.received("/webhook").len() == 1
+            && hooks.received("/slack").len() == 1
+    })
+    .await;
+    let alerts = active_alerts(&admin).await;
+    assert_eq!(
+        alerts.body.matches("Contacts to ERP: run failed").count(),
+        1,
+        "{}",
+        alerts.body
+    );
+    assert!(
+        alerts.body.contains("2×"),
+        "the second failure counts on the same alert"
+    );
+
+    let mail = &smtp.messages()[0];
+    assert!(mail.contains("oncall@example.com"));
+    assert!(mail.contains("Contacts to ERP: run failed"), "{mail}");
+
+    let hook = &hooks.received("/webhook")[0];
+    standardwebhooks::Webhook::new(&secret)
+        .unwrap()
+        .verify(&hook.body, &hook.headers)
+        .expect("the signature verifies with an independent implementation");
+    let event: serde_json::Value = serde_json::from_slice(&hook.body).unwrap();
+    assert_eq!(event["type"], "alert.opened");
+    assert_eq!(event["data"]["kind"], "run_failed");
+    let slack: serde_json::Value =
+        serde_json::from_slice(&hooks.received("/slack")[0].body).unwrap();
+    assert!(slack["text"].as_str().unwrap().contains("run failed"));
+
+    // The dashboard's error chart shows the failures.
+    let dashboard = admin.get("/dashboard").await;
+    assert!(
+        dashboard.body.contains("class=\"dot bad\""),
+        "{}",
+        dashboard.body
+    );
+    assert!(
+        dashboard.body.contains("2 of 3 runs failed"),
+        "{}",
+        dashboard.body
+    );
+
+    // Recovery resolves the alert and tells each channel once.
+    outage(&app, "erp", 0).await;
+    touch_contacts(&app, 5, "Recovered").await;
+    let (_, ok) = run_to_end(&admin, &flow).await;
+    assert_eq!(status_of(&ok), "Succeeded");
+    eventually(20, "resolved notifications", || {
+        smtp.messages().len() == 2
+            && hooks.received("/webhook").len() == 2
+            && hooks.received("/slack").len() == 2
+    })
+    .await;
+    let resolved: serde_json::Value =
+        serde_json::from_slice(&hooks.received("/webhook")[1].body).unwrap();
+    assert_eq!(resolved["type"], "alert.resolved");
+    assert_eq!(
+        hooks.received("/webhook")[0].headers["webhook-id"]
+            != hooks.received("/webhook")[1].headers["webhook-id"],
+        true,
+        "each event is its own message"
+    );
+    let list = admin.get("/alerts?state=resolved").await;
+    assert_eq!(list.body.matches("Contacts to ERP: run failed").count(), 1);
+    assert_eq!(
+        admin
+            .get("/alerts")
+            .await
+            .body
+            .matches("run failed")
+            .count(),
+        0
+    );
+
+    // Nothing more is sent later (no duplicate deliveries from the sweep).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(hooks.received("/webhook").len(), 2);
+    assert_eq!(smtp.messages().len(), 2);
+}
+
+#[tokio::test]
+async fn a_run_that_succeeds_with_zero_records_where_hundreds_are_usual_is_a_silent_failure() {
+    let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "300")]).await;
+    app.wait_for_seed(300).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+    let fields = contact_flow(&crm, &erp, "Contacts", "record.email | lower");
+    let flow = create_flow(&admin, &fields).await;
+    for _ in 0..3 {
+        let (_, page) = run_to_end(&admin, &flow).await;
+        assert_eq!(common::flows::count(&page, "read"), 300);
+    }
+    assert!(!active_alerts(&admin).await.body.contains("Silent"));
+    // The source suddenly serves nothing (say, its API key lost access to the list),
+    // and answers 200 all the same.
+    let db = app.app().store.db();
+    db.execute_raw(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        "DELETE FROM sandbox_records WHERE object = $1",
+        ["crm.contacts".into()],
+    ))
+    .await
+    .unwrap();
+    let (_, empty) = run_to_end(&admin, &flow).await;
+    assert_eq!(status_of(&empty), "Succeeded");
+    assert_eq!(common::flows::count(&empty, "read"), 0);
+
+    let mut page = active_alerts(&admin).await;
+    for _ in 0..100 {
+        if page.body.contains("succeeded with 0 records") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        page = active_alerts(&admin).await;
+    }
+    assert!(
+        page.body.contains("Contacts: run succeeded with 0 records"),
+        "{}",
+        page.body
+    );
+}
+
+#[tokio::test]
+async fn deliveries_retry_with_the_same_id_honour_retry_after_and_stop_at_410() {
+    let hooks = HttpSink::start().await;
+    let app = TestApp::spawn_with(&[
+        ("SLUICE_OUTBOUND_ALLOW", "127.0.0.0/8"),
+        ("SLUICE_RETRY_AFTER_CAP_SECS", "1"),
+        ("SLUICE_SANDBOX_SEED_CONTACTS", "10"),
+    ])
+    .await;
+    app.wait_for_seed(10).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+    let mut fields = contact_flow(&crm, &erp, "Flaky", "record.email");
+    set(&mut fields, "auto_pause_after", "0");
+    let flow = create_flow(&admin, &fields).await;
+    add_channel(
+        &admin,
+        "webhook",
+        "Pager",
+        &format!("{}/webhook", hooks.base),
+    )
+    .await;
+    // The pager is busy twice (once asking for 1 s); the old endpoint is gone.
+    hooks.answer_next(&[(503, None), (429, Some("1"))]);
+    let gone = HttpSink::start().await;
+    gone.answer_next(&[(410, None)]);
+    add_channel(
+        &admin,
+        "webhook",
+        "Old endpoint",
+        &format!("{}/hook", gone.base),
+    )
+    .await;
+
+    run_to_end(&admin, &flow).await;
+    outage(&app, "erp", 500).await;
+    touch_contacts(&app, 3, "Changed").await;
+    let (_, failed) = run_to_end(&admin, &flow).await;
+    assert_eq!(status_of(&failed), "Failed");
+
+    eventually(30, "the pager to get the alert on the third try", || {
+        hooks.received("/webhook").len() == 3
+    })
+    .await;
+    let ids: Vec<_> = hooks
+        .received("/webhook")
+        .iter()
+        .map(|r| r.headers["webhook-id"].clone())
+        .collect();
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "retries keep the message id: {ids:?}"
+    );
+
+    let history = admin.get("/settings/alerts/deliveries").await;
+    assert!(history.body.contains("delivered"), "{}", history.body);
+
+    // The endpoint that answered 410 was tried once, and its channel is off.
+    eventually(20, "the 410 answer", || gone.received("/hook").len() == 1).await;
+    let mut settings = admin.get("/settings/alerts").await;
+    for _ in 0..50 {
+        if settings.body.contains("410 Gone") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        settings = admin.get("/settings/alerts").await;
+    }
+    assert!(
+        settings.body.contains("The endpoint answered 410 Gone"),
+        "{}",
+        settings.body
+    );
+}
+
+#[tokio::test]
+async fn channels_refuse_internal_urls_and_rules_are_validated_and_tenant_scoped() {
+    let app = TestApp::spawn().await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    // Without an allow-list, loopback and private addresses are refused at once.
+    let refused = admin
+        .post_form(
+            "/settings/alerts/channels",
+            &[
+                ("kind", "webhook"),
+                ("name", "Internal"),
+                ("target", "http://127.0.0.1:9/x"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 422);
+    assert!(
+        refused.body.contains("This URL cannot be used"),
+        "{}",
+        refused.body
+    );
+    let no_smtp = admin
+        .post_form(
+            "/settings/alerts/channels",
+            &[
+                ("kind", "email"),
+                ("name", "Mail"),
+                ("target", "ops@example.com"),
+            ],
+        )
+        .await;
+    assert_eq!(no_smtp.status, 422);
+    assert!(no_smtp.body.contains("SLUICE_SMTP_URL"));
+
+    // New tenants start with sensible rules.
+    let settings = admin.get("/settings/alerts").await;
+    for rule in [
+        "Run failed",
+        "Silent failure",
+        "Stale data",
+        "Connection needs attention",
+        "Flow auto-paused",
+    ] {
+        assert!(settings.body.contains(rule), "missing default rule {rule}");
+    }
+    let bad = admin
+        .post_form(
+            "/settings/alerts/rules",
+            &[
+                ("kind", "error_rate"),
+                ("threshold", "250"),
+                ("window_minutes", "1"),
+                ("enabled", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.body.contains("from 1 to 100"), "{}", bad.body);
+    assert!(bad.body.contains("from 5 to 43200"), "{}", bad.body);
+    let ok = admin
+        .post_form(
+            "/settings/alerts/rules",
+            &[("kind", "duration"), ("threshold", "90"), ("enabled", "on")],
+        )
+        .await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    let rule_action = admin
+        .get("/settings/alerts")
+        .await
+        .action_containing("/settings/alerts/rules/");
+
+    // Another tenant sees none of it and cannot touch it.
+    let other = app.another_tenant("eve@example.com", "Evil").await;
+    let theirs = other.get("/settings/alerts").await;
+    assert!(!theirs.body.contains(&rule_action));
+    let delete = other.post_form(&format!("{rule_action}/delete"), &[]).await;
+    assert_eq!(delete.status, 404);
+    assert_eq!(
+        other
+            .get("/alerts/00000000-0000-7000-8000-000000000000")
+            .await
+            .status,
+        404
+    );
+}
