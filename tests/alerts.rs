@@ -4,50 +4,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-use common::flows::{connect_both, contact_flow, create_flow, run_to_end, set};
+use common::flows::{
+    connect_both, contact_flow, create_flow, outage, run_to_end, set, status_of, touch_contacts,
+};
 use common::sinks::{HttpSink, SmtpSink, eventually};
 use common::{Client, Page, TestApp};
 use sea_orm::{ConnectionTrait, Statement};
 use std::time::Duration;
-
-/// Renames `n` CRM contacts so the next run has records to write.
-async fn touch_contacts(app: &TestApp, n: usize, tag: &str) {
-    let db = app.app().store.db();
-    for i in 0..n {
-        let id = format!("con_{i:06}");
-        let mut record = sluice::sandbox::db::find(db, "crm.contacts", &id)
-            .await
-            .unwrap()
-            .unwrap();
-        record
-            .data
-            .insert("name".into(), format!("{tag} {i}").into());
-        sluice::sandbox::db::save(db, "crm.contacts", &id, &record.data, sluice::store::now())
-            .await
-            .unwrap();
-    }
-}
-
-/// Starts or ends (status 0) a simulated outage of a sandbox API.
-async fn outage(app: &TestApp, api: &str, status: u16) {
-    let secret = sluice::sandbox::client_secret(&app.app().master_key);
-    let answer = app
-        .client()
-        .http
-        .post(format!("{}/sandbox/outages", app.base))
-        .bearer_auth(secret)
-        .json(&serde_json::json!({ "api": api, "status": status }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 204);
-}
-
-fn status_of(page: &Page) -> String {
-    let marker = "id=\"run-status\">";
-    let start = page.body.find(marker).expect("run status") + marker.len();
-    page.body[start..start + page.body[start..].find('<').unwrap()].to_owned()
-}
 
 /// The text of the element with this id (tags stripped).
 fn text_of(page: &Page, id: &str) -> String {

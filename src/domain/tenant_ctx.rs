@@ -15,6 +15,8 @@ pub enum Actor {
     ConnectLink(ConnectLinkId),
     /// A background job acting for the tenant.
     System,
+    /// Platform support staff inspecting or replaying (read-only otherwise, audited).
+    Support(UserId),
 }
 
 /// An authorised tenant scope. Every store function for tenant-owned data takes one.

@@ -1136,6 +1136,14 @@ async fn refresh_holding_lease(
             app.store
                 .record_refresh_failure(ctx, id, holder, &e.to_string())
                 .await?;
+            app.audit(
+                ctx,
+                &system_actor(),
+                "connection.refresh_failed",
+                Some(conn.name.clone()),
+                Some(serde_json::json!({ "error": crate::connectors::redact::redact_text(&e.to_string()) })),
+            )
+            .await?;
             app.store
                 .record_connection_event(
                     ctx,
@@ -1146,6 +1154,14 @@ async fn refresh_holding_lease(
                 .await?;
             Err(ConnectionError::Transient(e.to_string()))
         }
+    }
+}
+
+/// How Sluice itself appears in audit logs for what it does on its own.
+fn system_actor() -> AuditActor {
+    AuditActor {
+        label: "Sluice (automatic)".into(),
+        ip: None,
     }
 }
 
@@ -1174,6 +1190,14 @@ async fn mark_reauth_required(
         )
         .await?;
     tracing::warn!(connection = %id, reason = %why, "connection needs to be reconnected");
+    app.audit(
+        ctx,
+        &system_actor(),
+        "connection.reauth_required",
+        Some(id.to_string()),
+        Some(serde_json::json!({ "reason": crate::connectors::redact::redact_text(why) })),
+    )
+    .await?;
     // Its flows would only fail until someone reconnects: pause them, loudly.
     let paused = app
         .store

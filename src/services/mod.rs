@@ -11,6 +11,7 @@ pub mod flows;
 pub mod keys;
 pub mod members;
 pub mod runs;
+pub mod support;
 pub mod tenants;
 
 use crate::config::{MasterKey, Settings};

@@ -19,6 +19,19 @@ pub struct AuditEntry<'a> {
     pub ip: Option<String>,
 }
 
+/// Which audit events to list.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    /// Actions starting with this, e.g. `support.` or `flow.`.
+    pub action_prefix: Option<String>,
+    /// Actors whose label contains this.
+    pub actor: Option<String>,
+    /// At or after.
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Before.
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 impl Store {
     /// Appends an event to the scoped tenant's audit log. `actor_label` names who acted.
     pub async fn record_audit(
@@ -47,15 +60,33 @@ impl Store {
         .map(|_| ())
     }
 
-    /// The scoped tenant's most recent audit events.
+    /// The scoped tenant's audit events matching `filter`, newest first, before the
+    /// event `before` (keyset on the time-ordered id).
     pub async fn audit_events(
         &self,
         ctx: &TenantCtx,
+        filter: &AuditFilter,
+        before: Option<AuditEventId>,
         limit: u64,
     ) -> Result<Vec<audit_events::Model>, DbErr> {
-        audit_events::Entity::find()
-            .filter(audit_events::Column::TenantId.eq(ctx.tenant_id().uuid()))
-            .order_by_desc(audit_events::Column::CreatedAt)
+        let mut q = audit_events::Entity::find()
+            .filter(audit_events::Column::TenantId.eq(ctx.tenant_id().uuid()));
+        if let Some(prefix) = filter.action_prefix.as_deref() {
+            q = q.filter(audit_events::Column::Action.starts_with(prefix));
+        }
+        if let Some(actor) = filter.actor.as_deref() {
+            q = q.filter(audit_events::Column::Actor.contains(actor));
+        }
+        if let Some(from) = filter.from {
+            q = q.filter(audit_events::Column::CreatedAt.gte(from));
+        }
+        if let Some(to) = filter.to {
+            q = q.filter(audit_events::Column::CreatedAt.lt(to));
+        }
+        if let Some(b) = before {
+            q = q.filter(audit_events::Column::Id.lt(b.uuid()));
+        }
+        q.order_by_desc(audit_events::Column::Id)
             .limit(limit)
             .all(&self.db)
             .await

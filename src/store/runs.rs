@@ -226,6 +226,11 @@ impl Store {
             .await
     }
 
+    /// A run of any tenant, for support staff (who then act in its tenant's scope).
+    pub async fn run_of_any_tenant(&self, id: RunId) -> Result<Option<runs::Model>, DbErr> {
+        runs::Entity::find_by_id(id.uuid()).one(&self.db).await
+    }
+
     /// Failed and partially failed runs across tenants, newest first (support console).
     pub async fn failed_runs(
         &self,

@@ -152,6 +152,20 @@ impl Store {
             .ok_or_else(|| DbErr::RecordNotFound("tenant".into()))
     }
 
+    /// Names of these tenants by id (support pages list runs of many tenants).
+    pub async fn tenant_names(
+        &self,
+        ids: &[uuid::Uuid],
+    ) -> Result<std::collections::HashMap<uuid::Uuid, String>, DbErr> {
+        Ok(tenants::Entity::find()
+            .filter(tenants::Column::Id.is_in(ids.iter().copied()))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|t| (t.id, t.name))
+            .collect())
+    }
+
     /// Renames the scoped tenant and sets its time zone.
     pub async fn update_tenant(
         &self,

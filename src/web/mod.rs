@@ -20,6 +20,7 @@ mod flows;
 mod members;
 mod ops;
 mod runs;
+mod support;
 mod tokens;
 mod workspaces;
 
@@ -202,6 +203,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/runs/{id}/progress", web::get().to(runs::progress))
         .route("/runs/{id}/cancel", web::post().to(runs::cancel))
         .route("/hooks/{token}", web::post().to(flows::receive_webhook))
+        .route("/support", web::get().to(support::index))
+        .route("/support/runs/{id}", web::get().to(support::show))
+        .route("/support/runs/{id}/reveal", web::post().to(support::reveal))
+        .route("/support/runs/{id}/replay", web::post().to(support::replay))
         .route("/alerts", web::get().to(alerts::index))
         .route("/alerts/{id}", web::get().to(alerts::show))
         .route(

@@ -30,11 +30,12 @@ fn run_id(raw: &str) -> AppResult<RunId> {
 
 /// One step of the log, with its HTTP exchanges.
 pub struct LogLine {
-    event: run_events::Model,
-    exchanges: Vec<String>,
+    pub(super) event: run_events::Model,
+    pub(super) exchanges: Vec<String>,
 }
 
-fn lines(events: Vec<run_events::Model>) -> Vec<LogLine> {
+/// Log events prepared for display, exchanges spelled out.
+pub(super) fn lines(events: Vec<run_events::Model>) -> Vec<LogLine> {
     events
         .into_iter()
         .map(|event| {
@@ -95,7 +96,7 @@ fn present(v: &Option<String>) -> Option<&str> {
 }
 
 /// A date (`2026-11-22`) or local date-time (`2026-11-22T13:05`), read as UTC.
-fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
+pub(super) fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
     if let Ok(d) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
         return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
     }

@@ -7,6 +7,7 @@ use super::shell::Shell;
 use crate::domain::{FieldErrors, TenantId};
 use crate::error::{AppError, AppResult};
 use crate::services::{App, tenants};
+use crate::store::AuditFilter;
 use crate::store::entities::audit_events;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -39,7 +40,38 @@ struct SettingsPage {
 struct AuditPage {
     shell: Shell,
     events: Vec<audit_events::Model>,
+    q: AuditLogQuery,
+    categories: &'static [(&'static str, &'static str)],
+    next: Option<uuid::Uuid>,
+    query: String,
 }
+
+/// Filters of the audit log page.
+#[derive(Deserialize, Default)]
+pub struct AuditLogQuery {
+    action: Option<String>,
+    actor: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    before: Option<String>,
+}
+
+/// Audit action families, for the filter.
+const AUDIT_CATEGORIES: &[(&str, &str)] = &[
+    ("user.", "Sign-ins"),
+    ("member.", "Members and roles"),
+    ("connection", "Connections and links"),
+    ("flow.", "Flows"),
+    ("run.", "Runs"),
+    ("dead_letters.", "Dead letters"),
+    ("alert", "Alerts and rules"),
+    ("channel.", "Notification channels"),
+    ("support.", "Support access"),
+    ("api_token.", "API tokens"),
+    ("workspace.", "Workspace"),
+];
+
+const AUDIT_PAGE: u64 = 100;
 
 /// GET /workspaces/new
 pub async fn new_form(
@@ -173,12 +205,61 @@ pub async fn settings_submit(
 }
 
 /// GET /settings/audit
-pub async fn audit_log(app: web::Data<App>, member: Member) -> AppResult<HttpResponse> {
-    let events = app.store.audit_events(&member.ctx, 200).await?;
+pub async fn audit_log(
+    app: web::Data<App>,
+    member: Member,
+    q: web::Query<AuditLogQuery>,
+) -> AppResult<HttpResponse> {
+    let q = q.into_inner();
+    let present = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let date = |v: &Option<String>| {
+        present(v)
+            .and_then(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc())
+    };
+    let filter = AuditFilter {
+        action_prefix: present(&q.action),
+        actor: present(&q.actor),
+        from: date(&q.from),
+        to: date(&q.to),
+    };
+    let before = present(&q.before).and_then(|b| b.parse().ok());
+    let mut events = app
+        .store
+        .audit_events(&member.ctx, &filter, before, AUDIT_PAGE + 1)
+        .await?;
+    let next = if events.len() as u64 > AUDIT_PAGE {
+        events.truncate(AUDIT_PAGE as usize);
+        events.last().map(|e| e.id)
+    } else {
+        None
+    };
+    let query = serde_urlencoded::to_string(
+        [
+            ("action", &q.action),
+            ("actor", &q.actor),
+            ("from", &q.from),
+            ("to", &q.to),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| present(v).map(|v| (k, v)))
+        .collect::<Vec<_>>(),
+    )
+    .unwrap_or_default();
     render(
         &AuditPage {
             shell: member.shell("audit"),
             events,
+            q,
+            categories: AUDIT_CATEGORIES,
+            next,
+            query,
         },
         StatusCode::OK,
     )

@@ -1,7 +1,7 @@
 //! Helpers for flow tests: connecting the sandbox, the editor's fields, running a flow
 //! to its end and reading the counts.
 
-use super::{Client, Page};
+use super::{Client, Page, TestApp};
 use std::time::Duration;
 
 /// Connects the sandbox CRM and ERP; returns their connection ids.
@@ -107,4 +107,44 @@ pub async fn create_flow(admin: &Client, fields: &[(String, String)]) -> String 
     let created = post(admin, "/flows", fields).await;
     assert_eq!(created.status, 303, "{}", created.body);
     created.location().to_owned()
+}
+
+/// Renames `n` CRM contacts so the next run has records to write.
+pub async fn touch_contacts(app: &TestApp, n: usize, tag: &str) {
+    let db = app.app().store.db();
+    for i in 0..n {
+        let id = format!("con_{i:06}");
+        let mut record = sluice::sandbox::db::find(db, "crm.contacts", &id)
+            .await
+            .unwrap()
+            .unwrap();
+        record
+            .data
+            .insert("name".into(), format!("{tag} {i}").into());
+        sluice::sandbox::db::save(db, "crm.contacts", &id, &record.data, sluice::store::now())
+            .await
+            .unwrap();
+    }
+}
+
+/// Starts or ends (status 0) a simulated outage of a sandbox API.
+pub async fn outage(app: &TestApp, api: &str, status: u16) {
+    let secret = sluice::sandbox::client_secret(&app.app().master_key);
+    let answer = app
+        .client()
+        .http
+        .post(format!("{}/sandbox/outages", app.base))
+        .bearer_auth(secret)
+        .json(&serde_json::json!({ "api": api, "status": status }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 204);
+}
+
+/// The status badge of a run page or fragment.
+pub fn status_of(page: &Page) -> String {
+    let marker = "id=\"run-status\">";
+    let start = page.body.find(marker).expect("run status") + marker.len();
+    page.body[start..start + page.body[start..].find('<').unwrap()].to_owned()
 }

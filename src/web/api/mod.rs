@@ -134,6 +134,12 @@ pub async fn members(
 pub struct AuditQuery {
     /// Most recent N events (1–500, default 100).
     pub limit: Option<u64>,
+    /// Only actions starting with this, e.g. `support.` or `flow.`.
+    pub action: Option<String>,
+    /// Only actors whose label contains this.
+    pub actor: Option<String>,
+    /// Events older than this event id (the last id of the previous page).
+    pub before: Option<uuid::Uuid>,
 }
 
 /// An audit log entry.
@@ -162,7 +168,16 @@ pub async fn audit_events(
     query: web::Query<AuditQuery>,
 ) -> ApiResult<web::Json<Vec<AuditEventDto>>> {
     let limit = query.limit.unwrap_or(100).clamp(1, 500);
-    let events = app.store.audit_events(&client.ctx, limit).await?;
+    let filter = crate::store::AuditFilter {
+        action_prefix: query.action.clone().filter(|a| !a.is_empty()),
+        actor: query.actor.clone().filter(|a| !a.is_empty()),
+        ..Default::default()
+    };
+    let before = query.before.map(crate::domain::AuditEventId::from_uuid);
+    let events = app
+        .store
+        .audit_events(&client.ctx, &filter, before, limit)
+        .await?;
     Ok(web::Json(
         events
             .into_iter()
