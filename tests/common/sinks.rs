@@ -75,6 +75,9 @@ pub struct Received {
     pub body: Vec<u8>,
 }
 
+/// Scripted answers: status and an optional `Retry-After`.
+type Script = Arc<Mutex<VecDeque<(u16, Option<String>)>>>;
+
 /// An HTTP endpoint that records requests and answers with scripted statuses (200 when
 /// the script is empty).
 #[derive(Clone)]
@@ -82,7 +85,7 @@ pub struct HttpSink {
     /// `http://127.0.0.1:<port>`.
     pub base: String,
     received: Arc<Mutex<Vec<Received>>>,
-    script: Arc<Mutex<VecDeque<(u16, Option<String>)>>>,
+    script: Script,
 }
 
 impl HttpSink {
