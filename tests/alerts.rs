@@ -148,10 +148,9 @@ async fn a_failing_destination_raises_one_alert_delivered_once_per_channel_then_
     let resolved: serde_json::Value =
         serde_json::from_slice(&hooks.received("/webhook")[1].body).unwrap();
     assert_eq!(resolved["type"], "alert.resolved");
-    assert_eq!(
-        hooks.received("/webhook")[0].headers["webhook-id"]
-            != hooks.received("/webhook")[1].headers["webhook-id"],
-        true,
+    assert_ne!(
+        hooks.received("/webhook")[0].headers["webhook-id"],
+        hooks.received("/webhook")[1].headers["webhook-id"],
         "each event is its own message"
     );
     let list = admin.get("/alerts?state=resolved").await;
