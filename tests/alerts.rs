@@ -372,3 +372,181 @@ async fn channels_refuse_internal_urls_and_rules_are_validated_and_tenant_scoped
         404
     );
 }
+
+async fn api_send(
+    client: &Client,
+    method: reqwest::Method,
+    token: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let res = client
+        .http
+        .request(method, format!("{}{path}", client.base))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test]
+async fn the_json_api_lists_runs_and_alerts_acknowledges_and_manages_rules_and_channels() {
+    let app = TestApp::spawn_with(&[
+        ("SLUICE_SANDBOX_SEED_CONTACTS", "10"),
+        ("SLUICE_RETRY_AFTER_CAP_SECS", "1"),
+    ])
+    .await;
+    app.wait_for_seed(10).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let token = admin.create_api_token("ops", "admin").await;
+    let viewer = admin.create_api_token("dashboards", "viewer").await;
+    let (crm, erp) = connect_both(&admin).await;
+    let mut fields = contact_flow(&crm, &erp, "Contacts", "record.email");
+    set(&mut fields, "auto_pause_after", "0");
+    let flow = create_flow(&admin, &fields).await;
+    run_to_end(&admin, &flow).await;
+    outage(&app, "erp", 500).await;
+    touch_contacts(&app, 2, "Changed").await;
+    run_to_end(&admin, &flow).await;
+    outage(&app, "erp", 0).await;
+
+    let (status, runs) = admin.api(&token, "/api/v1/runs?status=failed").await;
+    assert_eq!(status, 200);
+    assert_eq!(runs.as_array().unwrap().len(), 1, "{runs}");
+    let (_, all) = admin.api(&token, "/api/v1/runs?limit=1").await;
+    assert_eq!(all.as_array().unwrap().len(), 1);
+    let oldest = all[0]["id"].as_str().unwrap().to_owned();
+    let (_, older) = admin
+        .api(&token, &format!("/api/v1/runs?before={oldest}"))
+        .await;
+    assert_eq!(older.as_array().unwrap().len(), 1, "keyset page");
+    assert_eq!(admin.api(&token, "/api/v1/runs?status=bogus").await.0, 422);
+
+    let mut alerts = serde_json::Value::Null;
+    for _ in 0..100 {
+        alerts = admin.api(&token, "/api/v1/alerts").await.1;
+        if alerts.as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(alerts[0]["kind"], "run_failed", "{alerts}");
+    let alert = alerts[0]["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/alerts/{alert}/acknowledge");
+    let (denied, _) = api_send(
+        &admin,
+        reqwest::Method::POST,
+        &viewer,
+        &path,
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(denied, 403, "viewers cannot acknowledge");
+    let (ok, acked) = api_send(
+        &admin,
+        reqwest::Method::POST,
+        &token,
+        &path,
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(ok, 200);
+    assert_eq!(acked["state"], "acknowledged");
+    let (again, _) = api_send(
+        &admin,
+        reqwest::Method::POST,
+        &token,
+        &path,
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(again, 409);
+
+    let (created, rule) = api_send(
+        &admin,
+        reqwest::Method::POST,
+        &token,
+        "/api/v1/alert-rules",
+        serde_json::json!({ "kind": "error_rate", "threshold": 50, "window_minutes": 30 }),
+    )
+    .await;
+    assert_eq!(created, 201, "{rule}");
+    let rule_path = format!("/api/v1/alert-rules/{}", rule["id"].as_str().unwrap());
+    let (changed, rule) = api_send(
+        &admin,
+        reqwest::Method::PUT,
+        &token,
+        &rule_path,
+        serde_json::json!({ "threshold": 20, "window_minutes": 60, "enabled": false }),
+    )
+    .await;
+    assert_eq!(changed, 200, "{rule}");
+    assert_eq!(
+        (rule["threshold"].as_f64(), rule["enabled"].as_bool()),
+        (Some(20.0), Some(false))
+    );
+    let (bad, _) = api_send(
+        &admin,
+        reqwest::Method::POST,
+        &token,
+        "/api/v1/alert-rules",
+        serde_json::json!({ "kind": "nonsense" }),
+    )
+    .await;
+    assert_eq!(bad, 422);
+    assert_eq!(
+        api_send(
+            &admin,
+            reqwest::Method::DELETE,
+            &token,
+            &rule_path,
+            serde_json::json!({})
+        )
+        .await
+        .0,
+        204
+    );
+    let (refused, body) = api_send(
+        &admin,
+        reqwest::Method::POST,
+        &token,
+        "/api/v1/channels",
+        serde_json::json!({ "kind": "webhook", "name": "Internal", "target": "http://10.0.0.1/hook" }),
+    )
+    .await;
+    assert_eq!(refused, 422, "{body}");
+
+    // Another workspace's token sees none of it.
+    let other = app.another_tenant("eve@example.com", "Evil").await;
+    let theirs = other.create_api_token("x", "admin").await;
+    assert_eq!(
+        other.api(&theirs, "/api/v1/runs").await.1,
+        serde_json::json!([])
+    );
+    assert_eq!(
+        other.api(&theirs, "/api/v1/alerts?state=all").await.1,
+        serde_json::json!([])
+    );
+    let (foreign, _) = api_send(
+        &other,
+        reqwest::Method::POST,
+        &theirs,
+        &path,
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(foreign, 404);
+
+    let (_, doc) = admin.api(&token, "/api/v1/openapi.json").await;
+    for p in [
+        "/api/v1/runs",
+        "/api/v1/alerts",
+        "/api/v1/alert-rules",
+        "/api/v1/channels",
+    ] {
+        assert!(doc["paths"][p].is_object(), "{p} missing from OpenAPI");
+    }
+}

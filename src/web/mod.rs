@@ -298,8 +298,28 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     "/flows/{id}/dead-letters/discard",
                     web::post().to(api::flows::discard),
                 )
+                .route("/runs", web::get().to(api::alerts::history))
                 .route("/runs/{id}", web::get().to(api::flows::run_show))
                 .route("/runs/{id}/cancel", web::post().to(api::flows::cancel))
+                .route("/alerts", web::get().to(api::alerts::list))
+                .route(
+                    "/alerts/{id}/acknowledge",
+                    web::post().to(api::alerts::acknowledge),
+                )
+                .route("/alerts/{id}/resolve", web::post().to(api::alerts::resolve))
+                .route("/alert-rules", web::get().to(api::alerts::rules))
+                .route("/alert-rules", web::post().to(api::alerts::create_rule))
+                .route("/alert-rules/{id}", web::put().to(api::alerts::update_rule))
+                .route(
+                    "/alert-rules/{id}",
+                    web::delete().to(api::alerts::delete_rule),
+                )
+                .route("/channels", web::get().to(api::alerts::channels))
+                .route("/channels", web::post().to(api::alerts::create_channel))
+                .route(
+                    "/channels/{id}",
+                    web::delete().to(api::alerts::delete_channel),
+                )
                 .default_service(web::to(api::not_found)),
         )
         .route("/static/{path:.*}", web::get().to(assets::serve))

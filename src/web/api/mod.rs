@@ -1,5 +1,6 @@
 //! The JSON API under `/api/v1`: bearer API tokens, one error shape, an OpenAPI document.
 
+pub mod alerts;
 pub mod connections;
 pub mod flows;
 
@@ -15,11 +16,11 @@ use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Sluice API", description = "Manage a Sluice workspace programmatically. Authenticate with `Authorization: Bearer <API token>`; a token acts in one workspace."),
-    paths(me, members, audit_events, connections::providers, connections::list, connections::show, connections::delete, connections::test, connections::create_link, connections::list_links, connections::revoke_link, flows::list, flows::create, flows::show, flows::update, flows::delete, flows::enable, flows::pause, flows::run, flows::dry_run, flows::runs, flows::run_show, flows::cancel, flows::dead_letters, flows::replay, flows::discard),
+    paths(me, members, audit_events, connections::providers, connections::list, connections::show, connections::delete, connections::test, connections::create_link, connections::list_links, connections::revoke_link, flows::list, flows::create, flows::show, flows::update, flows::delete, flows::enable, flows::pause, flows::run, flows::dry_run, flows::runs, flows::run_show, flows::cancel, flows::dead_letters, flows::replay, flows::discard, alerts::history, alerts::list, alerts::acknowledge, alerts::resolve, alerts::rules, alerts::create_rule, alerts::update_rule, alerts::delete_rule, alerts::channels, alerts::create_channel, alerts::delete_channel),
     components(schemas(ApiErrorBody)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    tags((name = "workspace", description = "The workspace the token belongs to"), (name = "connections", description = "Providers, connections and connect links"), (name = "flows", description = "Flows, runs and dead letters"))
+    tags((name = "workspace", description = "The workspace the token belongs to"), (name = "connections", description = "Providers, connections and connect links"), (name = "flows", description = "Flows, runs and dead letters"), (name = "runs", description = "Run history across flows"), (name = "alerts", description = "Alerts, alert rules and notification channels"))
 )]
 pub struct ApiDoc;
 
