@@ -35,3 +35,24 @@ pub fn prometheus() -> PrometheusHandle {
         })
         .clone()
 }
+
+/// Most tenants that get their own `tenant` label value; the rest share `other`, so a
+/// platform with thousands of tenants cannot explode the metrics' cardinality.
+pub const MAX_TENANT_LABELS: usize = 100;
+
+/// The `tenant` label value for a tenant: its id for the first [`MAX_TENANT_LABELS`]
+/// tenants this process sees, `other` afterwards.
+pub fn tenant_label(tenant: crate::domain::TenantId) -> String {
+    static SEEN: OnceLock<std::sync::Mutex<std::collections::HashSet<crate::domain::TenantId>>> =
+        OnceLock::new();
+    let seen = SEEN.get_or_init(Default::default);
+    let Ok(mut seen) = seen.lock() else {
+        return "other".into();
+    };
+    if seen.contains(&tenant) || seen.len() < MAX_TENANT_LABELS {
+        seen.insert(tenant);
+        tenant.to_string()
+    } else {
+        "other".into()
+    }
+}

@@ -165,6 +165,12 @@ async fn a_failing_destination_raises_one_alert_delivered_once_per_channel_then_
         0
     );
 
+    // Prometheus shows runs per tenant, deliveries per channel and queue depth.
+    let metrics = app.client().get("/metrics").await.body;
+    assert!(metrics.contains("sluice_runs_total{tenant=\""), "{metrics}");
+    assert!(metrics.contains("sluice_alert_deliveries_total{"));
+    assert!(metrics.contains("sluice_queue_depth{"));
+
     // Nothing more is sent later (no duplicate deliveries from the sweep).
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(hooks.received("/webhook").len(), 2);

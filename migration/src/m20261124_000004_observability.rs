@@ -48,6 +48,9 @@ impl MigrationTrait for Migration {
             false,
         )
         .await?;
+        // Retention prunes run logs by age across tenants.
+        index(m, "ix_run_events_at", "run_events", &["at"], false).await?;
+        index(m, "ix_runs_finished", "runs", &["finished_at"], false).await?;
         let db = m.get_connection();
         // Support searches failed runs across tenants: only failed runs are indexed.
         db.execute_unprepared(

@@ -169,7 +169,7 @@ pub async fn deliver(app: &App, ctx: &TenantCtx, id: DeliveryId) -> Result<(), J
             None,
         ),
     };
-    metrics::counter!("sluice_alert_deliveries_total", "channel" => kind, "outcome" => outcome)
+    metrics::counter!("sluice_alert_deliveries_total", "tenant" => crate::telemetry::tenant_label(ctx.tenant_id()), "channel" => kind, "outcome" => outcome)
         .increment(1);
     let next_at = next.map(|d| now() + chrono::Duration::from_std(d).unwrap_or_default());
     app.store

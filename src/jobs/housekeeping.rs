@@ -1,4 +1,5 @@
-//! Housekeeping: purges expired sessions, invitations, setup links and throttle windows.
+//! Housekeeping: purges expired sessions, invitations, setup links and throttle windows,
+//! and applies the retention settings to run history (rollups are kept).
 
 use super::{Job, JobEnv, JobError};
 use crate::store::now;
@@ -37,6 +38,22 @@ impl Job for Housekeeping {
                 now() - chrono::Duration::days(1),
             )
             .await?;
+        let days = |d: u32| chrono::Duration::days(i64::from(d));
+        let removed = removed
+            + env
+                .store
+                .prune_history(
+                    now() - days(env.settings.retention_detail_days),
+                    now() - days(env.settings.retention_runs_days),
+                )
+                .await?;
+        // Minute rollups feed short windows (error rates, the last hours); hourly ones
+        // carry the long history.
+        let removed = removed
+            + env
+                .store
+                .prune_minute_rollups(now() - chrono::Duration::days(2))
+                .await?;
         tracing::info!(removed, "housekeeping purged expired rows");
         metrics::counter!("sluice_housekeeping_purged_total").increment(removed);
         Ok(())

@@ -19,6 +19,20 @@ const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// by the queue's orphan detection.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(25);
 
+/// Every queue this binary works on (for the queue-depth gauge).
+pub fn queues() -> [&'static str; 8] {
+    [
+        housekeeping::Housekeeping::QUEUE,
+        probe::Probe::QUEUE,
+        connections::RefreshConnection::QUEUE,
+        connections::CheckConnection::QUEUE,
+        flows::RunFlow::QUEUE,
+        alerts::EvaluateRun::QUEUE,
+        alerts::DeliverNotification::QUEUE,
+        alerts::AlertSweep::QUEUE,
+    ]
+}
+
 /// Runs every queue's worker until `shutdown` turns true, then drains.
 pub async fn run(env: JobEnv, instance: String, mut shutdown: watch::Receiver<bool>) {
     let mut monitor = Monitor::new()

@@ -1076,7 +1076,7 @@ async fn refresh_holding_lease(
         }
         (_, None) => Err(OAuthError::InvalidGrant),
     };
-    metrics::counter!("sluice_token_refreshes_total", "provider" => provider.id.clone(), "outcome" => match &result {
+    metrics::counter!("sluice_token_refreshes_total", "tenant" => crate::telemetry::tenant_label(ctx.tenant_id()), "provider" => provider.id.clone(), "outcome" => match &result {
         Ok(_) => "succeeded",
         Err(OAuthError::InvalidGrant | OAuthError::InvalidClient) => "rejected",
         Err(_) => "failed",

@@ -231,6 +231,26 @@ impl Store {
             .collect()
     }
 
+    /// Jobs waiting per queue (pending in the job tables), for the queue-depth gauge.
+    pub async fn queue_depths(&self) -> Result<Vec<(String, i64)>, DbErr> {
+        let sql = match self.backend() {
+            sea_orm::DbBackend::Postgres => {
+                "SELECT job_type, CAST(COUNT(*) AS BIGINT) AS n FROM apalis.jobs \
+                 WHERE status = 'Pending' GROUP BY job_type"
+            }
+            _ => {
+                "SELECT job_type, CAST(COUNT(*) AS BIGINT) AS n FROM Jobs \
+                 WHERE status = 'Pending' GROUP BY job_type"
+            }
+        };
+        self.db
+            .query_all_raw(Statement::from_string(self.backend(), sql))
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("", "job_type")?, r.try_get("", "n")?)))
+            .collect()
+    }
+
     /// Forgets minute rollups older than `before` (hourly ones are kept).
     pub async fn prune_minute_rollups(&self, before: DateTime<Utc>) -> Result<u64, DbErr> {
         Ok(self

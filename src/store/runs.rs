@@ -226,6 +226,46 @@ impl Store {
             .await
     }
 
+    /// Retention: deletes run logs, settled dead letters and notification deliveries older
+    /// than `detail_before`, and finished runs (with their logs) older than
+    /// `runs_before`, with resolved alerts as old. Rollups are kept. Returns rows removed.
+    pub async fn prune_history(
+        &self,
+        detail_before: DateTime<Utc>,
+        runs_before: DateTime<Utc>,
+    ) -> Result<u64, DbErr> {
+        use super::entities::{alerts, notification_deliveries};
+        let mut removed = run_events::Entity::delete_many()
+            .filter(run_events::Column::At.lt(detail_before))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        removed += dead_letters::Entity::delete_many()
+            .filter(dead_letters::Column::State.ne(DeadLetterState::Open.as_str()))
+            .filter(dead_letters::Column::UpdatedAt.lt(detail_before))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        removed += notification_deliveries::Entity::delete_many()
+            .filter(notification_deliveries::Column::State.ne("pending"))
+            .filter(notification_deliveries::Column::CreatedAt.lt(detail_before))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        removed += runs::Entity::delete_many()
+            .filter(runs::Column::FinishedAt.lt(runs_before))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        removed += alerts::Entity::delete_many()
+            .filter(alerts::Column::State.eq("resolved"))
+            .filter(alerts::Column::ResolvedAt.lt(runs_before))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        Ok(removed)
+    }
+
     /// A run of any tenant, for support staff (who then act in its tenant's scope).
     pub async fn run_of_any_tenant(&self, id: RunId) -> Result<Option<runs::Model>, DbErr> {
         runs::Entity::find_by_id(id.uuid()).one(&self.db).await

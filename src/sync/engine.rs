@@ -767,10 +767,11 @@ impl Runner<'_> {
             None,
         )
         .await;
-        metrics::counter!("sluice_runs_total", "outcome" => status.as_str()).increment(1);
-        metrics::counter!("sluice_records_total", "outcome" => "written")
+        let tenant = crate::telemetry::tenant_label(self.ctx.tenant_id());
+        metrics::counter!("sluice_runs_total", "tenant" => tenant.clone(), "outcome" => status.as_str()).increment(1);
+        metrics::counter!("sluice_records_total", "tenant" => tenant.clone(), "outcome" => "written")
             .increment(u64::try_from(run.records_written).unwrap_or(0));
-        metrics::counter!("sluice_records_total", "outcome" => "failed")
+        metrics::counter!("sluice_records_total", "tenant" => tenant, "outcome" => "failed")
             .increment(u64::try_from(run.records_failed).unwrap_or(0));
         evaluate_alerts(self.app, self.ctx, self.id()).await;
         Ok(())
@@ -803,7 +804,7 @@ impl Runner<'_> {
         {
             return Ok(());
         }
-        metrics::counter!("sluice_runs_total", "outcome" => "failed").increment(1);
+        metrics::counter!("sluice_runs_total", "tenant" => crate::telemetry::tenant_label(self.ctx.tenant_id()), "outcome" => "failed").increment(1);
         let streak = self
             .app
             .store

@@ -31,6 +31,20 @@ pub async fn metrics(app: web::Data<App>) -> HttpResponse {
     if !app.settings.metrics_enabled {
         return HttpResponse::NotFound().finish();
     }
+    // Queue depth is read at scrape time: a gauge kept by workers would miss jobs other
+    // processes pushed.
+    match app.store.queue_depths().await {
+        Ok(depths) => {
+            for queue in crate::jobs::runner::queues() {
+                let n = depths
+                    .iter()
+                    .find(|(q, _)| q == queue)
+                    .map_or(0, |(_, n)| *n);
+                metrics::gauge!("sluice_queue_depth", "queue" => queue).set(n as f64);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not read queue depths"),
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(crate::telemetry::prometheus().render())

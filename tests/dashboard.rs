@@ -1,0 +1,151 @@
+//! The dashboard, run history and retention: totals and charts come from rollups kept as
+//! runs finish; history filters, pages and exports; old detail is pruned, rollups stay.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::TestApp;
+use common::flows::{
+    connect_both, contact_flow, create_flow, outage, run_to_end, set, touch_contacts,
+};
+use sea_orm::{ConnectionTrait, Statement};
+use sluice::jobs::Job;
+
+async fn scalar(app: &TestApp, sql: &str) -> i64 {
+    let db = app.app().store.db();
+    let row = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index::<i64>(0).unwrap()
+}
+
+#[tokio::test]
+async fn dashboard_history_csv_and_retention_agree_and_stay_within_the_tenant() {
+    let app = TestApp::spawn_with(&[
+        ("SLUICE_SANDBOX_SEED_CONTACTS", "30"),
+        ("SLUICE_RETRY_AFTER_CAP_SECS", "1"),
+    ])
+    .await;
+    app.wait_for_seed(30).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let empty = admin.get("/dashboard").await;
+    assert!(empty.body.contains("No integrations yet"));
+
+    let (crm, erp) = connect_both(&admin).await;
+    let mut fields = contact_flow(&crm, &erp, "Contacts", "record.email");
+    set(&mut fields, "auto_pause_after", "0");
+    let flow = create_flow(&admin, &fields).await;
+    run_to_end(&admin, &flow).await;
+    outage(&app, "erp", 500).await;
+    touch_contacts(&app, 4, "Changed").await;
+    let (failed_run, _) = run_to_end(&admin, &flow).await;
+    outage(&app, "erp", 0).await;
+    run_to_end(&admin, &flow).await;
+
+    let dashboard = admin.get("/dashboard").await;
+    assert!(
+        dashboard.body.contains("id=\"stat-runs\">3<"),
+        "{}",
+        dashboard.body
+    );
+    assert!(
+        dashboard.body.contains(">34<"),
+        "30 + 4 records written: {}",
+        dashboard.body
+    );
+    assert!(dashboard.body.contains("1 of 3 runs failed"));
+    assert!(
+        dashboard.body.contains("<rect class=\"bar\""),
+        "throughput bars"
+    );
+    assert!(dashboard.body.contains("id=\"flow-health\""));
+    assert!(
+        dashboard.body.contains("33.3 %"),
+        "7-day error rate of the flow"
+    );
+    let week = admin.get("/dashboard?period=7d").await;
+    assert_eq!(
+        week.body.matches("<circle").count(),
+        1,
+        "one 6-hour step with runs"
+    );
+
+    // History: filters, pages, CSV.
+    let failed = admin.get("/runs?status=failed").await;
+    assert!(
+        failed
+            .body
+            .contains(failed_run.trim_start_matches("/runs/"))
+    );
+    assert_eq!(
+        failed.body.matches("href=\"/runs/").count(),
+        1,
+        "{}",
+        failed.body
+    );
+    let bad = admin.get("/runs?status=exploded&from=yesterday").await;
+    assert_eq!(bad.status, 200);
+    assert!(bad.body.contains("Unknown status"));
+    assert!(bad.body.contains("enter a date"));
+    let future = admin.get("/runs?from=2999-01-01").await;
+    assert!(future.body.contains("No runs match these filters"));
+    let csv = admin.get("/runs.csv?status=failed").await;
+    assert_eq!(csv.status, 200);
+    assert!(
+        csv.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", csv.body);
+    assert!(lines[0].starts_with("run_id,flow_id,flow,trigger,status"));
+    assert!(lines[1].contains("\"failed\"") && lines[1].contains("\"unavailable\""));
+
+    // The inspector compares with the last success.
+    let last = admin.get(&failed_run).await;
+    assert!(
+        last.body.contains("Compared with the last successful run"),
+        "{}",
+        last.body
+    );
+
+    // Another tenant sees nothing of it.
+    let other = app.another_tenant("eve@example.com", "Evil").await;
+    assert!(other.get("/runs").await.body.contains("No runs"));
+    assert_eq!(other.get(&failed_run).await.status, 404);
+    assert_eq!(other.get("/runs.csv").await.body.lines().count(), 1);
+    assert!(
+        other
+            .get("/dashboard")
+            .await
+            .body
+            .contains("id=\"stat-runs\">0<")
+    );
+
+    // Retention: runs older than the setting go (their logs with them); rollups stay.
+    let db = app.app().store.db();
+    db.execute_raw(Statement::from_string(
+        db.get_database_backend(),
+        "UPDATE runs SET finished_at = created_at - INTERVAL '400 days'".replace(
+            "created_at - INTERVAL '400 days'",
+            match db.get_database_backend() {
+                sea_orm::DbBackend::Sqlite => "datetime(created_at, '-400 days')",
+                _ => "created_at - INTERVAL '400 days'",
+            },
+        ),
+    ))
+    .await
+    .unwrap();
+    sluice::jobs::housekeeping::Housekeeping {}
+        .run(app.app())
+        .await
+        .unwrap();
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM runs").await, 0);
+    let after = admin.get("/dashboard").await;
+    assert!(
+        after.body.contains("id=\"stat-runs\">3<"),
+        "rollups are kept"
+    );
+}
