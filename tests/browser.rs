@@ -326,3 +326,96 @@ async fn a_flow_is_built_in_the_forms_dry_run_then_run_with_live_counts() {
     browser.stop().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_dashboard_chart_a_failed_run_acknowledging_its_alert_and_replaying_it() {
+    let Some(browser) = Driver::start().await else {
+        return;
+    };
+    let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "12")]).await;
+    app.wait_for_seed(12).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = common::flows::connect_both(&admin).await;
+    // The ERP refuses every record: the name is not an e-mail address.
+    let mut fields =
+        common::flows::contact_flow(&crm, &erp, "Contacts to customers", "record.name");
+    let flow = common::flows::create_flow(&admin, &fields).await;
+    let (run, page) = common::flows::run_to_end(&admin, &flow).await;
+    assert_eq!(common::flows::status_of(&page), "Partially failed");
+
+    browser
+        .client
+        .goto(&format!("{}/login", app.base))
+        .await
+        .unwrap();
+    browser.fill("email", "ada@example.com").await;
+    browser.fill("password", PASSWORD).await;
+    browser.submit("button[type='submit']").await;
+    browser.wait_for_path("/dashboard").await;
+    browser.wait_for_text("Flow health").await;
+    // The charts are drawn (server-side SVG with a point for this hour).
+    let chart = browser
+        .client
+        .find(Locator::Css("#error-chart svg"))
+        .await
+        .unwrap();
+    let (_, _, width, height) = chart.rectangle().await.unwrap();
+    assert!(
+        width > 200.0 && height > 50.0,
+        "chart is laid out: {width}x{height}"
+    );
+    assert!(
+        browser
+            .client
+            .find(Locator::Css("#error-chart svg circle"))
+            .await
+            .is_ok()
+    );
+    browser.screenshot("dashboard-chart").await;
+
+    // Open the failed run from the flow health table.
+    browser.submit("#flow-health a[href^='/runs/']").await;
+    browser.wait_for_path(&run).await;
+    browser.wait_for_text("Record failures").await;
+    assert!(browser.text().await.contains("Partially failed"));
+
+    // Acknowledge its alert.
+    browser
+        .client
+        .goto(&format!("{}/alerts", app.base))
+        .await
+        .unwrap();
+    browser.wait_for_text("12 record(s) failed").await;
+    browser
+        .submit("#alerts form[action$='/acknowledge'] button")
+        .await;
+    browser
+        .wait_for_text("Acknowledged: no further notifications")
+        .await;
+    browser.screenshot("alert-acknowledged").await;
+
+    // Fix the mapping, then replay the run's dead letters from the browser.
+    common::flows::set(&mut fields, "mapping.1.expression", "record.email");
+    common::flows::set(&mut fields, "expected_version", "1");
+    let saved = common::flows::post(&admin, &flow, &fields).await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    browser
+        .client
+        .goto(&format!("{}{run}", app.base))
+        .await
+        .unwrap();
+    browser
+        .submit(".page-actions a[href*='dead-letters']")
+        .await;
+    browser.wait_for_text("Replay all (12)").await;
+    browser
+        .submit("form[action$='/dead-letters/replay'] button")
+        .await;
+    browser.client.accept_alert().await.unwrap();
+    browser.wait_for_text("Replay started").await;
+    browser.wait_for_text("Finished: succeeded").await;
+    browser.screenshot("replayed").await;
+    assert_eq!(app.sandbox_records("erp.customers").await, 12);
+    browser.stop().await;
+    app.stop().await;
+}

@@ -127,6 +127,8 @@ async fn judge_run(
     let name = &flow.name;
     let recovered = || Verdict::Clear(format!("Run {} of {name} succeeded.", run.id));
     Ok(match kind {
+        // Record failures count too: a run that finished without delivering everything
+        // needs somebody to fix the cause and replay.
         AlertKind::RunFailed => match status {
             RunStatus::Failed => Verdict::Raise {
                 title: format!("{name}: run failed"),
@@ -135,7 +137,14 @@ async fn judge_run(
                     .clone()
                     .unwrap_or_else(|| "The run failed.".into()),
             },
-            s if s.is_success() => recovered(),
+            RunStatus::PartiallyFailed => Verdict::Raise {
+                title: format!("{name}: {} record(s) failed", run.records_failed),
+                detail: format!(
+                    "Run {} finished, but {} record(s) went to the dead letters. Fix the cause, then replay them.",
+                    run.id, run.records_failed
+                ),
+            },
+            RunStatus::Succeeded => recovered(),
             _ => Verdict::Silent,
         },
         AlertKind::ConsecutiveFailures => {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 named_states!(
     /// What an alert rule watches for.
     AlertKind {
-        /// A run ended as failed.
+        /// A run ended as failed, or with records in the dead letters.
         RunFailed = ("run_failed", "Run failed", "danger"),
         /// N runs in a row failed (threshold = N).
         ConsecutiveFailures = ("consecutive_failures", "Consecutive failures", "danger"),
@@ -53,7 +53,9 @@ impl AlertKind {
         let t = threshold.unwrap_or_default();
         let w = window_minutes.unwrap_or_default();
         match self {
-            AlertKind::RunFailed => "A run ends as failed.".into(),
+            AlertKind::RunFailed => {
+                "A run fails, or finishes with records in the dead letters.".into()
+            }
             AlertKind::ConsecutiveFailures => format!("{t:.0} runs in a row fail."),
             AlertKind::ErrorRate => {
                 format!(

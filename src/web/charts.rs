@@ -19,10 +19,11 @@ fn plot_h() -> f64 {
     H - TOP - BOTTOM
 }
 
-/// A "nice" axis maximum at or above `v` (1, 2, 2.5 or 5 times a power of ten).
+/// A "nice" axis maximum at or above `v` (1, 2, 2.5 or 5 times a power of ten), at
+/// least 4 so the four gridlines of a count axis fall on whole numbers.
 fn nice_max(v: f64) -> f64 {
-    if v <= 0.0 {
-        return 1.0;
+    if v <= 4.0 {
+        return 4.0;
     }
     let p = 10f64.powf(v.log10().floor());
     [1.0, 2.0, 2.5, 5.0, 10.0]
@@ -182,7 +183,8 @@ mod tests {
 
     #[test]
     fn axes_round_up_to_readable_values() {
-        assert_eq!(nice_max(0.0), 1.0);
+        assert_eq!(nice_max(0.0), 4.0);
+        assert_eq!(nice_max(3.0), 4.0);
         assert_eq!(nice_max(7.0), 10.0);
         assert_eq!(nice_max(180.0), 200.0);
         assert_eq!(nice_max(2100.0), 2500.0);
