@@ -16,11 +16,13 @@ static BEARER: LazyLock<Option<Regex>> =
 /// Masks secret-looking values in free text (error messages, response excerpts).
 pub fn redact_text(text: &str) -> String {
     let mut out = text.to_owned();
-    if let Some(re) = SECRET_PAIR.as_ref() {
-        out = re.replace_all(&out, "${1}[redacted]").into_owned();
-    }
+    // Credentials after an auth scheme first: `Authorization: Bearer x` would otherwise
+    // lose only the word "Bearer" to the key/value rule.
     if let Some(re) = BEARER.as_ref() {
         out = re.replace_all(&out, "${1} [redacted]").into_owned();
+    }
+    if let Some(re) = SECRET_PAIR.as_ref() {
+        out = re.replace_all(&out, "${1}[redacted]").into_owned();
     }
     out
 }
