@@ -64,6 +64,17 @@ enum Admin {
         #[arg(long)]
         email: String,
     },
+    /// Seed a large run history for benchmarks and demos: tenants `seed-0…` owned by
+    /// `owner0@seed.example…` (password from standard input), each with connections,
+    /// 3 flows and runs spread over 30 days, with their rollups.
+    SeedHistory {
+        /// Tenants to create.
+        #[arg(long, default_value_t = 1000)]
+        tenants: u32,
+        /// Runs in total.
+        #[arg(long, default_value_t = 1_000_000)]
+        runs: u64,
+    },
     /// Push a diagnostic job and report when a worker ran it.
     ProbeQueue,
     /// Re-encrypt every stored secret under the current master key (safe while running).
@@ -212,6 +223,25 @@ async fn admin_command(admin: Admin, app: &sluice::services::App) -> anyhow::Res
                 report.rotated,
                 report.current,
                 report.skipped
+            );
+        }
+        Admin::SeedHistory { tenants, runs } => {
+            let mut password = String::new();
+            std::io::stdin().read_to_string(&mut password)?;
+            let started = std::time::Instant::now();
+            let report = sluice::services::seed::history(
+                app,
+                tenants,
+                runs,
+                password.trim_end_matches(['\n', '\r']),
+            )
+            .await?;
+            println!(
+                "seeded {} tenants, {} runs, {} rollup rows in {:.0} s",
+                report.tenants,
+                report.runs,
+                report.rollups,
+                started.elapsed().as_secs_f64()
             );
         }
         Admin::ProbeQueue => {

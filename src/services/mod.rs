@@ -11,6 +11,7 @@ pub mod flows;
 pub mod keys;
 pub mod members;
 pub mod runs;
+pub mod seed;
 pub mod support;
 pub mod tenants;
 

@@ -231,6 +231,54 @@ impl Store {
             .collect()
     }
 
+    /// Writes precomputed rollup rows of one tenant (seeding).
+    pub async fn insert_rollups_bulk(
+        &self,
+        tenant: uuid::Uuid,
+        rows: &[((i32, i64, uuid::Uuid), Totals)],
+    ) -> Result<(), DbErr> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut values: Vec<Value> = Vec::with_capacity(rows.len() * 13);
+        let mut tuples = Vec::with_capacity(rows.len());
+        for ((grain, bucket, flow), t) in rows {
+            let base = values.len();
+            tuples.push(format!(
+                "({})",
+                (1..=13)
+                    .map(|i| format!("${}", base + i))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ));
+            values.extend([
+                tenant.into(),
+                (*grain).into(),
+                (*bucket).into(),
+                (*flow).into(),
+                t.runs.into(),
+                t.succeeded.into(),
+                t.partially_failed.into(),
+                t.failed.into(),
+                (t.runs - t.succeeded - t.partially_failed - t.failed).into(),
+                t.records_read.into(),
+                t.records_written.into(),
+                t.records_failed.into(),
+                t.duration_ms.into(),
+            ]);
+        }
+        let sql = format!(
+            "INSERT INTO metric_rollups (tenant_id, grain, bucket, flow_id, runs, succeeded, \
+             partially_failed, failed, cancelled, records_read, records_written, records_failed, \
+             duration_ms) VALUES {}",
+            tuples.join(",")
+        );
+        self.db
+            .execute_raw(Statement::from_sql_and_values(self.backend(), sql, values))
+            .await?;
+        Ok(())
+    }
+
     /// Jobs waiting per queue (pending in the job tables), for the queue-depth gauge.
     pub async fn queue_depths(&self) -> Result<Vec<(String, i64)>, DbErr> {
         let sql = match self.backend() {

@@ -266,6 +266,37 @@ impl Store {
         Ok(removed)
     }
 
+    /// Inserts finished runs in one statement (seeding).
+    pub async fn insert_runs_bulk(&self, rows: Vec<runs::Model>) -> Result<(), DbErr> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        runs::Entity::insert_many(rows.into_iter().map(runs::ActiveModel::from))
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Notes a run as its flow's last (seeding; live runs do this as they finish).
+    pub async fn note_last_run(&self, ctx: &TenantCtx, run: &runs::Model) -> Result<(), DbErr> {
+        let success = run
+            .status
+            .parse::<RunStatus>()
+            .is_ok_and(RunStatus::is_success);
+        let mut q = flows::Entity::update_many()
+            .col_expr(flows::Column::LastRunId, Expr::value(run.id))
+            .col_expr(flows::Column::LastRunStatus, Expr::value(run.status.clone()))
+            .col_expr(flows::Column::LastRunAt, Expr::value(run.finished_at));
+        if success {
+            q = q.col_expr(flows::Column::LastSuccessAt, Expr::value(run.finished_at));
+        }
+        q.filter(flows::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(flows::Column::Id.eq(run.flow_id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
     /// A run of any tenant, for support staff (who then act in its tenant's scope).
     pub async fn run_of_any_tenant(&self, id: RunId) -> Result<Option<runs::Model>, DbErr> {
         runs::Entity::find_by_id(id.uuid()).one(&self.db).await
