@@ -38,7 +38,11 @@ async fn main() {
     let requests = env_or("SLUICE_BENCH_REQUESTS", 100);
     let clients = 10u32;
     let app = TestApp::spawn_web_only(&[("SLUICE_DB_MAX_CONNECTIONS", "16")]).await;
-    let backend = if common::postgres_url().is_some() { "postgres" } else { "sqlite" };
+    let backend = if common::postgres_url().is_some() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
     println!("backend = {backend}");
 
     let started = Instant::now();

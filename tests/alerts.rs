@@ -556,3 +556,94 @@ async fn the_json_api_lists_runs_and_alerts_acknowledges_and_manages_rules_and_c
         assert!(doc["paths"][p].is_object(), "{p} missing from OpenAPI");
     }
 }
+
+#[tokio::test]
+async fn a_reconnect_alert_carries_a_fresh_link_that_reconnects_the_customers_connection() {
+    let app = TestApp::spawn_with(&[("SLUICE_ALERT_SWEEP_SECS", "1")]).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let created = admin
+        .post_form(
+            "/connect-links",
+            &[
+                ("provider", "sandbox_erp"),
+                ("customer_ref", "Globex"),
+                ("ttl_hours", "2"),
+            ],
+        )
+        .await;
+    let link = url::Url::parse(&created.code_by_id("connect-link"))
+        .unwrap()
+        .path()
+        .to_owned();
+    let customer = app.client();
+    customer.get(&link).await;
+    let start = customer.post_form(&link, &[]).await;
+    let callback = customer.consent(&common::continue_url(&start), true).await;
+    assert_eq!(customer.get(&callback).await.status, 200);
+    let list = admin.get("/connections").await.body;
+    let connection = list
+        .match_indices("href=\"/connections/")
+        .map(|(i, m)| &list[i + 6..i + m.len() + 36])
+        .find(|path| path[13..].parse::<uuid::Uuid>().is_ok())
+        .expect("the customer's connection")
+        .to_owned();
+
+    // The customer's grant is revoked at the provider: the next call needs a reconnect.
+    let db = app.app().store.db();
+    db.execute_raw(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        "UPDATE sandbox_grants SET revoked = $1",
+        [true.into()],
+    ))
+    .await
+    .unwrap();
+    admin.post_form(&format!("{connection}/test"), &[]).await;
+    let mut alerts = active_alerts(&admin).await;
+    for _ in 0..50 {
+        if alerts.body.contains("must be reconnected") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        alerts = active_alerts(&admin).await;
+    }
+    let alert = alerts.action_containing("/alerts/");
+    let alert = alert.trim_end_matches("/acknowledge").to_owned();
+    let page = admin.get(&alert).await;
+    let start = page
+        .body
+        .find("/connect/")
+        .expect("a reconnect link in the alert");
+    let fresh: String = page.body[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_'))
+        .collect();
+
+    // The customer reconnects through it: the same connection is active again, and the
+    // alert resolves by itself.
+    let again = app.client();
+    assert_eq!(again.get(&fresh).await.status, 200);
+    let start = again.post_form(&fresh, &[]).await;
+    assert_eq!(start.status, 200, "{}", start.body);
+    let callback = again.consent(&common::continue_url(&start), true).await;
+    assert_eq!(again.get(&callback).await.status, 200);
+    assert!(admin.get(&connection).await.body.contains("Active"));
+    let list = admin.get("/connections").await.body;
+    assert_eq!(
+        list.matches("Sandbox ERP — Globex").count(),
+        1,
+        "reconnected, not a second connection"
+    );
+    let mut resolved = admin.get(&alert).await;
+    for _ in 0..50 {
+        if resolved.body.contains("id=\"alert-state\">Resolved") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        resolved = admin.get(&alert).await;
+    }
+    assert!(
+        resolved.body.contains("id=\"alert-state\">Resolved"),
+        "{}",
+        resolved.body
+    );
+}

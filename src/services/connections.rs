@@ -426,7 +426,17 @@ pub async fn begin(
     let provider = provider(&request.provider_id)?;
     match binding {
         Binding::Session(_) => require_write(ctx)?,
-        Binding::Link { .. } if request.reconnect.is_some() => return Err(AppError::Forbidden),
+        // A link reconnects only the connection it was issued for (reconnect alerts).
+        Binding::Link { link, .. } if request.reconnect.is_some() => {
+            let issued_for = app
+                .store
+                .connect_link(ctx, link)
+                .await?
+                .and_then(|l| l.reconnects_connection_id);
+            if issued_for != request.reconnect.map(ConnectionId::uuid) {
+                return Err(AppError::Forbidden);
+            }
+        }
         Binding::Link { .. } => {}
     }
     if let Some(id) = request.reconnect

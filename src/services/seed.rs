@@ -37,7 +37,12 @@ pub fn owner_email(i: u32) -> String {
 }
 
 /// Seeds `tenants` tenants with `runs` runs in total.
-pub async fn history(app: &App, tenants: u32, runs: u64, password: &str) -> anyhow::Result<SeedReport> {
+pub async fn history(
+    app: &App,
+    tenants: u32,
+    runs: u64,
+    password: &str,
+) -> anyhow::Result<SeedReport> {
     let hash = crate::auth::password::hash(password).await?;
     let per_tenant = runs / u64::from(tenants.max(1));
     let actor = AuditActor {
@@ -48,7 +53,11 @@ pub async fn history(app: &App, tenants: u32, runs: u64, password: &str) -> anyh
     let mut rng = rand::rng();
     for t in 0..tenants {
         let email = Email::parse(&owner_email(t)).map_err(anyhow::Error::msg)?;
-        let user = match app.store.create_user(&email, &format!("Owner {t}"), &hash).await? {
+        let user = match app
+            .store
+            .create_user(&email, &format!("Owner {t}"), &hash)
+            .await?
+        {
             Some(u) => u,
             None => app
                 .store
@@ -77,7 +86,11 @@ pub async fn history(app: &App, tenants: u32, runs: u64, password: &str) -> anyh
             app.store.insert_runs_bulk(chunk.to_vec()).await?;
         }
         for f in &flows {
-            if let Some(last) = rows.iter().filter(|r| r.flow_id == f.uuid()).max_by_key(|r| r.id) {
+            if let Some(last) = rows
+                .iter()
+                .filter(|r| r.flow_id == f.uuid())
+                .max_by_key(|r| r.id)
+            {
                 app.store.note_last_run(&ctx, last).await?;
             }
         }
@@ -201,7 +214,11 @@ fn random_runs(
                 RunStatus::Failed => 0,
                 _ => 0,
             };
-            let written = if status == RunStatus::Failed { 0 } else { rng.random_range(0..read - failed) };
+            let written = if status == RunStatus::Failed {
+                0
+            } else {
+                rng.random_range(0..read - failed)
+            };
             let duration_ms: i64 = rng.random_range(500..60_000);
             let started = created + Duration::milliseconds(rng.random_range(5..500));
             runs::Model {
@@ -210,7 +227,12 @@ fn random_runs(
                 flow_id: flow.uuid(),
                 flow_version_id: uuid::Uuid::nil(),
                 version: 1,
-                trigger: if rng.random_bool(0.8) { "schedule" } else { "manual" }.into(),
+                trigger: if rng.random_bool(0.8) {
+                    "schedule"
+                } else {
+                    "manual"
+                }
+                .into(),
                 status: status.as_str().into(),
                 cancel_requested: false,
                 cursor: None,
@@ -251,7 +273,9 @@ async fn write_rollups(app: &App, rows: &[runs::Model]) -> anyhow::Result<u64> {
             if grain == MINUTE && at < recent {
                 continue;
             }
-            let t = sums.entry((grain, bucket_of(at, grain), r.flow_id)).or_default();
+            let t = sums
+                .entry((grain, bucket_of(at, grain), r.flow_id))
+                .or_default();
             t.runs += 1;
             match r.status.as_str() {
                 "succeeded" => t.succeeded += 1,

@@ -285,7 +285,10 @@ impl Store {
             .is_ok_and(RunStatus::is_success);
         let mut q = flows::Entity::update_many()
             .col_expr(flows::Column::LastRunId, Expr::value(run.id))
-            .col_expr(flows::Column::LastRunStatus, Expr::value(run.status.clone()))
+            .col_expr(
+                flows::Column::LastRunStatus,
+                Expr::value(run.status.clone()),
+            )
             .col_expr(flows::Column::LastRunAt, Expr::value(run.finished_at));
         if success {
             q = q.col_expr(flows::Column::LastSuccessAt, Expr::value(run.finished_at));
