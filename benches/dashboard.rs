@@ -36,7 +36,7 @@ async fn main() {
     let tenants = env_or("SLUICE_BENCH_TENANTS", 1000) as u32;
     let runs = env_or("SLUICE_BENCH_RUNS", 1_000_000);
     let requests = env_or("SLUICE_BENCH_REQUESTS", 100);
-    let clients = 10u32;
+    let clients = env_or("SLUICE_BENCH_CLIENTS", 10) as u32;
     let app = TestApp::spawn_web_only(&[("SLUICE_DB_MAX_CONNECTIONS", "16")]).await;
     let backend = if common::postgres_url().is_some() {
         "postgres"
@@ -65,9 +65,12 @@ async fn main() {
         assert!(page.status < 400, "sign-in failed: {}", page.status);
         signed_in.push(client);
     }
-    // Warm up caches and connections once per client.
+    // Warm up caches and pooled connections: the figures are for steady state.
     for client in &signed_in {
-        assert_eq!(client.get("/dashboard").await.status, 200);
+        for _ in 0..10 {
+            assert_eq!(client.get("/dashboard").await.status, 200);
+            assert_eq!(client.get("/runs?status=failed").await.status, 200);
+        }
     }
 
     let started = Instant::now();

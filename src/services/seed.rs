@@ -97,6 +97,7 @@ pub async fn history(
         report.runs += rows.len() as u64;
         report.tenants += 1;
     }
+    app.store.analyze().await?;
     Ok(report)
 }
 

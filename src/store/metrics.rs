@@ -45,6 +45,18 @@ impl Totals {
         (self.runs > 0).then(|| 100.0 * self.failed as f64 / self.runs as f64)
     }
 
+    /// Adds another period's figures to these.
+    pub fn add(&mut self, other: &Totals) {
+        self.runs += other.runs;
+        self.succeeded += other.succeeded;
+        self.partially_failed += other.partially_failed;
+        self.failed += other.failed;
+        self.records_read += other.records_read;
+        self.records_written += other.records_written;
+        self.records_failed += other.records_failed;
+        self.duration_ms += other.duration_ms;
+    }
+
     fn read(row: &QueryResult) -> Result<Self, DbErr> {
         Ok(Self {
             runs: row.try_get("", "runs")?,
@@ -65,15 +77,6 @@ pub struct Bucket {
     /// Start of the bucket (Unix seconds).
     pub start: i64,
     /// What finished in it.
-    pub totals: Totals,
-}
-
-/// One flow's figures over a period.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FlowHealth {
-    /// The flow.
-    pub flow: FlowId,
-    /// Its totals.
     pub totals: Totals,
 }
 
@@ -165,68 +168,35 @@ impl Store {
             .map(Option::unwrap_or_default)
     }
 
-    /// The tenant's (or one flow's) time series since `since`: only buckets with runs.
-    pub async fn rollup_series(
+    /// The tenant's rollup rows of one grain since `since`: (bucket, flow, totals). The
+    /// dashboard derives all its figures from these in one query.
+    pub async fn rollup_rows(
         &self,
         ctx: &TenantCtx,
-        flow: Option<FlowId>,
         grain: i32,
         since: DateTime<Utc>,
-    ) -> Result<Vec<Bucket>, DbErr> {
-        let mut values: Vec<Value> = vec![
+    ) -> Result<Vec<(i64, FlowId, Totals)>, DbErr> {
+        let values: Vec<Value> = vec![
             ctx.tenant_id().uuid().into(),
             grain.into(),
             bucket_of(since, grain).into(),
         ];
-        let mut sql = format!(
-            "SELECT bucket, {SUMS} FROM metric_rollups \
-             WHERE tenant_id = $1 AND grain = $2 AND bucket >= $3"
-        );
-        if let Some(f) = flow {
-            values.push(f.uuid().into());
-            sql.push_str(" AND flow_id = $4");
-        }
-        sql.push_str(" GROUP BY bucket ORDER BY bucket");
         self.db
-            .query_all_raw(Statement::from_sql_and_values(self.backend(), sql, values))
+            .query_all_raw(Statement::from_sql_and_values(
+                self.backend(),
+                "SELECT bucket, flow_id, runs, succeeded, partially_failed, failed, records_read, \
+                 records_written, records_failed, duration_ms FROM metric_rollups \
+                 WHERE tenant_id = $1 AND grain = $2 AND bucket >= $3",
+                values,
+            ))
             .await?
             .iter()
             .map(|row| {
-                Ok(Bucket {
-                    start: row.try_get("", "bucket")?,
-                    totals: Totals::read(row)?,
-                })
-            })
-            .collect()
-    }
-
-    /// Each flow's totals between `since` and `until` (hourly resolution).
-    pub async fn flow_totals(
-        &self,
-        ctx: &TenantCtx,
-        since: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<Vec<FlowHealth>, DbErr> {
-        let sql = format!(
-            "SELECT flow_id, {SUMS} FROM metric_rollups \
-             WHERE tenant_id = $1 AND grain = $2 AND bucket >= $3 AND bucket < $4 \
-             GROUP BY flow_id"
-        );
-        let values: Vec<Value> = vec![
-            ctx.tenant_id().uuid().into(),
-            HOUR.into(),
-            bucket_of(since, HOUR).into(),
-            bucket_of(until, HOUR).into(),
-        ];
-        self.db
-            .query_all_raw(Statement::from_sql_and_values(self.backend(), sql, values))
-            .await?
-            .iter()
-            .map(|row| {
-                Ok(FlowHealth {
-                    flow: FlowId::from_uuid(row.try_get("", "flow_id")?),
-                    totals: Totals::read(row)?,
-                })
+                Ok((
+                    row.try_get("", "bucket")?,
+                    FlowId::from_uuid(row.try_get("", "flow_id")?),
+                    Totals::read(row)?,
+                ))
             })
             .collect()
     }
@@ -275,6 +245,20 @@ impl Store {
         );
         self.db
             .execute_raw(Statement::from_sql_and_values(self.backend(), sql, values))
+            .await?;
+        Ok(())
+    }
+
+    /// Refreshes the planner's statistics after a bulk load, so queries do not run on
+    /// plans made for empty tables. On Postgres it vacuums too: the visibility map lets
+    /// index-only scans skip the heap, and autovacuum does not start mid-benchmark.
+    pub async fn analyze(&self) -> Result<(), DbErr> {
+        let sql = match self.backend() {
+            sea_orm::DbBackend::Postgres => "VACUUM ANALYZE",
+            _ => "ANALYZE",
+        };
+        self.db
+            .execute_raw(Statement::from_string(self.backend(), sql))
             .await?;
         Ok(())
     }

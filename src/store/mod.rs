@@ -23,7 +23,7 @@ pub use audit::{AuditEntry, AuditFilter};
 pub use connections::StoredTokens;
 pub use flows::{FlowHead, NewFlow};
 pub use invitations::InvitationWithTenant;
-pub use metrics::{Bucket, FlowHealth, Totals};
+pub use metrics::{Bucket, Totals};
 pub use runs::{
     Failure, FailureFilter, LedgerEntry, PageCommit, RunEnd, RunFilter, counts_of, id_floor,
 };
