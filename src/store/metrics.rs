@@ -260,6 +260,14 @@ impl Store {
         self.db
             .execute_raw(Statement::from_string(self.backend(), sql))
             .await?;
+        if self.backend() == sea_orm::DbBackend::Postgres {
+            // Flush the load now rather than in a checkpoint during the next requests;
+            // needs the pg_checkpoint role, so it is best effort.
+            let _ = self
+                .db
+                .execute_raw(Statement::from_string(self.backend(), "CHECKPOINT"))
+                .await;
+        }
         Ok(())
     }
 
