@@ -63,30 +63,15 @@ pub async fn create(
             ),
         ));
     }
-    let secret = tokens::random_secret();
-    let id = ConnectLinkId::new();
-    let expires_at = now() + chrono::Duration::hours(ttl);
-    app.store
-        .insert_connect_link(
-            ctx,
-            connect_links::Model {
-                id: id.uuid(),
-                tenant_id: ctx.tenant_id().uuid(),
-                provider_id: provider.id.clone(),
-                token_digest: tokens::digest(&secret),
-                customer_ref: customer.clone(),
-                created_by: ctx.user_id().map(|u| u.uuid()),
-                created_at: now(),
-                expires_at,
-                used_at: None,
-                revoked_at: None,
-                connection_id: None,
-                outcome: None,
-                outcome_detail: None,
-                reconnects_connection_id: None,
-            },
-        )
-        .await?;
+    let link = insert_link(
+        app,
+        ctx,
+        &provider.id,
+        &customer,
+        chrono::Duration::hours(ttl),
+        None,
+    )
+    .await?;
     app.audit(
         ctx,
         actor,
@@ -95,6 +80,42 @@ pub async fn create(
         Some(serde_json::json!({ "provider": provider.id })),
     )
     .await?;
+    Ok(link)
+}
+
+/// Stores a new link and returns it with the only copy of its URL.
+async fn insert_link(
+    app: &App,
+    ctx: &TenantCtx,
+    provider_id: &str,
+    customer: &str,
+    ttl: chrono::Duration,
+    reconnects: Option<crate::domain::ConnectionId>,
+) -> AppResult<CreatedLink> {
+    let secret = tokens::random_secret();
+    let id = ConnectLinkId::new();
+    let expires_at = now() + ttl;
+    app.store
+        .insert_connect_link(
+            ctx,
+            connect_links::Model {
+                id: id.uuid(),
+                tenant_id: ctx.tenant_id().uuid(),
+                provider_id: provider_id.to_owned(),
+                token_digest: tokens::digest(&secret),
+                customer_ref: customer.to_owned(),
+                created_by: ctx.user_id().map(|u| u.uuid()),
+                created_at: now(),
+                expires_at,
+                used_at: None,
+                revoked_at: None,
+                connection_id: None,
+                outcome: None,
+                outcome_detail: None,
+                reconnects_connection_id: reconnects.map(|c| c.uuid()),
+            },
+        )
+        .await?;
     Ok(CreatedLink {
         id,
         url: app.settings.url_for(&format!("/connect/{secret}")),
@@ -116,30 +137,15 @@ pub async fn create_reconnect_link(
     let Some(customer) = conn.customer_ref.clone() else {
         return Ok(None);
     };
-    let secret = tokens::random_secret();
-    let id = ConnectLinkId::new();
-    let expires_at = now() + chrono::Duration::days(7);
-    app.store
-        .insert_connect_link(
-            ctx,
-            connect_links::Model {
-                id: id.uuid(),
-                tenant_id: ctx.tenant_id().uuid(),
-                provider_id: conn.provider_id.clone(),
-                token_digest: tokens::digest(&secret),
-                customer_ref: customer.clone(),
-                created_by: None,
-                created_at: now(),
-                expires_at,
-                used_at: None,
-                revoked_at: None,
-                connection_id: None,
-                outcome: None,
-                outcome_detail: None,
-                reconnects_connection_id: Some(conn.id),
-            },
-        )
-        .await?;
+    let link = insert_link(
+        app,
+        ctx,
+        &conn.provider_id,
+        &customer,
+        chrono::Duration::days(7),
+        Some(connection),
+    )
+    .await?;
     app.audit(
         ctx,
         &AuditActor {
@@ -151,11 +157,7 @@ pub async fn create_reconnect_link(
         Some(serde_json::json!({ "provider": conn.provider_id, "reconnects": conn.id })),
     )
     .await?;
-    Ok(Some(CreatedLink {
-        id,
-        url: app.settings.url_for(&format!("/connect/{secret}")),
-        expires_at,
-    }))
+    Ok(Some(link))
 }
 
 /// Revokes an unused link.

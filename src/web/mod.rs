@@ -15,6 +15,7 @@ mod charts;
 mod connect_links;
 mod connections;
 mod dashboard;
+mod filters;
 mod flow_form;
 mod flows;
 mod members;

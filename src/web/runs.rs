@@ -4,6 +4,7 @@
 
 use super::auth::render;
 use super::extract::Member;
+use super::filters::{parse_time, present, query_string};
 use super::flash::{self, Flash};
 use super::flows::RunView;
 use super::shell::Shell;
@@ -17,7 +18,6 @@ use crate::store::entities::{flows as flow_rows, run_events};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::Deserialize;
 use std::collections::HashMap;
 
@@ -91,20 +91,6 @@ pub struct HistoryQuery {
     before: Option<String>,
 }
 
-fn present(v: &Option<String>) -> Option<&str> {
-    v.as_deref().map(str::trim).filter(|v| !v.is_empty())
-}
-
-/// A date (`2026-11-22`) or local date-time (`2026-11-22T13:05`), read as UTC.
-pub(super) fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
-    if let Ok(d) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
-        return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
-    }
-    NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
-        .ok()
-        .map(|t| t.and_utc())
-}
-
 impl HistoryQuery {
     /// The filter, and a message for each part that could not be read (it is ignored).
     fn filter(&self) -> (RunFilter, Vec<String>) {
@@ -149,17 +135,13 @@ impl HistoryQuery {
 
     /// The query string of these filters (without the page cursor).
     fn query_string(&self) -> String {
-        let pairs: Vec<(&str, &str)> = [
+        query_string(&[
             ("flow", &self.flow),
             ("status", &self.status),
             ("trigger", &self.trigger),
             ("from", &self.from),
             ("to", &self.to),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| present(v).map(|v| (k, v)))
-        .collect();
-        serde_urlencoded::to_string(pairs).unwrap_or_default()
+        ])
     }
 }
 

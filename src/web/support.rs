@@ -3,6 +3,7 @@
 
 use super::auth::render;
 use super::extract::Member;
+use super::filters::{parse_time, present, query_string};
 use super::flash::{self, Flash};
 use super::flows::RunView;
 use super::runs::{LogLine, lines};
@@ -33,10 +34,6 @@ pub struct SearchQuery {
     from: Option<String>,
     to: Option<String>,
     before: Option<String>,
-}
-
-fn present(v: &Option<String>) -> Option<&str> {
-    v.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
 #[derive(Template)]
@@ -82,7 +79,7 @@ pub async fn index(
     }
     for (raw, slot) in [(&q.from, &mut filter.from), (&q.to, &mut filter.to)] {
         if let Some(v) = present(raw) {
-            match super::runs::parse_time(v) {
+            match parse_time(v) {
                 Some(t) => *slot = Some(t),
                 None => problems.push(format!("'{v}' is not a date like 2026-11-22.")),
             }
@@ -94,20 +91,14 @@ pub async fn index(
     } else {
         (Vec::new(), None)
     };
-    let query = serde_urlencoded::to_string(
-        [
-            ("tenant", &q.tenant),
-            ("flow", &q.flow),
-            ("provider", &q.provider),
-            ("class", &q.class),
-            ("from", &q.from),
-            ("to", &q.to),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| present(v).map(|v| (k, v)))
-        .collect::<Vec<_>>(),
-    )
-    .unwrap_or_default();
+    let query = query_string(&[
+        ("tenant", &q.tenant),
+        ("flow", &q.flow),
+        ("provider", &q.provider),
+        ("class", &q.class),
+        ("from", &q.from),
+        ("to", &q.to),
+    ]);
     render(
         &SearchPage {
             shell: member.shell("support"),

@@ -2,6 +2,7 @@
 
 use super::auth::render;
 use super::extract::{Member, SignedInUser, csrf_token, flashes};
+use super::filters::{parse_time, present, query_string};
 use super::flash::{self, Flash};
 use super::shell::Shell;
 use crate::domain::{FieldErrors, TenantId};
@@ -211,21 +212,11 @@ pub async fn audit_log(
     q: web::Query<AuditLogQuery>,
 ) -> AppResult<HttpResponse> {
     let q = q.into_inner();
-    let present = |v: &Option<String>| {
-        v.as_deref()
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-    };
-    let date = |v: &Option<String>| {
-        present(v)
-            .and_then(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .map(|t| t.and_utc())
-    };
+    let owned = |v: &Option<String>| present(v).map(str::to_owned);
+    let date = |v: &Option<String>| present(v).and_then(parse_time);
     let filter = AuditFilter {
-        action_prefix: present(&q.action),
-        actor: present(&q.actor),
+        action_prefix: owned(&q.action),
+        actor: owned(&q.actor),
         from: date(&q.from),
         to: date(&q.to),
     };
@@ -240,18 +231,12 @@ pub async fn audit_log(
     } else {
         None
     };
-    let query = serde_urlencoded::to_string(
-        [
-            ("action", &q.action),
-            ("actor", &q.actor),
-            ("from", &q.from),
-            ("to", &q.to),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| present(v).map(|v| (k, v)))
-        .collect::<Vec<_>>(),
-    )
-    .unwrap_or_default();
+    let query = query_string(&[
+        ("action", &q.action),
+        ("actor", &q.actor),
+        ("from", &q.from),
+        ("to", &q.to),
+    ]);
     render(
         &AuditPage {
             shell: member.shell("audit"),
