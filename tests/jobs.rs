@@ -162,3 +162,66 @@ async fn only_one_scheduler_holds_the_lease_and_each_tick_runs_once() {
     );
     app.stop().await;
 }
+
+/// Rows of finished jobs still in the queue's table.
+async fn finished_jobs(app: &TestApp) -> i64 {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let db = app.app().store.db();
+    let table = match db.get_database_backend() {
+        DbBackend::Postgres => "apalis.jobs",
+        _ => "Jobs",
+    };
+    let sql = format!("SELECT CAST(COUNT(*) AS BIGINT) FROM {table} WHERE status = 'Done'");
+    db.query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn finished_jobs_leave_the_queue_tables_after_a_day_and_waiting_ones_stay() {
+    let app = TestApp::spawn().await;
+    let queue = &app.app().queue;
+    let probe = |label: &str| Probe {
+        mode: ProbeMode::Succeed,
+        attempts: 1,
+        label: label.into(),
+        sent_at_us: None,
+    };
+    queue.push(probe("done-soon")).await.unwrap();
+    queue
+        .push_after(probe("later"), Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while finished_jobs(&app).await == 0 {
+        assert!(Instant::now() < deadline, "the probe never finished");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let store = &app.app().store;
+    let now = sluice::store::now();
+    assert_eq!(
+        store
+            .purge_finished_jobs(now - chrono::Duration::days(1))
+            .await
+            .unwrap(),
+        0,
+        "a job finished moments ago is kept"
+    );
+    assert!(
+        store
+            .purge_finished_jobs(now + chrono::Duration::days(1))
+            .await
+            .unwrap()
+            >= 1
+    );
+    assert_eq!(finished_jobs(&app).await, 0);
+    let waiting = store.queue_depths().await.unwrap();
+    assert!(
+        waiting.iter().any(|(q, n)| q == "diagnostics" && *n == 1),
+        "the scheduled job is still waiting: {waiting:?}"
+    );
+    app.stop().await;
+}

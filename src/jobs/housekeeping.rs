@@ -1,5 +1,6 @@
 //! Housekeeping: purges expired sessions, invitations, setup links and throttle windows,
-//! and applies the retention settings to run history (rollups are kept).
+//! applies the retention settings to run history (rollups are kept), and clears finished
+//! jobs out of the queue's tables.
 
 use super::{Job, JobEnv, JobError};
 use crate::store::now;
@@ -53,6 +54,13 @@ impl Job for Housekeeping {
             + env
                 .store
                 .prune_minute_rollups(now() - chrono::Duration::days(2))
+                .await?;
+        // Finished jobs have nothing left to tell after a day (failures live on in
+        // `failed_jobs`, runs in their own tables).
+        let removed = removed
+            + env
+                .store
+                .purge_finished_jobs(now() - chrono::Duration::days(1))
                 .await?;
         tracing::info!(removed, "housekeeping purged expired rows");
         metrics::counter!("sluice_housekeeping_purged_total").increment(removed);

@@ -6,7 +6,7 @@ use anyhow::Context;
 use apalis::prelude::TaskBuilder;
 use futures::channel::mpsc;
 use sea_orm::DbBackend;
-use sea_orm::sqlx::{PgPool, SqlitePool};
+use sea_orm::sqlx::{self, PgPool, SqlitePool};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,6 +39,9 @@ pub async fn migrate(store: &Store) -> anyhow::Result<()> {
                 .run(&pool)
                 .await
                 .context("apalis sqlite migrations")?;
+            describe_jobs_to_the_planner(&pool)
+                .await
+                .context("queue planner statistics")?;
         }
         QueueBackend::Postgres(pool) => {
             apalis_postgres::PostgresStorage::migrations()
@@ -46,6 +49,29 @@ pub async fn migrate(store: &Store) -> anyhow::Result<()> {
                 .await
                 .context("apalis postgres migrations")?;
         }
+    }
+    Ok(())
+}
+
+/// SQLite plans apalis's acknowledge and lock statements (a join of `Jobs` with a JSON
+/// list of job ids) on the guess that `lock_by = ?` or `status = ?` picks out a few rows.
+/// In a queue they pick out nearly all of them: finished jobs keep both. With that guess
+/// every acknowledgement scanned the worker's whole history, re-parsing the JSON list per
+/// row, and throughput fell as jobs accumulated. Statistics that describe a queue make
+/// SQLite look jobs up by id instead. Real statistics are gathered first (bounded), then
+/// these two are set, since a momentary sample of a young queue says the opposite.
+async fn describe_jobs_to_the_planner(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    for sql in [
+        "PRAGMA analysis_limit = 1000",
+        "ANALYZE Jobs",
+        "DELETE FROM sqlite_stat1 WHERE tbl = 'Jobs' AND idx IN ('LIdx', 'idx_jobs_status_run_at')",
+        "INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES \
+         ('Jobs', 'LIdx', '1000000 100000'), ('Jobs', 'idx_jobs_status_run_at', '1000000 200000 1')",
+        // Makes this connection re-read the statistics; new connections read them anyway.
+        "ANALYZE sqlite_schema",
+    ] {
+        sqlx::query(sql).execute(&mut *conn).await?;
     }
     Ok(())
 }

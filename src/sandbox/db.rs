@@ -1,8 +1,9 @@
 //! The sandbox's storage: grants (codes, access and refresh tokens), records, counters.
 
 use crate::auth::tokens;
+use crate::store::sql::Marks;
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement, Value};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, Value};
 
 /// A stored grant.
 #[derive(Debug, Clone)]
@@ -295,21 +296,13 @@ pub async fn insert_many(
     let mut sql = String::from(
         "INSERT INTO sandbox_records (object, id, seq, data, ext_key, updated_at) VALUES ",
     );
+    let mut marks = Marks::new(db.get_database_backend());
     let mut values: Vec<Value> = Vec::with_capacity(rows.len() * 6);
     for (i, (id, data, at)) in rows.iter().enumerate() {
-        let n = i * 6;
         if i > 0 {
             sql.push(',');
         }
-        sql.push_str(&format!(
-            "(${},${},${},${},${},${})",
-            n + 1,
-            n + 2,
-            n + 3,
-            n + 4,
-            n + 5,
-            n + 6
-        ));
+        sql.push_str(&marks.row(6));
         values.extend([
             object.into(),
             id.clone().into(),
@@ -353,6 +346,7 @@ pub async fn remember_response<C: ConnectionTrait>(
 }
 
 fn records_where_in<'a>(
+    backend: DbBackend,
     column: &str,
     object: &str,
     values: &'a [String],
@@ -360,13 +354,14 @@ fn records_where_in<'a>(
     let column = column.to_owned();
     let object = object.to_owned();
     values.chunks(500).map(move |chunk| {
-        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let mut marks = Marks::new(backend);
         let mut params: Vec<Value> = vec![object.clone().into()];
         params.extend(chunk.iter().map(|v| Value::from(v.clone())));
         (
             format!(
-                "SELECT id, seq, data, updated_at, ext_key FROM sandbox_records WHERE object = $1 AND {column} IN ({})",
-                marks.join(",")
+                "SELECT id, seq, data, updated_at, ext_key FROM sandbox_records WHERE object = {} AND {column} IN ({})",
+                marks.one(),
+                marks.list(chunk.len())
             ),
             params,
         )
@@ -382,7 +377,7 @@ pub async fn find_many<C: ConnectionTrait>(
 ) -> Result<std::collections::HashMap<String, Record>, DbErr> {
     let mut out = std::collections::HashMap::new();
     let column = if by_key { "ext_key" } else { "id" };
-    for (sql, params) in records_where_in(column, object, values) {
+    for (sql, params) in records_where_in(db.get_database_backend(), column, object, values) {
         for row in db.query_all_raw(stmt(db, &sql, params)).await? {
             let found = record(&row)?;
             let k: String = if by_key {
@@ -413,21 +408,13 @@ pub async fn save_many<C: ConnectionTrait>(
         let mut sql = String::from(
             "INSERT INTO sandbox_records (object, id, seq, data, ext_key, updated_at) VALUES ",
         );
+        let mut marks = Marks::new(db.get_database_backend());
         let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 6);
         for (i, (id, data)) in chunk.iter().enumerate() {
-            let n = i * 6;
             if i > 0 {
                 sql.push(',');
             }
-            sql.push_str(&format!(
-                "(${},${},${},${},${},${})",
-                n + 1,
-                n + 2,
-                n + 3,
-                n + 4,
-                n + 5,
-                n + 6
-            ));
+            sql.push_str(&marks.row(6));
             let ext_key = data.get("external_id").and_then(|v| match v {
                 serde_json::Value::String(s) => Some(s.clone()),
                 serde_json::Value::Number(n) => Some(n.to_string()),

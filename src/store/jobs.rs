@@ -6,7 +6,10 @@ use super::{Store, now};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::ExprTrait;
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, Statement,
+};
 use std::time::Duration;
 
 impl Store {
@@ -121,5 +124,30 @@ impl Store {
             .limit(limit)
             .all(&self.db)
             .await
+    }
+}
+
+impl Store {
+    /// Deletes queue rows of jobs that ended before `before`. The queue keeps every job it
+    /// ran; without this its tables grow forever and its own queries slow down with them.
+    /// Jobs that ran out of attempts are kept in `failed_jobs` by the runner.
+    pub async fn purge_finished_jobs(&self, before: DateTime<Utc>) -> Result<u64, DbErr> {
+        let (sql, at): (&str, sea_orm::Value) = match self.backend() {
+            DbBackend::Postgres => (
+                "DELETE FROM apalis.jobs WHERE (status IN ('Done', 'Killed') \
+                 OR (status = 'Failed' AND attempts >= max_attempts)) AND done_at < $1",
+                before.into(),
+            ),
+            _ => (
+                "DELETE FROM Jobs WHERE (status IN ('Done', 'Killed') \
+                 OR (status = 'Failed' AND attempts >= max_attempts)) AND done_at < $1",
+                before.timestamp().into(),
+            ),
+        };
+        let done = self
+            .db
+            .execute_raw(Statement::from_sql_and_values(self.backend(), sql, [at]))
+            .await?;
+        Ok(done.rows_affected())
     }
 }

@@ -210,17 +210,11 @@ impl Store {
         if rows.is_empty() {
             return Ok(());
         }
+        let mut marks = super::sql::Marks::new(self.backend());
         let mut values: Vec<Value> = Vec::with_capacity(rows.len() * 13);
         let mut tuples = Vec::with_capacity(rows.len());
         for ((grain, bucket, flow), t) in rows {
-            let base = values.len();
-            tuples.push(format!(
-                "({})",
-                (1..=13)
-                    .map(|i| format!("${}", base + i))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ));
+            tuples.push(marks.row(13));
             values.extend([
                 tenant.into(),
                 (*grain).into(),

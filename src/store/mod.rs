@@ -14,6 +14,7 @@ mod jobs;
 pub mod metrics;
 mod runs;
 mod sessions;
+pub mod sql;
 mod tenants;
 
 pub use accounts::UserRecord;

@@ -3,6 +3,7 @@
 //! lease, so a crashed or superseded worker can never commit twice.
 
 use super::entities::{dead_letters, flows, run_events, runs};
+use super::sql::Marks;
 use super::{Store, now};
 use crate::domain::{
     DeadLetterId, DeadLetterState, ErrorClass, FlowId, RunId, RunStatus, RunTrigger, TenantCtx,
@@ -783,19 +784,15 @@ impl Store {
             if chunk.is_empty() {
                 continue;
             }
+            let mut marks = Marks::new(self.backend());
             let mut values: Vec<Value> = vec![tenant_of(ctx).into(), flow.uuid().into()];
-            let marks: Vec<String> = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, k)| {
-                    values.push(k.clone().into());
-                    format!("${}", i + 3)
-                })
-                .collect();
+            values.extend(chunk.iter().map(|k| Value::from(k.clone())));
             let sql = format!(
                 "SELECT key_hash, content_hash, dest_id FROM record_ledger \
-                 WHERE tenant_id = $1 AND flow_id = $2 AND key_hash IN ({})",
-                marks.join(",")
+                 WHERE tenant_id = {} AND flow_id = {} AND key_hash IN ({})",
+                marks.one(),
+                marks.one(),
+                marks.list(chunk.len())
             );
             let rows = self
                 .db
@@ -949,18 +946,11 @@ async fn upsert_ledger<C: ConnectionTrait>(
 ) -> Result<(), DbErr> {
     // Five values per row; stay well below every backend's parameter limit.
     for chunk in rows.chunks(1000) {
+        let mut marks = Marks::new(db.get_database_backend());
         let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 5);
         let mut tuples = Vec::with_capacity(chunk.len());
-        for (i, (key, entry)) in chunk.iter().enumerate() {
-            let b = i * 5;
-            tuples.push(format!(
-                "(${},${},${},${},${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5
-            ));
+        for (key, entry) in chunk {
+            tuples.push(marks.row(5));
             values.push(tenant.uuid().into());
             values.push(flow.uuid().into());
             values.push(key.clone().into());
