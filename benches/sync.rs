@@ -36,8 +36,8 @@ async fn uuid_of(app: &TestApp, sql: &str) -> uuid::Uuid {
         .unwrap()
 }
 
-fn status_kb(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+fn status_kb(file: &str, field: &str) -> u64 {
+    std::fs::read_to_string(file)
         .unwrap_or_default()
         .lines()
         .find(|l| l.starts_with(field))
@@ -81,7 +81,11 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
     let seed = n.to_string();
-    let app = TestApp::spawn_with(&[
+    // This process serves the web UI and the sandbox (the external systems); the syncs run
+    // in a `sluice worker` process of their own, so its memory is Sluice's alone.
+    let key = sluice::config::MasterKey::generate_base64();
+    let app = TestApp::spawn_web_only(&[
+        ("SLUICE_MASTER_KEY", key.as_str()),
         ("SLUICE_SANDBOX_SEED_CONTACTS", seed.as_str()),
         ("SLUICE_LOG", "error"),
         ("SLUICE_DB_MAX_CONNECTIONS", "8"),
@@ -96,7 +100,6 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(app.sandbox_records("crm.contacts").await, n, "seeded");
-    let rss_before = status_kb("VmRSS:");
 
     // 1. The ceiling: the sandbox alone serving the same pages and accepting the same
     //    batches, through the same client, with no mapping, ledger or checkpoints.
@@ -156,6 +159,16 @@ async fn main() {
     let write_time = started.elapsed();
     let ceiling = n as f64 / (read_time + write_time).as_secs_f64();
 
+    let mut worker = app.spawn_worker(
+        &key,
+        &[
+            ("SLUICE_OUTBOUND_ALLOW", "127.0.0.0/8"),
+            ("SLUICE_DB_MAX_CONNECTIONS", "8"),
+        ],
+    );
+    let worker_status = format!("/proc/{}/status", worker.id());
+    let worker_idle = status_kb(&worker_status, "VmRSS:");
+
     // 2. Enqueue to finish for 10,000 records (an incremental run over the newest 10k).
     let mut fields = contact_flow(&crm, &erp, "Newest 10k", "record.email");
     set(&mut fields, "destination", &format!("{erp}:orders"));
@@ -179,15 +192,19 @@ async fn main() {
     let ten_k = timed_run(&app, &admin, &small).await;
     assert_eq!(app.sandbox_records("erp.orders").await, 10_000);
 
-    // 3. The full batched sync.
+    // 3. The full batched sync. (Phase marks on stderr let a profiler attach to one phase.)
+    eprintln!("phase: full sync");
     let mut fields = contact_flow(&crm, &erp, "All contacts", "record.email");
     set(&mut fields, "batch_size", "500");
     let full = create_flow(&admin, &fields).await;
     let full_time = timed_run(&app, &admin, &full).await;
     assert_eq!(app.sandbox_records("erp.customers").await, n);
     let rate = n as f64 / full_time.as_secs_f64();
-    let peak = status_kb("VmHWM:");
+    let worker_peak = status_kb(&worker_status, "VmHWM:");
+    let _ = worker.kill();
+    let _ = worker.wait();
 
+    eprintln!("phase: accounting");
     // 4. What Sluice stores per synced record (SQLite page accounting).
     let ours = scalar(
         &app,
@@ -196,7 +213,10 @@ async fn main() {
     )
     .await;
 
-    // 5. Queue: no-op jobs per second, and enqueue → start latency when idle.
+    // 5. Queue: no-op jobs per second, and enqueue → start latency when idle, on a
+    //    fresh instance whose workers run in this process.
+    let queue_app = TestApp::spawn_with(&[("SLUICE_LOG", "error")]).await;
+    let env = queue_app.app();
     let burst = 3000;
     let started = Instant::now();
     for i in 0..burst {
@@ -215,7 +235,7 @@ async fn main() {
     while ran < burst {
         tokio::time::sleep(Duration::from_millis(5)).await;
         ran = scalar(
-            &app,
+            &queue_app,
             "SELECT COUNT(*) FROM Jobs WHERE job_type = 'diagnostics' AND status = 'Done'",
         )
         .await;
@@ -254,10 +274,10 @@ async fn main() {
     );
     println!("sync_share_of_ceiling = {:.0} %", rate / ceiling * 100.0);
     println!("enqueue_to_finish_10k_ms = {}", ten_k.as_millis());
-    println!("rss_before_mb = {:.1}", rss_before as f64 / 1024.0);
     println!(
-        "peak_rss_mb = {:.1}  (whole process: Sluice, the sandbox and the seeded data)",
-        peak as f64 / 1024.0
+        "worker_rss_mb idle = {:.1}, peak = {:.1}  (the `sluice worker` process that ran the syncs)",
+        worker_idle as f64 / 1024.0,
+        worker_peak as f64 / 1024.0
     );
     let ledger_rows = scalar(&app, "SELECT COUNT(*) FROM record_ledger")
         .await
@@ -273,5 +293,6 @@ async fn main() {
         percentile(&probes, 0.99) * 1000.0,
         probes.len()
     );
+    queue_app.stop().await;
     app.stop().await;
 }

@@ -103,6 +103,18 @@ pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Runni
         sandbox_prefix,
     )?;
     let keyring = Arc::new(Keyring::new(&master_key, &settings.previous_master_keys));
+    // The sandbox is served by the web role, from a database of its own.
+    let sandbox = if roles.web && settings.sandbox.enabled {
+        let db = store.connect_sandbox(&settings).await?;
+        Some(Arc::new(crate::sandbox::Sandbox::new(
+            db.db().clone(),
+            settings.sandbox.clone(),
+            settings.public_url.as_str(),
+            &master_key,
+        )))
+    } else {
+        None
+    };
     let app = App {
         store: store.clone(),
         settings: settings.clone(),
@@ -110,13 +122,13 @@ pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Runni
         master_key,
         keyring,
         outbound,
+        sandbox,
     };
-    if settings.sandbox.enabled {
+    if let Some(sandbox) = app.sandbox.clone() {
         // Seeding takes a moment on first start; the server is ready before it ends.
-        let db = store.db().clone();
         let contacts = settings.sandbox.seed_contacts;
         tokio::spawn(async move {
-            if let Err(e) = crate::sandbox::seed::seed(&db, contacts).await {
+            if let Err(e) = crate::sandbox::seed::seed(sandbox.db(), contacts).await {
                 tracing::warn!(error = %e, "sandbox seeding failed");
             }
         });

@@ -11,8 +11,7 @@ use common::flows::{
 use sea_orm::{ConnectionTrait, Statement};
 use std::time::Duration;
 
-async fn scalar(app: &TestApp, sql: &str) -> i64 {
-    let db = app.app().store.db();
+async fn scalar(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
     let row = db
         .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
         .await
@@ -24,7 +23,7 @@ async fn scalar(app: &TestApp, sql: &str) -> i64 {
 /// Records in the ERP whose `external_id` occurs more than once (duplicates).
 async fn duplicate_customers(app: &TestApp) -> i64 {
     scalar(
-        app,
+        app.sandbox_db(),
         "SELECT COUNT(*) FROM (SELECT ext_key FROM sandbox_records WHERE object = 'erp.customers' \
          GROUP BY ext_key HAVING COUNT(*) > 1) d",
     )
@@ -104,7 +103,13 @@ async fn a_worker_killed_mid_run_is_resumed_from_its_checkpoint_with_no_record_l
     let run = started.location().to_owned();
     // Let it commit a couple of pages, then pull the plug.
     for _ in 0..300 {
-        if scalar(&app, "SELECT COALESCE(MAX(pages), 0) FROM runs").await >= 2 {
+        if scalar(
+            app.app().store.db(),
+            "SELECT COALESCE(MAX(pages), 0) FROM runs",
+        )
+        .await
+            >= 2
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -112,7 +117,7 @@ async fn a_worker_killed_mid_run_is_resumed_from_its_checkpoint_with_no_record_l
     first.kill().unwrap();
     first.wait().unwrap();
     let written_before = scalar(
-        &app,
+        app.sandbox_db(),
         "SELECT COUNT(*) FROM sandbox_records WHERE object = 'erp.customers'",
     )
     .await;
@@ -170,7 +175,10 @@ async fn racing_schedulers_start_one_run_per_tick_and_a_long_downtime_catches_up
         futures::future::join_all((0..8).map(|_| sluice::jobs::flows::enqueue_due(env))).await;
     let started: usize = passes.into_iter().map(Result::unwrap).sum();
     assert_eq!(started, 1);
-    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM runs").await, 1);
+    assert_eq!(
+        scalar(app.app().store.db(), "SELECT COUNT(*) FROM runs").await,
+        1
+    );
 
     // Two hours of downtime (24 missed ticks) yield one catch-up run, and the next tick
     // is scheduled from now.
@@ -189,7 +197,10 @@ async fn racing_schedulers_start_one_run_per_tick_and_a_long_downtime_catches_up
             .map(Result::unwrap)
             .sum();
     assert_eq!(started, 1);
-    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM runs").await, 2);
+    assert_eq!(
+        scalar(app.app().store.db(), "SELECT COUNT(*) FROM runs").await,
+        2
+    );
     let again: usize = sluice::jobs::flows::enqueue_due(env).await.unwrap();
     assert_eq!(again, 0, "the next tick is in the future");
     app.stop().await;

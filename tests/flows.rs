@@ -63,7 +63,7 @@ async fn ten_thousand_contacts_sync_once_then_only_changes_and_rejected_records_
     );
 
     // Change 37 deliverable contacts at the source: the next run writes exactly those.
-    let db = app.app().store.db();
+    let db = app.sandbox_db();
     let mut changed = 0;
     let mut i = 0;
     while changed < 37 {
@@ -471,7 +471,7 @@ async fn failing_runs_pause_the_flow_loudly_and_a_revoked_grant_pauses_it_for_re
     set(&mut fields, "destination", &format!("{crm}:companies"));
     set(&mut fields, "mapping.1.target", "city");
     let other = create_flow(&admin, &fields).await;
-    let db = app.app().store.db();
+    let db = app.sandbox_db();
     db.execute_raw(Statement::from_sql_and_values(
         db.get_database_backend(),
         "UPDATE sandbox_grants SET revoked = $1",

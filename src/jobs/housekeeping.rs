@@ -34,11 +34,16 @@ impl Job for Housekeeping {
                 .purge_webhook_events(now() - chrono::Duration::days(7))
                 .await?;
         let removed = removed
-            + crate::sandbox::db::purge_idempotency(
-                env.store.db(),
-                now() - chrono::Duration::days(1),
-            )
-            .await?;
+            + match &env.sandbox {
+                Some(sandbox) => {
+                    crate::sandbox::db::purge_idempotency(
+                        sandbox.db(),
+                        now() - chrono::Duration::days(1),
+                    )
+                    .await?
+                }
+                None => 0,
+            };
         let days = |d: u32| chrono::Duration::days(i64::from(d));
         let removed = removed
             + env

@@ -62,6 +62,11 @@ impl Sandbox {
         }
     }
 
+    /// The sandbox's own database (see [`crate::store::Store::connect_sandbox`]).
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
     /// Counts an API request outcome (`api.reads`, `api.writes`, …).
     fn hit(&self, name: &'static str) {
         if let Ok(mut hits) = self.hits.lock() {

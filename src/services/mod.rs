@@ -36,6 +36,8 @@ pub struct App {
     pub keyring: std::sync::Arc<crate::crypto::Keyring>,
     /// The guarded outbound HTTP client.
     pub outbound: crate::connectors::http::Outbound,
+    /// The built-in sandbox SaaS, in a process that serves it (web role, sandbox on).
+    pub sandbox: Option<Arc<crate::sandbox::Sandbox>>,
 }
 
 /// Who did something, as written in the audit log.

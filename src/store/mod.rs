@@ -47,11 +47,31 @@ pub struct Store {
 impl Store {
     /// Connects with production pool settings (SQLite: WAL, busy timeout, foreign keys).
     pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
+        Self::open(&settings.database_url, settings).await
+    }
+
+    /// The built-in sandbox's database. On the embedded default it is a SQLite file of its
+    /// own beside ours: the sandbox stands in for an external system, and sharing our
+    /// single writer would make each sync wait on its own destination's writes (the
+    /// benchmark measured exactly that). The file is migrated with the one schema we
+    /// have; only its `sandbox_*` tables are used. On Postgres it is our database.
+    pub async fn connect_sandbox(&self, settings: &Settings) -> anyhow::Result<Self> {
+        let Some(url) = sandbox_url(settings) else {
+            return Ok(self.clone());
+        };
+        let sandbox = Self::open(&url, settings).await?;
+        Migrator::up(&sandbox.db, None)
+            .await
+            .context("preparing the sandbox database")?;
+        Ok(sandbox)
+    }
+
+    async fn open(url: &str, settings: &Settings) -> anyhow::Result<Self> {
         if settings.is_sqlite() {
             std::fs::create_dir_all(&settings.data_dir)
                 .with_context(|| format!("creating {}", settings.data_dir.display()))?;
         }
-        let mut options = ConnectOptions::new(settings.database_url.clone());
+        let mut options = ConnectOptions::new(url.to_owned());
         options
             .max_connections(settings.db_max_connections)
             .min_connections(1)
@@ -68,7 +88,7 @@ impl Store {
             });
         let db = Database::connect(options)
             .await
-            .with_context(|| format!("connecting to {}", redact_url(&settings.database_url)))?;
+            .with_context(|| format!("connecting to {}", redact_url(url)))?;
         Ok(Self { db })
     }
 
@@ -97,6 +117,27 @@ impl Store {
     pub async fn ping(&self) -> Result<(), DbErr> {
         self.db.ping().await
     }
+}
+
+/// Where the sandbox's SQLite file lives: beside ours (`sluice.db` → `sluice-sandbox.db`),
+/// so every process on one database sees the same sandbox. None on Postgres.
+fn sandbox_url(settings: &Settings) -> Option<String> {
+    let url = &settings.database_url;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    let file = if path.is_empty() || path.starts_with(':') {
+        settings.data_dir.join("sluice-sandbox.db")
+    } else {
+        let path = std::path::Path::new(path);
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("sluice");
+        path.with_file_name(format!("{stem}-sandbox.db"))
+    };
+    Some(format!("sqlite://{}?mode=rwc", file.display()))
 }
 
 /// Current time, truncated to microseconds so values round-trip identically on SQLite and

@@ -55,6 +55,18 @@ impl From<Fault> for Stop {
     }
 }
 
+/// A page commit under way (true if the lease still held).
+type Commit<'a> = std::pin::Pin<Box<dyn Future<Output = Result<bool, DbErr>> + Send + 'a>>;
+
+/// Waits for a page commit, if one is under way; a lost lease stops the run.
+async fn landed(commit: Option<Commit<'_>>) -> Result<(), Stop> {
+    let held = match commit {
+        Some(c) => c.await?,
+        None => true,
+    };
+    if held { Ok(()) } else { Err(Stop::LostLease) }
+}
+
 /// Runs whose lease holder has not been heard from since this instant are taken over.
 pub fn stale_before(app: &App) -> chrono::DateTime<chrono::Utc> {
     now() - chrono::Duration::from_std(app.settings.run_lease).unwrap_or_default()
@@ -296,90 +308,106 @@ impl Runner<'_> {
         let page_size = source.page_size(None);
         let batch = spec.batch_size.clamp(1, target.batch_max()) as usize;
         let mut page_number = self.run.pages;
-        // The next page is fetched while the current one is mapped, written and committed.
+        // Three pages are in the air at once: page N commits while page N+1 is mapped and
+        // written and page N+2 is fetched. Page N+1 sees page N's ledger rows through
+        // `in_flight` until that commit lands, and commits stay in page order, so the
+        // checkpoint never passes a page that is not committed.
         let mut prefetched: Option<Result<Page, Stop>> = None;
-        while resume != Some(Resume::End) {
-            self.check_cancel().await?;
-            page_number += 1;
-            let page = match (prefetched.take(), &replay) {
-                (Some(page), _) => page?,
-                (None, Some(ids)) => {
-                    self.dead_letter_page(ids, replay_all, resume.as_ref(), page_size)
-                        .await?
-                }
-                (None, None) => {
-                    self.fetch_page(
-                        &source,
-                        resume.as_ref(),
-                        since.as_deref(),
-                        page_size,
-                        page_number,
-                    )
-                    .await?
-                }
-            };
-            let ahead = match (&replay, &page.next) {
-                (None, Some(next)) => Some(next.clone()),
-                _ => None,
-            };
-            let prefetch = async {
-                match &ahead {
-                    Some(next) => Some(
+        let mut committing: Option<Commit<'_>> = None;
+        let mut in_flight: HashMap<Vec<u8>, LedgerEntry> = HashMap::new();
+        // Whatever ends the loop, the commit under way lands (or fails) before the run
+        // moves on: dropping it would lose a page the destination already has.
+        let outcome = async {
+            while resume != Some(Resume::End) {
+                self.check_cancel().await?;
+                page_number += 1;
+                let page = match (prefetched.take(), &replay) {
+                    (Some(page), _) => page?,
+                    (None, Some(ids)) => {
+                        self.dead_letter_page(ids, replay_all, resume.as_ref(), page_size)
+                            .await?
+                    }
+                    (None, None) => {
                         self.fetch_page(
                             &source,
-                            Some(next),
+                            resume.as_ref(),
                             since.as_deref(),
                             page_size,
-                            page_number + 1,
+                            page_number,
                         )
-                        .await,
-                    ),
-                    None => None,
+                        .await?
+                    }
+                };
+                let ahead = match (&replay, &page.next) {
+                    (None, Some(next)) => Some(next.clone()),
+                    _ => None,
+                };
+                let prefetch = async {
+                    match &ahead {
+                        Some(next) => Some(
+                            self.fetch_page(
+                                &source,
+                                Some(next),
+                                since.as_deref(),
+                                page_size,
+                                page_number + 1,
+                            )
+                            .await,
+                        ),
+                        None => None,
+                    }
+                };
+                let work = self.process(
+                    &page,
+                    &mapping,
+                    &source,
+                    &target,
+                    batch,
+                    close_dead_letters,
+                    &in_flight,
+                    &mut watermark,
+                );
+                let previous = landed(committing.take());
+                let (processed, next_page, previous) = tokio::join!(work, prefetch, previous);
+                previous?;
+                prefetched = next_page;
+                let (commit, exchanges, cancelled) = processed?;
+                let summary = format!(
+                    "Page {page_number}: read {}, wrote {}, unchanged {}, filtered {}, failed {}.",
+                    commit.read, commit.written, commit.unchanged, commit.filtered, commit.failed
+                );
+                let mut commit = commit;
+                let mut all = vec![page.exchange.clone()];
+                all.extend(exchanges);
+                commit.log = Some((summary, json!({ "exchanges": all })));
+                commit.watermark = watermark.clone();
+                commit.total = page.total.filter(|_| page_number == 1);
+                let next = page.next.clone().unwrap_or(Resume::End);
+                // A page cut short by a cancel keeps its start as the checkpoint.
+                let checkpoint = if cancelled {
+                    resume.clone()
+                } else {
+                    Some(next.clone())
+                };
+                commit.cursor = checkpoint.map(|c| serde_json::to_string(&c).unwrap_or_default());
+                in_flight = commit.ledger.iter().cloned().collect();
+                committing = Some(Box::pin(self.app.store.commit_page(
+                    self.ctx,
+                    self.flow_id(),
+                    self.id(),
+                    &self.holder,
+                    commit,
+                )));
+                if cancelled {
+                    return Err(Stop::Cancelled);
                 }
-            };
-            let work = self.process(
-                &page,
-                &mapping,
-                &source,
-                &target,
-                batch,
-                close_dead_letters,
-                &mut watermark,
-            );
-            let (processed, next_page) = tokio::join!(work, prefetch);
-            prefetched = next_page;
-            let (commit, exchanges, cancelled) = processed?;
-            let summary = format!(
-                "Page {page_number}: read {}, wrote {}, unchanged {}, filtered {}, failed {}.",
-                commit.read, commit.written, commit.unchanged, commit.filtered, commit.failed
-            );
-            let mut commit = commit;
-            let mut all = vec![page.exchange.clone()];
-            all.extend(exchanges);
-            commit.log = Some((summary, json!({ "exchanges": all })));
-            commit.watermark = watermark.clone();
-            commit.total = page.total.filter(|_| page_number == 1);
-            let next = page.next.clone().unwrap_or(Resume::End);
-            // A page cut short by a cancel keeps its start as the checkpoint.
-            let checkpoint = if cancelled {
-                resume.clone()
-            } else {
-                Some(next.clone())
-            };
-            commit.cursor = checkpoint.map(|c| serde_json::to_string(&c).unwrap_or_default());
-            if !self
-                .app
-                .store
-                .commit_page(self.ctx, self.flow_id(), self.id(), &self.holder, commit)
-                .await?
-            {
-                return Err(Stop::LostLease);
+                resume = Some(next);
             }
-            if cancelled {
-                return Err(Stop::Cancelled);
-            }
-            resume = Some(next);
+            Ok::<(), Stop>(())
         }
+        .await;
+        landed(committing.take()).await?;
+        outcome?;
         self.finish(&flow, &spec, replay.is_some(), watermark).await
     }
 
@@ -538,6 +566,7 @@ impl Runner<'_> {
         target: &Target,
         batch: usize,
         close_dead_letters: bool,
+        in_flight: &HashMap<Vec<u8>, LedgerEntry>,
         watermark: &mut Option<String>,
     ) -> Result<(PageCommit, Vec<Exchange>, bool), Stop> {
         let mut commit = PageCommit {
@@ -636,7 +665,10 @@ impl Runner<'_> {
             .await?;
         let mut to_write: Vec<(Prepared, Option<String>)> = Vec::new();
         for p in prepared {
-            match ledger.get(&p.key_hash) {
+            match in_flight
+                .get(&p.key_hash)
+                .or_else(|| ledger.get(&p.key_hash))
+            {
                 Some(entry) if entry.content_hash == p.content_hash => {
                     commit.unchanged += 1;
                     if close_dead_letters {

@@ -37,14 +37,7 @@ const BODY_LIMIT: usize = 256 * 1024;
 
 /// Builds the HTTP server on an already-bound listener.
 pub fn server(app: App, listener: TcpListener) -> anyhow::Result<Server> {
-    let sandbox = app.settings.sandbox.enabled.then(|| {
-        web::Data::new(crate::sandbox::Sandbox::new(
-            app.store.db().clone(),
-            app.settings.sandbox.clone(),
-            app.settings.public_url.as_str(),
-            &app.master_key,
-        ))
-    });
+    let sandbox = app.sandbox.clone().map(web::Data::from);
     let data = web::Data::new(app);
     let server = HttpServer::new(move || {
         let sandbox = sandbox.clone();

@@ -111,7 +111,7 @@ pub async fn create_flow(admin: &Client, fields: &[(String, String)]) -> String 
 
 /// Renames `n` CRM contacts so the next run has records to write.
 pub async fn touch_contacts(app: &TestApp, n: usize, tag: &str) {
-    let db = app.app().store.db();
+    let db = app.sandbox_db();
     for i in 0..n {
         let id = format!("con_{i:06}");
         let mut record = sluice::sandbox::db::find(db, "crm.contacts", &id)

@@ -133,6 +133,11 @@ impl TestApp {
         &self.running.app
     }
 
+    /// The built-in sandbox's own database (its records, grants and counters).
+    pub fn sandbox_db(&self) -> &sea_orm::DatabaseConnection {
+        self.app().sandbox.as_ref().expect("the sandbox is on").db()
+    }
+
     /// A fresh browser-like client with its own cookies.
     pub fn client(&self) -> Client {
         let jar = Arc::new(Jar::default());
