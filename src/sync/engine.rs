@@ -162,6 +162,66 @@ struct Prepared {
     source: Json,
 }
 
+/// Ledger rows by key digest.
+type Ledger = HashMap<Vec<u8>, LedgerEntry>;
+
+/// A page mapped, validated, filtered and looked up in the ledger, waiting for its turn
+/// to be written.
+struct Staged {
+    page: Page,
+    /// Counts and failures so far; the write adds its outcomes.
+    commit: PageCommit,
+    /// Records that passed, one per key, in page order.
+    items: Vec<Prepared>,
+    /// What the ledger held for them when the page was staged.
+    ledger: Ledger,
+    /// The latest last-modified value on the page.
+    watermark: Option<String>,
+}
+
+impl Staged {
+    /// The records to write, with the destination id each is known by: those whose
+    /// content the ledger already has are counted unchanged. `recent` holds the rows of
+    /// pages written since the lookup, newest first; they win over it.
+    fn resolve(
+        &mut self,
+        recent: &[Ledger],
+        close_dead_letters: bool,
+    ) -> Vec<(Prepared, Option<String>)> {
+        let mut to_write = Vec::with_capacity(self.items.len());
+        for p in std::mem::take(&mut self.items) {
+            let entry = recent
+                .iter()
+                .find_map(|rows| rows.get(&p.key_hash))
+                .or_else(|| self.ledger.get(&p.key_hash));
+            match entry {
+                Some(entry) if entry.content_hash == p.content_hash => {
+                    self.commit.unchanged += 1;
+                    if close_dead_letters {
+                        self.commit.delivered.push(p.key);
+                    }
+                }
+                entry => {
+                    let dest = entry.and_then(|e| e.dest_id.clone());
+                    to_write.push((p, dest));
+                }
+            }
+        }
+        to_write
+    }
+}
+
+/// Counts a record as failed, for the dead letters.
+fn fail(commit: &mut PageCommit, key: String, record: &Json, class: &str, error: String) {
+    commit.failed += 1;
+    commit.failures.push(Failure {
+        record_key: key,
+        payload: record.to_string(),
+        error_class: class.to_owned(),
+        error,
+    });
+}
+
 fn digest(parts: &[&[u8]], len: usize) -> Vec<u8> {
     let mut h = Sha256::new();
     for p in parts {
@@ -308,81 +368,117 @@ impl Runner<'_> {
         let page_size = source.page_size(None);
         let batch = spec.batch_size.clamp(1, target.batch_max()) as usize;
         let mut page_number = self.run.pages;
-        // Three pages are in the air at once: page N commits while page N+1 is mapped and
-        // written and page N+2 is fetched. Page N+1 sees page N's ledger rows through
-        // `in_flight` until that commit lands, and commits stay in page order, so the
-        // checkpoint never passes a page that is not committed.
-        let mut prefetched: Option<Result<Page, Stop>> = None;
+        // Four pages are in the air at once: page N is written while page N+1 is mapped
+        // and looked up in the ledger, page N+2 is fetched and page N-1 commits. Commits
+        // stay in page order, so the checkpoint never passes a page that is not
+        // committed; `recent` holds the ledger rows of the last two pages written, which
+        // the ledger lookup of the page after them may not have seen yet.
+        let mut staged_ahead: Option<Result<Staged, Stop>> = None;
+        let mut fetched_ahead: Option<Result<Page, Stop>> = None;
         let mut committing: Option<Commit<'_>> = None;
-        let mut in_flight: HashMap<Vec<u8>, LedgerEntry> = HashMap::new();
+        let mut recent: [Ledger; 2] = Default::default();
+        let (mapping, source, target, since) = (&mapping, &source, &target, since.as_deref());
         // Whatever ends the loop, the commit under way lands (or fails) before the run
         // moves on: dropping it would lose a page the destination already has.
         let outcome = async {
             while resume != Some(Resume::End) {
                 self.check_cancel().await?;
                 page_number += 1;
-                let page = match (prefetched.take(), &replay) {
-                    (Some(page), _) => page?,
-                    (None, Some(ids)) => {
-                        self.dead_letter_page(ids, replay_all, resume.as_ref(), page_size)
-                            .await?
-                    }
-                    (None, None) => {
-                        self.fetch_page(
-                            &source,
-                            resume.as_ref(),
-                            since.as_deref(),
-                            page_size,
-                            page_number,
-                        )
-                        .await?
+                let mut current = match staged_ahead.take() {
+                    Some(staged) => staged?,
+                    None => {
+                        let page = match &replay {
+                            Some(ids) => {
+                                self.dead_letter_page(ids, replay_all, resume.as_ref(), page_size)
+                                    .await?
+                            }
+                            None => {
+                                self.fetch_page(
+                                    source,
+                                    resume.as_ref(),
+                                    since,
+                                    page_size,
+                                    page_number,
+                                )
+                                .await?
+                            }
+                        };
+                        self.stage(page, mapping, source, target).await?
                     }
                 };
-                let ahead = match (&replay, &page.next) {
+                let to_write = current.resolve(&recent, close_dead_letters);
+                let next = match (&replay, &current.page.next) {
                     (None, Some(next)) => Some(next.clone()),
                     _ => None,
                 };
-                let prefetch = async {
-                    match &ahead {
-                        Some(next) => Some(
-                            self.fetch_page(
-                                &source,
-                                Some(next),
-                                since.as_deref(),
-                                page_size,
-                                page_number + 1,
-                            )
-                            .await,
-                        ),
-                        None => None,
-                    }
+                let further = fetched_ahead.take();
+                let ahead = async {
+                    let next = next?;
+                    let page = match further {
+                        Some(page) => page,
+                        None => {
+                            self.fetch_page(source, Some(&next), since, page_size, page_number + 1)
+                                .await
+                        }
+                    };
+                    let page = match page {
+                        Ok(page) => page,
+                        Err(e) => return Some((Err(e), None)),
+                    };
+                    let after = page.next.clone();
+                    let fetch_after = async {
+                        match &after {
+                            Some(after) => Some(
+                                self.fetch_page(
+                                    source,
+                                    Some(after),
+                                    since,
+                                    page_size,
+                                    page_number + 2,
+                                )
+                                .await,
+                            ),
+                            None => None,
+                        }
+                    };
+                    let (staged, fetched) =
+                        tokio::join!(self.stage(page, mapping, source, target), fetch_after);
+                    Some((staged, fetched))
                 };
-                let work = self.process(
-                    &page,
-                    &mapping,
-                    &source,
-                    &target,
+                let write = self.write(
+                    to_write,
+                    target,
                     batch,
                     close_dead_letters,
-                    &in_flight,
-                    &mut watermark,
+                    &mut current.commit,
                 );
                 let previous = landed(committing.take());
-                let (processed, next_page, previous) = tokio::join!(work, prefetch, previous);
+                let (written, ahead, previous) = tokio::join!(write, ahead, previous);
                 previous?;
-                prefetched = next_page;
-                let (commit, exchanges, cancelled) = processed?;
+                if let Some((staged, fetched)) = ahead {
+                    staged_ahead = Some(staged);
+                    fetched_ahead = fetched;
+                }
+                let (exchanges, cancelled) = written?;
+                let Staged {
+                    page,
+                    mut commit,
+                    watermark: seen,
+                    ..
+                } = current;
+                if seen.as_deref() > watermark.as_deref() {
+                    watermark = seen;
+                }
                 let summary = format!(
                     "Page {page_number}: read {}, wrote {}, unchanged {}, filtered {}, failed {}.",
                     commit.read, commit.written, commit.unchanged, commit.filtered, commit.failed
                 );
-                let mut commit = commit;
-                let mut all = vec![page.exchange.clone()];
+                let mut all = vec![page.exchange];
                 all.extend(exchanges);
                 commit.log = Some((summary, json!({ "exchanges": all })));
                 commit.watermark = watermark.clone();
                 commit.total = page.total.filter(|_| page_number == 1);
-                let next = page.next.clone().unwrap_or(Resume::End);
+                let next = page.next.unwrap_or(Resume::End);
                 // A page cut short by a cancel keeps its start as the checkpoint.
                 let checkpoint = if cancelled {
                     resume.clone()
@@ -390,7 +486,8 @@ impl Runner<'_> {
                     Some(next.clone())
                 };
                 commit.cursor = checkpoint.map(|c| serde_json::to_string(&c).unwrap_or_default());
-                in_flight = commit.ledger.iter().cloned().collect();
+                let written_now: Ledger = commit.ledger.iter().cloned().collect();
+                recent = [written_now, std::mem::take(&mut recent[0])];
                 committing = Some(Box::pin(self.app.store.commit_page(
                     self.ctx,
                     self.flow_id(),
@@ -557,43 +654,30 @@ impl Runner<'_> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn process(
+    /// Maps, validates and filters a page, and looks its keys up in the ledger.
+    async fn stage(
         &self,
-        page: &Page,
+        mut page: Page,
         mapping: &Mapping,
         source: &Source,
         target: &Target,
-        batch: usize,
-        close_dead_letters: bool,
-        in_flight: &HashMap<Vec<u8>, LedgerEntry>,
-        watermark: &mut Option<String>,
-    ) -> Result<(PageCommit, Vec<Exchange>, bool), Stop> {
+    ) -> Result<Staged, Stop> {
         let mut commit = PageCommit {
             read: page.records.len() as i64,
             ..PageCommit::default()
         };
-        let fail =
-            |commit: &mut PageCommit, key: String, record: &Json, class: &str, error: String| {
-                commit.failed += 1;
-                commit.failures.push(Failure {
-                    record_key: key,
-                    payload: record.to_string(),
-                    error_class: class.to_owned(),
-                    error,
-                });
-            };
         let needs_key_field = target.mode != crate::domain::WriteMode::Create;
-        let mut prepared: Vec<Prepared> = Vec::with_capacity(page.records.len());
+        let mut watermark: Option<String> = None;
+        let mut items: Vec<Prepared> = Vec::with_capacity(page.records.len());
         let mut position: HashMap<Vec<u8>, usize> = HashMap::new();
-        for record in &page.records {
+        for record in std::mem::take(&mut page.records) {
             if let Some(field) = &source.object.updated_field
                 && let Some(Json::String(at)) = record.get(field)
                 && watermark.as_deref().is_none_or(|w| at.as_str() > w)
             {
-                *watermark = Some(at.clone());
+                watermark = Some(at.clone());
             }
-            let key = match mapping.key(record) {
+            let key = match mapping.key(&record) {
                 Ok(k) => k,
                 Err(e) => {
                     let fallback = record
@@ -602,25 +686,25 @@ impl Runner<'_> {
                         .unwrap_or_else(|| {
                             hex::encode(digest(&[record.to_string().as_bytes()], 8))
                         });
-                    fail(&mut commit, fallback, record, e.kind, describe(&e));
+                    fail(&mut commit, fallback, &record, e.kind, describe(&e));
                     continue;
                 }
             };
-            match mapping.keep(record) {
+            match mapping.keep(&record) {
                 Ok(true) => {}
                 Ok(false) => {
                     commit.filtered += 1;
                     continue;
                 }
                 Err(e) => {
-                    fail(&mut commit, key, record, e.kind, describe(&e));
+                    fail(&mut commit, key, &record, e.kind, describe(&e));
                     continue;
                 }
             }
-            let mapped = match mapping.apply(record) {
+            let mapped = match mapping.apply(&record) {
                 Ok(m) => m,
                 Err(e) => {
-                    fail(&mut commit, key, record, e.kind, describe(&e));
+                    fail(&mut commit, key, &record, e.kind, describe(&e));
                     continue;
                 }
             };
@@ -628,7 +712,7 @@ impl Runner<'_> {
                 fail(
                     &mut commit,
                     key,
-                    record,
+                    &record,
                     "validation",
                     format!(
                         "{}: is required to match the destination record",
@@ -643,57 +727,55 @@ impl Runner<'_> {
                 content_hash: digest(&[&content], 8),
                 key,
                 record: mapped,
-                source: record.clone(),
+                source: record,
             };
             // The same record twice in one page: the later copy wins.
             match position.get(&item.key_hash) {
                 Some(&i) => {
-                    prepared[i] = item;
+                    items[i] = item;
                     commit.unchanged += 1;
                 }
                 None => {
-                    position.insert(item.key_hash.clone(), prepared.len());
-                    prepared.push(item);
+                    position.insert(item.key_hash.clone(), items.len());
+                    items.push(item);
                 }
             }
         }
-        let keys: Vec<Vec<u8>> = prepared.iter().map(|p| p.key_hash.clone()).collect();
+        let keys: Vec<Vec<u8>> = items.iter().map(|p| p.key_hash.clone()).collect();
         let ledger = self
             .app
             .store
             .ledger_entries(self.ctx, self.flow_id(), &keys)
             .await?;
-        let mut to_write: Vec<(Prepared, Option<String>)> = Vec::new();
-        for p in prepared {
-            match in_flight
-                .get(&p.key_hash)
-                .or_else(|| ledger.get(&p.key_hash))
-            {
-                Some(entry) if entry.content_hash == p.content_hash => {
-                    commit.unchanged += 1;
-                    if close_dead_letters {
-                        commit.delivered.push(p.key);
-                    }
-                }
-                entry => {
-                    let dest = entry.and_then(|e| e.dest_id.clone());
-                    to_write.push((p, dest));
-                }
-            }
-        }
+        Ok(Staged {
+            page,
+            commit,
+            items,
+            ledger,
+            watermark,
+        })
+    }
+
+    /// Writes records in batches and counts the outcomes into the page's commit. A cancel
+    /// stops between batches (true); what was written is committed all the same.
+    async fn write(
+        &self,
+        to_write: Vec<(Prepared, Option<String>)>,
+        target: &Target,
+        batch: usize,
+        close_dead_letters: bool,
+        commit: &mut PageCommit,
+    ) -> Result<(Vec<Exchange>, bool), Stop> {
         let mut exchanges = Vec::new();
         let run_id = self.run.id.to_string();
-        let mut cancelled = false;
         for (n, chunk) in to_write.chunks(batch).enumerate() {
-            // A cancel stops between batches; what was written is committed below.
             if n > 0 {
                 match self.check_cancel().await {
                     Ok(()) => {}
                     Err(Stop::Cancelled) => {
                         let left = to_write.len() - n * batch;
                         commit.read -= left as i64;
-                        cancelled = true;
-                        break;
+                        return Ok((exchanges, true));
                     }
                     Err(other) => return Err(other),
                 }
@@ -739,12 +821,12 @@ impl Runner<'_> {
                         }
                     }
                     Outcome::Rejected(message) => {
-                        fail(&mut commit, p.key.clone(), &p.source, "rejected", message);
+                        fail(commit, p.key.clone(), &p.source, "rejected", message);
                     }
                 }
             }
         }
-        Ok((commit, exchanges, cancelled))
+        Ok((exchanges, false))
     }
 
     async fn finish(
@@ -891,4 +973,75 @@ async fn evaluate_alerts(app: &App, ctx: &TenantCtx, id: RunId) {
 
 fn describe(e: &RecordError) -> String {
     format!("{}: {}", e.field, e.message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(content: &[u8], dest: Option<&str>) -> LedgerEntry {
+        LedgerEntry {
+            content_hash: content.to_vec(),
+            dest_id: dest.map(str::to_owned),
+        }
+    }
+
+    fn staged(keys: &[(&str, &[u8])], ledger: Ledger) -> Staged {
+        Staged {
+            page: Page {
+                records: Vec::new(),
+                next: None,
+                total: None,
+                exchange: Exchange {
+                    method: "GET".into(),
+                    path: "/".into(),
+                    status: 200,
+                    ms: 0,
+                    records: keys.len(),
+                },
+            },
+            commit: PageCommit::default(),
+            items: keys
+                .iter()
+                .map(|(key, content)| Prepared {
+                    key: (*key).to_owned(),
+                    key_hash: key.as_bytes().to_vec(),
+                    content_hash: content.to_vec(),
+                    record: serde_json::Map::new(),
+                    source: Json::Null,
+                })
+                .collect(),
+            ledger,
+            watermark: None,
+        }
+    }
+
+    #[test]
+    fn a_page_is_resolved_against_pages_written_after_its_ledger_lookup_newest_first() {
+        // The lookup saw "a" and "b" as they were before the last two pages were written;
+        // the page before last delivered "b" (as cus_2) and "c", the last page "c" anew.
+        let looked_up = Ledger::from([
+            (b"a".to_vec(), entry(b"a1", Some("cus_1"))),
+            (b"b".to_vec(), entry(b"b0", None)),
+        ]);
+        let last = Ledger::from([(b"c".to_vec(), entry(b"c2", Some("cus_3")))]);
+        let before_last = Ledger::from([
+            (b"b".to_vec(), entry(b"b1", Some("cus_2"))),
+            (b"c".to_vec(), entry(b"c1", Some("cus_3"))),
+        ]);
+        let mut page = staged(
+            &[("a", b"a1"), ("b", b"b1"), ("c", b"c1"), ("d", b"d1")],
+            looked_up,
+        );
+        let to_write = page.resolve(&[last, before_last], true);
+        let written: Vec<(&str, Option<&str>)> = to_write
+            .iter()
+            .map(|(p, dest)| (p.key.as_str(), dest.as_deref()))
+            .collect();
+        // "a" and "b" are unchanged; "c" changed since the page before last (it is
+        // written back to its record); "d" is new.
+        assert_eq!(written, [("c", Some("cus_3")), ("d", None)]);
+        assert_eq!(page.commit.unchanged, 2);
+        assert_eq!(page.commit.delivered, ["a", "b"]);
+    }
 }

@@ -126,9 +126,9 @@ impl Source {
         if !fetched.status.is_success() {
             return Err(Fault::from_status(&what, &fetched));
         }
-        let body: Json = serde_json::from_slice(&fetched.body)
+        let mut body: Json = serde_json::from_slice(&fetched.body)
             .map_err(|e| Fault::Fatal(format!("{what}: the answer is not JSON ({e})")))?;
-        let records = select_records(&body, &self.object.records_path).ok_or_else(|| {
+        let records = select_records(&mut body, &self.object.records_path).ok_or_else(|| {
             Fault::Fatal(format!(
                 "{what}: no records at {}",
                 self.object.records_path
@@ -190,15 +190,21 @@ impl Source {
     }
 }
 
-/// The records a JSONPath selects: the elements of a selected array, or the selected
-/// objects themselves.
-fn select_records(body: &Json, path: &str) -> Option<Vec<Json>> {
+/// The records a JSONPath selects: the elements of a selected array (taken out of the
+/// body, which is large and read once), or copies of the selected objects themselves.
+fn select_records(body: &mut Json, path: &str) -> Option<Vec<Json>> {
     let path = JsonPath::parse(path).ok()?;
-    let nodes = path.query(body).all();
-    match nodes.as_slice() {
-        [Json::Array(items)] => Some(items.clone()),
-        [] => None,
-        many => Some(many.iter().map(|v| (*v).clone()).collect()),
+    let array_at = {
+        let nodes = path.query_located(body).all();
+        match nodes.as_slice() {
+            [node] if node.node().is_array() => node.location().to_json_pointer(),
+            [] => return None,
+            many => return Some(many.iter().map(|n| n.node().clone()).collect()),
+        }
+    };
+    match body.pointer_mut(&array_at)?.take() {
+        Json::Array(items) => Some(items),
+        _ => None,
     }
 }
 
@@ -241,9 +247,19 @@ mod tests {
 
     #[test]
     fn records_are_read_from_an_array_or_from_matches() {
-        let body = json!({"data": [{"id": 1}, {"id": 2}]});
-        assert_eq!(select_records(&body, "$.data").map(|r| r.len()), Some(2));
-        assert_eq!(select_records(&body, "$.data[*]").map(|r| r.len()), Some(2));
-        assert_eq!(select_records(&body, "$.missing"), None);
+        let body = json!({"data": [{"id": 1}, {"id": 2}], "meta": {"records": [{"id": 3}]}});
+        assert_eq!(
+            select_records(&mut body.clone(), "$.data").map(|r| r.len()),
+            Some(2)
+        );
+        assert_eq!(
+            select_records(&mut body.clone(), "$.data[*]").map(|r| r.len()),
+            Some(2)
+        );
+        assert_eq!(
+            select_records(&mut body.clone(), "$.meta.records"),
+            Some(vec![json!({"id": 3})])
+        );
+        assert_eq!(select_records(&mut body.clone(), "$.missing"), None);
     }
 }
