@@ -126,9 +126,19 @@ impl Source {
         if !fetched.status.is_success() {
             return Err(Fault::from_status(&what, &fetched));
         }
-        let mut body: Json = serde_json::from_slice(&fetched.body)
+        let body: Json = serde_json::from_slice(&fetched.body)
             .map_err(|e| Fault::Fatal(format!("{what}: the answer is not JSON ({e})")))?;
-        let records = select_records(&mut body, &self.object.records_path).ok_or_else(|| {
+        let Read {
+            records,
+            cursor,
+            total,
+        } = read_body(
+            body,
+            &self.object.records_path,
+            paging.cursor_path.as_deref(),
+            paging.total_path.as_deref(),
+        )
+        .ok_or_else(|| {
             Fault::Fatal(format!(
                 "{what}: no records at {}",
                 self.object.records_path
@@ -136,10 +146,7 @@ impl Source {
         })?;
         let full = records.len() as u64 >= u64::from(page_size);
         let next = match paging.style {
-            PaginationStyle::Cursor => paging
-                .cursor_path
-                .as_deref()
-                .and_then(|p| first(&body, p))
+            PaginationStyle::Cursor => cursor
                 .and_then(|v| match v {
                     Json::String(s) if !s.is_empty() => Some(s),
                     Json::Number(n) => Some(n.to_string()),
@@ -170,11 +177,6 @@ impl Source {
                 .map(Resume::Url),
             PaginationStyle::None => None,
         };
-        let total = paging
-            .total_path
-            .as_deref()
-            .and_then(|p| first(&body, p))
-            .and_then(|v| v.as_i64());
         Ok(Page {
             exchange: Exchange {
                 method: "GET".into(),
@@ -188,6 +190,34 @@ impl Source {
             total,
         })
     }
+}
+
+/// What a page's body holds.
+struct Read {
+    records: Vec<Json>,
+    cursor: Option<Json>,
+    total: Option<i64>,
+}
+
+/// Reads the records, the next cursor and the total from a page's body. The cursor and
+/// total are read first: a cursor may lie inside the records (the last record's id),
+/// which are then taken out of the body.
+fn read_body(
+    mut body: Json,
+    records_path: &str,
+    cursor_path: Option<&str>,
+    total_path: Option<&str>,
+) -> Option<Read> {
+    let cursor = cursor_path.and_then(|p| first(&body, p));
+    let total = total_path
+        .and_then(|p| first(&body, p))
+        .and_then(|v| v.as_i64());
+    let records = select_records(&mut body, records_path)?;
+    Some(Read {
+        records,
+        cursor,
+        total,
+    })
 }
 
 /// The records a JSONPath selects: the elements of a selected array (taken out of the
@@ -243,6 +273,16 @@ mod tests {
             Some("https://api.example.com/items?page=3")
         );
         assert_eq!(next_link(r#"<https://x/y>; rel="last""#), None);
+    }
+
+    #[test]
+    fn a_cursor_inside_the_records_is_read_before_they_are_taken_out() {
+        let body =
+            json!({"data": [{"id": "cus_1"}, {"id": "cus_2"}], "has_more": true, "total": 9});
+        let read = read_body(body, "$.data", Some("$.data[-1].id"), Some("$.total")).unwrap();
+        assert_eq!(read.records.len(), 2);
+        assert_eq!(read.cursor, Some(json!("cus_2")));
+        assert_eq!(read.total, Some(9));
     }
 
     #[test]
