@@ -136,35 +136,52 @@ async fn main() {
     };
     let started = Instant::now();
     let mut resume: Option<Resume> = None;
-    let mut read = 0;
+    let mut pages = Vec::new();
     loop {
         let page = source
             .fetch(env, &ctx, resume.as_ref(), None, 500)
             .await
             .unwrap();
-        read += page.records.len() as i64;
-        match page.next {
+        let next = page.next;
+        pages.push(page.records);
+        match next {
             Some(next) => resume = Some(next),
             None => break,
         }
     }
     let read_time = started.elapsed();
-    assert_eq!(read, n);
+    assert_eq!(pages.iter().map(Vec::len).sum::<usize>() as i64, n);
+    // The same batches the flow writes (its four mapped fields, upserted by key), under
+    // keys of their own so that the sync later creates its records as it would alone.
+    let batches: Vec<_> = pages
+        .iter()
+        .map(|page| {
+            let records: Vec<_> = page
+                .iter()
+                .map(|r| {
+                    json!({
+                        "external_id": format!("ceiling-{}", r["id"].as_str().unwrap()),
+                        "email": r["email"],
+                        "name": r["name"],
+                        "city": r["city"].as_str().map(str::to_uppercase),
+                    })
+                })
+                .collect();
+            json!({ "mode": "upsert", "records": records })
+        })
+        .collect();
+    drop(pages);
     let started = Instant::now();
-    for batch in 0..(n / 500) {
-        let records: Vec<_> = (0..500)
-            .map(|i| json!({ "order_id": format!("ord_{batch}_{i}"), "amount": 1.0, "external_id": format!("inv_{batch}_{i}") }))
-            .collect();
-        let body = json!({ "mode": "create", "records": records });
+    for body in &batches {
         let res = connections::call_with(
             env,
             &ctx,
             erp_id,
             &ApiCall {
                 method: reqwest::Method::POST,
-                path: "/invoices/batch",
+                path: "/customers/batch",
                 query: &[],
-                body: Some(&body),
+                body: Some(body),
                 headers: &[],
             },
         )
@@ -204,7 +221,11 @@ async fn main() {
     set(&mut fields, "batch_size", "500");
     let full = create_flow(&admin, &fields).await;
     let full_time = timed_run(&app, &admin, &full).await;
-    assert_eq!(app.sandbox_records("erp.customers").await, n);
+    assert_eq!(
+        app.sandbox_records("erp.customers").await,
+        2 * n,
+        "the ceiling's and the sync's"
+    );
     let rate = n as f64 / full_time.as_secs_f64();
 
     eprintln!("phase: accounting");
