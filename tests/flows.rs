@@ -69,14 +69,13 @@ async fn ten_thousand_contacts_sync_once_then_only_changes_and_rejected_records_
     while changed < 37 {
         if i % 8 != 6 {
             let id = format!("con_{i:06}");
-            let mut record = sluice::sandbox::db::find(db, "crm.contacts", &id)
+            let mut fields = sluice::sandbox::db::find(db, "crm.contacts", &id)
                 .await
                 .unwrap()
-                .unwrap();
-            record
-                .data
-                .insert("name".into(), format!("Changed {i}").into());
-            sluice::sandbox::db::save(db, "crm.contacts", &id, &record.data, sluice::store::now())
+                .unwrap()
+                .fields();
+            fields.insert("name".into(), format!("Changed {i}").into());
+            sluice::sandbox::db::save(db, "crm.contacts", &id, &fields, sluice::store::now())
                 .await
                 .unwrap();
             changed += 1;

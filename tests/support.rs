@@ -47,18 +47,17 @@ async fn support_finds_inspects_and_replays_a_failed_run_and_the_tenant_sees_the
 
     // A contact carrying a secret, which the ERP will reject (name is not an e-mail).
     let db = app.sandbox_db();
-    let mut record = sluice::sandbox::db::find(db, "crm.contacts", "con_000001")
+    let mut fields = sluice::sandbox::db::find(db, "crm.contacts", "con_000001")
         .await
         .unwrap()
-        .unwrap();
-    record
-        .data
-        .insert("api_token".into(), "tok_live_SECRET123".into());
+        .unwrap()
+        .fields();
+    fields.insert("api_token".into(), "tok_live_SECRET123".into());
     sluice::sandbox::db::save(
         db,
         "crm.contacts",
         "con_000001",
-        &record.data,
+        &fields,
         sluice::store::now(),
     )
     .await

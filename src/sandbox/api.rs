@@ -177,14 +177,31 @@ pub async fn list(
                         .map(|r| URL_SAFE_NO_PAD.encode(format!("seq:{}", r.seq)))
                 })
                 .flatten();
-            HttpResponse::Ok().json(json!({
-                "data": records.iter().map(db::Record::to_json).collect::<Vec<_>>(),
-                "next_cursor": next,
-                "total": total,
-            }))
+            let mut body = String::with_capacity(
+                64 + records.iter().map(|r| r.data.len() + 96).sum::<usize>(),
+            );
+            body.push_str("{\"data\":[");
+            for (i, r) in records.iter().enumerate() {
+                if i > 0 {
+                    body.push(',');
+                }
+                r.write_json(&mut body);
+            }
+            body.push_str(&format!(
+                "],\"next_cursor\":{},\"total\":{}}}",
+                json!(next),
+                json!(total)
+            ));
+            json_response(body)
         }
         Err(_) => error(500, "internal", "storage failed"),
     }
+}
+
+fn json_response(body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(header::ContentType::json())
+        .body(body)
 }
 
 /// GET /sandbox/{api}/{object}/{id}
@@ -199,7 +216,11 @@ pub async fn show(
         Err(r) => return r,
     };
     match db::find(&sandbox.db, &key, &id).await {
-        Ok(Some(r)) => HttpResponse::Ok().json(r.to_json()),
+        Ok(Some(r)) => {
+            let mut body = String::new();
+            r.write_json(&mut body);
+            json_response(body)
+        }
         Ok(None) => error(404, "not_found", "no such record"),
         Err(_) => error(500, "internal", "storage failed"),
     }
@@ -297,7 +318,7 @@ async fn write_one<C: sea_orm::ConnectionTrait>(
     match (mode, existing) {
         ("update", None) => Ok(Written::Missing),
         (_, Some(found)) => {
-            let mut merged = found.data.clone();
+            let mut merged = found.fields();
             merged.extend(record);
             if let Err(fields) = validate(key, &merged) {
                 return Ok(Written::Invalid(fields));
@@ -353,7 +374,7 @@ async fn write_batch<C: sea_orm::ConnectionTrait>(
             .collect()
     };
     let mut current: std::collections::HashMap<String, Map<String, Value>> =
-        by_id.into_iter().map(|(id, r)| (id, r.data)).collect();
+        by_id.into_iter().map(|(id, r)| (id, r.fields())).collect();
     let mut order: Vec<String> = Vec::new();
     let mut written = std::collections::HashSet::new();
     let mut results = Vec::with_capacity(records.len());

@@ -136,31 +136,50 @@ pub async fn counters(db: &DatabaseConnection) -> Result<Vec<(String, i64)>, DbE
 pub struct Record {
     pub id: String,
     pub seq: i64,
-    pub data: serde_json::Map<String, serde_json::Value>,
+    /// The fields as stored: a JSON object's text, without `id` and `updated_at`.
+    pub data: String,
     pub updated_at: DateTime<Utc>,
 }
 
 impl Record {
-    /// The record as the API shows it: its fields plus `id` and `updated_at`.
-    pub fn to_json(&self) -> serde_json::Value {
-        let mut out = self.data.clone();
-        out.insert("id".into(), self.id.clone().into());
-        out.insert(
-            "updated_at".into(),
-            self.updated_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-                .into(),
+    /// The stored fields.
+    pub fn fields(&self) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::from_str(&self.data).unwrap_or_default()
+    }
+
+    /// Appends the record as the API shows it (`id`, `updated_at`, then its fields) to
+    /// `out`. The stored text is spliced in rather than parsed and printed again: list
+    /// pages are most of what the sandbox serves during a sync.
+    pub fn write_json(&self, out: &mut String) {
+        out.push_str("{\"id\":");
+        out.push_str(&serde_json::Value::from(self.id.as_str()).to_string());
+        out.push_str(",\"updated_at\":\"");
+        out.push_str(
+            &self
+                .updated_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         );
-        serde_json::Value::Object(out)
+        out.push('"');
+        let fields = self
+            .data
+            .trim()
+            .strip_prefix('{')
+            .and_then(|d| d.strip_suffix('}'))
+            .map(str::trim)
+            .unwrap_or_default();
+        if !fields.is_empty() {
+            out.push(',');
+            out.push_str(fields);
+        }
+        out.push('}');
     }
 }
 
 fn record(row: &sea_orm::QueryResult) -> Result<Record, DbErr> {
-    let data: String = row.try_get("", "data")?;
     Ok(Record {
         id: row.try_get("", "id")?,
         seq: row.try_get("", "seq")?,
-        data: serde_json::from_str(&data).unwrap_or_default(),
+        data: row.try_get("", "data")?,
         updated_at: row.try_get("", "updated_at")?,
     })
 }
@@ -246,7 +265,7 @@ pub async fn save<C: ConnectionTrait>(
             object.into(),
             id.into(),
             seq.into(),
-            serde_json::Value::Object(data.clone()).to_string().into(),
+            serde_json::to_string(data).unwrap_or_default().into(),
             ext_key.into(),
             updated_at.into(),
         ],
@@ -424,7 +443,7 @@ pub async fn save_many<C: ConnectionTrait>(
                 object.into(),
                 id.clone().into(),
                 (first + (c * 150 + i) as i64).into(),
-                serde_json::Value::Object(data.clone()).to_string().into(),
+                serde_json::to_string(data).unwrap_or_default().into(),
                 ext_key.into(),
                 updated_at.into(),
             ]);
@@ -450,4 +469,45 @@ pub async fn purge_idempotency(
     ))
     .await
     .map(|r| r.rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn stored(data: &str) -> Record {
+        Record {
+            id: "con_\"1\"".into(),
+            seq: 1,
+            data: data.into(),
+            updated_at: DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+        }
+    }
+
+    fn shown(record: &Record) -> serde_json::Value {
+        let mut out = String::new();
+        record.write_json(&mut out);
+        serde_json::from_str(&out).unwrap()
+    }
+
+    #[test]
+    fn a_record_is_shown_as_its_stored_fields_plus_id_and_timestamp() {
+        let record = stored(r#"{"email":"a@example.com","tags":["x",{"y":1}]}"#);
+        assert_eq!(
+            shown(&record),
+            json!({
+                "id": "con_\"1\"",
+                "updated_at": "2026-01-01T00:00:00.000Z",
+                "email": "a@example.com",
+                "tags": ["x", {"y": 1}],
+            })
+        );
+        assert_eq!(
+            shown(&stored("{}")),
+            json!({ "id": "con_\"1\"", "updated_at": "2026-01-01T00:00:00.000Z" })
+        );
+    }
 }

@@ -114,14 +114,13 @@ pub async fn touch_contacts(app: &TestApp, n: usize, tag: &str) {
     let db = app.sandbox_db();
     for i in 0..n {
         let id = format!("con_{i:06}");
-        let mut record = sluice::sandbox::db::find(db, "crm.contacts", &id)
+        let mut fields = sluice::sandbox::db::find(db, "crm.contacts", &id)
             .await
             .unwrap()
-            .unwrap();
-        record
-            .data
-            .insert("name".into(), format!("{tag} {i}").into());
-        sluice::sandbox::db::save(db, "crm.contacts", &id, &record.data, sluice::store::now())
+            .unwrap()
+            .fields();
+        fields.insert("name".into(), format!("{tag} {i}").into());
+        sluice::sandbox::db::save(db, "crm.contacts", &id, &fields, sluice::store::now())
             .await
             .unwrap();
     }
