@@ -139,7 +139,7 @@ async fn main() {
     let mut pages = Vec::new();
     loop {
         let page = source
-            .fetch(env, &ctx, resume.as_ref(), None, 500)
+            .fetch(env, &ctx, resume.as_ref(), None, source.page_size(None))
             .await
             .unwrap();
         let next = page.next;
@@ -155,6 +155,7 @@ async fn main() {
     // keys of their own so that the sync later creates its records as it would alone.
     let batches: Vec<_> = pages
         .iter()
+        .flat_map(|page| page.chunks(500))
         .map(|page| {
             let records: Vec<_> = page
                 .iter()

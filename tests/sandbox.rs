@@ -143,6 +143,17 @@ async fn records_page_by_cursor_and_filter_by_update_time() {
         10,
         "contacts 40..49 were updated at or after minute 40"
     );
+    assert_eq!(recent["data"][0]["id"], "con_000040", "oldest change first");
+    assert_eq!(recent["total"], 10);
+    let (status, none) = get(
+        &app,
+        &tokens.access,
+        "/sandbox/crm/contacts?updated_since=2027-01-01T00:00:00Z",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(none["data"], serde_json::json!([]));
+    assert_eq!(none["next_cursor"], serde_json::Value::Null);
     let (status, _) = get(&app, "sbx_at_forged", "/sandbox/crm/contacts").await;
     assert_eq!(status, 401);
     app.stop().await;

@@ -6,6 +6,7 @@ mod m20261121_000001_accounts;
 mod m20261122_000002_connections;
 mod m20261123_000003_flows;
 mod m20261124_000004_observability;
+mod m20261130_000005_sandbox_changes;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_connections::Migration),
             Box::new(m20261123_000003_flows::Migration),
             Box::new(m20261124_000004_observability::Migration),
+            Box::new(m20261130_000005_sandbox_changes::Migration),
         ]
     }
 }

@@ -192,12 +192,36 @@ pub async fn list(
     since: Option<DateTime<Utc>>,
     limit: u64,
 ) -> Result<Vec<Record>, DbErr> {
+    let mut after_seq = after_seq;
+    if let (Some(since), 0) = (since, after_seq) {
+        // The first changed record's place in the feed, from the index: the feed is then
+        // read from there instead of from its very beginning.
+        let first = db
+            .query_one_raw(stmt(
+                db,
+                "SELECT MIN(seq) AS first FROM sandbox_records WHERE object = $1 AND updated_at >= $2",
+                vec![object.into(), since.into()],
+            ))
+            .await?
+            .map(|r| r.try_get::<Option<i64>>("", "first"))
+            .transpose()?
+            .flatten();
+        match first {
+            Some(first) => after_seq = first - 1,
+            None => return Ok(Vec::new()),
+        }
+    }
     let mut sql = String::from(
         "SELECT id, seq, data, updated_at FROM sandbox_records WHERE object = $1 AND seq > $2",
     );
     let mut values: Vec<Value> = vec![object.into(), after_seq.into()];
     if let Some(since) = since {
-        sql.push_str(" AND updated_at >= $3");
+        // SQLite's unary plus keeps it walking the feed in order and filtering: with the
+        // index on updated_at it would fetch and sort every changed record for each page.
+        sql.push_str(match db.get_database_backend() {
+            DbBackend::Sqlite => " AND +updated_at >= $3",
+            _ => " AND updated_at >= $3",
+        });
         values.push(since.into());
     }
     sql.push_str(&format!(" ORDER BY seq LIMIT {limit}"));
