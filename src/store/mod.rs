@@ -80,7 +80,11 @@ impl Store {
             .idle_timeout(Duration::from_secs(300))
             .sqlx_logging(false)
             .map_sqlx_sqlite_opts(|o: SqliteConnectOptions| {
-                o.journal_mode(SqliteJournalMode::Wal)
+                // A page of a sync is 500 rows; with sqlx's default buffer of 50 its worker
+                // thread and ours would hand each query's rows over in ten rounds of waking
+                // each other up.
+                o.row_buffer_size(1024)
+                    .journal_mode(SqliteJournalMode::Wal)
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true)
                     .synchronous(SqliteSynchronous::Normal)
