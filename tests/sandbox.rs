@@ -261,6 +261,39 @@ async fn writes_validate_each_record_and_batches_report_per_record() {
 }
 
 #[tokio::test]
+async fn a_batch_repeated_under_its_idempotency_key_gets_the_first_answer_and_writes_nothing() {
+    let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "0")]).await;
+    let tokens = authorize(&app, "the-real-verifier-0123456789-0123456789-abcdef")
+        .await
+        .unwrap();
+    let http = app.client().http;
+    let send = |records: Value| {
+        http.post(format!("{}/sandbox/crm/contacts/batch", app.base))
+            .bearer_auth(&tokens.access)
+            .header("Idempotency-Key", "page-7-batch-1")
+            .json(&json!({"mode": "create", "records": records}))
+            .send()
+    };
+    let first = send(json!([{"name": "Ada", "email": "ada@example.com"}]))
+        .await
+        .unwrap();
+    assert_eq!(first.status().as_u16(), 200);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(first["results"][0]["status"], "created");
+
+    // A retry after a lost answer; even a different body is not written again.
+    let again = send(json!([{"name": "Grace", "email": "grace@example.com"}]))
+        .await
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 200);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<Value>().await.unwrap(), first);
+    assert_eq!(app.sandbox_records("crm.contacts").await, 1);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn the_rate_limit_answers_429_with_retry_after() {
     let app = TestApp::spawn_with(&[
         ("SLUICE_SANDBOX_SEED_CONTACTS", "1"),

@@ -538,17 +538,17 @@ pub async fn batch(
         // in between.
         db::bump(&txn, "api.batches", 1).await?;
         let results = write_batch(&txn, &key, &request.mode, request.records).await?;
-        let body = json!({ "results": results });
+        // Printed once, for the answer and the stored copy alike.
+        let body = json!({ "results": results }).to_string();
         if let Some(k) = &idempotency {
-            db::remember_response(&txn, k, &json!({ "status": 200, "body": body }).to_string())
-                .await?;
+            db::remember_response(&txn, k, &format!("{{\"status\":200,\"body\":{body}}}")).await?;
         }
         txn.commit().await?;
         Ok::<_, sea_orm::DbErr>(body)
     }
     .await;
     match outcome {
-        Ok(body) => HttpResponse::Ok().json(body),
+        Ok(body) => json_response(body),
         Err(_) => error(500, "internal", "storage failed"),
     }
 }
