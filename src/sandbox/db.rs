@@ -152,7 +152,7 @@ impl Record {
     /// pages are most of what the sandbox serves during a sync.
     pub fn write_json(&self, out: &mut String) {
         out.push_str("{\"id\":");
-        out.push_str(&serde_json::Value::from(self.id.as_str()).to_string());
+        out.push_str(&serde_json::to_string(&self.id).unwrap_or_default());
         out.push_str(",\"updated_at\":\"");
         out.push_str(
             &self
