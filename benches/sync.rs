@@ -49,6 +49,20 @@ fn status_kb(file: &str, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds this process has used (user + system), from /proc/self/stat.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    ticks / 100.0
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -135,6 +149,7 @@ async fn main() {
             .unwrap(),
     };
     let started = Instant::now();
+    let cpu_at_start = cpu_seconds();
     let mut resume: Option<Resume> = None;
     let mut pages = Vec::new();
     loop {
@@ -150,6 +165,7 @@ async fn main() {
         }
     }
     let read_time = started.elapsed();
+    let read_cpu = cpu_seconds() - cpu_at_start;
     assert_eq!(pages.iter().map(Vec::len).sum::<usize>() as i64, n);
     // The same batches the flow writes (its four mapped fields, upserted by key), under
     // keys of their own so that the sync later creates its records as it would alone.
@@ -173,6 +189,7 @@ async fn main() {
         .collect();
     drop(pages);
     let started = Instant::now();
+    let cpu_at_start = cpu_seconds();
     for body in &batches {
         let res = connections::call_with(
             env,
@@ -191,6 +208,7 @@ async fn main() {
         assert!(res.status.is_success());
     }
     let write_time = started.elapsed();
+    let ceiling_cpu = read_cpu + cpu_seconds() - cpu_at_start;
     let ceiling = n as f64 / (read_time + write_time).as_secs_f64();
 
     // 2. Enqueue to finish for 10,000 records (an incremental run over the newest 10k).
@@ -221,7 +239,9 @@ async fn main() {
     let mut fields = contact_flow(&crm, &erp, "All contacts", "record.email");
     set(&mut fields, "batch_size", "500");
     let full = create_flow(&admin, &fields).await;
+    let cpu_at_start = cpu_seconds();
     let full_time = timed_run(&app, &admin, &full).await;
+    let sync_cpu = cpu_seconds() - cpu_at_start;
     assert_eq!(
         app.sandbox_records("erp.customers").await,
         2 * n,
@@ -317,6 +337,11 @@ async fn main() {
     println!(
         "sync_records_per_sec = {rate:.0}  ({:.2} s)",
         full_time.as_secs_f64()
+    );
+    println!(
+        "cpu_us_per_record ceiling = {:.1}, sync = {:.1}  (this process, user + system)",
+        ceiling_cpu * 1e6 / n as f64,
+        sync_cpu * 1e6 / n as f64
     );
     println!("sync_share_of_ceiling = {:.0} %", rate / ceiling * 100.0);
     println!("enqueue_to_finish_10k_ms = {}", ten_k.as_millis());

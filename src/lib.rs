@@ -16,3 +16,11 @@ pub mod store;
 pub mod sync;
 pub mod telemetry;
 pub mod web;
+
+/// jemalloc rather than glibc's allocator. A sync allocates and frees many small objects
+/// on one thread and large page bodies on others; glibc spent about a quarter of the
+/// sync's CPU on that (consolidating free lists, taking arena locks), jemalloc's
+/// per-thread caches make the sync about 25 % faster. Its options are built in from
+/// `.cargo/config.toml`.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
