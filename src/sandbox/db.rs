@@ -396,7 +396,7 @@ fn records_where_in<'a>(
 ) -> impl Iterator<Item = (String, Vec<Value>)> + 'a {
     let column = column.to_owned();
     let object = object.to_owned();
-    values.chunks(500).map(move |chunk| {
+    values.chunks(ROWS_PER_STATEMENT).map(move |chunk| {
         let mut marks = Marks::new(backend);
         let mut params: Vec<Value> = vec![object.clone().into()];
         params.extend(chunk.iter().map(|v| Value::from(v.clone())));
@@ -434,6 +434,10 @@ pub async fn find_many<C: ConnectionTrait>(
     Ok(out)
 }
 
+/// Rows per multi-row statement: a whole batch (at most 1,000 records) in one. Six values a
+/// row stay within SQLite's 32,766 and PostgreSQL's 65,535 bound values.
+const ROWS_PER_STATEMENT: usize = 1000;
+
 /// Inserts or replaces many records with one sequence allocation and multi-row statements.
 /// Ids must be distinct.
 pub async fn save_many<C: ConnectionTrait>(
@@ -447,7 +451,7 @@ pub async fn save_many<C: ConnectionTrait>(
     }
     let last = bump(db, &format!("seq.{object}"), rows.len() as i64).await?;
     let first = last - rows.len() as i64 + 1;
-    for (c, chunk) in rows.chunks(150).enumerate() {
+    for (c, chunk) in rows.chunks(ROWS_PER_STATEMENT).enumerate() {
         let mut sql = String::from(
             "INSERT INTO sandbox_records (object, id, seq, data, ext_key, updated_at) VALUES ",
         );
@@ -466,7 +470,7 @@ pub async fn save_many<C: ConnectionTrait>(
             values.extend([
                 object.into(),
                 id.clone().into(),
-                (first + (c * 150 + i) as i64).into(),
+                (first + (c * ROWS_PER_STATEMENT + i) as i64).into(),
                 serde_json::to_string(data).unwrap_or_default().into(),
                 ext_key.into(),
                 updated_at.into(),

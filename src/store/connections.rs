@@ -132,10 +132,12 @@ impl Store {
         ctx: &TenantCtx,
         id: ConnectionId,
     ) -> Result<Option<connections::Model>, DbErr> {
-        connections::Entity::find_by_id(id.uuid())
-            .filter(connections::Column::TenantId.eq(tenant_of(ctx)))
-            .one(&self.db)
-            .await
+        super::by_key(
+            connections::Entity::find_by_id(id.uuid())
+                .filter(connections::Column::TenantId.eq(tenant_of(ctx))),
+            &self.db,
+        )
+        .await
     }
 
     /// Stores new tokens if the token version is still `expected` (compare-and-set, so two

@@ -35,7 +35,9 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr, SqlErr};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr, EntityTrait, Select, SqlErr,
+};
 use std::time::Duration;
 
 /// Handle to the database; cheap to clone (a pool).
@@ -121,6 +123,17 @@ impl Store {
     pub async fn ping(&self) -> Result<(), DbErr> {
         self.db.ping().await
     }
+}
+
+/// The row a lookup by primary key finds. Not `.one()`: sea-orm binds its `LIMIT 1` as a
+/// parameter, and SQLite plans a statement whose LIMIT is a parameter for the value bound,
+/// so it prepares it again on every execution. The connection and run lookups below run
+/// several times per page of a sync.
+async fn by_key<E: EntityTrait>(
+    select: Select<E>,
+    db: &DatabaseConnection,
+) -> Result<Option<E::Model>, DbErr> {
+    Ok(select.all(db).await?.into_iter().next())
 }
 
 /// Where the sandbox's SQLite file lives: beside ours (`sluice.db` → `sluice-sandbox.db`),

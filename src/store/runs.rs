@@ -171,11 +171,13 @@ impl Store {
 
     /// One run of the tenant.
     pub async fn run(&self, ctx: &TenantCtx, id: RunId) -> Result<Option<runs::Model>, DbErr> {
-        runs::Entity::find()
-            .filter(runs::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(runs::Column::Id.eq(id.uuid()))
-            .one(&self.db)
-            .await
+        super::by_key(
+            runs::Entity::find()
+                .filter(runs::Column::TenantId.eq(tenant_of(ctx)))
+                .filter(runs::Column::Id.eq(id.uuid())),
+            &self.db,
+        )
+        .await
     }
 
     /// A flow's runs, newest first, before `before` (keyset pagination on the time-ordered

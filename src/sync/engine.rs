@@ -24,6 +24,7 @@ use sea_orm::DbErr;
 use serde_json::{Value as Json, json};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Attempts per page read or batch write before the run fails.
@@ -256,6 +257,103 @@ fn object_of(provider: &'static Provider, object: &str) -> Result<&'static Objec
         .ok_or_else(|| Fault::Fatal(format!("{} has no object '{object}'", provider.name)))
 }
 
+/// A page's records mapped, validated and filtered, before the ledger lookup.
+struct Mapped {
+    commit: PageCommit,
+    items: Vec<Prepared>,
+    watermark: Option<String>,
+}
+
+/// Maps, validates and filters a page's records; `key_field` is the destination field
+/// that must be set to match records (update and upsert).
+fn map_page(
+    records: Vec<Json>,
+    mapping: &Mapping,
+    object: &ObjectSpec,
+    key_field: Option<String>,
+) -> Mapped {
+    let mut commit = PageCommit {
+        read: records.len() as i64,
+        ..PageCommit::default()
+    };
+    let mut watermark: Option<String> = None;
+    let mut items: Vec<Prepared> = Vec::with_capacity(records.len());
+    let mut position: HashMap<Vec<u8>, usize> = HashMap::new();
+    for record in records {
+        if let Some(field) = &object.updated_field
+            && let Some(Json::String(at)) = record.get(field)
+            && watermark.as_deref().is_none_or(|w| at.as_str() > w)
+        {
+            watermark = Some(at.clone());
+        }
+        let key = match mapping.key(&record) {
+            Ok(k) => k,
+            Err(e) => {
+                let fallback = record
+                    .get(&object.id_field)
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| hex::encode(digest(&[record.to_string().as_bytes()], 8)));
+                fail(&mut commit, fallback, &record, e.kind, describe(&e));
+                continue;
+            }
+        };
+        match mapping.keep(&record) {
+            Ok(true) => {}
+            Ok(false) => {
+                commit.filtered += 1;
+                continue;
+            }
+            Err(e) => {
+                fail(&mut commit, key, &record, e.kind, describe(&e));
+                continue;
+            }
+        }
+        let mapped = match mapping.apply(&record) {
+            Ok(m) => m,
+            Err(e) => {
+                fail(&mut commit, key, &record, e.kind, describe(&e));
+                continue;
+            }
+        };
+        if let Some(field) = &key_field
+            && mapped.get(field).is_none_or(Json::is_null)
+        {
+            fail(
+                &mut commit,
+                key,
+                &record,
+                "validation",
+                format!("{field}: is required to match the destination record"),
+            );
+            continue;
+        }
+        let content = serde_json::to_vec(&mapped).unwrap_or_default();
+        let item = Prepared {
+            key_hash: ledger_key(&key),
+            content_hash: digest(&[&content], 8),
+            key,
+            record: mapped,
+            source: record,
+        };
+        // The same record twice in one page: the later copy wins.
+        match position.get(&item.key_hash) {
+            Some(&i) => {
+                items[i] = item;
+                commit.unchanged += 1;
+            }
+            None => {
+                position.insert(item.key_hash.clone(), items.len());
+                items.push(item);
+            }
+        }
+    }
+    Mapped {
+        commit,
+        items,
+        watermark,
+    }
+}
+
 impl Runner<'_> {
     fn id(&self) -> RunId {
         RunId::from_uuid(self.run.id)
@@ -303,8 +401,10 @@ impl Runner<'_> {
             .ok_or_else(|| Fault::Fatal("the flow version is missing".into()))?;
         let spec: FlowSpec = serde_json::from_str(&version.spec)
             .map_err(|e| Fault::Fatal(format!("the flow version cannot be read: {e}")))?;
-        let mapping = Mapping::from_spec(&spec)
-            .map_err(|e| Fault::Fatal(format!("the mapping does not compile: {e}")))?;
+        let mapping = Arc::new(
+            Mapping::from_spec(&spec)
+                .map_err(|e| Fault::Fatal(format!("the mapping does not compile: {e}")))?,
+        );
         let source_provider = self.provider_of(spec.source.connection_id).await?;
         let source = Source {
             connection: spec.source.connection_id,
@@ -671,93 +771,27 @@ impl Runner<'_> {
         }
     }
 
-    /// Maps, validates and filters a page, and looks its keys up in the ledger.
+    /// Maps, validates and filters a page, and looks its keys up in the ledger. The
+    /// mapping runs on a blocking thread: it is a few milliseconds of CPU per page, and on
+    /// this task it would hold up the write and the commit polled beside it.
     async fn stage(
         &self,
         mut page: Page,
-        mapping: &Mapping,
+        mapping: &Arc<Mapping>,
         source: &Source,
         target: &Target,
     ) -> Result<Staged, Stop> {
-        let mut commit = PageCommit {
-            read: page.records.len() as i64,
-            ..PageCommit::default()
-        };
-        let needs_key_field = target.mode != crate::domain::WriteMode::Create;
-        let mut watermark: Option<String> = None;
-        let mut items: Vec<Prepared> = Vec::with_capacity(page.records.len());
-        let mut position: HashMap<Vec<u8>, usize> = HashMap::new();
-        for record in std::mem::take(&mut page.records) {
-            if let Some(field) = &source.object.updated_field
-                && let Some(Json::String(at)) = record.get(field)
-                && watermark.as_deref().is_none_or(|w| at.as_str() > w)
-            {
-                watermark = Some(at.clone());
-            }
-            let key = match mapping.key(&record) {
-                Ok(k) => k,
-                Err(e) => {
-                    let fallback = record
-                        .get(&source.object.id_field)
-                        .map(|v| v.to_string())
-                        .unwrap_or_else(|| {
-                            hex::encode(digest(&[record.to_string().as_bytes()], 8))
-                        });
-                    fail(&mut commit, fallback, &record, e.kind, describe(&e));
-                    continue;
-                }
-            };
-            match mapping.keep(&record) {
-                Ok(true) => {}
-                Ok(false) => {
-                    commit.filtered += 1;
-                    continue;
-                }
-                Err(e) => {
-                    fail(&mut commit, key, &record, e.kind, describe(&e));
-                    continue;
-                }
-            }
-            let mapped = match mapping.apply(&record) {
-                Ok(m) => m,
-                Err(e) => {
-                    fail(&mut commit, key, &record, e.kind, describe(&e));
-                    continue;
-                }
-            };
-            if needs_key_field && mapped.get(&target.key_field).is_none_or(Json::is_null) {
-                fail(
-                    &mut commit,
-                    key,
-                    &record,
-                    "validation",
-                    format!(
-                        "{}: is required to match the destination record",
-                        target.key_field
-                    ),
-                );
-                continue;
-            }
-            let content = serde_json::to_vec(&mapped).unwrap_or_default();
-            let item = Prepared {
-                key_hash: ledger_key(&key),
-                content_hash: digest(&[&content], 8),
-                key,
-                record: mapped,
-                source: record,
-            };
-            // The same record twice in one page: the later copy wins.
-            match position.get(&item.key_hash) {
-                Some(&i) => {
-                    items[i] = item;
-                    commit.unchanged += 1;
-                }
-                None => {
-                    position.insert(item.key_hash.clone(), items.len());
-                    items.push(item);
-                }
-            }
-        }
+        let records = std::mem::take(&mut page.records);
+        let (mapping, object) = (Arc::clone(mapping), source.object);
+        let key_field =
+            (target.mode != crate::domain::WriteMode::Create).then(|| target.key_field.clone());
+        let Mapped {
+            commit,
+            items,
+            watermark,
+        } = tokio::task::spawn_blocking(move || map_page(records, &mapping, object, key_field))
+            .await
+            .map_err(|e| Fault::Fatal(format!("mapping the page failed: {e}")))?;
         let keys: Vec<Vec<u8>> = items.iter().map(|p| p.key_hash.clone()).collect();
         let ledger = self
             .app
