@@ -104,17 +104,19 @@ pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Runni
     )?;
     let keyring = Arc::new(Keyring::new(&master_key, &settings.previous_master_keys));
     // The sandbox is served by the web role, from a database of its own.
-    let sandbox = if roles.web && settings.sandbox.enabled {
-        let db = store.connect_sandbox(&settings).await?;
-        Some(Arc::new(crate::sandbox::Sandbox::new(
+    let sandbox_store = if roles.web && settings.sandbox.enabled {
+        Some(store.connect_sandbox(&settings).await?)
+    } else {
+        None
+    };
+    let sandbox = sandbox_store.as_ref().map(|db| {
+        Arc::new(crate::sandbox::Sandbox::new(
             db.db().clone(),
             settings.sandbox.clone(),
             settings.public_url.as_str(),
             &master_key,
-        )))
-    } else {
-        None
-    };
+        ))
+    });
     let app = App {
         store: store.clone(),
         settings: settings.clone(),
@@ -173,6 +175,9 @@ pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Runni
             );
         }
     }
+    if let Some(db) = sandbox_store {
+        tasks.push(tokio::spawn(checkpoints(db, shutdown_rx.clone())));
+    }
     let metrics = crate::telemetry::prometheus();
     tasks.push(tokio::spawn({
         let mut stop = shutdown_rx.clone();
@@ -201,6 +206,24 @@ pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Runni
         server,
         tasks,
     })
+}
+
+/// Folds the sandbox database's write-ahead log into its file every half second (see
+/// [`Store::connect_sandbox`]), and once more on the way out.
+async fn checkpoints(db: Store, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        let stopping = tokio::select! {
+            _ = tick.tick() => false,
+            _ = jobs::stopped(&mut stop) => true,
+        };
+        if let Err(e) = db.checkpoint().await {
+            tracing::warn!(error = %e, "sandbox checkpoint failed");
+        }
+        if stopping {
+            break;
+        }
+    }
 }
 
 async fn wait_for_signal() {
