@@ -128,6 +128,11 @@ impl TestApp {
         }
     }
 
+    /// The data directory (on SQLite: where the database files are).
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self._dir.0
+    }
+
     /// Shared application state (for arranging data the UI cannot, e.g. expiring rows).
     pub fn app(&self) -> &App {
         &self.running.app
