@@ -13,6 +13,7 @@ use crate::error::{AppError, AppResult};
 use crate::jobs::flows::RunFlow;
 use crate::store::entities::{flow_versions, flows, runs};
 use crate::store::{FlowHead, NewFlow, RunEnd, now};
+use crate::sync::expression::pool;
 use crate::sync::mapping::Mapping;
 use crate::sync::source::Source;
 use crate::sync::target::Target;
@@ -131,7 +132,10 @@ pub async fn validate(
     if let Err((field, message)) = trigger::validate(&spec.trigger) {
         errors.add(&format!("trigger.{field}"), message);
     }
-    if let Err(compile) = Mapping::from_spec(spec) {
+    let compiled = Mapping::compile_on_pool(spec.clone())
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?;
+    if let Err(compile) = compiled {
         for (field, message) in compile.iter() {
             errors.add(field, message);
         }
@@ -531,36 +535,61 @@ pub struct DryRow {
 }
 
 /// Fetches the first `n` source records and shows what the mapping makes of them.
-/// Writes nothing.
+/// Writes nothing. Needs the write role: it runs the member's expressions and calls the
+/// source with the workspace's credentials.
 pub async fn dry_run(
     app: &App,
     ctx: &TenantCtx,
     spec: &FlowSpec,
     n: u32,
 ) -> AppResult<Vec<DryRow>> {
-    let mapping = Mapping::from_spec(spec).map_err(AppError::Invalid)?;
+    require_write(ctx)?;
+    let mapping = Mapping::compile_on_pool(spec.clone())
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?
+        .map_err(AppError::Invalid)?;
     let source = source_of(app, ctx, spec.source.connection_id, &spec.source.object).await?;
     let page = source
         .fetch(app, ctx, None, None, n.clamp(1, DRY_RUN_MAX))
         .await
         .map_err(|f| AppError::Conflict(format!("Reading the source failed: {}", f.message())))?;
+    let records: Vec<Json> = page.records.into_iter().take(n as usize).collect();
+    pool::run(move || dry_rows(&mapping, records))
+        .await
+        .map_err(|e| AppError::Internal(e.into()))
+}
+
+/// Time a dry run's expressions may take in all; records past it are reported untried.
+const DRY_RUN_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What the mapping makes of each record; runs on the expression pool.
+fn dry_rows(mapping: &Mapping, records: Vec<Json>) -> Vec<DryRow> {
     let pretty = |v: &Json| serde_json::to_string_pretty(v).unwrap_or_default();
-    Ok(page
-        .records
+    let deadline = std::time::Instant::now() + DRY_RUN_BUDGET;
+    records
         .iter()
-        .take(n as usize)
         .map(|record| {
-            let key = mapping.key(record);
             let mut row = DryRow {
                 source: pretty(record),
-                key: key.clone().unwrap_or_default(),
+                key: String::new(),
                 output: None,
                 filtered: false,
                 error: None,
             };
-            if let Err(e) = key {
-                row.error = Some(format!("{}: {}", e.field, e.message));
+            if std::time::Instant::now() > deadline {
+                row.error = Some(format!(
+                    "Not tried: the dry run used up its {} s for expressions.",
+                    DRY_RUN_BUDGET.as_secs()
+                ));
                 return row;
+            }
+            let _budget = mapping.record_budget();
+            match mapping.key(record) {
+                Ok(key) => row.key = key,
+                Err(e) => {
+                    row.error = Some(format!("{}: {}", e.field, e.message));
+                    return row;
+                }
             }
             match mapping.keep(record) {
                 Ok(false) => row.filtered = true,
@@ -572,7 +601,7 @@ pub async fn dry_run(
             }
             row
         })
-        .collect())
+        .collect()
 }
 
 /// Field paths (`record.properties.email`) found in a live sample of the source.
@@ -582,6 +611,7 @@ pub async fn sample_fields(
     connection: ConnectionId,
     object: &str,
 ) -> AppResult<Vec<String>> {
+    require_write(ctx)?;
     let source = source_of(app, ctx, connection, object).await?;
     let page = source
         .fetch(app, ctx, None, None, 20)

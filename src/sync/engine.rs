@@ -6,6 +6,7 @@
 //! takes the run over resumes from the checkpoint, and the idempotency keys on the writes
 //! keep the destination from seeing a record twice.
 
+use super::expression::pool;
 use super::mapping::{Mapping, RecordError};
 use super::source::{Page, Resume, Source};
 use super::target::{Item, Outcome, Target};
@@ -280,6 +281,7 @@ fn map_page(
     let mut items: Vec<Prepared> = Vec::with_capacity(records.len());
     let mut position: HashMap<Vec<u8>, usize> = HashMap::new();
     for record in records {
+        let _budget = mapping.record_budget();
         if let Some(field) = &object.updated_field
             && let Some(Json::String(at)) = record.get(field)
             && watermark.as_deref().is_none_or(|w| at.as_str() > w)
@@ -402,7 +404,9 @@ impl Runner<'_> {
         let spec: FlowSpec = serde_json::from_str(&version.spec)
             .map_err(|e| Fault::Fatal(format!("the flow version cannot be read: {e}")))?;
         let mapping = Arc::new(
-            Mapping::from_spec(&spec)
+            Mapping::compile_on_pool(spec.clone())
+                .await
+                .map_err(|e| Fault::Fatal(e.to_string()))?
                 .map_err(|e| Fault::Fatal(format!("the mapping does not compile: {e}")))?,
         );
         let source_provider = self.provider_of(spec.source.connection_id).await?;
@@ -772,7 +776,7 @@ impl Runner<'_> {
     }
 
     /// Maps, validates and filters a page, and looks its keys up in the ledger. The
-    /// mapping runs on a blocking thread: it is a few milliseconds of CPU per page, and on
+    /// mapping runs on the expression pool: it is a few milliseconds of CPU per page, and on
     /// this task it would hold up the write and the commit polled beside it.
     async fn stage(
         &self,
@@ -789,7 +793,7 @@ impl Runner<'_> {
             commit,
             items,
             watermark,
-        } = tokio::task::spawn_blocking(move || map_page(records, &mapping, object, key_field))
+        } = pool::run(move || map_page(records, &mapping, object, key_field))
             .await
             .map_err(|e| Fault::Fatal(format!("mapping the page failed: {e}")))?;
         let keys: Vec<Vec<u8>> = items.iter().map(|p| p.key_hash.clone()).collect();

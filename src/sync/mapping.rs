@@ -1,17 +1,15 @@
 //! Field mapping, validation and filtering of records, with user-written expressions.
 //!
 //! Expressions are minijinja expressions over `record` (e.g. `record.properties.email |
-//! lower | trim`), sandboxed: no IO, no imports, no loops; builtins cap their own work
-//! (e.g. `range`), and a fuel limit bounds instructions. Every error names the row at
-//! fault (`mapping.2.expression`).
+//! lower | trim`), run as untrusted code under the limits of [`super::expression`]. Every
+//! error names the row at fault (`mapping.2.expression`). Compiling and applying a
+//! mapping is CPU work: async callers do it on [`super::expression::pool`].
 
+use super::expression::{self, Limits, Scope, parse_instant};
 use crate::domain::{FieldErrors, FlowSpec};
 use minijinja::{Environment, Value, context};
 use serde_json::{Map, Value as Json};
 use std::collections::BTreeMap;
-
-/// Work allowed per expression evaluation (minijinja fuel units).
-const FUEL: u64 = 20_000;
 
 /// The type a mapped field is converted to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -189,64 +187,6 @@ pub struct Mapping {
     has_filter: bool,
 }
 
-fn environment(lookups: BTreeMap<String, BTreeMap<String, String>>) -> Environment<'static> {
-    let mut env = Environment::new();
-    env.set_fuel(Some(FUEL));
-    // Static lookup tables: `record.country | lookup("countries")`.
-    env.add_filter(
-        "lookup",
-        move |value: String, table: String| -> Result<Value, minijinja::Error> {
-            Ok(lookups
-                .get(&table)
-                .and_then(|t| t.get(&value))
-                .map(|v| Value::from(v.clone()))
-                .unwrap_or(Value::from(())))
-        },
-    );
-    // Dates: `record.created | date('%d.%m.%Y')` reads RFC 3339, `YYYY-MM-DD` or Unix
-    // seconds and formats with chrono's strftime codes.
-    env.add_filter(
-        "date",
-        |value: Value, format: Option<String>| -> Result<Value, minijinja::Error> {
-            let text = value.to_string();
-            let Some(at) = parse_instant(&text) else {
-                return Err(minijinja::Error::new(
-                    minijinja::ErrorKind::InvalidOperation,
-                    format!("'{text}' is not a date"),
-                ));
-            };
-            let format = format.unwrap_or_else(|| "%Y-%m-%d".into());
-            let mut out = String::new();
-            use std::fmt::Write;
-            write!(out, "{}", at.format(&format)).map_err(|_| {
-                minijinja::Error::new(
-                    minijinja::ErrorKind::InvalidOperation,
-                    format!("'{format}' is not a valid date format"),
-                )
-            })?;
-            Ok(Value::from(out))
-        },
-    );
-    env
-}
-
-/// Reads an instant from RFC 3339, a plain date, or Unix seconds.
-fn parse_instant(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    let t = text.trim();
-    if let Ok(d) = chrono::DateTime::parse_from_rfc3339(t) {
-        return Some(d.with_timezone(&chrono::Utc));
-    }
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
-        return d.and_hms_opt(0, 0, 0).map(|n| n.and_utc());
-    }
-    if let Ok(d) = chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S") {
-        return Some(d.and_utc());
-    }
-    t.parse::<i64>()
-        .ok()
-        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
-}
-
 impl Mapping {
     /// Compiles a mapping. Errors are keyed by row: `mapping.N.expression`,
     /// `validation.N.pattern`, `filter`.
@@ -256,15 +196,16 @@ impl Mapping {
         filter: Option<&str>,
         lookups: BTreeMap<String, BTreeMap<String, String>>,
     ) -> Result<Self, FieldErrors> {
-        let mut env = environment(lookups);
+        let limits = Limits::default();
+        let mut env = expression::environment(lookups, &limits);
         let mut errors = FieldErrors::new();
         for (i, row) in rows.iter().enumerate() {
             if row.target.trim().is_empty() {
                 errors.add(&format!("mapping.{i}.target"), "Name the target field.");
             }
-            let source = format!("{{{{ ({})|tojson }}}}", row.expression);
-            if let Err(e) = env.add_template_owned(format!("m{i}"), source) {
-                errors.add(&format!("mapping.{i}.expression"), describe(&e));
+            if let Err(e) = expression::compile(&mut env, format!("m{i}"), &row.expression, &limits)
+            {
+                errors.add(&format!("mapping.{i}.expression"), e);
             }
         }
         let mut compiled = Vec::new();
@@ -281,10 +222,8 @@ impl Mapping {
                     }
                 },
                 Rule::Expression(expr) => {
-                    if let Err(e) = env
-                        .add_template_owned(format!("v{i}"), format!("{{{{ ({expr})|tojson }}}}"))
-                    {
-                        errors.add(&format!("validation.{i}.expression"), describe(&e));
+                    if let Err(e) = expression::compile(&mut env, format!("v{i}"), expr, &limits) {
+                        errors.add(&format!("validation.{i}.expression"), e);
                     }
                     None
                 }
@@ -293,9 +232,9 @@ impl Mapping {
             compiled.push((v, regex));
         }
         if let Some(f) = filter.filter(|f| !f.trim().is_empty())
-            && let Err(e) = env.add_template_owned("filter", format!("{{{{ ({f})|tojson }}}}"))
+            && let Err(e) = expression::compile(&mut env, "filter".into(), f, &limits)
         {
-            errors.add("filter", describe(&e));
+            errors.add("filter", e);
         }
         if !errors.is_empty() {
             return Err(errors);
@@ -383,18 +322,27 @@ impl Mapping {
                 "Say which expression identifies a record, e.g. record.id.",
             );
         } else if let Some(m) = mapping.as_mut() {
-            match m
-                .env
-                .add_template_owned("key", format!("{{{{ ({})|tojson }}}}", spec.record_key))
-            {
+            match expression::compile(
+                &mut m.env,
+                "key".into(),
+                &spec.record_key,
+                &Limits::default(),
+            ) {
                 Ok(()) => m.key_path = plain_path(&spec.record_key),
-                Err(e) => errors.add("record_key", describe(&e)),
+                Err(e) => errors.add("record_key", e),
             }
         }
         match mapping {
             Some(m) if errors.is_empty() => Ok(m),
             _ => Err(errors),
         }
+    }
+
+    /// [`Mapping::from_spec`] on the expression pool, for async callers.
+    pub async fn compile_on_pool(
+        spec: FlowSpec,
+    ) -> Result<Result<Self, FieldErrors>, expression::pool::PoolError> {
+        expression::pool::run(move || Self::from_spec(&spec)).await
     }
 
     /// The record's key (from the flow's record key expression).
@@ -422,9 +370,12 @@ impl Mapping {
     }
 
     fn eval(&self, name: &str, ctx: Value) -> Result<Json, String> {
-        let template = self.env.get_template(name).map_err(|e| describe(&e))?;
-        let text = template.render(ctx).map_err(|e| describe(&e))?;
-        serde_json::from_str(&text).map_err(|e| e.to_string())
+        expression::eval(&self.env, name, ctx)
+    }
+
+    /// Opens the budget one record's expressions share (key, filter, rows, checks).
+    pub fn record_budget(&self) -> Scope {
+        Scope::enter(&Limits::default())
     }
 
     /// Whether the record passes the filter (no filter: always).
@@ -569,14 +520,6 @@ fn truthy(v: &Json) -> bool {
         Json::String(s) => !s.is_empty(),
         Json::Array(a) => !a.is_empty(),
         Json::Object(o) => !o.is_empty(),
-    }
-}
-
-fn describe(e: &minijinja::Error) -> String {
-    let kind = e.kind().to_string();
-    match e.detail() {
-        Some(d) => format!("{kind}: {d}"),
-        None => kind,
     }
 }
 

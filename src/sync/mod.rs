@@ -2,6 +2,7 @@
 //! batched writes, and the run loop that ties them together.
 
 pub mod engine;
+pub mod expression;
 pub mod mapping;
 pub mod rate;
 pub mod source;
