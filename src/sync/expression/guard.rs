@@ -97,7 +97,7 @@ fn charge(bytes: usize) -> Result<(), Error> {
         }
         if bytes > b.limits.max_value {
             return Err(format!(
-                "the expression would build a value of {} , over the limit of {}",
+                "the expression would build a value of {}, over the limit of {}",
                 human(bytes),
                 human(b.limits.max_value)
             ));
@@ -113,6 +113,9 @@ fn charge(bytes: usize) -> Result<(), Error> {
     });
     verdict.map_err(refuse)
 }
+
+/// What one list item counts for, whatever it holds (its content is counted apart).
+const ITEM_BYTES: usize = 8;
 
 fn human(bytes: usize) -> String {
     if bytes >= 1 << 20 {
@@ -182,7 +185,7 @@ fn materialise(value: Value, limits: &Limits) -> Result<Value, Error> {
         }
         items.push(item);
     }
-    charge(items.len() * 16)?;
+    charge(items.len() * ITEM_BYTES)?;
     Ok(Value::from(items))
 }
 
@@ -241,7 +244,7 @@ fn estimate(name: &str, args: &[Value], limits: &Limits) -> Result<Option<usize>
                     limits.max_items
                 )));
             }
-            n.saturating_mul(16)
+            n.saturating_mul(ITEM_BYTES)
                 .saturating_add(arg(0).map(|v| size(v, cap)).unwrap_or(0))
         }
         "split" | "lines" => {
@@ -257,7 +260,7 @@ fn estimate(name: &str, args: &[Value], limits: &Limits) -> Result<Option<usize>
                     limits.max_items
                 )));
             }
-            s.len().saturating_add(pieces.saturating_mul(16))
+            s.len().saturating_add(pieces.saturating_mul(ITEM_BYTES))
         }
         "list" => {
             let n = arg(0)
@@ -269,7 +272,7 @@ fn estimate(name: &str, args: &[Value], limits: &Limits) -> Result<Option<usize>
                     limits.max_items
                 )));
             }
-            n.saturating_mul(16)
+            n.saturating_mul(ITEM_BYTES)
         }
         "format" => {
             let f = arg(0).and_then(Value::as_str).unwrap_or_default();
@@ -457,9 +460,12 @@ pub fn mul(a: Value, b: Value) -> Result<Value, Error> {
         let n = n.as_usize()?;
         match v.kind() {
             ValueKind::String => Some(text(v).saturating_mul(n)),
-            ValueKind::Seq | ValueKind::Iterable => {
-                Some(v.len().unwrap_or(limits.max_items).saturating_mul(n) * 16)
-            }
+            ValueKind::Seq | ValueKind::Iterable => Some(
+                v.len()
+                    .unwrap_or(limits.max_items)
+                    .saturating_mul(n)
+                    .saturating_mul(ITEM_BYTES),
+            ),
             _ => None,
         }
     };
