@@ -97,8 +97,13 @@ pub struct Settings {
     /// Longest wait a provider's `Retry-After` may impose on a run before retrying.
     pub retry_after_cap: Duration,
     /// A run whose worker has not renewed its lease for this long is taken over by
-    /// another worker (crash recovery).
+    /// another worker (crash recovery). The holder renews it every quarter of this,
+    /// whatever it is waiting on.
     pub run_lease: Duration,
+    /// Total time one outbound call may take. At most three quarters of the run lease:
+    /// a worker that can no longer renew its lease stops starting calls, and the calls
+    /// it already started must end before anyone may take its run over.
+    pub outbound_timeout: Duration,
     /// SMTP server for e-mail notifications (`smtp://host:port`, `smtps://…`, with
     /// optional `user:password@`); none disables e-mail channels.
     pub smtp_url: Option<String>,
@@ -151,7 +156,8 @@ const KEYS: &[(&str, &str)] = &[
     ("outbound_allow", ""),
     ("tenant_concurrency", "2"),
     ("retry_after_cap_secs", "60"),
-    ("run_lease_secs", "30"),
+    ("run_lease_secs", "90"),
+    ("outbound_timeout_secs", "60"),
     ("smtp_url", ""),
     ("smtp_from", "Sluice <sluice@localhost>"),
     ("alert_sweep_secs", "30"),
@@ -292,7 +298,8 @@ impl Settings {
         let job_retry_cap = Duration::from_secs(number("job_retry_cap_secs", 1, 86_400));
         let tenant_concurrency = number("tenant_concurrency", 1, 1000) as u32;
         let retry_after_cap = Duration::from_secs(number("retry_after_cap_secs", 1, 3600));
-        let run_lease = Duration::from_secs(number("run_lease_secs", 2, 600));
+        let run_lease = Duration::from_secs(number("run_lease_secs", 2, 3600));
+        let outbound_timeout = Duration::from_secs(number("outbound_timeout_secs", 1, 60));
         let alert_sweep = Duration::from_secs(number("alert_sweep_secs", 1, 3600));
         let retention_detail_days = number("retention_detail_days", 1, 3650) as u32;
         let retention_runs_days = number("retention_runs_days", 1, 3650) as u32;
@@ -359,6 +366,21 @@ impl Settings {
             }
         }
 
+        check(
+            "outbound_timeout_secs",
+            if outbound_timeout.as_millis() * 4 <= run_lease.as_millis() * 3 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} s is more than three quarters of SLUICE_RUN_LEASE_SECS ({} s): a call \
+                     must end before a lease its worker can no longer renew runs out; raise \
+                     the lease or lower the timeout",
+                    outbound_timeout.as_secs(),
+                    run_lease.as_secs()
+                ))
+            },
+        );
+
         let metrics_enabled = match get("metrics").as_str() {
             "on" | "true" | "1" => true,
             "off" | "false" | "0" => false,
@@ -394,6 +416,7 @@ impl Settings {
             tenant_concurrency,
             retry_after_cap,
             run_lease,
+            outbound_timeout,
             outbound_allow,
             smtp_url,
             smtp_from,
@@ -572,6 +595,25 @@ mod tests {
             !err.contains("c2hvcnQ="),
             "the key itself must not be echoed: {err}"
         );
+    }
+
+    #[test]
+    fn a_call_may_not_outlast_three_quarters_of_the_run_lease() {
+        let s = Settings::from_vars(vars(&[])).unwrap();
+        assert!(
+            s.outbound_timeout * 4 <= s.run_lease * 3,
+            "the defaults agree"
+        );
+        let err = Settings::from_vars(vars(&[("SLUICE_RUN_LEASE_SECS", "30")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SLUICE_OUTBOUND_TIMEOUT_SECS"), "{err}");
+        let s = Settings::from_vars(vars(&[
+            ("SLUICE_RUN_LEASE_SECS", "4"),
+            ("SLUICE_OUTBOUND_TIMEOUT_SECS", "3"),
+        ]))
+        .unwrap();
+        assert_eq!(s.outbound_timeout, Duration::from_secs(3));
     }
 
     #[test]

@@ -99,7 +99,8 @@ pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Runni
         .enabled
         .then(|| settings.url_for("/sandbox/"));
     let outbound = Outbound::new(
-        OutboundPolicy::new(settings.outbound_allow.clone()),
+        OutboundPolicy::new(settings.outbound_allow.clone())
+            .with_timeout(settings.outbound_timeout),
         sandbox_prefix,
     )?;
     let keyring = Arc::new(Keyring::new(&master_key, &settings.previous_master_keys));

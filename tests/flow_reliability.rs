@@ -70,12 +70,82 @@ async fn a_429_storm_and_30_percent_server_errors_still_deliver_every_record_exa
     app.stop().await;
 }
 
+#[tokio::test]
+async fn calls_slower_than_the_lease_keep_it_alive_so_no_second_worker_resends_a_batch() {
+    // Every call takes 2.5 s and a page (read, then write) 5 s, longer than the 4 s
+    // lease: only a lease renewed while calls are in flight keeps the run with its worker.
+    let app = TestApp::spawn_with(&[
+        ("SLUICE_SANDBOX_SEED_CONTACTS", "1500"),
+        ("SLUICE_SANDBOX_LATENCY_MS", "2500"),
+        ("SLUICE_RUN_LEASE_SECS", "4"),
+        ("SLUICE_OUTBOUND_TIMEOUT_SECS", "3"),
+    ])
+    .await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+    app.wait_for_seed(1500).await;
+    let mut fields = contact_flow(&crm, &erp, "Slow destination", "record.email");
+    set(&mut fields, "write_mode", "create");
+    let flow = create_flow(&admin, &fields).await;
+    let started = admin.post_form(&format!("{flow}/run"), &[]).await;
+    let run = started.location().to_owned();
+
+    // Sample the lease while the run works: it must move between page commits.
+    let db = app.app().store.db();
+    let mut renewed_within_a_page = false;
+    let mut seen: Option<(i64, String)> = None;
+    for _ in 0..150 {
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT pages, CAST(heartbeat_at AS TEXT), status FROM runs",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let pages: i64 = row.try_get_by_index(0).unwrap();
+        let beat: Option<String> = row.try_get_by_index(1).unwrap();
+        let status: String = row.try_get_by_index(2).unwrap();
+        if let (Some((p, b)), Some(beat)) = (&seen, &beat)
+            && *p == pages
+            && b != beat
+        {
+            renewed_within_a_page = true;
+        }
+        if status != "running" && status != "queued" {
+            break;
+        }
+        seen = beat.map(|b| (pages, b));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let done = wait_for_run(&admin, &run).await;
+    assert!(done.body.contains("Succeeded"), "{}", done.body);
+    assert!(
+        renewed_within_a_page,
+        "the lease is renewed while a call is in flight"
+    );
+    assert_eq!(count(&done, "written"), 1500);
+    assert_eq!(app.sandbox_records("erp.customers").await, 1500);
+    assert_eq!(
+        app.sandbox_counter("api.batch_requests").await,
+        3,
+        "each batch of 500 was sent once"
+    );
+    let log = admin.get(&run).await;
+    assert!(
+        !log.body.contains("Resumed after an interruption"),
+        "no second execution took the run over"
+    );
+    app.stop().await;
+}
+
 /// A worker process for these tests: a short run lease so recovery is quick.
 fn worker(app: &TestApp, key: &str) -> std::process::Child {
     app.spawn_worker(
         key,
         &[
             ("SLUICE_RUN_LEASE_SECS", "4"),
+            ("SLUICE_OUTBOUND_TIMEOUT_SECS", "3"),
             ("SLUICE_OUTBOUND_ALLOW", "127.0.0.0/8"),
         ],
     )
@@ -114,8 +184,21 @@ async fn a_worker_killed_mid_run_is_resumed_from_its_checkpoint_with_no_record_l
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let holder = |db: sea_orm::DatabaseConnection| async move {
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT lease_holder FROM runs",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get_by_index::<Option<String>>(0).unwrap()
+    };
+    let killed_holder = holder(app.app().store.db().clone()).await;
     first.kill().unwrap();
     first.wait().unwrap();
+    let killed_at = std::time::Instant::now();
     let written_before = scalar(
         app.sandbox_db(),
         "SELECT COUNT(*) FROM sandbox_records WHERE object = 'erp.customers'",
@@ -127,6 +210,16 @@ async fn a_worker_killed_mid_run_is_resumed_from_its_checkpoint_with_no_record_l
     );
 
     let mut second = worker(&app, &key);
+    // Taken over within the lease (4 s) and 5 s, though the killed worker was also the
+    // scheduler whose own lease had to lapse first.
+    while holder(app.app().store.db().clone()).await == killed_holder {
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(9),
+            "not taken over within the lease + 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("taken over {:?} after the kill", killed_at.elapsed());
     let done = wait_for_run(&admin, &run).await;
     assert!(done.body.contains("Succeeded"), "{}", done.body);
     assert_eq!(app.sandbox_records("erp.customers").await, 3000);

@@ -148,12 +148,23 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
 #[derive(Clone, Debug, Default)]
 pub struct OutboundPolicy {
     allow: Vec<AllowedNet>,
+    /// Total time a call may take; [`TOTAL_TIMEOUT`] when not set.
+    timeout: Option<Duration>,
 }
 
 impl OutboundPolicy {
     /// A policy allowing public addresses plus `allow`.
     pub fn new(allow: Vec<AllowedNet>) -> Self {
-        Self { allow }
+        Self {
+            allow,
+            timeout: None,
+        }
+    }
+
+    /// The same policy with calls cut off after `timeout` (at most [`TOTAL_TIMEOUT`]).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout.min(TOTAL_TIMEOUT));
+        self
     }
 
     /// Whether connecting to `ip` is allowed.
@@ -225,12 +236,13 @@ impl Outbound {
     pub fn new(policy: OutboundPolicy, sandbox_prefix: Option<String>) -> anyhow::Result<Self> {
         // TLS uses ring (no aws-lc build); installing twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let timeout = policy.timeout.unwrap_or(TOTAL_TIMEOUT);
         let base = || {
             reqwest::Client::builder()
                 // An environment proxy would resolve names itself and bypass the guard.
                 .no_proxy()
                 .connect_timeout(CONNECT_TIMEOUT)
-                .timeout(TOTAL_TIMEOUT)
+                .timeout(timeout)
                 .user_agent(concat!("Sluice/", env!("CARGO_PKG_VERSION")))
         };
         let redirect_policy = policy.clone();

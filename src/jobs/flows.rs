@@ -10,10 +10,10 @@ use crate::sync::trigger;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-/// How often the scheduler looks for runs nobody is working on: half the run lease, so
-/// recovery after a crash takes at most 1.5 leases (45 s by default).
+/// How often the scheduler looks for runs nobody is working on: every tick, so a run
+/// whose worker died is taken over within one lease and one tick (at most 5 s).
 pub fn recovery_interval(env: &JobEnv) -> Duration {
-    env.settings.run_lease / 2
+    super::scheduler::tick_interval(env)
 }
 
 /// Executes (or resumes) one run.

@@ -9,12 +9,22 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 const LEASE: &str = "scheduler";
-const LEASE_TTL: Duration = Duration::from_secs(30);
-const TICK: Duration = Duration::from_secs(5);
+
+/// How long the scheduler's own lease lasts: no longer than a run lease, because crash
+/// recovery waits for a scheduler, and a killed process may have been the scheduler.
+pub fn lease_ttl(env: &JobEnv) -> Duration {
+    env.settings.run_lease.min(Duration::from_secs(30))
+}
+
+/// How often the scheduler ticks (and renews its lease): every 5 s, or twice per lease
+/// when that is shorter.
+pub fn tick_interval(env: &JobEnv) -> Duration {
+    (lease_ttl(env) / 2).min(Duration::from_secs(5))
+}
 
 /// Runs until `shutdown` turns true, then releases the lease for a quick hand-over.
 pub async fn run(env: JobEnv, holder: String, mut shutdown: watch::Receiver<bool>) {
-    let mut ticker = tokio::time::interval(TICK);
+    let mut ticker = tokio::time::interval(tick_interval(&env));
     loop {
         tokio::select! {
             _ = ticker.tick() => {
@@ -32,7 +42,7 @@ pub async fn run(env: JobEnv, holder: String, mut shutdown: watch::Receiver<bool
 
 /// One pass: if we hold the lease, enqueue every periodic task whose tick is due.
 pub async fn tick(env: &JobEnv, holder: &str) -> anyhow::Result<()> {
-    if !env.store.try_lease(LEASE, holder, LEASE_TTL).await? {
+    if !env.store.try_lease(LEASE, holder, lease_ttl(env)).await? {
         return Ok(());
     }
     let next = now() + chrono::Duration::from_std(housekeeping::INTERVAL)?;

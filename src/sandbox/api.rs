@@ -513,6 +513,8 @@ pub async fn batch(
         Ok(k) => k,
         Err(r) => return r,
     };
+    // Every batch that reached the handler, repeats included (tests count re-sends).
+    sandbox.hit("api.batch_requests");
     let request = body.into_inner();
     if !["create", "update", "upsert"].contains(&request.mode.as_str()) {
         return error(400, "bad_mode", "mode must be create, update or upsert");

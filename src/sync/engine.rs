@@ -74,6 +74,33 @@ pub fn stale_before(app: &App) -> chrono::DateTime<chrono::Utc> {
     now() - chrono::Duration::from_std(app.settings.run_lease).unwrap_or_default()
 }
 
+/// Renews the run's lease every quarter lease for as long as the execution lives.
+/// Returns only when the execution must stop: another worker holds the run, or the lease
+/// went unrenewed for so long that a call started now could outlive it (the outbound
+/// timeout is at most three quarters of the lease, checked at start-up).
+async fn keep_lease(app: &App, ctx: &TenantCtx, id: RunId, holder: &str) -> Stop {
+    let every = app.settings.run_lease / 4;
+    let give_up_after = app
+        .settings
+        .run_lease
+        .saturating_sub(app.settings.outbound_timeout);
+    let mut renewed = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(every).await;
+        match app.store.heartbeat_run(ctx, id, holder).await {
+            Ok(true) => renewed = tokio::time::Instant::now(),
+            Ok(false) => return Stop::LostLease,
+            Err(e) if renewed.elapsed() + every > give_up_after => {
+                tracing::warn!(run = %id, error = %e, "the run lease could not be renewed; stopping the run");
+                return Stop::Db(e);
+            }
+            Err(e) => {
+                tracing::warn!(run = %id, error = %e, "the run lease could not be renewed; will retry");
+            }
+        }
+    }
+}
+
 /// What [`execute`] decided.
 pub enum Executed {
     /// The run ended or is somebody else's.
@@ -120,10 +147,16 @@ pub async fn execute(app: &App, ctx: &TenantCtx, id: RunId) -> Result<Executed, 
         app,
         ctx,
         run,
-        holder,
+        holder: holder.clone(),
         providers: None,
     };
-    match runner.drive().await {
+    // The lease is renewed beside the run, not by it: a call that stalls for longer than
+    // the lease must not make this worker look dead while it is still waiting.
+    let outcome = tokio::select! {
+        outcome = runner.drive() => outcome,
+        stop = keep_lease(app, ctx, id, &holder) => Err(stop),
+    };
+    match outcome {
         Ok(()) => Ok(Executed::Done),
         Err(Stop::LostLease) => Ok(Executed::Done),
         Err(Stop::Cancelled) => {
@@ -702,7 +735,7 @@ impl Runner<'_> {
     }
 
     /// Calls `call` until it succeeds, backing off between attempts (or waiting what the
-    /// provider's `Retry-After` asks, clamped), keeping the lease alive meanwhile.
+    /// provider's `Retry-After` asks, clamped).
     async fn retrying<T, F: Future<Output = Result<T, Fault>>>(
         &self,
         what: &str,
@@ -739,25 +772,8 @@ impl Runner<'_> {
                         None,
                     )
                     .await;
-                    // Wait in slices, renewing the lease, so a long Retry-After does not
-                    // look like a dead worker.
-                    let slice = self.app.settings.run_lease / 3;
-                    let until = tokio::time::Instant::now() + delay;
-                    loop {
-                        if !self
-                            .app
-                            .store
-                            .heartbeat_run(self.ctx, self.id(), &self.holder)
-                            .await?
-                        {
-                            return Err(Stop::LostLease);
-                        }
-                        let left = until.saturating_duration_since(tokio::time::Instant::now());
-                        if left.is_zero() {
-                            break;
-                        }
-                        tokio::time::sleep(left.min(slice)).await;
-                    }
+                    // The lease is kept alive meanwhile by `keep_lease`.
+                    tokio::time::sleep(delay).await;
                     attempt += 1;
                 }
                 // Still retryable in kind, so the run is filed as unavailable or rate
