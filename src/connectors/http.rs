@@ -410,15 +410,52 @@ fn transport(e: &reqwest::Error) -> OutboundError {
         }
         source = err.source();
     }
-    let kind = if e.is_timeout() {
+    // reqwest's message may contain the URL (and so a query secret); name only the kind.
+    OutboundError::Transport(transport_kind(e).to_owned())
+}
+
+/// What went wrong on the wire, in words an operator can act on: reset, refused, closed
+/// early, timed out, TLS or name resolution.
+fn transport_kind(e: &reqwest::Error) -> &'static str {
+    use std::io::ErrorKind;
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    let mut dns = false;
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                ErrorKind::ConnectionReset => return "connection reset by the server",
+                ErrorKind::ConnectionRefused => return "connection refused",
+                ErrorKind::ConnectionAborted => return "connection aborted",
+                ErrorKind::BrokenPipe => return "connection closed while sending",
+                ErrorKind::UnexpectedEof => {
+                    return "connection closed before the answer was complete";
+                }
+                ErrorKind::TimedOut => return "timed out",
+                _ => {}
+            }
+        }
+        if err.downcast_ref::<rustls::Error>().is_some() {
+            return "TLS handshake or certificate failed";
+        }
+        if let Some(h) = err.downcast_ref::<hyper::Error>()
+            && h.is_incomplete_message()
+        {
+            return "connection closed before the answer was complete";
+        }
+        dns |= err.to_string().starts_with("dns error");
+        source = err.source();
+    }
+    if e.is_timeout() {
         "timed out"
+    } else if dns {
+        "the host name could not be resolved"
     } else if e.is_connect() {
         "could not connect"
+    } else if e.is_body() || e.is_decode() {
+        "the answer broke off while it was read"
     } else {
-        "failed"
-    };
-    // reqwest's message may contain the URL (and so a query secret); keep only the kind.
-    OutboundError::Transport(kind.to_owned())
+        "the request failed on the way"
+    }
 }
 
 async fn read_limited(response: reqwest::Response, limit: usize) -> Result<Vec<u8>, OutboundError> {
@@ -456,6 +493,9 @@ pub fn redact(url: &url::Url) -> String {
     let _ = shown.set_username("");
     shown.to_string()
 }
+
+#[cfg(test)]
+mod transport_tests;
 
 #[cfg(test)]
 mod tests {

@@ -45,8 +45,8 @@ impl Job for RunFlow {
 }
 
 /// Starts a run for every active flow whose schedule is due. Each tick is claimed by
-/// compare-and-set, and the next tick is computed from now, so a long downtime yields
-/// one catch-up run, not one per missed tick.
+/// compare-and-set, and the next tick is computed from the one that was due (see
+/// [`trigger::next_tick`]).
 pub async fn enqueue_due(env: &JobEnv) -> anyhow::Result<usize> {
     let mut started = 0;
     for (tenant, flow, seen) in env.store.due_flows(now(), 100).await? {
@@ -57,7 +57,7 @@ pub async fn enqueue_due(env: &JobEnv) -> anyhow::Result<usize> {
             continue;
         };
         let tz = env.store.tenant(&ctx).await?.time_zone;
-        let next = trigger::next_after(&view.spec.trigger, &tz, now());
+        let next = trigger::next_tick(&view.spec.trigger, &tz, seen, now());
         if !env.store.claim_flow_tick(&ctx, flow, seen, next).await? {
             continue;
         }

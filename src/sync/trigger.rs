@@ -62,6 +62,21 @@ pub fn next_after(
     }
 }
 
+/// The tick after the one scheduled at `scheduled`, reached at `now`: counted from the
+/// schedule, not from when the tick was noticed (else a 1-minute interval drifts to one
+/// run per minute plus the scheduler's delay). After a downtime that skipped ticks, the
+/// next one is counted from now: one catch-up run, not one per missed tick.
+pub fn next_tick(
+    trigger: &TriggerSpec,
+    time_zone: &str,
+    scheduled: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    next_after(trigger, time_zone, scheduled)
+        .filter(|next| *next > now)
+        .or_else(|| next_after(trigger, time_zone, now))
+}
+
 /// The next `n` run times, in the tenant's time zone, formatted for people.
 pub fn upcoming(
     trigger: &TriggerSpec,
@@ -127,6 +142,26 @@ mod tests {
             interval_minutes: None,
             cron: Some(expr.into()),
         }
+    }
+
+    #[test]
+    fn ticks_follow_the_schedule_not_the_moment_they_were_noticed() {
+        let every_minute = TriggerSpec {
+            kind: TriggerKind::Interval,
+            interval_minutes: Some(1),
+            cron: None,
+        };
+        let scheduled = Utc::now();
+        let noticed = scheduled + chrono::Duration::seconds(5);
+        assert_eq!(
+            next_tick(&every_minute, "UTC", scheduled, noticed),
+            Some(scheduled + chrono::Duration::minutes(1))
+        );
+        let after_downtime = scheduled + chrono::Duration::minutes(30);
+        assert_eq!(
+            next_tick(&every_minute, "UTC", scheduled, after_downtime),
+            Some(after_downtime + chrono::Duration::minutes(1))
+        );
     }
 
     #[test]
