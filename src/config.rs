@@ -96,6 +96,8 @@ pub struct Settings {
     pub tenant_concurrency: u32,
     /// Longest wait a provider's `Retry-After` may impose on a run before retrying.
     pub retry_after_cap: Duration,
+    /// How long a run keeps retrying a failing call (an outage) before it fails.
+    pub call_patience: Duration,
     /// A run whose worker has not renewed its lease for this long is taken over by
     /// another worker (crash recovery). The holder renews it every quarter of this,
     /// whatever it is waiting on.
@@ -158,6 +160,7 @@ const KEYS: &[(&str, &str)] = &[
     ("retry_after_cap_secs", "60"),
     ("run_lease_secs", "90"),
     ("outbound_timeout_secs", "60"),
+    ("call_patience_secs", "300"),
     ("smtp_url", ""),
     ("smtp_from", "Sluice <sluice@localhost>"),
     ("alert_sweep_secs", "30"),
@@ -300,6 +303,7 @@ impl Settings {
         let retry_after_cap = Duration::from_secs(number("retry_after_cap_secs", 1, 3600));
         let run_lease = Duration::from_secs(number("run_lease_secs", 2, 3600));
         let outbound_timeout = Duration::from_secs(number("outbound_timeout_secs", 1, 60));
+        let call_patience = Duration::from_secs(number("call_patience_secs", 0, 86_400));
         let alert_sweep = Duration::from_secs(number("alert_sweep_secs", 1, 3600));
         let retention_detail_days = number("retention_detail_days", 1, 3650) as u32;
         let retention_runs_days = number("retention_runs_days", 1, 3650) as u32;
@@ -417,6 +421,7 @@ impl Settings {
             retry_after_cap,
             run_lease,
             outbound_timeout,
+            call_patience,
             outbound_allow,
             smtp_url,
             smtp_from,

@@ -48,6 +48,8 @@ async fn a_failing_destination_raises_one_alert_delivered_once_per_channel_then_
         ("SLUICE_OUTBOUND_ALLOW", "127.0.0.0/8"),
         ("SLUICE_SANDBOX_SEED_CONTACTS", "40"),
         ("SLUICE_RETRY_AFTER_CAP_SECS", "1"),
+        // Give up on a failing call after its ten tries, not after minutes of outage.
+        ("SLUICE_CALL_PATIENCE_SECS", "0"),
         ("SLUICE_ALERT_SWEEP_SECS", "1"),
     ])
     .await;
@@ -225,6 +227,8 @@ async fn deliveries_retry_with_the_same_id_honour_retry_after_and_stop_at_410() 
     let app = TestApp::spawn_with(&[
         ("SLUICE_OUTBOUND_ALLOW", "127.0.0.0/8"),
         ("SLUICE_RETRY_AFTER_CAP_SECS", "1"),
+        // Give up on a failing call after its ten tries, not after minutes of outage.
+        ("SLUICE_CALL_PATIENCE_SECS", "0"),
         ("SLUICE_SANDBOX_SEED_CONTACTS", "10"),
     ])
     .await;
@@ -403,6 +407,8 @@ async fn the_json_api_lists_runs_and_alerts_acknowledges_and_manages_rules_and_c
     let app = TestApp::spawn_with(&[
         ("SLUICE_SANDBOX_SEED_CONTACTS", "10"),
         ("SLUICE_RETRY_AFTER_CAP_SECS", "1"),
+        // Give up on a failing call after its ten tries, not after minutes of outage.
+        ("SLUICE_CALL_PATIENCE_SECS", "0"),
     ])
     .await;
     app.wait_for_seed(10).await;

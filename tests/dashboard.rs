@@ -25,6 +25,8 @@ async fn dashboard_history_csv_and_retention_agree_and_stay_within_the_tenant() 
     let app = TestApp::spawn_with(&[
         ("SLUICE_SANDBOX_SEED_CONTACTS", "30"),
         ("SLUICE_RETRY_AFTER_CAP_SECS", "1"),
+        // Give up on a failing call after its ten tries, not after minutes of outage.
+        ("SLUICE_CALL_PATIENCE_SECS", "0"),
     ])
     .await;
     app.wait_for_seed(30).await;

@@ -524,3 +524,101 @@ async fn a_running_run_can_be_cancelled_and_keeps_what_it_wrote() {
     assert_eq!(app.sandbox_records("erp.customers").await, written);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_webhook_that_arrives_while_its_flow_runs_starts_a_follow_up_run_that_delivers_the_change()
+ {
+    let app = TestApp::spawn_with(&[
+        ("SLUICE_SANDBOX_SEED_CONTACTS", "1500"),
+        ("SLUICE_SANDBOX_LATENCY_MS", "400"),
+    ])
+    .await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+    app.wait_for_seed(1500).await;
+    let mut fields = contact_flow(&crm, &erp, "On change", "record.email");
+    set(&mut fields, "trigger", "webhook");
+    // Two 400 ms writes per 500-record page: the next page is read during the first.
+    set(&mut fields, "batch_size", "250");
+    let flow = create_flow(&admin, &fields).await;
+    let shown = admin.post_form(&format!("{flow}/webhook"), &[]).await;
+    let (secret, url) = (
+        shown.code_by_id("webhook-secret"),
+        shown.code_by_id("webhook-url"),
+    );
+    let now = chrono::Utc::now().timestamp();
+    let body = r#"{"type":"contact.updated"}"#;
+    assert_eq!(deliver(&app, &url, &secret, "msg_1", now, body).await, 202);
+
+    // The run has committed page 2 and so read page 3, its last, when the first contact
+    // changes at the source: only a new run can see the change.
+    for _ in 0..200 {
+        if scalar(&app, "SELECT COALESCE(MAX(pages), 0) FROM runs").await >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        scalar(&app, "SELECT COUNT(*) FROM runs WHERE status = 'running'").await,
+        1,
+        "the first run is still under way"
+    );
+    let db = app.sandbox_db();
+    let mut fields = sluice::sandbox::db::find(db, "crm.contacts", "con_000000")
+        .await
+        .unwrap()
+        .unwrap()
+        .fields();
+    fields.insert("name".into(), "Changed mid-run".into());
+    sluice::sandbox::db::save(
+        db,
+        "crm.contacts",
+        "con_000000",
+        &fields,
+        sluice::store::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(deliver(&app, &url, &secret, "msg_2", now, body).await, 202);
+
+    // Two runs, one after the other; the change reaches the destination.
+    for _ in 0..600 {
+        if scalar(
+            &app,
+            "SELECT COUNT(*) FROM runs WHERE status NOT IN ('queued', 'running')",
+        )
+        .await
+            == 2
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM runs").await, 2);
+    assert_eq!(
+        scalar(&app, "SELECT COUNT(*) FROM runs WHERE status = 'succeeded'").await,
+        2
+    );
+    let delivered = scalar(&app, "SELECT COUNT(*) FROM runs WHERE records_written = 1").await;
+    assert_eq!(
+        delivered, 1,
+        "the follow-up run wrote the one changed contact"
+    );
+    assert_eq!(
+        scalar(&app, "SELECT COUNT(*) FROM runs WHERE records_read = 1500").await,
+        2,
+        "the first run had read every page before the change"
+    );
+    let customers = app.sandbox_db();
+    let row = customers
+        .query_one_raw(Statement::from_string(
+            customers.get_database_backend(),
+            "SELECT data FROM sandbox_records WHERE object = 'erp.customers' AND ext_key = 'con_000000'",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let data: String = row.try_get_by_index(0).unwrap();
+    assert!(data.contains("Changed mid-run"), "{data}");
+    app.stop().await;
+}

@@ -17,6 +17,8 @@ async fn support_finds_inspects_and_replays_a_failed_run_and_the_tenant_sees_the
     let app = TestApp::spawn_with(&[
         ("SLUICE_SANDBOX_SEED_CONTACTS", "20"),
         ("SLUICE_RETRY_AFTER_CAP_SECS", "1"),
+        // Give up on a failing call after its ten tries, not after minutes of outage.
+        ("SLUICE_CALL_PATIENCE_SECS", "0"),
     ])
     .await;
     app.wait_for_seed(20).await;

@@ -32,9 +32,108 @@ impl RetryPolicy {
     }
 }
 
+/// How a run retries one call through an outage. Waits grow from `base` but never
+/// exceed `max_wait`, so a service that recovers is noticed within that; the run keeps
+/// trying for `patience` after the first failure (and at least `min_attempts` times),
+/// so an outage of a few minutes costs a pause, not the run.
+#[derive(Clone, Copy, Debug)]
+pub struct OutagePolicy {
+    /// Ceiling of the first wait.
+    pub base: Duration,
+    /// No wait of our own choosing is longer than this.
+    pub max_wait: Duration,
+    /// How long a call may keep failing before the run gives up on it.
+    pub patience: Duration,
+    /// Tries before giving up, however quickly they failed.
+    pub min_attempts: u32,
+    /// A provider's `Retry-After` is honoured up to this.
+    pub retry_after_cap: Duration,
+}
+
+impl OutagePolicy {
+    /// The wait before try `attempt + 1`, after `attempt` tries failed over `failing_for`;
+    /// none when it is time to give up. Equal jitter: half the ceiling, plus a random
+    /// part of the other half, so tries spread out without collapsing to zero.
+    pub fn next_wait(
+        &self,
+        attempt: u32,
+        failing_for: Duration,
+        retry_after: Option<Duration>,
+    ) -> Option<Duration> {
+        if attempt >= self.min_attempts && failing_for >= self.patience {
+            return None;
+        }
+        if let Some(asked) = retry_after {
+            return Some(asked.min(self.retry_after_cap));
+        }
+        let ceiling = RetryPolicy {
+            base: self.base,
+            cap: self.max_wait,
+        }
+        .ceiling(attempt)
+        .as_millis() as u64;
+        Some(Duration::from_millis(
+            ceiling / 2 + rand::random_range(0..=ceiling / 2),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const OUTAGE: OutagePolicy = OutagePolicy {
+        base: Duration::from_millis(500),
+        max_wait: Duration::from_secs(15),
+        patience: Duration::from_secs(300),
+        min_attempts: 10,
+        retry_after_cap: Duration::from_secs(60),
+    };
+
+    #[test]
+    fn an_outage_of_a_few_minutes_is_waited_out_and_recovery_is_noticed_within_15_s() {
+        for _ in 0..50 {
+            let mut waited = Duration::ZERO;
+            let mut attempt = 1;
+            // A 90 s outage: every try before it ends fails.
+            while waited < Duration::from_secs(90) {
+                let wait = OUTAGE
+                    .next_wait(attempt, waited, None)
+                    .expect("still trying");
+                assert!(wait <= Duration::from_secs(15), "waited {wait:?} in one go");
+                waited += wait;
+                attempt += 1;
+            }
+            assert!(
+                waited < Duration::from_secs(90 + 15),
+                "the first try after recovery comes within 15 s ({waited:?})"
+            );
+        }
+    }
+
+    #[test]
+    fn a_call_is_given_up_after_its_patience_and_enough_tries() {
+        assert!(
+            OUTAGE
+                .next_wait(3, Duration::from_secs(400), None)
+                .is_some()
+        );
+        assert!(
+            OUTAGE
+                .next_wait(10, Duration::from_secs(299), None)
+                .is_some()
+        );
+        assert!(
+            OUTAGE
+                .next_wait(10, Duration::from_secs(300), None)
+                .is_none()
+        );
+        assert_eq!(
+            OUTAGE.next_wait(2, Duration::ZERO, Some(Duration::from_secs(600))),
+            Some(Duration::from_secs(60)),
+            "Retry-After is honoured up to its cap"
+        );
+    }
 
     const POLICY: RetryPolicy = RetryPolicy {
         base: Duration::from_secs(2),

@@ -359,8 +359,10 @@ pub async fn start_run(
     replay: Option<Option<Vec<DeadLetterId>>>,
 ) -> AppResult<RunId> {
     let flow = app.store.flow(ctx, id).await?.ok_or(AppError::NotFound)?;
+    // A queued run has not read anything yet, so it covers this request too. A running
+    // one may already have passed the record that changed: a new run follows it.
     if replay.is_none()
-        && let Some(run) = app.store.unfinished_run(ctx, id).await?
+        && let Some(run) = app.store.queued_run(ctx, id).await?
     {
         return Ok(RunId::from_uuid(run.id));
     }

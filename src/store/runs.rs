@@ -338,8 +338,9 @@ impl Store {
             .await
     }
 
-    /// The flow's queued or running run, if any (triggers join it instead of piling up).
-    pub async fn unfinished_run(
+    /// The flow's queued run (not a replay), which a new request to run can join: it has
+    /// not read anything yet, so it will see whatever prompted the request.
+    pub async fn queued_run(
         &self,
         ctx: &TenantCtx,
         flow: FlowId,
@@ -347,13 +348,31 @@ impl Store {
         runs::Entity::find()
             .filter(runs::Column::TenantId.eq(tenant_of(ctx)))
             .filter(runs::Column::FlowId.eq(flow.uuid()))
-            .filter(
-                runs::Column::Status
-                    .is_in([RunStatus::Queued.as_str(), RunStatus::Running.as_str()]),
-            )
+            .filter(runs::Column::Status.eq(RunStatus::Queued.as_str()))
             .filter(runs::Column::Trigger.ne(RunTrigger::Replay.as_str()))
             .one(&self.db)
             .await
+    }
+
+    /// Whether another run of the flow (not a replay) is executing with a live lease: a
+    /// flow runs one sync at a time, so a follow-up run waits for it.
+    pub async fn flow_busy(
+        &self,
+        ctx: &TenantCtx,
+        flow: FlowId,
+        except: RunId,
+        fresh_after: DateTime<Utc>,
+    ) -> Result<bool, DbErr> {
+        Ok(runs::Entity::find()
+            .filter(runs::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(runs::Column::FlowId.eq(flow.uuid()))
+            .filter(runs::Column::Id.ne(except.uuid()))
+            .filter(runs::Column::Status.eq(RunStatus::Running.as_str()))
+            .filter(runs::Column::Trigger.ne(RunTrigger::Replay.as_str()))
+            .filter(runs::Column::HeartbeatAt.gt(fresh_after))
+            .count(&self.db)
+            .await?
+            > 0)
     }
 
     /// How many of the tenant's runs hold a live lease (for the per-tenant cap).

@@ -17,7 +17,7 @@ use crate::domain::{
     RunStatus, RunTrigger, TenantCtx,
 };
 use crate::jobs::JobError;
-use crate::jobs::retry::RetryPolicy;
+use crate::jobs::retry::OutagePolicy;
 use crate::services::App;
 use crate::store::entities::runs;
 use crate::store::{Failure, LedgerEntry, PageCommit, RunEnd, now};
@@ -28,10 +28,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Attempts per page read or batch write before the run fails.
+/// Tries per page read or batch write, at least, before the run fails.
 const CALL_ATTEMPTS: u32 = 10;
 /// Backoff for retried calls within a run (the ceiling doubles per attempt).
 const CALL_BACKOFF: Duration = Duration::from_millis(500);
+/// Longest wait of our own choosing between tries: how late a recovery may be noticed.
+const CALL_MAX_WAIT: Duration = Duration::from_secs(15);
 
 /// Why a run stopped early.
 enum Stop {
@@ -129,8 +131,14 @@ pub async fn execute(app: &App, ctx: &TenantCtx, id: RunId) -> Result<Executed, 
             .await?;
         return Ok(Executed::Done);
     }
-    if app.store.live_runs(ctx, stale_before(app)).await?
-        >= u64::from(app.settings.tenant_concurrency)
+    let follows_a_live_run = run.trigger != RunTrigger::Replay.as_str()
+        && app
+            .store
+            .flow_busy(ctx, FlowId::from_uuid(run.flow_id), id, stale_before(app))
+            .await?;
+    if follows_a_live_run
+        || app.store.live_runs(ctx, stale_before(app)).await?
+            >= u64::from(app.settings.tenant_concurrency)
     {
         app.store.touch_queued_run(ctx, id).await?;
         return Ok(Executed::Deferred(Duration::from_secs(2)));
@@ -741,19 +749,36 @@ impl Runner<'_> {
         what: &str,
         mut call: impl FnMut() -> F,
     ) -> Result<T, Stop> {
-        let policy = RetryPolicy {
+        let policy = OutagePolicy {
             base: CALL_BACKOFF,
-            cap: self.app.settings.retry_after_cap,
+            max_wait: CALL_MAX_WAIT,
+            patience: self.app.settings.call_patience,
+            min_attempts: CALL_ATTEMPTS,
+            retry_after_cap: self.app.settings.retry_after_cap,
         };
         let mut attempt = 1;
+        let mut first_failure: Option<tokio::time::Instant> = None;
         loop {
-            match call().await {
+            let outcome = call().await;
+            let failing_for = first_failure.map_or(Duration::ZERO, |at| at.elapsed());
+            match outcome {
                 Ok(v) => return Ok(v),
                 Err(Fault::Retryable {
                     message,
                     retry_after,
-                }) if attempt < CALL_ATTEMPTS => {
-                    let delay = policy.delay(attempt, retry_after);
+                }) => {
+                    first_failure.get_or_insert_with(tokio::time::Instant::now);
+                    let Some(delay) = policy.next_wait(attempt, failing_for, retry_after) else {
+                        // Still retryable in kind, so the run is filed as unavailable or
+                        // rate limited rather than as a refusal.
+                        return Err(Stop::Fault(Fault::Retryable {
+                            message: format!(
+                                "{what} kept failing for {} s ({attempt} tries); last error: {message}",
+                                failing_for.as_secs()
+                            ),
+                            retry_after: None,
+                        }));
+                    };
                     let why = match retry_after {
                         Some(asked) if asked > self.app.settings.retry_after_cap => format!(
                             "Retry-After asked {} s, clamped to {} s",
@@ -766,7 +791,7 @@ impl Runner<'_> {
                     self.log(
                         "warn",
                         &format!(
-                            "{what} failed (attempt {attempt} of {CALL_ATTEMPTS}): {message}. Retrying in {:.1} s ({why}).",
+                            "{what} failed (try {attempt}): {message}. Retrying in {:.1} s ({why}).",
                             delay.as_secs_f64()
                         ),
                         None,
@@ -775,16 +800,6 @@ impl Runner<'_> {
                     // The lease is kept alive meanwhile by `keep_lease`.
                     tokio::time::sleep(delay).await;
                     attempt += 1;
-                }
-                // Still retryable in kind, so the run is filed as unavailable or rate
-                // limited rather than as a refusal.
-                Err(Fault::Retryable { message, .. }) => {
-                    return Err(Stop::Fault(Fault::Retryable {
-                        message: format!(
-                            "{what} failed {CALL_ATTEMPTS} times; last error: {message}"
-                        ),
-                        retry_after: None,
-                    }));
                 }
                 Err(other) => return Err(Stop::Fault(other)),
             }
