@@ -136,6 +136,9 @@ pub struct SandboxSettings {
     pub latency: Duration,
     /// Number of seeded CRM contacts.
     pub seed_contacts: u32,
+    /// Batches are all or nothing: one invalid record refuses the whole batch with 422,
+    /// as some vendors' batch endpoints do (to try how Sluice finds the culprits).
+    pub all_or_none: bool,
 }
 
 const KEYS: &[(&str, &str)] = &[
@@ -171,6 +174,7 @@ const KEYS: &[(&str, &str)] = &[
     ("sandbox_rate_limit", "0"),
     ("sandbox_error_rate", "0"),
     ("sandbox_latency_ms", "0"),
+    ("sandbox_all_or_none", "off"),
     ("sandbox_seed_contacts", "10000"),
 ];
 
@@ -434,6 +438,7 @@ impl Settings {
                 rate_limit: sandbox_rate_limit,
                 error_rate: sandbox_error_rate,
                 latency: sandbox_latency,
+                all_or_none: matches!(get("sandbox_all_or_none").as_str(), "on" | "true" | "1"),
                 seed_contacts: sandbox_seed_contacts,
             },
         })

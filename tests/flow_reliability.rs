@@ -298,3 +298,33 @@ async fn racing_schedulers_start_one_run_per_tick_and_a_long_downtime_catches_up
     assert_eq!(again, 0, "the next tick is in the future");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_batch_refused_whole_for_three_bad_records_is_halved_until_they_stand_alone() {
+    // The destination refuses a whole batch of 500 for one invalid record, as some
+    // vendors' batch endpoints do.
+    let app = TestApp::spawn_with(&[
+        ("SLUICE_SANDBOX_SEED_CONTACTS", "3000"),
+        ("SLUICE_SANDBOX_ALL_OR_NONE", "on"),
+    ])
+    .await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+    app.wait_for_seed(3000).await;
+    let email = "'not-an-email' if record.id in ['con_000007', 'con_001500', 'con_002999'] \
+                 else record.email";
+    let mut fields = contact_flow(&crm, &erp, "Three bad apples", email);
+    set(&mut fields, "write_mode", "create");
+    let flow = create_flow(&admin, &fields).await;
+
+    let (_, done) = run_to_end(&admin, &flow).await;
+    assert_eq!(count(&done, "written"), 2997, "{}", done.body);
+    assert_eq!(count(&done, "failed"), 3);
+    assert_eq!(app.sandbox_records("erp.customers").await, 2997);
+    let requests = app.sandbox_counter("api.batch_requests").await;
+    // Six batches, and for each bad record about two calls per halving of 500.
+    assert!(requests <= 6 + 3 * 2 * 9, "{requests} batch requests");
+    let letters = admin.get(&format!("{flow}/dead-letters")).await;
+    assert!(letters.body.contains("con_001500"), "{}", letters.body);
+    app.stop().await;
+}

@@ -540,17 +540,32 @@ pub async fn batch(
         // in between.
         db::bump(&txn, "api.batches", 1).await?;
         let results = write_batch(&txn, &key, &request.mode, request.records).await?;
+        if sandbox.settings.all_or_none {
+            let refused: Vec<&Value> = results
+                .iter()
+                .filter(|r| !matches!(r["status"].as_str(), Some("created" | "updated")))
+                .collect();
+            if !refused.is_empty() {
+                // Dropping the transaction writes nothing of the batch.
+                return Ok(Err(json!({
+                    "error": "validation_failed",
+                    "message": format!("{} of the batch's records are invalid; nothing was written", refused.len()),
+                    "errors": refused,
+                })));
+            }
+        }
         // Printed once, for the answer and the stored copy alike.
         let body = json!({ "results": results }).to_string();
         if let Some(k) = &idempotency {
             db::remember_response(&txn, k, &format!("{{\"status\":200,\"body\":{body}}}")).await?;
         }
         txn.commit().await?;
-        Ok::<_, sea_orm::DbErr>(body)
+        Ok::<_, sea_orm::DbErr>(Ok(body))
     }
     .await;
     match outcome {
-        Ok(body) => json_response(body),
+        Ok(Ok(body)) => json_response(body),
+        Ok(Err(refusal)) => HttpResponse::UnprocessableEntity().json(refusal),
         Err(_) => error(500, "internal", "storage failed"),
     }
 }

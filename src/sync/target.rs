@@ -188,9 +188,33 @@ impl Target {
         let what = format!("writing {}", self.object.name);
         if !fetched.status.is_success() {
             let fault = Fault::from_status(&what, &fetched);
-            // A whole batch refused for its content: find the culprits one by one.
-            if matches!(fault, Fault::Fatal(_)) && group.len() > 1 && self.single_writes(mode) {
-                return self.write_each(app, ctx, mode, group, key, exchanges).await;
+            // A whole batch refused for its content (some APIs refuse all for one bad
+            // record): halve it until the refused records stand alone. About 2·log2(n)
+            // calls per bad record, where one call per record would cost n.
+            let content_refused = matches!(fetched.status.as_u16(), 400 | 409 | 413 | 422);
+            if matches!(fault, Fault::Fatal(_)) && content_refused && group.len() > 1 {
+                let (left, right) = group.split_at(group.len() / 2);
+                let mut outcomes = Box::pin(self.write_batch(
+                    app,
+                    ctx,
+                    mode,
+                    left,
+                    &format!("{key}.0"),
+                    exchanges,
+                ))
+                .await?;
+                outcomes.extend(
+                    Box::pin(self.write_batch(
+                        app,
+                        ctx,
+                        mode,
+                        right,
+                        &format!("{key}.1"),
+                        exchanges,
+                    ))
+                    .await?,
+                );
+                return Ok(outcomes);
             }
             return match fault {
                 Fault::Fatal(m) => Ok(vec![Outcome::Rejected(m); group.len()]),
@@ -214,14 +238,6 @@ impl Target {
             )));
         }
         Ok(results.iter().map(outcome_of).collect())
-    }
-
-    fn single_writes(&self, mode: &str) -> bool {
-        match mode {
-            "create" => self.object.write_path.is_some(),
-            "update" => self.object.update_path.is_some(),
-            _ => false,
-        }
     }
 
     async fn write_each(
