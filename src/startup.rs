@@ -65,8 +65,11 @@ impl Running {
     /// Waits for SIGTERM or Ctrl-C, then stops gracefully.
     pub async fn run_until_signal(self) {
         wait_for_signal().await;
-        tracing::info!("shutting down: no new work is taken, in-flight work is finished");
+        tracing::info!(
+            "shutting down: no new work is taken; runs stop at their next page boundary and are handed back to the queue"
+        );
         self.stop().await;
+        tracing::info!("Sluice stopped");
     }
 }
 
@@ -118,6 +121,12 @@ pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Runni
             &master_key,
         ))
     });
+    let instance = format!(
+        "{}-{}",
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let (shutdown, shutdown_rx) = watch::channel(false);
     let app = App {
         store: store.clone(),
         settings: settings.clone(),
@@ -126,6 +135,8 @@ pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Runni
         keyring,
         outbound,
         sandbox,
+        process: instance.clone(),
+        stopping: shutdown_rx.clone(),
     };
     if let Some(sandbox) = app.sandbox.clone() {
         // Seeding takes a moment on first start; the server is ready before it ends.
@@ -136,12 +147,6 @@ pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Runni
             }
         });
     }
-    let instance = format!(
-        "{}-{}",
-        std::process::id(),
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
-    let (shutdown, shutdown_rx) = watch::channel(false);
     let env: JobEnv = app.clone();
     let mut tasks = Vec::new();
     if roles.workers {

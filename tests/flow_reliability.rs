@@ -328,3 +328,81 @@ async fn a_batch_refused_whole_for_three_bad_records_is_halved_until_they_stand_
     assert!(letters.body.contains("con_001500"), "{}", letters.body);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn sigterm_stops_a_run_at_a_page_boundary_and_hands_it_to_the_next_worker() {
+    let key = sluice::config::MasterKey::generate_base64();
+    let app = TestApp::spawn_web_only(&[
+        ("SLUICE_MASTER_KEY", &key),
+        ("SLUICE_SANDBOX_SEED_CONTACTS", "3000"),
+        ("SLUICE_SANDBOX_LATENCY_MS", "40"),
+    ])
+    .await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+    app.wait_for_seed(3000).await;
+    let mut fields = contact_flow(&crm, &erp, "Shutdown test", "record.email");
+    set(&mut fields, "write_mode", "create");
+    set(&mut fields, "batch_size", "50");
+    let flow = create_flow(&admin, &fields).await;
+
+    // A long lease: without the hand-back the run would sit for a minute.
+    let worker = |app: &TestApp| {
+        app.spawn_worker(
+            &key,
+            &[
+                ("SLUICE_RUN_LEASE_SECS", "60"),
+                ("SLUICE_OUTBOUND_TIMEOUT_SECS", "30"),
+                ("SLUICE_OUTBOUND_ALLOW", "127.0.0.0/8"),
+            ],
+        )
+    };
+    let mut first = worker(&app);
+    let started = admin.post_form(&format!("{flow}/run"), &[]).await;
+    let run = started.location().to_owned();
+    let db = app.app().store.db().clone();
+    for _ in 0..300 {
+        if scalar(&db, "SELECT COALESCE(MAX(pages), 0) FROM runs").await >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let signalled = std::time::Instant::now();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = first.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(10),
+        "stopped at the next page, not after the drain timeout: {:?}",
+        signalled.elapsed()
+    );
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT COUNT(*) FROM runs WHERE status = 'running' AND lease_holder IS NULL"
+        )
+        .await,
+        1,
+        "the unfinished run was handed back, not left looking alive"
+    );
+    let log = admin.get(&run).await;
+    assert!(log.body.contains("Handed back at shutdown"), "{}", log.body);
+
+    let resumed_from = std::time::Instant::now();
+    let mut second = worker(&app);
+    let done = wait_for_run(&admin, &run).await;
+    assert!(done.body.contains("Succeeded"), "{}", done.body);
+    assert!(
+        resumed_from.elapsed() < Duration::from_secs(60),
+        "the next worker did not wait for the lease"
+    );
+    assert_eq!(app.sandbox_records("erp.customers").await, 3000);
+    assert_eq!(duplicate_customers(&app).await, 0);
+    second.kill().unwrap();
+    second.wait().unwrap();
+    app.stop().await;
+}

@@ -60,6 +60,23 @@ pub async fn run(env: JobEnv, instance: String, mut shutdown: watch::Receiver<bo
     if let Err(e) = monitor.run_with_signal(signal).await {
         tracing::error!(error = %e, "worker monitor ended with an error");
     }
+    // Runs stop at their next page when the shutdown begins; one still busy with a page
+    // when the drain time ran out was cut mid-page. Hand it back rather than leave it to
+    // look alive until its lease lapses: its uncommitted page is redone from the
+    // checkpoint under the same idempotency keys.
+    match env.store.release_runs_of_process(&env.process).await {
+        Ok(cut) if !cut.is_empty() => {
+            tracing::warn!(
+                runs = cut.len(),
+                "runs cut mid-page by the drain timeout were handed back"
+            );
+            crate::sync::engine::hand_back(&env, &cut, None).await;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "could not hand back unfinished runs; their leases lapse instead")
+        }
+    }
     tracing::info!("workers stopped");
 }
 

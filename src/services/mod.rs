@@ -38,6 +38,10 @@ pub struct App {
     pub outbound: crate::connectors::http::Outbound,
     /// The built-in sandbox SaaS, in a process that serves it (web role, sandbox on).
     pub sandbox: Option<Arc<crate::sandbox::Sandbox>>,
+    /// This process, as named in the run leases it holds.
+    pub process: String,
+    /// Turns true when the process is shutting down: runs stop at their next page.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Who did something, as written in the audit log.

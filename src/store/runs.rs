@@ -459,6 +459,60 @@ impl Store {
         Ok(done.rows_affected == 1)
     }
 
+    /// Gives up the run's lease (at shutdown), so another worker may take it at once.
+    pub async fn release_run(
+        &self,
+        ctx: &TenantCtx,
+        id: RunId,
+        holder: &str,
+    ) -> Result<bool, DbErr> {
+        let done = runs::Entity::update_many()
+            .col_expr(
+                runs::Column::LeaseHolder,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                runs::Column::HeartbeatAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .filter(runs::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(runs::Column::Id.eq(id.uuid()))
+            .filter(runs::Column::LeaseHolder.eq(holder))
+            .exec(&self.db)
+            .await?;
+        Ok(done.rows_affected == 1)
+    }
+
+    /// Releases every unfinished run whose lease one process holds (its holders start
+    /// with `process`), across tenants: what a shutdown could not stop at a page boundary.
+    pub async fn release_runs_of_process(
+        &self,
+        process: &str,
+    ) -> Result<Vec<(TenantId, RunId)>, DbErr> {
+        let held: Vec<(TenantId, RunId)> = runs::Entity::find()
+            .filter(runs::Column::LeaseHolder.starts_with(process))
+            .filter(runs::Column::Status.eq(RunStatus::Running.as_str()))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|r| (TenantId::from_uuid(r.tenant_id), RunId::from_uuid(r.id)))
+            .collect();
+        runs::Entity::update_many()
+            .col_expr(
+                runs::Column::LeaseHolder,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                runs::Column::HeartbeatAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .filter(runs::Column::LeaseHolder.starts_with(process))
+            .filter(runs::Column::Status.eq(RunStatus::Running.as_str()))
+            .exec(&self.db)
+            .await?;
+        Ok(held)
+    }
+
     /// Commits one page: counts, checkpoint, ledger and dead letters, atomically and only
     /// while `holder` still holds the run. False (and nothing written) otherwise.
     pub async fn commit_page(

@@ -43,6 +43,8 @@ enum Stop {
     LostLease,
     /// Cancelled on request.
     Cancelled,
+    /// The process is shutting down: the run stops at a page boundary and is handed back.
+    Handover,
     /// Storage failed: the job retries, and the run resumes from its checkpoint.
     Db(DbErr),
 }
@@ -103,6 +105,34 @@ async fn keep_lease(app: &App, ctx: &TenantCtx, id: RunId, holder: &str) -> Stop
     }
 }
 
+/// Releases runs this process holds and queues them again, so another worker (or this
+/// one, restarted) resumes them from their checkpoint without waiting for the lease.
+pub async fn hand_back(
+    app: &App,
+    runs: &[(crate::domain::TenantId, RunId)],
+    held: Option<(&TenantCtx, &str)>,
+) {
+    if let Some((ctx, holder)) = held
+        && let Some((_, id)) = runs.first()
+        && let Err(e) = app.store.release_run(ctx, *id, holder).await
+    {
+        tracing::warn!(run = %id, error = %e, "could not release the run lease; it lapses instead");
+        return;
+    }
+    for (tenant_id, run_id) in runs {
+        let job = crate::jobs::flows::RunFlow {
+            tenant_id: *tenant_id,
+            run_id: *run_id,
+        };
+        match app.queue.push(job).await {
+            Ok(()) => tracing::info!(run = %run_id, "run handed back at shutdown"),
+            Err(e) => {
+                tracing::warn!(run = %run_id, error = %e, "run released; recovery will queue it")
+            }
+        }
+    }
+}
+
 /// What [`execute`] decided.
 pub enum Executed {
     /// The run ended or is somebody else's.
@@ -143,7 +173,8 @@ pub async fn execute(app: &App, ctx: &TenantCtx, id: RunId) -> Result<Executed, 
         app.store.touch_queued_run(ctx, id).await?;
         return Ok(Executed::Deferred(Duration::from_secs(2)));
     }
-    let holder = uuid::Uuid::now_v7().to_string();
+    // Named after the process, so a shutdown can release what it could not stop.
+    let holder = format!("{}/{}", app.process, uuid::Uuid::now_v7());
     if !app
         .store
         .claim_run(ctx, id, &holder, stale_before(app))
@@ -167,6 +198,20 @@ pub async fn execute(app: &App, ctx: &TenantCtx, id: RunId) -> Result<Executed, 
     match outcome {
         Ok(()) => Ok(Executed::Done),
         Err(Stop::LostLease) => Ok(Executed::Done),
+        Err(Stop::Handover) => {
+            runner
+                .log(
+                    "info",
+                    &format!(
+                        "Handed back at shutdown after page {}; the next worker resumes from here.",
+                        runner.run.pages
+                    ),
+                    None,
+                )
+                .await;
+            hand_back(app, &[(ctx.tenant_id(), id)], Some((ctx, &holder))).await;
+            Ok(Executed::Done)
+        }
         Err(Stop::Cancelled) => {
             runner.log("warn", "Cancelled on request.", None).await;
             app.store
@@ -684,7 +729,11 @@ impl Runner<'_> {
         .await
     }
 
+    /// At each page boundary: stops for a lost lease, a cancel request or a shutdown.
     async fn check_cancel(&self) -> Result<(), Stop> {
+        if *self.app.stopping.borrow() {
+            return Err(Stop::Handover);
+        }
         let current = self
             .app
             .store
