@@ -19,6 +19,64 @@ const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// by the queue's orphan detection.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(25);
 
+/// How the workers of this process are faring, for readiness.
+struct Health {
+    /// Whether the workers run in this process at all.
+    running: bool,
+    /// Worker failures (backend errors) lately, and when the last one happened.
+    recent_failures: u32,
+    last_failure: Option<Instant>,
+}
+
+static HEALTH: std::sync::Mutex<Health> = std::sync::Mutex::new(Health {
+    running: false,
+    recent_failures: 0,
+    last_failure: None,
+});
+
+/// Workers count as failing for this long after a worker stopped with an error.
+const FAILING_FOR: Duration = Duration::from_secs(10);
+
+/// Why this process's job workers are not fit to take work; none when they are (or when
+/// this process runs no workers).
+pub fn unhealthy() -> Option<String> {
+    let health = HEALTH.lock().ok()?;
+    let recent = health
+        .last_failure
+        .is_some_and(|at| at.elapsed() < FAILING_FOR);
+    (health.running && recent).then(|| {
+        format!(
+            "job workers are restarting after errors ({} lately)",
+            health.recent_failures
+        )
+    })
+}
+
+/// Records a worker failure and returns how long to wait before restarting it: doubling
+/// from 50 ms to 5 s while failures follow each other, so a database that refuses work
+/// (locked, disk full) is not hammered by a hot restart loop.
+fn failure_backoff() -> Duration {
+    let Ok(mut health) = HEALTH.lock() else {
+        return Duration::from_secs(1);
+    };
+    if health
+        .last_failure
+        .is_none_or(|at| at.elapsed() > FAILING_FOR * 3)
+    {
+        health.recent_failures = 0;
+    }
+    health.recent_failures = health.recent_failures.saturating_add(1);
+    health.last_failure = Some(Instant::now());
+    let exponent = health.recent_failures.saturating_sub(1).min(7);
+    (Duration::from_millis(50) * 2u32.pow(exponent)).min(Duration::from_secs(5))
+}
+
+fn set_running(running: bool) {
+    if let Ok(mut health) = HEALTH.lock() {
+        health.running = running;
+    }
+}
+
 /// Every queue this binary works on (for the queue-depth gauge).
 pub fn queues() -> [&'static str; 8] {
     [
@@ -37,7 +95,11 @@ pub fn queues() -> [&'static str; 8] {
 pub async fn run(env: JobEnv, instance: String, mut shutdown: watch::Receiver<bool>) {
     let mut monitor = Monitor::new()
         .should_restart(|ctx, err| {
-            tracing::error!(worker = %ctx.name(), error = %err, "worker stopped; restarting");
+            let wait = failure_backoff();
+            tracing::error!(worker = %ctx.name(), error = %err, wait_ms = wait.as_millis() as u64, "worker stopped; restarting after a pause");
+            // The monitor offers no async hook; a short blocking pause is what keeps a
+            // failing database from being hammered (and it is only taken on failure).
+            std::thread::sleep(wait);
             true
         })
         .shutdown_timeout(DRAIN_TIMEOUT);
@@ -57,6 +119,7 @@ pub async fn run(env: JobEnv, instance: String, mut shutdown: watch::Receiver<bo
         concurrency = env.settings.worker_concurrency,
         "workers started"
     );
+    set_running(true);
     if let Err(e) = monitor.run_with_signal(signal).await {
         tracing::error!(error = %e, "worker monitor ended with an error");
     }
@@ -77,6 +140,7 @@ pub async fn run(env: JobEnv, instance: String, mut shutdown: watch::Receiver<bo
             tracing::warn!(error = %e, "could not hand back unfinished runs; their leases lapse instead")
         }
     }
+    set_running(false);
     tracing::info!("workers stopped");
 }
 
@@ -193,5 +257,22 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         s.clone()
     } else {
         "unknown panic".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failing_workers_restart_after_growing_pauses_and_count_as_unready() {
+        set_running(true);
+        let pauses: Vec<Duration> = (0..10).map(|_| failure_backoff()).collect();
+        assert_eq!(pauses[0], Duration::from_millis(50));
+        assert!(pauses.windows(2).all(|w| w[1] >= w[0]), "{pauses:?}");
+        assert_eq!(pauses[9], Duration::from_secs(5), "capped");
+        assert!(unhealthy().is_some_and(|why| why.contains("restarting")));
+        set_running(false);
+        assert!(unhealthy().is_none(), "no workers here, nothing to report");
     }
 }

@@ -13,6 +13,14 @@ use sea_orm::{
 use std::time::Duration;
 
 impl Store {
+    /// Writes one row, to learn whether the database accepts writes (readiness): a full
+    /// disk or a read-only file still answers reads.
+    pub async fn write_probe(&self, process: &str) -> Result<(), DbErr> {
+        self.try_lease("readiness", process, Duration::ZERO)
+            .await
+            .map(|_| ())
+    }
+
     /// Takes or renews the named lease for `holder`. True while `holder` holds it; another
     /// process gets it only after it expires. Safe under races: the database decides.
     pub async fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, DbErr> {

@@ -12,17 +12,22 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok")
 }
 
-/// The process can serve: the database answers. 503 otherwise, so a load balancer stops
-/// sending traffic here.
+/// The process can serve: the database accepts a write (reads alone still work on a full
+/// disk) and, where this process runs job workers, they are not failing. 503 otherwise,
+/// so a load balancer or orchestrator stops sending work here until it recovers.
 pub async fn readyz(app: web::Data<App>) -> HttpResponse {
-    match app.store.ping().await {
-        Ok(()) => HttpResponse::Ok().content_type("text/plain").body("ready"),
+    let problem = match app.store.write_probe(&app.process).await {
         Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            HttpResponse::ServiceUnavailable()
-                .content_type("text/plain")
-                .body("database unreachable")
+            tracing::warn!(error = %e, "readiness: the database refused a write");
+            Some("the database does not accept writes".to_owned())
         }
+        Ok(()) => crate::jobs::runner::unhealthy(),
+    };
+    match problem {
+        None => HttpResponse::Ok().content_type("text/plain").body("ready"),
+        Some(why) => HttpResponse::ServiceUnavailable()
+            .content_type("text/plain")
+            .body(why),
     }
 }
 
