@@ -59,8 +59,7 @@ async fn hostile_expressions_are_refused_at_their_field_while_health_checks_stay
 
     // Ten concurrent dry runs of an expression that is cheap to compile and costly per
     // record: each record hits its budget on the expression pool; /healthz stays quick.
-    let costly =
-        "((range(100000) if record.email else []) | map('abs') | map('abs') | map('abs') | sum)";
+    let costly = "((range(10000) if record.email else []) | map('string') | map('upper') | map('lower') | map('trim') | map('length') | sum)";
     let mut fields = contact_flow(&crm, &erp, "Costly", costly);
     set(&mut fields, "action", "dry_run");
     // One run first, so the code and pools it touches count as the baseline.

@@ -125,8 +125,7 @@ fn human(bytes: usize) -> String {
     }
 }
 
-/// The size of a value in bytes, roughly as printed; stops counting past `cap`. Lazy
-/// sequences count nothing here: they are counted when something materialises them.
+/// The size of a value in bytes, roughly as printed; stops counting past `cap`.
 fn size(value: &Value, cap: usize) -> usize {
     fn walk(value: &Value, cap: usize, total: &mut usize) {
         if *total > cap {
@@ -160,6 +159,15 @@ fn size(value: &Value, cap: usize) -> usize {
                         }
                     }
                 }
+            }
+            // Lazy: not walked (that could use it up). Its length, where known, stands
+            // for its printed size; unknown, it counts as too large to print.
+            ValueKind::Iterable => {
+                *total = total.saturating_add(
+                    value
+                        .len()
+                        .map_or(cap.saturating_add(1), |n| n.saturating_mul(24)),
+                )
             }
             _ => *total += 8,
         }
@@ -208,10 +216,11 @@ fn estimate(name: &str, args: &[Value], limits: &Limits) -> Result<Option<usize>
     let arg = |i: usize| args.get(i).filter(|v| !v.is_kwargs());
     Ok(Some(match name {
         "replace" => {
+            // Arguments that are not text are printed: count their printed size.
             let (s, old, new) = (
                 arg(0).and_then(Value::as_str).unwrap_or_default(),
                 arg(1).and_then(Value::as_str).unwrap_or_default(),
-                arg(2).map(text).unwrap_or(0),
+                arg(2).map(|v| size(v, cap)).unwrap_or(0),
             );
             let hits = if old.is_empty() {
                 s.chars().count() + 1
@@ -222,7 +231,7 @@ fn estimate(name: &str, args: &[Value], limits: &Limits) -> Result<Option<usize>
         }
         "join" => {
             let items = arg(0).map(count).unwrap_or(0);
-            let separator = arg(1).map(text).unwrap_or(0);
+            let separator = arg(1).map(|v| size(v, cap)).unwrap_or(0);
             arg(0)
                 .map(|v| size(v, cap))
                 .unwrap_or(0)
@@ -231,7 +240,7 @@ fn estimate(name: &str, args: &[Value], limits: &Limits) -> Result<Option<usize>
         "indent" => {
             let s = arg(0).and_then(Value::as_str).unwrap_or_default();
             let width = arg(1)
-                .map(|w| w.as_usize().unwrap_or_else(|| text(w)))
+                .map(|w| w.as_usize().unwrap_or_else(|| size(w, cap)))
                 .unwrap_or(4);
             s.len()
                 .saturating_add((s.lines().count() + 1).saturating_mul(width))
@@ -423,12 +432,48 @@ fn guarded(
                 )));
             }
         }
+        // Text given where a list is expected is walked character by character.
+        if ITERATING.contains(&name)
+            && let Some(text) = args.first().and_then(Value::as_str)
+            && text.chars().count() > limits.max_items
+        {
+            return Err(refuse(format!(
+                "{name} would go through more than {} characters one by one",
+                limits.max_items
+            )));
+        }
         charge(estimate(name, &args, &limits)?.unwrap_or(0))?;
         let out = inner.call(state, &args)?;
         charge(size(&out, limits.max_value.saturating_add(1)))?;
         Ok(out)
     }
 }
+
+/// Filters that go through their first argument item by item.
+const ITERATING: &[&str] = &[
+    "sort",
+    "unique",
+    "list",
+    "reverse",
+    "first",
+    "last",
+    "min",
+    "max",
+    "sum",
+    "map",
+    "select",
+    "reject",
+    "selectattr",
+    "rejectattr",
+    "groupby",
+    "batch",
+    "slice",
+    "join",
+    "dictsort",
+    "items",
+    "chain",
+    "zip",
+];
 
 /// `a ~ b`: both printed and joined, as the engine does, after their printed size is
 /// known to be within the limit.

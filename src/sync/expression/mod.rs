@@ -52,7 +52,7 @@ impl Default for Limits {
             max_depth: 40,
             max_value: 1 << 20,
             max_produced: 4 << 20,
-            max_items: 100_000,
+            max_items: 10_000,
             fuel: 20_000,
             per_evaluation: Duration::from_millis(50),
         }

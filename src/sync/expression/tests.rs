@@ -181,6 +181,7 @@ mod fuzz {
             Just("100000000".to_owned()),
             Just("[1, 2]".to_owned()),
             Just("range(100000)".to_owned()),
+            Just("range(9000)".to_owned()),
             "[a-z]{1,5}".prop_map(|s| format!("'{s}'")),
             (0i64..1_000_000).prop_map(|n| n.to_string()),
         ]
