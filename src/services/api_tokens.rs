@@ -82,15 +82,27 @@ pub async fn revoke(
     Ok(())
 }
 
-/// The tenant scope a bearer token grants, if it is valid.
+/// The tenant scope a bearer token grants, if it is valid. A token speaks for the member
+/// who created it: it works only while they are still a member of its workspace, and
+/// never with more than their current role there (a demoted admin's admin token acts
+/// as a viewer).
 pub async fn authenticate(app: &App, secret: &str) -> AppResult<Option<TenantCtx>> {
     if !secret.starts_with(TOKEN_PREFIX) {
         return Ok(None);
     }
-    let Some((id, tenant, role)) = app.store.active_api_token(&tokens::digest(secret)).await?
-    else {
+    let Some(token) = app.store.active_api_token(&tokens::digest(secret)).await? else {
         return Ok(None);
     };
-    app.store.touch_api_token(id).await?;
-    Ok(Some(TenantCtx::new(tenant, role, Actor::ApiToken(id))))
+    let Some(creator) = token.created_by else {
+        return Ok(None);
+    };
+    let Some(creator_role) = app.store.role_in(creator, token.tenant_id).await? else {
+        return Ok(None);
+    };
+    app.store.touch_api_token(token.id).await?;
+    Ok(Some(TenantCtx::new(
+        token.tenant_id,
+        token.role.min(creator_role),
+        Actor::ApiToken(token.id),
+    )))
 }

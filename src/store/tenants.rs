@@ -1,9 +1,10 @@
 //! Tenants and memberships.
 
-use super::entities::{memberships, tenants, users};
+use super::entities::{api_tokens, memberships, tenants, users};
 use super::{Store, is_unique_violation, now};
 use crate::domain::{MembershipId, Role, TenantCtx, TenantId, UserId};
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     Set, TransactionTrait,
@@ -231,10 +232,7 @@ impl Store {
         role: Role,
     ) -> Result<bool, DbErr> {
         let result = memberships::Entity::update_many()
-            .col_expr(
-                memberships::Column::Role,
-                sea_orm::sea_query::Expr::value(role.as_str()),
-            )
+            .col_expr(memberships::Column::Role, Expr::value(role.as_str()))
             .filter(memberships::Column::Id.eq(id.uuid()))
             .filter(memberships::Column::TenantId.eq(ctx.tenant_id().uuid()))
             .exec(&self.db)
@@ -242,14 +240,30 @@ impl Store {
         Ok(result.rows_affected == 1)
     }
 
-    /// Removes a member from the scoped tenant.
+    /// Removes a member from the scoped tenant and revokes the API tokens they created
+    /// there, in one transaction: a token must not outlive the access of the person who
+    /// made it, even if they are invited back later.
     pub async fn remove_member(&self, ctx: &TenantCtx, id: MembershipId) -> Result<bool, DbErr> {
-        let result = memberships::Entity::delete_many()
-            .filter(memberships::Column::Id.eq(id.uuid()))
+        let txn = self.db.begin().await?;
+        let Some(membership) = memberships::Entity::find_by_id(id.uuid())
             .filter(memberships::Column::TenantId.eq(ctx.tenant_id().uuid()))
-            .exec(&self.db)
+            .one(&txn)
+            .await?
+        else {
+            return Ok(false);
+        };
+        memberships::Entity::delete_by_id(membership.id)
+            .exec(&txn)
             .await?;
-        Ok(result.rows_affected == 1)
+        api_tokens::Entity::update_many()
+            .col_expr(api_tokens::Column::RevokedAt, Expr::value(now()))
+            .filter(api_tokens::Column::TenantId.eq(ctx.tenant_id().uuid()))
+            .filter(api_tokens::Column::CreatedBy.eq(membership.user_id))
+            .filter(api_tokens::Column::RevokedAt.is_null())
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(true)
     }
 }
 
