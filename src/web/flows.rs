@@ -14,7 +14,9 @@ use crate::domain::{
 };
 use crate::error::{AppError, AppResult};
 use crate::services::App;
-use crate::services::flows::{self, DryRow, WebhookError, WebhookHeaders, WebhookRefusal};
+use crate::services::flows::{
+    self, DryRow, LetterSelection, WebhookError, WebhookHeaders, WebhookRefusal,
+};
 use crate::store::entities::{dead_letters, flow_versions, flows as flow_rows, runs};
 use crate::sync::mapping::FieldType;
 use crate::sync::trigger;
@@ -705,20 +707,30 @@ pub async fn dead_letters(
     )
 }
 
-/// Which dead letters a bulk form chose: `None` for all open ones, or the ticked ids.
-fn selected(pairs: &[(String, String)]) -> Result<Option<Vec<DeadLetterId>>, Flash> {
-    if pairs.iter().any(|(k, v)| k == "scope" && v == "all") {
-        return Ok(None);
-    }
-    let ids: Vec<DeadLetterId> = pairs
+/// Which dead letters a bulk form chose: all open ones only when the form says
+/// `scope=all`, else the ticked ids. An id that does not parse refuses the whole form:
+/// acting on part of a selection the user did not make is worse than acting on none.
+fn selected(pairs: &[(String, String)]) -> Result<LetterSelection, Flash> {
+    let all = pairs.iter().any(|(k, v)| k == "scope" && v == "all");
+    let ids: Result<Vec<DeadLetterId>, _> = pairs
         .iter()
         .filter(|(k, _)| k == "id")
-        .filter_map(|(_, v)| v.parse().ok())
+        .map(|(_, v)| v.parse())
         .collect();
-    if ids.is_empty() {
-        return Err(Flash::error("Select at least one dead letter."));
+    let Ok(ids) = ids else {
+        return Err(Flash::error(
+            "The selection was not understood; nothing was changed.",
+        ));
+    };
+    match (all, ids.is_empty()) {
+        (true, true) => Ok(LetterSelection::All),
+        (true, false) => Err(Flash::error(
+            "Choose either all dead letters or some; nothing was changed.",
+        )),
+        (false, _) => {
+            LetterSelection::of(ids).map_err(|_| Flash::error("Select at least one dead letter."))
+        }
     }
-    Ok(Some(ids))
 }
 
 /// Back to the flow's dead letters with a message.

@@ -20,12 +20,13 @@ mod flow_form;
 mod flows;
 mod members;
 mod ops;
+mod rejections;
 mod runs;
 mod support;
 mod tokens;
 mod workspaces;
 
-use crate::error::{ApiError, AppError};
+use crate::error::AppError;
 use crate::services::App;
 use actix_web::middleware::{NormalizePath, TrailingSlash, from_fn};
 use actix_web::{App as ActixApp, HttpRequest, HttpServer, dev::Server, web};
@@ -48,7 +49,7 @@ pub fn server(app: App, listener: TcpListener) -> anyhow::Result<Server> {
             .app_data(
                 web::JsonConfig::default()
                     .limit(BODY_LIMIT)
-                    .error_handler(|err, _| ApiError(AppError::BadRequest(err.to_string())).into()),
+                    .error_handler(rejections::json),
             )
             .wrap(from_fn(middleware::csrf_and_flash))
             .wrap(from_fn(middleware::security_headers))
