@@ -338,3 +338,68 @@ async fn state_changes_need_a_csrf_token_and_a_post() {
     assert!(!members.body.contains("eve@example.com"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn sign_in_only_returns_to_a_path_on_this_site() {
+    let app = TestApp::spawn().await;
+    let owner = app.owner("ada@example.com", "Acme").await;
+    let hostile = [
+        "//evil.example",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "/\r\nSet-Cookie: x=y",
+        "https://evil.example",
+        "javascript:alert(1)",
+        "evil.example",
+        " /settings",
+        "/settings members",
+        "/\u{0}",
+        "/caf\u{e9}",
+        "",
+    ];
+    // Signing in with the hostile value in the form.
+    for next in hostile {
+        let browser = app.client();
+        let page = browser
+            .post_form(
+                "/login",
+                &[
+                    ("email", "ada@example.com"),
+                    ("password", PASSWORD),
+                    ("next", next),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, 303, "{next:?}");
+        assert_eq!(page.location(), "/dashboard", "{next:?}");
+    }
+    // Arriving signed in at /login?next=… (encoded as a browser would, and raw).
+    for next in hostile {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("next", next)
+            .finish();
+        let page = owner.get(&format!("/login?{query}")).await;
+        assert_eq!(page.status, 303, "{next:?}");
+        assert_eq!(page.location(), "/dashboard", "{next:?}");
+    }
+    for raw in [
+        "/%09/evil.example",
+        "%0a",
+        "/%0a",
+        "/%0d%0aSet-Cookie:x=y",
+        "%2F%2Fevil.example",
+        "/%5Cevil.example",
+    ] {
+        let page = owner.get(&format!("/login?next={raw}")).await;
+        assert_eq!(page.status, 303, "{raw}");
+        assert_eq!(page.location(), "/dashboard", "{raw}");
+    }
+    // A path on this site is kept, query and all; escapes in it stay escapes.
+    let page = owner.get("/login?next=%2Fruns%3Fstatus%3Dfailed").await;
+    assert_eq!(page.location(), "/runs?status=failed");
+    let page = owner.get("/login?next=%2F%2509%2Fhere").await;
+    assert_eq!(page.location(), "/%09/here");
+    app.stop().await;
+}
