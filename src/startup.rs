@@ -43,10 +43,12 @@ impl Roles {
 pub struct Running {
     /// The bound address (port 0 resolves here).
     pub addr: std::net::SocketAddr,
+    /// The separate metrics listener's address, when `SLUICE_METRICS_BIND` is set.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Shared application state.
     pub app: App,
     shutdown: watch::Sender<bool>,
-    server: Option<ServerHandle>,
+    servers: Vec<ServerHandle>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -54,7 +56,7 @@ impl Running {
     /// Stops taking work, drains in-flight jobs and requests, and waits for the end.
     pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
-        if let Some(server) = self.server.take() {
+        for server in self.servers.drain(..) {
             server.stop(true).await;
         }
         for task in self.tasks.drain(..) {
@@ -85,6 +87,14 @@ pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Runni
         Some(listener)
     } else {
         None
+    };
+    // Bound up front with the main listener, so a taken port fails start-up at once.
+    let metrics_listener = match settings.metrics_bind {
+        Some(bind) => Some(
+            TcpListener::bind(bind)
+                .map_err(|e| anyhow::anyhow!("cannot listen on {bind} (metrics): {e}"))?,
+        ),
+        None => None,
     };
     let master_key = settings.resolve_master_key()?;
     let store = Store::connect(&settings).await?;
@@ -158,11 +168,22 @@ pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Runni
         )));
     }
     let mut addr = settings.bind;
-    let mut server = None;
+    let mut servers = Vec::new();
+    let mut metrics_addr = None;
+    if let Some(listener) = metrics_listener {
+        metrics_addr = Some(listener.local_addr()?);
+        let http = crate::web::metrics_server(app.clone(), listener)?;
+        servers.push(http.handle());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = http.await {
+                tracing::error!(error = %e, "metrics listener failed");
+            }
+        }));
+    }
     if let Some(listener) = listener {
         addr = listener.local_addr()?;
         let http = crate::web::server(app.clone(), listener)?;
-        server = Some(http.handle());
+        servers.push(http.handle());
         tasks.push(tokio::spawn(async move {
             if let Err(e) = http.await {
                 tracing::error!(error = %e, "HTTP server failed");
@@ -195,15 +216,17 @@ pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Runni
         %addr,
         web = roles.web,
         workers = roles.workers,
+        metrics = ?metrics_addr,
         ready_ms = started.elapsed().as_millis() as u64,
         database = %crate::store::redact_url(&settings.database_url),
         "Sluice is ready"
     );
     Ok(Running {
         addr,
+        metrics_addr,
         app,
         shutdown,
-        server,
+        servers,
         tasks,
     })
 }

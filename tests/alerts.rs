@@ -166,7 +166,7 @@ async fn a_failing_destination_raises_one_alert_delivered_once_per_channel_then_
     );
 
     // Prometheus shows runs per tenant, deliveries per channel and queue depth.
-    let metrics = app.client().get("/metrics").await.body;
+    let metrics = app.metrics().await;
     assert!(metrics.contains("sluice_runs_total{tenant=\""), "{metrics}");
     assert!(metrics.contains("sluice_alert_deliveries_total{"));
     assert!(metrics.contains("sluice_queue_depth{"));

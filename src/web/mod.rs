@@ -71,6 +71,23 @@ pub fn server(app: App, listener: TcpListener) -> anyhow::Result<Server> {
     Ok(server)
 }
 
+/// The separate metrics listener (`SLUICE_METRICS_BIND`): `/metrics` and nothing else.
+pub fn metrics_server(app: App, listener: TcpListener) -> anyhow::Result<Server> {
+    let data = web::Data::new(app);
+    let server = HttpServer::new(move || {
+        ActixApp::new()
+            .app_data(data.clone())
+            .route("/metrics", web::get().to(ops::metrics_unguarded))
+            .default_service(web::to(not_found))
+    })
+    .workers(1)
+    .listen(listener)?
+    .disable_signals()
+    .shutdown_timeout(5)
+    .run();
+    Ok(server)
+}
+
 /// The one route table.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(dashboard::home))
