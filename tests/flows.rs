@@ -659,3 +659,87 @@ async fn a_malformed_dead_letter_selection_is_refused_and_changes_nothing() {
     assert_eq!(open().await, 0);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn dead_letters_mask_secret_looking_fields_on_the_page_and_in_the_api() {
+    let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "16")]).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+    app.wait_for_seed(16).await;
+    // con_000006 lives in Osaka, so the broken mapping sends it to the dead letters.
+    let db = app.sandbox_db();
+    let mut fields = sluice::sandbox::db::find(db, "crm.contacts", "con_000006")
+        .await
+        .unwrap()
+        .unwrap()
+        .fields();
+    fields.insert("api_token".into(), "tok_live_SECRET123".into());
+    fields.insert("note".into(), "call back, password=hunter2hunter2".into());
+    sluice::sandbox::db::save(
+        db,
+        "crm.contacts",
+        "con_000006",
+        &fields,
+        sluice::store::now(),
+    )
+    .await
+    .unwrap();
+    let broken = "record.email if record.city != 'Osaka' else 'not-an-email'";
+    let flow = create_flow(&admin, &contact_flow(&crm, &erp, "Contacts", broken)).await;
+    let (run, done) = run_to_end(&admin, &flow).await;
+    assert_eq!(count(&done, "failed"), 2, "{}", done.body);
+    let secrets = ["tok_live_SECRET123", "hunter2hunter2"];
+
+    let link = admin.invite("vera@example.com", "viewer").await;
+    let viewer = app.client();
+    let joined = viewer
+        .post_form(
+            &link,
+            &[
+                ("name", "Vera"),
+                ("password", common::PASSWORD),
+                ("password_confirm", common::PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(joined.status, 303, "{}", joined.body);
+
+    // The run inspector, and now the dead-letter page too, for admins and viewers alike.
+    for (who, client) in [("admin", &admin), ("viewer", &viewer)] {
+        for page in [run.clone(), format!("{flow}/dead-letters")] {
+            let page_body = client.get(&page).await;
+            assert_eq!(page_body.status, 200, "{who} {page}");
+            let body = common::unescape(&page_body.body);
+            assert!(body.contains("api_token"), "{who} {page}: {body}");
+            assert!(body.contains("[redacted]"), "{who} {page}: {body}");
+            for secret in secrets {
+                assert!(!body.contains(secret), "{who} {page} shows {secret}");
+            }
+        }
+    }
+
+    // The API, for an admin token and a viewer token.
+    for role in ["admin", "viewer"] {
+        let token = admin.create_api_token(role, role).await;
+        let (status, letters) = admin
+            .api(&token, &format!("/api/v1{flow}/dead-letters"))
+            .await;
+        assert_eq!(status, 200);
+        let text = letters.to_string();
+        for secret in secrets {
+            assert!(!text.contains(secret), "{role} token sees {secret}: {text}");
+        }
+        let letter = letters
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["record_key"] == "con_000006")
+            .unwrap_or_else(|| panic!("{text}"));
+        assert_eq!(letter["payload"]["api_token"], "[redacted]");
+        assert_eq!(
+            letter["payload"]["city"], "Osaka",
+            "the rest stays readable"
+        );
+    }
+    app.stop().await;
+}

@@ -17,6 +17,7 @@ use crate::services::App;
 use crate::services::flows::{
     self, DryRow, LetterSelection, WebhookError, WebhookHeaders, WebhookRefusal,
 };
+use crate::services::runs as run_service;
 use crate::store::entities::{dead_letters, flow_versions, flows as flow_rows, runs};
 use crate::sync::mapping::FieldType;
 use crate::sync::trigger;
@@ -676,17 +677,18 @@ pub async fn dead_letters(
         .unwrap_or(DeadLetterState::Open);
     let run: Option<RunId> = query.run.as_deref().and_then(|r| r.parse().ok());
     let page = query.page.unwrap_or(1).max(1);
-    let mut letters = app
-        .store
-        .dead_letters(
-            &member.ctx,
-            id,
-            Some(state),
+    let mut letters = run_service::dead_letters(
+        &app,
+        &member.ctx,
+        id,
+        run_service::LetterQuery {
+            state,
             run,
-            (page - 1) * LETTERS_PER_PAGE,
-            LETTERS_PER_PAGE + 1,
-        )
-        .await?;
+            offset: (page - 1) * LETTERS_PER_PAGE,
+            limit: LETTERS_PER_PAGE + 1,
+        },
+    )
+    .await?;
     let has_more = letters.len() as u64 > LETTERS_PER_PAGE;
     letters.truncate(LETTERS_PER_PAGE as usize);
     render(

@@ -7,6 +7,7 @@ use crate::domain::{DeadLetterId, DeadLetterState, FlowId, FlowSpec, FlowStatus,
 use crate::error::{ApiErrorBody, ApiResult, AppError};
 use crate::services::App;
 use crate::services::flows;
+use crate::services::runs as run_service;
 use crate::store::entities::{dead_letters as letter_rows, flows as flow_rows, runs as run_rows};
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -120,7 +121,7 @@ pub struct DeadLetterDto {
     pub run_id: uuid::Uuid,
     /// Source record key.
     pub record_key: String,
-    /// The source record.
+    /// The source record, with secret-looking values masked.
     pub payload: serde_json::Value,
     /// `mapping`, `validation`, `filter` or `rejected`.
     pub error_class: String,
@@ -421,25 +422,22 @@ pub async fn dead_letters(
     query: web::Query<LettersQuery>,
 ) -> ApiResult<web::Json<Vec<DeadLetterDto>>> {
     let id: FlowId = parse_id(&id)?;
-    app.store
-        .flow(&client.ctx, id)
-        .await?
-        .ok_or(AppError::NotFound)?;
     let state: DeadLetterState = match query.state.as_deref() {
         None => DeadLetterState::Open,
         Some(s) => s.parse().map_err(AppError::BadRequest)?,
     };
-    let letters = app
-        .store
-        .dead_letters(
-            &client.ctx,
-            id,
-            Some(state),
-            query.run.map(RunId::from_uuid),
-            query.offset.unwrap_or(0),
-            query.limit.unwrap_or(100).clamp(1, 500),
-        )
-        .await?;
+    let letters = run_service::dead_letters(
+        &app,
+        &client.ctx,
+        id,
+        run_service::LetterQuery {
+            state,
+            run: query.run.map(RunId::from_uuid),
+            offset: query.offset.unwrap_or(0),
+            limit: query.limit.unwrap_or(100).clamp(1, 500),
+        },
+    )
+    .await?;
     Ok(web::Json(
         letters.into_iter().map(DeadLetterDto::from).collect(),
     ))
