@@ -647,3 +647,53 @@ async fn a_reconnect_alert_carries_a_fresh_link_that_reconnects_the_customers_co
         resolved.body
     );
 }
+
+#[tokio::test]
+async fn slack_alerts_escape_names_so_they_cannot_add_links_or_mentions() {
+    let hooks = HttpSink::start().await;
+    let app = TestApp::spawn_with(&[
+        ("SLUICE_OUTBOUND_ALLOW", "127.0.0.0/8"),
+        ("SLUICE_SANDBOX_SEED_CONTACTS", "10"),
+        ("SLUICE_RETRY_AFTER_CAP_SECS", "1"),
+        ("SLUICE_ALERT_SWEEP_SECS", "1"),
+    ])
+    .await;
+    app.wait_for_seed(10).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+    let name = "Ops <!channel> & <https://evil.example|reset your password>";
+    let mut fields = contact_flow(&crm, &erp, name, "record.email");
+    set(&mut fields, "auto_pause_after", "0");
+    let flow = create_flow(&admin, &fields).await;
+    add_channel(
+        &admin,
+        "slack",
+        "Slack #ops",
+        &format!("{}/slack", hooks.base),
+    )
+    .await;
+    outage(&app, "erp", 503).await;
+    let (_, failed) = run_to_end(&admin, &flow).await;
+    assert_eq!(status_of(&failed), "Failed", "{}", failed.body);
+    eventually(20, "the Slack message", || {
+        hooks.received("/slack").len() == 1
+    })
+    .await;
+    let message: serde_json::Value =
+        serde_json::from_slice(&hooks.received("/slack")[0].body).unwrap();
+    let text = message["text"].as_str().unwrap();
+    assert!(
+        text.contains(
+            "Ops &lt;!channel&gt; &amp; &lt;https://evil.example|reset your password&gt;"
+        ),
+        "{text}"
+    );
+    // The only link is Sluice's own.
+    assert_eq!(text.matches('<').count(), 1, "{text}");
+    let link = &text[text.find('<').unwrap()..];
+    assert!(
+        link.starts_with(&format!("<{}/alerts/", app.base)) && link.ends_with("|Open in Sluice>"),
+        "{text}"
+    );
+    app.stop().await;
+}
