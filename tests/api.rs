@@ -247,3 +247,68 @@ async fn an_api_token_acts_with_its_creators_current_role_and_dies_with_their_me
     assert_eq!(status, 401, "re-joining does not revive an old token");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn unreadable_api_requests_answer_in_the_error_shape() {
+    let app = TestApp::spawn().await;
+    let owner = app.owner("ada@example.com", "Acme").await;
+    let token = owner.create_api_token("ci", "admin").await;
+    let url = |path: &str| format!("{}/api/v1{path}", owner.base);
+    let flow = uuid::Uuid::now_v7();
+    let ten_mb = format!(r#"{{"provider":"{}"}}"#, "x".repeat(10 * 1024 * 1024));
+    let requests = [
+        (
+            "a query value of the wrong type",
+            owner.http.get(url("/audit-events?limit=lots")),
+            400,
+            "bad_request",
+        ),
+        (
+            "a query id that is not a UUID",
+            owner
+                .http
+                .get(url(&format!("/flows/{flow}/dead-letters?run=nope"))),
+            400,
+            "bad_request",
+        ),
+        (
+            "a body that is not JSON",
+            owner
+                .http
+                .post(url("/connect-links"))
+                .header("content-type", "text/plain")
+                .body("provider=sandbox_crm"),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "JSON that does not parse",
+            owner
+                .http
+                .post(url("/connect-links"))
+                .header("content-type", "application/json")
+                .body("{"),
+            400,
+            "bad_request",
+        ),
+        (
+            "a 10 MB body",
+            owner
+                .http
+                .post(url("/connect-links"))
+                .header("content-type", "application/json")
+                .body(ten_mb),
+            413,
+            "payload_too_large",
+        ),
+    ];
+    for (what, request, status, code) in requests {
+        let res = request.bearer_auth(&token).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), status, "{what}");
+        assert_eq!(res.headers()["content-type"], "application/json", "{what}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{what}: {body}");
+        assert!(body["error"]["message"].is_string(), "{what}: {body}");
+    }
+    app.stop().await;
+}

@@ -106,3 +106,34 @@ async fn errors_show_a_generic_page() {
     assert!(page.body.contains("/static/js/app.js"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn unreadable_page_requests_answer_with_the_error_page() {
+    let app = TestApp::spawn().await;
+    let owner = app.owner("ada@example.com", "Acme").await;
+    let flow = uuid::Uuid::now_v7();
+    let page = owner
+        .get(&format!("/flows/{flow}/dead-letters?page=lots"))
+        .await;
+    assert_eq!(page.status, 400);
+    assert!(
+        page.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(page.body.contains("Back to Sluice"), "{}", page.body);
+
+    // A 10 MB form is refused as too large, not as malformed.
+    let huge = "x".repeat(10 * 1024 * 1024);
+    let page = owner
+        .post_form(
+            "/settings/workspace",
+            &[("name", huge.as_str()), ("time_zone", "UTC")],
+        )
+        .await;
+    assert_eq!(page.status, 413);
+    assert!(page.body.contains("too large"), "{}", page.body);
+    assert!(page.body.contains("Back to Sluice"), "{}", page.body);
+    app.stop().await;
+}

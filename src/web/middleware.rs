@@ -123,7 +123,10 @@ pub async fn csrf_and_flash(
             (Some(origin), None) => origin.to_str().unwrap_or_default() == "null",
             _ => false,
         };
-        let body = req.extract::<Bytes>().await?;
+        let body = req
+            .extract::<Bytes>()
+            .await
+            .map_err(|e| super::rejections::body(e, req.request()))?;
         let submitted = req
             .headers()
             .get("x-csrf-token")

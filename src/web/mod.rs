@@ -44,8 +44,14 @@ pub fn server(app: App, listener: TcpListener) -> anyhow::Result<Server> {
         let sandbox = sandbox.clone();
         ActixApp::new()
             .app_data(data.clone())
-            .app_data(web::FormConfig::default().limit(BODY_LIMIT))
+            .app_data(
+                web::FormConfig::default()
+                    .limit(BODY_LIMIT)
+                    .error_handler(rejections::form),
+            )
             .app_data(web::PayloadConfig::new(BODY_LIMIT))
+            .app_data(web::QueryConfig::default().error_handler(rejections::query))
+            .app_data(web::PathConfig::default().error_handler(rejections::path))
             .app_data(
                 web::JsonConfig::default()
                     .limit(BODY_LIMIT)
