@@ -697,3 +697,47 @@ async fn slack_alerts_escape_names_so_they_cannot_add_links_or_mentions() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn urls_whose_ipv6_address_embeds_a_private_ipv4_one_are_refused() {
+    let app = TestApp::spawn().await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    for host in [
+        "[::ffff:127.0.0.1]",   // IPv4-mapped
+        "[::ffff:0:7f00:1]",    // IPv4-translated (RFC 6145): 127.0.0.1
+        "[::ffff:0:a9fe:a9fe]", // IPv4-translated: 169.254.169.254
+        "[64:ff9b::7f00:1]",    // NAT64 (RFC 6052): 127.0.0.1
+        "[64:ff9b::a00:1]",     // NAT64: 10.0.0.1
+    ] {
+        let channel = admin
+            .post_form(
+                "/settings/alerts/channels",
+                &[
+                    ("kind", "webhook"),
+                    ("name", "Internal"),
+                    ("target", &format!("http://{host}:9/x")),
+                ],
+            )
+            .await;
+        assert_eq!(channel.status, 422, "{host}");
+        assert!(
+            channel.body.contains("This URL cannot be used"),
+            "{host}: {}",
+            channel.body
+        );
+        let oauth = admin
+            .post_form(
+                "/settings/oauth-apps/oauth2_generic",
+                &[
+                    ("client_id", "cid"),
+                    ("client_secret", "csecret"),
+                    ("field_authorize_url", "https://93.184.216.34/authorize"),
+                    ("field_token_url", &format!("https://{host}/token")),
+                ],
+            )
+            .await;
+        assert_eq!(oauth.status, 422, "{host}");
+        assert!(oauth.body.contains("non-public"), "{host}: {}", oauth.body);
+    }
+    app.stop().await;
+}

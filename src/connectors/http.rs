@@ -85,14 +85,38 @@ impl AllowedNet {
 }
 
 /// Whether an address is on the public internet (not private, loopback, link-local,
-/// carrier-grade NAT, documentation, multicast, unspecified, …).
+/// carrier-grade NAT, documentation, multicast, unspecified, …). An IPv6 address that
+/// embeds an IPv4 one is judged by that IPv4 address, since that is where it leads.
 pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
+    match canonical(ip) {
         IpAddr::V4(v4) => is_public_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_public_v4(v4),
-            None => is_public_v6(v6),
-        },
+        IpAddr::V6(v6) => is_public_v6(v6),
+    }
+}
+
+/// The IPv4 address an IPv6 one stands for, if any: IPv4-mapped (`::ffff:0:0/96`),
+/// IPv4-translated (`::ffff:0:0:0/96`, RFC 6145), NAT64 (`64:ff9b::/96`, RFC 6052),
+/// IPv4-compatible (`::/96`, deprecated) and 6to4 (`2002::/16`). Everything else is
+/// returned as it is.
+fn canonical(ip: IpAddr) -> IpAddr {
+    let IpAddr::V6(v6) = ip else { return ip };
+    let seg = v6.segments();
+    let v4 = |hi: u16, lo: u16| {
+        IpAddr::V4(Ipv4Addr::new(
+            (hi >> 8) as u8,
+            hi as u8,
+            (lo >> 8) as u8,
+            lo as u8,
+        ))
+    };
+    match seg {
+        [0, 0, 0, 0, 0, 0xffff, hi, lo]
+        | [0, 0, 0, 0, 0xffff, 0, hi, lo]
+        | [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => v4(hi, lo),
+        // `::` and `::1` are IPv6's own unspecified and loopback addresses.
+        [0, 0, 0, 0, 0, 0, hi, lo] if !v6.is_loopback() && !v6.is_unspecified() => v4(hi, lo),
+        [0x2002, hi, lo, ..] => v4(hi, lo),
+        _ => ip,
     }
 }
 
@@ -115,23 +139,6 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 fn is_public_v6(ip: Ipv6Addr) -> bool {
     let seg = ip.segments();
     let first = seg[0];
-    // IPv4-compatible (::a.b.c.d) and 6to4 (2002:a.b.c.d::) addresses embed an IPv4 one.
-    if seg[..6] == [0, 0, 0, 0, 0, 0] && !ip.is_loopback() && !ip.is_unspecified() {
-        return is_public_v4(Ipv4Addr::new(
-            (seg[6] >> 8) as u8,
-            seg[6] as u8,
-            (seg[7] >> 8) as u8,
-            seg[7] as u8,
-        ));
-    }
-    if first == 0x2002 {
-        return is_public_v4(Ipv4Addr::new(
-            (seg[1] >> 8) as u8,
-            seg[1] as u8,
-            (seg[2] >> 8) as u8,
-            seg[2] as u8,
-        ));
-    }
     !(ip.is_loopback()
         || (first & 0xffc0) == 0xfec0
         || (first == 0x2001 && seg[1] == 0)
@@ -140,8 +147,9 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || ip.is_multicast()
         || (first & 0xfe00) == 0xfc00
         || (first & 0xffc0) == 0xfe80
-        || first == 0x2001 && ip.segments()[1] == 0x0db8
-        || first == 0x0064 && ip.segments()[1] == 0xff9b)
+        || first == 0x2001 && seg[1] == 0x0db8
+        // The rest of 64:ff9b::/32 (local-use NAT64, RFC 8215) is not public.
+        || first == 0x0064 && seg[1] == 0xff9b)
 }
 
 /// The allow list and the decision.
@@ -156,9 +164,15 @@ impl OutboundPolicy {
         Self { allow }
     }
 
-    /// Whether connecting to `ip` is allowed.
+    /// Whether connecting to `ip` is allowed. Allowed ranges are matched against the
+    /// address as given and against the IPv4 address it embeds.
     pub fn permits(&self, ip: IpAddr) -> bool {
-        is_public(ip) || self.allow.iter().any(|net| net.contains(ip))
+        let embedded = canonical(ip);
+        is_public(ip)
+            || self
+                .allow
+                .iter()
+                .any(|net| net.contains(ip) || net.contains(embedded))
     }
 }
 
@@ -464,10 +478,24 @@ mod tests {
             "fe80::1",
             "fd00::1",
             "::ffff:127.0.0.1",
+            "::ffff:0:7f00:1",
+            "::ffff:0:a9fe:a9fe",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a00:1",
+            "64:ff9b:1::1",
+            "::7f00:1",
+            "2002:7f00:1::",
         ] {
             assert!(!policy.permits(ip.parse().unwrap()), "{ip} must be refused");
         }
-        for ip in ["93.184.216.34", "2606:4700::1111", "8.8.8.8"] {
+        for ip in [
+            "93.184.216.34",
+            "2606:4700::1111",
+            "8.8.8.8",
+            "::ffff:8.8.8.8",
+            "::ffff:0:808:808",
+            "64:ff9b::808:808",
+        ] {
             assert!(policy.permits(ip.parse().unwrap()), "{ip} is public");
         }
         let allowed = OutboundPolicy::new(vec![AllowedNet::parse("10.0.0.0/8").unwrap()]);
@@ -476,6 +504,10 @@ mod tests {
             !allowed.permits("11.0.0.1".parse().unwrap()) || is_public("11.0.0.1".parse().unwrap())
         );
         assert!(!allowed.permits("192.168.0.1".parse().unwrap()));
+        assert!(
+            allowed.permits("::ffff:0:a00:1".parse().unwrap()),
+            "an allowed IPv4 range covers its IPv6 forms"
+        );
         assert!(AllowedNet::parse("10.0.0.0/33").is_err());
         assert!(AllowedNet::parse("nonsense").is_err());
     }
