@@ -104,14 +104,15 @@ pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Runni
     if let Err(problem) = crate::connectors::catalogue::catalogue() {
         anyhow::bail!("the provider catalogue is invalid: {problem}");
     }
-    let sandbox_prefix = settings
-        .sandbox
-        .enabled
-        .then(|| settings.url_for("/sandbox/"));
-    let outbound = Outbound::new(
-        OutboundPolicy::new(settings.outbound_allow.clone()),
-        sandbox_prefix,
-    )?;
+    let mut policy = OutboundPolicy::new(settings.outbound_allow.clone());
+    if settings.sandbox.enabled {
+        // The sandbox is called over HTTP like any provider, at this server's own
+        // address: that address and port are allowed, nothing else of this host.
+        if let Err(e) = policy.allow_own(&settings.public_url).await {
+            tracing::warn!(error = %e, "cannot resolve SLUICE_PUBLIC_URL: calls to the sandbox will be refused unless SLUICE_OUTBOUND_ALLOW lists its address");
+        }
+    }
+    let outbound = Outbound::new(policy)?;
     let keyring = Arc::new(Keyring::new(&master_key, &settings.previous_master_keys));
     // The sandbox is served by the web role, from a database of its own.
     let sandbox_store = if roles.web && settings.sandbox.enabled {

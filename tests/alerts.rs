@@ -741,3 +741,43 @@ async fn urls_whose_ipv6_address_embeds_a_private_ipv4_one_are_refused() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_sandbox_is_allowed_by_its_address_not_by_how_its_url_is_spelled() {
+    // The public URL names the host; port 0 becomes the bound port.
+    let app = TestApp::spawn_with(&[("SLUICE_PUBLIC_URL", "http://localhost:0")]).await;
+    let port = app.running.addr.port();
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let channel = |target: String| {
+        let admin = admin.clone();
+        async move {
+            admin
+                .post_form(
+                    "/settings/alerts/channels",
+                    &[("kind", "webhook"), ("name", "Hook"), ("target", &target)],
+                )
+                .await
+        }
+    };
+    // This server's own address and port, however the URL spells it.
+    for target in [
+        format!("http://localhost:{port}/sandbox/stats"),
+        format!("http://127.0.0.1:{port}/sandbox/stats"),
+    ] {
+        let page = channel(target.clone()).await;
+        assert_eq!(page.status, 200, "{target}: {}", page.body);
+    }
+    // Any other port of this host stays refused, /sandbox/ path or not.
+    for target in [
+        format!("http://localhost:{}/sandbox/stats", port.wrapping_add(1)),
+        format!("http://127.0.0.1:{}/sandbox/stats", port.wrapping_add(1)),
+        "http://localhost:9/x".to_owned(),
+    ] {
+        let page = channel(target.clone()).await;
+        assert_eq!(page.status, 422, "{target}");
+        assert!(page.body.contains("This URL cannot be used"), "{target}");
+    }
+    // And the sandbox itself still connects.
+    admin.connect_sandbox("sandbox_crm").await;
+    app.stop().await;
+}
