@@ -403,3 +403,47 @@ async fn sign_in_only_returns_to_a_path_on_this_site() {
     assert_eq!(page.location(), "/%09/here");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_form_posted_from_another_origin_is_refused_even_with_the_token() {
+    let app = TestApp::spawn().await;
+    let owner = app.owner("ada@example.com", "Acme").await;
+    let port = app.running.addr.port();
+    let invite = |origin: String| {
+        let owner = owner.clone();
+        async move {
+            owner
+                .post_form_with_headers(
+                    "/settings/members/invite",
+                    &[("email", "eve@example.com"), ("role", "viewer")],
+                    &[("origin", &origin)],
+                )
+                .await
+        }
+    };
+    for origin in [
+        "null".to_owned(),
+        "http://evil.example".to_owned(),
+        format!("https://127.0.0.1:{port}"),
+        format!("http://127.0.0.1:{}", port.wrapping_add(1)),
+        "http://127.0.0.1".to_owned(),
+        format!("http://evil.example/://127.0.0.1:{port}"),
+        format!("http://127.0.0.1:{port}.evil.example"),
+        "not an origin".to_owned(),
+    ] {
+        let page = invite(origin.clone()).await;
+        assert_eq!(page.status, 403, "{origin}");
+    }
+    assert!(
+        !owner
+            .get("/settings/members")
+            .await
+            .body
+            .contains("eve@example.com"),
+        "nothing was changed"
+    );
+    // The site's own origin (scheme, host and port) is accepted.
+    let page = invite(format!("http://127.0.0.1:{port}")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    app.stop().await;
+}

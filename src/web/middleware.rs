@@ -85,6 +85,30 @@ fn csrf_exempt(path: &str) -> bool {
         || (path.starts_with("/sandbox/") && path != "/sandbox/oauth/authorize")
 }
 
+/// Whether an `Origin` header names this site: exactly (scheme, host and port) the
+/// configured public URL, or the scheme and `Host` this request came in on. `null`
+/// (sandboxed frames, some redirects, `file:` pages) and anything unparsable are foreign.
+fn is_own_origin(req: &ServiceRequest, origin: &header::HeaderValue) -> bool {
+    let Some(origin) = origin
+        .to_str()
+        .ok()
+        .filter(|o| *o != "null")
+        .and_then(|o| url::Url::parse(o).ok())
+        .map(|u| u.origin())
+        .filter(url::Origin::is_tuple)
+    else {
+        return false;
+    };
+    let public = req
+        .app_data::<actix_web::web::Data<crate::services::App>>()
+        .map(|app| app.settings.public_url.origin());
+    let info = req.connection_info();
+    let requested = url::Url::parse(&format!("{}://{}", info.scheme(), info.host()))
+        .ok()
+        .map(|u| u.origin());
+    public.as_ref() == Some(&origin) || requested.as_ref() == Some(&origin)
+}
+
 /// CSRF protection for every state-changing browser request: the request must not come
 /// from another site (Fetch Metadata / Origin), and its form must echo the CSRF cookie.
 /// Also hands the token and any flash messages to the handlers, and clears shown flashes.
@@ -111,18 +135,10 @@ pub async fn csrf_and_flash(
             .get("sec-fetch-site")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v == "cross-site");
-        let foreign_origin = match (
-            req.headers().get(header::ORIGIN),
-            req.headers().get(header::HOST),
-        ) {
-            (Some(origin), Some(host)) => {
-                let origin = origin.to_str().unwrap_or_default();
-                let host = host.to_str().unwrap_or_default();
-                origin != "null" && !origin.ends_with(&format!("://{host}"))
-            }
-            (Some(origin), None) => origin.to_str().unwrap_or_default() == "null",
-            _ => false,
-        };
+        let foreign_origin = req
+            .headers()
+            .get(header::ORIGIN)
+            .is_some_and(|origin| !is_own_origin(&req, origin));
         let body = req
             .extract::<Bytes>()
             .await

@@ -419,21 +419,27 @@ impl Client {
 
     /// Posts a form the way the page would: with the CSRF token from the cookie.
     pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        self.post_form_with_headers(path, fields, &[]).await
+    }
+
+    /// [`Client::post_form`] with extra request headers (e.g. the `Origin` a browser sends).
+    pub async fn post_form_with_headers(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Page {
         if self.cookie("sluice_csrf").is_none() {
             self.get("/login").await;
         }
         let token = self.cookie("sluice_csrf").unwrap();
         let mut form: Vec<(&str, &str)> = fields.to_vec();
         form.push(("csrf_token", &token));
-        Self::read(
-            self.http
-                .post(format!("{}{path}", self.base))
-                .form(&form)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await
+        let mut request = self.http.post(format!("{}{path}", self.base)).form(&form);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Self::read(request.send().await.unwrap()).await
     }
 
     /// Posts a form with no CSRF token (what a forged cross-site form would send).
