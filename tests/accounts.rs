@@ -447,3 +447,62 @@ async fn a_form_posted_from_another_origin_is_refused_even_with_the_token() {
     assert_eq!(page.status, 200, "{}", page.body);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn over_https_the_csrf_cookie_is_bound_to_this_exact_origin() {
+    let app = TestApp::spawn_with(&[("SLUICE_PUBLIC_URL", "https://127.0.0.1:0")]).await;
+    let http = reqwest::Client::new();
+    let login = http
+        .get(format!("{}/login", app.base))
+        .send()
+        .await
+        .unwrap();
+    let cookie = login
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.contains("sluice_csrf="))
+        .unwrap();
+    assert!(cookie.starts_with("__Host-sluice_csrf="), "{cookie}");
+    let attributes: Vec<&str> = cookie.split("; ").skip(1).collect();
+    assert!(attributes.contains(&"Secure"), "{cookie}");
+    assert!(attributes.contains(&"Path=/"), "{cookie}");
+    assert!(
+        !attributes
+            .iter()
+            .any(|a| a.to_lowercase().starts_with("domain")),
+        "{cookie}"
+    );
+    let token = cookie
+        .trim_start_matches("__Host-sluice_csrf=")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    // The prefixed cookie is the one checked; an unprefixed one (which a sibling
+    // subdomain or a plain-http answer could have set) is not.
+    let sign_in = |cookie: String| {
+        let http = http.clone();
+        let url = format!("{}/login", app.base);
+        let token = token.clone();
+        async move {
+            http.post(url)
+                .header("cookie", cookie)
+                .form(&[
+                    ("email", "nobody@example.com"),
+                    ("password", "wrong password!"),
+                    ("csrf_token", token.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(sign_in(format!("__Host-sluice_csrf={token}")).await, 422);
+    assert_eq!(sign_in(format!("sluice_csrf={token}")).await, 403);
+    app.stop().await;
+}

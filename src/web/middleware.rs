@@ -11,8 +11,16 @@ use actix_web::web::Bytes;
 use actix_web::{Error, HttpMessage};
 use std::time::Instant;
 
-/// The CSRF cookie (double-submit: forms echo it in `csrf_token`).
-pub const CSRF_COOKIE: &str = "sluice_csrf";
+/// The CSRF cookie (double-submit: forms echo it in `csrf_token`). Over HTTPS it is
+/// `__Host-` prefixed: browsers then accept it only with `Secure`, `Path=/` and no
+/// `Domain`, so neither a sibling subdomain nor a plain-http response can plant one.
+pub fn csrf_cookie_name(https: bool) -> &'static str {
+    if https {
+        "__Host-sluice_csrf"
+    } else {
+        "sluice_csrf"
+    }
+}
 
 /// The CSRF token for this request, for forms (set by [`csrf_and_flash`]).
 #[derive(Clone, Debug)]
@@ -116,14 +124,15 @@ pub async fn csrf_and_flash(
     mut req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let existing = req
-        .cookie(CSRF_COOKIE)
-        .map(|c| c.value().to_owned())
-        .filter(|v| v.len() == 43);
-    let token = existing.clone().unwrap_or_else(tokens::random_secret);
     let https = req
         .app_data::<actix_web::web::Data<crate::services::App>>()
         .is_some_and(|app| app.settings.is_https());
+    let cookie_name = csrf_cookie_name(https);
+    let existing = req
+        .cookie(cookie_name)
+        .map(|c| c.value().to_owned())
+        .filter(|v| v.len() == 43);
+    let token = existing.clone().unwrap_or_else(tokens::random_secret);
 
     // Decide on the path as the router sees it (percent-decoded), not the raw one.
     let routed_path = actix_web::dev::Url::new(req.uri().clone())
@@ -174,7 +183,7 @@ pub async fn csrf_and_flash(
 
     let mut res = next.call(req).await?;
     if existing.is_none() {
-        let cookie = Cookie::build(CSRF_COOKIE, token)
+        let cookie = Cookie::build(cookie_name, token)
             .path("/")
             .http_only(true)
             .secure(https)
