@@ -506,3 +506,131 @@ async fn over_https_the_csrf_cookie_is_bound_to_this_exact_origin() {
     assert_eq!(sign_in(format!("sluice_csrf={token}")).await, 403);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn names_refuse_control_and_text_direction_characters() {
+    let app = TestApp::spawn().await;
+    let owner = app.owner("ada@example.com", "Acme").await;
+    let token = owner.create_api_token("ci", "admin").await;
+    let hostile = [
+        "Invoice\u{202E}fdp.exe",
+        "Ops\u{2066}admin\u{2069}",
+        "Left\u{202A}right",
+        "Null\u{0}byte",
+    ];
+    let direction = "reverse or isolate text direction";
+    let control = "control characters";
+    for name in hostile {
+        let expected = if name.contains('\u{0}') {
+            control
+        } else {
+            direction
+        };
+        let pages = [
+            (
+                "workspace",
+                owner
+                    .post_form(
+                        "/settings/workspace",
+                        &[("name", name), ("time_zone", "UTC")],
+                    )
+                    .await,
+            ),
+            (
+                "new workspace",
+                owner.post_form("/workspaces", &[("name", name)]).await,
+            ),
+            (
+                "API token",
+                owner
+                    .post_form(
+                        "/settings/api-tokens",
+                        &[("name", name), ("role", "viewer"), ("expires_in_days", "")],
+                    )
+                    .await,
+            ),
+            (
+                "channel",
+                owner
+                    .post_form(
+                        "/settings/alerts/channels",
+                        &[
+                            ("kind", "webhook"),
+                            ("name", name),
+                            ("target", "https://93.184.216.34/hook"),
+                        ],
+                    )
+                    .await,
+            ),
+            (
+                "connection",
+                owner
+                    .post_form("/connections/new/sandbox_crm", &[("name", name)])
+                    .await,
+            ),
+        ];
+        for (what, page) in pages {
+            assert_eq!(page.status, 422, "{what} {name:?}: {}", page.body);
+            assert!(
+                page.body.contains(expected),
+                "{what} {name:?}: {}",
+                page.body
+            );
+        }
+
+        // A flow through the API: the field error names the field.
+        let res = owner
+            .http
+            .post(format!("{}/api/v1/flows", owner.base))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({
+                "name": name,
+                "source": {"connection_id": uuid::Uuid::now_v7(), "object": "contacts", "incremental": false},
+                "destination": {"connection_id": uuid::Uuid::now_v7(), "object": "customers", "write_mode": "upsert", "key_field": "external_id"},
+                "mapping": [{"target": "email", "expression": "record.email"}],
+                "record_key": "record.id",
+                "batch_size": 10,
+                "trigger": {"kind": "manual"},
+                "auto_pause_after": 3
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 422, "flow {name:?}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        let fields = body["error"]["fields"].as_array().unwrap();
+        assert!(
+            fields
+                .iter()
+                .any(|f| f["field"] == "name" && f["message"].as_str().unwrap().contains(expected)),
+            "flow {name:?}: {body}"
+        );
+
+        // A new member's display name.
+        let link = owner
+            .invite(&format!("m{}@example.com", name.len()), "viewer")
+            .await;
+        let joined = app
+            .client()
+            .post_form(
+                &link,
+                &[
+                    ("name", name),
+                    ("password", PASSWORD),
+                    ("password_confirm", PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(joined.status, 422, "member {name:?}");
+        assert!(
+            joined.body.contains(expected),
+            "member {name:?}: {}",
+            joined.body
+        );
+    }
+    // Nothing was renamed or created.
+    let settings = owner.get("/settings/workspace").await;
+    assert!(settings.body.contains("Acme"));
+    assert!(!settings.body.contains("Invoice"));
+    app.stop().await;
+}

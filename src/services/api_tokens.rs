@@ -2,7 +2,7 @@
 
 use super::{App, AuditActor, require_write};
 use crate::auth::tokens;
-use crate::domain::{Actor, ApiTokenId, FieldErrors, Role, TenantCtx, validation};
+use crate::domain::{Actor, ApiTokenId, FieldErrors, Role, TenantCtx, text};
 use crate::error::{AppError, AppResult};
 use crate::store::{NewApiToken, now};
 
@@ -20,7 +20,7 @@ pub async fn create(
 ) -> AppResult<String> {
     require_write(ctx)?;
     let mut errors = FieldErrors::new();
-    let name = errors.check("name", validation::parse_name(name_raw, "token name", 60));
+    let name = errors.check("name", text::parse_display_name(name_raw, "token name", 60));
     let role = errors.check(
         "role",
         match role_raw.parse::<Role>() {

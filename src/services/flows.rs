@@ -66,6 +66,8 @@ pub async fn validate(
         errors.add("name", "Give the flow a name.");
     } else if name.chars().count() > NAME_MAX {
         errors.add("name", format!("Use at most {NAME_MAX} characters."));
+    } else if let Err(message) = crate::domain::text::check_display_text(name, "flow name") {
+        errors.add("name", message);
     } else if app.store.flow_name_taken(ctx, name, existing).await? {
         errors.add("name", "Another flow already has this name.");
     }
