@@ -4,7 +4,7 @@ use super::entities::{api_tokens, memberships, tenants, users};
 use super::{Store, is_unique_violation, now};
 use crate::domain::{MembershipId, Role, TenantCtx, TenantId, UserId};
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     Set, TransactionTrait,
@@ -244,24 +244,30 @@ impl Store {
     /// there, in one transaction: a token must not outlive the access of the person who
     /// made it, even if they are invited back later.
     pub async fn remove_member(&self, ctx: &TenantCtx, id: MembershipId) -> Result<bool, DbErr> {
+        // Writes first: on SQLite a transaction that reads before its first write cannot
+        // take the write lock if another connection wrote since its read (busy at once).
         let txn = self.db.begin().await?;
-        let Some(membership) = memberships::Entity::find_by_id(id.uuid())
-            .filter(memberships::Column::TenantId.eq(ctx.tenant_id().uuid()))
-            .one(&txn)
-            .await?
-        else {
-            return Ok(false);
-        };
-        memberships::Entity::delete_by_id(membership.id)
-            .exec(&txn)
-            .await?;
+        let member = Query::select()
+            .column(memberships::Column::UserId)
+            .from(memberships::Entity)
+            .and_where(memberships::Column::Id.eq(id.uuid()))
+            .and_where(memberships::Column::TenantId.eq(ctx.tenant_id().uuid()))
+            .to_owned();
         api_tokens::Entity::update_many()
             .col_expr(api_tokens::Column::RevokedAt, Expr::value(now()))
             .filter(api_tokens::Column::TenantId.eq(ctx.tenant_id().uuid()))
-            .filter(api_tokens::Column::CreatedBy.eq(membership.user_id))
+            .filter(api_tokens::Column::CreatedBy.in_subquery(member))
             .filter(api_tokens::Column::RevokedAt.is_null())
             .exec(&txn)
             .await?;
+        let removed = memberships::Entity::delete_many()
+            .filter(memberships::Column::Id.eq(id.uuid()))
+            .filter(memberships::Column::TenantId.eq(ctx.tenant_id().uuid()))
+            .exec(&txn)
+            .await?;
+        if removed.rows_affected != 1 {
+            return Ok(false);
+        }
         txn.commit().await?;
         Ok(true)
     }
