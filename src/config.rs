@@ -4,7 +4,7 @@
 
 use anyhow::{Context, bail};
 use base64::Engine;
-use secrecy::{ExposeSecret, SecretBox};
+use secrecy::{ExposeSecret, SecretBox, SecretString};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -82,8 +82,14 @@ pub struct Settings {
     pub invitation_ttl: Duration,
     /// Database connections per process.
     pub db_max_connections: u32,
-    /// Whether `/metrics` is served.
+    /// Whether `/metrics` is served at all.
     pub metrics_enabled: bool,
+    /// Bearer token `/metrics` on the main listener requires; without one the main
+    /// listener does not serve `/metrics` (the per-workspace figures are not public).
+    pub metrics_token: Option<SecretString>,
+    /// A separate listener that serves only `/metrics`, without a token (for a scraper on
+    /// a private interface).
+    pub metrics_bind: Option<SocketAddr>,
     /// Backoff ceiling for a job's first retry; doubles per attempt.
     pub job_retry_base: Duration,
     /// Longest wait between two attempts of a job.
@@ -155,6 +161,8 @@ const KEYS: &[(&str, &str)] = &[
     ("invitation_ttl_hours", "168"),
     ("db_max_connections", "10"),
     ("metrics", "on"),
+    ("metrics_token", ""),
+    ("metrics_bind", ""),
     ("job_retry_base_ms", "2000"),
     ("job_retry_cap_secs", "3600"),
     ("previous_master_keys", ""),
@@ -398,6 +406,44 @@ impl Settings {
             }
         };
 
+        let metrics_token = match get("metrics_token") {
+            t if t.is_empty() => None,
+            t if t.len() < 16 || !t.chars().all(|c| c.is_ascii_graphic()) => {
+                check(
+                    "metrics_token",
+                    Err("must be at least 16 visible ASCII characters, no spaces (e.g. `openssl rand -hex 24`)".into()),
+                );
+                None
+            }
+            t => Some(SecretString::from(t)),
+        };
+        let metrics_bind = match get("metrics_bind") {
+            b if b.is_empty() => None,
+            b => match b.parse::<SocketAddr>() {
+                Ok(addr) if addr == bind && addr.port() != 0 => {
+                    check(
+                        "metrics_bind",
+                        Err("must differ from SLUICE_BIND (it serves only /metrics, without a token)".into()),
+                    );
+                    None
+                }
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    check(
+                        "metrics_bind",
+                        Err("must be host:port, e.g. 127.0.0.1:9464".into()),
+                    );
+                    None
+                }
+            },
+        };
+        if !metrics_enabled && (metrics_token.is_some() || metrics_bind.is_some()) {
+            check(
+                "metrics",
+                Err("is off, but SLUICE_METRICS_TOKEN or SLUICE_METRICS_BIND is set".into()),
+            );
+        }
+
         if !problems.is_empty() {
             bail!("invalid configuration:\n  - {}", problems.join("\n  - "));
         }
@@ -418,6 +464,8 @@ impl Settings {
             invitation_ttl,
             db_max_connections,
             metrics_enabled,
+            metrics_token,
+            metrics_bind,
             job_retry_base,
             job_retry_cap,
             previous_master_keys,
@@ -624,6 +672,44 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(s.outbound_timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn metrics_settings_are_checked_at_start_up() {
+        let s = Settings::from_vars(vars(&[
+            ("SLUICE_METRICS_TOKEN", "0123456789abcdef0123"),
+            ("SLUICE_METRICS_BIND", "127.0.0.1:9464"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            s.metrics_token
+                .as_ref()
+                .map(|t| t.expose_secret().to_owned()),
+            Some("0123456789abcdef0123".to_owned())
+        );
+        assert_eq!(s.metrics_bind.map(|a| a.port()), Some(9464));
+        assert!(
+            !format!("{s:?}").contains("0123456789abcdef0123"),
+            "the token is not printed"
+        );
+        let defaults = Settings::from_vars(vars(&[])).unwrap();
+        assert!(defaults.metrics_token.is_none() && defaults.metrics_bind.is_none());
+        let err = Settings::from_vars(vars(&[
+            ("SLUICE_METRICS_TOKEN", "short"),
+            ("SLUICE_METRICS_BIND", "127.0.0.1:8080"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("SLUICE_METRICS_TOKEN"), "{err}");
+        assert!(err.contains("SLUICE_METRICS_BIND"), "{err}");
+        assert!(!err.contains("short"), "{err}");
+        let err = Settings::from_vars(vars(&[
+            ("SLUICE_METRICS", "off"),
+            ("SLUICE_METRICS_BIND", "127.0.0.1:9464"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("SLUICE_METRICS:"), "{err}");
     }
 
     #[test]

@@ -44,6 +44,12 @@ pub enum AppError {
     /// Malformed request.
     #[error("{0}")]
     BadRequest(String),
+    /// The request body is larger than this endpoint accepts.
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    /// The body is not in a format this endpoint reads (e.g. not `application/json`).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// The database or another dependency is unreachable.
     #[error("the service is temporarily unavailable")]
     Unavailable,
@@ -66,6 +72,8 @@ impl AppError {
             AppError::Csrf => "csrf_failed",
             AppError::TooManyRequests { .. } => "rate_limited",
             AppError::BadRequest(_) => "bad_request",
+            AppError::PayloadTooLarge => "payload_too_large",
+            AppError::UnsupportedMediaType(_) => "unsupported_media_type",
             AppError::Unavailable => "unavailable",
             AppError::Internal(_) => "internal",
         }
@@ -151,6 +159,8 @@ impl ResponseError for AppError {
             AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

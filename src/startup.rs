@@ -43,10 +43,12 @@ impl Roles {
 pub struct Running {
     /// The bound address (port 0 resolves here).
     pub addr: std::net::SocketAddr,
+    /// The separate metrics listener's address, when `SLUICE_METRICS_BIND` is set.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Shared application state.
     pub app: App,
     shutdown: watch::Sender<bool>,
-    server: Option<ServerHandle>,
+    servers: Vec<ServerHandle>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -54,7 +56,7 @@ impl Running {
     /// Stops taking work, drains in-flight jobs and requests, and waits for the end.
     pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
-        if let Some(server) = self.server.take() {
+        for server in self.servers.drain(..) {
             server.stop(true).await;
         }
         for task in self.tasks.drain(..) {
@@ -89,6 +91,14 @@ pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Runni
     } else {
         None
     };
+    // Bound up front with the main listener, so a taken port fails start-up at once.
+    let metrics_listener = match settings.metrics_bind {
+        Some(bind) => Some(
+            TcpListener::bind(bind)
+                .map_err(|e| anyhow::anyhow!("cannot listen on {bind} (metrics): {e}"))?,
+        ),
+        None => None,
+    };
     let master_key = settings.resolve_master_key()?;
     let store = Store::connect(&settings).await?;
     store.migrate().await?;
@@ -97,15 +107,16 @@ pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Runni
     if let Err(problem) = crate::connectors::catalogue::catalogue() {
         anyhow::bail!("the provider catalogue is invalid: {problem}");
     }
-    let sandbox_prefix = settings
-        .sandbox
-        .enabled
-        .then(|| settings.url_for("/sandbox/"));
-    let outbound = Outbound::new(
-        OutboundPolicy::new(settings.outbound_allow.clone())
-            .with_timeout(settings.outbound_timeout),
-        sandbox_prefix,
-    )?;
+    let mut policy = OutboundPolicy::new(settings.outbound_allow.clone())
+        .with_timeout(settings.outbound_timeout);
+    if settings.sandbox.enabled {
+        // The sandbox is called over HTTP like any provider, at this server's own
+        // address: that address and port are allowed, nothing else of this host.
+        if let Err(e) = policy.allow_own(&settings.public_url).await {
+            tracing::warn!(error = %e, "cannot resolve SLUICE_PUBLIC_URL: calls to the sandbox will be refused unless SLUICE_OUTBOUND_ALLOW lists its address");
+        }
+    }
+    let outbound = Outbound::new(policy)?;
     let keyring = Arc::new(Keyring::new(&master_key, &settings.previous_master_keys));
     // The sandbox is served by the web role, from a database of its own.
     let sandbox_store = if roles.web && settings.sandbox.enabled {
@@ -164,11 +175,22 @@ pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Runni
         )));
     }
     let mut addr = settings.bind;
-    let mut server = None;
+    let mut servers = Vec::new();
+    let mut metrics_addr = None;
+    if let Some(listener) = metrics_listener {
+        metrics_addr = Some(listener.local_addr()?);
+        let http = crate::web::metrics_server(app.clone(), listener)?;
+        servers.push(http.handle());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = http.await {
+                tracing::error!(error = %e, "metrics listener failed");
+            }
+        }));
+    }
     if let Some(listener) = listener {
         addr = listener.local_addr()?;
         let http = crate::web::server(app.clone(), listener)?;
-        server = Some(http.handle());
+        servers.push(http.handle());
         tasks.push(tokio::spawn(async move {
             if let Err(e) = http.await {
                 tracing::error!(error = %e, "HTTP server failed");
@@ -201,15 +223,17 @@ pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Runni
         %addr,
         web = roles.web,
         workers = roles.workers,
+        metrics = ?metrics_addr,
         ready_ms = started.elapsed().as_millis() as u64,
         database = %crate::store::redact_url(&settings.database_url),
         "Sluice is ready"
     );
     Ok(Running {
         addr,
+        metrics_addr,
         app,
         shutdown,
-        server,
+        servers,
         tasks,
     })
 }

@@ -338,3 +338,299 @@ async fn state_changes_need_a_csrf_token_and_a_post() {
     assert!(!members.body.contains("eve@example.com"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn sign_in_only_returns_to_a_path_on_this_site() {
+    let app = TestApp::spawn().await;
+    let owner = app.owner("ada@example.com", "Acme").await;
+    let hostile = [
+        "//evil.example",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "/\r\nSet-Cookie: x=y",
+        "https://evil.example",
+        "javascript:alert(1)",
+        "evil.example",
+        " /settings",
+        "/settings members",
+        "/\u{0}",
+        "/caf\u{e9}",
+        "",
+    ];
+    // Signing in with the hostile value in the form.
+    for next in hostile {
+        let browser = app.client();
+        let page = browser
+            .post_form(
+                "/login",
+                &[
+                    ("email", "ada@example.com"),
+                    ("password", PASSWORD),
+                    ("next", next),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, 303, "{next:?}");
+        assert_eq!(page.location(), "/dashboard", "{next:?}");
+    }
+    // Arriving signed in at /login?next=… (encoded as a browser would, and raw).
+    for next in hostile {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("next", next)
+            .finish();
+        let page = owner.get(&format!("/login?{query}")).await;
+        assert_eq!(page.status, 303, "{next:?}");
+        assert_eq!(page.location(), "/dashboard", "{next:?}");
+    }
+    for raw in [
+        "/%09/evil.example",
+        "%0a",
+        "/%0a",
+        "/%0d%0aSet-Cookie:x=y",
+        "%2F%2Fevil.example",
+        "/%5Cevil.example",
+    ] {
+        let page = owner.get(&format!("/login?next={raw}")).await;
+        assert_eq!(page.status, 303, "{raw}");
+        assert_eq!(page.location(), "/dashboard", "{raw}");
+    }
+    // A path on this site is kept, query and all; escapes in it stay escapes.
+    let page = owner.get("/login?next=%2Fruns%3Fstatus%3Dfailed").await;
+    assert_eq!(page.location(), "/runs?status=failed");
+    let page = owner.get("/login?next=%2F%2509%2Fhere").await;
+    assert_eq!(page.location(), "/%09/here");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_form_posted_from_another_origin_is_refused_even_with_the_token() {
+    let app = TestApp::spawn().await;
+    let owner = app.owner("ada@example.com", "Acme").await;
+    let port = app.running.addr.port();
+    let invite = |origin: String| {
+        let owner = owner.clone();
+        async move {
+            owner
+                .post_form_with_headers(
+                    "/settings/members/invite",
+                    &[("email", "eve@example.com"), ("role", "viewer")],
+                    &[("origin", &origin)],
+                )
+                .await
+        }
+    };
+    for origin in [
+        "null".to_owned(),
+        "http://evil.example".to_owned(),
+        format!("https://127.0.0.1:{port}"),
+        format!("http://127.0.0.1:{}", port.wrapping_add(1)),
+        "http://127.0.0.1".to_owned(),
+        format!("http://evil.example/://127.0.0.1:{port}"),
+        format!("http://127.0.0.1:{port}.evil.example"),
+        "not an origin".to_owned(),
+    ] {
+        let page = invite(origin.clone()).await;
+        assert_eq!(page.status, 403, "{origin}");
+    }
+    assert!(
+        !owner
+            .get("/settings/members")
+            .await
+            .body
+            .contains("eve@example.com"),
+        "nothing was changed"
+    );
+    // The site's own origin (scheme, host and port) is accepted.
+    let page = invite(format!("http://127.0.0.1:{port}")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn over_https_the_csrf_cookie_is_bound_to_this_exact_origin() {
+    let app = TestApp::spawn_with(&[("SLUICE_PUBLIC_URL", "https://127.0.0.1:0")]).await;
+    let http = reqwest::Client::new();
+    let login = http
+        .get(format!("{}/login", app.base))
+        .send()
+        .await
+        .unwrap();
+    let cookie = login
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.contains("sluice_csrf="))
+        .unwrap();
+    assert!(cookie.starts_with("__Host-sluice_csrf="), "{cookie}");
+    let attributes: Vec<&str> = cookie.split("; ").skip(1).collect();
+    assert!(attributes.contains(&"Secure"), "{cookie}");
+    assert!(attributes.contains(&"Path=/"), "{cookie}");
+    assert!(
+        !attributes
+            .iter()
+            .any(|a| a.to_lowercase().starts_with("domain")),
+        "{cookie}"
+    );
+    let token = cookie
+        .trim_start_matches("__Host-sluice_csrf=")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    // The prefixed cookie is the one checked; an unprefixed one (which a sibling
+    // subdomain or a plain-http answer could have set) is not.
+    let sign_in = |cookie: String| {
+        let http = http.clone();
+        let url = format!("{}/login", app.base);
+        let token = token.clone();
+        async move {
+            http.post(url)
+                .header("cookie", cookie)
+                .form(&[
+                    ("email", "nobody@example.com"),
+                    ("password", "wrong password!"),
+                    ("csrf_token", token.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(sign_in(format!("__Host-sluice_csrf={token}")).await, 422);
+    assert_eq!(sign_in(format!("sluice_csrf={token}")).await, 403);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn names_refuse_control_and_text_direction_characters() {
+    let app = TestApp::spawn().await;
+    let owner = app.owner("ada@example.com", "Acme").await;
+    let token = owner.create_api_token("ci", "admin").await;
+    let hostile = [
+        "Invoice\u{202E}fdp.exe",
+        "Ops\u{2066}admin\u{2069}",
+        "Left\u{202A}right",
+        "Null\u{0}byte",
+    ];
+    let direction = "reverse or isolate text direction";
+    let control = "control characters";
+    for name in hostile {
+        let expected = if name.contains('\u{0}') {
+            control
+        } else {
+            direction
+        };
+        let pages = [
+            (
+                "workspace",
+                owner
+                    .post_form(
+                        "/settings/workspace",
+                        &[("name", name), ("time_zone", "UTC")],
+                    )
+                    .await,
+            ),
+            (
+                "new workspace",
+                owner.post_form("/workspaces", &[("name", name)]).await,
+            ),
+            (
+                "API token",
+                owner
+                    .post_form(
+                        "/settings/api-tokens",
+                        &[("name", name), ("role", "viewer"), ("expires_in_days", "")],
+                    )
+                    .await,
+            ),
+            (
+                "channel",
+                owner
+                    .post_form(
+                        "/settings/alerts/channels",
+                        &[
+                            ("kind", "webhook"),
+                            ("name", name),
+                            ("target", "https://93.184.216.34/hook"),
+                        ],
+                    )
+                    .await,
+            ),
+            (
+                "connection",
+                owner
+                    .post_form("/connections/new/sandbox_crm", &[("name", name)])
+                    .await,
+            ),
+        ];
+        for (what, page) in pages {
+            assert_eq!(page.status, 422, "{what} {name:?}: {}", page.body);
+            assert!(
+                page.body.contains(expected),
+                "{what} {name:?}: {}",
+                page.body
+            );
+        }
+
+        // A flow through the API: the field error names the field.
+        let res = owner
+            .http
+            .post(format!("{}/api/v1/flows", owner.base))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({
+                "name": name,
+                "source": {"connection_id": uuid::Uuid::now_v7(), "object": "contacts", "incremental": false},
+                "destination": {"connection_id": uuid::Uuid::now_v7(), "object": "customers", "write_mode": "upsert", "key_field": "external_id"},
+                "mapping": [{"target": "email", "expression": "record.email"}],
+                "record_key": "record.id",
+                "batch_size": 10,
+                "trigger": {"kind": "manual"},
+                "auto_pause_after": 3
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 422, "flow {name:?}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        let fields = body["error"]["fields"].as_array().unwrap();
+        assert!(
+            fields
+                .iter()
+                .any(|f| f["field"] == "name" && f["message"].as_str().unwrap().contains(expected)),
+            "flow {name:?}: {body}"
+        );
+
+        // A new member's display name.
+        let link = owner
+            .invite(&format!("m{}@example.com", name.len()), "viewer")
+            .await;
+        let joined = app
+            .client()
+            .post_form(
+                &link,
+                &[
+                    ("name", name),
+                    ("password", PASSWORD),
+                    ("password_confirm", PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(joined.status, 422, "member {name:?}");
+        assert!(
+            joined.body.contains(expected),
+            "member {name:?}: {}",
+            joined.body
+        );
+    }
+    // Nothing was renamed or created.
+    let settings = owner.get("/settings/workspace").await;
+    assert!(settings.body.contains("Acme"));
+    assert!(!settings.body.contains("Invoice"));
+    app.stop().await;
+}

@@ -168,7 +168,7 @@ async fn a_failing_destination_raises_one_alert_delivered_once_per_channel_then_
     );
 
     // Prometheus shows runs per tenant, deliveries per channel and queue depth.
-    let metrics = app.client().get("/metrics").await.body;
+    let metrics = app.metrics().await;
     assert!(metrics.contains("sluice_runs_total{tenant=\""), "{metrics}");
     assert!(metrics.contains("sluice_alert_deliveries_total{"));
     assert!(metrics.contains("sluice_queue_depth{"));
@@ -652,4 +652,138 @@ async fn a_reconnect_alert_carries_a_fresh_link_that_reconnects_the_customers_co
         "{}",
         resolved.body
     );
+}
+
+#[tokio::test]
+async fn slack_alerts_escape_names_so_they_cannot_add_links_or_mentions() {
+    let hooks = HttpSink::start().await;
+    let app = TestApp::spawn_with(&[
+        ("SLUICE_OUTBOUND_ALLOW", "127.0.0.0/8"),
+        ("SLUICE_SANDBOX_SEED_CONTACTS", "10"),
+        ("SLUICE_RETRY_AFTER_CAP_SECS", "1"),
+        ("SLUICE_ALERT_SWEEP_SECS", "1"),
+    ])
+    .await;
+    app.wait_for_seed(10).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+    let name = "Ops <!channel> & <https://evil.example|reset your password>";
+    let mut fields = contact_flow(&crm, &erp, name, "record.email");
+    set(&mut fields, "auto_pause_after", "0");
+    let flow = create_flow(&admin, &fields).await;
+    add_channel(
+        &admin,
+        "slack",
+        "Slack #ops",
+        &format!("{}/slack", hooks.base),
+    )
+    .await;
+    outage(&app, "erp", 503).await;
+    let (_, failed) = run_to_end(&admin, &flow).await;
+    assert_eq!(status_of(&failed), "Failed", "{}", failed.body);
+    eventually(20, "the Slack message", || {
+        hooks.received("/slack").len() == 1
+    })
+    .await;
+    let message: serde_json::Value =
+        serde_json::from_slice(&hooks.received("/slack")[0].body).unwrap();
+    let text = message["text"].as_str().unwrap();
+    assert!(
+        text.contains(
+            "Ops &lt;!channel&gt; &amp; &lt;https://evil.example|reset your password&gt;"
+        ),
+        "{text}"
+    );
+    // The only link is Sluice's own.
+    assert_eq!(text.matches('<').count(), 1, "{text}");
+    let link = &text[text.find('<').unwrap()..];
+    assert!(
+        link.starts_with(&format!("<{}/alerts/", app.base)) && link.ends_with("|Open in Sluice>"),
+        "{text}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn urls_whose_ipv6_address_embeds_a_private_ipv4_one_are_refused() {
+    let app = TestApp::spawn().await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    for host in [
+        "[::ffff:127.0.0.1]",   // IPv4-mapped
+        "[::ffff:0:7f00:1]",    // IPv4-translated (RFC 6145): 127.0.0.1
+        "[::ffff:0:a9fe:a9fe]", // IPv4-translated: 169.254.169.254
+        "[64:ff9b::7f00:1]",    // NAT64 (RFC 6052): 127.0.0.1
+        "[64:ff9b::a00:1]",     // NAT64: 10.0.0.1
+    ] {
+        let channel = admin
+            .post_form(
+                "/settings/alerts/channels",
+                &[
+                    ("kind", "webhook"),
+                    ("name", "Internal"),
+                    ("target", &format!("http://{host}:9/x")),
+                ],
+            )
+            .await;
+        assert_eq!(channel.status, 422, "{host}");
+        assert!(
+            channel.body.contains("This URL cannot be used"),
+            "{host}: {}",
+            channel.body
+        );
+        let oauth = admin
+            .post_form(
+                "/settings/oauth-apps/oauth2_generic",
+                &[
+                    ("client_id", "cid"),
+                    ("client_secret", "csecret"),
+                    ("field_authorize_url", "https://93.184.216.34/authorize"),
+                    ("field_token_url", &format!("https://{host}/token")),
+                ],
+            )
+            .await;
+        assert_eq!(oauth.status, 422, "{host}");
+        assert!(oauth.body.contains("non-public"), "{host}: {}", oauth.body);
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_sandbox_is_allowed_by_its_address_not_by_how_its_url_is_spelled() {
+    // The public URL names the host; port 0 becomes the bound port.
+    let app = TestApp::spawn_with(&[("SLUICE_PUBLIC_URL", "http://localhost:0")]).await;
+    let port = app.running.addr.port();
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let channel = |target: String| {
+        let admin = admin.clone();
+        async move {
+            admin
+                .post_form(
+                    "/settings/alerts/channels",
+                    &[("kind", "webhook"), ("name", "Hook"), ("target", &target)],
+                )
+                .await
+        }
+    };
+    // This server's own address and port, however the URL spells it.
+    for target in [
+        format!("http://localhost:{port}/sandbox/stats"),
+        format!("http://127.0.0.1:{port}/sandbox/stats"),
+    ] {
+        let page = channel(target.clone()).await;
+        assert_eq!(page.status, 200, "{target}: {}", page.body);
+    }
+    // Any other port of this host stays refused, /sandbox/ path or not.
+    for target in [
+        format!("http://localhost:{}/sandbox/stats", port.wrapping_add(1)),
+        format!("http://127.0.0.1:{}/sandbox/stats", port.wrapping_add(1)),
+        "http://localhost:9/x".to_owned(),
+    ] {
+        let page = channel(target.clone()).await;
+        assert_eq!(page.status, 422, "{target}");
+        assert!(page.body.contains("This URL cannot be used"), "{target}");
+    }
+    // And the sandbox itself still connects.
+    admin.connect_sandbox("sandbox_crm").await;
+    app.stop().await;
 }

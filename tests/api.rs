@@ -164,3 +164,151 @@ async fn vendors_create_connect_links_and_read_connections_through_the_api() {
     assert_eq!(status, 404);
     app.stop().await;
 }
+
+/// The membership id the members page addresses `email` by.
+fn membership_of(members_page: &str, email: &str) -> String {
+    let at = members_page.find(email).unwrap();
+    let rest = &members_page[at..];
+    let i = rest.find("/settings/members/").unwrap() + "/settings/members/".len();
+    rest[i..i + 36].to_owned()
+}
+
+#[tokio::test]
+async fn an_api_token_acts_with_its_creators_current_role_and_dies_with_their_membership() {
+    let app = TestApp::spawn().await;
+    let owner = app.owner("ada@example.com", "Acme").await;
+    let link = owner.invite("adam@example.com", "admin").await;
+    let admin = app.client();
+    let joined = admin
+        .post_form(
+            &link,
+            &[
+                ("name", "Adam"),
+                ("password", common::PASSWORD),
+                ("password_confirm", common::PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(joined.status, 303, "{}", joined.body);
+    let token = admin.create_api_token("adam-ci", "admin").await;
+    let create_link = |token: String| {
+        let http = owner.http.clone();
+        let base = owner.base.clone();
+        async move {
+            http.post(format!("{base}/api/v1/connect-links"))
+                .bearer_auth(token)
+                .json(&serde_json::json!({"provider": "sandbox_crm", "customer_ref": "c-1"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(create_link(token.clone()).await, 201);
+
+    // Demoted to viewer: the admin token now has a viewer's rights, no more.
+    let membership = membership_of(
+        &owner.get("/settings/members").await.body,
+        "adam@example.com",
+    );
+    let demoted = owner
+        .post_form(
+            &format!("/settings/members/{membership}/role"),
+            &[("role", "viewer")],
+        )
+        .await;
+    assert_eq!(demoted.status, 303, "{}", demoted.body);
+    let (status, me) = owner.api(&token, "/api/v1/me").await;
+    assert_eq!(status, 200);
+    assert_eq!(me["role"], "viewer");
+    assert_eq!(create_link(token.clone()).await, 403);
+
+    // Removed: the token no longer authenticates, and stays revoked if they come back.
+    let removed = owner
+        .post_form(&format!("/settings/members/{membership}/remove"), &[])
+        .await;
+    assert_eq!(removed.status, 303, "{}", removed.body);
+    let (status, body) = owner.api(&token, "/api/v1/me").await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"]["code"], "unauthenticated");
+    assert_eq!(create_link(token.clone()).await, 401);
+    assert!(
+        !owner
+            .get("/settings/api-tokens")
+            .await
+            .body
+            .contains("adam-ci"),
+        "the removed member's token is revoked"
+    );
+    let back = owner.invite("adam@example.com", "admin").await;
+    assert_eq!(admin.post_form(&back, &[]).await.status, 303);
+    let (status, _) = owner.api(&token, "/api/v1/me").await;
+    assert_eq!(status, 401, "re-joining does not revive an old token");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn unreadable_api_requests_answer_in_the_error_shape() {
+    let app = TestApp::spawn().await;
+    let owner = app.owner("ada@example.com", "Acme").await;
+    let token = owner.create_api_token("ci", "admin").await;
+    let url = |path: &str| format!("{}/api/v1{path}", owner.base);
+    let flow = uuid::Uuid::now_v7();
+    let ten_mb = format!(r#"{{"provider":"{}"}}"#, "x".repeat(10 * 1024 * 1024));
+    let requests = [
+        (
+            "a query value of the wrong type",
+            owner.http.get(url("/audit-events?limit=lots")),
+            400,
+            "bad_request",
+        ),
+        (
+            "a query id that is not a UUID",
+            owner
+                .http
+                .get(url(&format!("/flows/{flow}/dead-letters?run=nope"))),
+            400,
+            "bad_request",
+        ),
+        (
+            "a body that is not JSON",
+            owner
+                .http
+                .post(url("/connect-links"))
+                .header("content-type", "text/plain")
+                .body("provider=sandbox_crm"),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "JSON that does not parse",
+            owner
+                .http
+                .post(url("/connect-links"))
+                .header("content-type", "application/json")
+                .body("{"),
+            400,
+            "bad_request",
+        ),
+        (
+            "a 10 MB body",
+            owner
+                .http
+                .post(url("/connect-links"))
+                .header("content-type", "application/json")
+                .body(ten_mb),
+            413,
+            "payload_too_large",
+        ),
+    ];
+    for (what, request, status, code) in requests {
+        let res = request.bearer_auth(&token).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), status, "{what}");
+        assert_eq!(res.headers()["content-type"], "application/json", "{what}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{what}: {body}");
+        assert!(body["error"]["message"].is_string(), "{what}: {body}");
+    }
+    app.stop().await;
+}

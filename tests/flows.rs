@@ -526,6 +526,225 @@ async fn a_running_run_can_be_cancelled_and_keeps_what_it_wrote() {
 }
 
 #[tokio::test]
+async fn a_malformed_dead_letter_selection_is_refused_and_changes_nothing() {
+    let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "16")]).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+    app.wait_for_seed(16).await;
+    // Osaka is every 8th contact: two records the ERP refuses become dead letters.
+    let broken = "record.email if record.city != 'Osaka' else 'not-an-email'";
+    let flow = create_flow(&admin, &contact_flow(&crm, &erp, "Contacts", broken)).await;
+    let (_, done) = run_to_end(&admin, &flow).await;
+    assert_eq!(count(&done, "failed"), 2, "{}", done.body);
+    let token = admin.create_api_token("ci", "admin").await;
+    let letters = format!("{}/api/v1{flow}/dead-letters", app.base);
+    let open = || async {
+        let (status, list) = admin
+            .api(&token, &format!("/api/v1{flow}/dead-letters"))
+            .await;
+        assert_eq!(status, 200);
+        list.as_array().unwrap().len()
+    };
+    assert_eq!(open().await, 2);
+    let one = admin
+        .api(&token, &format!("/api/v1{flow}/dead-letters"))
+        .await
+        .1[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let json = "application/json";
+    let hostile: [(&str, Option<&str>, &str, u16); 10] = [
+        (
+            "a selection that is not an id",
+            Some(json),
+            r#"{"ids":["not-a-uuid"]}"#,
+            422,
+        ),
+        (
+            "a misspelled field",
+            Some(json),
+            &format!(r#"{{"idz":["{one}"]}}"#),
+            422,
+        ),
+        (
+            "an unknown field beside the ids",
+            Some(json),
+            &format!(r#"{{"ids":["{one}"],"x":1}}"#),
+            422,
+        ),
+        ("no selection at all", Some(json), "{}", 422),
+        ("an empty selection", Some(json), r#"{"ids":[]}"#, 422),
+        ("all: false", Some(json), r#"{"all":false}"#, 422),
+        (
+            "both ids and all",
+            Some(json),
+            &format!(r#"{{"ids":["{one}"],"all":true}}"#),
+            422,
+        ),
+        ("JSON that does not parse", Some(json), r#"{"ids":"#, 400),
+        (
+            "the wrong content type",
+            Some("text/plain"),
+            r#"{"all":true}"#,
+            415,
+        ),
+        ("no body and no content type", None, "", 415),
+    ];
+    for action in ["discard", "replay"] {
+        for (what, content_type, body, expected) in &hostile {
+            let mut req = admin
+                .http
+                .post(format!("{letters}/{action}"))
+                .bearer_auth(&token)
+                .body(body.to_string());
+            if let Some(ct) = content_type {
+                req = req.header("content-type", *ct);
+            }
+            let res = req.send().await.unwrap();
+            assert_eq!(res.status().as_u16(), *expected, "{action}: {what}");
+            let error: Value = res.json().await.unwrap();
+            assert!(
+                error["error"]["code"].is_string(),
+                "{action}: {what}: {error}"
+            );
+            assert!(
+                error["error"]["message"].is_string(),
+                "{action}: {what}: {error}"
+            );
+            assert_eq!(open().await, 2, "{action}: {what} changed nothing");
+        }
+    }
+    let runs = admin.api(&token, &format!("/api/v1{flow}/runs")).await.1;
+    assert_eq!(
+        runs.as_array().unwrap().len(),
+        1,
+        "no replay run was started"
+    );
+
+    // The bulk form refuses a tampered selection the same way.
+    for fields in [
+        vec![("id", "not-a-uuid")],
+        vec![],
+        vec![("id", one.as_str()), ("id", "x")],
+    ] {
+        let page = admin
+            .post_form(&format!("{flow}/dead-letters/discard"), &fields)
+            .await;
+        assert_eq!(page.status, 303, "{fields:?}");
+        assert_eq!(open().await, 2, "{fields:?} changed nothing");
+    }
+
+    // Asked for explicitly, one or all.
+    let discard = |body: Value| {
+        let req = admin
+            .http
+            .post(format!("{letters}/discard"))
+            .bearer_auth(&token)
+            .json(&body);
+        async move {
+            let res = req.send().await.unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        }
+    };
+    assert_eq!(
+        discard(json!({"ids": [one]})).await,
+        (200, json!({"discarded": 1}))
+    );
+    assert_eq!(
+        discard(json!({"all": true})).await,
+        (200, json!({"discarded": 1}))
+    );
+    assert_eq!(open().await, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn dead_letters_mask_secret_looking_fields_on_the_page_and_in_the_api() {
+    let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "16")]).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+    app.wait_for_seed(16).await;
+    // con_000006 lives in Osaka, so the broken mapping sends it to the dead letters.
+    let db = app.sandbox_db();
+    let mut fields = sluice::sandbox::db::find(db, "crm.contacts", "con_000006")
+        .await
+        .unwrap()
+        .unwrap()
+        .fields();
+    fields.insert("api_token".into(), "tok_live_SECRET123".into());
+    fields.insert("note".into(), "call back, password=hunter2hunter2".into());
+    sluice::sandbox::db::save(
+        db,
+        "crm.contacts",
+        "con_000006",
+        &fields,
+        sluice::store::now(),
+    )
+    .await
+    .unwrap();
+    let broken = "record.email if record.city != 'Osaka' else 'not-an-email'";
+    let flow = create_flow(&admin, &contact_flow(&crm, &erp, "Contacts", broken)).await;
+    let (run, done) = run_to_end(&admin, &flow).await;
+    assert_eq!(count(&done, "failed"), 2, "{}", done.body);
+    let secrets = ["tok_live_SECRET123", "hunter2hunter2"];
+
+    let link = admin.invite("vera@example.com", "viewer").await;
+    let viewer = app.client();
+    let joined = viewer
+        .post_form(
+            &link,
+            &[
+                ("name", "Vera"),
+                ("password", common::PASSWORD),
+                ("password_confirm", common::PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(joined.status, 303, "{}", joined.body);
+
+    // The run inspector, and now the dead-letter page too, for admins and viewers alike.
+    for (who, client) in [("admin", &admin), ("viewer", &viewer)] {
+        for page in [run.clone(), format!("{flow}/dead-letters")] {
+            let page_body = client.get(&page).await;
+            assert_eq!(page_body.status, 200, "{who} {page}");
+            let body = common::unescape(&page_body.body);
+            assert!(body.contains("api_token"), "{who} {page}: {body}");
+            assert!(body.contains("[redacted]"), "{who} {page}: {body}");
+            for secret in secrets {
+                assert!(!body.contains(secret), "{who} {page} shows {secret}");
+            }
+        }
+    }
+
+    // The API, for an admin token and a viewer token.
+    for role in ["admin", "viewer"] {
+        let token = admin.create_api_token(role, role).await;
+        let (status, letters) = admin
+            .api(&token, &format!("/api/v1{flow}/dead-letters"))
+            .await;
+        assert_eq!(status, 200);
+        let text = letters.to_string();
+        for secret in secrets {
+            assert!(!text.contains(secret), "{role} token sees {secret}: {text}");
+        }
+        let letter = letters
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["record_key"] == "con_000006")
+            .unwrap_or_else(|| panic!("{text}"));
+        assert_eq!(letter["payload"]["api_token"], "[redacted]");
+        assert_eq!(
+            letter["payload"]["city"], "Osaka",
+            "the rest stays readable"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_webhook_that_arrives_while_its_flow_runs_starts_a_follow_up_run_that_delivers_the_change()
  {
     let app = TestApp::spawn_with(&[

@@ -12,14 +12,68 @@ async fn health_readiness_and_metrics_answer() {
     let ready = client.get("/readyz").await;
     assert_eq!((ready.status, ready.body.as_str()), (200, "ready"));
     client.get("/login").await;
-    let metrics = client.get("/metrics").await;
-    assert_eq!(metrics.status, 200);
-    assert!(
-        metrics.body.contains("sluice_http_requests_total"),
-        "{}",
-        metrics.body
-    );
-    assert!(metrics.body.contains("route=\"/login\""));
+    let metrics = app.metrics().await;
+    assert!(metrics.contains("sluice_http_requests_total"), "{metrics}");
+    assert!(metrics.contains("route=\"/login\""));
+    app.stop().await;
+}
+
+/// `/metrics` on the main listener with this `Authorization` header (if any).
+async fn scrape(base: &str, authorization: Option<&str>) -> (u16, String) {
+    let mut req = reqwest::Client::new().get(format!("{base}/metrics"));
+    if let Some(value) = authorization {
+        req = req.header("authorization", value);
+    }
+    let res = req.send().await.unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn metrics_answer_only_with_the_scrape_token() {
+    let app = TestApp::spawn().await;
+    app.owner("ada@example.com", "Acme").await;
+    let wrong = format!("Bearer {}x", common::METRICS_TOKEN);
+    let basic = format!("Basic {}", common::METRICS_TOKEN);
+    for authorization in [
+        None,
+        Some("Bearer "),
+        Some(wrong.as_str()),
+        Some(basic.as_str()),
+    ] {
+        let (status, body) = scrape(&app.base, authorization).await;
+        assert_eq!(status, 401, "{authorization:?}");
+        assert!(!body.contains("sluice_"), "{authorization:?}: {body}");
+    }
+    let right = format!("Bearer {}", common::METRICS_TOKEN);
+    let (status, body) = scrape(&app.base, Some(&right)).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("sluice_http_requests_total"), "{body}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_scrape_token_metrics_are_served_only_on_their_own_listener() {
+    let app = TestApp::spawn_with(&[
+        ("SLUICE_METRICS_TOKEN", ""),
+        ("SLUICE_METRICS_BIND", "127.0.0.1:0"),
+    ])
+    .await;
+    app.client().get("/login").await;
+    let right = format!("Bearer {}", common::METRICS_TOKEN);
+    for authorization in [None, Some(right.as_str())] {
+        let (status, body) = scrape(&app.base, authorization).await;
+        assert_eq!(status, 404, "{authorization:?}");
+        assert!(!body.contains("sluice_"), "{body}");
+    }
+    let private = format!("http://{}", app.running.metrics_addr.unwrap());
+    let (status, body) = scrape(&private, None).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("route=\"/login\""), "{body}");
+    // That listener serves nothing else.
+    for path in ["/login", "/healthz", "/api/v1/me", "/sandbox/stats"] {
+        let res = reqwest::get(format!("{private}{path}")).await.unwrap();
+        assert_eq!(res.status().as_u16(), 404, "{path}");
+    }
     app.stop().await;
 }
 
@@ -50,5 +104,36 @@ async fn errors_show_a_generic_page() {
     let page = app.client().get("/login").await;
     assert!(!page.body.contains("<script>"), "no inline script");
     assert!(page.body.contains("/static/js/app.js"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn unreadable_page_requests_answer_with_the_error_page() {
+    let app = TestApp::spawn().await;
+    let owner = app.owner("ada@example.com", "Acme").await;
+    let flow = uuid::Uuid::now_v7();
+    let page = owner
+        .get(&format!("/flows/{flow}/dead-letters?page=lots"))
+        .await;
+    assert_eq!(page.status, 400);
+    assert!(
+        page.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(page.body.contains("Back to Sluice"), "{}", page.body);
+
+    // A 10 MB form is refused as too large, not as malformed.
+    let huge = "x".repeat(10 * 1024 * 1024);
+    let page = owner
+        .post_form(
+            "/settings/workspace",
+            &[("name", huge.as_str()), ("time_zone", "UTC")],
+        )
+        .await;
+    assert_eq!(page.status, 413);
+    assert!(page.body.contains("too large"), "{}", page.body);
+    assert!(page.body.contains("Back to Sluice"), "{}", page.body);
     app.stop().await;
 }

@@ -282,17 +282,43 @@ async fn send(
             .map(Some)
         }
         ChannelKind::Slack => {
-            let text = format!(
-                "*{}*\n{}\n<{}|Open in Sluice>",
-                headline(alert, delivery),
-                alert.detail,
-                alert_url(app, alert)
-            );
+            let text = slack_text(app, alert, delivery);
             let body = serde_json::to_vec(&json!({ "text": text }))
                 .map_err(|e| SendError::Fatal(e.to_string()))?;
             post(app, &channel.target, body, &[]).await.map(Some)
         }
     }
+}
+
+/// The Slack message: the only link in it is ours. Flow names, provider errors and
+/// everything else in an alert come from users or providers, and in Slack's mrkdwn
+/// `<…>` is a link or a mention (`<!channel>`), so their text is escaped.
+fn slack_text(
+    app: &App,
+    alert: &alerts::Model,
+    delivery: &notification_deliveries::Model,
+) -> String {
+    format!(
+        "*{}*\n{}\n<{}|Open in Sluice>",
+        slack_escape(&headline(alert, delivery)),
+        slack_escape(&alert.detail),
+        slack_escape(&alert_url(app, alert))
+    )
+}
+
+/// Escapes text for Slack mrkdwn: `&`, `<` and `>` are its only control characters
+/// (Slack formatting reference, "Escaping text").
+fn slack_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 async fn post(
@@ -396,5 +422,23 @@ async fn send_email(
             message: format!("SMTP: {e}"),
             retry_after: None,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slack_escape;
+
+    #[test]
+    fn slack_text_cannot_open_links_or_mentions() {
+        assert_eq!(
+            slack_escape("<!channel> & <https://x.example|y>"),
+            "&lt;!channel&gt; &amp; &lt;https://x.example|y&gt;"
+        );
+        assert_eq!(
+            slack_escape("&amp;"),
+            "&amp;amp;",
+            "escaped once more, shown as typed"
+        );
     }
 }

@@ -2,8 +2,9 @@
 //! here: timeouts, a response size limit, no redirects on OAuth calls, and the SSRF guard —
 //! private, loopback, link-local and other non-public addresses are refused (for names:
 //! after DNS resolution, so rebinding cannot sneak past) unless `SLUICE_OUTBOUND_ALLOW`
-//! lists them. Calls to the built-in sandbox (this server's own `/sandbox/` URLs) use a
-//! separate client and never open the guard for anything else.
+//! lists them. The built-in sandbox is reached like any provider: start-up adds this
+//! server's own address (host and port of the public URL) to the allow list, and no URL
+//! is let through by its spelling.
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -36,11 +37,13 @@ pub enum OutboundError {
     TooLarge(usize),
 }
 
-/// A network range allowed despite being non-public, e.g. `10.0.0.0/8`.
+/// A network range allowed despite being non-public, e.g. `10.0.0.0/8`; or one address
+/// on one port (this server's own, for the built-in sandbox).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AllowedNet {
     addr: IpAddr,
     prefix: u8,
+    port: Option<u16>,
 }
 
 impl AllowedNet {
@@ -62,7 +65,26 @@ impl AllowedNet {
                 .ok_or_else(|| format!("'{text}' has a bad prefix length"))?,
             None => max,
         };
-        Ok(Self { addr, prefix })
+        Ok(Self {
+            addr,
+            prefix,
+            port: None,
+        })
+    }
+
+    /// Exactly this address and port.
+    pub fn socket(addr: SocketAddr) -> Self {
+        Self {
+            addr: addr.ip(),
+            prefix: if addr.is_ipv4() { 32 } else { 128 },
+            port: Some(addr.port()),
+        }
+    }
+
+    /// Whether a connection to `ip` on `port` (when known) falls in this entry. An entry
+    /// for one port never matches when the port is not known.
+    fn matches(&self, ip: IpAddr, port: Option<u16>) -> bool {
+        self.contains(ip) && (self.port.is_none() || self.port == port)
     }
 
     fn contains(&self, ip: IpAddr) -> bool {
@@ -85,14 +107,38 @@ impl AllowedNet {
 }
 
 /// Whether an address is on the public internet (not private, loopback, link-local,
-/// carrier-grade NAT, documentation, multicast, unspecified, …).
+/// carrier-grade NAT, documentation, multicast, unspecified, …). An IPv6 address that
+/// embeds an IPv4 one is judged by that IPv4 address, since that is where it leads.
 pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
+    match canonical(ip) {
         IpAddr::V4(v4) => is_public_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_public_v4(v4),
-            None => is_public_v6(v6),
-        },
+        IpAddr::V6(v6) => is_public_v6(v6),
+    }
+}
+
+/// The IPv4 address an IPv6 one stands for, if any: IPv4-mapped (`::ffff:0:0/96`),
+/// IPv4-translated (`::ffff:0:0:0/96`, RFC 6145), NAT64 (`64:ff9b::/96`, RFC 6052),
+/// IPv4-compatible (`::/96`, deprecated) and 6to4 (`2002::/16`). Everything else is
+/// returned as it is.
+fn canonical(ip: IpAddr) -> IpAddr {
+    let IpAddr::V6(v6) = ip else { return ip };
+    let seg = v6.segments();
+    let v4 = |hi: u16, lo: u16| {
+        IpAddr::V4(Ipv4Addr::new(
+            (hi >> 8) as u8,
+            hi as u8,
+            (lo >> 8) as u8,
+            lo as u8,
+        ))
+    };
+    match seg {
+        [0, 0, 0, 0, 0, 0xffff, hi, lo]
+        | [0, 0, 0, 0, 0xffff, 0, hi, lo]
+        | [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => v4(hi, lo),
+        // `::` and `::1` are IPv6's own unspecified and loopback addresses.
+        [0, 0, 0, 0, 0, 0, hi, lo] if !v6.is_loopback() && !v6.is_unspecified() => v4(hi, lo),
+        [0x2002, hi, lo, ..] => v4(hi, lo),
+        _ => ip,
     }
 }
 
@@ -115,23 +161,6 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 fn is_public_v6(ip: Ipv6Addr) -> bool {
     let seg = ip.segments();
     let first = seg[0];
-    // IPv4-compatible (::a.b.c.d) and 6to4 (2002:a.b.c.d::) addresses embed an IPv4 one.
-    if seg[..6] == [0, 0, 0, 0, 0, 0] && !ip.is_loopback() && !ip.is_unspecified() {
-        return is_public_v4(Ipv4Addr::new(
-            (seg[6] >> 8) as u8,
-            seg[6] as u8,
-            (seg[7] >> 8) as u8,
-            seg[7] as u8,
-        ));
-    }
-    if first == 0x2002 {
-        return is_public_v4(Ipv4Addr::new(
-            (seg[1] >> 8) as u8,
-            seg[1] as u8,
-            (seg[2] >> 8) as u8,
-            seg[2] as u8,
-        ));
-    }
     !(ip.is_loopback()
         || (first & 0xffc0) == 0xfec0
         || (first == 0x2001 && seg[1] == 0)
@@ -140,8 +169,9 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || ip.is_multicast()
         || (first & 0xfe00) == 0xfc00
         || (first & 0xffc0) == 0xfe80
-        || first == 0x2001 && ip.segments()[1] == 0x0db8
-        || first == 0x0064 && ip.segments()[1] == 0xff9b)
+        || first == 0x2001 && seg[1] == 0x0db8
+        // The rest of 64:ff9b::/32 (local-use NAT64, RFC 8215) is not public.
+        || first == 0x0064 && seg[1] == 0xff9b)
 }
 
 /// The allow list and the decision.
@@ -150,6 +180,26 @@ pub struct OutboundPolicy {
     allow: Vec<AllowedNet>,
     /// Total time a call may take; [`TOTAL_TIMEOUT`] when not set.
     timeout: Option<Duration>,
+    own: Option<OwnAddress>,
+}
+
+/// This server's own address (the built-in sandbox lives there). When the public URL
+/// names a host, calls to that name on that port reach the sandbox; the resolver, which
+/// sees names but not ports, relies on [`Outbound::client_for`] having refused any other
+/// port of that name.
+#[derive(Clone, Debug)]
+struct OwnAddress {
+    name: Option<String>,
+    port: u16,
+    ips: Vec<IpAddr>,
+}
+
+impl OwnAddress {
+    fn is_named(&self, name: &str) -> bool {
+        self.name
+            .as_deref()
+            .is_some_and(|own| own.eq_ignore_ascii_case(name))
+    }
 }
 
 impl OutboundPolicy {
@@ -157,6 +207,7 @@ impl OutboundPolicy {
     pub fn new(allow: Vec<AllowedNet>) -> Self {
         Self {
             allow,
+            own: None,
             timeout: None,
         }
     }
@@ -167,9 +218,91 @@ impl OutboundPolicy {
         self
     }
 
-    /// Whether connecting to `ip` is allowed.
-    pub fn permits(&self, ip: IpAddr) -> bool {
-        is_public(ip) || self.allow.iter().any(|net| net.contains(ip))
+    /// Also allows this server's own address, `url`'s host and port (the built-in
+    /// sandbox lives there), resolving a host name once, now.
+    pub async fn allow_own(&mut self, url: &url::Url) -> anyhow::Result<()> {
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| anyhow::anyhow!("{url} has no port"))?;
+        let (name, ips) = match url.host() {
+            Some(url::Host::Ipv4(v4)) => (None, vec![IpAddr::V4(v4)]),
+            Some(url::Host::Ipv6(v6)) => (None, vec![IpAddr::V6(v6)]),
+            Some(url::Host::Domain(name)) => (
+                Some(name.to_ascii_lowercase()),
+                tokio::net::lookup_host((name, port))
+                    .await?
+                    .map(|a| a.ip())
+                    .collect(),
+            ),
+            None => anyhow::bail!("{url} has no host"),
+        };
+        self.allow.extend(
+            ips.iter()
+                .map(|ip| AllowedNet::socket(SocketAddr::new(*ip, port))),
+        );
+        self.own = Some(OwnAddress { name, port, ips });
+        Ok(())
+    }
+
+    /// Whether connecting to `ip` on `port` (`None`: not known) is allowed. Allowed
+    /// ranges are matched against the address as given and the IPv4 address it embeds.
+    pub fn permits(&self, ip: IpAddr, port: Option<u16>) -> bool {
+        let embedded = canonical(ip);
+        is_public(ip)
+            || self
+                .allow
+                .iter()
+                .any(|net| net.matches(ip, port) || net.matches(embedded, port))
+    }
+
+    /// The port a name is resolved for, as far as the resolver can tell: this server's
+    /// own name always means its own port (other ports were refused before resolving).
+    fn port_of_name(&self, name: &str) -> Option<u16> {
+        self.own
+            .as_ref()
+            .filter(|own| own.is_named(name))
+            .map(|own| own.port)
+    }
+
+    /// Whether `url` addresses this server's own host and port.
+    fn is_own(&self, url: &url::Url) -> bool {
+        let Some(own) = &self.own else { return false };
+        let host_matches = match url.host() {
+            Some(url::Host::Domain(name)) => own.is_named(name),
+            _ => literal_ip(url).is_some_and(|ip| own.name.is_none() && own.ips.contains(&ip)),
+        };
+        host_matches && url.port_or_known_default() == Some(own.port)
+    }
+
+    /// Checks what can be checked before connecting: a literal address with its port,
+    /// and this server's own name only on its own port. Other names are checked after
+    /// resolution.
+    fn check_url(&self, url: &url::Url) -> Result<(), OutboundError> {
+        let port = url.port_or_known_default();
+        match url.host() {
+            Some(url::Host::Domain(name)) => self.check_name(name, port.unwrap_or(0)),
+            _ => match literal_ip(url) {
+                Some(ip) if !self.permits(ip, port) => {
+                    Err(OutboundError::Forbidden(ip.to_string()))
+                }
+                _ => Ok(()),
+            },
+        }
+    }
+
+    /// Refuses this server's own name on another port than its own, unless its addresses
+    /// are allowed there anyway: the resolver could not tell the ports apart.
+    fn check_name(&self, name: &str, port: u16) -> Result<(), OutboundError> {
+        match &self.own {
+            Some(own)
+                if own.is_named(name)
+                    && own.port != port
+                    && !own.ips.iter().all(|ip| self.permits(*ip, None)) =>
+            {
+                Err(OutboundError::Forbidden(name.to_owned()))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -186,10 +319,11 @@ impl Resolve for GuardedResolver {
             let host = name.as_str().to_owned();
             let addrs: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let port = policy.port_of_name(&host);
             let allowed: Vec<SocketAddr> = addrs
                 .iter()
                 .copied()
-                .filter(|a| policy.permits(a.ip()))
+                .filter(|a| policy.permits(a.ip(), port))
                 .collect();
             if allowed.is_empty() {
                 return Err(Box::new(OutboundError::Forbidden(host))
@@ -206,8 +340,6 @@ pub struct Outbound {
     policy: OutboundPolicy,
     api: reqwest::Client,
     oauth: reqwest::Client,
-    internal: reqwest::Client,
-    sandbox_prefix: Option<String>,
 }
 
 impl std::fmt::Debug for Outbound {
@@ -231,9 +363,8 @@ pub enum Purpose {
 }
 
 impl Outbound {
-    /// Builds the clients. `sandbox_prefix` is this server's own `/sandbox/` URL when the
-    /// built-in sandbox is on.
-    pub fn new(policy: OutboundPolicy, sandbox_prefix: Option<String>) -> anyhow::Result<Self> {
+    /// Builds the clients.
+    pub fn new(policy: OutboundPolicy) -> anyhow::Result<Self> {
         // TLS uses ring (no aws-lc build); installing twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let timeout = policy.timeout.unwrap_or(TOTAL_TIMEOUT);
@@ -254,11 +385,9 @@ impl Outbound {
                 if attempt.previous().len() >= 5 {
                     return attempt.error("too many redirects");
                 }
-                match literal_ip(attempt.url()) {
-                    Some(ip) if !redirect_policy.permits(ip) => {
-                        attempt.error(OutboundError::Forbidden(ip.to_string()))
-                    }
-                    _ => attempt.follow(),
+                match redirect_policy.check_url(attempt.url()) {
+                    Err(refused) => attempt.error(refused),
+                    Ok(()) => attempt.follow(),
                 }
             }))
             .build()?;
@@ -268,14 +397,7 @@ impl Outbound {
             }))
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        let internal = base().redirect(reqwest::redirect::Policy::none()).build()?;
-        Ok(Self {
-            policy,
-            api,
-            oauth,
-            internal,
-            sandbox_prefix,
-        })
+        Ok(Self { policy, api, oauth })
     }
 
     /// Checks a URL before any connection: scheme, and literal addresses (names are
@@ -296,16 +418,7 @@ impl Outbound {
                 "credentials in URLs are not allowed".into(),
             ));
         }
-        if let Some(prefix) = &self.sandbox_prefix
-            && url.starts_with(prefix.as_str())
-        {
-            return Ok(&self.internal);
-        }
-        if let Some(ip) = literal_ip(&parsed)
-            && !self.policy.permits(ip)
-        {
-            return Err(OutboundError::Forbidden(ip.to_string()));
-        }
+        self.policy.check_url(&parsed)?;
         Ok(match purpose {
             Purpose::Api => &self.api,
             Purpose::OAuth | Purpose::Notification => &self.oauth,
@@ -317,13 +430,6 @@ impl Outbound {
     /// authorization server whose token endpoint we will call later.
     pub async fn check_destination(&self, url: &str) -> Result<(), OutboundError> {
         self.client_for(url, Purpose::OAuth)?;
-        if self
-            .sandbox_prefix
-            .as_deref()
-            .is_some_and(|p| url.starts_with(p))
-        {
-            return Ok(());
-        }
         let parsed = url::Url::parse(url).map_err(|e| OutboundError::InvalidUrl(e.to_string()))?;
         let host = parsed.host_str().unwrap_or_default().to_owned();
         let port = parsed.port_or_known_default().unwrap_or(443);
@@ -335,12 +441,20 @@ impl Outbound {
                 .map_err(|_| OutboundError::Forbidden(host.clone()))?,
             _ => literal_ip(&parsed).into_iter().collect(),
         };
-        if addrs.is_empty() || addrs.iter().any(|ip| !self.policy.permits(*ip)) {
+        // Judged as the call will be: a name by what the resolver knows of its port.
+        let port = match parsed.host() {
+            Some(url::Host::Domain(name)) => self.policy.port_of_name(name),
+            _ => Some(port),
+        };
+        if addrs.is_empty() || addrs.iter().any(|ip| !self.policy.permits(*ip, port)) {
             return Err(OutboundError::Forbidden(host));
         }
         // Plain http would expose client secrets and codes; only explicitly allowed
-        // (internal) networks may use it.
-        if parsed.scheme() == "http" && addrs.iter().any(|ip| is_public(*ip)) {
+        // (internal) networks, and this server itself (the sandbox), may use it.
+        if parsed.scheme() == "http"
+            && !self.policy.is_own(&parsed)
+            && addrs.iter().any(|ip| is_public(*ip))
+        {
             return Err(OutboundError::InvalidUrl(
                 "authorization servers must use https".into(),
             ));
@@ -516,29 +630,52 @@ mod tests {
             "fe80::1",
             "fd00::1",
             "::ffff:127.0.0.1",
+            "::ffff:0:7f00:1",
+            "::ffff:0:a9fe:a9fe",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a00:1",
+            "64:ff9b:1::1",
+            "::7f00:1",
+            "2002:7f00:1::",
         ] {
-            assert!(!policy.permits(ip.parse().unwrap()), "{ip} must be refused");
+            assert!(
+                !policy.permits(ip.parse().unwrap(), None),
+                "{ip} must be refused"
+            );
         }
-        for ip in ["93.184.216.34", "2606:4700::1111", "8.8.8.8"] {
-            assert!(policy.permits(ip.parse().unwrap()), "{ip} is public");
+        for ip in [
+            "93.184.216.34",
+            "2606:4700::1111",
+            "8.8.8.8",
+            "::ffff:8.8.8.8",
+            "::ffff:0:808:808",
+            "64:ff9b::808:808",
+        ] {
+            assert!(policy.permits(ip.parse().unwrap(), None), "{ip} is public");
         }
         let allowed = OutboundPolicy::new(vec![AllowedNet::parse("10.0.0.0/8").unwrap()]);
-        assert!(allowed.permits("10.200.0.1".parse().unwrap()));
+        assert!(allowed.permits("10.200.0.1".parse().unwrap(), Some(443)));
         assert!(
-            !allowed.permits("11.0.0.1".parse().unwrap()) || is_public("11.0.0.1".parse().unwrap())
+            !allowed.permits("11.0.0.1".parse().unwrap(), None)
+                || is_public("11.0.0.1".parse().unwrap())
         );
-        assert!(!allowed.permits("192.168.0.1".parse().unwrap()));
+        assert!(!allowed.permits("192.168.0.1".parse().unwrap(), None));
+        assert!(
+            allowed.permits("::ffff:0:a00:1".parse().unwrap(), None),
+            "an allowed IPv4 range covers its IPv6 forms"
+        );
         assert!(AllowedNet::parse("10.0.0.0/33").is_err());
         assert!(AllowedNet::parse("nonsense").is_err());
     }
 
-    #[test]
-    fn urls_are_checked_before_connecting() {
-        let out = Outbound::new(
-            OutboundPolicy::default(),
-            Some("http://127.0.0.1:8080/sandbox/".into()),
-        )
-        .unwrap();
+    #[tokio::test]
+    async fn urls_are_checked_before_connecting() {
+        let mut policy = OutboundPolicy::default();
+        policy
+            .allow_own(&url::Url::parse("http://127.0.0.1:8080/").unwrap())
+            .await
+            .unwrap();
+        let out = Outbound::new(policy).unwrap();
         assert!(matches!(
             out.client_for("http://127.0.0.1:5432/x", Purpose::Api),
             Err(OutboundError::Forbidden(_))
@@ -557,11 +694,50 @@ mod tests {
         ));
         assert!(
             out.client_for("http://127.0.0.1:8080/sandbox/oauth/token", Purpose::OAuth)
-                .is_ok()
+                .is_ok(),
+            "this server's own address and port (the sandbox)"
         );
+        assert!(matches!(
+            out.client_for("http://127.0.0.1:8081/sandbox/oauth/token", Purpose::OAuth),
+            Err(OutboundError::Forbidden(_))
+        ));
         assert!(
             out.client_for("https://api.example.com/v1", Purpose::Api)
                 .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn this_servers_own_name_is_allowed_on_its_own_port_only() {
+        let mut policy = OutboundPolicy::default();
+        policy
+            .allow_own(&url::Url::parse("http://localhost:8080/").unwrap())
+            .await
+            .unwrap();
+        let out = Outbound::new(policy).unwrap();
+        assert!(
+            out.client_for("http://localhost:8080/sandbox/x", Purpose::Api)
+                .is_ok()
+        );
+        assert!(
+            out.check_destination("http://localhost:8080/sandbox/oauth/token")
+                .await
+                .is_ok()
+        );
+        for url in ["http://localhost:5432/", "http://LOCALHOST:9/x"] {
+            assert!(
+                matches!(
+                    out.client_for(url, Purpose::Api),
+                    Err(OutboundError::Forbidden(_))
+                ),
+                "{url}"
+            );
+            assert!(out.check_destination(url).await.is_err(), "{url}");
+        }
+        assert!(
+            out.check_destination("http://127.0.0.1:5432/")
+                .await
+                .is_err()
         );
     }
 

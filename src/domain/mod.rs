@@ -7,6 +7,7 @@ pub mod connection;
 pub mod ids;
 pub mod role;
 pub mod tenant_ctx;
+pub mod text;
 pub mod validation;
 
 pub use alert::{AlertKind, AlertState, ChannelKind, DeliveryState, ErrorClass};

@@ -2,9 +2,7 @@
 
 use super::{App, AuditActor, tenants};
 use crate::auth::{device, password, throttle, tokens};
-use crate::domain::{
-    Actor, Email, FieldErrors, NewPassword, TenantCtx, TenantId, UserId, validation,
-};
+use crate::domain::{Actor, Email, FieldErrors, NewPassword, TenantCtx, TenantId, UserId, text};
 use crate::error::{AppError, AppResult};
 use crate::store::entities::sessions;
 use crate::store::{UserRecord, now};
@@ -78,7 +76,7 @@ pub async fn complete_setup(
     client: &ClientInfo,
 ) -> AppResult<SignedIn> {
     let mut errors = FieldErrors::new();
-    let name = errors.check("name", validation::parse_name(&input.name, "name", 100));
+    let name = errors.check("name", text::parse_display_name(&input.name, "name", 100));
     let email = errors.check("email", Email::parse(&input.email));
     let password = errors.check(
         "password",
@@ -86,7 +84,7 @@ pub async fn complete_setup(
     );
     let workspace = errors.check(
         "workspace",
-        validation::parse_name(&input.workspace, "workspace name", 80),
+        text::parse_display_name(&input.workspace, "workspace name", 80),
     );
     let (name, email, password, workspace) =
         errors.into_result(|| Some((name?, email?, password?, workspace?)))?;
@@ -307,7 +305,7 @@ pub async fn create_user(
 ) -> AppResult<UserRecord> {
     let mut errors = FieldErrors::new();
     let email = errors.check("email", Email::parse(email));
-    let name = errors.check("name", validation::parse_name(name, "name", 100));
+    let name = errors.check("name", text::parse_display_name(name, "name", 100));
     let password = errors.check(
         "password",
         NewPassword::parse(password_raw, password_raw, None),

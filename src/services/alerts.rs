@@ -5,7 +5,7 @@ use super::{App, AuditActor, require_write};
 use crate::alerts::channels::secret_aad;
 use crate::domain::{
     AlertId, AlertKind, AlertRuleId, AlertState, ChannelId, ChannelKind, FieldErrors, FlowId,
-    TenantCtx, validation,
+    TenantCtx, text,
 };
 use crate::error::{AppError, AppResult};
 use crate::store::entities::{alert_rules, alerts, notification_channels};
@@ -280,7 +280,7 @@ pub async fn create_channel(
             .parse::<ChannelKind>()
             .map_err(|_| "Choose e-mail, signed webhook or Slack.".to_owned()),
     );
-    let name = errors.check("name", validation::parse_name(&input.name, "name", 80));
+    let name = errors.check("name", text::parse_display_name(&input.name, "name", 80));
     let target = input.target.trim().to_owned();
     match kind {
         Some(ChannelKind::Email) => {

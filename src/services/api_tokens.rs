@@ -2,7 +2,7 @@
 
 use super::{App, AuditActor, require_write};
 use crate::auth::tokens;
-use crate::domain::{Actor, ApiTokenId, FieldErrors, Role, TenantCtx, validation};
+use crate::domain::{Actor, ApiTokenId, FieldErrors, Role, TenantCtx, text};
 use crate::error::{AppError, AppResult};
 use crate::store::{NewApiToken, now};
 
@@ -20,7 +20,7 @@ pub async fn create(
 ) -> AppResult<String> {
     require_write(ctx)?;
     let mut errors = FieldErrors::new();
-    let name = errors.check("name", validation::parse_name(name_raw, "token name", 60));
+    let name = errors.check("name", text::parse_display_name(name_raw, "token name", 60));
     let role = errors.check(
         "role",
         match role_raw.parse::<Role>() {
@@ -82,15 +82,27 @@ pub async fn revoke(
     Ok(())
 }
 
-/// The tenant scope a bearer token grants, if it is valid.
+/// The tenant scope a bearer token grants, if it is valid. A token speaks for the member
+/// who created it: it works only while they are still a member of its workspace, and
+/// never with more than their current role there (a demoted admin's admin token acts
+/// as a viewer).
 pub async fn authenticate(app: &App, secret: &str) -> AppResult<Option<TenantCtx>> {
     if !secret.starts_with(TOKEN_PREFIX) {
         return Ok(None);
     }
-    let Some((id, tenant, role)) = app.store.active_api_token(&tokens::digest(secret)).await?
-    else {
+    let Some(token) = app.store.active_api_token(&tokens::digest(secret)).await? else {
         return Ok(None);
     };
-    app.store.touch_api_token(id).await?;
-    Ok(Some(TenantCtx::new(tenant, role, Actor::ApiToken(id))))
+    let Some(creator) = token.created_by else {
+        return Ok(None);
+    };
+    let Some(creator_role) = app.store.role_in(creator, token.tenant_id).await? else {
+        return Ok(None);
+    };
+    app.store.touch_api_token(token.id).await?;
+    Ok(Some(TenantCtx::new(
+        token.tenant_id,
+        token.role.min(creator_role),
+        Actor::ApiToken(token.id),
+    )))
 }

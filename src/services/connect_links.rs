@@ -4,7 +4,7 @@
 use super::connections::{self, Begin, Binding, ConnectRequest};
 use super::{App, AuditActor, require_write};
 use crate::auth::tokens;
-use crate::domain::{Actor, ConnectLinkId, FieldErrors, Role, TenantCtx, TenantId, validation};
+use crate::domain::{Actor, ConnectLinkId, FieldErrors, Role, TenantCtx, TenantId, text};
 use crate::error::{AppError, AppResult};
 use crate::store::entities::connect_links;
 use crate::store::now;
@@ -40,7 +40,7 @@ pub async fn create(
     );
     let customer = errors.check(
         "customer_ref",
-        validation::parse_name(customer_ref, "customer reference", 120),
+        text::parse_display_name(customer_ref, "customer reference", 120),
     );
     let ttl = errors.check(
         "ttl_hours",

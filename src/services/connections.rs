@@ -10,7 +10,7 @@ use crate::connectors::oauth::{ClientCredentials, OAuthError, OAuthTarget, Token
 use crate::crypto::Aad;
 use crate::domain::{
     Actor, ConnectLinkId, ConnectionEvent, ConnectionId, ConnectionStatus, FieldErrors, OAuthAppId,
-    Role, TenantCtx, validation,
+    Role, TenantCtx, text,
 };
 use crate::error::{AppError, AppResult};
 use crate::store::entities::{connections, oauth_states};
@@ -233,7 +233,7 @@ pub async fn save_oauth_app(
     let mut errors = FieldErrors::new();
     let client_id = errors.check(
         "client_id",
-        validation::parse_name(&get("client_id"), "client id", 300),
+        text::parse_display_name(&get("client_id"), "client id", 300),
     );
     let endpoint_values = match parse_field_values(&provider.app_fields(), form) {
         Ok(v) => Some(v),
@@ -450,7 +450,7 @@ pub async fn begin(
             Some(c) => format!("{} — {c}", provider.name),
             None => provider.name.clone(),
         },
-        other => validation::parse_name(other, "connection name", 100)
+        other => text::parse_display_name(other, "connection name", 100)
             .map_err(|m| AppError::invalid("name", m))?,
     };
     let values = url_values(app, &config);

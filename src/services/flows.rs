@@ -67,6 +67,8 @@ pub async fn validate(
         errors.add("name", "Give the flow a name.");
     } else if name.chars().count() > NAME_MAX {
         errors.add("name", format!("Use at most {NAME_MAX} characters."));
+    } else if let Err(message) = crate::domain::text::check_display_text(name, "flow name") {
+        errors.add("name", message);
     } else if app.store.flow_name_taken(ctx, name, existing).await? {
         errors.add("name", "Another flow already has this name.");
     }
@@ -446,26 +448,55 @@ pub async fn cancel(app: &App, ctx: &TenantCtx, actor: &AuditActor, id: RunId) -
     Ok(())
 }
 
+/// Which dead letters a replay or discard acts on. Acting on every open dead letter is a
+/// choice the caller states; nothing (a missing or unreadable selection) ever means "all".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LetterSelection {
+    /// Every open dead letter of the flow.
+    All,
+    /// These dead letters (never empty).
+    Ids(Vec<DeadLetterId>),
+}
+
+impl LetterSelection {
+    /// A selection of these ids; an empty list is refused rather than read as "all".
+    pub fn of(ids: Vec<DeadLetterId>) -> Result<Self, AppError> {
+        if ids.is_empty() {
+            return Err(AppError::invalid("ids", "Select at least one dead letter."));
+        }
+        Ok(LetterSelection::Ids(ids))
+    }
+
+    /// The ids chosen, or `None` for all open ones (the store's and the run's encoding).
+    fn ids(&self) -> Option<&[DeadLetterId]> {
+        match self {
+            LetterSelection::All => None,
+            LetterSelection::Ids(ids) => Some(ids),
+        }
+    }
+}
+
 /// Replays dead letters (the chosen ones, or all open ones) on the current version.
 pub async fn replay(
     app: &App,
     ctx: &TenantCtx,
     actor: &AuditActor,
     flow: FlowId,
-    ids: Option<Vec<DeadLetterId>>,
+    selection: LetterSelection,
 ) -> AppResult<RunId> {
     require_write(ctx)?;
     app.store.flow(ctx, flow).await?.ok_or(AppError::NotFound)?;
     let open = app
         .store
-        .open_dead_letters(ctx, flow, ids.as_deref(), None, 1)
+        .open_dead_letters(ctx, flow, selection.ids(), None, 1)
         .await?;
     if open.is_empty() {
         return Err(AppError::Conflict(
             "There are no open dead letters to replay.".into(),
         ));
     }
-    let count = ids.as_ref().map(Vec::len);
+    let count = selection.ids().map(<[DeadLetterId]>::len);
+    let ids = selection.ids().map(<[DeadLetterId]>::to_vec);
     let run = start_run(app, ctx, flow, RunTrigger::Replay, Some(ids)).await?;
     app.audit(
         ctx,
@@ -484,13 +515,13 @@ pub async fn discard(
     ctx: &TenantCtx,
     actor: &AuditActor,
     flow: FlowId,
-    ids: Option<Vec<DeadLetterId>>,
+    selection: LetterSelection,
 ) -> AppResult<u64> {
     require_write(ctx)?;
     app.store.flow(ctx, flow).await?.ok_or(AppError::NotFound)?;
     let n = app
         .store
-        .discard_dead_letters(ctx, flow, ids.as_deref())
+        .discard_dead_letters(ctx, flow, selection.ids())
         .await?;
     app.audit(
         ctx,

@@ -4,7 +4,7 @@ use super::accounts::{self, ClientInfo, SignedIn};
 use super::{App, AuditActor, require_write};
 use crate::auth::{password, tokens};
 use crate::domain::{
-    Email, FieldErrors, InvitationId, MembershipId, NewPassword, Role, TenantCtx, validation,
+    Email, FieldErrors, InvitationId, MembershipId, NewPassword, Role, TenantCtx, text,
 };
 use crate::error::{AppError, AppResult};
 use crate::store::{InvitationWithTenant, UserRecord, now};
@@ -141,7 +141,7 @@ pub async fn accept_with_new_account(
         ));
     }
     let mut errors = FieldErrors::new();
-    let name = errors.check("name", validation::parse_name(name_raw, "name", 100));
+    let name = errors.check("name", text::parse_display_name(name_raw, "name", 100));
     let password = errors.check(
         "password",
         NewPassword::parse(password_raw, confirm, Some(email.as_str())),

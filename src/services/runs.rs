@@ -4,7 +4,7 @@
 
 use super::App;
 use crate::connectors::redact::{redact_json_text, redact_text};
-use crate::domain::{FlowId, RunId, RunStatus, TenantCtx};
+use crate::domain::{DeadLetterState, FlowId, RunId, RunStatus, TenantCtx};
 use crate::error::{AppError, AppResult};
 use crate::store::RunFilter;
 use crate::store::entities::{dead_letters, flows, runs};
@@ -205,11 +205,7 @@ pub async fn inspect(app: &App, ctx: &TenantCtx, id: RunId) -> AppResult<Inspect
         .dead_letters_of_run(ctx, id, 50)
         .await?
         .into_iter()
-        .map(|mut l| {
-            l.payload = redact_json_text(&l.payload);
-            l.error = redact_text(&l.error);
-            l
-        })
+        .map(redacted)
         .collect();
     Ok(Inspection {
         run,
@@ -217,6 +213,53 @@ pub async fn inspect(app: &App, ctx: &TenantCtx, id: RunId) -> AppResult<Inspect
         comparison,
         failures,
     })
+}
+
+/// A dead letter as it may be shown: secret-looking values in its payload and error
+/// masked. Every page and API answer that shows dead letters goes through this, whatever
+/// the viewer's role: what a provider or a source record put there is not ours to show.
+fn redacted(mut letter: dead_letters::Model) -> dead_letters::Model {
+    letter.payload = redact_json_text(&letter.payload);
+    letter.error = redact_text(&letter.error);
+    letter
+}
+
+/// Which of a flow's dead letters to list.
+#[derive(Clone, Copy, Debug)]
+pub struct LetterQuery {
+    /// Their state.
+    pub state: DeadLetterState,
+    /// Only this run's.
+    pub run: Option<RunId>,
+    /// Skip this many.
+    pub offset: u64,
+    /// At most this many.
+    pub limit: u64,
+}
+
+/// A page of a flow's dead letters, newest first, redacted; 404 for another tenant's
+/// flow.
+pub async fn dead_letters(
+    app: &App,
+    ctx: &TenantCtx,
+    flow: FlowId,
+    query: LetterQuery,
+) -> AppResult<Vec<dead_letters::Model>> {
+    app.store.flow(ctx, flow).await?.ok_or(AppError::NotFound)?;
+    Ok(app
+        .store
+        .dead_letters(
+            ctx,
+            flow,
+            Some(query.state),
+            query.run,
+            query.offset,
+            query.limit,
+        )
+        .await?
+        .into_iter()
+        .map(redacted)
+        .collect())
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use super::{App, AuditActor, require_write};
 use crate::auth::tokens;
-use crate::domain::{Role, TenantCtx, TenantId, UserId, validation};
+use crate::domain::{Role, TenantCtx, TenantId, UserId, text};
 use crate::error::{AppError, AppResult};
 use crate::store::UserRecord;
 
@@ -27,7 +27,7 @@ pub async fn create_for(app: &App, owner: &UserRecord, name: &str) -> AppResult<
 
 /// Creates an additional workspace from the UI, owned by the signed-in user.
 pub async fn create(app: &App, owner: &UserRecord, name_raw: &str) -> AppResult<TenantId> {
-    let name = validation::parse_name(name_raw, "workspace name", 80)
+    let name = text::parse_display_name(name_raw, "workspace name", 80)
         .map_err(|m| AppError::invalid("name", m))?;
     create_for(app, owner, &name).await
 }
@@ -58,7 +58,7 @@ pub async fn update_settings(
     let mut errors = crate::domain::FieldErrors::new();
     let name = errors.check(
         "name",
-        validation::parse_name(name_raw, "workspace name", 80),
+        text::parse_display_name(name_raw, "workspace name", 80),
     );
     let tz = time_zone_raw.trim();
     let time_zone = if TIME_ZONES.contains(&tz) {

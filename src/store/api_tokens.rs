@@ -22,6 +22,19 @@ pub struct NewApiToken<'a> {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// A token that is neither revoked nor expired.
+#[derive(Clone, Copy, Debug)]
+pub struct ActiveApiToken {
+    /// The token.
+    pub id: ApiTokenId,
+    /// The tenant it acts in.
+    pub tenant_id: TenantId,
+    /// The role chosen when it was created (a ceiling, not a grant).
+    pub role: Role,
+    /// The member who created it.
+    pub created_by: Option<UserId>,
+}
+
 impl Store {
     /// Stores a token for the scoped tenant.
     pub async fn create_api_token(
@@ -70,11 +83,9 @@ impl Store {
         Ok(result.rows_affected == 1)
     }
 
-    /// A usable token by digest: (id, tenant, role). The token is the authorisation.
-    pub async fn active_api_token(
-        &self,
-        digest: &str,
-    ) -> Result<Option<(ApiTokenId, TenantId, Role)>, DbErr> {
+    /// A usable (not revoked, not expired) token by digest. Whether its creator may still
+    /// use it is the caller's decision: see `services::api_tokens::authenticate`.
+    pub async fn active_api_token(&self, digest: &str) -> Result<Option<ActiveApiToken>, DbErr> {
         let at = now();
         Ok(api_tokens::Entity::find()
             .filter(api_tokens::Column::TokenDigest.eq(digest))
@@ -82,12 +93,12 @@ impl Store {
             .one(&self.db)
             .await?
             .filter(|t| t.expires_at.is_none_or(|e| e > at))
-            .map(|t| {
-                (
-                    ApiTokenId::from_uuid(t.id),
-                    TenantId::from_uuid(t.tenant_id),
-                    t.role.parse().unwrap_or(Role::Viewer),
-                )
+            .map(|t| ActiveApiToken {
+                id: ApiTokenId::from_uuid(t.id),
+                tenant_id: TenantId::from_uuid(t.tenant_id),
+                // Stored values are written only from `Role::as_str`; unknown fails closed.
+                role: t.role.parse().unwrap_or(Role::Viewer),
+                created_by: t.created_by.map(UserId::from_uuid),
             }))
     }
 

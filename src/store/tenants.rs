@@ -1,9 +1,10 @@
 //! Tenants and memberships.
 
-use super::entities::{memberships, tenants, users};
+use super::entities::{api_tokens, memberships, tenants, users};
 use super::{Store, is_unique_violation, now};
 use crate::domain::{MembershipId, Role, TenantCtx, TenantId, UserId};
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     Set, TransactionTrait,
@@ -231,10 +232,7 @@ impl Store {
         role: Role,
     ) -> Result<bool, DbErr> {
         let result = memberships::Entity::update_many()
-            .col_expr(
-                memberships::Column::Role,
-                sea_orm::sea_query::Expr::value(role.as_str()),
-            )
+            .col_expr(memberships::Column::Role, Expr::value(role.as_str()))
             .filter(memberships::Column::Id.eq(id.uuid()))
             .filter(memberships::Column::TenantId.eq(ctx.tenant_id().uuid()))
             .exec(&self.db)
@@ -242,14 +240,36 @@ impl Store {
         Ok(result.rows_affected == 1)
     }
 
-    /// Removes a member from the scoped tenant.
+    /// Removes a member from the scoped tenant and revokes the API tokens they created
+    /// there, in one transaction: a token must not outlive the access of the person who
+    /// made it, even if they are invited back later.
     pub async fn remove_member(&self, ctx: &TenantCtx, id: MembershipId) -> Result<bool, DbErr> {
-        let result = memberships::Entity::delete_many()
+        // Writes first: on SQLite a transaction that reads before its first write cannot
+        // take the write lock if another connection wrote since its read (busy at once).
+        let txn = self.db.begin().await?;
+        let member = Query::select()
+            .column(memberships::Column::UserId)
+            .from(memberships::Entity)
+            .and_where(memberships::Column::Id.eq(id.uuid()))
+            .and_where(memberships::Column::TenantId.eq(ctx.tenant_id().uuid()))
+            .to_owned();
+        api_tokens::Entity::update_many()
+            .col_expr(api_tokens::Column::RevokedAt, Expr::value(now()))
+            .filter(api_tokens::Column::TenantId.eq(ctx.tenant_id().uuid()))
+            .filter(api_tokens::Column::CreatedBy.in_subquery(member))
+            .filter(api_tokens::Column::RevokedAt.is_null())
+            .exec(&txn)
+            .await?;
+        let removed = memberships::Entity::delete_many()
             .filter(memberships::Column::Id.eq(id.uuid()))
             .filter(memberships::Column::TenantId.eq(ctx.tenant_id().uuid()))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
-        Ok(result.rows_affected == 1)
+        if removed.rows_affected != 1 {
+            return Ok(false);
+        }
+        txn.commit().await?;
+        Ok(true)
     }
 }
 

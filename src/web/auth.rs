@@ -41,12 +41,27 @@ pub fn render(template: &impl Template, status: StatusCode) -> AppResult<HttpRes
         .body(template.render()?))
 }
 
-/// Only same-site relative paths may be redirect targets (no open redirects).
+/// Where to go after signing in when no (acceptable) `next` was given.
+const DEFAULT_LANDING: &str = "/dashboard";
+
+/// The redirect target after sign-in: `next` only if it is a path on this site, else the
+/// default landing page. Browsers are lenient with `Location`: they strip tabs and
+/// newlines, read `\` as `/`, and treat `//host` as another site, so `/\t/evil` leads
+/// off-site. Only a path that starts with exactly one `/`, followed by neither `/` nor
+/// `\`, made of visible ASCII other than `\` (no whitespace, no control characters) is
+/// taken as given (a control or non-ASCII character would not even fit in the header).
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
-        _ => "/dashboard".to_owned(),
+        Some(n) if is_local_path(n) => n.to_owned(),
+        _ => DEFAULT_LANDING.to_owned(),
     }
+}
+
+fn is_local_path(path: &str) -> bool {
+    let mut chars = path.chars();
+    chars.next() == Some('/')
+        && !matches!(chars.next(), Some('/' | '\\'))
+        && path.chars().all(|c| c.is_ascii_graphic() && c != '\\')
 }
 
 /// Sets the session and device cookies and redirects.

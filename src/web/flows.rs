@@ -14,7 +14,10 @@ use crate::domain::{
 };
 use crate::error::{AppError, AppResult};
 use crate::services::App;
-use crate::services::flows::{self, DryRow, WebhookError, WebhookHeaders, WebhookRefusal};
+use crate::services::flows::{
+    self, DryRow, LetterSelection, WebhookError, WebhookHeaders, WebhookRefusal,
+};
+use crate::services::runs as run_service;
 use crate::store::entities::{dead_letters, flow_versions, flows as flow_rows, runs};
 use crate::sync::mapping::FieldType;
 use crate::sync::trigger;
@@ -674,17 +677,18 @@ pub async fn dead_letters(
         .unwrap_or(DeadLetterState::Open);
     let run: Option<RunId> = query.run.as_deref().and_then(|r| r.parse().ok());
     let page = query.page.unwrap_or(1).max(1);
-    let mut letters = app
-        .store
-        .dead_letters(
-            &member.ctx,
-            id,
-            Some(state),
+    let mut letters = run_service::dead_letters(
+        &app,
+        &member.ctx,
+        id,
+        run_service::LetterQuery {
+            state,
             run,
-            (page - 1) * LETTERS_PER_PAGE,
-            LETTERS_PER_PAGE + 1,
-        )
-        .await?;
+            offset: (page - 1) * LETTERS_PER_PAGE,
+            limit: LETTERS_PER_PAGE + 1,
+        },
+    )
+    .await?;
     let has_more = letters.len() as u64 > LETTERS_PER_PAGE;
     letters.truncate(LETTERS_PER_PAGE as usize);
     render(
@@ -705,20 +709,30 @@ pub async fn dead_letters(
     )
 }
 
-/// Which dead letters a bulk form chose: `None` for all open ones, or the ticked ids.
-fn selected(pairs: &[(String, String)]) -> Result<Option<Vec<DeadLetterId>>, Flash> {
-    if pairs.iter().any(|(k, v)| k == "scope" && v == "all") {
-        return Ok(None);
-    }
-    let ids: Vec<DeadLetterId> = pairs
+/// Which dead letters a bulk form chose: all open ones only when the form says
+/// `scope=all`, else the ticked ids. An id that does not parse refuses the whole form:
+/// acting on part of a selection the user did not make is worse than acting on none.
+fn selected(pairs: &[(String, String)]) -> Result<LetterSelection, Flash> {
+    let all = pairs.iter().any(|(k, v)| k == "scope" && v == "all");
+    let ids: Result<Vec<DeadLetterId>, _> = pairs
         .iter()
         .filter(|(k, _)| k == "id")
-        .filter_map(|(_, v)| v.parse().ok())
+        .map(|(_, v)| v.parse())
         .collect();
-    if ids.is_empty() {
-        return Err(Flash::error("Select at least one dead letter."));
+    let Ok(ids) = ids else {
+        return Err(Flash::error(
+            "The selection was not understood; nothing was changed.",
+        ));
+    };
+    match (all, ids.is_empty()) {
+        (true, true) => Ok(LetterSelection::All),
+        (true, false) => Err(Flash::error(
+            "Choose either all dead letters or some; nothing was changed.",
+        )),
+        (false, _) => {
+            LetterSelection::of(ids).map_err(|_| Flash::error("Select at least one dead letter."))
+        }
     }
-    Ok(Some(ids))
 }
 
 /// Back to the flow's dead letters with a message.

@@ -11,8 +11,16 @@ use actix_web::web::Bytes;
 use actix_web::{Error, HttpMessage};
 use std::time::Instant;
 
-/// The CSRF cookie (double-submit: forms echo it in `csrf_token`).
-pub const CSRF_COOKIE: &str = "sluice_csrf";
+/// The CSRF cookie (double-submit: forms echo it in `csrf_token`). Over HTTPS it is
+/// `__Host-` prefixed: browsers then accept it only with `Secure`, `Path=/` and no
+/// `Domain`, so neither a sibling subdomain nor a plain-http response can plant one.
+pub fn csrf_cookie_name(https: bool) -> &'static str {
+    if https {
+        "__Host-sluice_csrf"
+    } else {
+        "sluice_csrf"
+    }
+}
 
 /// The CSRF token for this request, for forms (set by [`csrf_and_flash`]).
 #[derive(Clone, Debug)]
@@ -85,6 +93,30 @@ fn csrf_exempt(path: &str) -> bool {
         || (path.starts_with("/sandbox/") && path != "/sandbox/oauth/authorize")
 }
 
+/// Whether an `Origin` header names this site: exactly (scheme, host and port) the
+/// configured public URL, or the scheme and `Host` this request came in on. `null`
+/// (sandboxed frames, some redirects, `file:` pages) and anything unparsable are foreign.
+fn is_own_origin(req: &ServiceRequest, origin: &header::HeaderValue) -> bool {
+    let Some(origin) = origin
+        .to_str()
+        .ok()
+        .filter(|o| *o != "null")
+        .and_then(|o| url::Url::parse(o).ok())
+        .map(|u| u.origin())
+        .filter(url::Origin::is_tuple)
+    else {
+        return false;
+    };
+    let public = req
+        .app_data::<actix_web::web::Data<crate::services::App>>()
+        .map(|app| app.settings.public_url.origin());
+    let info = req.connection_info();
+    let requested = url::Url::parse(&format!("{}://{}", info.scheme(), info.host()))
+        .ok()
+        .map(|u| u.origin());
+    public.as_ref() == Some(&origin) || requested.as_ref() == Some(&origin)
+}
+
 /// CSRF protection for every state-changing browser request: the request must not come
 /// from another site (Fetch Metadata / Origin), and its form must echo the CSRF cookie.
 /// Also hands the token and any flash messages to the handlers, and clears shown flashes.
@@ -92,14 +124,15 @@ pub async fn csrf_and_flash(
     mut req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let existing = req
-        .cookie(CSRF_COOKIE)
-        .map(|c| c.value().to_owned())
-        .filter(|v| v.len() == 43);
-    let token = existing.clone().unwrap_or_else(tokens::random_secret);
     let https = req
         .app_data::<actix_web::web::Data<crate::services::App>>()
         .is_some_and(|app| app.settings.is_https());
+    let cookie_name = csrf_cookie_name(https);
+    let existing = req
+        .cookie(cookie_name)
+        .map(|c| c.value().to_owned())
+        .filter(|v| v.len() == 43);
+    let token = existing.clone().unwrap_or_else(tokens::random_secret);
 
     // Decide on the path as the router sees it (percent-decoded), not the raw one.
     let routed_path = actix_web::dev::Url::new(req.uri().clone())
@@ -111,19 +144,14 @@ pub async fn csrf_and_flash(
             .get("sec-fetch-site")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v == "cross-site");
-        let foreign_origin = match (
-            req.headers().get(header::ORIGIN),
-            req.headers().get(header::HOST),
-        ) {
-            (Some(origin), Some(host)) => {
-                let origin = origin.to_str().unwrap_or_default();
-                let host = host.to_str().unwrap_or_default();
-                origin != "null" && !origin.ends_with(&format!("://{host}"))
-            }
-            (Some(origin), None) => origin.to_str().unwrap_or_default() == "null",
-            _ => false,
-        };
-        let body = req.extract::<Bytes>().await?;
+        let foreign_origin = req
+            .headers()
+            .get(header::ORIGIN)
+            .is_some_and(|origin| !is_own_origin(&req, origin));
+        let body = req
+            .extract::<Bytes>()
+            .await
+            .map_err(|e| super::rejections::body(e, req.request()))?;
         let submitted = req
             .headers()
             .get("x-csrf-token")
@@ -155,7 +183,7 @@ pub async fn csrf_and_flash(
 
     let mut res = next.call(req).await?;
     if existing.is_none() {
-        let cookie = Cookie::build(CSRF_COOKIE, token)
+        let cookie = Cookie::build(cookie_name, token)
             .path("/")
             .http_only(true)
             .secure(https)

@@ -20,12 +20,13 @@ mod flow_form;
 mod flows;
 mod members;
 mod ops;
+mod rejections;
 mod runs;
 mod support;
 mod tokens;
 mod workspaces;
 
-use crate::error::{ApiError, AppError};
+use crate::error::AppError;
 use crate::services::App;
 use actix_web::middleware::{NormalizePath, TrailingSlash, from_fn};
 use actix_web::{App as ActixApp, HttpRequest, HttpServer, dev::Server, web};
@@ -43,12 +44,18 @@ pub fn server(app: App, listener: TcpListener) -> anyhow::Result<Server> {
         let sandbox = sandbox.clone();
         ActixApp::new()
             .app_data(data.clone())
-            .app_data(web::FormConfig::default().limit(BODY_LIMIT))
+            .app_data(
+                web::FormConfig::default()
+                    .limit(BODY_LIMIT)
+                    .error_handler(rejections::form),
+            )
             .app_data(web::PayloadConfig::new(BODY_LIMIT))
+            .app_data(web::QueryConfig::default().error_handler(rejections::query))
+            .app_data(web::PathConfig::default().error_handler(rejections::path))
             .app_data(
                 web::JsonConfig::default()
                     .limit(BODY_LIMIT)
-                    .error_handler(|err, _| ApiError(AppError::BadRequest(err.to_string())).into()),
+                    .error_handler(rejections::json),
             )
             .wrap(from_fn(middleware::csrf_and_flash))
             .wrap(from_fn(middleware::security_headers))
@@ -66,6 +73,23 @@ pub fn server(app: App, listener: TcpListener) -> anyhow::Result<Server> {
     .listen(listener)?
     .disable_signals()
     .shutdown_timeout(30)
+    .run();
+    Ok(server)
+}
+
+/// The separate metrics listener (`SLUICE_METRICS_BIND`): `/metrics` and nothing else.
+pub fn metrics_server(app: App, listener: TcpListener) -> anyhow::Result<Server> {
+    let data = web::Data::new(app);
+    let server = HttpServer::new(move || {
+        ActixApp::new()
+            .app_data(data.clone())
+            .route("/metrics", web::get().to(ops::metrics_unguarded))
+            .default_service(web::to(not_found))
+    })
+    .workers(1)
+    .listen(listener)?
+    .disable_signals()
+    .shutdown_timeout(5)
     .run();
     Ok(server)
 }

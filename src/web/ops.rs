@@ -1,9 +1,14 @@
 //! Operations endpoints: liveness, readiness, Prometheus metrics, and the request span.
 
+use crate::error::AppError;
 use crate::services::App;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::{Error, HttpResponse, web};
+use actix_web::http::header;
+use actix_web::{Error, HttpRequest, HttpResponse, web};
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
 
@@ -31,11 +36,51 @@ pub async fn readyz(app: web::Data<App>) -> HttpResponse {
     }
 }
 
-/// Prometheus text format.
-pub async fn metrics(app: web::Data<App>) -> HttpResponse {
-    if !app.settings.metrics_enabled {
-        return HttpResponse::NotFound().finish();
+/// `/metrics` on the main listener: it names every workspace with its volumes, so it
+/// answers only a scraper presenting `SLUICE_METRICS_TOKEN`, and does not exist (404)
+/// when no token is configured.
+pub async fn metrics(req: HttpRequest, app: web::Data<App>) -> Result<HttpResponse, AppError> {
+    let Some(expected) = app
+        .settings
+        .metrics_token
+        .as_ref()
+        .filter(|_| app.settings.metrics_enabled)
+    else {
+        return Err(AppError::NotFound);
+    };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !same_secret(presented, expected.expose_secret()) {
+        return Ok(HttpResponse::Unauthorized()
+            .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
+            .content_type("text/plain")
+            .body("a bearer token is required"));
     }
+    Ok(render_metrics(&app).await)
+}
+
+/// `/metrics` on the separate metrics listener (`SLUICE_METRICS_BIND`): whoever can reach
+/// that address may scrape, so no token.
+pub async fn metrics_unguarded(app: web::Data<App>) -> Result<HttpResponse, AppError> {
+    if !app.settings.metrics_enabled {
+        return Err(AppError::NotFound);
+    }
+    Ok(render_metrics(&app).await)
+}
+
+/// Compares in constant time. Both sides are hashed first, so neither the content nor
+/// the length of the expected token shows in the timing.
+fn same_secret(presented: &str, expected: &str) -> bool {
+    let digest = |s: &str| Sha256::digest(s.as_bytes());
+    digest(presented).ct_eq(&digest(expected)).into()
+}
+
+/// Prometheus text format.
+async fn render_metrics(app: &App) -> HttpResponse {
     // Queue depth is read at scrape time: a gauge kept by workers would miss jobs other
     // processes pushed.
     match app.store.queue_depths().await {

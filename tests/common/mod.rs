@@ -110,6 +110,7 @@ impl TestApp {
             ("SLUICE_JOB_RETRY_CAP_SECS".into(), "1".into()),
             ("SLUICE_DB_MAX_CONNECTIONS".into(), "5".into()),
             ("SLUICE_SANDBOX_SEED_CONTACTS".into(), "0".into()),
+            ("SLUICE_METRICS_TOKEN".into(), METRICS_TOKEN.into()),
         ];
         vars.extend(
             extra
@@ -264,6 +265,20 @@ impl TestApp {
         child
     }
 
+    /// Scrapes `/metrics` as Prometheus would, with the bearer token; returns the text.
+    pub async fn metrics(&self) -> String {
+        let res = self
+            .client()
+            .http
+            .get(format!("{}/metrics", self.base))
+            .bearer_auth(METRICS_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        res.text().await.unwrap()
+    }
+
     /// The database URL this test runs on.
     pub fn database_url(&self) -> &str {
         &self.database_url
@@ -286,6 +301,9 @@ impl TestApp {
         }
     }
 }
+
+/// The scrape token tests start Sluice with.
+pub const METRICS_TOKEN: &str = "test-metrics-token-0123456789";
 
 /// A password that meets the rules.
 pub const PASSWORD: &str = "correct horse battery";
@@ -401,21 +419,27 @@ impl Client {
 
     /// Posts a form the way the page would: with the CSRF token from the cookie.
     pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        self.post_form_with_headers(path, fields, &[]).await
+    }
+
+    /// [`Client::post_form`] with extra request headers (e.g. the `Origin` a browser sends).
+    pub async fn post_form_with_headers(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Page {
         if self.cookie("sluice_csrf").is_none() {
             self.get("/login").await;
         }
         let token = self.cookie("sluice_csrf").unwrap();
         let mut form: Vec<(&str, &str)> = fields.to_vec();
         form.push(("csrf_token", &token));
-        Self::read(
-            self.http
-                .post(format!("{}{path}", self.base))
-                .form(&form)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await
+        let mut request = self.http.post(format!("{}{path}", self.base)).form(&form);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Self::read(request.send().await.unwrap()).await
     }
 
     /// Posts a form with no CSRF token (what a forged cross-site form would send).

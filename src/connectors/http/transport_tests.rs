@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 fn outbound() -> Outbound {
     let policy = OutboundPolicy::new(vec![AllowedNet::parse("127.0.0.0/8").unwrap()])
         .with_timeout(Duration::from_millis(800));
-    Outbound::new(policy, None).unwrap()
+    Outbound::new(policy).unwrap()
 }
 
 async fn failure(url: String) -> String {

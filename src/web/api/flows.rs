@@ -7,6 +7,7 @@ use crate::domain::{DeadLetterId, DeadLetterState, FlowId, FlowSpec, FlowStatus,
 use crate::error::{ApiErrorBody, ApiResult, AppError};
 use crate::services::App;
 use crate::services::flows;
+use crate::services::runs as run_service;
 use crate::store::entities::{dead_letters as letter_rows, flows as flow_rows, runs as run_rows};
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -120,7 +121,7 @@ pub struct DeadLetterDto {
     pub run_id: uuid::Uuid,
     /// Source record key.
     pub record_key: String,
-    /// The source record.
+    /// The source record, with secret-looking values masked.
     pub payload: serde_json::Value,
     /// `mapping`, `validation`, `filter` or `rejected`.
     pub error_class: String,
@@ -421,59 +422,71 @@ pub async fn dead_letters(
     query: web::Query<LettersQuery>,
 ) -> ApiResult<web::Json<Vec<DeadLetterDto>>> {
     let id: FlowId = parse_id(&id)?;
-    app.store
-        .flow(&client.ctx, id)
-        .await?
-        .ok_or(AppError::NotFound)?;
     let state: DeadLetterState = match query.state.as_deref() {
         None => DeadLetterState::Open,
         Some(s) => s.parse().map_err(AppError::BadRequest)?,
     };
-    let letters = app
-        .store
-        .dead_letters(
-            &client.ctx,
-            id,
-            Some(state),
-            query.run.map(RunId::from_uuid),
-            query.offset.unwrap_or(0),
-            query.limit.unwrap_or(100).clamp(1, 500),
-        )
-        .await?;
+    let letters = run_service::dead_letters(
+        &app,
+        &client.ctx,
+        id,
+        run_service::LetterQuery {
+            state,
+            run: query.run.map(RunId::from_uuid),
+            offset: query.offset.unwrap_or(0),
+            limit: query.limit.unwrap_or(100).clamp(1, 500),
+        },
+    )
+    .await?;
     Ok(web::Json(
         letters.into_iter().map(DeadLetterDto::from).collect(),
     ))
 }
 
-/// Which dead letters to act on.
+/// Which dead letters to act on: either `ids`, or `"all": true` for every open dead
+/// letter of the flow. Anything else (no body, both, neither, unknown fields, ids that
+/// are not UUIDs) is refused and changes nothing.
 #[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
 pub struct LetterSelection {
-    /// These ids; omit for every open dead letter of the flow.
+    /// These dead letters (at least one).
     pub ids: Option<Vec<uuid::Uuid>>,
+    /// `true` to act on every open dead letter of the flow.
+    pub all: Option<bool>,
 }
 
-fn selection(body: Option<web::Json<LetterSelection>>) -> Option<Vec<DeadLetterId>> {
-    body.and_then(|b| b.into_inner().ids)
-        .map(|ids| ids.into_iter().map(DeadLetterId::from_uuid).collect())
+impl TryFrom<LetterSelection> for flows::LetterSelection {
+    type Error = AppError;
+    fn try_from(body: LetterSelection) -> Result<Self, AppError> {
+        match (body.ids, body.all) {
+            (Some(ids), None | Some(false)) => {
+                flows::LetterSelection::of(ids.into_iter().map(DeadLetterId::from_uuid).collect())
+            }
+            (None, Some(true)) => Ok(flows::LetterSelection::All),
+            (Some(_), Some(true)) => Err(AppError::invalid(
+                "all",
+                "Give either ids or \"all\": true, not both.",
+            )),
+            (None, None | Some(false)) => Err(AppError::invalid(
+                "ids",
+                "Give the ids to act on, or \"all\": true for every open dead letter.",
+            )),
+        }
+    }
 }
 
 /// Replays dead letters on the current version; returns the replay run.
 #[utoipa::path(post, path = "/api/v1/flows/{id}/dead-letters/replay", tag = "flows", params(("id" = uuid::Uuid, Path, description = "Flow id")), request_body = LetterSelection,
-    responses((status = 202, body = RunDto), (status = 409, body = ApiErrorBody)))]
+    responses((status = 202, body = RunDto), (status = 400, description = "Malformed JSON", body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 409, description = "No open dead letters in the selection", body = ApiErrorBody), (status = 415, description = "Body is not `application/json`", body = ApiErrorBody), (status = 422, description = "Neither `ids` nor `\"all\": true`, both, or unknown fields", body = ApiErrorBody)))]
 pub async fn replay(
     app: web::Data<App>,
     client: ApiClient,
     id: web::Path<String>,
-    body: Option<web::Json<LetterSelection>>,
+    body: web::Json<LetterSelection>,
 ) -> ApiResult<HttpResponse> {
-    let run = flows::replay(
-        &app,
-        &client.ctx,
-        &api_actor(&client),
-        parse_id(&id)?,
-        selection(body),
-    )
-    .await?;
+    let id = parse_id(&id)?;
+    let selection = body.into_inner().try_into()?;
+    let run = flows::replay(&app, &client.ctx, &api_actor(&client), id, selection).await?;
     Ok(HttpResponse::Accepted().json(run_dto(&app, &client, run).await?))
 }
 
@@ -486,20 +499,15 @@ pub struct Discarded {
 
 /// Discards dead letters.
 #[utoipa::path(post, path = "/api/v1/flows/{id}/dead-letters/discard", tag = "flows", params(("id" = uuid::Uuid, Path, description = "Flow id")), request_body = LetterSelection,
-    responses((status = 200, body = Discarded), (status = 404, body = ApiErrorBody)))]
+    responses((status = 200, body = Discarded), (status = 400, description = "Malformed JSON", body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 415, description = "Body is not `application/json`", body = ApiErrorBody), (status = 422, description = "Neither `ids` nor `\"all\": true`, both, or unknown fields", body = ApiErrorBody)))]
 pub async fn discard(
     app: web::Data<App>,
     client: ApiClient,
     id: web::Path<String>,
-    body: Option<web::Json<LetterSelection>>,
+    body: web::Json<LetterSelection>,
 ) -> ApiResult<web::Json<Discarded>> {
-    let discarded = flows::discard(
-        &app,
-        &client.ctx,
-        &api_actor(&client),
-        parse_id(&id)?,
-        selection(body),
-    )
-    .await?;
+    let id = parse_id(&id)?;
+    let selection = body.into_inner().try_into()?;
+    let discarded = flows::discard(&app, &client.ctx, &api_actor(&client), id, selection).await?;
     Ok(web::Json(Discarded { discarded }))
 }

@@ -1,0 +1,62 @@
+//! Rules for text that other people see: names of workspaces, flows, connections,
+//! channels, tokens and members.
+
+use super::validation::parse_name;
+
+/// Characters that change how the text around them is displayed without being seen:
+/// bidi embeddings and overrides (U+202A–U+202E) and isolates (U+2066–U+2069). In a name
+/// they make `Invoice\u{202E}fdp.exe` read as `Invoiceexe.pdf`.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Refuses control characters (NUL, newlines, …) and bidi controls in text shown to
+/// others.
+pub fn check_display_text(value: &str, what: &str) -> Result<(), String> {
+    if value.chars().any(char::is_control) {
+        return Err(format!("A {what} cannot contain control characters."));
+    }
+    if value.chars().any(is_bidi_control) {
+        return Err(format!(
+            "A {what} cannot contain characters that reverse or isolate text direction (U+202A–U+202E, U+2066–U+2069)."
+        ));
+    }
+    Ok(())
+}
+
+/// A name shown to others: [`parse_name`]'s rules (trimmed, 1..=max characters, no
+/// control characters), and no bidi controls.
+pub fn parse_display_name(raw: &str, what: &str, max: usize) -> Result<String, String> {
+    let value = parse_name(raw, what, max)?;
+    check_display_text(&value, what)?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_cannot_hide_or_reorder_text() {
+        assert_eq!(
+            parse_display_name("  Acme Ltd ", "name", 80),
+            Ok("Acme Ltd".into())
+        );
+        assert_eq!(
+            parse_display_name("Café → Zürich", "name", 80),
+            Ok("Café → Zürich".into())
+        );
+        for bad in [
+            "Invoice\u{202E}fdp.exe",
+            "a\u{202A}b",
+            "a\u{202D}b",
+            "a\u{2066}b",
+            "a\u{2069}b",
+            "a\u{0}b",
+            "a\nb",
+            "a\u{85}b",
+        ] {
+            assert!(parse_display_name(bad, "name", 80).is_err(), "{bad:?}");
+        }
+    }
+}
