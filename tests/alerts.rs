@@ -661,6 +661,8 @@ async fn slack_alerts_escape_names_so_they_cannot_add_links_or_mentions() {
         ("SLUICE_OUTBOUND_ALLOW", "127.0.0.0/8"),
         ("SLUICE_SANDBOX_SEED_CONTACTS", "10"),
         ("SLUICE_RETRY_AFTER_CAP_SECS", "1"),
+        // Give up on a failing call after its ten tries, not after minutes of outage.
+        ("SLUICE_CALL_PATIENCE_SECS", "0"),
         ("SLUICE_ALERT_SWEEP_SECS", "1"),
     ])
     .await;

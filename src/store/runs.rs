@@ -466,15 +466,7 @@ impl Store {
         id: RunId,
         holder: &str,
     ) -> Result<bool, DbErr> {
-        let done = runs::Entity::update_many()
-            .col_expr(
-                runs::Column::LeaseHolder,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(
-                runs::Column::HeartbeatAt,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
+        let done = release_lease_update()
             .filter(runs::Column::TenantId.eq(tenant_of(ctx)))
             .filter(runs::Column::Id.eq(id.uuid()))
             .filter(runs::Column::LeaseHolder.eq(holder))
@@ -497,15 +489,7 @@ impl Store {
             .into_iter()
             .map(|r| (TenantId::from_uuid(r.tenant_id), RunId::from_uuid(r.id)))
             .collect();
-        runs::Entity::update_many()
-            .col_expr(
-                runs::Column::LeaseHolder,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(
-                runs::Column::HeartbeatAt,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
+        release_lease_update()
             .filter(runs::Column::LeaseHolder.starts_with(process))
             .filter(runs::Column::Status.eq(RunStatus::Running.as_str()))
             .exec(&self.db)
@@ -1047,4 +1031,17 @@ async fn upsert_ledger<C: ConnectionTrait>(
             .await?;
     }
     Ok(())
+}
+
+/// An update that clears a run's lease holder and heartbeat (filters added by the caller).
+fn release_lease_update() -> sea_orm::UpdateMany<runs::Entity> {
+    runs::Entity::update_many()
+        .col_expr(
+            runs::Column::LeaseHolder,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            runs::Column::HeartbeatAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
 }
