@@ -253,8 +253,20 @@ impl TestApp {
         let mut child = command.spawn().expect("start sluice worker");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        // SLUICE_TEST_WORKER_LOG=<file> keeps the worker's log, for a failing test.
+        let mut keep = std::env::var("SLUICE_TEST_WORKER_LOG").ok().and_then(|path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .ok()
+        });
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(file) = keep.as_mut() {
+                    use std::io::Write;
+                    let _ = writeln!(file, "{line}");
+                }
                 if line.contains("Sluice is ready") {
                     let _ = tx.send(());
                 }
@@ -263,6 +275,18 @@ impl TestApp {
         rx.recv_timeout(std::time::Duration::from_secs(30))
             .expect("worker process became ready");
         child
+    }
+
+    /// Waits for a child process to exit without blocking the test's runtime: on
+    /// PostgreSQL this app's database connections are driven by that runtime, so a
+    /// blocking wait would stall every request the child makes to it.
+    pub async fn exited(child: &mut std::process::Child) -> std::process::ExitStatus {
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for the child") {
+                return status;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     /// Scrapes `/metrics` as Prometheus would, with the bearer token; returns the text.
