@@ -15,9 +15,40 @@ use tokio::sync::watch;
 /// How often idle workers look for jobs pushed by other processes or scheduled for later.
 /// Jobs pushed by this process wake its workers at once.
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
-/// How long in-flight jobs get to finish after a shutdown signal; the rest are recovered
-/// by the queue's orphan detection.
+/// How long in-flight jobs get to finish after a shutdown signal (runs stop sooner, at
+/// their next page boundary); the rest are handed back or recovered by orphan detection.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(25);
+/// How long the queue's own workers then get to stop.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Jobs this process is executing right now.
+static IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Counts a job as in flight for as long as it lives.
+struct InFlight;
+
+impl InFlight {
+    fn enter() -> Self {
+        IN_FLIGHT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Waits until no job is in flight in this process, or the drain time is up.
+async fn drained() {
+    let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+    while IN_FLIGHT.load(std::sync::atomic::Ordering::SeqCst) > 0
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
 /// How the workers of this process are faring, for readiness.
 struct Health {
@@ -102,7 +133,7 @@ pub async fn run(env: JobEnv, instance: String, mut shutdown: watch::Receiver<bo
             std::thread::sleep(wait);
             true
         })
-        .shutdown_timeout(DRAIN_TIMEOUT);
+        .shutdown_timeout(STOP_TIMEOUT);
     monitor = register::<housekeeping::Housekeeping>(monitor, &env, &instance);
     monitor = register::<probe::Probe>(monitor, &env, &instance);
     monitor = register::<connections::RefreshConnection>(monitor, &env, &instance);
@@ -111,8 +142,14 @@ pub async fn run(env: JobEnv, instance: String, mut shutdown: watch::Receiver<bo
     monitor = register::<alerts::EvaluateRun>(monitor, &env, &instance);
     monitor = register::<alerts::DeliverNotification>(monitor, &env, &instance);
     monitor = register::<alerts::AlertSweep>(monitor, &env, &instance);
+    // The queue's workers are told to stop only once the jobs in hand have ended (runs
+    // hand themselves back at their next page boundary as soon as `stopping` turns):
+    // apalis stops polling its own fetches and heartbeats when told, and on SQLite one
+    // frozen inside its transaction holds the database's write lock until the process
+    // exits, so nothing could be written meanwhile, the hand-back included.
     let signal = async move {
         super::stopped(&mut shutdown).await;
+        drained().await;
         Ok(())
     };
     tracing::info!(
@@ -192,6 +229,7 @@ fn register<J: Job>(monitor: Monitor, env: &JobEnv, instance: &str) -> Monitor {
 /// Runs one attempt and applies our retry policy. A panic or a timeout counts as a
 /// retryable failure, so neither can take the worker down or lose the job.
 async fn handle<J: Job>(envelope: Envelope<J>, env: Data<JobEnv>) -> Result<(), BoxDynError> {
+    let _in_flight = InFlight::enter();
     let attempt = envelope.attempt + 1;
     let started = Instant::now();
     if let Some(due) = envelope.due_at_us {

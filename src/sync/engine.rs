@@ -137,7 +137,8 @@ pub async fn hand_back(
 pub enum Executed {
     /// The run ended or is somebody else's.
     Done,
-    /// The tenant is at its concurrency cap: try again after this delay.
+    /// Not now (the tenant is at its concurrency cap, or this process is stopping): try
+    /// again after this delay.
     Deferred(Duration),
 }
 
@@ -154,6 +155,11 @@ pub async fn execute(app: &App, ctx: &TenantCtx, id: RunId) -> Result<Executed, 
         run.lease_holder.is_none() || run.heartbeat_at.is_none_or(|at| at < stale_before(app));
     if !ours_or_free {
         return Ok(Executed::Done);
+    }
+    if *app.stopping.borrow() {
+        // Fetched while this process drains for a shutdown: leave it to another worker
+        // (or to this one, restarted).
+        return Ok(Executed::Deferred(Duration::from_secs(1)));
     }
     if run.cancel_requested {
         app.store

@@ -254,13 +254,15 @@ impl TestApp {
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         // SLUICE_TEST_WORKER_LOG=<file> keeps the worker's log, for a failing test.
-        let mut keep = std::env::var("SLUICE_TEST_WORKER_LOG").ok().and_then(|path| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .ok()
-        });
+        let mut keep = std::env::var("SLUICE_TEST_WORKER_LOG")
+            .ok()
+            .and_then(|path| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .ok()
+            });
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(file) = keep.as_mut() {
