@@ -140,11 +140,18 @@ pub struct SandboxSettings {
     pub error_rate: f64,
     /// Added latency per API request.
     pub latency: Duration,
+    /// Further latency per write request (a destination that stalls on writes).
+    pub write_latency: Duration,
     /// Number of seeded CRM contacts.
     pub seed_contacts: u32,
     /// Batches are all or nothing: one invalid record refuses the whole batch with 422,
     /// as some vendors' batch endpoints do (to try how Sluice finds the culprits).
     pub all_or_none: bool,
+    /// Whether `Idempotency-Key` is honoured (off: like the many vendors that ignore it).
+    pub idempotency: bool,
+    /// Share of writes that are applied and then answered 504, as if the answer was lost
+    /// on its way back (0.0–1.0).
+    pub lost_answer_rate: f64,
 }
 
 const KEYS: &[(&str, &str)] = &[
@@ -182,7 +189,10 @@ const KEYS: &[(&str, &str)] = &[
     ("sandbox_rate_limit", "0"),
     ("sandbox_error_rate", "0"),
     ("sandbox_latency_ms", "0"),
+    ("sandbox_write_latency_ms", "0"),
     ("sandbox_all_or_none", "off"),
+    ("sandbox_idempotency", "on"),
+    ("sandbox_lost_answer_rate", "0"),
     ("sandbox_seed_contacts", "10000"),
 ];
 
@@ -323,17 +333,18 @@ impl Settings {
         let sandbox_token_ttl = Duration::from_secs(number("sandbox_token_ttl_secs", 1, 86_400));
         let sandbox_rate_limit = number("sandbox_rate_limit", 0, 1_000_000) as u32;
         let sandbox_latency = Duration::from_millis(number("sandbox_latency_ms", 0, 60_000));
+        let sandbox_write_latency =
+            Duration::from_millis(number("sandbox_write_latency_ms", 0, 600_000));
         let sandbox_seed_contacts = number("sandbox_seed_contacts", 0, 1_000_000) as u32;
-        let sandbox_error_rate = match get("sandbox_error_rate").parse::<f64>() {
+        let mut share = |key: &str| match get(key).parse::<f64>() {
             Ok(r) if (0.0..=1.0).contains(&r) => r,
             _ => {
-                check(
-                    "sandbox_error_rate",
-                    Err("must be a number from 0 to 1".into()),
-                );
+                check(key, Err("must be a number from 0 to 1".into()));
                 0.0
             }
         };
+        let sandbox_error_rate = share("sandbox_error_rate");
+        let sandbox_lost_answer_rate = share("sandbox_lost_answer_rate");
         let sandbox_enabled = match get("sandbox").as_str() {
             "on" | "true" | "1" => true,
             "off" | "false" | "0" => false,
@@ -486,7 +497,10 @@ impl Settings {
                 rate_limit: sandbox_rate_limit,
                 error_rate: sandbox_error_rate,
                 latency: sandbox_latency,
+                write_latency: sandbox_write_latency,
                 all_or_none: matches!(get("sandbox_all_or_none").as_str(), "on" | "true" | "1"),
+                idempotency: !matches!(get("sandbox_idempotency").as_str(), "off" | "false" | "0"),
+                lost_answer_rate: sandbox_lost_answer_rate,
                 seed_contacts: sandbox_seed_contacts,
             },
         })

@@ -140,6 +140,52 @@ async fn calls_slower_than_the_lease_keep_it_alive_so_no_second_worker_resends_a
 }
 
 /// A worker process for these tests: a short run lease so recovery is quick.
+#[tokio::test]
+async fn a_destination_stalling_40_s_under_the_default_lease_gets_each_batch_once() {
+    // Two worker processes with the default lease and outbound timeout, a destination
+    // that ignores Idempotency-Key and takes 40 s to answer each write.
+    let key = sluice::config::MasterKey::generate_base64();
+    let app = TestApp::spawn_web_only(&[
+        ("SLUICE_MASTER_KEY", &key),
+        ("SLUICE_SANDBOX_SEED_CONTACTS", "500"),
+        ("SLUICE_SANDBOX_IDEMPOTENCY", "off"),
+        ("SLUICE_SANDBOX_WRITE_LATENCY_MS", "40000"),
+    ])
+    .await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+    app.wait_for_seed(500).await;
+    let mut fields = contact_flow(&crm, &erp, "Stalling destination", "record.email");
+    set(&mut fields, "write_mode", "create");
+    let flow = create_flow(&admin, &fields).await;
+    let defaults = [("SLUICE_OUTBOUND_ALLOW", "127.0.0.0/8")];
+    let mut workers = [
+        app.spawn_worker(&key, &defaults),
+        app.spawn_worker(&key, &defaults),
+    ];
+    let started = std::time::Instant::now();
+    let (run, done) = run_to_end(&admin, &flow).await;
+    assert!(done.body.contains("Succeeded"), "{}", done.body);
+    assert!(
+        started.elapsed() >= Duration::from_secs(40),
+        "the batch stalled"
+    );
+    assert_eq!(
+        app.sandbox_counter("api.batch_requests").await,
+        1,
+        "the batch was sent once"
+    );
+    assert_eq!(app.sandbox_records("erp.customers").await, 500);
+    assert_eq!(duplicate_customers(&app).await, 0);
+    let log = admin.get(&run).await.body;
+    assert!(!log.contains("Resumed after an interruption"), "{log}");
+    for worker in &mut workers {
+        worker.kill().unwrap();
+        worker.wait().unwrap();
+    }
+    app.stop().await;
+}
+
 fn worker(app: &TestApp, key: &str) -> std::process::Child {
     app.spawn_worker(
         key,
@@ -153,11 +199,30 @@ fn worker(app: &TestApp, key: &str) -> std::process::Child {
 
 #[tokio::test]
 async fn a_worker_killed_mid_run_is_resumed_from_its_checkpoint_with_no_record_lost_or_doubled() {
+    kill_a_worker_mid_run_and_resume(true).await;
+}
+
+#[tokio::test]
+async fn after_a_kill_a_destination_ignoring_idempotency_keys_gets_no_duplicate_either() {
+    // The pages the killed worker wrote but did not commit are looked up by the flow's
+    // key field before they are created again.
+    kill_a_worker_mid_run_and_resume(false).await;
+}
+
+async fn kill_a_worker_mid_run_and_resume(destination_honours_keys: bool) {
     let key = sluice::config::MasterKey::generate_base64();
     let app = TestApp::spawn_web_only(&[
         ("SLUICE_MASTER_KEY", &key),
         ("SLUICE_SANDBOX_SEED_CONTACTS", "3000"),
         ("SLUICE_SANDBOX_LATENCY_MS", "40"),
+        (
+            "SLUICE_SANDBOX_IDEMPOTENCY",
+            if destination_honours_keys {
+                "on"
+            } else {
+                "off"
+            },
+        ),
     ])
     .await;
     let admin = app.owner("ada@example.com", "Acme").await;
@@ -225,12 +290,11 @@ async fn a_worker_killed_mid_run_is_resumed_from_its_checkpoint_with_no_record_l
     assert_eq!(app.sandbox_records("erp.customers").await, 3000);
     assert_eq!(duplicate_customers(&app).await, 0);
     assert_eq!(count(&done, "written"), 3000);
+    let log = admin.get(&run).await.body;
+    assert!(log.contains("Resumed after an interruption"), "{log}");
     assert!(
-        admin
-            .get(&run)
-            .await
-            .body
-            .contains("Resumed after an interruption")
+        log.contains("looked up by external_id at Sandbox ERP"),
+        "{log}"
     );
     second.kill().unwrap();
     second.wait().unwrap();
@@ -404,5 +468,47 @@ async fn sigterm_stops_a_run_at_a_page_boundary_and_hands_it_to_the_next_worker(
     assert_eq!(duplicate_customers(&app).await, 0);
     second.kill().unwrap();
     second.wait().unwrap();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn creates_whose_answers_are_lost_are_looked_up_before_they_are_sent_again() {
+    // A destination that ignores Idempotency-Key and, one write in three, applies it and
+    // answers 504 as if the answer had been lost on its way back.
+    let app = TestApp::spawn_with(&[
+        ("SLUICE_SANDBOX_SEED_CONTACTS", "1000"),
+        ("SLUICE_SANDBOX_IDEMPOTENCY", "off"),
+        ("SLUICE_SANDBOX_LOST_ANSWER_RATE", "0.3"),
+    ])
+    .await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+    app.wait_for_seed(1000).await;
+    let mut fields = contact_flow(&crm, &erp, "Lost answers", "record.email");
+    set(&mut fields, "write_mode", "create");
+    set(&mut fields, "batch_size", "50");
+    let flow = create_flow(&admin, &fields).await;
+    let (run, done) = run_to_end(&admin, &flow).await;
+    assert!(done.body.contains("Succeeded"), "{}", done.body);
+    assert!(app.sandbox_counter("api.lost_answers").await > 0);
+    assert_eq!(app.sandbox_records("erp.customers").await, 1000);
+    assert_eq!(duplicate_customers(&app).await, 0);
+    assert_eq!(count(&done, "written"), 1000);
+    let log = admin.get(&run).await.body;
+    assert!(log.contains("HTTP 504"), "{log}");
+
+    // The same destination without a key field to look records up by: the lost answers
+    // become duplicates, which is what the lookup prevents.
+    let mut fields = contact_flow(&crm, &erp, "Lost answers, no key", "record.email");
+    set(&mut fields, "write_mode", "create");
+    set(&mut fields, "batch_size", "50");
+    set(&mut fields, "key_field", "");
+    let flow = create_flow(&admin, &fields).await;
+    let (_, done) = run_to_end(&admin, &flow).await;
+    assert!(done.body.contains("Succeeded"), "{}", done.body);
+    assert!(
+        app.sandbox_records("erp.customers").await > 2000,
+        "re-sent batches were created twice"
+    );
     app.stop().await;
 }

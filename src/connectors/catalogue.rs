@@ -234,6 +234,38 @@ pub struct ObjectSpec {
     pub batch_mode_key: Option<String>,
     /// JSONPath to the per-record results of a batch, in request order.
     pub batch_results_path: Option<String>,
+    /// How to find a record by the value of one of its fields.
+    pub lookup: Option<LookupSpec>,
+}
+
+/// Finding one record by a field's value (`GET`). A create whose outcome is unknown (a
+/// timeout, a reset, an answer lost on the way, a worker that died mid-call) is looked
+/// up by the flow's key field before it is sent again, so the re-send writes only what
+/// did not land, also at a destination that ignores `Idempotency-Key`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LookupSpec {
+    /// Path relative to the base URL; `{field}` and `{value}` are replaced (URL-encoded).
+    pub path: String,
+    /// Query parameters; `{field}` and `{value}` are replaced in their values.
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// JSONPath to the matches in the answer: an array, or one record. A 404 means none.
+    #[serde(default = "dollar")]
+    pub records_path: String,
+    /// The only fields the endpoint can search by (any field when absent).
+    pub fields: Option<Vec<String>>,
+}
+
+impl LookupSpec {
+    /// Whether records can be looked up by `field`.
+    pub fn searches(&self, field: &str) -> bool {
+        !field.is_empty()
+            && self
+                .fields
+                .as_ref()
+                .is_none_or(|fields| fields.iter().any(|f| f == field))
+    }
 }
 
 fn dollar() -> String {
@@ -362,6 +394,11 @@ impl Provider {
                 self.objects
                     .iter()
                     .filter_map(|o| o.batch_results_path.as_deref()),
+            )
+            .chain(
+                self.objects
+                    .iter()
+                    .filter_map(|o| o.lookup.as_ref().map(|l| l.records_path.as_str())),
             )
             .chain(self.pagination.cursor_path.as_deref())
             .chain(self.pagination.total_path.as_deref())

@@ -100,6 +100,9 @@ async fn admit(
     if !sandbox.settings.latency.is_zero() {
         tokio::time::sleep(sandbox.settings.latency).await;
     }
+    if write && !sandbox.settings.write_latency.is_zero() {
+        tokio::time::sleep(sandbox.settings.write_latency).await;
+    }
     if sandbox.settings.error_rate > 0.0 && rand::random::<f64>() < sandbox.settings.error_rate {
         sandbox.hit("api.injected_faults");
         return Err(error(
@@ -118,6 +121,9 @@ pub struct ListQuery {
     limit: Option<u64>,
     cursor: Option<String>,
     updated_since: Option<String>,
+    /// Only the record with this `external_id` (how a client checks whether a create it
+    /// lost the answer to has landed).
+    external_id: Option<String>,
 }
 
 fn decode_cursor(cursor: &str) -> Option<i64> {
@@ -129,7 +135,7 @@ fn decode_cursor(cursor: &str) -> Option<i64> {
         .ok()
 }
 
-/// GET /sandbox/{api}/{object}?limit&cursor&updated_since
+/// GET /sandbox/{api}/{object}?limit&cursor&updated_since (or ?external_id)
 pub async fn list(
     req: HttpRequest,
     sandbox: web::Data<Sandbox>,
@@ -141,6 +147,19 @@ pub async fn list(
         Ok(k) => k,
         Err(r) => return r,
     };
+    if let Some(external_id) = query.external_id.as_deref() {
+        return match db::find_by_key(&sandbox.db, &key, external_id).await {
+            Ok(found) => {
+                let mut body = String::from("{\"data\":[");
+                if let Some(r) = found {
+                    r.write_json(&mut body);
+                }
+                body.push_str("],\"next_cursor\":null}");
+                json_response(body)
+            }
+            Err(_) => error(500, "internal", "storage failed"),
+        };
+    }
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_PAGE);
     let after = match query.cursor.as_deref() {
         None | Some("") => 0,
@@ -446,7 +465,7 @@ pub async fn create(
         Ok(k) => k,
         Err(r) => return r,
     };
-    let idempotency = idempotency_key(&req, &key);
+    let idempotency = idempotency_key(&req, &sandbox, &key);
     if let Some(k) = &idempotency
         && let Ok(Some(stored)) = db::idempotent_response(&sandbox.db, k).await
     {
@@ -464,7 +483,7 @@ pub async fn create(
     }
     .await;
     match outcome {
-        Ok(w) => single_response(w, &key),
+        Ok(w) => lost_answer(&sandbox).unwrap_or_else(|| single_response(w, &key)),
         Err(_) => error(500, "internal", "storage failed"),
     }
 }
@@ -526,7 +545,7 @@ pub async fn batch(
             &format!("at most {MAX_BATCH} records per batch"),
         );
     }
-    let idempotency = idempotency_key(&req, &key);
+    let idempotency = idempotency_key(&req, &sandbox, &key);
     if let Some(k) = &idempotency
         && let Ok(Some(stored)) = db::idempotent_response(&sandbox.db, k).await
     {
@@ -564,19 +583,37 @@ pub async fn batch(
     }
     .await;
     match outcome {
-        Ok(Ok(body)) => json_response(body),
+        Ok(Ok(body)) => lost_answer(&sandbox).unwrap_or_else(|| json_response(body)),
         Ok(Err(refusal)) => HttpResponse::UnprocessableEntity().json(refusal),
         Err(_) => error(500, "internal", "storage failed"),
     }
 }
 
-/// The `Idempotency-Key` header, scoped to the object.
-fn idempotency_key(req: &HttpRequest, object: &str) -> Option<String> {
+/// The `Idempotency-Key` header, scoped to the object (none when the sandbox is set to
+/// ignore it).
+fn idempotency_key(req: &HttpRequest, sandbox: &Sandbox, object: &str) -> Option<String> {
+    if !sandbox.settings.idempotency {
+        return None;
+    }
     req.headers()
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .filter(|k| !k.is_empty() && k.len() <= 255)
         .map(|k| format!("{object}:{k}"))
+}
+
+/// A write that was applied, answered as if its answer never made it back (a gateway
+/// timing out on a slow backend), when the sandbox is set to lose some.
+fn lost_answer(sandbox: &Sandbox) -> Option<HttpResponse> {
+    let rate = sandbox.settings.lost_answer_rate;
+    (rate > 0.0 && rand::random::<f64>() < rate).then(|| {
+        sandbox.hit("api.lost_answers");
+        error(
+            504,
+            "gateway_timeout",
+            "the upstream service did not answer in time",
+        )
+    })
 }
 
 /// The stored answer to a repeated request, marked as a replay.

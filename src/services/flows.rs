@@ -108,19 +108,26 @@ pub async fn validate(
             }
         },
     }
-    if spec.destination.write_mode != WriteMode::Create {
-        let key = spec.destination.key_field.trim();
-        if key.is_empty() {
+    // Update and upsert need the key to find records; create uses it, when given, to
+    // look a record up before re-sending a create whose outcome was lost.
+    let key = spec.destination.key_field.trim();
+    if key.is_empty() {
+        if spec.destination.write_mode != WriteMode::Create {
             errors.add(
                 "destination.key_field",
                 "Name the destination field that identifies a record, e.g. external_id.",
             );
-        } else if !spec.mapping.iter().any(|r| r.target.trim() == key) {
-            errors.add(
-                "destination.key_field",
-                format!("Map a value to {key}: it is how existing records are found."),
-            );
         }
+    } else if !spec.mapping.iter().any(|r| r.target.trim() == key) {
+        errors.add(
+            "destination.key_field",
+            match spec.destination.write_mode {
+                WriteMode::Create => format!(
+                    "Map a value to {key}, or leave the field empty: in create mode it is how a record whose creation was not confirmed is found before it is sent again."
+                ),
+                _ => format!("Map a value to {key}: it is how existing records are found."),
+            },
+        );
     }
     if spec.mapping.is_empty() {
         errors.add("mapping", "Map at least one field.");

@@ -91,6 +91,9 @@ impl Store {
             .acquire_timeout(Duration::from_secs(10))
             .idle_timeout(Duration::from_secs(300))
             .sqlx_logging(false)
+            .map_sqlx_sqlite_pool_opts(|pool| {
+                pool.after_release(|conn, _| Box::pin(released(conn)))
+            })
             .map_sqlx_sqlite_opts(move |o: SqliteConnectOptions| {
                 // A page of a sync is 500 rows; with sqlx's default buffer of 50 its worker
                 // thread and ours would hand each query's rows over in ten rounds of waking
@@ -175,6 +178,25 @@ async fn by_key<E: EntityTrait>(
 
 /// Where the sandbox's SQLite file lives: beside ours (`sluice.db` → `sluice-sandbox.db`),
 /// so every process on one database sees the same sandbox. None on Postgres.
+/// Whether a SQLite connection handed back to the pool may be reused. One still inside a
+/// transaction (SQLite keeps a transaction open when its COMMIT fails for a full disk)
+/// would hold the database's write lock for as long as it sits in the pool, and every
+/// other writer would wait for it, then fail with "database is locked", long after the
+/// disk had space again. A `ROLLBACK` that succeeds means there was one: the connection
+/// is closed, which also resets whatever the driver believed about it.
+async fn released(
+    conn: &mut sea_orm::sqlx::SqliteConnection,
+) -> Result<bool, sea_orm::sqlx::Error> {
+    use sea_orm::sqlx::Executor;
+    match conn.execute("ROLLBACK").await {
+        Ok(_) => {
+            tracing::warn!("a database connection came back inside a transaction; closed it");
+            Ok(false)
+        }
+        Err(_) => Ok(true),
+    }
+}
+
 fn sandbox_url(settings: &Settings) -> Option<String> {
     let url = &settings.database_url;
     let rest = url

@@ -475,7 +475,7 @@ impl Store {
         Ok(done.rows_affected == 1)
     }
 
-    /// Releases every unfinished run whose lease one process holds (its holders start
+    /// Expires the lease of every unfinished run one process holds (its holders start
     /// with `process`), across tenants: what a shutdown could not stop at a page boundary.
     pub async fn release_runs_of_process(
         &self,
@@ -489,7 +489,13 @@ impl Store {
             .into_iter()
             .map(|r| (TenantId::from_uuid(r.tenant_id), RunId::from_uuid(r.id)))
             .collect();
-        release_lease_update()
+        // Expired rather than cleared: the holder stays named, so the next execution
+        // knows the last one stopped mid-page and rechecks what it may have written.
+        runs::Entity::update_many()
+            .col_expr(
+                runs::Column::HeartbeatAt,
+                Expr::value(DateTime::<Utc>::UNIX_EPOCH),
+            )
             .filter(runs::Column::LeaseHolder.starts_with(process))
             .filter(runs::Column::Status.eq(RunStatus::Running.as_str()))
             .exec(&self.db)

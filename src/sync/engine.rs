@@ -9,7 +9,7 @@
 use super::expression::pool;
 use super::mapping::{Mapping, RecordError};
 use super::source::{Page, Resume, Source};
-use super::target::{Item, Outcome, Target};
+use super::target::{Item, Outcome, Recheck, Target};
 use super::{Exchange, Fault};
 use crate::connectors::catalogue::{self, ObjectSpec, Provider};
 use crate::domain::{
@@ -191,15 +191,29 @@ pub async fn execute(app: &App, ctx: &TenantCtx, id: RunId) -> Result<Executed, 
     let mut runner = Runner {
         app,
         ctx,
+        // A holder still named means the last execution did not hand the run back: it
+        // died, lost its lease or was cut mid-page.
+        interrupted: run.lease_holder.is_some(),
         run,
         holder: holder.clone(),
         providers: None,
     };
     // The lease is renewed beside the run, not by it: a call that stalls for longer than
-    // the lease must not make this worker look dead while it is still waiting.
-    let outcome = tokio::select! {
-        outcome = runner.drive() => outcome,
-        stop = keep_lease(app, ctx, id, &holder) => Err(stop),
+    // the lease must not make this worker look dead while it is still waiting. A database
+    // that stops taking writes (a full disk, a failover) pauses the run instead of ending
+    // it; it resumes from its checkpoint once writes are accepted again.
+    let outcome = loop {
+        let attempt = tokio::select! {
+            outcome = runner.drive() => outcome,
+            stop = keep_lease(app, ctx, id, &holder) => Err(stop),
+        };
+        match attempt {
+            Err(Stop::Db(e)) => match runner.wait_for_database(&e).await {
+                Ok(()) => continue,
+                Err(stop) => break Err(stop),
+            },
+            other => break other,
+        }
     };
     match outcome {
         Ok(()) => Ok(Executed::Done),
@@ -243,6 +257,8 @@ struct Runner<'a> {
     ctx: &'a TenantCtx,
     run: runs::Model,
     holder: String,
+    /// Whether an earlier execution may have written pages past the checkpoint.
+    interrupted: bool,
     /// Source and destination provider ids, once known (failures name the one at fault).
     providers: Option<(&'static str, &'static str)>,
 }
@@ -469,6 +485,52 @@ impl Runner<'_> {
         }
     }
 
+    /// Waits, holding the run, until the database accepts writes again; then takes the
+    /// run up where its last commit left it. Stops instead when the process is shutting
+    /// down or another worker took the run meanwhile.
+    async fn wait_for_database(&mut self, error: &DbErr) -> Result<(), Stop> {
+        tracing::warn!(run = %self.id(), error = %error, "the database refused the run's writes; pausing it until it accepts them");
+        let paused = tokio::time::Instant::now();
+        let mut pause = Duration::from_millis(250);
+        let run = loop {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(5));
+            if *self.app.stopping.borrow() {
+                return Err(Stop::Handover);
+            }
+            if self.app.store.write_probe(&self.app.process).await.is_err() {
+                continue;
+            }
+            match self
+                .app
+                .store
+                .heartbeat_run(self.ctx, self.id(), &self.holder)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => return Err(Stop::LostLease),
+                Err(_) => continue,
+            }
+            match self.app.store.run(self.ctx, self.id()).await {
+                Ok(Some(run)) => break run,
+                Ok(None) => return Err(Stop::LostLease),
+                Err(_) => continue,
+            }
+        };
+        self.run = run;
+        self.interrupted = true;
+        self.log(
+            "warn",
+            &format!(
+                "Paused for {} s: the database did not accept writes ({error}). Resuming from the checkpoint.",
+                paused.elapsed().as_secs()
+            ),
+            None,
+        )
+        .await;
+        Ok(())
+    }
+
     async fn provider_of(&self, connection: ConnectionId) -> Result<&'static Provider, Stop> {
         let conn = self
             .app
@@ -581,6 +643,35 @@ impl Runner<'_> {
         let page_size = source.page_size(None);
         let batch = spec.batch_size.clamp(1, target.batch_max()) as usize;
         let mut page_number = self.run.pages;
+        // Up to two pages past the checkpoint may have been written by an execution that
+        // stopped before committing them (page N is written while N-1 commits).
+        let recheck_through = if self.interrupted && target.mode == crate::domain::WriteMode::Create
+        {
+            let how = match target.can_look_up() {
+                Some(_) => format!(
+                    "records to create on the next two pages are first looked up by {} at {}",
+                    target.key_field, target.provider.name
+                ),
+                None => format!(
+                    "{} cannot look records up{}, so re-sent records rely on its idempotency keys",
+                    target.provider.name,
+                    if target.key_field.is_empty() {
+                        " without a destination key field".to_owned()
+                    } else {
+                        format!(" by {}", target.key_field)
+                    }
+                ),
+            };
+            self.log(
+                "info",
+                &format!("The last execution stopped mid-page: {how}."),
+                None,
+            )
+            .await;
+            page_number + 2
+        } else {
+            0
+        };
         // Four pages are in the air at once: page N is written while page N+1 is mapped
         // and looked up in the ledger, page N+2 is fetched and page N-1 commits. Commits
         // stay in page order, so the checkpoint never passes a page that is not
@@ -664,6 +755,7 @@ impl Runner<'_> {
                     batch,
                     close_dead_letters,
                     &mut current.commit,
+                    page_number <= recheck_through,
                 );
                 let previous = landed(committing.take());
                 let (written, ahead, previous) = tokio::join!(write, ahead, previous);
@@ -899,6 +991,7 @@ impl Runner<'_> {
 
     /// Writes records in batches and counts the outcomes into the page's commit. A cancel
     /// stops between batches (true); what was written is committed all the same.
+    /// `recheck`: an earlier execution may have written this page without committing it.
     async fn write(
         &self,
         to_write: Vec<(Prepared, Option<String>)>,
@@ -906,6 +999,7 @@ impl Runner<'_> {
         batch: usize,
         close_dead_letters: bool,
         commit: &mut PageCommit,
+        recheck: bool,
     ) -> Result<(Vec<Exchange>, bool), Stop> {
         let mut exchanges = Vec::new();
         let run_id = self.run.id.to_string();
@@ -928,7 +1022,12 @@ impl Runner<'_> {
                 parts.push(&p.content_hash);
             }
             let key = hex::encode(digest(&parts, 16));
-            let (app, ctx, key) = (self.app, self.ctx, &key);
+            let recheck = if recheck {
+                Recheck::suspected()
+            } else {
+                Recheck::default()
+            };
+            let (app, ctx, key, recheck) = (self.app, self.ctx, &key, &recheck);
             let written = self
                 .retrying(&format!("Writing {} record(s)", chunk.len()), move || {
                     let items = chunk
@@ -938,7 +1037,7 @@ impl Runner<'_> {
                             dest_id: dest.clone(),
                         })
                         .collect();
-                    target.write(app, ctx, items, key)
+                    target.write(app, ctx, items, key, recheck)
                 })
                 .await?;
             exchanges.extend(written.exchanges);

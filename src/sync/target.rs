@@ -1,14 +1,20 @@
 //! Writing mapped records to a destination object: in batches where the API has a batch
 //! endpoint, one by one otherwise. Every write carries an idempotency key, so a write
-//! repeated after a crash or a lost answer does not create twice.
+//! repeated after a crash or a lost answer does not create twice where the destination
+//! honours it; where the destination can look records up by the flow's key field, a
+//! create repeated after such an ambiguity first asks which of its records already landed.
 
 use super::{Exchange, Fault, rate};
-use crate::connectors::catalogue::{ObjectSpec, Provider};
+use crate::connectors::catalogue::{LookupSpec, ObjectSpec, Provider};
 use crate::domain::{ConnectionId, TenantCtx, WriteMode};
 use crate::services::App;
 use crate::services::connections::{self, ApiCall};
 use serde_json::{Map, Value as Json, json};
 use serde_json_path::JsonPath;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A destination object of a connection.
 pub struct Target {
@@ -20,7 +26,8 @@ pub struct Target {
     pub object: &'static ObjectSpec,
     /// Write mode.
     pub mode: WriteMode,
-    /// Field matching existing records (update, upsert).
+    /// Field matching existing records (update, upsert); in create mode, the field an
+    /// ambiguous create is looked up by (none when empty).
     pub key_field: String,
 }
 
@@ -40,6 +47,72 @@ pub enum Outcome {
     /// Refused by the destination (validation and the like): a dead letter.
     Rejected(String),
 }
+
+/// What the tries of one write know about creates that may have landed unseen. Kept by
+/// the caller across tries, so each try looks up only what it does not know yet.
+#[derive(Default)]
+pub struct Recheck {
+    /// An earlier try (or execution) may have created some of the records unseen.
+    suspected: AtomicBool,
+    /// Records found at the destination: position in the write → destination id.
+    found: Mutex<HashMap<usize, String>>,
+}
+
+impl Recheck {
+    /// For records an earlier execution may already have written.
+    pub fn suspected() -> Self {
+        let recheck = Recheck::default();
+        recheck.suspect();
+        recheck
+    }
+
+    fn suspect(&self) {
+        self.suspected.store(true, Ordering::SeqCst);
+    }
+
+    fn is_suspected(&self) -> bool {
+        self.suspected.load(Ordering::SeqCst)
+    }
+
+    fn found(&self) -> HashMap<usize, String> {
+        self.found.lock().map(|f| f.clone()).unwrap_or_default()
+    }
+
+    fn remember(&self, position: usize, id: String) {
+        if let Ok(mut found) = self.found.lock() {
+            found.insert(position, id);
+        }
+    }
+}
+
+/// Whether a failed create may still have been carried out: the request went out and
+/// no answer, or a server error that does not say it refused, came back. 429 and 503
+/// refuse before doing anything.
+fn may_have_landed(status: Option<reqwest::StatusCode>) -> bool {
+    status.is_none_or(|s| s.is_server_error() && !matches!(s.as_u16(), 501 | 503))
+}
+
+/// The answer to a write call, noting on `suspect` a failure that leaves open whether
+/// the write was carried out.
+fn answered(
+    suspect: Option<&Recheck>,
+    result: Result<crate::connectors::http::Fetched, connections::ConnectionError>,
+) -> Result<crate::connectors::http::Fetched, Fault> {
+    let unsure = match &result {
+        Ok(fetched) => !fetched.status.is_success() && may_have_landed(Some(fetched.status)),
+        Err(e) => matches!(e, connections::ConnectionError::Transient(_)),
+    };
+    if unsure && let Some(recheck) = suspect {
+        recheck.suspect();
+    }
+    Ok(result?)
+}
+
+/// What one lookup learnt: the id found, if any, and the exchange for the run log.
+type Looked = Result<(Option<String>, Exchange), Fault>;
+
+/// Lookups in flight at once for one write.
+const LOOKUPS_IN_FLIGHT: usize = 8;
 
 /// What one write call did.
 pub struct Written {
@@ -76,15 +149,27 @@ impl Target {
         }
     }
 
+    /// Whether an ambiguous create can be checked at this destination before it is sent
+    /// again.
+    pub fn can_look_up(&self) -> Option<&'static LookupSpec> {
+        self.object
+            .lookup
+            .as_ref()
+            .filter(|l| self.mode == WriteMode::Create && l.searches(&self.key_field))
+    }
+
     /// Writes the items. A transport failure or 429/5xx fails the whole call (the caller
     /// retries it with the same idempotency key); refused records come back as
-    /// [`Outcome::Rejected`].
+    /// [`Outcome::Rejected`]. When `recheck` suspects that an earlier try at these items
+    /// created some unseen (its answer was lost, or its worker died), records to create
+    /// are looked up first, and only those not found are sent.
     pub async fn write(
         &self,
         app: &App,
         ctx: &TenantCtx,
         items: Vec<Item>,
         idempotency_key: &str,
+        recheck: &Recheck,
     ) -> Result<Written, Fault> {
         let mut written = Written {
             outcomes: vec![Outcome::Rejected(String::new()); items.len()],
@@ -106,23 +191,205 @@ impl Target {
             }
         }
         let mut items: Vec<Option<Item>> = items.into_iter().map(Some).collect();
-        for (mode, indexes) in groups {
+        for (mode, mut indexes) in groups {
+            let mut key = format!("{idempotency_key}-{mode}");
+            if mode == "create"
+                && recheck.is_suspected()
+                && let Some(lookup) = self.can_look_up()
+            {
+                self.look_up(
+                    app,
+                    ctx,
+                    lookup,
+                    &items,
+                    &indexes,
+                    recheck,
+                    &mut written.exchanges,
+                )
+                .await?;
+                let found = recheck.found();
+                let asked = indexes.len();
+                let mut unsent = Vec::with_capacity(asked);
+                for i in indexes {
+                    match found.get(&i) {
+                        Some(id) => written.outcomes[i] = Outcome::Written(Some(id.clone())),
+                        None => unsent.push(i),
+                    }
+                }
+                if unsent.len() < asked {
+                    // A different body under the same key is a conflict at destinations
+                    // that honour keys: what is left gets a key of its own.
+                    key = format!("{key}-{}", rest_key(&unsent));
+                }
+                indexes = unsent;
+            }
+            if indexes.is_empty() {
+                continue;
+            }
             let group: Vec<Item> = indexes.iter().filter_map(|i| items[*i].take()).collect();
-            let key = format!("{idempotency_key}-{mode}");
             let batchable = self.object.batch_path.is_some()
                 && (mode == "create" || self.object.batch_mode_key.is_some());
+            // Only a create sent again can duplicate a record.
+            let suspect = (mode == "create").then_some(recheck);
             let outcomes = if batchable {
-                self.write_batch(app, ctx, mode, &group, &key, &mut written.exchanges)
-                    .await?
+                self.write_batch(
+                    app,
+                    ctx,
+                    mode,
+                    &group,
+                    &key,
+                    suspect,
+                    &mut written.exchanges,
+                )
+                .await?
             } else {
-                self.write_each(app, ctx, mode, &group, &key, &mut written.exchanges)
-                    .await?
+                self.write_each(
+                    app,
+                    ctx,
+                    mode,
+                    &group,
+                    &key,
+                    suspect,
+                    &mut written.exchanges,
+                )
+                .await?
             };
             for (i, outcome) in indexes.into_iter().zip(outcomes) {
                 written.outcomes[i] = outcome;
             }
         }
         Ok(written)
+    }
+
+    /// Looks up, a few at a time, the records at `positions` not found by an earlier try,
+    /// and remembers those found. Fails with the first retryable failure, after keeping
+    /// what the other lookups learnt.
+    #[allow(clippy::too_many_arguments)]
+    async fn look_up(
+        &self,
+        app: &App,
+        ctx: &TenantCtx,
+        lookup: &LookupSpec,
+        items: &[Option<Item>],
+        positions: &[usize],
+        recheck: &Recheck,
+        exchanges: &mut Vec<Exchange>,
+    ) -> Result<(), Fault> {
+        use futures::StreamExt;
+        let known = recheck.found();
+        // A record without a key value cannot be looked up: it is sent again.
+        let unknown: Vec<(usize, String)> = positions
+            .iter()
+            .filter(|i| !known.contains_key(i))
+            .filter_map(|i| {
+                let item = items[*i].as_ref()?;
+                Some((*i, item.record.get(&self.key_field).and_then(id_text)?))
+            })
+            .collect();
+        let answers: Vec<(usize, Looked)> = futures::stream::iter(unknown)
+            .map(|(i, value)| async move { (i, self.find(app, ctx, lookup, value).await) })
+            .buffer_unordered(LOOKUPS_IN_FLIGHT)
+            .collect()
+            .await;
+        let mut failure = None;
+        for (i, answer) in answers {
+            match answer {
+                Ok((found, exchange)) => {
+                    exchanges.push(exchange);
+                    if let Some(id) = found {
+                        recheck.remember(i, id);
+                    }
+                }
+                Err(fault) => {
+                    failure.get_or_insert(fault);
+                }
+            }
+        }
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// The id of the destination record whose key field holds `value`, if one
+    /// exists. A lookup that cannot tell (an error other than 404) sends the record
+    /// again rather than risk losing it; the idempotency key still guards that re-send.
+    async fn find(&self, app: &App, ctx: &TenantCtx, lookup: &LookupSpec, value: String) -> Looked {
+        let encoded =
+            |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let path = lookup
+            .path
+            .replace("{field}", &encoded(&self.key_field))
+            .replace("{value}", &encoded(&value));
+        let query: Vec<(String, String)> = lookup
+            .query
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.replace("{field}", &self.key_field)
+                        .replace("{value}", &value),
+                )
+            })
+            .collect();
+        rate::acquire(self.connection, self.provider.rate_limit.as_ref()).await;
+        let started = std::time::Instant::now();
+        let fetched = connections::call_with(
+            app,
+            ctx,
+            self.connection,
+            &ApiCall {
+                method: reqwest::Method::GET,
+                path: &path,
+                query: &query,
+                body: None,
+                headers: &[],
+            },
+        )
+        .await?;
+        let exchange = Exchange {
+            method: "GET".into(),
+            path: lookup.path.clone(),
+            status: fetched.status.as_u16(),
+            ms: started.elapsed().as_millis() as u64,
+            records: 1,
+        };
+        if fetched.status == reqwest::StatusCode::NOT_FOUND {
+            return Ok((None, exchange));
+        }
+        if !fetched.status.is_success() {
+            return match Fault::from_status(&format!("looking up {}", self.object.name), &fetched) {
+                Fault::Fatal(_) => Ok((None, exchange)),
+                other => Err(other),
+            };
+        }
+        let answer: Json = serde_json::from_slice(&fetched.body).unwrap_or(Json::Null);
+        let matches = JsonPath::parse(&lookup.records_path)
+            .ok()
+            .and_then(|p| p.query(&answer).first().cloned())
+            .unwrap_or(Json::Null);
+        let candidates = match matches {
+            Json::Array(records) => records,
+            Json::Object(_) => vec![matches],
+            _ => Vec::new(),
+        };
+        let found = candidates
+            .iter()
+            .find(|record| self.holds(record, &value))
+            .and_then(|record| record.get(&self.object.id_field))
+            .and_then(id_text);
+        Ok((found, exchange))
+    }
+
+    /// Whether a found record carries the key value (searches can be fuzzy). A record
+    /// that does not show the field at all, at its top or inside the write wrapper
+    /// (`properties` and the like), is taken at the endpoint's word.
+    fn holds(&self, record: &Json, value: &str) -> bool {
+        let shown = record.get(&self.key_field).or_else(|| {
+            self.object
+                .write_body_key
+                .as_ref()
+                .and_then(|k| record.get(k))
+                .and_then(|inner| inner.get(&self.key_field))
+        });
+        shown.is_none_or(|v| id_text(v).as_deref() == Some(value))
     }
 
     fn prepare(&self, mode: &str, item: &Item) -> Map<String, Json> {
@@ -135,6 +402,7 @@ impl Target {
         record
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn write_batch(
         &self,
         app: &App,
@@ -142,6 +410,7 @@ impl Target {
         mode: &str,
         group: &[Item],
         key: &str,
+        suspect: Option<&Recheck>,
         exchanges: &mut Vec<Exchange>,
     ) -> Result<Vec<Outcome>, Fault> {
         let Some(path) = self.object.batch_path.as_deref() else {
@@ -177,7 +446,8 @@ impl Target {
                 headers: &[("Idempotency-Key", key.to_owned())],
             },
         )
-        .await?;
+        .await;
+        let fetched = answered(suspect, fetched)?;
         exchanges.push(Exchange {
             method: "POST".into(),
             path: path.to_owned(),
@@ -200,6 +470,7 @@ impl Target {
                     mode,
                     left,
                     &format!("{key}.0"),
+                    suspect,
                     exchanges,
                 ))
                 .await?;
@@ -210,6 +481,7 @@ impl Target {
                         mode,
                         right,
                         &format!("{key}.1"),
+                        suspect,
                         exchanges,
                     ))
                     .await?,
@@ -240,6 +512,7 @@ impl Target {
         Ok(results.iter().map(outcome_of).collect())
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn write_each(
         &self,
         app: &App,
@@ -247,6 +520,7 @@ impl Target {
         mode: &str,
         group: &[Item],
         key: &str,
+        suspect: Option<&Recheck>,
         exchanges: &mut Vec<Exchange>,
     ) -> Result<Vec<Outcome>, Fault> {
         let mut outcomes = Vec::with_capacity(group.len());
@@ -313,7 +587,8 @@ impl Target {
                     headers: &[("Idempotency-Key", format!("{key}-{i}"))],
                 },
             )
-            .await?;
+            .await;
+            let fetched = answered(suspect, fetched)?;
             exchanges.push(Exchange {
                 method: method.to_string(),
                 path: self
@@ -348,6 +623,15 @@ impl Target {
         }
         Ok(outcomes)
     }
+}
+
+/// A short key naming which of a group's records are sent.
+fn rest_key(indexes: &[usize]) -> String {
+    let mut h = Sha256::new();
+    for i in indexes {
+        h.update((*i as u64).to_le_bytes());
+    }
+    hex::encode(&h.finalize()[..8])
 }
 
 fn id_text(v: &Json) -> Option<String> {
