@@ -11,13 +11,7 @@ use sea_orm::{ConnectionTrait, Statement};
 use sluice::jobs::Job;
 
 async fn scalar(app: &TestApp, sql: &str) -> i64 {
-    let db = app.app().store.db();
-    let row = db
-        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get_by_index::<i64>(0).unwrap()
+    common::scalar(app.app().store.db(), sql).await
 }
 
 #[tokio::test]

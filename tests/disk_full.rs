@@ -4,9 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-use common::TestApp;
 use common::flows::{connect_both, contact_flow, create_flow, set, wait_for_run};
-use sea_orm::{ConnectionTrait, Statement};
+use common::{TestApp, scalar};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -51,15 +50,6 @@ impl Drop for SmallDisk {
             .status();
         let _ = std::fs::remove_dir(&self.dir);
     }
-}
-
-async fn scalar(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
-    let row = db
-        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get_by_index::<i64>(0).unwrap()
 }
 
 async fn readiness(app: &TestApp) -> u16 {
@@ -170,16 +160,7 @@ async fn a_full_disk_makes_the_server_unready_and_the_run_resumes_in_the_same_pr
         3000,
         "none lost"
     );
-    assert_eq!(
-        scalar(
-            app.sandbox_db(),
-            "SELECT COUNT(*) FROM (SELECT ext_key FROM sandbox_records WHERE object = 'erp.customers' \
-             GROUP BY ext_key HAVING COUNT(*) > 1) d",
-        )
-        .await,
-        0,
-        "none duplicated"
-    );
+    assert_eq!(app.duplicate_customers().await, 0, "none duplicated");
     app.stop().await;
 }
 

@@ -4,31 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-use common::TestApp;
 use common::flows::{
     connect_both, contact_flow, count, create_flow, run_to_end, set, wait_for_run,
 };
+use common::{TestApp, scalar};
 use sea_orm::{ConnectionTrait, Statement};
 use std::time::Duration;
-
-async fn scalar(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
-    let row = db
-        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get_by_index::<i64>(0).unwrap()
-}
-
-/// Records in the ERP whose `external_id` occurs more than once (duplicates).
-async fn duplicate_customers(app: &TestApp) -> i64 {
-    scalar(
-        app.sandbox_db(),
-        "SELECT COUNT(*) FROM (SELECT ext_key FROM sandbox_records WHERE object = 'erp.customers' \
-         GROUP BY ext_key HAVING COUNT(*) > 1) d",
-    )
-    .await
-}
 
 #[tokio::test]
 async fn a_429_storm_and_30_percent_server_errors_still_deliver_every_record_exactly_once() {
@@ -52,7 +33,7 @@ async fn a_429_storm_and_30_percent_server_errors_still_deliver_every_record_exa
     assert!(done.body.contains("Succeeded"), "{}", done.body);
     assert_eq!(count(&done, "written"), 1500);
     assert_eq!(app.sandbox_records("erp.customers").await, 1500);
-    assert_eq!(duplicate_customers(&app).await, 0);
+    assert_eq!(app.duplicate_customers().await, 0);
     assert!(
         app.sandbox_counter("api.rate_limited").await > 0,
         "the storm happened"
@@ -176,7 +157,7 @@ async fn a_destination_stalling_40_s_under_the_default_lease_gets_each_batch_onc
         "the batch was sent once"
     );
     assert_eq!(app.sandbox_records("erp.customers").await, 500);
-    assert_eq!(duplicate_customers(&app).await, 0);
+    assert_eq!(app.duplicate_customers().await, 0);
     let log = admin.get(&run).await.body;
     assert!(!log.contains("Resumed after an interruption"), "{log}");
     for worker in &mut workers {
@@ -288,7 +269,7 @@ async fn kill_a_worker_mid_run_and_resume(destination_honours_keys: bool) {
     let done = wait_for_run(&admin, &run).await;
     assert!(done.body.contains("Succeeded"), "{}", done.body);
     assert_eq!(app.sandbox_records("erp.customers").await, 3000);
-    assert_eq!(duplicate_customers(&app).await, 0);
+    assert_eq!(app.duplicate_customers().await, 0);
     assert_eq!(count(&done, "written"), 3000);
     let log = admin.get(&run).await.body;
     assert!(log.contains("Resumed after an interruption"), "{log}");
@@ -465,7 +446,7 @@ async fn sigterm_stops_a_run_at_a_page_boundary_and_hands_it_to_the_next_worker(
         "the next worker did not wait for the lease"
     );
     assert_eq!(app.sandbox_records("erp.customers").await, 3000);
-    assert_eq!(duplicate_customers(&app).await, 0);
+    assert_eq!(app.duplicate_customers().await, 0);
     second.kill().unwrap();
     second.wait().unwrap();
     app.stop().await;
@@ -492,7 +473,7 @@ async fn creates_whose_answers_are_lost_are_looked_up_before_they_are_sent_again
     assert!(done.body.contains("Succeeded"), "{}", done.body);
     assert!(app.sandbox_counter("api.lost_answers").await > 0);
     assert_eq!(app.sandbox_records("erp.customers").await, 1000);
-    assert_eq!(duplicate_customers(&app).await, 0);
+    assert_eq!(app.duplicate_customers().await, 0);
     assert_eq!(count(&done, "written"), 1000);
     let log = admin.get(&run).await.body;
     assert!(log.contains("HTTP 504"), "{log}");

@@ -5,7 +5,10 @@
 //! and the provider's own 429 + `Retry-After` (which the engine honours) is the backstop.
 
 use crate::connectors::catalogue::RateLimit;
-use crate::domain::ConnectionId;
+use crate::connectors::http::Fetched;
+use crate::domain::{ConnectionId, TenantCtx};
+use crate::services::App;
+use crate::services::connections::{self, ApiCall, ConnectionError};
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -50,6 +53,21 @@ pub async fn acquire(connection: ConnectionId, limit: Option<&RateLimit>) {
     if !wait.is_zero() {
         tokio::time::sleep(wait).await;
     }
+}
+
+/// Calls a connection's API once its rate limit lets the call go out; with the call's
+/// duration in milliseconds, for the run log.
+pub async fn paced_call(
+    limit: Option<&RateLimit>,
+    app: &App,
+    ctx: &TenantCtx,
+    connection: ConnectionId,
+    call: &ApiCall<'_>,
+) -> (Result<Fetched, ConnectionError>, u64) {
+    acquire(connection, limit).await;
+    let started = Instant::now();
+    let fetched = connections::call_with(app, ctx, connection, call).await;
+    (fetched, started.elapsed().as_millis() as u64)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use super::{Exchange, Fault, rate};
 use crate::connectors::catalogue::{ObjectSpec, PaginationStyle, Provider};
 use crate::domain::{ConnectionId, TenantCtx};
 use crate::services::App;
-use crate::services::connections::{self, ApiCall};
+use crate::services::connections::ApiCall;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use serde_json_path::JsonPath;
@@ -107,9 +107,8 @@ impl Source {
                 _ => {}
             }
         }
-        rate::acquire(self.connection, self.provider.rate_limit.as_ref()).await;
-        let started = std::time::Instant::now();
-        let fetched = connections::call_with(
+        let (fetched, ms) = rate::paced_call(
+            self.provider.rate_limit.as_ref(),
             app,
             ctx,
             self.connection,
@@ -121,7 +120,8 @@ impl Source {
                 headers: &[],
             },
         )
-        .await?;
+        .await;
+        let fetched = fetched?;
         let what = format!("reading {}", self.object.name);
         if !fetched.status.is_success() {
             return Err(Fault::from_status(&what, &fetched));
@@ -182,7 +182,7 @@ impl Source {
                 method: "GET".into(),
                 path: path.split('?').next().unwrap_or_default().to_owned(),
                 status: fetched.status.as_u16(),
-                ms: started.elapsed().as_millis() as u64,
+                ms,
                 records: records.len(),
             },
             records,

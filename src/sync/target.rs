@@ -329,9 +329,8 @@ impl Target {
                 )
             })
             .collect();
-        rate::acquire(self.connection, self.provider.rate_limit.as_ref()).await;
-        let started = std::time::Instant::now();
-        let fetched = connections::call_with(
+        let (fetched, ms) = rate::paced_call(
+            self.provider.rate_limit.as_ref(),
             app,
             ctx,
             self.connection,
@@ -343,12 +342,13 @@ impl Target {
                 headers: &[],
             },
         )
-        .await?;
+        .await;
+        let fetched = fetched?;
         let exchange = Exchange {
             method: "GET".into(),
             path: lookup.path.clone(),
             status: fetched.status.as_u16(),
-            ms: started.elapsed().as_millis() as u64,
+            ms,
             records: 1,
         };
         if fetched.status == reqwest::StatusCode::NOT_FOUND {
@@ -432,9 +432,8 @@ impl Target {
             body.insert(k.clone(), Json::String(mode.into()));
         }
         let body = Json::Object(body);
-        rate::acquire(self.connection, self.provider.rate_limit.as_ref()).await;
-        let started = std::time::Instant::now();
-        let fetched = connections::call_with(
+        let (fetched, ms) = rate::paced_call(
+            self.provider.rate_limit.as_ref(),
             app,
             ctx,
             self.connection,
@@ -452,7 +451,7 @@ impl Target {
             method: "POST".into(),
             path: path.to_owned(),
             status: fetched.status.as_u16(),
-            ms: started.elapsed().as_millis() as u64,
+            ms,
             records: group.len(),
         });
         let what = format!("writing {}", self.object.name);
@@ -573,9 +572,8 @@ impl Target {
                 Some(k) => json!({ k: record }),
                 None => Json::Object(record),
             };
-            rate::acquire(self.connection, self.provider.rate_limit.as_ref()).await;
-            let started = std::time::Instant::now();
-            let fetched = connections::call_with(
+            let (fetched, ms) = rate::paced_call(
+                self.provider.rate_limit.as_ref(),
                 app,
                 ctx,
                 self.connection,
@@ -598,7 +596,7 @@ impl Target {
                     .filter(|_| mode == "update")
                     .unwrap_or(path),
                 status: fetched.status.as_u16(),
-                ms: started.elapsed().as_millis() as u64,
+                ms,
                 records: 1,
             });
             if fetched.status.is_success() {

@@ -40,6 +40,19 @@ pub mod tempdir {
 }
 
 /// Which database the suites run on.
+/// The first column of the first row of `sql`, as a number.
+pub async fn scalar(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            sql,
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index::<i64>(0).unwrap()
+}
+
 pub fn postgres_url() -> Option<String> {
     std::env::var("SLUICE_TEST_POSTGRES_URL")
         .ok()
@@ -217,6 +230,16 @@ impl TestApp {
             .await
             .unwrap();
         stats["records"][object].as_i64().unwrap_or(0)
+    }
+
+    /// Records in the sandbox ERP whose `external_id` occurs more than once (duplicates).
+    pub async fn duplicate_customers(&self) -> i64 {
+        scalar(
+            self.sandbox_db(),
+            "SELECT COUNT(*) FROM (SELECT ext_key FROM sandbox_records WHERE object = 'erp.customers' \
+             GROUP BY ext_key HAVING COUNT(*) > 1) d",
+        )
+        .await
     }
 
     /// Waits until the sandbox CRM holds its `n` seeded contacts.
