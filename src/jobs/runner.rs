@@ -9,6 +9,8 @@ use apalis_postgres::PostgresStorage;
 use apalis_sqlite::SqliteStorage;
 use futures::FutureExt;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -21,32 +23,32 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(25);
 /// How long the queue's own workers then get to stop.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Jobs this process is executing right now.
-static IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// The jobs these workers are executing right now (one count per `run`, not per
+/// process: tests start several apps in one process).
+#[derive(Clone, Default)]
+struct JobsInFlight(Arc<AtomicUsize>);
 
-/// Counts a job as in flight for as long as it lives.
-struct InFlight;
+impl JobsInFlight {
+    /// Counts a job as in flight for as long as the guard lives.
+    fn enter(&self) -> InFlight {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        InFlight(self.0.clone())
+    }
 
-impl InFlight {
-    fn enter() -> Self {
-        IN_FLIGHT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        InFlight
+    /// Waits until no job is in flight, or the drain time is up.
+    async fn drained(&self) {
+        let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+        while self.0.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
+
+struct InFlight(Arc<AtomicUsize>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-/// Waits until no job is in flight in this process, or the drain time is up.
-async fn drained() {
-    let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
-    while IN_FLIGHT.load(std::sync::atomic::Ordering::SeqCst) > 0
-        && tokio::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -134,14 +136,15 @@ pub async fn run(env: JobEnv, instance: String, mut shutdown: watch::Receiver<bo
             true
         })
         .shutdown_timeout(STOP_TIMEOUT);
-    monitor = register::<housekeeping::Housekeeping>(monitor, &env, &instance);
-    monitor = register::<probe::Probe>(monitor, &env, &instance);
-    monitor = register::<connections::RefreshConnection>(monitor, &env, &instance);
-    monitor = register::<connections::CheckConnection>(monitor, &env, &instance);
-    monitor = register::<flows::RunFlow>(monitor, &env, &instance);
-    monitor = register::<alerts::EvaluateRun>(monitor, &env, &instance);
-    monitor = register::<alerts::DeliverNotification>(monitor, &env, &instance);
-    monitor = register::<alerts::AlertSweep>(monitor, &env, &instance);
+    let in_flight = JobsInFlight::default();
+    monitor = register::<housekeeping::Housekeeping>(monitor, &env, &instance, &in_flight);
+    monitor = register::<probe::Probe>(monitor, &env, &instance, &in_flight);
+    monitor = register::<connections::RefreshConnection>(monitor, &env, &instance, &in_flight);
+    monitor = register::<connections::CheckConnection>(monitor, &env, &instance, &in_flight);
+    monitor = register::<flows::RunFlow>(monitor, &env, &instance, &in_flight);
+    monitor = register::<alerts::EvaluateRun>(monitor, &env, &instance, &in_flight);
+    monitor = register::<alerts::DeliverNotification>(monitor, &env, &instance, &in_flight);
+    monitor = register::<alerts::AlertSweep>(monitor, &env, &instance, &in_flight);
     // The queue's workers are told to stop only once the jobs in hand have ended (runs
     // hand themselves back at their next page boundary as soon as `stopping` turns):
     // apalis stops polling its own fetches and heartbeats when told, and on SQLite one
@@ -149,7 +152,7 @@ pub async fn run(env: JobEnv, instance: String, mut shutdown: watch::Receiver<bo
     // exits, so nothing could be written meanwhile, the hand-back included.
     let signal = async move {
         super::stopped(&mut shutdown).await;
-        drained().await;
+        in_flight.drained().await;
         Ok(())
     };
     tracing::info!(
@@ -181,8 +184,14 @@ pub async fn run(env: JobEnv, instance: String, mut shutdown: watch::Receiver<bo
     tracing::info!("workers stopped");
 }
 
-fn register<J: Job>(monitor: Monitor, env: &JobEnv, instance: &str) -> Monitor {
+fn register<J: Job>(
+    monitor: Monitor,
+    env: &JobEnv,
+    instance: &str,
+    in_flight: &JobsInFlight,
+) -> Monitor {
     let env = env.clone();
+    let in_flight = in_flight.clone();
     let instance = instance.to_owned();
     let concurrency = env.settings.worker_concurrency;
     // Fetch a few jobs per poll so short jobs do not each pay a round trip; the rest
@@ -203,6 +212,7 @@ fn register<J: Job>(monitor: Monitor, env: &JobEnv, instance: &str) -> Monitor {
                         .poll_with_strategy(strategy),
                 )
                 .data(env.clone())
+                .data(in_flight.clone())
                 .concurrency(concurrency)
                 .build(handle::<J>)
         }),
@@ -220,6 +230,7 @@ fn register<J: Job>(monitor: Monitor, env: &JobEnv, instance: &str) -> Monitor {
                         .poll_with_strategy(strategy),
                 )
                 .data(env.clone())
+                .data(in_flight.clone())
                 .concurrency(concurrency)
                 .build(handle::<J>)
         }),
@@ -228,8 +239,12 @@ fn register<J: Job>(monitor: Monitor, env: &JobEnv, instance: &str) -> Monitor {
 
 /// Runs one attempt and applies our retry policy. A panic or a timeout counts as a
 /// retryable failure, so neither can take the worker down or lose the job.
-async fn handle<J: Job>(envelope: Envelope<J>, env: Data<JobEnv>) -> Result<(), BoxDynError> {
-    let _in_flight = InFlight::enter();
+async fn handle<J: Job>(
+    envelope: Envelope<J>,
+    env: Data<JobEnv>,
+    in_flight: Data<JobsInFlight>,
+) -> Result<(), BoxDynError> {
+    let _in_flight = in_flight.enter();
     let attempt = envelope.attempt + 1;
     let started = Instant::now();
     if let Some(due) = envelope.due_at_us {
