@@ -148,6 +148,7 @@ pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Runni
         sandbox,
         process: instance.clone(),
         stopping: shutdown_rx.clone(),
+        workers: Default::default(),
     };
     if let Some(sandbox) = app.sandbox.clone() {
         // Seeding takes a moment on first start; the server is ready before it ends.

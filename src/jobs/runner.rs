@@ -52,61 +52,62 @@ impl Drop for InFlight {
     }
 }
 
-/// How the workers of this process are faring, for readiness.
+/// How this app's job workers are faring, for readiness (one per app, not per process:
+/// tests start several apps in one process).
+#[derive(Clone, Default)]
+pub struct WorkerHealth(Arc<std::sync::Mutex<Health>>);
+
+#[derive(Default)]
 struct Health {
-    /// Whether the workers run in this process at all.
+    /// Whether the workers run at all.
     running: bool,
     /// Worker failures (backend errors) lately, and when the last one happened.
     recent_failures: u32,
     last_failure: Option<Instant>,
 }
 
-static HEALTH: std::sync::Mutex<Health> = std::sync::Mutex::new(Health {
-    running: false,
-    recent_failures: 0,
-    last_failure: None,
-});
-
 /// Workers count as failing for this long after a worker stopped with an error.
 const FAILING_FOR: Duration = Duration::from_secs(10);
 
-/// Why this process's job workers are not fit to take work; none when they are (or when
-/// this process runs no workers).
-pub fn unhealthy() -> Option<String> {
-    let health = HEALTH.lock().ok()?;
-    let recent = health
-        .last_failure
-        .is_some_and(|at| at.elapsed() < FAILING_FOR);
-    (health.running && recent).then(|| {
-        format!(
-            "job workers are restarting after errors ({} lately)",
-            health.recent_failures
-        )
-    })
-}
-
-/// Records a worker failure and returns how long to wait before restarting it: doubling
-/// from 50 ms to 5 s while failures follow each other, so a database that refuses work
-/// (locked, disk full) is not hammered by a hot restart loop.
-fn failure_backoff() -> Duration {
-    let Ok(mut health) = HEALTH.lock() else {
-        return Duration::from_secs(1);
-    };
-    if health
-        .last_failure
-        .is_none_or(|at| at.elapsed() > FAILING_FOR * 3)
-    {
-        health.recent_failures = 0;
+impl WorkerHealth {
+    /// Why the job workers are not fit to take work; none when they are (or when this
+    /// process runs no workers).
+    pub fn unhealthy(&self) -> Option<String> {
+        let health = self.0.lock().ok()?;
+        let recent = health
+            .last_failure
+            .is_some_and(|at| at.elapsed() < FAILING_FOR);
+        (health.running && recent).then(|| {
+            format!(
+                "job workers are restarting after errors ({} lately)",
+                health.recent_failures
+            )
+        })
     }
-    health.recent_failures = health.recent_failures.saturating_add(1);
-    health.last_failure = Some(Instant::now());
-    let exponent = health.recent_failures.saturating_sub(1).min(7);
-    (Duration::from_millis(50) * 2u32.pow(exponent)).min(Duration::from_secs(5))
-}
 
-fn set_running(running: bool) {
-    if let Ok(mut health) = HEALTH.lock() {
-        health.running = running;
+    /// Records a worker failure and returns how long to wait before restarting it:
+    /// doubling from 50 ms to 5 s while failures follow each other, so a database that
+    /// refuses work (locked, disk full) is not hammered by a hot restart loop.
+    fn failure_backoff(&self) -> Duration {
+        let Ok(mut health) = self.0.lock() else {
+            return Duration::from_secs(1);
+        };
+        if health
+            .last_failure
+            .is_none_or(|at| at.elapsed() > FAILING_FOR * 3)
+        {
+            health.recent_failures = 0;
+        }
+        health.recent_failures = health.recent_failures.saturating_add(1);
+        health.last_failure = Some(Instant::now());
+        let exponent = health.recent_failures.saturating_sub(1).min(7);
+        (Duration::from_millis(50) * 2u32.pow(exponent)).min(Duration::from_secs(5))
+    }
+
+    fn set_running(&self, running: bool) {
+        if let Ok(mut health) = self.0.lock() {
+            health.running = running;
+        }
     }
 }
 
@@ -126,9 +127,10 @@ pub fn queues() -> [&'static str; 8] {
 
 /// Runs every queue's worker until `shutdown` turns true, then drains.
 pub async fn run(env: JobEnv, instance: String, mut shutdown: watch::Receiver<bool>) {
+    let health = env.workers.clone();
     let mut monitor = Monitor::new()
-        .should_restart(|ctx, err| {
-            let wait = failure_backoff();
+        .should_restart(move |ctx, err| {
+            let wait = health.failure_backoff();
             tracing::error!(worker = %ctx.name(), error = %err, wait_ms = wait.as_millis() as u64, "worker stopped; restarting after a pause");
             // The monitor offers no async hook; a short blocking pause is what keeps a
             // failing database from being hammered (and it is only taken on failure).
@@ -159,7 +161,7 @@ pub async fn run(env: JobEnv, instance: String, mut shutdown: watch::Receiver<bo
         concurrency = env.settings.worker_concurrency,
         "workers started"
     );
-    set_running(true);
+    env.workers.set_running(true);
     if let Err(e) = monitor.run_with_signal(signal).await {
         tracing::error!(error = %e, "worker monitor ended with an error");
     }
@@ -180,7 +182,7 @@ pub async fn run(env: JobEnv, instance: String, mut shutdown: watch::Receiver<bo
             tracing::warn!(error = %e, "could not hand back unfinished runs; their leases lapse instead")
         }
     }
-    set_running(false);
+    env.workers.set_running(false);
     tracing::info!("workers stopped");
 }
 
@@ -319,13 +321,21 @@ mod tests {
 
     #[test]
     fn failing_workers_restart_after_growing_pauses_and_count_as_unready() {
-        set_running(true);
-        let pauses: Vec<Duration> = (0..10).map(|_| failure_backoff()).collect();
+        let health = WorkerHealth::default();
+        health.set_running(true);
+        let pauses: Vec<Duration> = (0..10).map(|_| health.failure_backoff()).collect();
         assert_eq!(pauses[0], Duration::from_millis(50));
         assert!(pauses.windows(2).all(|w| w[1] >= w[0]), "{pauses:?}");
         assert_eq!(pauses[9], Duration::from_secs(5), "capped");
-        assert!(unhealthy().is_some_and(|why| why.contains("restarting")));
-        set_running(false);
-        assert!(unhealthy().is_none(), "no workers here, nothing to report");
+        assert!(
+            health
+                .unhealthy()
+                .is_some_and(|why| why.contains("restarting"))
+        );
+        health.set_running(false);
+        assert!(
+            health.unhealthy().is_none(),
+            "no workers here, nothing to report"
+        );
     }
 }

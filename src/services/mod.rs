@@ -42,6 +42,8 @@ pub struct App {
     pub process: String,
     /// Turns true when the process is shutting down: runs stop at their next page.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// How the job workers fare (readiness).
+    pub workers: crate::jobs::runner::WorkerHealth,
 }
 
 /// Who did something, as written in the audit log.

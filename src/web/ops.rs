@@ -26,7 +26,7 @@ pub async fn readyz(app: web::Data<App>) -> HttpResponse {
             tracing::warn!(error = %e, "readiness: the database refused a write");
             Some("the database does not accept writes".to_owned())
         }
-        Ok(()) => crate::jobs::runner::unhealthy(),
+        Ok(()) => app.workers.unhealthy(),
     };
     match problem {
         None => HttpResponse::Ok().content_type("text/plain").body("ready"),

@@ -40,6 +40,23 @@ pub mod tempdir {
 }
 
 /// Which database the suites run on.
+/// Runs the calling test alone in a fresh process of this test binary, for measurements
+/// of the whole process (resident memory) that tests running beside it would disturb.
+/// True in that process; in the calling one, it waits for that run, asserts it passed and
+/// answers false (the caller then returns).
+pub fn in_own_process(test: &str) -> bool {
+    if std::env::var_os("SLUICE_TEST_ALONE").is_some() {
+        return true;
+    }
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--test-threads=1", "--nocapture"])
+        .env("SLUICE_TEST_ALONE", "1")
+        .status()
+        .unwrap();
+    assert!(status.success(), "{test} failed in its own process");
+    false
+}
+
 /// The first column of the first row of `sql`, as a number.
 pub async fn scalar(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
     let row = db

@@ -1,8 +1,7 @@
 //! Accounts: first-run setup, sign-in and sign-out, sessions, throttling, passwords, CSRF.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-use common::{PASSWORD, TestApp};
+use crate::common::{PASSWORD, TestApp};
 
 #[tokio::test]
 async fn the_setup_link_creates_the_first_owner_once() {

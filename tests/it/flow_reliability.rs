@@ -3,11 +3,10 @@
 //! In every case each record reaches the destination exactly once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-use common::flows::{
+use crate::common::flows::{
     connect_both, contact_flow, count, create_flow, run_to_end, set, wait_for_run,
 };
-use common::{TestApp, scalar};
+use crate::common::{TestApp, scalar};
 use sea_orm::{ConnectionTrait, Statement};
 use std::time::Duration;
 

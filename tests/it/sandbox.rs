@@ -2,9 +2,8 @@
 //! refresh tokens with reuse detection, cursor pagination, validation, rate limits.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common::TestApp;
 use base64::Engine;
-use common::TestApp;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -297,7 +296,7 @@ async fn a_batch_repeated_under_its_idempotency_key_gets_the_first_answer_and_wr
 async fn the_sandbox_folds_its_write_ahead_log_into_its_file_in_the_background() {
     let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "3000")]).await;
     app.wait_for_seed(3000).await;
-    if common::postgres_url().is_some() {
+    if crate::common::postgres_url().is_some() {
         // On PostgreSQL the sandbox lives in our database: no log of its own to fold.
         return app.stop().await;
     }

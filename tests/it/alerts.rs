@@ -3,12 +3,11 @@
 //! silent failures; delivery retries, 410 and the outbound guard; rules and isolation.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-use common::flows::{
+use crate::common::flows::{
     connect_both, contact_flow, create_flow, outage, run_to_end, set, status_of, touch_contacts,
 };
-use common::sinks::{HttpSink, SmtpSink, eventually};
-use common::{Client, Page, TestApp};
+use crate::common::sinks::{HttpSink, SmtpSink, eventually};
+use crate::common::{Client, Page, TestApp};
 use sea_orm::{ConnectionTrait, Statement};
 use std::time::Duration;
 
@@ -197,7 +196,7 @@ async fn a_run_that_succeeds_with_zero_records_where_hundreds_are_usual_is_a_sil
     let flow = create_flow(&admin, &fields).await;
     for _ in 0..3 {
         let (_, page) = run_to_end(&admin, &flow).await;
-        assert_eq!(common::flows::count(&page, "read"), 300);
+        assert_eq!(crate::common::flows::count(&page, "read"), 300);
     }
     assert!(!active_alerts(&admin).await.body.contains("Silent"));
     // The source suddenly serves nothing (say, its API key lost access to the list),
@@ -212,7 +211,7 @@ async fn a_run_that_succeeds_with_zero_records_where_hundreds_are_usual_is_a_sil
     .unwrap();
     let (_, empty) = run_to_end(&admin, &flow).await;
     assert_eq!(status_of(&empty), "Succeeded");
-    assert_eq!(common::flows::count(&empty, "read"), 0);
+    assert_eq!(crate::common::flows::count(&empty, "read"), 0);
 
     let mut page = active_alerts(&admin).await;
     for _ in 0..100 {
@@ -592,7 +591,9 @@ async fn a_reconnect_alert_carries_a_fresh_link_that_reconnects_the_customers_co
     let customer = app.client();
     customer.get(&link).await;
     let start = customer.post_form(&link, &[]).await;
-    let callback = customer.consent(&common::continue_url(&start), true).await;
+    let callback = customer
+        .consent(&crate::common::continue_url(&start), true)
+        .await;
     assert_eq!(customer.get(&callback).await.status, 200);
     let list = admin.get("/connections").await.body;
     let connection = list
@@ -638,7 +639,9 @@ async fn a_reconnect_alert_carries_a_fresh_link_that_reconnects_the_customers_co
     assert_eq!(again.get(&fresh).await.status, 200);
     let start = again.post_form(&fresh, &[]).await;
     assert_eq!(start.status, 200, "{}", start.body);
-    let callback = again.consent(&common::continue_url(&start), true).await;
+    let callback = again
+        .consent(&crate::common::continue_url(&start), true)
+        .await;
     assert_eq!(again.get(&callback).await.status, 200);
     assert!(admin.get(&connection).await.body.contains("Active"));
     let list = admin.get("/connections").await.body;

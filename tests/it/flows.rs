@@ -2,9 +2,8 @@
 //! (changed records only), dead letters and replay, versions, webhooks, and isolation.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-use common::TestApp;
-use common::flows::{
+use crate::common::TestApp;
+use crate::common::flows::{
     connect_both, contact_flow, count, create_flow, post, run_to_end, set, wait_for_run,
 };
 use sea_orm::{ConnectionTrait, Statement};
@@ -12,7 +11,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 async fn scalar(app: &TestApp, sql: &str) -> i64 {
-    common::scalar(app.app().store.db(), sql).await
+    crate::common::scalar(app.app().store.db(), sql).await
 }
 
 #[tokio::test]
@@ -691,8 +690,8 @@ async fn dead_letters_mask_secret_looking_fields_on_the_page_and_in_the_api() {
             &link,
             &[
                 ("name", "Vera"),
-                ("password", common::PASSWORD),
-                ("password_confirm", common::PASSWORD),
+                ("password", crate::common::PASSWORD),
+                ("password_confirm", crate::common::PASSWORD),
             ],
         )
         .await;
@@ -703,7 +702,7 @@ async fn dead_letters_mask_secret_looking_fields_on_the_page_and_in_the_api() {
         for page in [run.clone(), format!("{flow}/dead-letters")] {
             let page_body = client.get(&page).await;
             assert_eq!(page_body.status, 200, "{who} {page}");
-            let body = common::unescape(&page_body.body);
+            let body = crate::common::unescape(&page_body.body);
             assert!(body.contains("api_token"), "{who} {page}: {body}");
             assert!(body.contains("[redacted]"), "{who} {page}: {body}");
             for secret in secrets {

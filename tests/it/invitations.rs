@@ -1,8 +1,7 @@
 //! Invitations and member management.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-use common::{PASSWORD, TestApp};
+use crate::common::{PASSWORD, TestApp};
 
 #[tokio::test]
 async fn an_invited_person_creates_an_account_and_joins_once() {

@@ -3,9 +3,8 @@
 //! and duplicating nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-use common::flows::{connect_both, contact_flow, create_flow, set, wait_for_run};
-use common::{TestApp, scalar};
+use crate::common::flows::{connect_both, contact_flow, create_flow, set, wait_for_run};
+use crate::common::{TestApp, scalar};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -63,7 +62,7 @@ fn sqlite_url(dir: &Path) -> String {
 #[tokio::test]
 async fn a_full_disk_makes_the_server_unready_and_the_run_resumes_in_the_same_process_once_space_returns()
  {
-    if common::postgres_url().is_some() {
+    if crate::common::postgres_url().is_some() {
         // The scenario is SQLite's: its file shares the disk with everything else.
         return;
     }
@@ -166,7 +165,7 @@ async fn a_full_disk_makes_the_server_unready_and_the_run_resumes_in_the_same_pr
 
 #[tokio::test]
 async fn a_connection_handed_back_inside_a_transaction_does_not_lock_out_other_writers() {
-    if common::postgres_url().is_some() {
+    if crate::common::postgres_url().is_some() {
         return;
     }
     let app = TestApp::spawn().await;

@@ -3,8 +3,7 @@
 //! and tenant isolation.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-use common::TestApp;
+use crate::common::TestApp;
 
 #[tokio::test]
 async fn an_admin_connects_the_sandbox_crm_and_tests_it() {
@@ -67,7 +66,9 @@ async fn an_end_customer_connects_through_a_single_use_link() {
     );
     let start = customer.post_form(&link, &[]).await;
     assert_eq!(start.status, 200);
-    let callback = customer.consent(&common::continue_url(&start), true).await;
+    let callback = customer
+        .consent(&crate::common::continue_url(&start), true)
+        .await;
     let outcome = customer.get(&callback).await;
     assert_eq!(outcome.status, 200, "{}", outcome.body);
     assert!(outcome.body.contains("is now connected to Acme"));
@@ -105,7 +106,9 @@ async fn denied_consent_and_revoked_links_get_clear_pages() {
         .to_owned();
     let customer = app.client();
     let start = customer.post_form(&link, &[]).await;
-    let callback = customer.consent(&common::continue_url(&start), false).await;
+    let callback = customer
+        .consent(&crate::common::continue_url(&start), false)
+        .await;
     let outcome = customer.get(&callback).await;
     assert_eq!(outcome.status, 400);
     assert!(outcome.body.contains("Access was denied"));
@@ -142,7 +145,9 @@ async fn replayed_foreign_and_misrouted_callbacks_make_no_token_call() {
 
     // A callback replayed after success.
     let start = admin.post_form("/connections/new/sandbox_crm", &[]).await;
-    let callback = admin.consent(&common::continue_url(&start), true).await;
+    let callback = admin
+        .consent(&crate::common::continue_url(&start), true)
+        .await;
     assert_eq!(admin.get(&callback).await.status, 303);
     assert_eq!(app.sandbox_counter("token.authorization_code").await, 1);
     let replay = admin.get(&callback).await;
@@ -151,7 +156,9 @@ async fn replayed_foreign_and_misrouted_callbacks_make_no_token_call() {
 
     // A state from Ada's session delivered to Bob's browser (login CSRF / session fixation).
     let start = admin.post_form("/connections/new/sandbox_crm", &[]).await;
-    let callback = admin.consent(&common::continue_url(&start), true).await;
+    let callback = admin
+        .consent(&crate::common::continue_url(&start), true)
+        .await;
     let bob = app.another_tenant("bob@example.com", "Bobco").await;
     assert_eq!(bob.get(&callback).await.status, 400);
     assert_eq!(
@@ -162,7 +169,9 @@ async fn replayed_foreign_and_misrouted_callbacks_make_no_token_call() {
 
     // A callback arriving on another provider's path.
     let start = admin.post_form("/connections/new/sandbox_crm", &[]).await;
-    let callback = admin.consent(&common::continue_url(&start), true).await;
+    let callback = admin
+        .consent(&crate::common::continue_url(&start), true)
+        .await;
     let misrouted = callback.replace("/oauth/callback/sandbox_crm", "/oauth/callback/sandbox_erp");
     let res = admin.get(&misrouted).await;
     assert_eq!(res.status, 400);
@@ -235,7 +244,7 @@ async fn token_endpoints_that_redirect_are_not_followed() {
         )
         .await;
     assert_eq!(start.status, 200, "{}", start.body);
-    let authorize = url::Url::parse(&common::continue_url(&start)).unwrap();
+    let authorize = url::Url::parse(&crate::common::continue_url(&start)).unwrap();
     assert!(authorize.as_str().starts_with(&format!("{base}/authorize")));
     let state = authorize
         .query_pairs()
@@ -364,7 +373,9 @@ async fn a_rejected_token_is_refreshed_once_then_the_connection_needs_reauth() {
             &[("reconnect", &reconnect_id)],
         )
         .await;
-    let callback = admin.consent(&common::continue_url(&start), true).await;
+    let callback = admin
+        .consent(&crate::common::continue_url(&start), true)
+        .await;
     admin.get(&callback).await;
     let recovered = admin.get(&page_path).await;
     assert!(
@@ -551,7 +562,9 @@ async fn a_link_callback_only_completes_in_the_browser_that_started_it_and_only_
     // callback lands in the victim's browser, which lacks the starter's cookie.
     let attacker = app.client();
     let start = attacker.post_form(&link, &[]).await;
-    let callback = attacker.consent(&common::continue_url(&start), true).await;
+    let callback = attacker
+        .consent(&crate::common::continue_url(&start), true)
+        .await;
     let victim = app.client();
     assert_eq!(victim.get(&callback).await.status, 400);
     assert_eq!(app.sandbox_counter("token.authorization_code").await, 0);
@@ -560,8 +573,12 @@ async fn a_link_callback_only_completes_in_the_browser_that_started_it_and_only_
     let customer = app.client();
     let first = customer.post_form(&link, &[]).await;
     let second = customer.post_form(&link, &[]).await;
-    let cb1 = customer.consent(&common::continue_url(&first), true).await;
-    let cb2 = customer.consent(&common::continue_url(&second), true).await;
+    let cb1 = customer
+        .consent(&crate::common::continue_url(&first), true)
+        .await;
+    let cb2 = customer
+        .consent(&crate::common::continue_url(&second), true)
+        .await;
     let (a, b) = tokio::join!(customer.get(&cb1), customer.get(&cb2));
     let mut statuses = vec![a.status, b.status];
     statuses.sort();
@@ -596,8 +613,8 @@ async fn reconnecting_keeps_a_connection_on_its_provider_and_viewers_cannot_test
             &viewer_link,
             &[
                 ("name", "Vera"),
-                ("password", common::PASSWORD),
-                ("password_confirm", common::PASSWORD),
+                ("password", crate::common::PASSWORD),
+                ("password_confirm", crate::common::PASSWORD),
             ],
         )
         .await;
@@ -665,6 +682,6 @@ async fn generic_oauth_endpoints_belong_to_the_oauth_app_not_to_the_connecting_p
             ],
         )
         .await;
-    assert!(common::continue_url(&start).starts_with("http://127.0.0.1:9/authorize"));
+    assert!(crate::common::continue_url(&start).starts_with("http://127.0.0.1:9/authorize"));
     app.stop().await;
 }

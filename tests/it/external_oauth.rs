@@ -4,8 +4,7 @@
 //! required (fails instead of skipping) with `SLUICE_EXTERNAL_OAUTH_TESTS=1`, as in CI.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-use common::TestApp;
+use crate::common::TestApp;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -124,8 +123,8 @@ async fn admins_and_end_customers_connect_through_a_third_party_oauth_server() {
         .post_form("/connections/new/oauth2_generic", &borrow(&fields(&mock)))
         .await;
     assert_eq!(start.status, 200, "{}", start.body);
-    assert!(common::continue_url(&start).starts_with(&mock.base));
-    let callback = through_mock(&common::continue_url(&start)).await;
+    assert!(crate::common::continue_url(&start).starts_with(&mock.base));
+    let callback = through_mock(&crate::common::continue_url(&start)).await;
     let done = admin.get(&callback).await;
     assert_eq!(done.status, 303);
     let page = admin.get(done.location()).await;
@@ -194,7 +193,7 @@ async fn admins_and_end_customers_connect_through_a_third_party_oauth_server() {
     assert!(customer.get(&link).await.body.contains("Acme"));
     let start = customer.post_form(&link, &borrow(&fields(&mock))).await;
     assert_eq!(start.status, 200, "{}", start.body);
-    let callback = through_mock(&common::continue_url(&start)).await;
+    let callback = through_mock(&crate::common::continue_url(&start)).await;
     let outcome = customer.get(&callback).await;
     assert_eq!(outcome.status, 200, "{}", outcome.body);
     assert!(outcome.body.contains("is now connected to Acme"));
@@ -212,7 +211,7 @@ async fn admins_and_end_customers_connect_through_a_third_party_oauth_server() {
     let start = admin
         .post_form("/connections/new/oauth2_generic", &borrow(&fields(&mock)))
         .await;
-    let callback = through_mock(&common::continue_url(&start)).await;
+    let callback = through_mock(&crate::common::continue_url(&start)).await;
     let denied = admin.get(&callback).await;
     let page = admin.get(denied.location()).await;
     assert!(page.body.contains("Access was denied"));

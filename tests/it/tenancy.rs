@@ -3,8 +3,7 @@
 //! missing one (404).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-use common::TestApp;
+use crate::common::TestApp;
 
 fn id_after<'a>(body: &'a str, prefix: &str) -> &'a str {
     let start = body

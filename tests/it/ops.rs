@@ -1,8 +1,7 @@
 //! Operations and the web shell: health, readiness, metrics, headers, error pages.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-use common::TestApp;
+use crate::common::TestApp;
 
 #[tokio::test]
 async fn health_readiness_and_metrics_answer() {
@@ -32,8 +31,8 @@ async fn scrape(base: &str, authorization: Option<&str>) -> (u16, String) {
 async fn metrics_answer_only_with_the_scrape_token() {
     let app = TestApp::spawn().await;
     app.owner("ada@example.com", "Acme").await;
-    let wrong = format!("Bearer {}x", common::METRICS_TOKEN);
-    let basic = format!("Basic {}", common::METRICS_TOKEN);
+    let wrong = format!("Bearer {}x", crate::common::METRICS_TOKEN);
+    let basic = format!("Basic {}", crate::common::METRICS_TOKEN);
     for authorization in [
         None,
         Some("Bearer "),
@@ -44,7 +43,7 @@ async fn metrics_answer_only_with_the_scrape_token() {
         assert_eq!(status, 401, "{authorization:?}");
         assert!(!body.contains("sluice_"), "{authorization:?}: {body}");
     }
-    let right = format!("Bearer {}", common::METRICS_TOKEN);
+    let right = format!("Bearer {}", crate::common::METRICS_TOKEN);
     let (status, body) = scrape(&app.base, Some(&right)).await;
     assert_eq!(status, 200);
     assert!(body.contains("sluice_http_requests_total"), "{body}");
@@ -59,7 +58,7 @@ async fn without_a_scrape_token_metrics_are_served_only_on_their_own_listener() 
     ])
     .await;
     app.client().get("/login").await;
-    let right = format!("Bearer {}", common::METRICS_TOKEN);
+    let right = format!("Bearer {}", crate::common::METRICS_TOKEN);
     for authorization in [None, Some(right.as_str())] {
         let (status, body) = scrape(&app.base, authorization).await;
         assert_eq!(status, 404, "{authorization:?}");

@@ -3,15 +3,14 @@
 //! debug level) and its pages.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-use common::Client;
+use crate::common::Client;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 #[tokio::test]
 async fn canary_secrets_stay_out_of_the_database_logs_and_pages() {
-    let dir = common::tempdir::TempDir::new();
+    let dir = crate::common::tempdir::TempDir::new();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -52,7 +51,7 @@ async fn canary_secrets_stay_out_of_the_database_logs_and_pages() {
     let canary_key = format!("canary-api-key-{}", uuid::Uuid::now_v7().simple());
     let canary_secret = format!("canary-client-secret-{}", uuid::Uuid::now_v7().simple());
     let owner =
-        common::complete_setup(&Client::new(&base), &setup, "ada@example.com", "Acme").await;
+        crate::common::complete_setup(&Client::new(&base), &setup, "ada@example.com", "Acme").await;
     assert_eq!(
         owner
             .post_form(

@@ -4,9 +4,8 @@
 //! its audit log.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-use common::TestApp;
-use common::flows::{
+use crate::common::TestApp;
+use crate::common::flows::{
     connect_both, contact_flow, create_flow, outage, post, run_to_end, set, status_of,
     touch_contacts,
 };
@@ -130,7 +129,7 @@ async fn support_finds_inspects_and_replays_a_failed_run_and_the_tenant_sees_the
         .location()
         .trim_start_matches("/support/runs/")
         .to_owned();
-    let done = common::flows::wait_for_run(&b, &format!("/runs/{new_run}")).await;
+    let done = crate::common::flows::wait_for_run(&b, &format!("/runs/{new_run}")).await;
     assert_eq!(status_of(&done), "Succeeded");
 
     // Support cannot change B's configuration, through the console or B's own pages.

@@ -1,8 +1,7 @@
 //! The JSON API: bearer tokens, one error shape, the OpenAPI document.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-use common::TestApp;
+use crate::common::TestApp;
 
 #[tokio::test]
 async fn api_tokens_are_shown_once_and_authenticate_the_api() {
@@ -98,7 +97,9 @@ async fn vendors_create_connect_links_and_read_connections_through_the_api() {
     let customer = app.client();
     let path = url::Url::parse(&url).unwrap().path().to_owned();
     let start = customer.post_form(&path, &[]).await;
-    let callback = customer.consent(&common::continue_url(&start), true).await;
+    let callback = customer
+        .consent(&crate::common::continue_url(&start), true)
+        .await;
     assert_eq!(customer.get(&callback).await.status, 200);
     let (_, links) = owner.api(&token, "/api/v1/connect-links").await;
     assert_eq!(links[0]["state"], "connected");
@@ -184,8 +185,8 @@ async fn an_api_token_acts_with_its_creators_current_role_and_dies_with_their_me
             &link,
             &[
                 ("name", "Adam"),
-                ("password", common::PASSWORD),
-                ("password_confirm", common::PASSWORD),
+                ("password", crate::common::PASSWORD),
+                ("password_confirm", crate::common::PASSWORD),
             ],
         )
         .await;

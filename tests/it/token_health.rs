@@ -3,13 +3,12 @@
 //! refresh token is the newest.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-use common::TestApp;
+use crate::common::TestApp;
 use sea_orm::{ConnectionTrait, Statement};
 use std::time::{Duration, Instant};
 
 async fn scalar(app: &TestApp, sql: &str) -> i64 {
-    common::scalar(app.app().store.db(), sql).await
+    crate::common::scalar(app.app().store.db(), sql).await
 }
 
 async fn expire_tokens(app: &TestApp) {

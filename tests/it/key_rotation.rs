@@ -2,13 +2,12 @@
 //! `rotate-key` re-encrypts, after which the old key can go.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-use common::TestApp;
+use crate::common::TestApp;
 use sluice::config::{MasterKey, Settings};
 use sluice::startup::{self, Roles};
 
 async fn server(app: &TestApp, key: &str, previous: &str) -> startup::Running {
-    let dir = common::tempdir::TempDir::new();
+    let dir = crate::common::tempdir::TempDir::new();
     let settings = Settings::from_vars(vec![
         (
             "SLUICE_DATABASE_URL".to_owned(),

@@ -2,8 +2,7 @@
 //! and a scheduler that is safe with several processes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-use common::TestApp;
+use crate::common::TestApp;
 use sluice::jobs::probe::{Probe, ProbeMode};
 use std::time::{Duration, Instant};
 

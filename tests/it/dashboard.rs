@@ -2,16 +2,15 @@
 //! runs finish; history filters, pages and exports; old detail is pruned, rollups stay.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-use common::TestApp;
-use common::flows::{
+use crate::common::TestApp;
+use crate::common::flows::{
     connect_both, contact_flow, create_flow, outage, run_to_end, set, touch_contacts,
 };
 use sea_orm::{ConnectionTrait, Statement};
 use sluice::jobs::Job;
 
 async fn scalar(app: &TestApp, sql: &str) -> i64 {
-    common::scalar(app.app().store.db(), sql).await
+    crate::common::scalar(app.app().store.db(), sql).await
 }
 
 #[tokio::test]
