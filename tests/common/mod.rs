@@ -20,6 +20,37 @@ pub struct TestApp {
     pub base: String,
     database_url: String,
     _dir: tempdir::TempDir,
+    _database: FreshDatabase,
+}
+
+/// A test's own PostgreSQL database, dropped with the test, also when it panics.
+struct FreshDatabase {
+    /// The admin connection URL and the database's name (none on SQLite).
+    postgres: Option<(String, String)>,
+}
+
+impl Drop for FreshDatabase {
+    fn drop(&mut self) {
+        let Some((admin_url, name)) = self.postgres.take() else {
+            return;
+        };
+        // Drop may run inside the test's runtime, which cannot be blocked on: the statement
+        // runs on a thread of its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                if let Ok(admin) = Database::connect(&admin_url).await {
+                    let _ = admin
+                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                }
+            });
+        });
+        let _ = dropped.join();
+    }
 }
 
 pub mod tempdir {
@@ -39,7 +70,6 @@ pub mod tempdir {
     }
 }
 
-/// Which database the suites run on.
 /// Runs the calling test alone in a fresh process of this test binary, for measurements
 /// of the whole process (resident memory) that tests running beside it would disturb.
 /// True in that process; in the calling one, it waits for that run, asserts it passed and
@@ -70,6 +100,7 @@ pub async fn scalar(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
     row.try_get_by_index::<i64>(0).unwrap()
 }
 
+/// Which database the suites run on.
 pub fn postgres_url() -> Option<String> {
     std::env::var("SLUICE_TEST_POSTGRES_URL")
         .ok()
@@ -124,6 +155,17 @@ impl TestApp {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempdir::TempDir::new();
         let database_url = fresh_database_url(&dir.0).await;
+        // Dropped with the test however it ends, from here on.
+        let database = FreshDatabase {
+            postgres: postgres_url().map(|admin_url| {
+                let name = url::Url::parse(&database_url)
+                    .unwrap()
+                    .path()
+                    .trim_start_matches('/')
+                    .to_owned();
+                (admin_url, name)
+            }),
+        };
         let mut vars: Vec<(String, String)> = vec![
             ("SLUICE_DATABASE_URL".into(), database_url.clone()),
             ("SLUICE_DATA_DIR".into(), dir.0.display().to_string()),
@@ -156,6 +198,7 @@ impl TestApp {
             base,
             database_url,
             _dir: dir,
+            _database: database,
         }
     }
 
@@ -353,18 +396,6 @@ impl TestApp {
     /// Stops gracefully and drops the test's Postgres database.
     pub async fn stop(self) {
         self.running.stop().await;
-        if let Some(admin_url) = postgres_url() {
-            let name = url::Url::parse(&self.database_url)
-                .unwrap()
-                .path()
-                .trim_start_matches('/')
-                .to_owned();
-            if let Ok(admin) = Database::connect(&admin_url).await {
-                let _ = admin
-                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await;
-            }
-        }
     }
 }
 
