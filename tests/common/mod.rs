@@ -87,6 +87,21 @@ pub fn in_own_process(test: &str) -> bool {
     false
 }
 
+/// Failed and all runs on a page's error-rate chart, summed over its hourly points (runs
+/// of one test may straddle an hour).
+pub fn failed_runs_charted(page: &str) -> (u32, u32) {
+    page.split("<title>")
+        .skip(1)
+        .filter_map(|t| t.split_once(" runs failed</title>"))
+        .filter_map(|(counts, _)| counts.split_once(" of "))
+        .fold((0, 0), |(failed, runs), (f, r)| {
+            (
+                failed + f.parse::<u32>().unwrap(),
+                runs + r.parse::<u32>().unwrap(),
+            )
+        })
+}
+
 /// The first column of the first row of `sql`, as a number.
 pub async fn scalar(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
     let row = db

@@ -137,8 +137,9 @@ async fn a_failing_destination_raises_one_alert_delivered_once_per_channel_then_
         "{}",
         dashboard.body
     );
-    assert!(
-        dashboard.body.contains("2 of 3 runs failed"),
+    assert_eq!(
+        crate::common::failed_runs_charted(&dashboard.body),
+        (2, 3),
         "{}",
         dashboard.body
     );

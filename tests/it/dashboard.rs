@@ -49,7 +49,12 @@ async fn dashboard_history_csv_and_retention_agree_and_stay_within_the_tenant() 
         "30 + 4 records written: {}",
         dashboard.body
     );
-    assert!(dashboard.body.contains("1 of 3 runs failed"));
+    assert_eq!(
+        crate::common::failed_runs_charted(&dashboard.body),
+        (1, 3),
+        "{}",
+        dashboard.body
+    );
     assert!(
         dashboard.body.contains("<rect class=\"bar\""),
         "throughput bars"
