@@ -15,8 +15,8 @@ use common::TestApp;
 use common::flows::{connect_both, contact_flow, create_flow, set};
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::json;
+use sluice::connectors::session::{self, ApiCall};
 use sluice::domain::{ConnectionId, TenantId};
-use sluice::services::connections::{self, ApiCall};
 use sluice::sync::source::{Resume, Source};
 use std::time::{Duration, Instant};
 
@@ -191,7 +191,7 @@ async fn main() {
     let started = Instant::now();
     let cpu_at_start = cpu_seconds();
     for body in &batches {
-        let res = connections::call_with(
+        let res = session::call_with(
             env,
             &ctx,
             erp_id,
@@ -287,8 +287,8 @@ async fn main() {
     let started = Instant::now();
     for i in 0..burst {
         env.queue
-            .push(sluice::jobs::probe::Probe {
-                mode: sluice::jobs::probe::ProbeMode::Succeed,
+            .push(sluice::queue::Probe {
+                mode: sluice::queue::ProbeMode::Succeed,
                 attempts: 1,
                 label: format!("burst-{i}"),
                 sent_at_us: None,
@@ -313,8 +313,8 @@ async fn main() {
     sluice::jobs::probe::take_latencies();
     for i in 0..300 {
         env.queue
-            .push(sluice::jobs::probe::Probe {
-                mode: sluice::jobs::probe::ProbeMode::Succeed,
+            .push(sluice::queue::Probe {
+                mode: sluice::queue::ProbeMode::Succeed,
                 attempts: 1,
                 label: format!("latency-{i}"),
                 sent_at_us: Some(chrono::Utc::now().timestamp_micros()),

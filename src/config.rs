@@ -97,7 +97,7 @@ pub struct Settings {
     /// Keys that encrypted older secrets, still accepted for decryption during rotation.
     pub previous_master_keys: Vec<MasterKey>,
     /// Non-public networks outbound calls may reach anyway.
-    pub outbound_allow: Vec<crate::connectors::http::AllowedNet>,
+    pub outbound_allow: Vec<ipnet::IpNet>,
     /// Runs one tenant may have executing at once, so no tenant starves the others.
     pub tenant_concurrency: u32,
     /// Longest wait a provider's `Retry-After` may impose on a run before retrying.
@@ -387,9 +387,15 @@ impl Settings {
             .map(str::trim)
             .filter(|s| !s.is_empty())
         {
-            match crate::connectors::http::AllowedNet::parse(entry) {
+            match entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            {
                 Ok(net) => outbound_allow.push(net),
-                Err(e) => check("outbound_allow", Err(e)),
+                Err(_) => check(
+                    "outbound_allow",
+                    Err(format!("'{entry}' is not an address or CIDR range")),
+                ),
             }
         }
 

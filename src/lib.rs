@@ -1,7 +1,7 @@
 //! Sluice: a self-hosted, multi-tenant integration platform. The binary (`main.rs`) and the
 //! tests drive the application through these modules.
 
-pub mod alerts;
+pub mod app;
 pub mod auth;
 pub mod config;
 pub mod connectors;
@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod domain;
 pub mod error;
 pub mod jobs;
+pub mod queue;
 pub mod sandbox;
 pub mod services;
 pub mod startup;

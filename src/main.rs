@@ -143,6 +143,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             settings.resolve_master_key()?;
             let store = sluice::store::Store::connect(&settings).await?;
             store.migrate().await?;
+            sluice::queue::migrate(&store).await?;
             println!("migrations applied");
         }
         Command::Admin(admin) => run_admin(admin, settings).await?,
@@ -175,7 +176,7 @@ async fn run_admin(admin: Admin, mut settings: Settings) -> anyhow::Result<()> {
     result
 }
 
-async fn admin_command(admin: Admin, app: &sluice::services::App) -> anyhow::Result<()> {
+async fn admin_command(admin: Admin, app: &sluice::app::App) -> anyhow::Result<()> {
     use sluice::domain::Email;
     let email_of = |raw: &str| Email::parse(raw).map_err(anyhow::Error::msg);
     match admin {
@@ -247,8 +248,8 @@ async fn admin_command(admin: Admin, app: &sluice::services::App) -> anyhow::Res
         Admin::ProbeQueue => {
             let label = uuid::Uuid::now_v7().to_string();
             app.queue
-                .push(sluice::jobs::probe::Probe {
-                    mode: sluice::jobs::probe::ProbeMode::Succeed,
+                .push(sluice::queue::Probe {
+                    mode: sluice::queue::ProbeMode::Succeed,
                     attempts: 1,
                     label: label.clone(),
                     sent_at_us: None,

@@ -1,11 +1,13 @@
 //! Builds and runs the application: database, migrations, queue, scheduler, workers and
 //! the HTTP server, with graceful shutdown on SIGTERM/Ctrl-C.
 
+use crate::app::App;
 use crate::config::Settings;
-use crate::connectors::http::{Outbound, OutboundPolicy};
+use crate::connectors::http::{AllowedNet, Outbound, OutboundPolicy};
 use crate::crypto::Keyring;
-use crate::jobs::{self, JobEnv, JobQueue};
-use crate::services::{App, accounts};
+use crate::jobs;
+use crate::queue::JobQueue;
+use crate::services::accounts;
 use crate::store::Store;
 use actix_web::dev::ServerHandle;
 use std::net::TcpListener;
@@ -102,13 +104,20 @@ pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Runni
     let master_key = settings.resolve_master_key()?;
     let store = Store::connect(&settings).await?;
     store.migrate().await?;
+    crate::queue::migrate(&store).await?;
     let settings = Arc::new(settings);
     let queue = JobQueue::new(&store);
     if let Err(problem) = crate::connectors::catalogue::catalogue() {
         anyhow::bail!("the provider catalogue is invalid: {problem}");
     }
-    let mut policy = OutboundPolicy::new(settings.outbound_allow.clone())
-        .with_timeout(settings.outbound_timeout);
+    let mut policy = OutboundPolicy::new(
+        settings
+            .outbound_allow
+            .iter()
+            .map(|net| AllowedNet::from(*net))
+            .collect(),
+    )
+    .with_timeout(settings.outbound_timeout);
     if settings.sandbox.enabled {
         // The sandbox is called over HTTP like any provider, at this server's own
         // address: that address and port are allowed, nothing else of this host.
@@ -159,7 +168,7 @@ pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Runni
             }
         });
     }
-    let env: JobEnv = app.clone();
+    let env = app.clone();
     let mut tasks = Vec::new();
     if roles.workers {
         tasks.push(tokio::spawn(jobs::runner::run(

@@ -6,6 +6,7 @@
 //! server's own address (host and port of the public URL) to the allow list, and no URL
 //! is let through by its spelling.
 
+use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -37,46 +38,35 @@ pub enum OutboundError {
     TooLarge(usize),
 }
 
-/// A network range allowed despite being non-public, e.g. `10.0.0.0/8`; or one address
-/// on one port (this server's own, for the built-in sandbox).
+/// A network range allowed despite being non-public (`SLUICE_OUTBOUND_ALLOW`, e.g.
+/// `10.0.0.0/8`), or one address on one port (this server's own, for the built-in sandbox).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AllowedNet {
-    addr: IpAddr,
-    prefix: u8,
+    net: IpNet,
     port: Option<u16>,
+}
+
+impl From<IpNet> for AllowedNet {
+    fn from(net: IpNet) -> Self {
+        Self { net, port: None }
+    }
 }
 
 impl AllowedNet {
     /// Parses `a.b.c.d/n`, `::1/128`, or a bare address.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let (addr, prefix) = match text.trim().split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (text.trim(), None),
-        };
-        let addr: IpAddr = addr
-            .parse()
+        let text = text.trim();
+        let net = text
+            .parse::<IpNet>()
+            .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
             .map_err(|_| format!("'{text}' is not an address or CIDR range"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("'{text}' has a bad prefix length"))?,
-            None => max,
-        };
-        Ok(Self {
-            addr,
-            prefix,
-            port: None,
-        })
+        Ok(Self { net, port: None })
     }
 
     /// Exactly this address and port.
     pub fn socket(addr: SocketAddr) -> Self {
         Self {
-            addr: addr.ip(),
-            prefix: if addr.is_ipv4() { 32 } else { 128 },
+            net: IpNet::from(addr.ip()),
             port: Some(addr.port()),
         }
     }
@@ -84,25 +74,7 @@ impl AllowedNet {
     /// Whether a connection to `ip` on `port` (when known) falls in this entry. An entry
     /// for one port never matches when the port is not known.
     fn matches(&self, ip: IpAddr, port: Option<u16>) -> bool {
-        self.contains(ip) && (self.port.is_none() || self.port == port)
-    }
-
-    fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
+        self.net.contains(&ip) && (self.port.is_none() || self.port == port)
     }
 }
 

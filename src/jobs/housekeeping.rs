@@ -2,39 +2,33 @@
 //! applies the retention settings to run history (rollups are kept), and clears finished
 //! jobs out of the queue's tables.
 
-use super::{Job, JobEnv, JobError};
+use super::Handler;
+use crate::app::App;
+use crate::queue::{Housekeeping, JobError};
 use crate::store::now;
-use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// How often the scheduler enqueues housekeeping.
 pub const INTERVAL: Duration = Duration::from_secs(15 * 60);
 
-/// Purge expired rows. Idempotent: running it twice removes nothing more.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Housekeeping {}
-
-impl Job for Housekeeping {
-    const QUEUE: &'static str = "housekeeping";
-    const MAX_ATTEMPTS: u32 = 3;
-
-    async fn run(&self, env: &JobEnv) -> Result<(), JobError> {
-        let idle = chrono::Duration::from_std(env.settings.session_idle)
+impl Handler for Housekeeping {
+    async fn run(&self, app: &App) -> Result<(), JobError> {
+        let idle = chrono::Duration::from_std(app.settings.session_idle)
             .map_err(|e| JobError::permanent(e.to_string()))?;
-        let removed = env
+        let removed = app
             .store
             .purge_expired(now() - idle, now() - chrono::Duration::days(1))
             .await?;
-        let removed = removed + env.store.purge_oauth_states().await?;
+        let removed = removed + app.store.purge_oauth_states().await?;
         // Webhook message ids are kept a week: far beyond the 5-minute signature window
         // that makes older replays fail anyway, and long enough to inspect deliveries.
         let removed = removed
-            + env
+            + app
                 .store
                 .purge_webhook_events(now() - chrono::Duration::days(7))
                 .await?;
         let removed = removed
-            + match &env.sandbox {
+            + match &app.sandbox {
                 Some(sandbox) => {
                     crate::sandbox::db::purge_idempotency(
                         sandbox.db(),
@@ -46,24 +40,24 @@ impl Job for Housekeeping {
             };
         let days = |d: u32| chrono::Duration::days(i64::from(d));
         let removed = removed
-            + env
+            + app
                 .store
                 .prune_history(
-                    now() - days(env.settings.retention_detail_days),
-                    now() - days(env.settings.retention_runs_days),
+                    now() - days(app.settings.retention_detail_days),
+                    now() - days(app.settings.retention_runs_days),
                 )
                 .await?;
         // Minute rollups feed short windows (error rates, the last hours); hourly ones
         // carry the long history.
         let removed = removed
-            + env
+            + app
                 .store
                 .prune_minute_rollups(now() - chrono::Duration::days(2))
                 .await?;
         // Finished jobs have nothing left to tell after a day (failures live on in
         // `failed_jobs`, runs in their own tables).
         let removed = removed
-            + env
+            + app
                 .store
                 .purge_finished_jobs(now() - chrono::Duration::days(1))
                 .await?;

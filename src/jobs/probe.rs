@@ -1,35 +1,8 @@
-//! A diagnostic job: `sluice admin probe-queue` (and the tests) push one to check that
-//! workers pick up jobs, retry failures with backoff, record dead jobs and survive panics.
+//! The diagnostic job: see [`Probe`].
 
-use super::{Job, JobEnv, JobError};
-use serde::{Deserialize, Serialize};
-
-/// How the probe behaves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProbeMode {
-    /// Succeeds at once.
-    Succeed,
-    /// Fails (retryably) on every attempt.
-    Fail,
-    /// Panics on every attempt.
-    Panic,
-}
-
-/// A diagnostic job.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Probe {
-    /// What to do.
-    pub mode: ProbeMode,
-    /// Attempts before it is recorded as failed.
-    pub attempts: u32,
-    /// A label to find it again in `failed_jobs` or the logs.
-    pub label: String,
-    /// When it was pushed (Unix microseconds): a successful probe records how long it
-    /// waited for a worker (see [`take_latencies`]).
-    #[serde(default)]
-    pub sent_at_us: Option<i64>,
-}
+use super::Handler;
+use crate::app::App;
+use crate::queue::{JobError, Probe, ProbeMode};
 
 fn latencies() -> &'static std::sync::Mutex<Vec<f64>> {
     static SAMPLES: std::sync::OnceLock<std::sync::Mutex<Vec<f64>>> = std::sync::OnceLock::new();
@@ -44,14 +17,8 @@ pub fn take_latencies() -> Vec<f64> {
         .unwrap_or_default()
 }
 
-impl Job for Probe {
-    const QUEUE: &'static str = "diagnostics";
-
-    fn max_attempts(&self) -> u32 {
-        self.attempts.clamp(1, 20)
-    }
-
-    async fn run(&self, _env: &JobEnv) -> Result<(), JobError> {
+impl Handler for Probe {
+    async fn run(&self, _app: &App) -> Result<(), JobError> {
         match self.mode {
             ProbeMode::Succeed => {
                 if let Some(sent) = self.sent_at_us

@@ -1,9 +1,13 @@
 //! Runs the workers: one apalis worker per queue in this process, under a monitor that
 //! restarts a worker after a backend error and drains in-flight jobs on shutdown.
 
-use super::queue::QueueBackend;
-use super::retry::RetryPolicy;
-use super::{Envelope, Job, JobEnv, JobError, alerts, connections, flows, housekeeping, probe};
+use super::Handler;
+use crate::app::App;
+use crate::queue::retry::RetryPolicy;
+use crate::queue::{
+    AlertSweep, CheckConnection, DeliverNotification, Envelope, EvaluateConnection, EvaluateRun,
+    Housekeeping, JobError, Probe, QueueBackend, RefreshConnection, RunFlow,
+};
 use apalis::prelude::*;
 use apalis_postgres::PostgresStorage;
 use apalis_sqlite::SqliteStorage;
@@ -52,81 +56,8 @@ impl Drop for InFlight {
     }
 }
 
-/// How this app's job workers are faring, for readiness (one per app, not per process:
-/// tests start several apps in one process).
-#[derive(Clone, Default)]
-pub struct WorkerHealth(Arc<std::sync::Mutex<Health>>);
-
-#[derive(Default)]
-struct Health {
-    /// Whether the workers run at all.
-    running: bool,
-    /// Worker failures (backend errors) lately, and when the last one happened.
-    recent_failures: u32,
-    last_failure: Option<Instant>,
-}
-
-/// Workers count as failing for this long after a worker stopped with an error.
-const FAILING_FOR: Duration = Duration::from_secs(10);
-
-impl WorkerHealth {
-    /// Why the job workers are not fit to take work; none when they are (or when this
-    /// process runs no workers).
-    pub fn unhealthy(&self) -> Option<String> {
-        let health = self.0.lock().ok()?;
-        let recent = health
-            .last_failure
-            .is_some_and(|at| at.elapsed() < FAILING_FOR);
-        (health.running && recent).then(|| {
-            format!(
-                "job workers are restarting after errors ({} lately)",
-                health.recent_failures
-            )
-        })
-    }
-
-    /// Records a worker failure and returns how long to wait before restarting it:
-    /// doubling from 50 ms to 5 s while failures follow each other, so a database that
-    /// refuses work (locked, disk full) is not hammered by a hot restart loop.
-    fn failure_backoff(&self) -> Duration {
-        let Ok(mut health) = self.0.lock() else {
-            return Duration::from_secs(1);
-        };
-        if health
-            .last_failure
-            .is_none_or(|at| at.elapsed() > FAILING_FOR * 3)
-        {
-            health.recent_failures = 0;
-        }
-        health.recent_failures = health.recent_failures.saturating_add(1);
-        health.last_failure = Some(Instant::now());
-        let exponent = health.recent_failures.saturating_sub(1).min(7);
-        (Duration::from_millis(50) * 2u32.pow(exponent)).min(Duration::from_secs(5))
-    }
-
-    fn set_running(&self, running: bool) {
-        if let Ok(mut health) = self.0.lock() {
-            health.running = running;
-        }
-    }
-}
-
-/// Every queue this binary works on (for the queue-depth gauge).
-pub fn queues() -> [&'static str; 8] {
-    [
-        housekeeping::Housekeeping::QUEUE,
-        probe::Probe::QUEUE,
-        connections::RefreshConnection::QUEUE,
-        connections::CheckConnection::QUEUE,
-        flows::RunFlow::QUEUE,
-        alerts::EvaluateRun::QUEUE,
-        alerts::DeliverNotification::QUEUE,
-        alerts::AlertSweep::QUEUE,
-    ]
-}
-
 /// Runs every queue's worker until `shutdown` turns true, then drains.
-pub async fn run(env: JobEnv, instance: String, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(env: App, instance: String, mut shutdown: watch::Receiver<bool>) {
     let health = env.workers.clone();
     let mut monitor = Monitor::new()
         .should_restart(move |ctx, err| {
@@ -139,14 +70,15 @@ pub async fn run(env: JobEnv, instance: String, mut shutdown: watch::Receiver<bo
         })
         .shutdown_timeout(STOP_TIMEOUT);
     let in_flight = JobsInFlight::default();
-    monitor = register::<housekeeping::Housekeeping>(monitor, &env, &instance, &in_flight);
-    monitor = register::<probe::Probe>(monitor, &env, &instance, &in_flight);
-    monitor = register::<connections::RefreshConnection>(monitor, &env, &instance, &in_flight);
-    monitor = register::<connections::CheckConnection>(monitor, &env, &instance, &in_flight);
-    monitor = register::<flows::RunFlow>(monitor, &env, &instance, &in_flight);
-    monitor = register::<alerts::EvaluateRun>(monitor, &env, &instance, &in_flight);
-    monitor = register::<alerts::DeliverNotification>(monitor, &env, &instance, &in_flight);
-    monitor = register::<alerts::AlertSweep>(monitor, &env, &instance, &in_flight);
+    monitor = register::<Housekeeping>(monitor, &env, &instance, &in_flight);
+    monitor = register::<Probe>(monitor, &env, &instance, &in_flight);
+    monitor = register::<RefreshConnection>(monitor, &env, &instance, &in_flight);
+    monitor = register::<CheckConnection>(monitor, &env, &instance, &in_flight);
+    monitor = register::<RunFlow>(monitor, &env, &instance, &in_flight);
+    monitor = register::<EvaluateRun>(monitor, &env, &instance, &in_flight);
+    monitor = register::<EvaluateConnection>(monitor, &env, &instance, &in_flight);
+    monitor = register::<DeliverNotification>(monitor, &env, &instance, &in_flight);
+    monitor = register::<AlertSweep>(monitor, &env, &instance, &in_flight);
     // The queue's workers are told to stop only once the jobs in hand have ended (runs
     // hand themselves back at their next page boundary as soon as `stopping` turns):
     // apalis stops polling its own fetches and heartbeats when told, and on SQLite one
@@ -186,9 +118,9 @@ pub async fn run(env: JobEnv, instance: String, mut shutdown: watch::Receiver<bo
     tracing::info!("workers stopped");
 }
 
-fn register<J: Job>(
+fn register<J: Handler>(
     monitor: Monitor,
-    env: &JobEnv,
+    env: &App,
     instance: &str,
     in_flight: &JobsInFlight,
 ) -> Monitor {
@@ -241,9 +173,9 @@ fn register<J: Job>(
 
 /// Runs one attempt and applies our retry policy. A panic or a timeout counts as a
 /// retryable failure, so neither can take the worker down or lose the job.
-async fn handle<J: Job>(
+async fn handle<J: Handler>(
     envelope: Envelope<J>,
-    env: Data<JobEnv>,
+    env: Data<App>,
     in_flight: Data<JobsInFlight>,
 ) -> Result<(), BoxDynError> {
     let _in_flight = in_flight.enter();
@@ -312,30 +244,5 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         s.clone()
     } else {
         "unknown panic".to_owned()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn failing_workers_restart_after_growing_pauses_and_count_as_unready() {
-        let health = WorkerHealth::default();
-        health.set_running(true);
-        let pauses: Vec<Duration> = (0..10).map(|_| health.failure_backoff()).collect();
-        assert_eq!(pauses[0], Duration::from_millis(50));
-        assert!(pauses.windows(2).all(|w| w[1] >= w[0]), "{pauses:?}");
-        assert_eq!(pauses[9], Duration::from_secs(5), "capped");
-        assert!(
-            health
-                .unhealthy()
-                .is_some_and(|why| why.contains("restarting"))
-        );
-        health.set_running(false);
-        assert!(
-            health.unhealthy().is_none(),
-            "no workers here, nothing to report"
-        );
     }
 }

@@ -1,6 +1,7 @@
 //! First-run setup, sign-in and sign-out, sessions, and password changes.
 
-use super::{App, AuditActor, tenants};
+use super::tenants;
+use crate::app::{App, AuditActor};
 use crate::auth::{device, password, throttle, tokens};
 use crate::domain::{Actor, Email, FieldErrors, NewPassword, TenantCtx, TenantId, UserId, text};
 use crate::error::{AppError, AppResult};

@@ -1,6 +1,7 @@
 //! API tokens for the JSON API: created in the UI, shown once, stored as digests.
 
-use super::{App, AuditActor, require_write};
+use super::require_write;
+use crate::app::{App, AuditActor};
 use crate::auth::tokens;
 use crate::domain::{Actor, ApiTokenId, FieldErrors, Role, TenantCtx, text};
 use crate::error::{AppError, AppResult};

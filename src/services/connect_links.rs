@@ -2,7 +2,8 @@
 //! connects their own account without a Sluice login.
 
 use super::connections::{self, Begin, Binding, ConnectRequest};
-use super::{App, AuditActor, require_write};
+use super::require_write;
+use crate::app::{App, AuditActor};
 use crate::auth::tokens;
 use crate::domain::{Actor, ConnectLinkId, FieldErrors, Role, TenantCtx, TenantId, text};
 use crate::error::{AppError, AppResult};

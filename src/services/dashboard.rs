@@ -1,7 +1,7 @@
 //! The tenant dashboard: totals, time series, flow and connection health, read from the
 //! metric rollups so it stays fast however many runs there are.
 
-use super::App;
+use crate::app::App;
 use crate::domain::{ConnectionStatus, FlowId, RunStatus, TenantCtx};
 use crate::error::AppResult;
 use crate::store::entities::{alerts, connections, flows};

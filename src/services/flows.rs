@@ -2,7 +2,8 @@
 //! starting runs (by hand, schedule, webhook or replay), cancelling, dry runs, source
 //! field samples, dead letters, and the flow's signed inbound webhook.
 
-use super::{App, AuditActor, require_write};
+use super::require_write;
+use crate::app::{App, AuditActor};
 use crate::connectors::catalogue::{self, ObjectSpec, Provider};
 use crate::crypto::Aad;
 use crate::domain::{
@@ -10,7 +11,7 @@ use crate::domain::{
     RunStatus, RunTrigger, TenantCtx, TriggerKind, WriteMode,
 };
 use crate::error::{AppError, AppResult};
-use crate::jobs::flows::RunFlow;
+use crate::queue::RunFlow;
 use crate::store::entities::{flow_versions, flows, runs};
 use crate::store::{FlowHead, NewFlow, RunEnd, now};
 use crate::sync::expression::pool;

@@ -1,7 +1,7 @@
 //! Master key rotation: re-encrypts every stored secret under the current key while the
 //! previous keys still decrypt, so it runs with the service up.
 
-use super::App;
+use crate::app::App;
 use crate::crypto::Aad;
 use crate::error::AppResult;
 

@@ -1,7 +1,8 @@
 //! Members and invitations.
 
 use super::accounts::{self, ClientInfo, SignedIn};
-use super::{App, AuditActor, require_write};
+use super::require_write;
+use crate::app::{App, AuditActor};
 use crate::auth::{password, tokens};
 use crate::domain::{
     Email, FieldErrors, InvitationId, MembershipId, NewPassword, Role, TenantCtx, text,

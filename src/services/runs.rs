@@ -2,7 +2,7 @@
 //! comparison with the last successful run, and redaction of anything secret-looking in
 //! payloads and exchanges before they are shown.
 
-use super::App;
+use crate::app::App;
 use crate::connectors::redact::{redact_json_text, redact_text};
 use crate::domain::{DeadLetterState, FlowId, RunId, RunStatus, TenantCtx};
 use crate::error::{AppError, AppResult};

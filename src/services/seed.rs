@@ -5,7 +5,7 @@
 //! written in bulk, with ids whose time part matches when each run happened, exactly as
 //! if they had run over the past 30 days.
 
-use super::{App, AuditActor};
+use crate::app::{App, AuditActor};
 use crate::domain::{Actor, ConnectionId, Email, ErrorClass, FlowId, Role, RunStatus, TenantCtx};
 use crate::store::entities::{connections, runs};
 use crate::store::metrics::{HOUR, MINUTE, bucket_of};
@@ -73,7 +73,7 @@ pub async fn history(
             continue;
         };
         let ctx = TenantCtx::new(tenant, Role::Owner, Actor::System);
-        crate::alerts::defaults::install(app, &ctx).await?;
+        crate::services::alerts::defaults::install(app, &ctx).await?;
         let crm = connection(app, &ctx, "sandbox_crm", "CRM").await?;
         let erp = connection(app, &ctx, "sandbox_erp", "ERP").await?;
         let mut flows = Vec::new();

@@ -4,7 +4,7 @@
 //! is written to that tenant's audit log, where the tenant sees it.
 
 use super::runs::{self as run_service, Inspection};
-use super::{App, AuditActor};
+use crate::app::{App, AuditActor};
 use crate::domain::{
     Actor, DeadLetterId, DeadLetterState, FlowId, Role, RunId, RunTrigger, TenantCtx, TenantId,
     UserId,

@@ -1,6 +1,7 @@
 //! Workspaces (tenants): creating, switching, settings.
 
-use super::{App, AuditActor, require_write};
+use super::require_write;
+use crate::app::{App, AuditActor};
 use crate::auth::tokens;
 use crate::domain::{Role, TenantCtx, TenantId, UserId, text};
 use crate::error::{AppError, AppResult};
@@ -16,7 +17,7 @@ pub async fn create_for(app: &App, owner: &UserRecord, name: &str) -> AppResult<
         };
         if let Some(id) = app.store.create_tenant(name, &slug, owner.id).await? {
             let ctx = TenantCtx::new(id, Role::Owner, crate::domain::Actor::User(owner.id));
-            crate::alerts::defaults::install(app, &ctx).await?;
+            crate::services::alerts::defaults::install(app, &ctx).await?;
             return Ok(id);
         }
     }

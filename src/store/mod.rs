@@ -118,15 +118,11 @@ impl Store {
         Ok(Self { db })
     }
 
-    /// Applies pending migrations (ours, then the job queue's).
+    /// Applies pending migrations (the job queue's tables are its own: `queue::migrate`).
     pub async fn migrate(&self) -> anyhow::Result<()> {
         Migrator::up(&self.db, None)
             .await
-            .context("applying migrations")?;
-        crate::jobs::queue::migrate(self)
-            .await
-            .context("preparing the job queue tables")?;
-        Ok(())
+            .context("applying migrations")
     }
 
     /// The underlying connection, for the job queue which shares its pool.

@@ -11,14 +11,14 @@ use super::mapping::{Mapping, RecordError};
 use super::source::{Page, Resume, Source};
 use super::target::{Item, Outcome, Recheck, Target};
 use super::{Exchange, Fault};
+use crate::app::App;
 use crate::connectors::catalogue::{self, ObjectSpec, Provider};
 use crate::domain::{
     ConnectionId, DeadLetterId, DeadLetterState, ErrorClass, FlowId, FlowSpec, FlowStatus, RunId,
     RunStatus, RunTrigger, TenantCtx,
 };
-use crate::jobs::JobError;
-use crate::jobs::retry::OutagePolicy;
-use crate::services::App;
+use crate::queue::JobError;
+use crate::queue::retry::OutagePolicy;
 use crate::store::entities::runs;
 use crate::store::{Failure, LedgerEntry, PageCommit, RunEnd, now};
 use sea_orm::DbErr;
@@ -120,7 +120,7 @@ pub async fn hand_back(
         return;
     }
     for (tenant_id, run_id) in runs {
-        let job = crate::jobs::flows::RunFlow {
+        let job = crate::queue::RunFlow {
             tenant_id: *tenant_id,
             run_id: *run_id,
         };
@@ -1202,7 +1202,7 @@ impl Runner<'_> {
 /// Enqueues the alert evaluation of a finished run. If the push is lost, the alert sweep
 /// finds the run (its alerts are marked unchecked) a little later.
 async fn evaluate_alerts(app: &App, ctx: &TenantCtx, id: RunId) {
-    let job = crate::jobs::alerts::EvaluateRun {
+    let job = crate::queue::EvaluateRun {
         tenant_id: ctx.tenant_id(),
         run_id: id,
     };

@@ -9,9 +9,9 @@ pub mod source;
 pub mod target;
 pub mod trigger;
 
+use crate::connectors::ConnectionError;
 use crate::connectors::http::Fetched;
 use crate::domain::ErrorClass;
-use crate::services::connections::ConnectionError;
 use serde::Serialize;
 use std::time::Duration;
 

@@ -4,11 +4,12 @@
 //! The buckets live in this process: with several worker processes each keeps its own,
 //! and the provider's own 429 + `Retry-After` (which the engine honours) is the backstop.
 
+use crate::app::App;
+use crate::connectors::ConnectionError;
 use crate::connectors::catalogue::RateLimit;
 use crate::connectors::http::Fetched;
+use crate::connectors::session::{self, ApiCall};
 use crate::domain::{ConnectionId, TenantCtx};
-use crate::services::App;
-use crate::services::connections::{self, ApiCall, ConnectionError};
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -66,7 +67,7 @@ pub async fn paced_call(
 ) -> (Result<Fetched, ConnectionError>, u64) {
     acquire(connection, limit).await;
     let started = Instant::now();
-    let fetched = connections::call_with(app, ctx, connection, call).await;
+    let fetched = session::call_with(app, ctx, connection, call).await;
     (fetched, started.elapsed().as_millis() as u64)
 }
 

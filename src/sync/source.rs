@@ -1,10 +1,10 @@
 //! Reading a source object page by page: cursor, offset, page number or `Link` header.
 
 use super::{Exchange, Fault, rate};
+use crate::app::App;
 use crate::connectors::catalogue::{ObjectSpec, PaginationStyle, Provider};
+use crate::connectors::session::ApiCall;
 use crate::domain::{ConnectionId, TenantCtx};
-use crate::services::App;
-use crate::services::connections::ApiCall;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use serde_json_path::JsonPath;

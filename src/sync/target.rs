@@ -5,10 +5,11 @@
 //! create repeated after such an ambiguity first asks which of its records already landed.
 
 use super::{Exchange, Fault, rate};
+use crate::app::App;
+use crate::connectors::ConnectionError;
 use crate::connectors::catalogue::{LookupSpec, ObjectSpec, Provider};
+use crate::connectors::session::ApiCall;
 use crate::domain::{ConnectionId, TenantCtx, WriteMode};
-use crate::services::App;
-use crate::services::connections::{self, ApiCall};
 use serde_json::{Map, Value as Json, json};
 use serde_json_path::JsonPath;
 use sha2::{Digest, Sha256};
@@ -96,11 +97,11 @@ fn may_have_landed(status: Option<reqwest::StatusCode>) -> bool {
 /// the write was carried out.
 fn answered(
     suspect: Option<&Recheck>,
-    result: Result<crate::connectors::http::Fetched, connections::ConnectionError>,
+    result: Result<crate::connectors::http::Fetched, ConnectionError>,
 ) -> Result<crate::connectors::http::Fetched, Fault> {
     let unsure = match &result {
         Ok(fetched) => !fetched.status.is_success() && may_have_landed(Some(fetched.status)),
-        Err(e) => matches!(e, connections::ConnectionError::Transient(_)),
+        Err(e) => matches!(e, ConnectionError::Transient(_)),
     };
     if unsure && let Some(recheck) = suspect {
         recheck.suspect();

@@ -5,11 +5,11 @@ use super::auth::render;
 use super::extract::Member;
 use super::flash::{self, Flash};
 use super::shell::Shell;
+use crate::app::App;
 use crate::domain::{
     AlertId, AlertKind, AlertRuleId, AlertState, ChannelId, ChannelKind, DeliveryId, FieldErrors,
 };
 use crate::error::{AppError, AppResult};
-use crate::services::App;
 use crate::services::alerts::{self, ChannelInput, RuleInput};
 use crate::store::AlertFilter;
 use crate::store::entities::{

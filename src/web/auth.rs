@@ -2,9 +2,9 @@
 
 use super::extract::{MaybeUser, client_info, csrf_token, flashes, session_cookie_name};
 use super::flash::{self, Flash};
+use crate::app::App;
 use crate::domain::FieldErrors;
 use crate::error::{AppError, AppResult};
-use crate::services::App;
 use crate::services::accounts::{self, SetupInput, SignedIn};
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::http::StatusCode;

@@ -4,10 +4,10 @@ use super::auth::render;
 use super::extract::{Member, client_info, csrf_token};
 use super::flash::{self, Flash};
 use super::shell::Shell;
+use crate::app::App;
 use crate::connectors::catalogue::{self, AuthKind, Provider};
 use crate::domain::{ConnectLinkId, FieldErrors};
 use crate::error::{AppError, AppResult};
-use crate::services::App;
 use crate::services::connect_links::{self, CreatedLink};
 use crate::services::connections::Begin;
 use crate::store::entities::connect_links as rows;
@@ -167,9 +167,6 @@ pub async fn open(
     )
 }
 
-/// Cookie binding a connect-link authorization to the browser that started it.
-pub const BROWSER_COOKIE: &str = "sluice_connect";
-
 /// POST /connect/{token} — continue to the provider (or save the key).
 pub async fn start(
     req: HttpRequest,
@@ -179,7 +176,7 @@ pub async fn start(
 ) -> AppResult<HttpResponse> {
     // One binding secret per browser, so several tabs of one customer all work.
     let browser = req
-        .cookie(BROWSER_COOKIE)
+        .cookie(super::consent::BROWSER_COOKIE)
         .map(|c| c.value().to_owned())
         .filter(|v| v.len() == 43)
         .unwrap_or_else(crate::auth::tokens::random_secret);
@@ -187,8 +184,8 @@ pub async fn start(
     let ip = Some(client_info(&req).ip);
     match connect_links::begin(&app, &token, digest, form.into_inner(), ip).await {
         Ok(Begin::Redirect(url)) => {
-            let mut response = super::connections::continue_to_provider(&url)?;
-            let cookie = actix_web::cookie::Cookie::build(BROWSER_COOKIE, browser)
+            let mut response = super::consent::continue_to_provider(&url)?;
+            let cookie = actix_web::cookie::Cookie::build(super::consent::BROWSER_COOKIE, browser)
                 .path("/")
                 .http_only(true)
                 .secure(app.settings.is_https())

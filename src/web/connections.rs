@@ -5,10 +5,10 @@ use super::auth::render;
 use super::extract::{MaybeUser, Member};
 use super::flash::{self, Flash};
 use super::shell::Shell;
+use crate::app::App;
 use crate::connectors::catalogue::{self, Provider};
 use crate::domain::{ConnectionId, ConnectionStatus, FieldErrors};
 use crate::error::{AppError, AppResult};
-use crate::services::App;
 use crate::services::connections::{
     self, Begin, Binding, CallbackMember, CallbackParams, ConnectRequest,
 };
@@ -199,36 +199,10 @@ pub async fn new_form(
     render(&page, StatusCode::OK)
 }
 
-#[derive(Template)]
-#[template(path = "connections/redirect.html")]
-struct RedirectPage {
-    flashes: Vec<Flash>,
-    url: String,
-    host: String,
-}
-
-/// Sends the browser on to a provider's consent screen. A page (meta refresh plus a link)
-/// rather than a 303: the form's CSP `form-action 'self'` would block a redirect from the
-/// form submission to another origin.
-pub fn continue_to_provider(url: &str) -> AppResult<HttpResponse> {
-    let host = url::Url::parse(url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_owned))
-        .unwrap_or_default();
-    render(
-        &RedirectPage {
-            flashes: Vec::new(),
-            url: url.to_owned(),
-            host,
-        },
-        StatusCode::OK,
-    )
-}
-
 /// Handles the outcome of starting to connect (shared by new and reconnect).
 fn begun(result: Begin) -> AppResult<HttpResponse> {
     match result {
-        Begin::Redirect(url) => continue_to_provider(&url),
+        Begin::Redirect(url) => super::consent::continue_to_provider(&url),
         Begin::Connected(id) => Ok(flash::redirect(
             &format!("/connections/{id}"),
             Flash::success("Connected."),
@@ -486,7 +460,7 @@ pub async fn callback(
         actor: u.actor(),
     });
     let browser = req
-        .cookie(super::connect_links::BROWSER_COOKIE)
+        .cookie(super::consent::BROWSER_COOKIE)
         .map(|c| crate::auth::tokens::digest(c.value()));
     let result =
         connections::callback(&app, &provider_id, query.into_inner(), member, browser).await?;

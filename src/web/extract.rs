@@ -3,10 +3,11 @@
 
 use super::flash::Flash;
 use super::middleware::{CsrfToken, IncomingFlashes};
+use crate::app::{App, AuditActor};
 use crate::domain::{Actor, Role, TenantCtx, TenantId};
 use crate::error::{ApiError, AppError};
 use crate::services::accounts::{self, ClientInfo};
-use crate::services::{App, AuditActor, api_tokens};
+use crate::services::api_tokens;
 use crate::store::entities::sessions;
 use crate::store::{TenantMembership, UserRecord};
 use actix_web::dev::Payload;

@@ -7,13 +7,13 @@ use super::extract::Member;
 use super::flash::{self, Flash};
 use super::flow_form::FlowForm;
 use super::shell::Shell;
+use crate::app::App;
 use crate::connectors::catalogue;
 use crate::domain::{
     ConnectionStatus, DeadLetterId, DeadLetterState, FieldErrors, FlowId, FlowSpec, FlowStatus,
     RunId, RunStatus, RunTrigger,
 };
 use crate::error::{AppError, AppResult};
-use crate::services::App;
 use crate::services::flows::{
     self, DryRow, LetterSelection, WebhookError, WebhookHeaders, WebhookRefusal,
 };

@@ -42,7 +42,7 @@ pub async fn security_headers(
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let is_static = req.path().starts_with("/static/");
     let https = req
-        .app_data::<actix_web::web::Data<crate::services::App>>()
+        .app_data::<actix_web::web::Data<crate::app::App>>()
         .is_some_and(|app| app.settings.is_https());
     let mut res = next.call(req).await?;
     let headers = res.headers_mut();
@@ -108,7 +108,7 @@ fn is_own_origin(req: &ServiceRequest, origin: &header::HeaderValue) -> bool {
         return false;
     };
     let public = req
-        .app_data::<actix_web::web::Data<crate::services::App>>()
+        .app_data::<actix_web::web::Data<crate::app::App>>()
         .map(|app| app.settings.public_url.origin());
     let info = req.connection_info();
     let requested = url::Url::parse(&format!("{}://{}", info.scheme(), info.host()))
@@ -125,7 +125,7 @@ pub async fn csrf_and_flash(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let https = req
-        .app_data::<actix_web::web::Data<crate::services::App>>()
+        .app_data::<actix_web::web::Data<crate::app::App>>()
         .is_some_and(|app| app.settings.is_https());
     let cookie_name = csrf_cookie_name(https);
     let existing = req

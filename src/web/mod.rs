@@ -14,6 +14,7 @@ mod auth;
 mod charts;
 mod connect_links;
 mod connections;
+mod consent;
 mod dashboard;
 mod filters;
 mod flow_form;
@@ -26,8 +27,8 @@ mod support;
 mod tokens;
 mod workspaces;
 
+use crate::app::App;
 use crate::error::AppError;
-use crate::services::App;
 use actix_web::middleware::{NormalizePath, TrailingSlash, from_fn};
 use actix_web::{App as ActixApp, HttpRequest, HttpServer, dev::Server, web};
 use std::net::TcpListener;

@@ -1,7 +1,7 @@
 //! Operations endpoints: liveness, readiness, Prometheus metrics, and the request span.
 
+use crate::app::App;
 use crate::error::AppError;
-use crate::services::App;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
@@ -85,7 +85,7 @@ async fn render_metrics(app: &App) -> HttpResponse {
     // processes pushed.
     match app.store.queue_depths().await {
         Ok(depths) => {
-            for queue in crate::jobs::runner::queues() {
+            for queue in crate::queue::QUEUES {
                 let n = depths
                     .iter()
                     .find(|(q, _)| q == queue)

@@ -9,8 +9,8 @@ pub mod sinks;
 
 use reqwest::cookie::{CookieStore, Jar};
 use sea_orm::{ConnectionTrait, Database};
+use sluice::app::App;
 use sluice::config::Settings;
-use sluice::services::App;
 use sluice::startup::{self, Roles, Running};
 use std::sync::Arc;
 

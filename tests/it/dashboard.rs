@@ -7,7 +7,7 @@ use crate::common::flows::{
     connect_both, contact_flow, create_flow, outage, run_to_end, set, touch_contacts,
 };
 use sea_orm::{ConnectionTrait, Statement};
-use sluice::jobs::Job;
+use sluice::jobs::Handler;
 
 async fn scalar(app: &TestApp, sql: &str) -> i64 {
     crate::common::scalar(app.app().store.db(), sql).await
@@ -138,10 +138,7 @@ async fn dashboard_history_csv_and_retention_agree_and_stay_within_the_tenant() 
     ))
     .await
     .unwrap();
-    sluice::jobs::housekeeping::Housekeeping {}
-        .run(app.app())
-        .await
-        .unwrap();
+    sluice::queue::Housekeeping {}.run(app.app()).await.unwrap();
     assert_eq!(scalar(&app, "SELECT COUNT(*) FROM runs").await, 0);
     let after = admin.get("/dashboard").await;
     assert!(

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common::TestApp;
-use sluice::jobs::probe::{Probe, ProbeMode};
+use sluice::queue::{Probe, ProbeMode};
 use std::time::{Duration, Instant};
 
 async fn wait_for_failed(app: &TestApp, queue: &str, label: &str) -> (i32, String) {
@@ -95,7 +95,7 @@ async fn housekeeping_purges_expired_sessions() {
         .unwrap();
     app.app()
         .queue
-        .push(sluice::jobs::housekeeping::Housekeeping {})
+        .push(sluice::queue::Housekeeping {})
         .await
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);

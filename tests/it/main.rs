@@ -20,6 +20,7 @@ mod flows;
 mod invitations;
 mod jobs;
 mod key_rotation;
+mod layering;
 mod ops;
 mod sandbox;
 mod secrets;

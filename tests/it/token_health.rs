@@ -44,7 +44,7 @@ async fn twenty_concurrent_uses_from_two_processes_refresh_exactly_once() {
     for _ in 0..20 {
         app.app()
             .queue
-            .push(sluice::jobs::connections::CheckConnection {
+            .push(sluice::queue::CheckConnection {
                 tenant_id: tenant,
                 connection_id: connection,
             })

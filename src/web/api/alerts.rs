@@ -4,9 +4,9 @@
 use super::super::extract::ApiClient;
 use super::flows::RunDto;
 use super::{api_actor, parse_id};
+use crate::app::App;
 use crate::domain::{AlertId, AlertRuleId, AlertState, ChannelId, RunId};
 use crate::error::{ApiErrorBody, ApiResult};
-use crate::services::App;
 use crate::services::alerts::{self, ChannelInput, RuleInput};
 use crate::store::entities::{alert_rules, alerts as alert_rows, notification_channels};
 use crate::store::{AlertFilter, RunFilter};

@@ -3,10 +3,10 @@
 
 use super::super::extract::ApiClient;
 use super::{api_actor, parse_id};
+use crate::app::App;
 use crate::connectors::catalogue::{self, Provider};
 use crate::domain::{ConnectLinkId, ConnectionId};
 use crate::error::{ApiErrorBody, ApiResult, AppError};
-use crate::services::App;
 use crate::services::connect_links;
 use crate::services::connections;
 use crate::store::entities::{connect_links as link_rows, connections as rows};

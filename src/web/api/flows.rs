@@ -3,9 +3,9 @@
 
 use super::super::extract::ApiClient;
 use super::{api_actor, parse_id};
+use crate::app::App;
 use crate::domain::{DeadLetterId, DeadLetterState, FlowId, FlowSpec, FlowStatus, RunId};
 use crate::error::{ApiErrorBody, ApiResult, AppError};
-use crate::services::App;
 use crate::services::flows;
 use crate::services::runs as run_service;
 use crate::store::entities::{dead_letters as letter_rows, flows as flow_rows, runs as run_rows};

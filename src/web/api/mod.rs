@@ -5,8 +5,8 @@ pub mod connections;
 pub mod flows;
 
 use super::extract::ApiClient;
+use crate::app::App;
 use crate::error::{ApiError, ApiErrorBody, ApiResult, AppError};
-use crate::services::App;
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -25,12 +25,12 @@ use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 pub struct ApiDoc;
 
 /// How an API client appears in audit logs.
-pub(super) fn api_actor(client: &ApiClient) -> crate::services::AuditActor {
+pub(super) fn api_actor(client: &ApiClient) -> crate::app::AuditActor {
     let label = match client.ctx.actor() {
         crate::domain::Actor::ApiToken(id) => format!("API token {id}"),
         _ => "API".to_owned(),
     };
-    crate::services::AuditActor { label, ip: None }
+    crate::app::AuditActor { label, ip: None }
 }
 
 /// Parses an id from the path; a malformed one is as unknown as a missing one.

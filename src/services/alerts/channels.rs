@@ -3,13 +3,12 @@
 //! job; a failed attempt is retried with backoff (or after the receiver's
 //! `Retry-After`), keeping the same message id so receivers can deduplicate.
 
+use crate::app::App;
 use crate::connectors::http::{OutboundError, Purpose};
 use crate::crypto::Aad;
 use crate::domain::{ChannelId, ChannelKind, DeliveryId, DeliveryState, TenantCtx};
-use crate::jobs::JobError;
-use crate::jobs::alerts::DeliverNotification;
-use crate::jobs::retry::RetryPolicy;
-use crate::services::App;
+use crate::queue::retry::RetryPolicy;
+use crate::queue::{DeliverNotification, JobError};
 use crate::store::entities::{alerts, notification_channels, notification_deliveries};
 use crate::store::now;
 use serde_json::json;

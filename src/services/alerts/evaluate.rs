@@ -5,15 +5,12 @@
 //! An alert is identified by its rule and subject (a flow or a connection): the database
 //! allows one unresolved alert per such key, so concurrent evaluators cannot open two.
 
-pub mod channels;
-pub mod defaults;
-
+use crate::app::App;
 use crate::domain::{
     AlertId, AlertKind, ChannelId, ConnectionId, ConnectionStatus, FlowId, FlowStatus, RunId,
     RunStatus, RunTrigger, TenantCtx, TriggerKind,
 };
-use crate::jobs::alerts::DeliverNotification;
-use crate::services::App;
+use crate::queue::DeliverNotification;
 use crate::store::entities::{alert_rules, alerts, connections, flows, runs};
 use crate::store::{metrics::MINUTE, now};
 use chrono::Duration;
@@ -497,9 +494,9 @@ async fn notify(app: &App, ctx: &TenantCtx, alert: AlertId, event: &str) -> Resu
 pub async fn sweep(app: &App) -> anyhow::Result<()> {
     let settle = now() - Duration::seconds(15);
     for (tenant, run) in app.store.unchecked_runs(settle, 500).await? {
-        let ctx = crate::jobs::tenant_scope(app, tenant)
-            .await
-            .map_err(|e| anyhow::anyhow!(e.message))?;
+        let Ok(ctx) = app.system_scope(tenant).await else {
+            continue;
+        };
         evaluate_run(app, &ctx, run).await?;
     }
     for kind in [
@@ -509,7 +506,7 @@ pub async fn sweep(app: &App) -> anyhow::Result<()> {
         AlertKind::ErrorRate,
     ] {
         for tenant in app.store.tenants_with_rule(kind.as_str()).await? {
-            let Ok(ctx) = crate::jobs::tenant_scope(app, tenant).await else {
+            let Ok(ctx) = app.system_scope(tenant).await else {
                 continue;
             };
             sweep_tenant(app, &ctx, kind).await?;

@@ -1,13 +1,18 @@
 //! Alert use cases: acknowledging and resolving alerts, editing rules, and managing the
 //! channels notifications go to.
 
-use super::{App, AuditActor, require_write};
-use crate::alerts::channels::secret_aad;
+pub mod channels;
+pub mod defaults;
+pub mod evaluate;
+
+use super::require_write;
+use crate::app::{App, AuditActor};
 use crate::domain::{
     AlertId, AlertKind, AlertRuleId, AlertState, ChannelId, ChannelKind, FieldErrors, FlowId,
     TenantCtx, text,
 };
 use crate::error::{AppError, AppResult};
+use crate::services::alerts::channels::secret_aad;
 use crate::store::entities::{alert_rules, alerts, notification_channels};
 use crate::store::now;
 use sea_orm::Set;
@@ -89,7 +94,7 @@ async fn validate_rule(app: &App, ctx: &TenantCtx, input: &RuleInput) -> AppResu
         _ => None,
     };
     let throttle = match input.throttle_minutes.trim() {
-        "" => Some(crate::alerts::defaults::THROTTLE_MINUTES),
+        "" => Some(crate::services::alerts::defaults::THROTTLE_MINUTES),
         raw => errors
             .check("throttle_minutes", number(raw, 0.0, 10_080.0, "minutes"))
             .map(|t| t as i32),
@@ -238,7 +243,13 @@ pub async fn resolve(app: &App, ctx: &TenantCtx, actor: &AuditActor, id: AlertId
     if alert.state == AlertState::Resolved.as_str() {
         return Ok(());
     }
-    crate::alerts::resolve(app, ctx, &alert, &format!("Resolved by {}.", actor.label)).await?;
+    crate::services::alerts::evaluate::resolve(
+        app,
+        ctx,
+        &alert,
+        &format!("Resolved by {}.", actor.label),
+    )
+    .await?;
     app.audit(ctx, actor, "alert.resolved", Some(alert.title), None)
         .await?;
     Ok(())

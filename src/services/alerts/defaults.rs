@@ -2,8 +2,8 @@
 //! broken connections and auto-paused flows. Error rate, consecutive failures and slow
 //! runs are there too, switched off, ready to tune.
 
+use crate::app::App;
 use crate::domain::{AlertKind, AlertRuleId, TenantCtx};
-use crate::services::App;
 use crate::store::entities::alert_rules;
 use crate::store::now;
 use sea_orm::{DbErr, Set};

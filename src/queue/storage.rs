@@ -30,9 +30,15 @@ pub struct JobQueue {
     wakers: Arc<Mutex<Wakers>>,
 }
 
-/// Creates apalis's tables (SQLite `Jobs`/`Workers`, Postgres schema `apalis`). Only the
+/// Creates apalis's tables, after the store's own migrations (SQLite `Jobs`/`Workers`, Postgres schema `apalis`). Only the
 /// migrations run: apalis's `setup` would also change our connection pragmas.
 pub async fn migrate(store: &Store) -> anyhow::Result<()> {
+    migrate_tables(store)
+        .await
+        .context("preparing the job queue tables")
+}
+
+async fn migrate_tables(store: &Store) -> anyhow::Result<()> {
     match backend_of(store) {
         QueueBackend::Sqlite(pool) => {
             apalis_sqlite::SqliteStorage::migrations()

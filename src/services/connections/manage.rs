@@ -1,0 +1,140 @@
+//! A connection's upkeep: "Test connection" and disconnecting.
+
+use super::provider;
+use crate::app::{App, AuditActor};
+use crate::connectors::credentials::{self, config_of};
+use crate::connectors::session::{auth_server, call, url_values};
+use crate::domain::{ConnectionEvent, ConnectionId, TenantCtx};
+use crate::error::{AppError, AppResult};
+use crate::services::require_write;
+use secrecy::SecretString;
+
+/// The result of "Test connection".
+pub struct TestOutcome {
+    /// Whether it worked.
+    pub ok: bool,
+    /// What happened, for the user.
+    pub message: String,
+}
+
+/// Calls the provider's first list endpoint for one record and records the outcome.
+/// Changes state (it may refresh tokens), so viewers may not.
+pub async fn test(app: &App, ctx: &TenantCtx, id: ConnectionId) -> AppResult<TestOutcome> {
+    require_write(ctx)?;
+    let conn = app
+        .store
+        .connection(ctx, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let provider = provider(&conn.provider_id)?;
+    let outcome = match provider.objects.first() {
+        None => TestOutcome {
+            ok: true,
+            message: "Credentials are stored; this provider has no objects to read.".into(),
+        },
+        Some(object) => {
+            let mut query: Vec<(String, String)> = object
+                .list_params
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            if let Some(limit) = &provider.pagination.limit_param {
+                query.push((limit.clone(), "1".into()));
+            }
+            let started = std::time::Instant::now();
+            match call(
+                app,
+                ctx,
+                id,
+                reqwest::Method::GET,
+                &object.list_path,
+                &query,
+            )
+            .await
+            {
+                Ok(f) if f.status.is_success() => TestOutcome {
+                    ok: true,
+                    message: format!(
+                        "{} answered HTTP {} for {} in {} ms.",
+                        provider.name,
+                        f.status.as_u16(),
+                        object.name,
+                        started.elapsed().as_millis()
+                    ),
+                },
+                Ok(f) => TestOutcome {
+                    ok: false,
+                    message: format!(
+                        "{} answered HTTP {} for {}.",
+                        provider.name,
+                        f.status.as_u16(),
+                        object.name
+                    ),
+                },
+                Err(e) => TestOutcome {
+                    ok: false,
+                    message: e.to_string(),
+                },
+            }
+        }
+    };
+    let kind = if outcome.ok {
+        ConnectionEvent::TestSucceeded
+    } else {
+        ConnectionEvent::TestFailed
+    };
+    app.store
+        .record_connection_event(ctx, id, kind, Some(outcome.message.clone()))
+        .await?;
+    Ok(outcome)
+}
+
+/// Disconnects: revokes at the provider where supported, deletes the credentials, audits.
+pub async fn disconnect(
+    app: &App,
+    ctx: &TenantCtx,
+    actor: &AuditActor,
+    id: ConnectionId,
+) -> AppResult<String> {
+    require_write(ctx)?;
+    let conn = app
+        .store
+        .connection(ctx, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let provider = provider(&conn.provider_id)?;
+    let mut note = "Credentials deleted.".to_owned();
+    if provider.auth.kind.is_oauth()
+        && provider.auth.revoke_url.is_some()
+        && let Ok(credentials) = credentials::open(app, ctx, &conn)
+        && let Some(token) = credentials.refresh_token.or(credentials.access_token)
+    {
+        let values = url_values(app, &config_of(&conn));
+        let server = auth_server(app, ctx, provider).await?;
+        let target = server.target(provider, &values);
+        note = match target
+            .revoke(&app.outbound, &SecretString::from(token))
+            .await
+        {
+            Ok(true) => format!(
+                "Access revoked at {} and credentials deleted.",
+                provider.name
+            ),
+            Ok(false) => format!(
+                "{} did not confirm the revocation; credentials deleted.",
+                provider.name
+            ),
+            Err(e) => format!(
+                "Revoking at {} failed ({e}); credentials deleted.",
+                provider.name
+            ),
+        };
+    }
+    app.store.wipe_credentials(ctx, id).await?;
+    app.store
+        .record_connection_event(ctx, id, ConnectionEvent::Disconnected, Some(note.clone()))
+        .await?;
+    app.audit(ctx, actor, "connection.disconnected", Some(conn.name), None)
+        .await?;
+    Ok(note)
+}

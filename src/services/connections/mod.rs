@@ -1,0 +1,91 @@
+//! Connection use cases: connecting (OAuth, API key, basic) and the OAuth callback, the
+//! tenant's OAuth apps, "Test connection", and disconnecting. Talking to the provider
+//! with a connection is the connector runtime's ([`crate::connectors::session`]).
+
+mod connect;
+mod manage;
+mod oauth_apps;
+
+pub use connect::{
+    Begin, Binding, CallbackMember, CallbackParams, CallbackResult, ConnectRequest, begin, callback,
+};
+pub use manage::{TestOutcome, disconnect, test};
+pub use oauth_apps::save_oauth_app;
+// Pages show the callback URL to register at the provider.
+pub use crate::connectors::session::callback_url;
+
+use crate::connectors::catalogue::{self, Provider};
+use crate::domain::FieldErrors;
+use crate::error::{AppError, AppResult};
+use std::collections::{BTreeMap, HashMap};
+
+/// A provider by id, or 404.
+pub fn provider(id: &str) -> AppResult<&'static Provider> {
+    catalogue::get(id).ok_or(AppError::NotFound)
+}
+
+/// Validates the values a provider asks for when connecting.
+pub fn parse_fields(
+    provider: &Provider,
+    raw: &HashMap<String, String>,
+) -> Result<BTreeMap<String, String>, FieldErrors> {
+    parse_field_values(&provider.connection_fields(), raw)
+}
+
+/// Validates `field_<name>` form values: URLs must be http(s), paths must start with `/`,
+/// everything else may only hold characters that cannot reshape a URL.
+fn parse_field_values(
+    fields: &[&crate::connectors::catalogue::AuthField],
+    raw: &HashMap<String, String>,
+) -> Result<BTreeMap<String, String>, FieldErrors> {
+    let mut errors = FieldErrors::new();
+    let mut values = BTreeMap::new();
+    for field in fields {
+        let key = format!("field_{}", field.name);
+        let value = raw
+            .get(&key)
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_default();
+        let problem = if value.contains(['{', '}']) {
+            Some("Braces are not allowed here.".into())
+        } else if value.is_empty() {
+            Some(format!("Enter the {}.", field.label.to_lowercase()))
+        } else if field.name.ends_with("url") {
+            match url::Url::parse(&value) {
+                Ok(u)
+                    if matches!(u.scheme(), "http" | "https")
+                        && u.host().is_some()
+                        && u.username().is_empty() =>
+                {
+                    None
+                }
+                _ => Some("Enter an http:// or https:// URL.".into()),
+            }
+        } else if field.name.ends_with("records_path") {
+            serde_json_path::JsonPath::parse(&value)
+                .is_err()
+                .then(|| "Enter a JSONPath such as $.data (RFC 9535).".into())
+        } else if field.name.ends_with("path") {
+            (!value.starts_with('/') || value.contains(char::is_whitespace) || value.contains(".."))
+                .then(|| "Enter a path starting with /.".into())
+        } else {
+            // Values end up inside URLs: allow only what cannot change the URL's shape.
+            (!value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+                || value.len() > 100)
+                .then(|| "Use only letters, digits, '.', '-' and '_'.".into())
+        };
+        match problem {
+            Some(message) => errors.add(&key, message),
+            None => {
+                values.insert(field.name.clone(), value);
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(values)
+    } else {
+        Err(errors)
+    }
+}
