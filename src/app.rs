@@ -25,8 +25,6 @@ pub struct App {
     pub keyring: Arc<Keyring>,
     /// The guarded outbound HTTP client.
     pub outbound: Outbound,
-    /// The built-in sandbox SaaS, in a process that serves it (web role, sandbox on).
-    pub sandbox: Option<Arc<crate::sandbox::Sandbox>>,
     /// This process, as named in the run leases it holds.
     pub process: String,
     /// Turns true when the process is shutting down: runs stop at their next page.

@@ -10,7 +10,6 @@ pub mod domain;
 pub mod error;
 pub mod jobs;
 pub mod queue;
-pub mod sandbox;
 pub mod services;
 pub mod startup;
 pub mod store;

@@ -12,7 +12,7 @@ use std::time::Duration;
 struct Driver {
     process: Child,
     client: Client,
-    _profile: common::tempdir::TempDir,
+    _profile: tempfile::TempDir,
 }
 
 impl Driver {
@@ -39,7 +39,7 @@ impl Driver {
             }
             Err(e) => panic!("SLUICE_BROWSER_TESTS=1 but {driver_bin} cannot start: {e}"),
         };
-        let profile = common::tempdir::TempDir::new();
+        let profile = tempfile::tempdir().unwrap();
         let caps: serde_json::Map<String, serde_json::Value> = serde_json::from_value(serde_json::json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
@@ -48,7 +48,7 @@ impl Driver {
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
                     "--disable-background-networking", "--disable-component-update",
                     "--disable-sync", "--no-first-run", "--window-size=1400,1000",
-                    format!("--user-data-dir={}", profile.0.display()),
+                    format!("--user-data-dir={}", profile.path().display()),
                 ]
             }
         }))

@@ -7,6 +7,7 @@ mod m20261122_000002_connections;
 mod m20261123_000003_flows;
 mod m20261124_000004_observability;
 mod m20261130_000005_sandbox_changes;
+mod m20261203_000006_sandbox_moves_out;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_flows::Migration),
             Box::new(m20261124_000004_observability::Migration),
             Box::new(m20261130_000005_sandbox_changes::Migration),
+            Box::new(m20261203_000006_sandbox_moves_out::Migration),
         ]
     }
 }

@@ -480,9 +480,9 @@ impl Fetched {
         if let Ok(secs) = value.parse::<u64>() {
             return Some(Duration::from_secs(secs));
         }
-        let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-        (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
-            .to_std()
+        httpdate::parse_http_date(value)
+            .ok()?
+            .duration_since(std::time::SystemTime::now())
             .ok()
     }
 }
@@ -586,6 +586,31 @@ mod transport_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_is_read_in_seconds_or_as_an_http_date() {
+        let answer = |value: &str| Fetched {
+            status: reqwest::StatusCode::TOO_MANY_REQUESTS,
+            headers: [(reqwest::header::RETRY_AFTER, value.parse().unwrap())]
+                .into_iter()
+                .collect(),
+            body: Vec::new(),
+        };
+        assert_eq!(answer("120").retry_after(), Some(Duration::from_secs(120)));
+        let in_a_minute =
+            httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(61));
+        let wait = answer(&in_a_minute).retry_after().unwrap();
+        assert!(
+            wait > Duration::from_secs(55) && wait <= Duration::from_secs(61),
+            "{wait:?}"
+        );
+        assert_eq!(
+            answer("Wed, 21 Oct 2015 07:28:00 GMT").retry_after(),
+            None,
+            "past"
+        );
+        assert_eq!(answer("soon").retry_after(), None);
+    }
 
     #[test]
     fn non_public_addresses_are_refused_unless_allowed() {

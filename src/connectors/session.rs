@@ -9,12 +9,15 @@ use super::credentials::{self, Credentials, config_of, expiry, seal};
 use super::http::{Fetched, OutboundError, Purpose};
 use super::oauth::{ClientCredentials, OAuthError, OAuthTarget};
 use crate::app::{App, AuditActor};
+use crate::config::MasterKey;
 use crate::crypto::Aad;
 use crate::domain::{ConnectionEvent, ConnectionId, ConnectionStatus, TenantCtx};
 use crate::error::{AppError, AppResult};
 use crate::store::entities::connections;
 use crate::store::{StoredTokens, now};
+use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
+use sha2::Sha256;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
@@ -46,6 +49,22 @@ pub fn url_values(app: &App, config: &BTreeMap<String, String>) -> BTreeMap<Stri
     values
 }
 
+/// The OAuth client Sluice registers at the built-in sandbox (start-up hands it over
+/// when it mounts the sandbox), used by the sandbox providers without an OAuth app.
+pub const SANDBOX_CLIENT_ID: &str = "sluice-sandbox";
+
+/// The sandbox client's secret: derived from the master key, so it is stable across
+/// restarts and processes yet secret.
+pub fn sandbox_client_secret(key: &MasterKey) -> String {
+    let mac = Hmac::<Sha256>::new_from_slice(key.expose())
+        .map(|mut m| {
+            m.update(b"sluice-sandbox-client-secret-v1");
+            hex::encode(m.finalize().into_bytes())
+        })
+        .unwrap_or_default();
+    format!("sbx_{mac}")
+}
+
 /// The OAuth client registration to use: the sandbox's own, or the tenant's OAuth app.
 pub async fn client_credentials(
     app: &App,
@@ -54,10 +73,8 @@ pub async fn client_credentials(
 ) -> AppResult<ClientCredentials> {
     if provider.sandbox {
         return Ok(ClientCredentials {
-            client_id: crate::sandbox::CLIENT_ID.into(),
-            client_secret: Some(SecretString::from(crate::sandbox::client_secret(
-                &app.master_key,
-            ))),
+            client_id: SANDBOX_CLIENT_ID.into(),
+            client_secret: Some(SecretString::from(sandbox_client_secret(&app.master_key))),
             endpoint_values: BTreeMap::new(),
         });
     }

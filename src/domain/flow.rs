@@ -1,7 +1,7 @@
 //! Flows: the definition a tenant admin edits (a [`FlowSpec`], stored immutably per
 //! version) and the states of flows, runs and dead letters.
 
-use super::ids::ConnectionId;
+use super::ids::{ConnectionId, DeadLetterId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -367,5 +367,45 @@ mod tests {
             assert_eq!(s.as_str().parse::<RunStatus>(), Ok(*s));
         }
         assert!("nonsense".parse::<RunStatus>().is_err());
+    }
+}
+
+/// Which dead letters a replay or discard acts on. Acting on every open dead letter is a
+/// choice the caller states; nothing (a missing or unreadable selection) ever means "all".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LetterSelection {
+    /// Every open dead letter of the flow.
+    All,
+    /// These dead letters (never empty).
+    Ids(Vec<DeadLetterId>),
+}
+
+impl LetterSelection {
+    /// A selection of these ids; an empty list is no selection (never "all").
+    pub fn of(ids: Vec<DeadLetterId>) -> Option<Self> {
+        (!ids.is_empty()).then_some(LetterSelection::Ids(ids))
+    }
+
+    /// The ids chosen, or `None` for all open ones.
+    pub fn ids(&self) -> Option<&[DeadLetterId]> {
+        match self {
+            LetterSelection::All => None,
+            LetterSelection::Ids(ids) => Some(ids),
+        }
+    }
+
+    /// How a replay run stores it: JSON `null` for all, the list of ids otherwise.
+    pub fn to_stored(&self) -> String {
+        serde_json::to_string(&self.ids()).unwrap_or_else(|_| "[]".into())
+    }
+
+    /// Reads a stored selection; anything else than `null` or a non-empty list of ids is
+    /// an error, never "all".
+    pub fn from_stored(text: &str) -> Result<Self, String> {
+        match serde_json::from_str::<Option<Vec<DeadLetterId>>>(text) {
+            Ok(None) => Ok(LetterSelection::All),
+            Ok(Some(ids)) => LetterSelection::of(ids).ok_or_else(|| "an empty selection".into()),
+            Err(e) => Err(e.to_string()),
+        }
     }
 }

@@ -13,7 +13,8 @@ pub mod validation;
 pub use alert::{AlertKind, AlertState, ChannelKind, DeliveryState, ErrorClass};
 pub use connection::{ConnectionEvent, ConnectionStatus};
 pub use flow::{
-    DeadLetterState, FlowSpec, FlowStatus, RunStatus, RunTrigger, TriggerKind, WriteMode,
+    DeadLetterState, FlowSpec, FlowStatus, LetterSelection, RunStatus, RunTrigger, TriggerKind,
+    WriteMode,
 };
 pub use ids::*;
 pub use role::{PlatformRole, Role};

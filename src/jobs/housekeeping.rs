@@ -27,17 +27,6 @@ impl Handler for Housekeeping {
                 .store
                 .purge_webhook_events(now() - chrono::Duration::days(7))
                 .await?;
-        let removed = removed
-            + match &app.sandbox {
-                Some(sandbox) => {
-                    crate::sandbox::db::purge_idempotency(
-                        sandbox.db(),
-                        now() - chrono::Duration::days(1),
-                    )
-                    .await?
-                }
-                None => 0,
-            };
         let days = |d: u32| chrono::Duration::days(i64::from(d));
         let removed = removed
             + app
@@ -61,6 +50,7 @@ impl Handler for Housekeeping {
                 .store
                 .purge_finished_jobs(now() - chrono::Duration::days(1))
                 .await?;
+        crate::sync::rate::forget_idle();
         tracing::info!(removed, "housekeeping purged expired rows");
         metrics::counter!("sluice_housekeeping_purged_total").increment(removed);
         Ok(())

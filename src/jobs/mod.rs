@@ -23,6 +23,7 @@ pub trait Handler: Job {
 /// A job acts for its tenant with the system's authority (see [`App::system_scope`]);
 /// a deleted tenant's job ends for good.
 pub async fn tenant_scope(app: &App, tenant: TenantId) -> Result<TenantCtx, JobError> {
+    tracing::Span::current().record("tenant", tracing::field::display(tenant));
     app.system_scope(tenant)
         .await
         .map_err(|_| JobError::permanent("tenant no longer exists"))

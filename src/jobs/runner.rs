@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 /// How often idle workers look for jobs pushed by other processes or scheduled for later.
 /// Jobs pushed by this process wake its workers at once.
@@ -185,7 +186,17 @@ async fn handle<J: Handler>(
         let waited = (chrono::Utc::now().timestamp_micros() - due).max(0) as f64 / 1e6;
         metrics::histogram!("sluice_job_start_latency_seconds", "queue" => J::QUEUE).record(waited);
     }
-    let run = AssertUnwindSafe(tokio::time::timeout(J::TIMEOUT, envelope.job.run(&env)));
+    // Every line the job logs carries its queue, attempt and (once known) tenant.
+    let span = tracing::info_span!(
+        "job",
+        queue = J::QUEUE,
+        attempt,
+        tenant = tracing::field::Empty
+    );
+    let run = AssertUnwindSafe(tokio::time::timeout(
+        J::TIMEOUT,
+        envelope.job.run(&env).instrument(span),
+    ));
     let result = match run.catch_unwind().await {
         Ok(Ok(result)) => result,
         Ok(Err(_elapsed)) => Err(JobError::retryable(format!(

@@ -107,3 +107,8 @@ pub async fn authenticate(app: &App, secret: &str) -> AppResult<Option<TenantCtx
         Actor::ApiToken(token.id),
     )))
 }
+
+/// The tenant's active API tokens.
+pub async fn list(app: &App, ctx: &TenantCtx) -> AppResult<Vec<super::records::ApiToken>> {
+    Ok(app.store.api_tokens(ctx).await?)
+}

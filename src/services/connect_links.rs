@@ -280,3 +280,16 @@ pub async fn begin(
     )
     .await
 }
+
+/// A connect link, or 404.
+pub async fn get(app: &App, ctx: &TenantCtx, id: ConnectLinkId) -> AppResult<connect_links::Model> {
+    app.store
+        .connect_link(ctx, id)
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+/// The tenant's latest connect links.
+pub async fn list(app: &App, ctx: &TenantCtx, limit: u64) -> AppResult<Vec<connect_links::Model>> {
+    Ok(app.store.connect_links(ctx, limit).await?)
+}

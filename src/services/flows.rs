@@ -2,13 +2,15 @@
 //! starting runs (by hand, schedule, webhook or replay), cancelling, dry runs, source
 //! field samples, dead letters, and the flow's signed inbound webhook.
 
+use super::records;
 use super::require_write;
 use crate::app::{App, AuditActor};
 use crate::connectors::catalogue::{self, ObjectSpec, Provider};
 use crate::crypto::Aad;
 use crate::domain::{
-    ConnectionId, DeadLetterId, FieldErrors, FlowId, FlowSpec, FlowStatus, FlowVersionId, RunId,
-    RunStatus, RunTrigger, TenantCtx, TriggerKind, WriteMode,
+    ConnectionId, DeadLetterId, DeadLetterState, FieldErrors, FlowId, FlowSpec, FlowStatus,
+    FlowVersionId, LetterSelection, RunId, RunStatus, RunTrigger, TenantCtx, TriggerKind,
+    WriteMode,
 };
 use crate::error::{AppError, AppResult};
 use crate::queue::RunFlow;
@@ -360,13 +362,13 @@ pub async fn delete(
 }
 
 /// Starts a run, or joins the flow's unfinished one (triggers never pile up). A replay
-/// always starts its own run; `replay` = `Some(None)` replays every open dead letter.
+/// always starts its own run.
 pub async fn start_run(
     app: &App,
     ctx: &TenantCtx,
     id: FlowId,
     trigger: RunTrigger,
-    replay: Option<Option<Vec<DeadLetterId>>>,
+    replay: Option<LetterSelection>,
 ) -> AppResult<RunId> {
     let flow = app.store.flow(ctx, id).await?.ok_or(AppError::NotFound)?;
     // A queued run has not read anything yet, so it covers this request too. A running
@@ -377,10 +379,7 @@ pub async fn start_run(
         return Ok(RunId::from_uuid(run.id));
     }
     let run_id = RunId::new();
-    let replay_text = match &replay {
-        Some(ids) => Some(serde_json::to_string(ids).map_err(|e| AppError::Internal(e.into()))?),
-        None => None,
-    };
+    let replay_text = replay.as_ref().map(LetterSelection::to_stored);
     app.store
         .insert_run(runs::ActiveModel {
             id: Set(run_id.uuid()),
@@ -456,34 +455,6 @@ pub async fn cancel(app: &App, ctx: &TenantCtx, actor: &AuditActor, id: RunId) -
     Ok(())
 }
 
-/// Which dead letters a replay or discard acts on. Acting on every open dead letter is a
-/// choice the caller states; nothing (a missing or unreadable selection) ever means "all".
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LetterSelection {
-    /// Every open dead letter of the flow.
-    All,
-    /// These dead letters (never empty).
-    Ids(Vec<DeadLetterId>),
-}
-
-impl LetterSelection {
-    /// A selection of these ids; an empty list is refused rather than read as "all".
-    pub fn of(ids: Vec<DeadLetterId>) -> Result<Self, AppError> {
-        if ids.is_empty() {
-            return Err(AppError::invalid("ids", "Select at least one dead letter."));
-        }
-        Ok(LetterSelection::Ids(ids))
-    }
-
-    /// The ids chosen, or `None` for all open ones (the store's and the run's encoding).
-    fn ids(&self) -> Option<&[DeadLetterId]> {
-        match self {
-            LetterSelection::All => None,
-            LetterSelection::Ids(ids) => Some(ids),
-        }
-    }
-}
-
 /// Replays dead letters (the chosen ones, or all open ones) on the current version.
 pub async fn replay(
     app: &App,
@@ -504,8 +475,7 @@ pub async fn replay(
         ));
     }
     let count = selection.ids().map(<[DeadLetterId]>::len);
-    let ids = selection.ids().map(<[DeadLetterId]>::to_vec);
-    let run = start_run(app, ctx, flow, RunTrigger::Replay, Some(ids)).await?;
+    let run = start_run(app, ctx, flow, RunTrigger::Replay, Some(selection)).await?;
     app.audit(
         ctx,
         actor,
@@ -884,6 +854,57 @@ impl From<sea_orm::DbErr> for WebhookError {
     fn from(e: sea_orm::DbErr) -> Self {
         WebhookError::Internal(e.into())
     }
+}
+
+/// The tenant's flows, by name.
+pub async fn list(app: &App, ctx: &TenantCtx) -> AppResult<Vec<records::Flow>> {
+    Ok(app.store.flows(ctx).await?)
+}
+
+/// A flow, or 404.
+pub async fn get(app: &App, ctx: &TenantCtx, id: FlowId) -> AppResult<records::Flow> {
+    app.store.flow(ctx, id).await?.ok_or(AppError::NotFound)
+}
+
+/// A flow's runs, newest first, from before `before`.
+pub async fn runs(
+    app: &App,
+    ctx: &TenantCtx,
+    id: FlowId,
+    before: Option<RunId>,
+    limit: u64,
+) -> AppResult<Vec<records::Run>> {
+    Ok(app.store.runs(ctx, id, before, limit).await?)
+}
+
+/// A flow's saved versions.
+pub async fn versions(
+    app: &App,
+    ctx: &TenantCtx,
+    id: FlowId,
+) -> AppResult<Vec<records::FlowVersion>> {
+    Ok(app.store.flow_versions(ctx, id).await?)
+}
+
+/// One saved version of a flow, or 404.
+pub async fn version(
+    app: &App,
+    ctx: &TenantCtx,
+    id: FlowId,
+    number: i64,
+) -> AppResult<records::FlowVersion> {
+    app.store
+        .flow_version(ctx, id, number)
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+/// How many of a flow's dead letters are open.
+pub async fn open_dead_letter_count(app: &App, ctx: &TenantCtx, id: FlowId) -> AppResult<u64> {
+    Ok(app
+        .store
+        .count_dead_letters(ctx, id, DeadLetterState::Open)
+        .await?)
 }
 
 #[cfg(test)]

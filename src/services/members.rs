@@ -245,3 +245,31 @@ pub async fn remove(
         .await?;
     Ok(())
 }
+
+/// The workspace's members.
+pub async fn list(app: &App, ctx: &TenantCtx) -> AppResult<Vec<super::records::MemberRecord>> {
+    Ok(app.store.members(ctx).await?)
+}
+
+/// Invitations not yet accepted.
+pub async fn pending_invitations(
+    app: &App,
+    ctx: &TenantCtx,
+) -> AppResult<Vec<super::records::Invitation>> {
+    Ok(app.store.pending_invitations(ctx).await?)
+}
+
+/// Whether a membership is the caller's own.
+pub async fn is_self(app: &App, ctx: &TenantCtx, id: MembershipId) -> AppResult<bool> {
+    Ok(app
+        .store
+        .member(ctx, id)
+        .await?
+        .is_some_and(|m| Some(m.user_id) == ctx.user_id()))
+}
+
+/// Whether someone already has an account under this address (an invitation then asks
+/// them to sign in rather than to sign up).
+pub async fn has_account(app: &App, email: &Email) -> AppResult<bool> {
+    Ok(app.store.user_by_email(email).await?.is_some())
+}

@@ -262,6 +262,21 @@ pub async fn dead_letters(
         .collect())
 }
 
+/// A run, or 404.
+pub async fn get(app: &App, ctx: &TenantCtx, id: RunId) -> AppResult<runs::Model> {
+    app.store.run(ctx, id).await?.ok_or(AppError::NotFound)
+}
+
+/// A run's log, oldest first.
+pub async fn events(
+    app: &App,
+    ctx: &TenantCtx,
+    id: RunId,
+    limit: u64,
+) -> AppResult<Vec<crate::store::entities::run_events::Model>> {
+    Ok(app.store.run_events(ctx, id, limit).await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

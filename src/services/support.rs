@@ -6,8 +6,8 @@
 use super::runs::{self as run_service, Inspection};
 use crate::app::{App, AuditActor};
 use crate::domain::{
-    Actor, DeadLetterId, DeadLetterState, FlowId, Role, RunId, RunTrigger, TenantCtx, TenantId,
-    UserId,
+    Actor, DeadLetterId, DeadLetterState, FlowId, LetterSelection, Role, RunId, RunTrigger,
+    TenantCtx, TenantId, UserId,
 };
 use crate::error::{AppError, AppResult};
 use crate::store::entities::{run_events, runs};
@@ -199,8 +199,14 @@ pub async fn replay(app: &App, staff: &Staff, id: RunId) -> AppResult<RunId> {
     } else {
         let n = letters.len();
         (
-            super::flows::start_run(app, &ctx, flow, RunTrigger::Replay, Some(Some(letters)))
-                .await?,
+            super::flows::start_run(
+                app,
+                &ctx,
+                flow,
+                RunTrigger::Replay,
+                LetterSelection::of(letters),
+            )
+            .await?,
             format!("{n} dead letter(s)"),
         )
     };

@@ -1,5 +1,6 @@
 //! Workspaces (tenants): creating, switching, settings.
 
+use super::records;
 use super::require_write;
 use crate::app::{App, AuditActor};
 use crate::auth::tokens;
@@ -155,6 +156,32 @@ pub const TIME_ZONES: &[&str] = &[
     "America/Sao_Paulo",
     "Atlantic/Reykjavik",
 ];
+
+/// The workspace itself.
+pub async fn get(app: &App, ctx: &TenantCtx) -> AppResult<records::Tenant> {
+    Ok(app.store.tenant(ctx).await?)
+}
+
+/// The workspaces a user belongs to.
+pub async fn memberships_of(app: &App, user: UserId) -> AppResult<Vec<records::TenantMembership>> {
+    Ok(app.store.memberships_of(user).await?)
+}
+
+/// A workspace by its address (support staff look tenants up by it).
+pub async fn by_slug(app: &App, slug: &str) -> AppResult<Option<TenantId>> {
+    Ok(app.store.tenant_by_slug(slug).await?)
+}
+
+/// The workspace's audit log, newest first, from before `before`.
+pub async fn audit_log(
+    app: &App,
+    ctx: &TenantCtx,
+    filter: &records::AuditFilter,
+    before: Option<crate::domain::AuditEventId>,
+    limit: u64,
+) -> AppResult<Vec<records::AuditEvent>> {
+    Ok(app.store.audit_events(ctx, filter, before, limit).await?)
+}
 
 #[cfg(test)]
 mod tests {

@@ -67,11 +67,7 @@ impl Store {
         let Some(url) = sandbox_url(settings) else {
             return Ok(self.clone());
         };
-        let sandbox = Self::open(&url, settings, Checkpoints::InBackground).await?;
-        Migrator::up(&sandbox.db, None)
-            .await
-            .context("preparing the sandbox database")?;
-        Ok(sandbox)
+        Self::open(&url, settings, Checkpoints::InBackground).await
     }
 
     async fn open(

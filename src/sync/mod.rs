@@ -15,69 +15,119 @@ use crate::domain::ErrorClass;
 use serde::Serialize;
 use std::time::Duration;
 
-/// Why a call to a provider did not give a usable answer.
+/// Why a call to a provider did not give a usable answer. Classified by its fields, never
+/// by its wording.
 #[derive(Clone, Debug)]
-pub enum Fault {
+pub struct Fault {
+    /// Whether retrying may help, or someone must reconnect.
+    pub kind: FaultKind,
+    /// What the run was doing.
+    pub phase: Phase,
+    /// The provider's HTTP status, when it answered.
+    pub status: Option<u16>,
+    /// The delay the provider asked for (`Retry-After`).
+    pub retry_after: Option<Duration>,
+    /// What happened, for the run log.
+    pub message: String,
+}
+
+/// Whether a fault may go away.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
     /// May work later (timeouts, 5xx, 429), after the provider's `Retry-After` if given.
-    Retryable {
-        /// What happened.
-        message: String,
-        /// The delay the provider asked for.
-        retry_after: Option<Duration>,
-    },
+    Retryable,
     /// The connection must be reconnected (its flows are paused).
-    Reauth(String),
+    Reauth,
     /// Retrying will not help.
-    Fatal(String),
+    Fatal,
+}
+
+/// What the run was doing when a fault happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Loading the flow, its connections and mapping.
+    Prepare,
+    /// Reading from the source.
+    Read,
+    /// Writing to the destination (looking records up included).
+    Write,
 }
 
 impl Fault {
+    fn new(kind: FaultKind, message: impl Into<String>) -> Fault {
+        Fault {
+            kind,
+            phase: Phase::Prepare,
+            status: None,
+            retry_after: None,
+            message: message.into(),
+        }
+    }
+
+    /// A fault that retrying will not mend (configuration, a refused request).
+    pub fn fatal(message: impl Into<String>) -> Fault {
+        Fault::new(FaultKind::Fatal, message)
+    }
+
+    /// A fault that may pass (a transport failure, an outage).
+    pub fn retryable(message: impl Into<String>) -> Fault {
+        Fault::new(FaultKind::Retryable, message)
+    }
+
+    /// The same fault, happened while `phase` (kept if already known).
+    pub fn during(mut self, phase: Phase) -> Fault {
+        if self.phase == Phase::Prepare {
+            self.phase = phase;
+        }
+        self
+    }
+
     /// What happened, for the run log.
     pub fn message(&self) -> &str {
-        match self {
-            Fault::Retryable { message, .. } | Fault::Reauth(message) | Fault::Fatal(message) => {
-                message
-            }
-        }
+        &self.message
+    }
+
+    /// Whether trying again later may help.
+    pub fn is_retryable(&self) -> bool {
+        self.kind == FaultKind::Retryable
     }
 
     /// The class a run that failed with this fault is filed under.
     pub fn class(&self) -> ErrorClass {
-        match self {
-            Fault::Reauth(_) => ErrorClass::Auth,
-            Fault::Retryable { message, .. } if message.contains("HTTP 429") => {
-                ErrorClass::RateLimited
-            }
-            Fault::Retryable { .. } => ErrorClass::Unavailable,
-            // `from_status` words provider refusals as "…: HTTP 4xx …".
-            Fault::Fatal(message) if message.contains(": HTTP 4") => ErrorClass::Rejected,
-            Fault::Fatal(_) => ErrorClass::Config,
+        match (self.kind, self.status) {
+            (FaultKind::Reauth, _) => ErrorClass::Auth,
+            (FaultKind::Retryable, Some(429)) => ErrorClass::RateLimited,
+            (FaultKind::Retryable, _) => ErrorClass::Unavailable,
+            (FaultKind::Fatal, Some(400..=499)) => ErrorClass::Rejected,
+            (FaultKind::Fatal, _) => ErrorClass::Config,
         }
     }
 
-    /// Whether the fault happened while writing (else while reading or preparing): every
-    /// write call is described as "writing …" and every read as "reading …".
+    /// Whether the fault happened while writing (else while reading or preparing).
     pub fn while_writing(&self) -> bool {
-        self.message()
-            .get(..8)
-            .is_some_and(|p| p.eq_ignore_ascii_case("writing "))
+        self.phase == Phase::Write
     }
 
-    /// Classifies a non-success HTTP answer.
-    pub fn from_status(what: &str, fetched: &Fetched) -> Fault {
+    /// Classifies a non-success HTTP answer to `what` (e.g. "writing customers").
+    pub fn from_status(phase: Phase, what: &str, fetched: &Fetched) -> Fault {
         let status = fetched.status;
         // Error bodies sometimes echo credentials: mask them before they reach the log.
         let detail = crate::connectors::redact::redact_text(&String::from_utf8_lossy(
             &fetched.body[..fetched.body.len().min(300)],
         ));
         let message = format!("{what}: HTTP {} {}", status.as_u16(), detail.trim());
-        if status.as_u16() == 429 || status.is_server_error() || status.as_u16() == 408 {
-            Fault::Retryable {
-                message,
-                retry_after: fetched.retry_after(),
-            }
-        } else {
-            Fault::Fatal(message)
+        let retryable =
+            status.as_u16() == 429 || status.is_server_error() || status.as_u16() == 408;
+        Fault {
+            kind: if retryable {
+                FaultKind::Retryable
+            } else {
+                FaultKind::Fatal
+            },
+            phase,
+            status: Some(status.as_u16()),
+            retry_after: retryable.then(|| fetched.retry_after()).flatten(),
+            message,
         }
     }
 }
@@ -85,16 +135,10 @@ impl Fault {
 impl From<ConnectionError> for Fault {
     fn from(e: ConnectionError) -> Self {
         match e {
-            ConnectionError::ReauthRequired(m) => Fault::Reauth(m),
-            ConnectionError::Transient(m) => Fault::Retryable {
-                message: m,
-                retry_after: None,
-            },
-            ConnectionError::Internal(e) => Fault::Retryable {
-                message: e.to_string(),
-                retry_after: None,
-            },
-            other => Fault::Fatal(other.to_string()),
+            ConnectionError::ReauthRequired(m) => Fault::new(FaultKind::Reauth, m),
+            ConnectionError::Transient(m) => Fault::retryable(m),
+            ConnectionError::Internal(e) => Fault::retryable(e.to_string()),
+            other => Fault::fatal(other.to_string()),
         }
     }
 }

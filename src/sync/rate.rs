@@ -1,7 +1,7 @@
 //! Client-side rate limits per connection, from the provider's declared limit, so one
 //! busy flow cannot exhaust a provider quota that other flows of the tenant share.
 //!
-//! The buckets live in this process: with several worker processes each keeps its own,
+//! The limiters live in this process: with several worker processes each keeps its own,
 //! and the provider's own 429 + `Retry-After` (which the engine honours) is the backstop.
 
 use crate::app::App;
@@ -10,49 +10,50 @@ use crate::connectors::catalogue::RateLimit;
 use crate::connectors::http::Fetched;
 use crate::connectors::session::{self, ApiCall};
 use crate::domain::{ConnectionId, TenantCtx};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-struct Bucket {
-    tokens: f64,
-    updated: Instant,
+/// One keyed limiter per declared limit (a handful: one per provider definition), each
+/// keeping a bucket per connection.
+type Limiters = HashMap<(u32, u32), Arc<DefaultKeyedRateLimiter<ConnectionId>>>;
+
+fn limiters() -> &'static Mutex<Limiters> {
+    static LIMITERS: OnceLock<Mutex<Limiters>> = OnceLock::new();
+    LIMITERS.get_or_init(Mutex::default)
 }
 
-fn buckets() -> &'static Mutex<HashMap<ConnectionId, Bucket>> {
-    static BUCKETS: OnceLock<Mutex<HashMap<ConnectionId, Bucket>>> = OnceLock::new();
-    BUCKETS.get_or_init(|| Mutex::new(HashMap::new()))
-}
-
-/// How long to wait before the next request may go out (and takes its token).
-fn reserve(connection: ConnectionId, limit: &RateLimit) -> Duration {
-    let capacity = f64::from(limit.requests.max(1));
-    let per_second = capacity / f64::from(limit.per_seconds.max(1));
-    let Ok(mut map) = buckets().lock() else {
-        return Duration::ZERO;
-    };
-    let now = Instant::now();
-    let bucket = map.entry(connection).or_insert(Bucket {
-        tokens: capacity,
-        updated: now,
-    });
-    let elapsed = now.duration_since(bucket.updated).as_secs_f64();
-    bucket.tokens = (bucket.tokens + elapsed * per_second).min(capacity);
-    bucket.updated = now;
-    bucket.tokens -= 1.0;
-    if bucket.tokens >= 0.0 {
-        Duration::ZERO
-    } else {
-        Duration::from_secs_f64(-bucket.tokens / per_second)
-    }
+/// The limiter for a declared limit: a burst of `requests`, refilled evenly over
+/// `per_seconds`.
+fn limiter(limit: &RateLimit) -> Option<Arc<DefaultKeyedRateLimiter<ConnectionId>>> {
+    let requests = NonZeroU32::new(limit.requests.max(1))?;
+    let period = Duration::from_secs(u64::from(limit.per_seconds.max(1))) / requests.get();
+    let quota = Quota::with_period(period)?.allow_burst(requests);
+    let mut map = limiters().lock().ok()?;
+    Some(
+        map.entry((limit.requests, limit.per_seconds))
+            .or_insert_with(|| Arc::new(RateLimiter::keyed(quota)))
+            .clone(),
+    )
 }
 
 /// Waits until the connection may make another request.
 pub async fn acquire(connection: ConnectionId, limit: Option<&RateLimit>) {
-    let Some(limit) = limit else { return };
-    let wait = reserve(connection, limit);
-    if !wait.is_zero() {
-        tokio::time::sleep(wait).await;
+    if let Some(limiter) = limit.and_then(limiter) {
+        limiter.until_key_ready(&connection).await;
+    }
+}
+
+/// Forgets the buckets of connections that have been idle long enough to be full again
+/// (housekeeping), so the limiters do not grow with every connection ever used.
+pub fn forget_idle() {
+    if let Ok(map) = limiters().lock() {
+        for limiter in map.values() {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
     }
 }
 
@@ -75,20 +76,29 @@ pub async fn paced_call(
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_bucket_allows_its_burst_then_spaces_requests() {
+    #[tokio::test]
+    async fn a_connection_gets_its_burst_then_requests_are_spaced() {
         let limit = RateLimit {
             requests: 10,
             per_seconds: 1,
         };
-        let id = ConnectionId::new();
+        let (busy, other) = (ConnectionId::new(), ConnectionId::new());
+        let started = Instant::now();
         for _ in 0..10 {
-            assert_eq!(reserve(id, &limit), Duration::ZERO);
+            acquire(busy, Some(&limit)).await;
         }
-        let wait = reserve(id, &limit);
+        assert!(started.elapsed() < Duration::from_millis(50), "the burst");
+        acquire(busy, Some(&limit)).await;
+        let waited = started.elapsed();
         assert!(
-            wait > Duration::from_millis(50) && wait <= Duration::from_millis(110),
-            "{wait:?}"
+            waited >= Duration::from_millis(60) && waited <= Duration::from_millis(250),
+            "one more waits about a tenth of a second: {waited:?}"
+        );
+        let other_started = Instant::now();
+        acquire(other, Some(&limit)).await;
+        assert!(
+            other_started.elapsed() < Duration::from_millis(20),
+            "another connection has its own bucket"
         );
     }
 }

@@ -1,6 +1,6 @@
 //! Reading a source object page by page: cursor, offset, page number or `Link` header.
 
-use super::{Exchange, Fault, rate};
+use super::{Exchange, Fault, Phase, rate};
 use crate::app::App;
 use crate::connectors::catalogue::{ObjectSpec, PaginationStyle, Provider};
 use crate::connectors::session::ApiCall;
@@ -124,10 +124,10 @@ impl Source {
         let fetched = fetched?;
         let what = format!("reading {}", self.object.name);
         if !fetched.status.is_success() {
-            return Err(Fault::from_status(&what, &fetched));
+            return Err(Fault::from_status(Phase::Read, &what, &fetched));
         }
         let body: Json = serde_json::from_slice(&fetched.body)
-            .map_err(|e| Fault::Fatal(format!("{what}: the answer is not JSON ({e})")))?;
+            .map_err(|e| Fault::fatal(format!("{what}: the answer is not JSON ({e})")))?;
         let Read {
             records,
             cursor,
@@ -139,7 +139,7 @@ impl Source {
             paging.total_path.as_deref(),
         )
         .ok_or_else(|| {
-            Fault::Fatal(format!(
+            Fault::fatal(format!(
                 "{what}: no records at {}",
                 self.object.records_path
             ))
@@ -242,22 +242,35 @@ fn first(body: &Json, path: &str) -> Option<Json> {
     JsonPath::parse(path).ok()?.query(body).first().cloned()
 }
 
-/// The `rel="next"` target of an RFC 8288 `Link` header.
+/// The `rel="next"` target of an RFC 8288 `Link` header. Hand-written: the parser crate
+/// on offer splits targets at commas and refuses query parameters without `=`, both
+/// legal in a next-page URL.
 fn next_link(header: &str) -> Option<String> {
-    header.split(',').find_map(|part| {
-        let (target, params) = part.split_once(';')?;
-        let is_next = params.split(';').any(|p| {
-            let p = p.trim().replace(' ', "");
-            p == "rel=\"next\"" || p == "rel=next"
+    let mut rest = header;
+    loop {
+        let start = rest.find('<')?;
+        let end = start + rest[start..].find('>')?;
+        let target = &rest[start + 1..end];
+        // The parameters run to the next link's `<` (a `<` cannot appear in them unquoted).
+        let params_end = rest[end..].find('<').map_or(rest.len(), |at| end + at);
+        let is_next = rest[end + 1..params_end].split(';').any(|param| {
+            let Some((name, value)) = param.split_once('=') else {
+                return false;
+            };
+            name.trim().eq_ignore_ascii_case("rel")
+                && value
+                    .trim()
+                    .trim_end_matches(',')
+                    .trim()
+                    .trim_matches('"')
+                    .split_whitespace()
+                    .any(|rel| rel.eq_ignore_ascii_case("next"))
         });
-        is_next.then(|| {
-            target
-                .trim()
-                .trim_start_matches('<')
-                .trim_end_matches('>')
-                .to_owned()
-        })
-    })
+        if is_next {
+            return Some(target.to_owned());
+        }
+        rest = &rest[params_end..];
+    }
 }
 
 #[cfg(test)]
@@ -273,6 +286,17 @@ mod tests {
             Some("https://api.example.com/items?page=3")
         );
         assert_eq!(next_link(r#"<https://x/y>; rel="last""#), None);
+        // Commas and bare parameters inside the target, several relations in one value.
+        assert_eq!(
+            next_link(r#"<https://x/i?ids=1,2&raw>; rel="prev", <https://x/i?ids=3,4&raw>; title="a; b"; rel="next last""#)
+                .as_deref(),
+            Some("https://x/i?ids=3,4&raw")
+        );
+        assert_eq!(
+            next_link("<https://x/i?p=2>;rel=next").as_deref(),
+            Some("https://x/i?p=2")
+        );
+        assert_eq!(next_link("garbage"), None);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! honours it; where the destination can look records up by the flow's key field, a
 //! create repeated after such an ambiguity first asks which of its records already landed.
 
-use super::{Exchange, Fault, rate};
+use super::{Exchange, Fault, FaultKind, Phase, rate};
 use crate::app::App;
 use crate::connectors::ConnectionError;
 use crate::connectors::catalogue::{LookupSpec, ObjectSpec, Provider};
@@ -356,9 +356,11 @@ impl Target {
             return Ok((None, exchange));
         }
         if !fetched.status.is_success() {
-            return match Fault::from_status(&format!("looking up {}", self.object.name), &fetched) {
-                Fault::Fatal(_) => Ok((None, exchange)),
-                other => Err(other),
+            let what = format!("looking up {}", self.object.name);
+            let fault = Fault::from_status(Phase::Write, &what, &fetched);
+            return match fault.kind {
+                FaultKind::Fatal => Ok((None, exchange)),
+                _ => Err(fault),
             };
         }
         let answer: Json = serde_json::from_slice(&fetched.body).unwrap_or(Json::Null);
@@ -415,7 +417,7 @@ impl Target {
         exchanges: &mut Vec<Exchange>,
     ) -> Result<Vec<Outcome>, Fault> {
         let Some(path) = self.object.batch_path.as_deref() else {
-            return Err(Fault::Fatal("no batch endpoint".into()));
+            return Err(Fault::fatal("no batch endpoint"));
         };
         let records: Vec<Json> = group
             .iter()
@@ -457,12 +459,12 @@ impl Target {
         });
         let what = format!("writing {}", self.object.name);
         if !fetched.status.is_success() {
-            let fault = Fault::from_status(&what, &fetched);
+            let fault = Fault::from_status(Phase::Write, &what, &fetched);
             // A whole batch refused for its content (some APIs refuse all for one bad
             // record): halve it until the refused records stand alone. About 2·log2(n)
             // calls per bad record, where one call per record would cost n.
             let content_refused = matches!(fetched.status.as_u16(), 400 | 409 | 413 | 422);
-            if matches!(fault, Fault::Fatal(_)) && content_refused && group.len() > 1 {
+            if fault.kind == FaultKind::Fatal && content_refused && group.len() > 1 {
                 let (left, right) = group.split_at(group.len() / 2);
                 let mut outcomes = Box::pin(self.write_batch(
                     app,
@@ -488,9 +490,9 @@ impl Target {
                 );
                 return Ok(outcomes);
             }
-            return match fault {
-                Fault::Fatal(m) => Ok(vec![Outcome::Rejected(m); group.len()]),
-                other => Err(other),
+            return match fault.kind {
+                FaultKind::Fatal => Ok(vec![Outcome::Rejected(fault.message); group.len()]),
+                _ => Err(fault),
             };
         }
         let answer: Json = serde_json::from_slice(&fetched.body).unwrap_or(Json::Null);
@@ -503,7 +505,7 @@ impl Target {
             .and_then(|v| v.as_array().cloned())
             .unwrap_or_default();
         if results.len() != group.len() {
-            return Err(Fault::Fatal(format!(
+            return Err(Fault::fatal(format!(
                 "{what}: {} results for {} records",
                 results.len(),
                 group.len()
@@ -614,9 +616,11 @@ impl Target {
                     .and_then(id_text);
                 outcomes.push(Outcome::Written(id));
             } else {
-                match Fault::from_status(&format!("writing {}", self.object.name), &fetched) {
-                    Fault::Fatal(m) => outcomes.push(Outcome::Rejected(m)),
-                    other => return Err(other),
+                let what = format!("writing {}", self.object.name);
+                let fault = Fault::from_status(Phase::Write, &what, &fetched);
+                match fault.kind {
+                    FaultKind::Fatal => outcomes.push(Outcome::Rejected(fault.message)),
+                    _ => return Err(fault),
                 }
             }
         }

@@ -11,10 +11,8 @@ use crate::domain::{
 };
 use crate::error::{AppError, AppResult};
 use crate::services::alerts::{self, ChannelInput, RuleInput};
-use crate::store::AlertFilter;
-use crate::store::entities::{
-    alert_rules, alerts as alert_rows, notification_channels, notification_deliveries,
-};
+use crate::services::records;
+use crate::services::records::AlertFilter;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
@@ -40,7 +38,7 @@ pub struct ListQuery {
 struct ListPage {
     shell: Shell,
     tab: String,
-    alerts: Vec<alert_rows::Model>,
+    alerts: Vec<records::Alert>,
     next: Option<uuid::Uuid>,
 }
 
@@ -57,10 +55,7 @@ pub async fn index(
         s => AlertFilter::State(s.parse::<AlertState>().unwrap_or(AlertState::Open)),
     };
     let before = q.before.as_deref().and_then(|b| b.parse().ok());
-    let mut alerts = app
-        .store
-        .alerts(&member.ctx, filter, before, ALERTS_PER_PAGE + 1)
-        .await?;
+    let mut alerts = alerts::list(&app, &member.ctx, filter, before, ALERTS_PER_PAGE + 1).await?;
     let next = if alerts.len() as u64 > ALERTS_PER_PAGE {
         alerts.truncate(ALERTS_PER_PAGE as usize);
         alerts.last().map(|a| a.id)
@@ -82,10 +77,10 @@ pub async fn index(
 #[template(path = "alerts/show.html")]
 struct ShowPage {
     shell: Shell,
-    alert: alert_rows::Model,
+    alert: records::Alert,
     state: AlertState,
     kind: Option<AlertKind>,
-    deliveries: Vec<notification_deliveries::Model>,
+    deliveries: Vec<records::Delivery>,
     channel_names: HashMap<uuid::Uuid, String>,
 }
 
@@ -98,9 +93,7 @@ impl ShowPage {
 }
 
 async fn channel_names(app: &App, member: &Member) -> AppResult<HashMap<uuid::Uuid, String>> {
-    Ok(app
-        .store
-        .channels(&member.ctx)
+    Ok(alerts::channels(app, &member.ctx)
         .await?
         .into_iter()
         .map(|c| (c.id, c.name))
@@ -114,15 +107,9 @@ pub async fn show(
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     let id: AlertId = parse(&id)?;
-    let alert = app
-        .store
-        .alert(&member.ctx, id)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    let deliveries = app
-        .store
-        .deliveries(&member.ctx, Some(id), None, DELIVERIES_PER_PAGE)
-        .await?;
+    let alert = alerts::get(&app, &member.ctx, id).await?;
+    let deliveries =
+        alerts::deliveries(&app, &member.ctx, Some(id), None, DELIVERIES_PER_PAGE).await?;
     render(
         &ShowPage {
             shell: member.shell("alerts"),
@@ -167,7 +154,7 @@ pub async fn resolve(
 
 /// A rule with what it means, for the settings page.
 pub struct RuleRow {
-    rule: alert_rules::Model,
+    rule: records::AlertRule,
     kind: Option<AlertKind>,
     explanation: String,
     flow_name: String,
@@ -178,7 +165,7 @@ pub struct RuleRow {
 struct SettingsPage {
     shell: Shell,
     rules: Vec<RuleRow>,
-    channels: Vec<notification_channels::Model>,
+    channels: Vec<records::Channel>,
     flows: Vec<(String, String)>,
     kinds: &'static [AlertKind],
     channel_kinds: &'static [ChannelKind],
@@ -191,17 +178,13 @@ struct SettingsPage {
 }
 
 async fn settings_page(app: &App, member: &Member) -> AppResult<SettingsPage> {
-    let flows: Vec<(String, String)> = app
-        .store
-        .flows(&member.ctx)
+    let flows: Vec<(String, String)> = crate::services::flows::list(app, &member.ctx)
         .await?
         .into_iter()
         .map(|f| (f.id.to_string(), f.name))
         .collect();
     let names: HashMap<String, String> = flows.iter().cloned().collect();
-    let rules = app
-        .store
-        .alert_rules(&member.ctx)
+    let rules = alerts::rules(app, &member.ctx)
         .await?
         .into_iter()
         .map(|rule| {
@@ -222,7 +205,7 @@ async fn settings_page(app: &App, member: &Member) -> AppResult<SettingsPage> {
     Ok(SettingsPage {
         shell: member.shell("alert_settings"),
         rules,
-        channels: app.store.channels(&member.ctx).await?,
+        channels: alerts::channels(app, &member.ctx).await?,
         flows,
         kinds: AlertKind::ALL,
         channel_kinds: ChannelKind::ALL,
@@ -397,7 +380,7 @@ pub async fn channel_action(
 #[template(path = "alerts/deliveries.html")]
 struct DeliveriesPage {
     shell: Shell,
-    deliveries: Vec<notification_deliveries::Model>,
+    deliveries: Vec<records::Delivery>,
     channel_names: HashMap<uuid::Uuid, String>,
     next: Option<uuid::Uuid>,
 }
@@ -423,10 +406,8 @@ pub async fn deliveries(
     q: web::Query<DeliveriesQuery>,
 ) -> AppResult<HttpResponse> {
     let before: Option<DeliveryId> = q.before.as_deref().and_then(|b| b.parse().ok());
-    let mut deliveries = app
-        .store
-        .deliveries(&member.ctx, None, before, DELIVERIES_PER_PAGE + 1)
-        .await?;
+    let mut deliveries =
+        alerts::deliveries(&app, &member.ctx, None, before, DELIVERIES_PER_PAGE + 1).await?;
     let next = if deliveries.len() as u64 > DELIVERIES_PER_PAGE {
         deliveries.truncate(DELIVERIES_PER_PAGE as usize);
         deliveries.last().map(|d| d.id)

@@ -1,7 +1,7 @@
 //! Server-rendered SVG charts: readable without hovering (labelled axes and gridlines),
 //! no JavaScript. Only numbers and fixed labels go into the markup, never user text.
 
-use crate::store::Bucket;
+use crate::services::records::Bucket;
 use std::fmt::Write;
 
 const W: f64 = 640.0;
@@ -167,7 +167,7 @@ pub fn error_rate(buckets: &[Bucket], step_secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Totals;
+    use crate::services::records::Totals;
 
     fn bucket(start: i64, runs: i64, failed: i64, written: i64) -> Bucket {
         Bucket {

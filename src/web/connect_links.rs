@@ -10,7 +10,7 @@ use crate::domain::{ConnectLinkId, FieldErrors};
 use crate::error::{AppError, AppResult};
 use crate::services::connect_links::{self, CreatedLink};
 use crate::services::connections::Begin;
-use crate::store::entities::connect_links as rows;
+use crate::services::records;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -21,7 +21,7 @@ use std::collections::HashMap;
 #[template(path = "connect_links/index.html")]
 struct IndexPage {
     shell: Shell,
-    links: Vec<(rows::Model, &'static str, String)>,
+    links: Vec<(records::ConnectLink, &'static str, String)>,
     providers: Vec<&'static Provider>,
     created: Option<CreatedLink>,
     provider: String,
@@ -31,9 +31,7 @@ struct IndexPage {
 }
 
 async fn page(app: &App, member: &Member) -> AppResult<IndexPage> {
-    let links = app
-        .store
-        .connect_links(&member.ctx, 200)
+    let links = connect_links::list(app, &member.ctx, 200)
         .await?
         .into_iter()
         .map(|l| {

@@ -12,7 +12,7 @@ use crate::error::{AppError, AppResult};
 use crate::services::connections::{
     self, Begin, Binding, CallbackMember, CallbackParams, ConnectRequest,
 };
-use crate::store::entities::{connection_events, connections as rows, oauth_apps};
+use crate::services::records;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
@@ -22,7 +22,7 @@ use std::collections::HashMap;
 /// A connection row prepared for display.
 pub struct ConnectionView {
     /// The row.
-    pub row: rows::Model,
+    pub row: records::Connection,
     /// Its provider's name.
     pub provider_name: String,
     /// Parsed status.
@@ -30,7 +30,7 @@ pub struct ConnectionView {
 }
 
 impl ConnectionView {
-    fn new(row: rows::Model) -> Self {
+    fn new(row: records::Connection) -> Self {
         let provider_name = catalogue::get(&row.provider_id)
             .map(|p| p.name.clone())
             .unwrap_or_else(|| row.provider_id.clone());
@@ -78,14 +78,14 @@ struct ShowPage {
     shell: Shell,
     c: ConnectionView,
     provider: Option<&'static Provider>,
-    events: Vec<connection_events::Model>,
+    events: Vec<records::ConnectionLogEntry>,
 }
 
 #[derive(Template)]
 #[template(path = "connections/oauth_apps.html")]
 struct OAuthAppsPage {
     shell: Shell,
-    rows: Vec<(&'static Provider, Option<oauth_apps::Model>)>,
+    rows: Vec<(&'static Provider, Option<records::OAuthApp>)>,
 }
 
 #[derive(Template)]
@@ -106,9 +106,7 @@ fn connection_id(raw: &str) -> AppResult<ConnectionId> {
 
 /// GET /connections
 pub async fn index(app: web::Data<App>, member: Member) -> AppResult<HttpResponse> {
-    let connections = app
-        .store
-        .connections(&member.ctx)
+    let connections = crate::services::connections::list(&app, &member.ctx)
         .await?
         .into_iter()
         .map(ConnectionView::new)
@@ -134,9 +132,7 @@ pub async fn catalogue_page(
     query: web::Query<SearchQuery>,
 ) -> AppResult<HttpResponse> {
     let q = query.q.clone().unwrap_or_default();
-    let configured = app
-        .store
-        .oauth_apps(&member.ctx)
+    let configured = crate::services::connections::oauth_apps(&app, &member.ctx)
         .await?
         .into_iter()
         .map(|a| a.provider_id)
@@ -162,9 +158,7 @@ async fn new_page(
     reconnect: Option<String>,
 ) -> AppResult<NewPage> {
     let has_app = !provider.needs_oauth_app()
-        || app
-            .store
-            .oauth_app(&member.ctx, &provider.id)
+        || crate::services::connections::oauth_app(app, &member.ctx, &provider.id)
             .await?
             .is_some();
     Ok(NewPage {
@@ -265,12 +259,8 @@ pub async fn show(
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     let id = connection_id(&id)?;
-    let row = app
-        .store
-        .connection(&member.ctx, id)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    let events = app.store.connection_events(&member.ctx, id, 50).await?;
+    let row = crate::services::connections::get(&app, &member.ctx, id).await?;
+    let events = crate::services::connections::events(&app, &member.ctx, id, 50).await?;
     let provider = catalogue::get(&row.provider_id);
     render(
         &ShowPage {
@@ -320,11 +310,7 @@ pub async fn reconnect(
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     let id = connection_id(&id)?;
-    let row = app
-        .store
-        .connection(&member.ctx, id)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let row = crate::services::connections::get(&app, &member.ctx, id).await?;
     let provider = connections::provider(&row.provider_id)?;
     let config: HashMap<String, String> =
         serde_json::from_str::<HashMap<String, String>>(&row.config)
@@ -347,7 +333,7 @@ pub async fn reconnect(
 
 /// GET /settings/oauth-apps
 pub async fn oauth_apps(app: web::Data<App>, member: Member) -> AppResult<HttpResponse> {
-    let apps = app.store.oauth_apps(&member.ctx).await?;
+    let apps = crate::services::connections::oauth_apps(&app, &member.ctx).await?;
     let rows = catalogue::all()
         .iter()
         .filter(|p| p.needs_oauth_app())
@@ -372,7 +358,7 @@ pub async fn oauth_app_form(
     if !provider.needs_oauth_app() {
         return Err(AppError::NotFound);
     }
-    let existing = app.store.oauth_app(&member.ctx, &provider.id).await?;
+    let existing = crate::services::connections::oauth_app(&app, &member.ctx, &provider.id).await?;
     let values = existing
         .as_ref()
         .map(|a| {
@@ -465,7 +451,7 @@ pub async fn callback(
     let result =
         connections::callback(&app, &provider_id, query.into_inner(), member, browser).await?;
     if result.link.is_some() {
-        let tenant_name = app.store.tenant(&result.ctx).await?.name;
+        let tenant_name = crate::services::tenants::get(&app, &result.ctx).await?.name;
         let (ok, message) = match &result.outcome {
             Ok(_) => (
                 true,

@@ -8,8 +8,8 @@ use crate::domain::{Actor, Role, TenantCtx, TenantId};
 use crate::error::{ApiError, AppError};
 use crate::services::accounts::{self, ClientInfo};
 use crate::services::api_tokens;
-use crate::store::entities::sessions;
-use crate::store::{TenantMembership, UserRecord};
+use crate::services::records;
+use crate::services::records::{TenantMembership, UserRecord};
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use std::future::Future;
@@ -70,7 +70,7 @@ pub struct SignedInUser {
     /// The user.
     pub user: UserRecord,
     /// Their session.
-    pub session: sessions::Model,
+    pub session: records::Session,
     /// Client facts.
     pub client: ClientInfo,
 }
@@ -157,7 +157,7 @@ impl FromRequest for Member {
             let who = signed_in(req.clone())
                 .await?
                 .ok_or(AppError::Unauthenticated)?;
-            let workspaces = app.store.memberships_of(who.user.id).await?;
+            let workspaces = crate::services::tenants::memberships_of(&app, who.user.id).await?;
             let current = who.session.tenant_id.map(TenantId::from_uuid);
             let chosen = workspaces
                 .iter()

@@ -11,14 +11,12 @@ use crate::app::App;
 use crate::connectors::catalogue;
 use crate::domain::{
     ConnectionStatus, DeadLetterId, DeadLetterState, FieldErrors, FlowId, FlowSpec, FlowStatus,
-    RunId, RunStatus, RunTrigger,
+    LetterSelection, RunId, RunStatus, RunTrigger,
 };
 use crate::error::{AppError, AppResult};
-use crate::services::flows::{
-    self, DryRow, LetterSelection, WebhookError, WebhookHeaders, WebhookRefusal,
-};
+use crate::services::flows::{self, DryRow, WebhookError, WebhookHeaders, WebhookRefusal};
+use crate::services::records;
 use crate::services::runs as run_service;
-use crate::store::entities::{dead_letters, flow_versions, flows as flow_rows, runs};
 use crate::sync::mapping::FieldType;
 use crate::sync::trigger;
 use actix_web::http::StatusCode;
@@ -39,7 +37,7 @@ pub(super) fn flow_id(raw: &str) -> AppResult<FlowId> {
 
 /// A flow in the list.
 pub struct FlowRow {
-    flow: flow_rows::Model,
+    flow: records::Flow,
     status: FlowStatus,
     trigger: String,
     last_run: Option<RunView>,
@@ -48,7 +46,7 @@ pub struct FlowRow {
 /// A run prepared for display.
 pub struct RunView {
     /// The row.
-    pub run: runs::Model,
+    pub run: records::Run,
     /// Parsed status.
     pub status: RunStatus,
     /// Parsed trigger.
@@ -57,7 +55,7 @@ pub struct RunView {
 
 impl RunView {
     /// Wraps a row.
-    pub fn new(run: runs::Model) -> Self {
+    pub fn new(run: records::Run) -> Self {
         Self {
             status: run.status.parse().unwrap_or(RunStatus::Failed),
             trigger: RunTrigger::from_str_or_manual(&run.trigger),
@@ -70,7 +68,7 @@ impl RunView {
         let Some(start) = self.run.started_at else {
             return "—".into();
         };
-        let end = self.run.finished_at.unwrap_or_else(crate::store::now);
+        let end = self.run.finished_at.unwrap_or_else(chrono::Utc::now);
         let ms = (end - start).num_milliseconds().max(0);
         if ms < 1000 {
             format!("{ms} ms")
@@ -104,11 +102,9 @@ struct IndexPage {
 /// GET /flows
 pub async fn index(app: web::Data<App>, member: Member) -> AppResult<HttpResponse> {
     let mut rows = Vec::new();
-    for flow in app.store.flows(&member.ctx).await? {
+    for flow in flows::list(&app, &member.ctx).await? {
         let id = FlowId::from_uuid(flow.id);
-        let last_run = app
-            .store
-            .runs(&member.ctx, id, None, 1)
+        let last_run = flows::runs(&app, &member.ctx, id, None, 1)
             .await?
             .into_iter()
             .next()
@@ -124,7 +120,9 @@ pub async fn index(app: web::Data<App>, member: Member) -> AppResult<HttpRespons
             last_run,
         });
     }
-    let has_connections = !app.store.connections(&member.ctx).await?.is_empty();
+    let has_connections = !crate::services::connections::list(&app, &member.ctx)
+        .await?
+        .is_empty();
     render(
         &IndexPage {
             shell: member.shell("flows"),
@@ -166,9 +164,7 @@ struct EditPage {
 }
 
 async fn endpoints(app: &App, member: &Member) -> AppResult<Vec<EndpointGroup>> {
-    Ok(app
-        .store
-        .connections(&member.ctx)
+    Ok(crate::services::connections::list(app, &member.ctx)
         .await?
         .into_iter()
         .filter(|c| c.status != ConnectionStatus::Disconnected.as_str())
@@ -215,11 +211,13 @@ async fn edit_page(
     form: FlowForm,
     errors: FieldErrors,
 ) -> AppResult<EditPage> {
-    let time_zone = app.store.tenant(&member.ctx).await?.time_zone;
+    let time_zone = crate::services::tenants::get(app, &member.ctx)
+        .await?
+        .time_zone;
     let (schedule_words, upcoming) = match form.to_spec() {
         Ok(spec) if trigger::validate(&spec.trigger).is_ok() => (
             trigger::describe(&spec.trigger),
-            trigger::upcoming(&spec.trigger, &time_zone, crate::store::now(), 3),
+            trigger::upcoming(&spec.trigger, &time_zone, chrono::Utc::now(), 3),
         ),
         _ => (String::new(), Vec::new()),
     };
@@ -374,10 +372,7 @@ pub async fn update(
     form: web::Form<Vec<(String, String)>>,
 ) -> AppResult<HttpResponse> {
     let id = flow_id(&id)?;
-    app.store
-        .flow(&member.ctx, id)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    flows::get(&app, &member.ctx, id).await?;
     submit(&app, member, Some(id), form.into_inner()).await
 }
 
@@ -385,7 +380,7 @@ pub async fn update(
 #[template(path = "flows/show.html")]
 struct ShowPage {
     shell: Shell,
-    flow: flow_rows::Model,
+    flow: records::Flow,
     status: FlowStatus,
     spec: FlowSpec,
     source_name: String,
@@ -395,7 +390,7 @@ struct ShowPage {
     time_zone: String,
     runs: Vec<RunView>,
     next_page: Option<String>,
-    versions: Vec<flow_versions::Model>,
+    versions: Vec<records::FlowVersion>,
     open_letters: u64,
     webhook_url: Option<String>,
     new_secret: Option<String>,
@@ -412,16 +407,19 @@ async fn connection_label(
     id: crate::domain::ConnectionId,
     object: &str,
 ) -> AppResult<String> {
-    Ok(match app.store.connection(&member.ctx, id).await? {
-        Some(c) => {
-            let object = catalogue::get(&c.provider_id)
-                .and_then(|p| p.objects.iter().find(|o| o.id == object))
-                .map(|o| o.name.clone())
-                .unwrap_or_else(|| object.to_owned());
-            format!("{} · {object}", c.name)
-        }
-        None => format!("(deleted connection) · {object}"),
-    })
+    Ok(
+        match crate::services::connections::get(app, &member.ctx, id).await {
+            Ok(c) => {
+                let object = catalogue::get(&c.provider_id)
+                    .and_then(|p| p.objects.iter().find(|o| o.id == object))
+                    .map(|o| o.name.clone())
+                    .unwrap_or_else(|| object.to_owned());
+                format!("{} · {object}", c.name)
+            }
+            Err(AppError::NotFound) => format!("(deleted connection) · {object}"),
+            Err(e) => return Err(e),
+        },
+    )
 }
 
 async fn show_page(
@@ -432,10 +430,10 @@ async fn show_page(
     new_secret: Option<String>,
 ) -> AppResult<ShowPage> {
     let view = flows::load(app, &member.ctx, id).await?;
-    let time_zone = app.store.tenant(&member.ctx).await?.time_zone;
-    let runs: Vec<RunView> = app
-        .store
-        .runs(&member.ctx, id, before, RUNS_PER_PAGE + 1)
+    let time_zone = crate::services::tenants::get(app, &member.ctx)
+        .await?
+        .time_zone;
+    let runs: Vec<RunView> = flows::runs(app, &member.ctx, id, before, RUNS_PER_PAGE + 1)
         .await?
         .into_iter()
         .map(RunView::new)
@@ -449,7 +447,7 @@ async fn show_page(
     let runs = runs.into_iter().take(RUNS_PER_PAGE as usize).collect();
     let status = view.flow.status.parse().unwrap_or(FlowStatus::Paused);
     let upcoming = if status == FlowStatus::Active {
-        trigger::upcoming(&view.spec.trigger, &time_zone, crate::store::now(), 3)
+        trigger::upcoming(&view.spec.trigger, &time_zone, chrono::Utc::now(), 3)
     } else {
         Vec::new()
     };
@@ -474,11 +472,8 @@ async fn show_page(
         time_zone,
         runs,
         next_page,
-        versions: app.store.flow_versions(&member.ctx, id).await?,
-        open_letters: app
-            .store
-            .count_dead_letters(&member.ctx, id, DeadLetterState::Open)
-            .await?,
+        versions: flows::versions(app, &member.ctx, id).await?,
+        open_letters: flows::open_dead_letter_count(app, &member.ctx, id).await?,
         webhook_url: view
             .flow
             .webhook_token
@@ -576,7 +571,7 @@ pub async fn rotate_webhook(
 #[template(path = "flows/diff.html")]
 struct DiffPage {
     shell: Shell,
-    flow: flow_rows::Model,
+    flow: records::Flow,
     from: i64,
     to: i64,
     versions: Vec<i64>,
@@ -597,29 +592,19 @@ pub async fn diff(
     query: web::Query<DiffQuery>,
 ) -> AppResult<HttpResponse> {
     let id = flow_id(&id)?;
-    let flow = app
-        .store
-        .flow(&member.ctx, id)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let flow = flows::get(&app, &member.ctx, id).await?;
     let to = query.to.unwrap_or(flow.version);
     let from = query.from.unwrap_or((to - 1).max(1));
     let load = |n: i64| {
         let app = app.clone();
         let ctx = member.ctx.clone();
         async move {
-            let v = app
-                .store
-                .flow_version(&ctx, id, n)
-                .await?
-                .ok_or(AppError::NotFound)?;
+            let v = flows::version(&app, &ctx, id, n).await?;
             flows::spec_of(&v)
         }
     };
     let (older, newer) = (load(from).await?, load(to).await?);
-    let versions = app
-        .store
-        .flow_versions(&member.ctx, id)
+    let versions = flows::versions(&app, &member.ctx, id)
         .await?
         .into_iter()
         .map(|v| v.number)
@@ -641,10 +626,10 @@ pub async fn diff(
 #[template(path = "flows/dead_letters.html")]
 struct DeadLettersPage {
     shell: Shell,
-    flow: flow_rows::Model,
+    flow: records::Flow,
     state: DeadLetterState,
     run: Option<String>,
-    letters: Vec<dead_letters::Model>,
+    letters: Vec<records::DeadLetter>,
     open: u64,
     page: u64,
     has_more: bool,
@@ -665,11 +650,7 @@ pub async fn dead_letters(
     query: web::Query<LettersQuery>,
 ) -> AppResult<HttpResponse> {
     let id = flow_id(&id)?;
-    let flow = app
-        .store
-        .flow(&member.ctx, id)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let flow = flows::get(&app, &member.ctx, id).await?;
     let state = query
         .state
         .as_deref()
@@ -694,10 +675,7 @@ pub async fn dead_letters(
     render(
         &DeadLettersPage {
             shell: member.shell("flows"),
-            open: app
-                .store
-                .count_dead_letters(&member.ctx, id, DeadLetterState::Open)
-                .await?,
+            open: flows::open_dead_letter_count(&app, &member.ctx, id).await?,
             flow,
             state,
             run: run.map(|r| r.to_string()),
@@ -730,7 +708,7 @@ fn selected(pairs: &[(String, String)]) -> Result<LetterSelection, Flash> {
             "Choose either all dead letters or some; nothing was changed.",
         )),
         (false, _) => {
-            LetterSelection::of(ids).map_err(|_| Flash::error("Select at least one dead letter."))
+            LetterSelection::of(ids).ok_or_else(|| Flash::error("Select at least one dead letter."))
         }
     }
 }

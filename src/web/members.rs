@@ -8,8 +8,8 @@ use crate::app::App;
 use crate::domain::{FieldErrors, InvitationId, MembershipId, Role};
 use crate::error::{AppError, AppResult};
 use crate::services::members;
-use crate::store::entities::invitations;
-use crate::store::{InvitationWithTenant, MemberRecord};
+use crate::services::records;
+use crate::services::records::{InvitationWithTenant, MemberRecord};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -20,7 +20,7 @@ use serde::Deserialize;
 struct MembersPage {
     shell: Shell,
     members: Vec<MemberRecord>,
-    invitations: Vec<invitations::Model>,
+    invitations: Vec<records::Invitation>,
     roles: Vec<Role>,
     my_role: Role,
     me: String,
@@ -57,8 +57,8 @@ async fn members_page(
     let my_role = member.ctx.role();
     Ok(MembersPage {
         shell: member.shell("members"),
-        members: app.store.members(&member.ctx).await?,
-        invitations: app.store.pending_invitations(&member.ctx).await?,
+        members: members::list(app, &member.ctx).await?,
+        invitations: members::pending_invitations(app, &member.ctx).await?,
         roles: Role::ALL
             .into_iter()
             .filter(|r| my_role.can_manage(*r))
@@ -160,11 +160,7 @@ pub async fn remove(
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     let id = membership_id(&id)?;
-    let leaving_self = app
-        .store
-        .member(&member.ctx, id)
-        .await?
-        .is_some_and(|m| Some(m.user_id) == member.ctx.user_id());
+    let leaving_self = members::is_self(&app, &member.ctx, id).await?;
     match members::remove(&app, &member.ctx, &member.actor(), id).await {
         Ok(()) if leaving_self => Ok(flash::redirect(
             "/dashboard",
@@ -206,7 +202,7 @@ async fn accept_page(
 ) -> AppResult<AcceptPage> {
     let email = inv.invitation.email.clone();
     let has_account = match crate::domain::Email::parse(&email) {
-        Ok(e) => app.store.user_by_email(&e).await?.is_some(),
+        Ok(e) => members::has_account(app, &e).await?,
         Err(_) => false,
     };
     Ok(AcceptPage {
@@ -264,9 +260,13 @@ pub async fn accept(
     let token = token.into_inner();
     if let Some(signed_in) = &user.0 {
         let inv = members::accept_as(&app, &token, &signed_in.user, &signed_in.client).await?;
-        app.store
-            .set_session_tenant(&signed_in.session.id, inv.tenant_id())
-            .await?;
+        crate::services::tenants::switch(
+            &app,
+            signed_in.user.id,
+            &signed_in.session.id,
+            inv.tenant_id(),
+        )
+        .await?;
         return Ok(flash::redirect(
             "/dashboard",
             Flash::success(format!("You joined {}.", inv.tenant_name)),

@@ -88,9 +88,6 @@ fn csrf_exempt(path: &str) -> bool {
     path.starts_with("/api/")
         // Inbound webhooks come from other servers and authenticate by signature.
         || path.starts_with("/hooks/")
-        // The sandbox's token and data endpoints are called server-to-server, like a real
-        // SaaS API; its consent form is a browser form and stays protected.
-        || (path.starts_with("/sandbox/") && path != "/sandbox/oauth/authorize")
 }
 
 /// Whether an `Origin` header names this site: exactly (scheme, host and port) the

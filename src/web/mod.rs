@@ -37,12 +37,15 @@ use tracing_actix_web::TracingLogger;
 /// Largest form or JSON body accepted.
 const BODY_LIMIT: usize = 256 * 1024;
 
+/// Services of other systems served by this server (the built-in sandbox): mounted
+/// before Sluice's routes and outside its sessions, flashes and CSRF checks.
+pub type Mount = std::sync::Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
+
 /// Builds the HTTP server on an already-bound listener.
-pub fn server(app: App, listener: TcpListener) -> anyhow::Result<Server> {
-    let sandbox = app.sandbox.clone().map(web::Data::from);
+pub fn server(app: App, listener: TcpListener, mounts: Vec<Mount>) -> anyhow::Result<Server> {
     let data = web::Data::new(app);
     let server = HttpServer::new(move || {
-        let sandbox = sandbox.clone();
+        let mounts = mounts.clone();
         ActixApp::new()
             .app_data(data.clone())
             .app_data(
@@ -58,18 +61,16 @@ pub fn server(app: App, listener: TcpListener) -> anyhow::Result<Server> {
                     .limit(BODY_LIMIT)
                     .error_handler(rejections::json),
             )
-            .wrap(from_fn(middleware::csrf_and_flash))
             .wrap(from_fn(middleware::security_headers))
             .wrap(from_fn(middleware::http_metrics))
             .wrap(NormalizePath::new(TrailingSlash::Trim))
             .wrap(TracingLogger::<ops::RouteSpan>::new())
-            .configure(|cfg| {
-                if let Some(sandbox) = sandbox {
-                    cfg.app_data(sandbox);
-                    crate::sandbox::routes(cfg);
-                }
-            })
-            .configure(routes)
+            .configure(|cfg| mounts.iter().for_each(|mount| mount(cfg)))
+            .service(
+                web::scope("")
+                    .wrap(from_fn(middleware::csrf_and_flash))
+                    .configure(routes),
+            )
     })
     .listen(listener)?
     .disable_signals()

@@ -21,7 +21,7 @@ pub async fn healthz() -> HttpResponse {
 /// disk) and, where this process runs job workers, they are not failing. 503 otherwise,
 /// so a load balancer or orchestrator stops sending work here until it recovers.
 pub async fn readyz(app: web::Data<App>) -> HttpResponse {
-    let problem = match app.store.write_probe(&app.process).await {
+    let problem = match crate::services::health::write_probe(&app, &app.process).await {
         Err(e) => {
             tracing::warn!(error = %e, "readiness: the database refused a write");
             Some("the database does not accept writes".to_owned())
@@ -83,7 +83,7 @@ fn same_secret(presented: &str, expected: &str) -> bool {
 async fn render_metrics(app: &App) -> HttpResponse {
     // Queue depth is read at scrape time: a gauge kept by workers would miss jobs other
     // processes pushed.
-    match app.store.queue_depths().await {
+    match crate::services::health::queue_depths(app).await {
         Ok(depths) => {
             for queue in crate::queue::QUEUES {
                 let n = depths

@@ -12,9 +12,9 @@ use crate::app::App;
 use crate::domain::RunId;
 use crate::error::{AppError, AppResult};
 use crate::services::flows;
+use crate::services::records;
+use crate::services::records::RunFilter;
 use crate::services::runs::{self as runs_service, Inspection};
-use crate::store::RunFilter;
-use crate::store::entities::{flows as flow_rows, run_events};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
@@ -30,12 +30,12 @@ fn run_id(raw: &str) -> AppResult<RunId> {
 
 /// One step of the log, with its HTTP exchanges.
 pub struct LogLine {
-    pub(super) event: run_events::Model,
+    pub(super) event: records::RunEvent,
     pub(super) exchanges: Vec<String>,
 }
 
 /// Log events prepared for display, exchanges spelled out.
-pub(super) fn lines(events: Vec<run_events::Model>) -> Vec<LogLine> {
+pub(super) fn lines(events: Vec<records::RunEvent>) -> Vec<LogLine> {
     events
         .into_iter()
         .map(|event| {
@@ -67,7 +67,7 @@ pub(super) fn lines(events: Vec<run_events::Model>) -> Vec<LogLine> {
 struct ShowPage {
     shell: Shell,
     r: RunView,
-    flow: flow_rows::Model,
+    flow: records::Flow,
     log: Vec<LogLine>,
     csrf: String,
     can_write: bool,
@@ -214,7 +214,7 @@ pub async fn export(
             "Content-Disposition",
             format!(
                 "attachment; filename=\"runs-{}.csv\"",
-                crate::store::now().format("%Y%m%d-%H%M")
+                chrono::Utc::now().format("%Y%m%d-%H%M")
             ),
         ))
         .body(csv))
@@ -233,18 +233,15 @@ async fn load(
     app: &App,
     member: &Member,
     id: RunId,
-) -> AppResult<(RunView, flow_rows::Model, Vec<LogLine>)> {
-    let run = app
-        .store
-        .run(&member.ctx, id)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    let flow = app
-        .store
-        .flow(&member.ctx, crate::domain::FlowId::from_uuid(run.flow_id))
-        .await?
-        .ok_or(AppError::NotFound)?;
-    let log = lines(app.store.run_events(&member.ctx, id, LOG_LINES).await?);
+) -> AppResult<(RunView, records::Flow, Vec<LogLine>)> {
+    let run = crate::services::runs::get(app, &member.ctx, id).await?;
+    let flow = flows::get(
+        app,
+        &member.ctx,
+        crate::domain::FlowId::from_uuid(run.flow_id),
+    )
+    .await?;
+    let log = lines(crate::services::runs::events(app, &member.ctx, id, LOG_LINES).await?);
     Ok((RunView::new(run), flow, log))
 }
 

@@ -11,10 +11,10 @@ use super::shell::Shell;
 use crate::app::App;
 use crate::domain::{ErrorClass, RunId};
 use crate::error::{AppError, AppResult};
+use crate::services::records;
+use crate::services::records::FailureFilter;
 use crate::services::runs::Inspection;
 use crate::services::support::{self, FailedRun, Staff};
-use crate::store::FailureFilter;
-use crate::store::entities::flows as flow_rows;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
@@ -59,7 +59,7 @@ pub async fn index(
     let mut problems = Vec::new();
     let mut filter = FailureFilter::default();
     if let Some(t) = present(&q.tenant) {
-        match app.store.tenant_by_slug(t).await? {
+        match crate::services::tenants::by_slug(&app, t).await? {
             Some(id) => filter.tenant = Some(id),
             None => problems.push(format!("No workspace with the address '{t}'.")),
         }
@@ -119,7 +119,7 @@ struct RunPage {
     shell: Shell,
     tenant: String,
     r: RunView,
-    flow: flow_rows::Model,
+    flow: records::Flow,
     log: Vec<LogLine>,
     inspection: Inspection,
     payloads_visible: bool,

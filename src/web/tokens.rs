@@ -8,7 +8,7 @@ use crate::app::App;
 use crate::domain::{ApiTokenId, FieldErrors};
 use crate::error::{AppError, AppResult};
 use crate::services::api_tokens;
-use crate::store::entities::api_tokens as token_rows;
+use crate::services::records;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
@@ -18,7 +18,7 @@ use serde::Deserialize;
 #[template(path = "tokens/index.html")]
 struct TokensPage {
     shell: Shell,
-    tokens: Vec<token_rows::Model>,
+    tokens: Vec<records::ApiToken>,
     new_secret: Option<String>,
     name: String,
     role: String,
@@ -29,7 +29,7 @@ struct TokensPage {
 async fn page(app: &App, member: &Member) -> AppResult<TokensPage> {
     Ok(TokensPage {
         shell: member.shell("tokens"),
-        tokens: app.store.api_tokens(&member.ctx).await?,
+        tokens: api_tokens::list(app, &member.ctx).await?,
         new_secret: None,
         name: String::new(),
         role: "viewer".into(),

@@ -8,9 +8,9 @@ use super::shell::Shell;
 use crate::app::App;
 use crate::domain::{FieldErrors, TenantId};
 use crate::error::{AppError, AppResult};
+use crate::services::records;
+use crate::services::records::AuditFilter;
 use crate::services::tenants;
-use crate::store::AuditFilter;
-use crate::store::entities::audit_events;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -41,7 +41,7 @@ struct SettingsPage {
 #[template(path = "tenants/audit.html")]
 struct AuditPage {
     shell: Shell,
-    events: Vec<audit_events::Model>,
+    events: Vec<records::AuditEvent>,
     q: AuditLogQuery,
     categories: &'static [(&'static str, &'static str)],
     next: Option<uuid::Uuid>,
@@ -81,7 +81,9 @@ pub async fn new_form(
     app: web::Data<App>,
     user: SignedInUser,
 ) -> AppResult<HttpResponse> {
-    let has_workspaces = !app.store.memberships_of(user.user.id).await?.is_empty();
+    let has_workspaces = !tenants::memberships_of(&app, user.user.id)
+        .await?
+        .is_empty();
     render(
         &NewWorkspacePage {
             csrf: csrf_token(&req),
@@ -108,14 +110,16 @@ pub async fn create(
 ) -> AppResult<HttpResponse> {
     match tenants::create(&app, &user.user, &form.name).await {
         Ok(id) => {
-            app.store.set_session_tenant(&user.session.id, id).await?;
+            tenants::switch(&app, user.user.id, &user.session.id, id).await?;
             Ok(flash::redirect(
                 "/dashboard",
                 Flash::success(format!("Workspace “{}” created.", form.name.trim())),
             ))
         }
         Err(AppError::Invalid(errors)) => {
-            let has_workspaces = !app.store.memberships_of(user.user.id).await?.is_empty();
+            let has_workspaces = !tenants::memberships_of(&app, user.user.id)
+                .await?
+                .is_empty();
             render(
                 &NewWorkspacePage {
                     csrf: csrf_token(&req),
@@ -149,7 +153,7 @@ pub async fn switch(
 
 /// GET /settings/workspace
 pub async fn settings_form(app: web::Data<App>, member: Member) -> AppResult<HttpResponse> {
-    let tenant = app.store.tenant(&member.ctx).await?;
+    let tenant = tenants::get(&app, &member.ctx).await?;
     render(
         &SettingsPage {
             shell: member.shell("tenant"),
@@ -189,7 +193,7 @@ pub async fn settings_submit(
             Flash::success("Workspace settings saved."),
         )),
         Err(AppError::Invalid(errors)) => {
-            let tenant = app.store.tenant(&member.ctx).await?;
+            let tenant = tenants::get(&app, &member.ctx).await?;
             render(
                 &SettingsPage {
                     shell: member.shell("tenant"),
@@ -222,10 +226,7 @@ pub async fn audit_log(
         to: date(&q.to),
     };
     let before = present(&q.before).and_then(|b| b.parse().ok());
-    let mut events = app
-        .store
-        .audit_events(&member.ctx, &filter, before, AUDIT_PAGE + 1)
-        .await?;
+    let mut events = tenants::audit_log(&app, &member.ctx, &filter, before, AUDIT_PAGE + 1).await?;
     let next = if events.len() as u64 > AUDIT_PAGE {
         events.truncate(AUDIT_PAGE as usize);
         events.last().map(|e| e.id)

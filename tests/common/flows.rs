@@ -53,27 +53,14 @@ pub async fn post(client: &Client, path: &str, fields: &[(String, String)]) -> P
     client.post_form(path, &borrowed).await
 }
 
-/// The number shown in `<div … id="count-{name}">`.
+/// The number shown in `<div … id="count-{name}">` (perhaps inside a link).
 pub fn count(page: &Page, name: &str) -> i64 {
-    let marker = format!("id=\"count-{name}\">");
-    let start = page
-        .body
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no count {name}"))
-        + marker.len();
-    let cell = &page.body[start..start + page.body[start..].find("</div>").unwrap()];
-    // The value may be wrapped in a link: keep the text outside tags.
-    let mut text = String::new();
-    let mut in_tag = false;
-    for c in cell.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' => in_tag = false,
-            c if !in_tag => text.push(c),
-            _ => {}
-        }
-    }
-    text.trim().parse().unwrap()
+    let text = page
+        .text(&format!("#count-{name}"))
+        .unwrap_or_else(|| panic!("no count {name}"));
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("count {name} is not a number: {text}"))
 }
 
 /// Starts "Run now" and waits for the run to end; returns the final progress fragment.
@@ -114,13 +101,13 @@ pub async fn touch_contacts(app: &TestApp, n: usize, tag: &str) {
     let db = app.sandbox_db();
     for i in 0..n {
         let id = format!("con_{i:06}");
-        let mut fields = sluice::sandbox::db::find(db, "crm.contacts", &id)
+        let mut fields = sluice_sandbox::db::find(db, "crm.contacts", &id)
             .await
             .unwrap()
             .unwrap()
             .fields();
         fields.insert("name".into(), format!("{tag} {i}").into());
-        sluice::sandbox::db::save(db, "crm.contacts", &id, &fields, sluice::store::now())
+        sluice_sandbox::db::save(db, "crm.contacts", &id, &fields, sluice::store::now())
             .await
             .unwrap();
     }
@@ -128,7 +115,7 @@ pub async fn touch_contacts(app: &TestApp, n: usize, tag: &str) {
 
 /// Starts or ends (status 0) a simulated outage of a sandbox API.
 pub async fn outage(app: &TestApp, api: &str, status: u16) {
-    let secret = sluice::sandbox::client_secret(&app.app().master_key);
+    let secret = sluice::connectors::session::sandbox_client_secret(&app.app().master_key);
     let answer = app
         .client()
         .http
@@ -143,7 +130,5 @@ pub async fn outage(app: &TestApp, api: &str, status: u16) {
 
 /// The status badge of a run page or fragment.
 pub fn status_of(page: &Page) -> String {
-    let marker = "id=\"run-status\">";
-    let start = page.body.find(marker).expect("run status") + marker.len();
-    page.body[start..start + page.body[start..].find('<').unwrap()].to_owned()
+    page.text("#run-status").expect("run status")
 }

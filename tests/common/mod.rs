@@ -19,7 +19,7 @@ pub struct TestApp {
     pub running: Running,
     pub base: String,
     database_url: String,
-    _dir: tempdir::TempDir,
+    _dir: tempfile::TempDir,
     _database: FreshDatabase,
 }
 
@@ -50,23 +50,6 @@ impl Drop for FreshDatabase {
             });
         });
         let _ = dropped.join();
-    }
-}
-
-pub mod tempdir {
-    /// A directory removed when dropped.
-    pub struct TempDir(pub std::path::PathBuf);
-    impl TempDir {
-        pub fn new() -> Self {
-            let dir = std::env::temp_dir().join(format!("sluice-test-{}", uuid::Uuid::now_v7()));
-            std::fs::create_dir_all(&dir).unwrap();
-            Self(dir)
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
     }
 }
 
@@ -168,8 +151,8 @@ impl TestApp {
 
     async fn spawn_roles(extra: &[(&str, &str)], roles: Roles) -> TestApp {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let dir = tempdir::TempDir::new();
-        let database_url = fresh_database_url(&dir.0).await;
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = fresh_database_url(dir.path()).await;
         // Dropped with the test however it ends, from here on.
         let database = FreshDatabase {
             postgres: postgres_url().map(|admin_url| {
@@ -183,7 +166,7 @@ impl TestApp {
         };
         let mut vars: Vec<(String, String)> = vec![
             ("SLUICE_DATABASE_URL".into(), database_url.clone()),
-            ("SLUICE_DATA_DIR".into(), dir.0.display().to_string()),
+            ("SLUICE_DATA_DIR".into(), dir.path().display().to_string()),
             ("SLUICE_BIND".into(), "127.0.0.1:0".into()),
             (
                 "SLUICE_MASTER_KEY".into(),
@@ -219,7 +202,7 @@ impl TestApp {
 
     /// The data directory (on SQLite: where the database files are).
     pub fn data_dir(&self) -> &std::path::Path {
-        &self._dir.0
+        self._dir.path()
     }
 
     /// Shared application state (for arranging data the UI cannot, e.g. expiring rows).
@@ -229,7 +212,11 @@ impl TestApp {
 
     /// The built-in sandbox's own database (its records, grants and counters).
     pub fn sandbox_db(&self) -> &sea_orm::DatabaseConnection {
-        self.app().sandbox.as_ref().expect("the sandbox is on").db()
+        self.running
+            .sandbox
+            .as_ref()
+            .expect("the sandbox is on")
+            .db()
     }
 
     /// A fresh browser-like client with its own cookies.
@@ -238,6 +225,10 @@ impl TestApp {
         let http = reqwest::Client::builder()
             .cookie_provider(jar.clone())
             .redirect(reqwest::redirect::Policy::none())
+            // The server closes a connection idle for 5 s; reusing one that old races
+            // with that close (and the request fails mid-way) when a slow page made the
+            // test wait just that long. A browser retries then; the tests reconnect.
+            .pool_idle_timeout(std::time::Duration::from_secs(2))
             .build()
             .unwrap();
         Client {
@@ -332,6 +323,18 @@ impl TestApp {
     /// master key the app was started with and extra `SLUICE_*` settings; returns once
     /// it is ready.
     pub fn spawn_worker(&self, master_key: &str, extra: &[(&str, &str)]) -> std::process::Child {
+        self.spawn_worker_logged(master_key, extra).0
+    }
+
+    /// [`TestApp::spawn_worker`], also returning the lines it logs (JSON), as they come.
+    pub fn spawn_worker_logged(
+        &self,
+        master_key: &str,
+        extra: &[(&str, &str)],
+    ) -> (
+        std::process::Child,
+        std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    ) {
         use std::io::{BufRead, BufReader};
         use std::process::{Command, Stdio};
         let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
@@ -361,8 +364,11 @@ impl TestApp {
                     .open(path)
                     .ok()
             });
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let collected = lines.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                collected.lock().unwrap().push(line.clone());
                 if let Some(file) = keep.as_mut() {
                     use std::io::Write;
                     let _ = writeln!(file, "{line}");
@@ -374,7 +380,7 @@ impl TestApp {
         });
         rx.recv_timeout(std::time::Duration::from_secs(30))
             .expect("worker process became ready");
-        child
+        (child, lines)
     }
 
     /// Waits for a child process to exit without blocking the test's runtime: on
@@ -429,6 +435,34 @@ pub struct Page {
 }
 
 impl Page {
+    /// The page's document, to query with CSS selectors.
+    pub fn html(&self) -> scraper::Html {
+        scraper::Html::parse_document(&self.body)
+    }
+
+    /// The first element matching a CSS selector's attribute, decoded.
+    pub fn attr(&self, selector: &str, attribute: &str) -> Option<String> {
+        let selector = scraper::Selector::parse(selector).unwrap();
+        self.html()
+            .select(&selector)
+            .find_map(|e| e.value().attr(attribute).map(str::to_owned))
+    }
+
+    /// The text of the first element matching a CSS selector.
+    pub fn text(&self, selector: &str) -> Option<String> {
+        let selector = scraper::Selector::parse(selector).unwrap();
+        self.html()
+            .select(&selector)
+            .next()
+            .map(|e| e.text().collect())
+    }
+
+    /// The value of the form input named `name`.
+    pub fn input_value(&self, name: &str) -> String {
+        self.attr(&format!("input[name=\"{name}\"]"), "value")
+            .unwrap_or_else(|| panic!("no input {name} in {}", self.body))
+    }
+
     /// The Location header of a redirect.
     pub fn location(&self) -> &str {
         self.headers
@@ -439,27 +473,14 @@ impl Page {
 
     /// The value of the first `<code id="{id}">…</code>` on the page (secrets shown once).
     pub fn code_by_id(&self, id: &str) -> String {
-        let marker = format!("<code id=\"{id}\">");
-        let start = self
-            .body
-            .find(&marker)
+        self.text(&format!("code#{id}"))
             .unwrap_or_else(|| panic!("no {id} in page"))
-            + marker.len();
-        let end = self.body[start..].find("</code>").unwrap() + start;
-        self.body[start..end].to_owned()
     }
 
     /// The first form action containing `fragment`.
     pub fn action_containing(&self, fragment: &str) -> String {
-        let mut rest = self.body.as_str();
-        while let Some(i) = rest.find("action=\"") {
-            rest = &rest[i + 8..];
-            let end = rest.find('"').unwrap();
-            if rest[..end].contains(fragment) {
-                return rest[..end].to_owned();
-            }
-        }
-        panic!("no form action containing {fragment}")
+        self.attr(&format!("form[action*=\"{fragment}\"]"), "action")
+            .unwrap_or_else(|| panic!("no form action containing {fragment}"))
     }
 }
 
@@ -479,6 +500,10 @@ impl Client {
         let http = reqwest::Client::builder()
             .cookie_provider(jar.clone())
             .redirect(reqwest::redirect::Policy::none())
+            // The server closes a connection idle for 5 s; reusing one that old races
+            // with that close (and the request fails mid-way) when a slow page made the
+            // test wait just that long. A browser retries then; the tests reconnect.
+            .pool_idle_timeout(std::time::Duration::from_secs(2))
             .build()
             .unwrap();
         Client {
@@ -612,11 +637,15 @@ impl Client {
             "decision".into(),
             if approve { "approve" } else { "deny" }.into(),
         ));
+        // The sandbox protects its form with a token of its own (a cookie and a field).
+        fields.push(("csrf_token".into(), page.input_value("csrf_token")));
         let borrowed: Vec<(&str, &str)> = fields
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let decision = self.post_form("/sandbox/oauth/authorize", &borrowed).await;
+        let decision = self
+            .post_form_without_csrf("/sandbox/oauth/authorize", &borrowed)
+            .await;
         assert_eq!(decision.status, 302, "{}", decision.body);
         let back = url::Url::parse(decision.location()).unwrap();
         format!("{}?{}", back.path(), back.query().unwrap_or_default())
@@ -674,14 +703,8 @@ pub async fn complete_setup(client: &Client, path: &str, email: &str, workspace:
 
 /// The provider URL a "continue to the provider" page sends the browser to.
 pub fn continue_url(page: &Page) -> String {
-    let marker = "id=\"continue-link\" href=\"";
-    let start = page
-        .body
-        .find(marker)
+    page.attr("#continue-link", "href")
         .unwrap_or_else(|| panic!("no continue link: {}", page.body))
-        + marker.len();
-    let end = page.body[start..].find('"').unwrap() + start;
-    unescape(&page.body[start..end])
 }
 
 /// Decodes the HTML character references askama writes (`&#38;`, `&amp;`, …).

@@ -13,14 +13,10 @@ use std::time::Duration;
 
 /// The text of the element with this id (tags stripped).
 fn text_of(page: &Page, id: &str) -> String {
-    let marker = format!("id=\"{id}\"");
-    let start = page
-        .body
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no #{id}"));
-    let open_end = start + page.body[start..].find('>').unwrap() + 1;
-    let close = open_end + page.body[open_end..].find("</").unwrap();
-    page.body[open_end..close].trim().to_owned()
+    page.text(&format!("#{id}"))
+        .unwrap_or_else(|| panic!("no #{id}"))
+        .trim()
+        .to_owned()
 }
 
 async fn add_channel(admin: &Client, kind: &str, name: &str, target: &str) -> Page {

@@ -392,7 +392,7 @@ async fn sigterm_stops_a_run_at_a_page_boundary_and_hands_it_to_the_next_worker(
 
     // A long lease: without the hand-back the run would sit for a minute.
     let worker = |app: &TestApp| {
-        app.spawn_worker(
+        app.spawn_worker_logged(
             &key,
             &[
                 ("SLUICE_RUN_LEASE_SECS", "60"),
@@ -401,7 +401,7 @@ async fn sigterm_stops_a_run_at_a_page_boundary_and_hands_it_to_the_next_worker(
             ],
         )
     };
-    let mut first = worker(&app);
+    let (mut first, first_log) = worker(&app);
     let started = admin.post_form(&format!("{flow}/run"), &[]).await;
     let run = started.location().to_owned();
     let db = app.app().store.db().clone();
@@ -437,12 +437,15 @@ async fn sigterm_stops_a_run_at_a_page_boundary_and_hands_it_to_the_next_worker(
     assert!(log.body.contains("Handed back at shutdown"), "{}", log.body);
 
     let resumed_from = std::time::Instant::now();
-    let mut second = worker(&app);
+    let (mut second, second_log) = worker(&app);
     let done = wait_for_run(&admin, &run).await;
     assert!(done.body.contains("Succeeded"), "{}", done.body);
     assert!(
         resumed_from.elapsed() < Duration::from_secs(60),
-        "the next worker did not wait for the lease"
+        "the next worker did not wait for the lease ({:?}); first worker:\n{}\nsecond worker:\n{}",
+        resumed_from.elapsed(),
+        first_log.lock().unwrap().join("\n"),
+        second_log.lock().unwrap().join("\n")
     );
     assert_eq!(app.sandbox_records("erp.customers").await, 3000);
     assert_eq!(app.duplicate_customers().await, 0);

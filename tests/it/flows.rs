@@ -62,13 +62,13 @@ async fn ten_thousand_contacts_sync_once_then_only_changes_and_rejected_records_
     while changed < 37 {
         if i % 8 != 6 {
             let id = format!("con_{i:06}");
-            let mut fields = sluice::sandbox::db::find(db, "crm.contacts", &id)
+            let mut fields = sluice_sandbox::db::find(db, "crm.contacts", &id)
                 .await
                 .unwrap()
                 .unwrap()
                 .fields();
             fields.insert("name".into(), format!("Changed {i}").into());
-            sluice::sandbox::db::save(db, "crm.contacts", &id, &fields, sluice::store::now())
+            sluice_sandbox::db::save(db, "crm.contacts", &id, &fields, sluice::store::now())
                 .await
                 .unwrap();
             changed += 1;
@@ -661,14 +661,14 @@ async fn dead_letters_mask_secret_looking_fields_on_the_page_and_in_the_api() {
     app.wait_for_seed(16).await;
     // con_000006 lives in Osaka, so the broken mapping sends it to the dead letters.
     let db = app.sandbox_db();
-    let mut fields = sluice::sandbox::db::find(db, "crm.contacts", "con_000006")
+    let mut fields = sluice_sandbox::db::find(db, "crm.contacts", "con_000006")
         .await
         .unwrap()
         .unwrap()
         .fields();
     fields.insert("api_token".into(), "tok_live_SECRET123".into());
     fields.insert("note".into(), "call back, password=hunter2hunter2".into());
-    sluice::sandbox::db::save(
+    sluice_sandbox::db::save(
         db,
         "crm.contacts",
         "con_000006",
@@ -776,13 +776,13 @@ async fn a_webhook_that_arrives_while_its_flow_runs_starts_a_follow_up_run_that_
         "the first run is still under way"
     );
     let db = app.sandbox_db();
-    let mut fields = sluice::sandbox::db::find(db, "crm.contacts", "con_000000")
+    let mut fields = sluice_sandbox::db::find(db, "crm.contacts", "con_000000")
         .await
         .unwrap()
         .unwrap()
         .fields();
     fields.insert("name".into(), "Changed mid-run".into());
-    sluice::sandbox::db::save(
+    sluice_sandbox::db::save(
         db,
         "crm.contacts",
         "con_000000",

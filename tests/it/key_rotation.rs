@@ -7,13 +7,16 @@ use sluice::config::{MasterKey, Settings};
 use sluice::startup::{self, Roles};
 
 async fn server(app: &TestApp, key: &str, previous: &str) -> startup::Running {
-    let dir = crate::common::tempdir::TempDir::new();
+    let dir = tempfile::tempdir().unwrap();
     let settings = Settings::from_vars(vec![
         (
             "SLUICE_DATABASE_URL".to_owned(),
             app.database_url().to_owned(),
         ),
-        ("SLUICE_DATA_DIR".to_owned(), dir.0.display().to_string()),
+        (
+            "SLUICE_DATA_DIR".to_owned(),
+            dir.path().display().to_string(),
+        ),
         ("SLUICE_BIND".to_owned(), "127.0.0.1:0".to_owned()),
         ("SLUICE_MASTER_KEY".to_owned(), key.to_owned()),
         (

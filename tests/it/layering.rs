@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 /// parts they use, so the process state can hold the queue, the guarded client and the
 /// store without importing anything that takes it.
 const LAYERS: &[&[&str]] = &[
-    // The composition root, and the built-in sandbox it mounts.
-    &["main", "startup", "sandbox"],
+    // The composition root (it mounts the built-in sandbox, a crate of its own).
+    &["main", "startup"],
     // Entry points: HTTP handlers and job handlers.
     &["web", "jobs"],
     // Use cases, alerting among them.
@@ -31,35 +31,13 @@ const LAYERS: &[&[&str]] = &[
 
 /// Imports that still run up or around the layers, each to be removed by issue 17. The
 /// test fails on any other, and on any of these that is gone (so the list only shrinks).
-/// The sandbox still hangs off `App` and lives in this crate (issue 17, item 6).
-const KNOWN: &[(&str, &str)] = &[
-    ("app", "sandbox"),
-    ("connectors", "sandbox"),
-    ("jobs", "sandbox"),
-    ("web", "sandbox"),
-];
+const KNOWN: &[(&str, &str)] = &[];
 
-/// Web modules that still read the store directly (issue 17, item 1).
-const KNOWN_WEB_STORE: &[&str] = &[
-    "web::alerts",
-    "web::api",
-    "web::api::alerts",
-    "web::api::connections",
-    "web::api::flows",
-    "web::charts",
-    "web::connect_links",
-    "web::connections",
-    "web::extract",
-    "web::flows",
-    "web::members",
-    "web::runs",
-    "web::support",
-    "web::tokens",
-    "web::workspaces",
-];
+/// Web modules that still read the store directly.
+const KNOWN_WEB_STORE: &[&str] = &[];
 
 /// Modules that still import each other in a circle, each to be broken by issue 17.
-const KNOWN_CIRCLES: &[&str] = &["app ↔ connectors ↔ sandbox ↔ services ↔ sync ↔ web"];
+const KNOWN_CIRCLES: &[&str] = &[];
 
 #[test]
 fn no_import_runs_back_up_the_layers() {
@@ -105,6 +83,26 @@ fn no_modules_import_each_other_in_a_circle() {
     assert!(
         gone.is_empty(),
         "circles no longer found; remove them from KNOWN_CIRCLES: {gone:?}"
+    );
+}
+
+#[test]
+fn only_start_up_knows_the_built_in_sandbox() {
+    // Everything else reaches it over HTTP, like any provider.
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = BTreeMap::new();
+    collect(&src, &src, &mut files);
+    let naming: Vec<&String> = files
+        .iter()
+        .filter(|(_, file)| {
+            code_of(&std::fs::read_to_string(file).unwrap()).contains("sluice_sandbox")
+        })
+        .map(|(module, _)| module)
+        .filter(|module| component(module) != "startup")
+        .collect();
+    assert!(
+        naming.is_empty(),
+        "modules that name the sandbox crate: {naming:?}"
     );
 }
 

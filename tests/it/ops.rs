@@ -136,3 +136,64 @@ async fn unreadable_page_requests_answer_with_the_error_page() {
     assert!(page.body.contains("Back to Sluice"), "{}", page.body);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn every_log_line_of_a_run_names_its_tenant_flow_and_run() {
+    use crate::common::flows::{connect_both, contact_flow, create_flow, wait_for_run};
+    let key = sluice::config::MasterKey::generate_base64();
+    let app = TestApp::spawn_web_only(&[
+        ("SLUICE_MASTER_KEY", &key),
+        ("SLUICE_SANDBOX_SEED_CONTACTS", "30"),
+    ])
+    .await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+    app.wait_for_seed(30).await;
+    let fields = contact_flow(&crm, &erp, "Logged", "record.email");
+    let flow = create_flow(&admin, &fields).await;
+    let (mut worker, log) =
+        app.spawn_worker_logged(&key, &[("SLUICE_OUTBOUND_ALLOW", "127.0.0.0/8")]);
+    let run = admin.post_form(&format!("{flow}/run"), &[]).await;
+    let run = run.location().to_owned();
+    let done = wait_for_run(&admin, &run).await;
+    assert!(done.body.contains("Succeeded"), "{}", done.body);
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+
+    let last = |path: &str| path.rsplit('/').next().unwrap().to_owned();
+    let (flow_id, run_id) = (last(&flow), last(&run));
+    let lines: Vec<serde_json::Value> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    let of_run: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|line| line["span"]["name"] == "run")
+        .collect();
+    let said = |what: &str| {
+        of_run
+            .iter()
+            .any(|line| line["message"].as_str().is_some_and(|m| m.contains(what)))
+    };
+    assert!(
+        said("Started with version") && said("Finished"),
+        "{of_run:#?}"
+    );
+    for line in &of_run {
+        let span = &line["span"];
+        assert_eq!(span["run"], run_id.as_str(), "{line}");
+        assert_eq!(span["flow"], flow_id.as_str(), "{line}");
+        // The job around it names the queue and the same tenant.
+        let job = &line["spans"][0];
+        assert_eq!(job["name"], "job", "{line}");
+        assert_eq!(job["queue"], "flow_runs", "{line}");
+        assert!(
+            span["tenant"].as_str().is_some_and(|t| !t.is_empty())
+                && job["tenant"] == span["tenant"],
+            "{line}"
+        );
+    }
+    app.stop().await;
+}

@@ -28,10 +28,12 @@ async fn authorize(app: &TestApp, verifier: &str) -> Result<Tokens, Value> {
     let consent = browser.get(&query).await;
     assert_eq!(consent.status, 200, "{}", consent.body);
     assert!(consent.body.contains("Sluice") && consent.body.contains("crm.read"));
+    let token = consent.input_value("csrf_token");
     let decision = browser
-        .post_form(
+        .post_form_without_csrf(
             "/sandbox/oauth/authorize",
             &[
+                ("csrf_token", &token),
                 ("decision", "approve"),
                 ("response_type", "code"),
                 ("client_id", "sluice-sandbox"),
@@ -51,7 +53,7 @@ async fn authorize(app: &TestApp, verifier: &str) -> Result<Tokens, Value> {
     let params: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
     assert_eq!(params["state"], "xyz");
     assert_eq!(params["iss"], format!("{}/sandbox", app.base));
-    let secret = sluice::sandbox::client_secret(&app.app().master_key);
+    let secret = sluice::connectors::session::sandbox_client_secret(&app.app().master_key);
     let res = browser
         .http
         .post(format!("{}/sandbox/oauth/token", app.base))
@@ -164,7 +166,7 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
     let tokens = authorize(&app, "the-real-verifier-0123456789-0123456789-abcdef")
         .await
         .unwrap();
-    let secret = sluice::sandbox::client_secret(&app.app().master_key);
+    let secret = sluice::connectors::session::sandbox_client_secret(&app.app().master_key);
     let refresh = |rt: String| {
         let http = app.client().http;
         let url = format!("{}/sandbox/oauth/token", app.base);
@@ -351,6 +353,52 @@ async fn the_sandbox_can_be_switched_off() {
         404
     );
     assert_eq!(app.client().get("/sandbox/stats").await.status, 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_sandbox_consent_refuses_a_decision_without_its_own_form_token() {
+    let app = TestApp::spawn().await;
+    let browser = app.client();
+    let redirect = format!("{}/oauth/callback/sandbox_crm", app.base);
+    let query = format!(
+        "/sandbox/oauth/authorize?response_type=code&client_id=sluice-sandbox&redirect_uri={}&state=s&scope=crm.read&code_challenge=abc&code_challenge_method=S256",
+        urlencode(&redirect)
+    );
+    let consent = browser.get(&query).await;
+    assert_eq!(consent.status, 200, "{}", consent.body);
+    let decision = |token: String| {
+        let redirect = redirect.clone();
+        let browser = &browser;
+        async move {
+            browser
+                .post_form_without_csrf(
+                    "/sandbox/oauth/authorize",
+                    &[
+                        ("csrf_token", token.as_str()),
+                        ("decision", "approve"),
+                        ("response_type", "code"),
+                        ("client_id", "sluice-sandbox"),
+                        ("redirect_uri", &redirect),
+                        ("state", "s"),
+                        ("scope", "crm.read"),
+                        ("code_challenge", "abc"),
+                        ("code_challenge_method", "S256"),
+                    ],
+                )
+                .await
+        }
+    };
+    // A forged form (no token, or another one) gets no code; the page's own token does.
+    assert_eq!(decision(String::new()).await.status, 403);
+    assert_eq!(decision("forged".into()).await.status, 403);
+    let approved = decision(consent.input_value("csrf_token")).await;
+    assert_eq!(approved.status, 302, "{}", approved.body);
+    assert!(
+        approved.location().contains("code="),
+        "{}",
+        approved.location()
+    );
     app.stop().await;
 }
 

@@ -10,18 +10,18 @@ use std::time::Duration;
 
 #[tokio::test]
 async fn canary_secrets_stay_out_of_the_database_logs_and_pages() {
-    let dir = crate::common::tempdir::TempDir::new();
+    let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let base = format!("http://127.0.0.1:{port}");
-    let log_path = dir.0.join("server.log");
+    let log_path = dir.path().join("server.log");
     let log = std::fs::File::create(&log_path).unwrap();
     let mut server = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .arg("serve")
-        .env("SLUICE_DATA_DIR", &dir.0)
+        .env("SLUICE_DATA_DIR", dir.path())
         .env("SLUICE_BIND", format!("127.0.0.1:{port}"))
         .env("SLUICE_LOG", "debug")
         .env("SLUICE_SANDBOX_SEED_CONTACTS", "3")
@@ -32,7 +32,7 @@ async fn canary_secrets_stay_out_of_the_database_logs_and_pages() {
         .unwrap();
     let stdout = server.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
-    let out_path = dir.0.join("stdout.log");
+    let out_path = dir.path().join("stdout.log");
     let out_path2 = out_path.clone();
     std::thread::spawn(move || {
         let mut copy = std::fs::File::create(out_path2).unwrap();
@@ -111,7 +111,7 @@ async fn canary_secrets_stay_out_of_the_database_logs_and_pages() {
     assert!(logs.contains("outbound call"), "debug logging was on");
     let mut database = Vec::new();
     for file in ["sluice.db", "sluice.db-wal"] {
-        if let Ok(mut f) = std::fs::File::open(dir.0.join(file)) {
+        if let Ok(mut f) = std::fs::File::open(dir.path().join(file)) {
             f.read_to_end(&mut database).unwrap();
         }
     }

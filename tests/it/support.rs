@@ -48,13 +48,13 @@ async fn support_finds_inspects_and_replays_a_failed_run_and_the_tenant_sees_the
 
     // A contact carrying a secret, which the ERP will reject (name is not an e-mail).
     let db = app.sandbox_db();
-    let mut fields = sluice::sandbox::db::find(db, "crm.contacts", "con_000001")
+    let mut fields = sluice_sandbox::db::find(db, "crm.contacts", "con_000001")
         .await
         .unwrap()
         .unwrap()
         .fields();
     fields.insert("api_token".into(), "tok_live_SECRET123".into());
-    sluice::sandbox::db::save(
+    sluice_sandbox::db::save(
         db,
         "crm.contacts",
         "con_000001",

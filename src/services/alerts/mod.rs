@@ -390,3 +390,57 @@ pub async fn delete_channel(
         .await?;
     Ok(())
 }
+
+/// The tenant's alerts matching `filter`, newest first, from before `before`.
+pub async fn list(
+    app: &App,
+    ctx: &TenantCtx,
+    filter: crate::store::AlertFilter,
+    before: Option<AlertId>,
+    limit: u64,
+) -> AppResult<Vec<alerts::Model>> {
+    Ok(app.store.alerts(ctx, filter, before, limit).await?)
+}
+
+/// An alert, or 404.
+pub async fn get(app: &App, ctx: &TenantCtx, id: AlertId) -> AppResult<alerts::Model> {
+    app.store.alert(ctx, id).await?.ok_or(AppError::NotFound)
+}
+
+/// Notification deliveries (of one alert, or all), newest first.
+pub async fn deliveries(
+    app: &App,
+    ctx: &TenantCtx,
+    alert: Option<AlertId>,
+    before: Option<crate::domain::DeliveryId>,
+    limit: u64,
+) -> AppResult<Vec<crate::store::entities::notification_deliveries::Model>> {
+    Ok(app.store.deliveries(ctx, alert, before, limit).await?)
+}
+
+/// The tenant's notification channels.
+pub async fn channels(app: &App, ctx: &TenantCtx) -> AppResult<Vec<notification_channels::Model>> {
+    Ok(app.store.channels(ctx).await?)
+}
+
+/// An alert rule, or 404.
+pub async fn rule(app: &App, ctx: &TenantCtx, id: AlertRuleId) -> AppResult<alert_rules::Model> {
+    app.store
+        .alert_rule(ctx, id)
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+/// A notification channel, or 404.
+pub async fn channel(
+    app: &App,
+    ctx: &TenantCtx,
+    id: ChannelId,
+) -> AppResult<notification_channels::Model> {
+    app.store.channel(ctx, id).await?.ok_or(AppError::NotFound)
+}
+
+/// The tenant's alert rules.
+pub async fn rules(app: &App, ctx: &TenantCtx) -> AppResult<Vec<alert_rules::Model>> {
+    Ok(app.store.alert_rules(ctx).await?)
+}

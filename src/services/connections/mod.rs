@@ -14,8 +14,10 @@ pub use oauth_apps::save_oauth_app;
 // Pages show the callback URL to register at the provider.
 pub use crate::connectors::session::callback_url;
 
+use super::records;
+use crate::app::App;
 use crate::connectors::catalogue::{self, Provider};
-use crate::domain::FieldErrors;
+use crate::domain::{ConnectionId, FieldErrors, TenantCtx};
 use crate::error::{AppError, AppResult};
 use std::collections::{BTreeMap, HashMap};
 
@@ -88,4 +90,41 @@ fn parse_field_values(
     } else {
         Err(errors)
     }
+}
+
+/// The tenant's connections, newest first.
+pub async fn list(app: &App, ctx: &TenantCtx) -> AppResult<Vec<records::Connection>> {
+    Ok(app.store.connections(ctx).await?)
+}
+
+/// A connection, or 404.
+pub async fn get(app: &App, ctx: &TenantCtx, id: ConnectionId) -> AppResult<records::Connection> {
+    app.store
+        .connection(ctx, id)
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+/// A connection's latest events (connected, refreshed, tested, …).
+pub async fn events(
+    app: &App,
+    ctx: &TenantCtx,
+    id: ConnectionId,
+    limit: u64,
+) -> AppResult<Vec<records::ConnectionLogEntry>> {
+    Ok(app.store.connection_events(ctx, id, limit).await?)
+}
+
+/// The tenant's OAuth apps.
+pub async fn oauth_apps(app: &App, ctx: &TenantCtx) -> AppResult<Vec<records::OAuthApp>> {
+    Ok(app.store.oauth_apps(ctx).await?)
+}
+
+/// The tenant's OAuth app for a provider, if any.
+pub async fn oauth_app(
+    app: &App,
+    ctx: &TenantCtx,
+    provider: &str,
+) -> AppResult<Option<records::OAuthApp>> {
+    Ok(app.store.oauth_app(ctx, provider).await?)
 }

@@ -8,8 +8,8 @@ use crate::app::App;
 use crate::domain::{AlertId, AlertRuleId, AlertState, ChannelId, RunId};
 use crate::error::{ApiErrorBody, ApiResult};
 use crate::services::alerts::{self, ChannelInput, RuleInput};
-use crate::store::entities::{alert_rules, alerts as alert_rows, notification_channels};
-use crate::store::{AlertFilter, RunFilter};
+use crate::services::records;
+use crate::services::records::{AlertFilter, RunFilter};
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -99,8 +99,8 @@ pub struct AlertDto {
     pub resolved_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-impl From<alert_rows::Model> for AlertDto {
-    fn from(a: alert_rows::Model) -> Self {
+impl From<records::Alert> for AlertDto {
+    fn from(a: records::Alert) -> Self {
         Self {
             id: a.id,
             kind: a.kind,
@@ -145,15 +145,14 @@ pub async fn list(
             crate::error::AppError::invalid("state", format!("unknown state '{s}'"))
         })?),
     };
-    let alerts = app
-        .store
-        .alerts(
-            &client.ctx,
-            filter,
-            q.before.map(AlertId::from_uuid),
-            q.limit.unwrap_or(50).clamp(1, 500),
-        )
-        .await?;
+    let alerts = alerts::list(
+        &app,
+        &client.ctx,
+        filter,
+        q.before.map(AlertId::from_uuid),
+        q.limit.unwrap_or(50).clamp(1, 500),
+    )
+    .await?;
     Ok(web::Json(alerts.into_iter().map(AlertDto::from).collect()))
 }
 
@@ -201,8 +200,8 @@ pub struct RuleDto {
     pub enabled: bool,
 }
 
-impl From<alert_rules::Model> for RuleDto {
-    fn from(r: alert_rules::Model) -> Self {
+impl From<records::AlertRule> for RuleDto {
+    fn from(r: records::AlertRule) -> Self {
         Self {
             id: r.id,
             kind: r.kind,
@@ -251,17 +250,12 @@ impl RuleBody {
 #[utoipa::path(get, path = "/api/v1/alert-rules", tag = "alerts",
     responses((status = 200, body = Vec<RuleDto>)))]
 pub async fn rules(app: web::Data<App>, client: ApiClient) -> ApiResult<web::Json<Vec<RuleDto>>> {
-    let rules = app.store.alert_rules(&client.ctx).await?;
+    let rules = alerts::rules(&app, &client.ctx).await?;
     Ok(web::Json(rules.into_iter().map(RuleDto::from).collect()))
 }
 
 async fn rule_dto(app: &App, client: &ApiClient, id: AlertRuleId) -> ApiResult<RuleDto> {
-    Ok(app
-        .store
-        .alert_rule(&client.ctx, id)
-        .await?
-        .ok_or(crate::error::AppError::NotFound)?
-        .into())
+    Ok(alerts::rule(app, &client.ctx, id).await?.into())
 }
 
 /// Adds a rule.
@@ -322,8 +316,8 @@ pub struct ChannelDto {
     pub secret: Option<String>,
 }
 
-impl From<notification_channels::Model> for ChannelDto {
-    fn from(c: notification_channels::Model) -> Self {
+impl From<records::Channel> for ChannelDto {
+    fn from(c: records::Channel) -> Self {
         Self {
             id: c.id,
             kind: c.kind,
@@ -354,7 +348,7 @@ pub async fn channels(
     app: web::Data<App>,
     client: ApiClient,
 ) -> ApiResult<web::Json<Vec<ChannelDto>>> {
-    let channels = app.store.channels(&client.ctx).await?;
+    let channels = alerts::channels(&app, &client.ctx).await?;
     Ok(web::Json(
         channels.into_iter().map(ChannelDto::from).collect(),
     ))
@@ -374,12 +368,7 @@ pub async fn create_channel(
         target: body.target.clone(),
     };
     let created = alerts::create_channel(&app, &client.ctx, &api_actor(&client), &input).await?;
-    let mut dto: ChannelDto = app
-        .store
-        .channel(&client.ctx, created.id)
-        .await?
-        .ok_or(crate::error::AppError::NotFound)?
-        .into();
+    let mut dto: ChannelDto = alerts::channel(&app, &client.ctx, created.id).await?.into();
     dto.secret = created.secret;
     Ok(HttpResponse::Created().json(dto))
 }

@@ -6,10 +6,10 @@ use super::{api_actor, parse_id};
 use crate::app::App;
 use crate::connectors::catalogue::{self, Provider};
 use crate::domain::{ConnectLinkId, ConnectionId};
-use crate::error::{ApiErrorBody, ApiResult, AppError};
+use crate::error::{ApiErrorBody, ApiResult};
 use crate::services::connect_links;
 use crate::services::connections;
-use crate::store::entities::{connect_links as link_rows, connections as rows};
+use crate::services::records;
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -99,8 +99,8 @@ pub struct ConnectionDto {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
-impl From<rows::Model> for ConnectionDto {
-    fn from(c: rows::Model) -> Self {
+impl From<records::Connection> for ConnectionDto {
+    fn from(c: records::Connection) -> Self {
         Self {
             id: c.id,
             name: c.name,
@@ -125,8 +125,7 @@ pub async fn list(
     client: ApiClient,
 ) -> ApiResult<web::Json<Vec<ConnectionDto>>> {
     Ok(web::Json(
-        app.store
-            .connections(&client.ctx)
+        connections::list(&app, &client.ctx)
             .await?
             .into_iter()
             .map(ConnectionDto::from)
@@ -143,11 +142,7 @@ pub async fn show(
     id: web::Path<String>,
 ) -> ApiResult<web::Json<ConnectionDto>> {
     let id: ConnectionId = parse_id(&id)?;
-    let row = app
-        .store
-        .connection(&client.ctx, id)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let row = connections::get(&app, &client.ctx, id).await?;
     Ok(web::Json(row.into()))
 }
 
@@ -214,8 +209,8 @@ pub struct ConnectLinkDto {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
-impl From<link_rows::Model> for ConnectLinkDto {
-    fn from(l: link_rows::Model) -> Self {
+impl From<records::ConnectLink> for ConnectLinkDto {
+    fn from(l: records::ConnectLink) -> Self {
         Self {
             id: l.id,
             state: connect_links::state_of(&l).to_owned(),
@@ -259,11 +254,7 @@ pub async fn create_link(
         &ttl,
     )
     .await?;
-    let row = app
-        .store
-        .connect_link(&client.ctx, created.id)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let row = connect_links::get(&app, &client.ctx, created.id).await?;
     let mut dto = ConnectLinkDto::from(row);
     dto.url = Some(created.url);
     Ok(HttpResponse::Created().json(dto))
@@ -277,8 +268,7 @@ pub async fn list_links(
     client: ApiClient,
 ) -> ApiResult<web::Json<Vec<ConnectLinkDto>>> {
     Ok(web::Json(
-        app.store
-            .connect_links(&client.ctx, 500)
+        connect_links::list(&app, &client.ctx, 500)
             .await?
             .into_iter()
             .map(ConnectLinkDto::from)

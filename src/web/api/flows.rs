@@ -7,8 +7,8 @@ use crate::app::App;
 use crate::domain::{DeadLetterId, DeadLetterState, FlowId, FlowSpec, FlowStatus, RunId};
 use crate::error::{ApiErrorBody, ApiResult, AppError};
 use crate::services::flows;
+use crate::services::records;
 use crate::services::runs as run_service;
-use crate::store::entities::{dead_letters as letter_rows, flows as flow_rows, runs as run_rows};
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -34,7 +34,7 @@ pub struct FlowDto {
     pub spec: FlowSpec,
 }
 
-fn flow_dto(flow: flow_rows::Model, spec: FlowSpec) -> FlowDto {
+fn flow_dto(flow: records::Flow, spec: FlowSpec) -> FlowDto {
     FlowDto {
         id: flow.id,
         name: flow.name,
@@ -89,8 +89,8 @@ pub struct RunDto {
     pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-impl From<run_rows::Model> for RunDto {
-    fn from(r: run_rows::Model) -> Self {
+impl From<records::Run> for RunDto {
+    fn from(r: records::Run) -> Self {
         Self {
             id: r.id,
             flow_id: r.flow_id,
@@ -135,8 +135,8 @@ pub struct DeadLetterDto {
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
-impl From<letter_rows::Model> for DeadLetterDto {
-    fn from(l: letter_rows::Model) -> Self {
+impl From<records::DeadLetter> for DeadLetterDto {
+    fn from(l: records::DeadLetter) -> Self {
         Self {
             id: l.id,
             run_id: l.run_id,
@@ -156,7 +156,7 @@ impl From<letter_rows::Model> for DeadLetterDto {
     responses((status = 200, body = Vec<FlowDto>), (status = 401, body = ApiErrorBody)))]
 pub async fn list(app: web::Data<App>, client: ApiClient) -> ApiResult<web::Json<Vec<FlowDto>>> {
     let mut out = Vec::new();
-    for flow in app.store.flows(&client.ctx).await? {
+    for flow in flows::list(&app, &client.ctx).await? {
         out.push(load_dto(&app, &client, FlowId::from_uuid(flow.id)).await?);
     }
     Ok(web::Json(out))
@@ -211,10 +211,7 @@ pub async fn update(
     body: web::Json<UpdateFlow>,
 ) -> ApiResult<web::Json<FlowDto>> {
     let id: FlowId = parse_id(&id)?;
-    app.store
-        .flow(&client.ctx, id)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    flows::get(&app, &client.ctx, id).await?;
     let body = body.into_inner();
     flows::save(
         &app,
@@ -273,11 +270,8 @@ async fn set_status(
 }
 
 async fn run_dto(app: &App, client: &ApiClient, id: RunId) -> ApiResult<RunDto> {
-    Ok(app
-        .store
-        .run(&client.ctx, id)
+    Ok(crate::services::runs::get(app, &client.ctx, id)
         .await?
-        .ok_or(AppError::NotFound)?
         .into())
 }
 
@@ -359,19 +353,15 @@ pub async fn runs(
     query: web::Query<RunsQuery>,
 ) -> ApiResult<web::Json<Vec<RunDto>>> {
     let id: FlowId = parse_id(&id)?;
-    app.store
-        .flow(&client.ctx, id)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    let runs = app
-        .store
-        .runs(
-            &client.ctx,
-            id,
-            query.before.map(RunId::from_uuid),
-            query.limit.unwrap_or(20).clamp(1, 100),
-        )
-        .await?;
+    flows::get(&app, &client.ctx, id).await?;
+    let runs = flows::runs(
+        &app,
+        &client.ctx,
+        id,
+        query.before.map(RunId::from_uuid),
+        query.limit.unwrap_or(20).clamp(1, 100),
+    )
+    .await?;
     Ok(web::Json(runs.into_iter().map(RunDto::from).collect()))
 }
 
@@ -455,14 +445,15 @@ pub struct LetterSelection {
     pub all: Option<bool>,
 }
 
-impl TryFrom<LetterSelection> for flows::LetterSelection {
+impl TryFrom<LetterSelection> for crate::domain::LetterSelection {
     type Error = AppError;
     fn try_from(body: LetterSelection) -> Result<Self, AppError> {
         match (body.ids, body.all) {
-            (Some(ids), None | Some(false)) => {
-                flows::LetterSelection::of(ids.into_iter().map(DeadLetterId::from_uuid).collect())
-            }
-            (None, Some(true)) => Ok(flows::LetterSelection::All),
+            (Some(ids), None | Some(false)) => crate::domain::LetterSelection::of(
+                ids.into_iter().map(DeadLetterId::from_uuid).collect(),
+            )
+            .ok_or_else(|| AppError::invalid("ids", "Select at least one dead letter.")),
+            (None, Some(true)) => Ok(crate::domain::LetterSelection::All),
             (Some(_), Some(true)) => Err(AppError::invalid(
                 "all",
                 "Give either ids or \"all\": true, not both.",

@@ -86,7 +86,7 @@ pub struct MeResponse {
 #[utoipa::path(get, path = "/api/v1/me", tag = "workspace",
     responses((status = 200, body = MeResponse), (status = 401, body = ApiErrorBody)))]
 pub async fn me(app: web::Data<App>, client: ApiClient) -> ApiResult<web::Json<MeResponse>> {
-    let tenant = app.store.tenant(&client.ctx).await?;
+    let tenant = crate::services::tenants::get(&app, &client.ctx).await?;
     Ok(web::Json(MeResponse {
         workspace_id: tenant.id,
         workspace_name: tenant.name,
@@ -116,7 +116,7 @@ pub async fn members(
     app: web::Data<App>,
     client: ApiClient,
 ) -> ApiResult<web::Json<Vec<MemberDto>>> {
-    let members = app.store.members(&client.ctx).await?;
+    let members = crate::services::members::list(&app, &client.ctx).await?;
     Ok(web::Json(
         members
             .into_iter()
@@ -170,16 +170,14 @@ pub async fn audit_events(
     query: web::Query<AuditQuery>,
 ) -> ApiResult<web::Json<Vec<AuditEventDto>>> {
     let limit = query.limit.unwrap_or(100).clamp(1, 500);
-    let filter = crate::store::AuditFilter {
+    let filter = crate::services::records::AuditFilter {
         action_prefix: query.action.clone().filter(|a| !a.is_empty()),
         actor: query.actor.clone().filter(|a| !a.is_empty()),
         ..Default::default()
     };
     let before = query.before.map(crate::domain::AuditEventId::from_uuid);
-    let events = app
-        .store
-        .audit_events(&client.ctx, &filter, before, limit)
-        .await?;
+    let events =
+        crate::services::tenants::audit_log(&app, &client.ctx, &filter, before, limit).await?;
     Ok(web::Json(
         events
             .into_iter()

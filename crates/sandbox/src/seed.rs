@@ -1,6 +1,6 @@
 //! Deterministic seed data: the same records, ids and timestamps on every machine.
 
-use super::db;
+use crate::db;
 use chrono::{DateTime, TimeZone, Utc};
 use sea_orm::{DatabaseConnection, DbErr};
 use serde_json::json;

@@ -1,40 +1,80 @@
 //! The built-in sandbox SaaS: an OAuth 2.0 authorization server with a consent page and a
-//! CRM and an ERP API, mounted under `/sandbox` in the embedded default (off with
-//! `SLUICE_SANDBOX=off`). It gives newcomers and tests real systems to connect to,
+//! CRM and an ERP API, mounted under `/sandbox` by Sluice's start-up in the embedded default
+//! (off with `SLUICE_SANDBOX=off`, or left out of a build without the `sandbox` feature). It gives newcomers and tests real systems to connect to,
 //! offline, and behaves like the real thing where it matters: PKCE, short-lived access
 //! tokens, rotating single-use refresh tokens (reuse revokes the family), cursor
 //! pagination, `updated_since`, batch writes with per-record results, 422 validation
 //! errors, 429 with `Retry-After`, and configurable fault injection.
 //!
-//! It is a stand-in for an external system, so it keeps its own tables (`sandbox_*`) and
-//! does not go through Sluice's tenant-scoped store.
+//! It is a stand-in for an external system: a crate of its own with its own migrations,
+//! templates and CSRF protection, sharing no code with Sluice. Sluice reaches it only over
+//! HTTP, like any provider.
 // Its handlers answer errors as ready HTTP responses, like the external systems it imitates;
 // boxing them would only add noise off the hot path.
 #![allow(clippy::result_large_err)]
 
 mod api;
+mod csrf;
 pub mod db;
+mod migration;
 mod oauth;
 pub mod seed;
+mod support;
 
-use crate::config::{MasterKey, SandboxSettings};
 use actix_web::web;
-use hmac::{Hmac, Mac};
-use sea_orm::DatabaseConnection;
-use sha2::Sha256;
+use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm_migration::MigratorTrait;
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
-/// The sandbox's own OAuth client id, used by the sandbox providers automatically.
-pub const CLIENT_ID: &str = "sluice-sandbox";
+/// The one OAuth client registered at the sandbox: Sluice, as the embedding server
+/// registers it (like an OAuth app at a vendor).
+#[derive(Clone)]
+pub struct Client {
+    /// Client id.
+    pub id: String,
+    /// Client secret (also the bearer for the sandbox's admin calls, e.g. outages).
+    pub secret: String,
+    /// The exact redirect URIs it may use.
+    pub redirect_uris: Vec<String>,
+}
+
+/// How the sandbox behaves: token lifetime, limits, and the faults it injects.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    /// Lifetime of its access tokens.
+    pub token_ttl: Duration,
+    /// Requests per second per access token before it answers 429 (0 = unlimited).
+    pub rate_limit: u32,
+    /// Share of API requests that fail with 503 (0.0–1.0).
+    pub error_rate: f64,
+    /// Added latency per API request.
+    pub latency: Duration,
+    /// Further latency per write request (a destination that stalls on writes).
+    pub write_latency: Duration,
+    /// Batches are all or nothing: one invalid record refuses the whole batch with 422,
+    /// as some vendors' batch endpoints do.
+    pub all_or_none: bool,
+    /// Whether `Idempotency-Key` is honoured (off: like the many vendors that ignore it).
+    pub idempotency: bool,
+    /// Share of writes that are applied and then answered 504, as if the answer was lost
+    /// on its way back (0.0–1.0).
+    pub lost_answer_rate: f64,
+}
+
+/// Creates or updates the sandbox's tables in `db`.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    migration::Migrator::up(db, None).await
+}
 
 /// Shared sandbox state.
 pub struct Sandbox {
     db: DatabaseConnection,
-    settings: SandboxSettings,
+    settings: Settings,
     /// This server's public URL (no trailing slash).
     public_url: String,
-    client_secret: String,
+    client: Client,
     rate: Mutex<HashMap<String, (u64, u32)>>,
     /// Per-request API counters, kept in memory: a database write per request would
     /// make the sandbox measure its own bookkeeping.
@@ -44,27 +84,32 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// Sandbox state for a server reachable at `public_url`.
+    /// Sandbox state for a server reachable at `public_url`, with its one `client`.
     pub fn new(
         db: DatabaseConnection,
-        settings: SandboxSettings,
+        settings: Settings,
         public_url: &str,
-        key: &MasterKey,
+        client: Client,
     ) -> Self {
         Self {
             db,
             settings,
             public_url: public_url.trim_end_matches('/').to_owned(),
-            client_secret: client_secret(key),
+            client,
             rate: Mutex::default(),
             hits: Mutex::default(),
             outages: Mutex::default(),
         }
     }
 
-    /// The sandbox's own database (see [`crate::store::Store::connect_sandbox`]).
+    /// The sandbox's own database.
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// Forgets idempotency keys older than a day; returns how many.
+    pub async fn housekeeping(&self) -> Result<u64, DbErr> {
+        db::purge_idempotency(&self.db, support::now() - chrono::Duration::days(1)).await
     }
 
     /// Counts an API request outcome (`api.reads`, `api.writes`, …).
@@ -93,19 +138,7 @@ impl Sandbox {
     }
 }
 
-/// The sandbox client secret: derived from the master key, so it is stable across
-/// restarts yet secret.
-pub fn client_secret(key: &MasterKey) -> String {
-    let mac = Hmac::<Sha256>::new_from_slice(key.expose())
-        .map(|mut m| {
-            m.update(b"sluice-sandbox-client-secret-v1");
-            hex::encode(m.finalize().into_bytes())
-        })
-        .unwrap_or_default();
-    format!("sbx_{mac}")
-}
-
-/// The sandbox routes (mounted by the route table when enabled).
+/// The sandbox routes, under `/sandbox`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/sandbox")

@@ -15,6 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+#[cfg(feature = "sandbox")]
+mod sandbox;
+
 /// Which parts run in this process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Roles {
@@ -49,6 +52,9 @@ pub struct Running {
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// Shared application state.
     pub app: App,
+    /// The built-in sandbox, when this process serves it.
+    #[cfg(feature = "sandbox")]
+    pub sandbox: Option<Arc<sluice_sandbox::Sandbox>>,
     shutdown: watch::Sender<bool>,
     servers: Vec<ServerHandle>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -101,6 +107,13 @@ pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Runni
         ),
         None => None,
     };
+    #[cfg(not(feature = "sandbox"))]
+    if settings.sandbox.enabled {
+        tracing::warn!(
+            "this build has no built-in sandbox (cargo feature `sandbox`); SLUICE_SANDBOX is ignored"
+        );
+        settings.sandbox.enabled = false;
+    }
     let master_key = settings.resolve_master_key()?;
     let store = Store::connect(&settings).await?;
     store.migrate().await?;
@@ -127,26 +140,13 @@ pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Runni
     }
     let outbound = Outbound::new(policy)?;
     let keyring = Arc::new(Keyring::new(&master_key, &settings.previous_master_keys));
-    // The sandbox is served by the web role, from a database of its own.
-    let sandbox_store = if roles.web && settings.sandbox.enabled {
-        Some(store.connect_sandbox(&settings).await?)
-    } else {
-        None
-    };
-    let sandbox = sandbox_store.as_ref().map(|db| {
-        Arc::new(crate::sandbox::Sandbox::new(
-            db.db().clone(),
-            settings.sandbox.clone(),
-            settings.public_url.as_str(),
-            &master_key,
-        ))
-    });
     let instance = format!(
         "{}-{}",
         std::process::id(),
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
     let app = App {
         store: store.clone(),
         settings: settings.clone(),
@@ -154,22 +154,23 @@ pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Runni
         master_key,
         keyring,
         outbound,
-        sandbox,
         process: instance.clone(),
         stopping: shutdown_rx.clone(),
         workers: Default::default(),
     };
-    if let Some(sandbox) = app.sandbox.clone() {
-        // Seeding takes a moment on first start; the server is ready before it ends.
-        let contacts = settings.sandbox.seed_contacts;
-        tokio::spawn(async move {
-            if let Err(e) = crate::sandbox::seed::seed(sandbox.db(), contacts).await {
-                tracing::warn!(error = %e, "sandbox seeding failed");
-            }
-        });
+    #[cfg_attr(not(feature = "sandbox"), allow(unused_mut))]
+    let mut mounts = Vec::new();
+    #[cfg(feature = "sandbox")]
+    let mut embedded_sandbox = None;
+    // The sandbox is served by the web role, from a database of its own.
+    #[cfg(feature = "sandbox")]
+    if roles.web && settings.sandbox.enabled {
+        let embedded = sandbox::start(&app, &store, shutdown_rx.clone()).await?;
+        mounts.push(embedded.mount);
+        tasks.push(embedded.upkeep);
+        embedded_sandbox = Some(embedded.sandbox);
     }
     let env = app.clone();
-    let mut tasks = Vec::new();
     if roles.workers {
         tasks.push(tokio::spawn(jobs::runner::run(
             env.clone(),
@@ -199,7 +200,7 @@ pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Runni
     }
     if let Some(listener) = listener {
         addr = listener.local_addr()?;
-        let http = crate::web::server(app.clone(), listener)?;
+        let http = crate::web::server(app.clone(), listener, mounts)?;
         servers.push(http.handle());
         tasks.push(tokio::spawn(async move {
             if let Err(e) = http.await {
@@ -212,9 +213,6 @@ pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Runni
                 "\n  Welcome to Sluice. Finish setting up in your browser:\n\n    {link}\n\n  (single use, valid for 24 hours; restart Sluice for a new one)\n"
             );
         }
-    }
-    if let Some(db) = sandbox_store {
-        tasks.push(tokio::spawn(checkpoints(db, shutdown_rx.clone())));
     }
     let metrics = crate::telemetry::prometheus();
     tasks.push(tokio::spawn({
@@ -242,28 +240,12 @@ pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Runni
         addr,
         metrics_addr,
         app,
+        #[cfg(feature = "sandbox")]
+        sandbox: embedded_sandbox,
         shutdown,
         servers,
         tasks,
     })
-}
-
-/// Folds the sandbox database's write-ahead log into its file every half second (see
-/// [`Store::connect_sandbox`]), and once more on the way out.
-async fn checkpoints(db: Store, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    loop {
-        let stopping = tokio::select! {
-            _ = tick.tick() => false,
-            _ = jobs::stopped(&mut stop) => true,
-        };
-        if let Err(e) = db.checkpoint().await {
-            tracing::warn!(error = %e, "sandbox checkpoint failed");
-        }
-        if stopping {
-            break;
-        }
-    }
 }
 
 async fn wait_for_signal() {

@@ -1,9 +1,8 @@
 //! The sandbox authorization server: consent page, token endpoint, revocation.
 
-use super::{CLIENT_ID, Sandbox, db};
-use crate::auth::tokens;
-use crate::store::now;
-use crate::web::extract::csrf_token;
+use crate::support as tokens;
+use crate::support::now;
+use crate::{Sandbox, csrf, db};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -16,18 +15,16 @@ const CODE_TTL_SECS: i64 = 120;
 const REFRESH_TTL_DAYS: i64 = 30;
 
 #[derive(Template)]
-#[template(path = "sandbox/consent.html")]
+#[template(path = "consent.html")]
 struct ConsentPage {
     csrf: String,
-    flashes: Vec<crate::web::flash::Flash>,
     params: AuthorizeParams,
     scopes: Vec<String>,
 }
 
 #[derive(Template)]
-#[template(path = "sandbox/landing.html")]
+#[template(path = "landing.html")]
 struct Landing {
-    flashes: Vec<crate::web::flash::Flash>,
     counters: Vec<(String, i64)>,
     base: String,
 }
@@ -55,7 +52,6 @@ pub struct AuthorizeParams {
 pub async fn landing(sandbox: web::Data<Sandbox>) -> actix_web::Result<HttpResponse> {
     let counters = db::counters(&sandbox.db).await.unwrap_or_default();
     let page = Landing {
-        flashes: Vec::new(),
         counters,
         base: sandbox.issuer(),
     };
@@ -75,12 +71,10 @@ fn bad_request(message: &str) -> HttpResponse {
 
 /// Problems that must not redirect (RFC 6749 §4.1.2.1: unknown client or bad redirect URI).
 fn check_client(sandbox: &Sandbox, params: &AuthorizeParams) -> Result<(), HttpResponse> {
-    if params.client_id != CLIENT_ID {
+    if params.client_id != sandbox.client.id {
         return Err(bad_request("unknown client_id"));
     }
-    let registered = ["sandbox_crm", "sandbox_erp"]
-        .map(|p| format!("{}/oauth/callback/{p}", sandbox.public_url));
-    if !registered.contains(&params.redirect_uri) {
+    if !sandbox.client.redirect_uris.contains(&params.redirect_uri) {
         return Err(bad_request(
             "redirect_uri is not registered for this client",
         ));
@@ -101,7 +95,6 @@ fn redirect_with(redirect_uri: &str, pairs: &[(&str, &str)]) -> HttpResponse {
 
 /// GET /sandbox/oauth/authorize — the consent page.
 pub async fn authorize_form(
-    req: HttpRequest,
     sandbox: web::Data<Sandbox>,
     query: web::Query<AuthorizeParams>,
 ) -> HttpResponse {
@@ -129,14 +122,15 @@ pub async fn authorize_form(
         );
     }
     let scopes = params.scope.split_whitespace().map(str::to_owned).collect();
+    let (csrf, cookie) = csrf::issue();
     let page = ConsentPage {
-        csrf: csrf_token(&req),
-        flashes: Vec::new(),
+        csrf,
         params,
         scopes,
     };
     match page.render() {
         Ok(body) => HttpResponse::Ok()
+            .cookie(cookie)
             .content_type("text/html; charset=utf-8")
             .body(body),
         Err(_) => HttpResponse::InternalServerError().finish(),
@@ -147,16 +141,28 @@ pub async fn authorize_form(
 #[derive(Deserialize)]
 pub struct Decision {
     decision: String,
+    #[serde(default)]
+    csrf_token: String,
     #[serde(flatten)]
     params: AuthorizeParams,
 }
 
 /// POST /sandbox/oauth/authorize — approve (code) or deny (access_denied).
 pub async fn authorize_decision(
+    req: HttpRequest,
     sandbox: web::Data<Sandbox>,
     form: web::Form<Decision>,
 ) -> HttpResponse {
-    let Decision { decision, params } = form.into_inner();
+    let Decision {
+        decision,
+        csrf_token,
+        params,
+    } = form.into_inner();
+    if !csrf::verify(&req, &csrf_token) {
+        return HttpResponse::Forbidden()
+            .content_type("text/plain; charset=utf-8")
+            .body("Sandbox authorization error: the form expired or came from another site; go back and try again");
+    }
     if let Err(response) = check_client(&sandbox, &params) {
         return response;
     }
@@ -244,7 +250,7 @@ fn authenticate_client(sandbox: &Sandbox, req: &HttpRequest, form: &TokenForm) -
             form.client_secret.clone().unwrap_or_default(),
         ),
     };
-    id == CLIENT_ID && tokens::equal(&secret, &sandbox.client_secret)
+    id == sandbox.client.id && tokens::equal(&secret, &sandbox.client.secret)
 }
 
 fn urlencoding_decode(s: &str) -> String {
@@ -320,7 +326,7 @@ pub async fn token(
             let family = uuid::Uuid::now_v7().to_string();
             issue(
                 &sandbox,
-                CLIENT_ID,
+                &sandbox.client.id,
                 &family,
                 form.scope.as_deref().unwrap_or("crm.read erp.read"),
             )

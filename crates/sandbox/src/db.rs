@@ -1,7 +1,7 @@
 //! The sandbox's storage: grants (codes, access and refresh tokens), records, counters.
 
-use crate::auth::tokens;
-use crate::store::sql::Marks;
+use crate::support as tokens;
+use crate::support::Marks;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, Value};
 
@@ -501,7 +501,7 @@ pub async fn purge_idempotency(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::*;
     use serde_json::json;
 
     fn stored(data: &str) -> Record {

@@ -1,0 +1,239 @@
+//! The run's life around its pages: the run log, pausing while the database refuses
+//! writes, cancel and shutdown checks, and the end (succeeded, partially failed or
+//! failed, with auto-pause and alerts).
+
+use super::{Runner, Stop};
+use crate::app::App;
+use crate::domain::{ErrorClass, FlowId, FlowSpec, FlowStatus, RunId, RunStatus, TenantCtx};
+use crate::store::RunEnd;
+use crate::sync::Fault;
+use sea_orm::DbErr;
+use serde_json::Value as Json;
+use std::time::Duration;
+
+impl Runner<'_> {
+    /// Appends to the run log; a failure to log never fails the run.
+    pub(super) async fn log(&self, level: &str, message: &str, detail: Option<Json>) {
+        // The process log gets the same line, inside the run's span (tenant, flow, run).
+        match level {
+            "error" => tracing::error!("{message}"),
+            "warn" => tracing::warn!("{message}"),
+            _ => tracing::info!("{message}"),
+        }
+        if let Err(e) = self
+            .app
+            .store
+            .log_run_event(self.ctx, self.id(), level, message, detail)
+            .await
+        {
+            tracing::warn!(run = %self.id(), error = %e, "could not write the run log");
+        }
+    }
+
+    /// Waits, holding the run, until the database accepts writes again; then takes the
+    /// run up where its last commit left it. Stops instead when the process is shutting
+    /// down or another worker took the run meanwhile.
+    pub(super) async fn wait_for_database(&mut self, error: &DbErr) -> Result<(), Stop> {
+        tracing::warn!(run = %self.id(), error = %error, "the database refused the run's writes; pausing it until it accepts them");
+        let paused = tokio::time::Instant::now();
+        let mut pause = Duration::from_millis(250);
+        let run = loop {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(5));
+            if *self.app.stopping.borrow() {
+                return Err(Stop::Handover);
+            }
+            if self.app.store.write_probe(&self.app.process).await.is_err() {
+                continue;
+            }
+            match self
+                .app
+                .store
+                .heartbeat_run(self.ctx, self.id(), &self.holder)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => return Err(Stop::LostLease),
+                Err(_) => continue,
+            }
+            match self.app.store.run(self.ctx, self.id()).await {
+                Ok(Some(run)) => break run,
+                Ok(None) => return Err(Stop::LostLease),
+                Err(_) => continue,
+            }
+        };
+        self.run = run;
+        self.interrupted = true;
+        self.log(
+            "warn",
+            &format!(
+                "Paused for {} s: the database did not accept writes ({error}). Resuming from the checkpoint.",
+                paused.elapsed().as_secs()
+            ),
+            None,
+        )
+        .await;
+        Ok(())
+    }
+
+    /// At each page boundary: stops for a lost lease, a cancel request or a shutdown.
+    pub(super) async fn check_cancel(&self) -> Result<(), Stop> {
+        if *self.app.stopping.borrow() {
+            return Err(Stop::Handover);
+        }
+        let current = self
+            .app
+            .store
+            .run(self.ctx, self.id())
+            .await?
+            .ok_or(Stop::LostLease)?;
+        if current.lease_holder.as_deref() != Some(self.holder.as_str()) {
+            return Err(Stop::LostLease);
+        }
+        if current.cancel_requested {
+            return Err(Stop::Cancelled);
+        }
+        Ok(())
+    }
+
+    pub(super) async fn finish(
+        &self,
+        flow: &crate::store::entities::flows::Model,
+        spec: &FlowSpec,
+        replay: bool,
+        watermark: Option<String>,
+    ) -> Result<(), Stop> {
+        let run = self
+            .app
+            .store
+            .run(self.ctx, self.id())
+            .await?
+            .ok_or(Stop::LostLease)?;
+        let end = if run.records_failed > 0 {
+            RunEnd {
+                class: Some(ErrorClass::Records),
+                provider: self.providers.map(|(_, target)| target.to_owned()),
+                ..RunEnd::plain(RunStatus::PartiallyFailed)
+            }
+        } else {
+            RunEnd::plain(RunStatus::Succeeded)
+        };
+        let status = end.status;
+        let Some(run) = self
+            .app
+            .store
+            .finish_run(self.ctx, self.id(), Some(&self.holder), end)
+            .await?
+        else {
+            return Err(Stop::LostLease);
+        };
+        let moved = (spec.source.incremental && !replay)
+            .then_some(watermark)
+            .flatten();
+        self.app
+            .store
+            .record_flow_outcome(self.ctx, FlowId::from_uuid(flow.id), true, moved)
+            .await?;
+        self.log(
+            "info",
+            &format!(
+                "Finished: {}. Read {}, wrote {}, unchanged {}, filtered {}, failed {}.",
+                status.label().to_lowercase(),
+                run.records_read,
+                run.records_written,
+                run.records_unchanged,
+                run.records_filtered,
+                run.records_failed
+            ),
+            None,
+        )
+        .await;
+        let tenant = crate::telemetry::tenant_label(self.ctx.tenant_id());
+        metrics::counter!("sluice_runs_total", "tenant" => tenant.clone(), "outcome" => status.as_str()).increment(1);
+        metrics::counter!("sluice_records_total", "tenant" => tenant.clone(), "outcome" => "written")
+            .increment(u64::try_from(run.records_written).unwrap_or(0));
+        metrics::counter!("sluice_records_total", "tenant" => tenant, "outcome" => "failed")
+            .increment(u64::try_from(run.records_failed).unwrap_or(0));
+        evaluate_alerts(self.app, self.ctx, self.id()).await;
+        Ok(())
+    }
+
+    /// Ends the run as failed, and pauses the flow after too many failures in a row.
+    pub(super) async fn fail(&self, fault: &Fault) -> Result<(), DbErr> {
+        let message = fault.message().to_owned();
+        self.log("error", &format!("Failed: {message}"), None).await;
+        let provider = self.providers.map(|(source, target)| {
+            if fault.while_writing() {
+                target
+            } else {
+                source
+            }
+            .to_owned()
+        });
+        let end = RunEnd {
+            status: RunStatus::Failed,
+            error: Some(message.clone()),
+            class: Some(fault.class()),
+            provider,
+        };
+        if self
+            .app
+            .store
+            .finish_run(self.ctx, self.id(), Some(&self.holder), end)
+            .await?
+            .is_none()
+        {
+            return Ok(());
+        }
+        metrics::counter!("sluice_runs_total", "tenant" => crate::telemetry::tenant_label(self.ctx.tenant_id()), "outcome" => "failed").increment(1);
+        let streak = self
+            .app
+            .store
+            .record_flow_outcome(self.ctx, self.flow_id(), false, None)
+            .await?;
+        let Some(flow) = self.app.store.flow(self.ctx, self.flow_id()).await? else {
+            return Ok(());
+        };
+        let limit = self
+            .app
+            .store
+            .flow_version(self.ctx, self.flow_id(), flow.version)
+            .await?
+            .and_then(|v| serde_json::from_str::<FlowSpec>(&v.spec).ok())
+            .map_or(0, |s| s.auto_pause_after);
+        if limit > 0
+            && streak >= i32::try_from(limit).unwrap_or(i32::MAX)
+            && flow.status == FlowStatus::Active.as_str()
+        {
+            let reason = format!(
+                "Paused automatically after {streak} failed runs in a row. Last error: {message}"
+            );
+            self.app
+                .store
+                .set_flow_status(
+                    self.ctx,
+                    self.flow_id(),
+                    FlowStatus::Paused,
+                    Some(reason.clone()),
+                    None,
+                )
+                .await?;
+            self.log("error", &reason, None).await;
+            tracing::warn!(flow = %self.flow_id(), streak, "flow paused automatically after repeated failures");
+        }
+        evaluate_alerts(self.app, self.ctx, self.id()).await;
+        Ok(())
+    }
+}
+
+/// Enqueues the alert evaluation of a finished run. If the push is lost, the alert sweep
+/// finds the run (its alerts are marked unchecked) a little later.
+pub(super) async fn evaluate_alerts(app: &App, ctx: &TenantCtx, id: RunId) {
+    let job = crate::queue::EvaluateRun {
+        tenant_id: ctx.tenant_id(),
+        run_id: id,
+    };
+    if let Err(e) = app.queue.push(job).await {
+        tracing::warn!(run = %id, error = %e, "could not enqueue alert evaluation");
+    }
+}

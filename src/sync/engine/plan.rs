@@ -1,0 +1,215 @@
+//! What a run works from, loaded once at its start: the flow version, its compiled
+//! mapping, source and destination, the replay selection and the checkpoint.
+
+use super::{Runner, Stop};
+use crate::connectors::catalogue::{self, ObjectSpec, Provider};
+use crate::domain::{ConnectionId, DeadLetterState, FlowSpec, LetterSelection, RunTrigger};
+use crate::sync::Fault;
+use crate::sync::mapping::Mapping;
+use crate::sync::source::{Resume, Source};
+use crate::sync::target::Target;
+use std::sync::Arc;
+
+/// What a run works from.
+pub(super) struct Plan {
+    /// The flow (its watermark, as the run started).
+    pub(super) flow: crate::store::entities::flows::Model,
+    /// The flow version the run executes.
+    pub(super) spec: FlowSpec,
+    /// Its compiled mapping.
+    pub(super) mapping: Arc<Mapping>,
+    /// Where records come from.
+    pub(super) source: Source,
+    /// Where they go.
+    pub(super) target: Target,
+    /// The dead letters a replay re-sends (none: a run reads its source).
+    pub(super) replay: Option<LetterSelection>,
+    /// Where the run resumes (its checkpoint), if it ran before.
+    pub(super) resume: Option<Resume>,
+    /// Only records changed since this (incremental runs).
+    pub(super) since: Option<String>,
+    /// Whether delivered records close their open dead letters.
+    pub(super) close_dead_letters: bool,
+    /// Records per page read.
+    pub(super) page_size: u32,
+    /// Records per write.
+    pub(super) batch: usize,
+    /// Pages up to this number may have been written by an execution that stopped before
+    /// committing them: their creates are looked up first.
+    pub(super) recheck_through: i64,
+}
+
+impl Runner<'_> {
+    /// Loads the flow version, compiles its mapping and resolves both ends.
+    pub(super) async fn prepare(&mut self) -> Result<Plan, Stop> {
+        let flow = self
+            .app
+            .store
+            .flow(self.ctx, self.flow_id())
+            .await?
+            .ok_or_else(|| Fault::fatal("the flow was deleted"))?;
+        let version = self
+            .app
+            .store
+            .flow_version(self.ctx, self.flow_id(), self.run.version)
+            .await?
+            .ok_or_else(|| Fault::fatal("the flow version is missing"))?;
+        let spec: FlowSpec = serde_json::from_str(&version.spec)
+            .map_err(|e| Fault::fatal(format!("the flow version cannot be read: {e}")))?;
+        let mapping = Arc::new(
+            Mapping::compile_on_pool(spec.clone())
+                .await
+                .map_err(|e| Fault::fatal(e.to_string()))?
+                .map_err(|e| Fault::fatal(format!("the mapping does not compile: {e}")))?,
+        );
+        let source_provider = self.provider_of(spec.source.connection_id).await?;
+        let source = Source {
+            connection: spec.source.connection_id,
+            provider: source_provider,
+            object: object_of(source_provider, &spec.source.object)?,
+        };
+        let target_provider = self.provider_of(spec.destination.connection_id).await?;
+        self.providers = Some((&source_provider.id, &target_provider.id));
+        let target = Target {
+            connection: spec.destination.connection_id,
+            provider: target_provider,
+            object: object_of(target_provider, &spec.destination.object)?,
+            mode: spec.destination.write_mode,
+            key_field: spec.destination.key_field.clone(),
+        };
+        let replay =
+            match &self.run.replay {
+                Some(text) => Some(LetterSelection::from_stored(text).map_err(|e| {
+                    Fault::fatal(format!("the replay selection cannot be read: {e}"))
+                })?),
+                None => None,
+            };
+        let resume = match &self.run.cursor {
+            Some(c) => Some(
+                serde_json::from_str(c)
+                    .map_err(|e| Fault::fatal(format!("the checkpoint cannot be read: {e}")))?,
+            ),
+            None => None,
+        };
+        let since = (spec.source.incremental && replay.is_none())
+            .then(|| flow.watermark.clone())
+            .flatten();
+        let close_dead_letters = replay.is_some()
+            || self
+                .app
+                .store
+                .count_dead_letters(self.ctx, self.flow_id(), DeadLetterState::Open)
+                .await?
+                > 0;
+        // Up to two pages past the checkpoint may have been written by an execution that
+        // stopped before committing them (page N is written while N-1 commits).
+        let recheck_through = if self.interrupted && target.mode == crate::domain::WriteMode::Create
+        {
+            self.run.pages + 2
+        } else {
+            0
+        };
+        Ok(Plan {
+            page_size: source.page_size(None),
+            batch: spec.batch_size.clamp(1, target.batch_max()) as usize,
+            flow,
+            spec,
+            mapping,
+            source,
+            target,
+            replay,
+            resume,
+            since,
+            close_dead_letters,
+            recheck_through,
+        })
+    }
+
+    /// Says in the run log what the run does: starts, resumes, replays, and whether it
+    /// looks records up before creating them again.
+    pub(super) async fn announce(&self, plan: &Plan) {
+        if self.run.pages > 0 {
+            self.log(
+                "warn",
+                &format!(
+                    "Resumed after an interruption, from the checkpoint after page {}.",
+                    self.run.pages
+                ),
+                None,
+            )
+            .await;
+        } else {
+            let what = match &plan.replay {
+                Some(LetterSelection::All) => "Replaying all open dead letters".to_owned(),
+                Some(LetterSelection::Ids(ids)) => {
+                    format!("Replaying {} dead letter(s)", ids.len())
+                }
+                None => format!(
+                    "Reading {} from {}{}",
+                    plan.source.object.name,
+                    plan.source.provider.name,
+                    plan.since
+                        .as_deref()
+                        .map(|s| format!(" changed since {s}"))
+                        .unwrap_or_default()
+                ),
+            };
+            self.log(
+                "info",
+                &format!(
+                    "Started with version {} ({}). {what}.",
+                    self.run.version,
+                    RunTrigger::from_str_or_manual(&self.run.trigger).label()
+                ),
+                None,
+            )
+            .await;
+        }
+        if plan.recheck_through > 0 {
+            let target = &plan.target;
+            let how = match target.can_look_up() {
+                Some(_) => format!(
+                    "records to create on the next two pages are first looked up by {} at {}",
+                    target.key_field, target.provider.name
+                ),
+                None => format!(
+                    "{} cannot look records up{}, so re-sent records rely on its idempotency keys",
+                    target.provider.name,
+                    if target.key_field.is_empty() {
+                        " without a destination key field".to_owned()
+                    } else {
+                        format!(" by {}", target.key_field)
+                    }
+                ),
+            };
+            self.log(
+                "info",
+                &format!("The last execution stopped mid-page: {how}."),
+                None,
+            )
+            .await;
+        }
+    }
+
+    pub(super) async fn provider_of(
+        &self,
+        connection: ConnectionId,
+    ) -> Result<&'static Provider, Stop> {
+        let conn = self
+            .app
+            .store
+            .connection(self.ctx, connection)
+            .await?
+            .ok_or_else(|| Fault::fatal("a connection of this flow was deleted"))?;
+        Ok(catalogue::get(&conn.provider_id)
+            .ok_or_else(|| Fault::fatal(format!("unknown provider {}", conn.provider_id)))?)
+    }
+}
+
+fn object_of(provider: &'static Provider, object: &str) -> Result<&'static ObjectSpec, Fault> {
+    provider
+        .objects
+        .iter()
+        .find(|o| o.id == object)
+        .ok_or_else(|| Fault::fatal(format!("{} has no object '{object}'", provider.name)))
+}
