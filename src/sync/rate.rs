@@ -10,6 +10,7 @@ use crate::connectors::catalogue::RateLimit;
 use crate::connectors::http::Fetched;
 use crate::connectors::session::{self, ApiCall};
 use crate::domain::{ConnectionId, TenantCtx};
+use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -41,8 +42,11 @@ fn limiter(limit: &RateLimit) -> Option<Arc<DefaultKeyedRateLimiter<ConnectionId
 
 /// Waits until the connection may make another request.
 pub async fn acquire(connection: ConnectionId, limit: Option<&RateLimit>) {
-    if let Some(limiter) = limit.and_then(limiter) {
-        limiter.until_key_ready(&connection).await;
+    let Some(limiter) = limit.and_then(limiter) else {
+        return;
+    };
+    while let Err(not_yet) = limiter.check_key(&connection) {
+        tokio::time::sleep(not_yet.wait_time_from(DefaultClock::default().now())).await;
     }
 }
 

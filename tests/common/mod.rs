@@ -368,7 +368,10 @@ impl TestApp {
         let collected = lines.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                collected.lock().unwrap().push(line.clone());
+                // A test that fails while reading the lines poisons the lock: keep going.
+                if let Ok(mut lines) = collected.lock() {
+                    lines.push(line.clone());
+                }
                 if let Some(file) = keep.as_mut() {
                     use std::io::Write;
                     let _ = writeln!(file, "{line}");

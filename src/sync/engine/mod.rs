@@ -82,6 +82,9 @@ async fn keep_lease(app: &App, ctx: &TenantCtx, id: RunId, holder: &str) -> Stop
     }
 }
 
+/// How long a handed-back run waits in the queue (see [`hand_back`]).
+const HANDOVER_DELAY: Duration = Duration::from_secs(2);
+
 /// Releases runs this process holds and queues them again, so another worker (or this
 /// one, restarted) resumes them from their checkpoint without waiting for the lease.
 pub async fn hand_back(
@@ -101,7 +104,11 @@ pub async fn hand_back(
             tenant_id: *tenant_id,
             run_id: *run_id,
         };
-        match app.queue.push(job).await {
+        // Not at once: a job pushed now wakes this process's own workers, which may
+        // fetch it just before they stop and leave it locked to a worker that is gone
+        // (found again only when the lease lapses). Due a moment later, the next
+        // worker takes it.
+        match app.queue.push_after(job, HANDOVER_DELAY).await {
             Ok(()) => tracing::info!(run = %run_id, "run handed back at shutdown"),
             Err(e) => {
                 tracing::warn!(run = %run_id, error = %e, "run released; recovery will queue it")
