@@ -183,7 +183,7 @@ pub struct FlowView {
 
 /// Loads a flow and its current spec.
 pub async fn load(app: &App, ctx: &TenantCtx, id: FlowId) -> AppResult<FlowView> {
-    let flow = app.store.flow(ctx, id).await?.ok_or(AppError::NotFound)?;
+    let flow = get(app, ctx, id).await?;
     let version = app
         .store
         .flow_version(ctx, id, flow.version)
@@ -354,7 +354,7 @@ pub async fn delete(
     id: FlowId,
 ) -> AppResult<String> {
     require_write(ctx)?;
-    let flow = app.store.flow(ctx, id).await?.ok_or(AppError::NotFound)?;
+    let flow = get(app, ctx, id).await?;
     app.store.delete_flow(ctx, id).await?;
     app.audit(ctx, actor, "flow.deleted", Some(flow.name.clone()), None)
         .await?;
@@ -370,7 +370,7 @@ pub async fn start_run(
     trigger: RunTrigger,
     replay: Option<LetterSelection>,
 ) -> AppResult<RunId> {
-    let flow = app.store.flow(ctx, id).await?.ok_or(AppError::NotFound)?;
+    let flow = get(app, ctx, id).await?;
     // A queued run has not read anything yet, so it covers this request too. A running
     // one may already have passed the record that changed: a new run follows it.
     if replay.is_none()
@@ -441,7 +441,7 @@ pub async fn run_now(
 /// Asks a run to stop; a run no worker has picked up ends at once.
 pub async fn cancel(app: &App, ctx: &TenantCtx, actor: &AuditActor, id: RunId) -> AppResult<()> {
     require_write(ctx)?;
-    let run = app.store.run(ctx, id).await?.ok_or(AppError::NotFound)?;
+    let run = super::runs::get(app, ctx, id).await?;
     if !app.store.request_cancel(ctx, id).await? {
         return Err(AppError::Conflict("This run has already ended.".into()));
     }
@@ -464,7 +464,7 @@ pub async fn replay(
     selection: LetterSelection,
 ) -> AppResult<RunId> {
     require_write(ctx)?;
-    app.store.flow(ctx, flow).await?.ok_or(AppError::NotFound)?;
+    get(app, ctx, flow).await?;
     let open = app
         .store
         .open_dead_letters(ctx, flow, selection.ids(), None, 1)
@@ -496,7 +496,7 @@ pub async fn discard(
     selection: LetterSelection,
 ) -> AppResult<u64> {
     require_write(ctx)?;
-    app.store.flow(ctx, flow).await?.ok_or(AppError::NotFound)?;
+    get(app, ctx, flow).await?;
     let n = app
         .store
         .discard_dead_letters(ctx, flow, selection.ids())
@@ -669,7 +669,7 @@ pub async fn rotate_webhook_secret(
     id: FlowId,
 ) -> AppResult<(String, String)> {
     require_write(ctx)?;
-    let flow = app.store.flow(ctx, id).await?.ok_or(AppError::NotFound)?;
+    let flow = get(app, ctx, id).await?;
     use base64::Engine;
     let secret = crate::crypto::new_webhook_secret();
     let token = flow.webhook_token.clone().unwrap_or_else(|| {

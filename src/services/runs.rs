@@ -185,7 +185,7 @@ pub struct Inspection {
 
 /// Loads a run for the inspector.
 pub async fn inspect(app: &App, ctx: &TenantCtx, id: RunId) -> AppResult<Inspection> {
-    let run = app.store.run(ctx, id).await?.ok_or(AppError::NotFound)?;
+    let run = get(app, ctx, id).await?;
     let flow = app
         .store
         .flow(ctx, FlowId::from_uuid(run.flow_id))
@@ -245,7 +245,7 @@ pub async fn dead_letters(
     flow: FlowId,
     query: LetterQuery,
 ) -> AppResult<Vec<dead_letters::Model>> {
-    app.store.flow(ctx, flow).await?.ok_or(AppError::NotFound)?;
+    crate::services::flows::get(app, ctx, flow).await?;
     Ok(app
         .store
         .dead_letters(

@@ -159,11 +159,7 @@ pub async fn update_rule(
     input: &RuleInput,
 ) -> AppResult<()> {
     require_write(ctx)?;
-    let rule = app
-        .store
-        .alert_rule(ctx, id)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let rule = rule(app, ctx, id).await?;
     let input = RuleInput {
         kind: rule.kind.clone(),
         flow_id: rule.flow_id.map(|f| f.to_string()).unwrap_or_default(),
@@ -192,11 +188,7 @@ pub async fn delete_rule(
     id: AlertRuleId,
 ) -> AppResult<()> {
     require_write(ctx)?;
-    let rule = app
-        .store
-        .alert_rule(ctx, id)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let rule = rule(app, ctx, id).await?;
     app.store.delete_alert_rule(ctx, id).await?;
     app.audit(
         ctx,
@@ -217,7 +209,7 @@ pub async fn acknowledge(
     id: AlertId,
 ) -> AppResult<alerts::Model> {
     require_write(ctx)?;
-    let alert = app.store.alert(ctx, id).await?.ok_or(AppError::NotFound)?;
+    let alert = get(app, ctx, id).await?;
     if alert.state != AlertState::Open.as_str() {
         return Err(AppError::Conflict(format!(
             "This alert is already {}.",
@@ -233,13 +225,13 @@ pub async fn acknowledge(
         None,
     )
     .await?;
-    app.store.alert(ctx, id).await?.ok_or(AppError::NotFound)
+    get(app, ctx, id).await
 }
 
 /// Resolves an alert by hand (it reopens if the condition persists).
 pub async fn resolve(app: &App, ctx: &TenantCtx, actor: &AuditActor, id: AlertId) -> AppResult<()> {
     require_write(ctx)?;
-    let alert = app.store.alert(ctx, id).await?.ok_or(AppError::NotFound)?;
+    let alert = get(app, ctx, id).await?;
     if alert.state == AlertState::Resolved.as_str() {
         return Ok(());
     }
@@ -353,11 +345,7 @@ pub async fn set_channel_enabled(
     enabled: bool,
 ) -> AppResult<()> {
     require_write(ctx)?;
-    let channel = app
-        .store
-        .channel(ctx, id)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let channel = channel(app, ctx, id).await?;
     let reason = (!enabled).then(|| format!("Turned off by {}.", actor.label));
     app.store
         .set_channel_enabled(ctx, id, enabled, reason)
@@ -380,11 +368,7 @@ pub async fn delete_channel(
     id: ChannelId,
 ) -> AppResult<()> {
     require_write(ctx)?;
-    let channel = app
-        .store
-        .channel(ctx, id)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let channel = channel(app, ctx, id).await?;
     app.store.delete_channel(ctx, id).await?;
     app.audit(ctx, actor, "channel.deleted", Some(channel.name), None)
         .await?;

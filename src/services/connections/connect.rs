@@ -121,11 +121,7 @@ pub async fn begin(
         Binding::Session(_) => None,
     };
     if let Some(id) = request.reconnect {
-        let existing = app
-            .store
-            .connection(ctx, id)
-            .await?
-            .ok_or(AppError::NotFound)?;
+        let existing = super::get(app, ctx, id).await?;
         if existing.provider_id != provider.id {
             return Err(AppError::BadRequest(
                 "a connection can only be reconnected to its own provider".into(),
@@ -313,11 +309,7 @@ async fn save_connection(
         .map(|s| s.join(" "))
         .or_else(|| (!provider.auth.scopes.is_empty()).then(|| provider.auth.scopes.join(" ")));
     if let Some(id) = reconnect {
-        let before = app
-            .store
-            .connection(ctx, id)
-            .await?
-            .ok_or(AppError::NotFound)?;
+        let before = super::get(app, ctx, id).await?;
         let sealed = seal(app, ctx, id, &credentials)?;
         let stored = app
             .store

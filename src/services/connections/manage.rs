@@ -5,7 +5,7 @@ use crate::app::{App, AuditActor};
 use crate::connectors::credentials::{self, config_of};
 use crate::connectors::session::{auth_server, call, url_values};
 use crate::domain::{ConnectionEvent, ConnectionId, TenantCtx};
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::services::require_write;
 use secrecy::SecretString;
 
@@ -21,11 +21,7 @@ pub struct TestOutcome {
 /// Changes state (it may refresh tokens), so viewers may not.
 pub async fn test(app: &App, ctx: &TenantCtx, id: ConnectionId) -> AppResult<TestOutcome> {
     require_write(ctx)?;
-    let conn = app
-        .store
-        .connection(ctx, id)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let conn = super::get(app, ctx, id).await?;
     let provider = provider(&conn.provider_id)?;
     let outcome = match provider.objects.first() {
         None => TestOutcome {
@@ -97,11 +93,7 @@ pub async fn disconnect(
     id: ConnectionId,
 ) -> AppResult<String> {
     require_write(ctx)?;
-    let conn = app
-        .store
-        .connection(ctx, id)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let conn = super::get(app, ctx, id).await?;
     let provider = provider(&conn.provider_id)?;
     let mut note = "Credentials deleted.".to_owned();
     if provider.auth.kind.is_oauth()
