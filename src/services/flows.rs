@@ -15,7 +15,7 @@ use crate::domain::{
 use crate::error::{AppError, AppResult};
 use crate::queue::RunFlow;
 use crate::store::entities::{flow_versions, flows, runs};
-use crate::store::{FlowHead, NewFlow, RunEnd, now};
+use crate::store::{FlowHead, NewFlow, now};
 use crate::sync::expression::pool;
 use crate::sync::mapping::Mapping;
 use crate::sync::source::Source;
@@ -436,23 +436,6 @@ pub async fn run_now(
     app.audit(ctx, actor, "flow.run", Some(id.to_string()), None)
         .await?;
     Ok(run)
-}
-
-/// Asks a run to stop; a run no worker has picked up ends at once.
-pub async fn cancel(app: &App, ctx: &TenantCtx, actor: &AuditActor, id: RunId) -> AppResult<()> {
-    require_write(ctx)?;
-    let run = super::runs::get(app, ctx, id).await?;
-    if !app.store.request_cancel(ctx, id).await? {
-        return Err(AppError::Conflict("This run has already ended.".into()));
-    }
-    if run.lease_holder.is_none() {
-        app.store
-            .finish_run(ctx, id, None, RunEnd::plain(RunStatus::Cancelled))
-            .await?;
-    }
-    app.audit(ctx, actor, "run.cancelled", Some(id.to_string()), None)
-        .await?;
-    Ok(())
 }
 
 /// Replays dead letters (the chosen ones, or all open ones) on the current version.

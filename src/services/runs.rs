@@ -2,12 +2,13 @@
 //! comparison with the last successful run, and redaction of anything secret-looking in
 //! payloads and exchanges before they are shown.
 
-use crate::app::App;
+use super::require_write;
+use crate::app::{App, AuditActor};
 use crate::connectors::redact::{redact_json_text, redact_text};
 use crate::domain::{DeadLetterState, FlowId, RunId, RunStatus, TenantCtx};
 use crate::error::{AppError, AppResult};
-use crate::store::RunFilter;
 use crate::store::entities::{dead_letters, flows, runs};
+use crate::store::{RunEnd, RunFilter};
 use std::collections::HashMap;
 
 /// Rows in one CSV export at most.
@@ -265,6 +266,23 @@ pub async fn dead_letters(
 /// A run, or 404.
 pub async fn get(app: &App, ctx: &TenantCtx, id: RunId) -> AppResult<runs::Model> {
     app.store.run(ctx, id).await?.ok_or(AppError::NotFound)
+}
+
+/// Asks a run to stop; a run no worker has picked up ends at once.
+pub async fn cancel(app: &App, ctx: &TenantCtx, actor: &AuditActor, id: RunId) -> AppResult<()> {
+    require_write(ctx)?;
+    let run = get(app, ctx, id).await?;
+    if !app.store.request_cancel(ctx, id).await? {
+        return Err(AppError::Conflict("This run has already ended.".into()));
+    }
+    if run.lease_holder.is_none() {
+        app.store
+            .finish_run(ctx, id, None, RunEnd::plain(RunStatus::Cancelled))
+            .await?;
+    }
+    app.audit(ctx, actor, "run.cancelled", Some(id.to_string()), None)
+        .await?;
+    Ok(())
 }
 
 /// A run's log, oldest first.

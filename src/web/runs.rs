@@ -304,7 +304,7 @@ pub async fn cancel(
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     let id = run_id(&id)?;
-    let flash = match flows::cancel(&app, &member.ctx, &member.actor(), id).await {
+    let flash = match runs_service::cancel(&app, &member.ctx, &member.actor(), id).await {
         Ok(()) => Flash::success("Cancelling: the run stops after the page it is working on."),
         Err(AppError::Conflict(m)) => Flash::error(m),
         Err(e) => return Err(e),

@@ -385,7 +385,7 @@ pub async fn cancel(
     id: web::Path<String>,
 ) -> ApiResult<web::Json<RunDto>> {
     let id = parse_id(&id)?;
-    flows::cancel(&app, &client.ctx, &api_actor(&client), id).await?;
+    run_service::cancel(&app, &client.ctx, &api_actor(&client), id).await?;
     Ok(web::Json(run_dto(&app, &client, id).await?))
 }
 
