@@ -61,7 +61,7 @@ pub fn open(
             "no credentials are stored".into(),
         ));
     };
-    let id = ConnectionId::from_uuid(conn.id);
+    let id = conn.id;
     let bytes = app
         .keyring
         .decrypt(sealed, &aad_connection(ctx, id))

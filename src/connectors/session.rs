@@ -173,8 +173,8 @@ pub async fn authorized(
         let provider = catalogue::get(&conn.provider_id).ok_or_else(|| {
             ConnectionError::Failed(format!("unknown provider {}", conn.provider_id))
         })?;
-        match conn.status.parse::<ConnectionStatus>() {
-            Ok(ConnectionStatus::Active) => {}
+        match conn.status {
+            ConnectionStatus::Active => {}
             _ => {
                 return Err(ConnectionError::ReauthRequired(
                     conn.last_error
@@ -221,7 +221,7 @@ async fn refresh_holding_lease(
     values: BTreeMap<String, String>,
     holder: &str,
 ) -> Result<Authorized, ConnectionError> {
-    let id = ConnectionId::from_uuid(conn.id);
+    let id = conn.id;
     let server = match auth_server(app, ctx, provider).await {
         Ok(s) => s,
         Err(e) => {

@@ -1,8 +1,6 @@
 //! Alerts: the rule kinds a tenant can watch for, an alert's lifecycle, notification
 //! channels and their deliveries, and the classes a failed run is filed under.
 
-use serde::{Deserialize, Serialize};
-
 named_states!(
     /// What an alert rule watches for.
     AlertKind {

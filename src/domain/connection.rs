@@ -1,10 +1,12 @@
 //! Connection states and token events.
 
+use super::named::UnknownName;
 use std::fmt;
 use std::str::FromStr;
 
 /// Where a connection stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, sea_orm::DeriveValueType)]
+#[sea_orm(value_type = "String")]
 pub enum ConnectionStatus {
     /// Usable.
     Active,
@@ -50,20 +52,21 @@ impl fmt::Display for ConnectionStatus {
 }
 
 impl FromStr for ConnectionStatus {
-    type Err = String;
+    type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "active" => Ok(ConnectionStatus::Active),
             "reauth_required" => Ok(ConnectionStatus::ReauthRequired),
             "disconnected" => Ok(ConnectionStatus::Disconnected),
-            other => Err(format!("unknown connection status '{other}'")),
+            other => Err(UnknownName::new("connection status", other)),
         }
     }
 }
 
 /// Things that happen to a connection's credentials, shown as its timeline and consumed
 /// by alerting.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, sea_orm::DeriveValueType)]
+#[sea_orm(value_type = "String")]
 pub enum ConnectionEvent {
     /// First connected.
     Connected,
@@ -96,5 +99,35 @@ impl ConnectionEvent {
             ConnectionEvent::TestFailed => "test_failed",
             ConnectionEvent::Disconnected => "disconnected",
         }
+    }
+}
+
+impl ConnectionEvent {
+    /// Every event, for parsing.
+    pub const ALL: [ConnectionEvent; 8] = [
+        ConnectionEvent::Connected,
+        ConnectionEvent::Refreshed,
+        ConnectionEvent::RefreshFailed,
+        ConnectionEvent::ReauthRequired,
+        ConnectionEvent::Recovered,
+        ConnectionEvent::TestSucceeded,
+        ConnectionEvent::TestFailed,
+        ConnectionEvent::Disconnected,
+    ];
+}
+
+impl fmt::Display for ConnectionEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ConnectionEvent {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|event| event.as_str() == s)
+            .ok_or_else(|| UnknownName::new("connection event", s))
     }
 }

@@ -5,49 +5,6 @@ use super::ids::{ConnectionId, DeadLetterId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// A closed set of names stored as text, with labels and badge colours for pages.
-macro_rules! named_states {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = ($text:literal, $label:literal, $badge:literal)),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($(#[$vmeta])* $variant),+ }
-
-        impl $name {
-            /// Every value, in display order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-            /// Stored and API name.
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-            /// Human label.
-            pub fn label(self) -> &'static str {
-                match self { $($name::$variant => $label),+ }
-            }
-            /// Badge colour class suffix.
-            pub fn badge(self) -> &'static str {
-                match self { $($name::$variant => $badge),+ }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
-                    $($text => Ok($name::$variant),)+
-                    other => Err(format!("unknown {} '{other}'", stringify!($name))),
-                }
-            }
-        }
-    };
-}
-
 named_states!(
     /// Whether a flow's triggers fire.
     FlowStatus {
@@ -101,13 +58,6 @@ named_states!(
         Replay = ("replay", "Replay", "neutral"),
     }
 );
-
-impl RunTrigger {
-    /// Parses a stored trigger, reading unknown values as manual.
-    pub fn from_str_or_manual(s: &str) -> RunTrigger {
-        s.parse().unwrap_or(RunTrigger::Manual)
-    }
-}
 
 named_states!(
     /// A dead letter's state.

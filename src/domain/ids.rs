@@ -8,9 +8,19 @@ use uuid::Uuid;
 macro_rules! typed_id {
     ($($(#[$meta:meta])* $name:ident),+ $(,)?) => {$(
         $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(
+            Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+            sea_orm::DeriveValueType,
+        )]
         #[serde(transparent)]
         pub struct $name(Uuid);
+
+        // Primary keys must say whether an auto-increment number converts: ours never do.
+        impl sea_orm::TryFromU64 for $name {
+            fn try_from_u64(n: u64) -> Result<Self, sea_orm::DbErr> {
+                <Uuid as sea_orm::TryFromU64>::try_from_u64(n).map(Self)
+            }
+        }
 
         impl $name {
             /// A fresh, time-ordered id (UUIDv7), so indexes stay append-mostly.
@@ -89,4 +99,10 @@ typed_id!(
     ChannelId,
     /// One notification of one alert event to one channel.
     DeliveryId,
+    /// One line of a run's log.
+    RunEventId,
+    /// One entry of a connection's timeline.
+    ConnectionEventId,
+    /// One received webhook delivery.
+    WebhookEventId,
 );

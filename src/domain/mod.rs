@@ -1,9 +1,10 @@
 //! Pure types and rules: typed ids, roles, validated inputs, the tenant scope. No IO.
 
 #[macro_use]
-pub mod flow;
+pub mod named;
 pub mod alert;
 pub mod connection;
+pub mod flow;
 pub mod ids;
 pub mod role;
 pub mod tenant_ctx;
@@ -17,6 +18,7 @@ pub use flow::{
     WriteMode,
 };
 pub use ids::*;
+pub use named::UnknownName;
 pub use role::{PlatformRole, Role};
 pub use tenant_ctx::{Actor, TenantCtx};
 pub use validation::{Email, FieldErrors, NewPassword};

@@ -1,12 +1,27 @@
 //! Roles: what a member may do inside one tenant, and platform-wide roles.
 
+use super::named::UnknownName;
+use sea_orm::DeriveValueType;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
 /// A member's role in a tenant. Ordered: each role can do what the ones below it can.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    DeriveValueType,
+)]
 #[serde(rename_all = "lowercase")]
+#[sea_orm(value_type = "String")]
 pub enum Role {
     /// Reads everything in the tenant, changes nothing.
     Viewer,
@@ -60,19 +75,20 @@ impl fmt::Display for Role {
 }
 
 impl FromStr for Role {
-    type Err = String;
+    type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "viewer" => Ok(Role::Viewer),
             "admin" => Ok(Role::Admin),
             "owner" => Ok(Role::Owner),
-            other => Err(format!("unknown role '{other}'")),
+            other => Err(UnknownName::new("role", other)),
         }
     }
 }
 
 /// Roles that span all tenants, granted only from the command line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, DeriveValueType)]
+#[sea_orm(value_type = "String")]
 pub enum PlatformRole {
     /// Read-only, audited access to failed runs across tenants.
     Support,
@@ -82,6 +98,22 @@ impl PlatformRole {
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         "support"
+    }
+}
+
+impl fmt::Display for PlatformRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for PlatformRole {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "support" => Ok(PlatformRole::Support),
+            other => Err(UnknownName::new("platform role", other)),
+        }
     }
 }
 

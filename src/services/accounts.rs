@@ -3,7 +3,7 @@
 use super::tenants;
 use crate::app::{App, AuditActor};
 use crate::auth::{device, password, throttle, tokens};
-use crate::domain::{Actor, Email, FieldErrors, NewPassword, TenantCtx, TenantId, UserId, text};
+use crate::domain::{Actor, Email, FieldErrors, NewPassword, TenantCtx, TenantId, text};
 use crate::error::{AppError, AppResult};
 use crate::store::entities::sessions;
 use crate::store::{UserRecord, now};
@@ -245,7 +245,7 @@ pub async fn authenticate_session(
         app.store.delete_session(&digest).await?;
         return Ok(None);
     }
-    let Some(user) = app.store.user(UserId::from_uuid(session.user_id)).await? else {
+    let Some(user) = app.store.user(session.user_id).await? else {
         return Ok(None);
     };
     if session.created_at < user.password_changed_at {

@@ -5,7 +5,7 @@ use super::connections::{self, Begin, Binding, ConnectRequest};
 use super::require_write;
 use crate::app::{App, AuditActor};
 use crate::auth::tokens;
-use crate::domain::{Actor, ConnectLinkId, FieldErrors, Role, TenantCtx, TenantId, text};
+use crate::domain::{Actor, ConnectLinkId, FieldErrors, Role, TenantCtx, text};
 use crate::error::{AppError, AppResult};
 use crate::store::entities::connect_links;
 use crate::store::now;
@@ -100,12 +100,12 @@ async fn insert_link(
         .insert_connect_link(
             ctx,
             connect_links::Model {
-                id: id.uuid(),
-                tenant_id: ctx.tenant_id().uuid(),
+                id,
+                tenant_id: ctx.tenant_id(),
                 provider_id: provider_id.to_owned(),
                 token_digest: tokens::digest(&secret),
                 customer_ref: customer.to_owned(),
-                created_by: ctx.user_id().map(|u| u.uuid()),
+                created_by: ctx.user_id(),
                 created_at: now(),
                 expires_at,
                 used_at: None,
@@ -113,7 +113,7 @@ async fn insert_link(
                 connection_id: None,
                 outcome: None,
                 outcome_detail: None,
-                reconnects_connection_id: reconnects.map(|c| c.uuid()),
+                reconnects_connection_id: reconnects,
             },
         )
         .await?;
@@ -233,12 +233,8 @@ pub async fn open(app: &App, secret: &str) -> AppResult<OpenLink> {
             "This connect link has expired. Ask the company that sent it for a new one.".into(),
         ));
     }
-    let id = ConnectLinkId::from_uuid(link.id);
-    let ctx = TenantCtx::new(
-        TenantId::from_uuid(link.tenant_id),
-        Role::Admin,
-        Actor::ConnectLink(id),
-    );
+    let id = link.id;
+    let ctx = TenantCtx::new(link.tenant_id, Role::Admin, Actor::ConnectLink(id));
     Ok(OpenLink {
         link,
         tenant_name,
@@ -264,13 +260,10 @@ pub async fn begin(
         provider_id: open.link.provider_id.clone(),
         name: String::new(),
         form,
-        reconnect: open
-            .link
-            .reconnects_connection_id
-            .map(crate::domain::ConnectionId::from_uuid),
+        reconnect: open.link.reconnects_connection_id,
         customer_ref: Some(open.link.customer_ref.clone()),
     };
-    let id = ConnectLinkId::from_uuid(open.link.id);
+    let id = open.link.id;
     connections::begin(
         app,
         &open.ctx,

@@ -144,7 +144,7 @@ pub async fn load(app: &App, ctx: &TenantCtx, period: Period) -> AppResult<Dashb
     let mut flows: Vec<FlowHealthRow> = flow_rows
         .into_iter()
         .map(|flow| {
-            let id = FlowId::from_uuid(flow.id);
+            let id = flow.id;
             let t = today.get(&id).copied().unwrap_or_default();
             let y = yesterday.get(&id).copied().unwrap_or_default();
             let trend = match (t.error_rate(), y.error_rate()) {
@@ -153,7 +153,7 @@ pub async fn load(app: &App, ctx: &TenantCtx, period: Period) -> AppResult<Dashb
                 _ => "steady",
             };
             FlowHealthRow {
-                last_status: flow.last_run_status.as_deref().and_then(|s| s.parse().ok()),
+                last_status: flow.last_run_status,
                 since_success: flow.last_success_at.map(|s| at - s),
                 runs_day: t.runs,
                 written_day: t.records_written,
@@ -198,9 +198,9 @@ pub fn connection_health(
     conn: &connections::Model,
     at: DateTime<Utc>,
 ) -> (&'static str, &'static str) {
-    if conn.status == ConnectionStatus::ReauthRequired.as_str() {
+    if conn.status == ConnectionStatus::ReauthRequired {
         ("reauth_required", "Reconnect needed")
-    } else if conn.status == ConnectionStatus::Disconnected.as_str() {
+    } else if conn.status == ConnectionStatus::Disconnected {
         ("disconnected", "Disconnected")
     } else if conn.refresh_failures > 0 {
         ("refresh_failing", "Token refresh failing")

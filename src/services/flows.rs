@@ -10,7 +10,7 @@ use crate::crypto::Aad;
 use crate::domain::{
     ConnectionId, DeadLetterId, DeadLetterState, FieldErrors, FlowId, FlowSpec, FlowStatus,
     FlowVersionId, LetterSelection, RunId, RunStatus, RunTrigger, TenantCtx, TriggerKind,
-    WriteMode,
+    WebhookEventId, WriteMode,
 };
 use crate::error::{AppError, AppResult};
 use crate::queue::RunFlow;
@@ -212,7 +212,7 @@ pub async fn save(
     let at = now();
     let head = FlowHead {
         name: spec.name.clone(),
-        trigger_kind: spec.trigger.kind.as_str().to_owned(),
+        trigger_kind: spec.trigger.kind,
         next_run_at,
         source: spec.source.connection_id,
         destination: spec.destination.connection_id,
@@ -224,11 +224,11 @@ pub async fn save(
             app.store
                 .insert_flow(NewFlow {
                     flow: flows::ActiveModel {
-                        id: Set(id.uuid()),
-                        tenant_id: Set(ctx.tenant_id().uuid()),
+                        id: Set(id),
+                        tenant_id: Set(ctx.tenant_id()),
                         name: Set(head.name),
-                        status: Set(FlowStatus::Active.as_str().into()),
-                        current_version_id: Set(version_id.uuid()),
+                        status: Set(FlowStatus::Active),
+                        current_version_id: Set(version_id),
                         version: Set(1),
                         trigger_kind: Set(head.trigger_kind),
                         next_run_at: Set(head.next_run_at),
@@ -237,8 +237,8 @@ pub async fn save(
                         watermark: Set(None),
                         webhook_token: Set(None),
                         webhook_secret_enc: Set(None),
-                        source_connection_id: Set(head.source.uuid()),
-                        destination_connection_id: Set(head.destination.uuid()),
+                        source_connection_id: Set(head.source),
+                        destination_connection_id: Set(head.destination),
                         created_at: Set(at),
                         updated_at: Set(at),
                         last_run_id: Set(None),
@@ -310,12 +310,12 @@ fn version_row(
     spec: String,
 ) -> flow_versions::ActiveModel {
     flow_versions::ActiveModel {
-        id: Set(id.uuid()),
-        tenant_id: Set(ctx.tenant_id().uuid()),
-        flow_id: Set(flow.uuid()),
+        id: Set(id),
+        tenant_id: Set(ctx.tenant_id()),
+        flow_id: Set(flow),
         number: Set(number),
         spec: Set(spec),
-        created_by: Set(ctx.user_id().map(|u| u.uuid())),
+        created_by: Set(ctx.user_id()),
         created_at: Set(now()),
     }
 }
@@ -376,19 +376,19 @@ pub async fn start_run(
     if replay.is_none()
         && let Some(run) = app.store.queued_run(ctx, id).await?
     {
-        return Ok(RunId::from_uuid(run.id));
+        return Ok(run.id);
     }
     let run_id = RunId::new();
     let replay_text = replay.as_ref().map(LetterSelection::to_stored);
     app.store
         .insert_run(runs::ActiveModel {
-            id: Set(run_id.uuid()),
-            tenant_id: Set(ctx.tenant_id().uuid()),
-            flow_id: Set(id.uuid()),
+            id: Set(run_id),
+            tenant_id: Set(ctx.tenant_id()),
+            flow_id: Set(id),
             flow_version_id: Set(flow.current_version_id),
             version: Set(flow.version),
-            trigger: Set(trigger.as_str().into()),
-            status: Set(RunStatus::Queued.as_str().into()),
+            trigger: Set(trigger),
+            status: Set(RunStatus::Queued),
             cancel_requested: Set(false),
             cursor: Set(None),
             watermark: Set(None),
@@ -403,7 +403,7 @@ pub async fn start_run(
             error: Set(None),
             lease_holder: Set(None),
             heartbeat_at: Set(None),
-            created_by: Set(ctx.user_id().map(|u| u.uuid())),
+            created_by: Set(ctx.user_id()),
             created_at: Set(now()),
             started_at: Set(None),
             finished_at: Set(None),
@@ -764,7 +764,7 @@ pub async fn receive_webhook(
     token: &str,
     headers: &WebhookHeaders,
     body: &[u8],
-) -> Result<uuid::Uuid, WebhookError> {
+) -> Result<WebhookEventId, WebhookError> {
     if body.len() > WEBHOOK_MAX_BODY {
         return Err(WebhookRefusal::TooLarge.into());
     }
@@ -775,24 +775,24 @@ pub async fn receive_webhook(
         .ok_or(WebhookRefusal::Unknown)?;
     let (Some(sealed), true) = (
         &flow.webhook_secret_enc,
-        flow.trigger_kind == TriggerKind::Webhook.as_str(),
+        flow.trigger_kind == TriggerKind::Webhook,
     ) else {
         return Err(WebhookRefusal::Unknown.into());
     };
     // The token proved which tenant this is; the signature proves the sender.
     let ctx = TenantCtx::new(
-        crate::domain::TenantId::from_uuid(flow.tenant_id),
+        flow.tenant_id,
         crate::domain::Role::Admin,
         crate::domain::Actor::System,
     );
-    let id = FlowId::from_uuid(flow.id);
+    let id = flow.id;
     let secret = app
         .keyring
         .decrypt(sealed, &webhook_aad(&ctx, id))
         .map_err(|e| WebhookError::Internal(anyhow::anyhow!("webhook secret of flow {id}: {e}")))?;
     let secret = String::from_utf8(secret).map_err(|e| WebhookError::Internal(e.into()))?;
     verify_signature(&secret, headers, body, now().timestamp())?;
-    let event_id = uuid::Uuid::now_v7();
+    let event_id = WebhookEventId::new();
     let stored = app
         .store
         .insert_webhook_event(
@@ -811,13 +811,11 @@ pub async fn receive_webhook(
     if !stored {
         return Err(WebhookRefusal::Replayed.into());
     }
-    if flow.status == FlowStatus::Active.as_str() {
+    if flow.status == FlowStatus::Active {
         let run = start_run(app, &ctx, id, RunTrigger::Webhook, None)
             .await
             .map_err(|e| WebhookError::Internal(anyhow::anyhow!(e.public_message())))?;
-        app.store
-            .link_webhook_event(&ctx, event_id, run.uuid())
-            .await?;
+        app.store.link_webhook_event(&ctx, event_id, run).await?;
     }
     Ok(event_id)
 }

@@ -3,6 +3,7 @@
 
 use crate::app::App;
 use crate::crypto::Aad;
+use crate::domain::TenantId;
 use crate::error::AppResult;
 
 /// What a rotation did.
@@ -16,7 +17,7 @@ pub struct RotationReport {
     pub skipped: usize,
 }
 
-fn aad_for(table: &str, tenant: uuid::Uuid, id: &str) -> Aad {
+fn aad_for(table: &str, tenant: TenantId, id: &str) -> Aad {
     let purpose = match table {
         "oauth_apps" => "oauth_app",
         "connections" => "connection",

@@ -165,7 +165,7 @@ async fn join(
     user: &UserRecord,
     client: &ClientInfo,
 ) -> AppResult<()> {
-    let id = InvitationId::from_uuid(inv.invitation.id);
+    let id = inv.invitation.id;
     if !app.store.accept_invitation(id, user.id).await? {
         return Err(AppError::Gone("this invitation is no longer valid".into()));
     }

@@ -36,7 +36,7 @@ pub async fn history(
         .await?;
     let next = if runs.len() as u64 > per_page {
         runs.truncate(per_page as usize);
-        runs.last().map(|r| RunId::from_uuid(r.id))
+        runs.last().map(|r| r.id)
     } else {
         None
     };
@@ -44,7 +44,7 @@ pub async fn history(
 }
 
 /// Names of the tenant's flows by id.
-pub async fn flow_names(app: &App, ctx: &TenantCtx) -> AppResult<HashMap<uuid::Uuid, String>> {
+pub async fn flow_names(app: &App, ctx: &TenantCtx) -> AppResult<HashMap<FlowId, String>> {
     Ok(app
         .store
         .flows(ctx)
@@ -77,14 +77,14 @@ pub async fn history_csv(app: &App, ctx: &TenantCtx, filter: &RunFilter) -> AppR
     while rows < CSV_MAX_ROWS {
         let page = app.store.run_history(ctx, filter, before, 1000).await?;
         let Some(last) = page.last() else { break };
-        before = Some(RunId::from_uuid(last.id));
+        before = Some(last.id);
         for r in &page {
             let fields = [
                 r.id.to_string(),
                 r.flow_id.to_string(),
                 names.get(&r.flow_id).cloned().unwrap_or_default(),
-                r.trigger.clone(),
-                r.status.clone(),
+                r.trigger.to_string(),
+                r.status.to_string(),
                 r.created_at.to_rfc3339(),
                 r.started_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
                 r.finished_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
@@ -94,7 +94,7 @@ pub async fn history_csv(app: &App, ctx: &TenantCtx, filter: &RunFilter) -> AppR
                 r.records_unchanged.to_string(),
                 r.records_filtered.to_string(),
                 r.records_failed.to_string(),
-                r.error_class.clone().unwrap_or_default(),
+                r.error_class.map(|c| c.to_string()).unwrap_or_default(),
                 r.error.as_deref().map(redact_text).unwrap_or_default(),
             ];
             for (i, f) in fields.iter().enumerate() {
@@ -137,12 +137,7 @@ pub async fn compare_with_last_success(
 ) -> AppResult<Option<Comparison>> {
     let Some(baseline) = app
         .store
-        .recent_successes(
-            ctx,
-            FlowId::from_uuid(run.flow_id),
-            RunId::from_uuid(run.id),
-            1,
-        )
+        .recent_successes(ctx, run.flow_id, run.id, 1)
         .await?
         .into_iter()
         .next()
@@ -189,14 +184,10 @@ pub async fn inspect(app: &App, ctx: &TenantCtx, id: RunId) -> AppResult<Inspect
     let run = get(app, ctx, id).await?;
     let flow = app
         .store
-        .flow(ctx, FlowId::from_uuid(run.flow_id))
+        .flow(ctx, run.flow_id)
         .await?
         .ok_or(AppError::NotFound)?;
-    let comparison = if run
-        .status
-        .parse::<RunStatus>()
-        .is_ok_and(RunStatus::is_finished)
-    {
+    let comparison = if run.status.is_finished() {
         compare_with_last_success(app, ctx, &run).await?
     } else {
         None

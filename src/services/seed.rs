@@ -6,7 +6,10 @@
 //! if they had run over the past 30 days.
 
 use crate::app::{App, AuditActor};
-use crate::domain::{Actor, ConnectionId, Email, ErrorClass, FlowId, Role, RunStatus, TenantCtx};
+use crate::domain::{
+    Actor, ConnectionId, Email, ErrorClass, FlowId, FlowVersionId, Role, RunId, RunStatus,
+    RunTrigger, TenantCtx,
+};
 use crate::store::entities::{connections, runs};
 use crate::store::metrics::{HOUR, MINUTE, bucket_of};
 use crate::store::{Totals, now};
@@ -86,11 +89,7 @@ pub async fn history(
             app.store.insert_runs_bulk(chunk.to_vec()).await?;
         }
         for f in &flows {
-            if let Some(last) = rows
-                .iter()
-                .filter(|r| r.flow_id == f.uuid())
-                .max_by_key(|r| r.id)
-            {
+            if let Some(last) = rows.iter().filter(|r| r.flow_id == *f).max_by_key(|r| r.id) {
                 app.store.note_last_run(&ctx, last).await?;
             }
         }
@@ -112,11 +111,11 @@ async fn connection(
         .insert_connection(
             ctx,
             connections::Model {
-                id: id.uuid(),
-                tenant_id: ctx.tenant_id().uuid(),
+                id,
+                tenant_id: ctx.tenant_id(),
                 provider_id: provider.into(),
                 name: name.into(),
-                status: crate::domain::ConnectionStatus::Active.as_str().into(),
+                status: crate::domain::ConnectionStatus::Active,
                 credentials_enc: None,
                 config: "{}".into(),
                 scopes: None,
@@ -171,13 +170,13 @@ async fn flow(
 }
 
 /// A v7 id whose time part is `at`.
-fn id_at(at: DateTime<Utc>, rng: &mut impl Rng) -> uuid::Uuid {
+fn id_at(at: DateTime<Utc>, rng: &mut impl Rng) -> RunId {
     let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
     let mut bytes: [u8; 16] = rng.random();
     bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
     bytes[6] = 0x70 | (bytes[6] & 0x0f);
     bytes[8] = 0x80 | (bytes[8] & 0x3f);
-    uuid::Uuid::from_bytes(bytes)
+    RunId::from_uuid(uuid::Uuid::from_bytes(bytes))
 }
 
 fn random_runs(
@@ -224,17 +223,16 @@ fn random_runs(
             let started = created + Duration::milliseconds(rng.random_range(5..500));
             runs::Model {
                 id: id_at(created, rng),
-                tenant_id: ctx.tenant_id().uuid(),
-                flow_id: flow.uuid(),
-                flow_version_id: uuid::Uuid::nil(),
+                tenant_id: ctx.tenant_id(),
+                flow_id: flow,
+                flow_version_id: FlowVersionId::from_uuid(uuid::Uuid::nil()),
                 version: 1,
                 trigger: if rng.random_bool(0.8) {
-                    "schedule"
+                    RunTrigger::Schedule
                 } else {
-                    "manual"
-                }
-                .into(),
-                status: status.as_str().into(),
+                    RunTrigger::Manual
+                },
+                status,
                 cancel_requested: false,
                 cursor: None,
                 watermark: None,
@@ -254,7 +252,7 @@ fn random_runs(
                 created_at: created,
                 started_at: Some(started),
                 finished_at: Some(started + Duration::milliseconds(duration_ms)),
-                error_class: class.map(|c| c.as_str().into()),
+                error_class: class,
                 error_provider: class.map(|_| "sandbox_erp".into()),
                 duration_ms: Some(duration_ms),
                 alerts_checked: true,
@@ -275,7 +273,7 @@ async fn write_rollups(app: &App, rows: &[runs::Model]) -> anyhow::Result<u64> {
                 continue;
             }
             let t = sums
-                .entry((grain, bucket_of(at, grain), r.flow_id))
+                .entry((grain, bucket_of(at, grain), r.flow_id.uuid()))
                 .or_default();
             t.runs += 1;
             match r.status.as_str() {
@@ -293,7 +291,7 @@ async fn write_rollups(app: &App, rows: &[runs::Model]) -> anyhow::Result<u64> {
     let tenant = rows.first().map(|r| r.tenant_id).unwrap_or_default();
     let rows: Vec<_> = sums.into_iter().collect();
     for chunk in rows.chunks(400) {
-        app.store.insert_rollups_bulk(tenant, chunk).await?;
+        app.store.insert_rollups_bulk(tenant.uuid(), chunk).await?;
     }
     Ok(rows.len() as u64)
 }

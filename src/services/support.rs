@@ -72,20 +72,20 @@ pub async fn search(
     let mut found = app.store.failed_runs(filter, before, PAGE + 1).await?;
     let next = if found.len() as u64 > PAGE {
         found.truncate(PAGE as usize);
-        found.last().map(|r| RunId::from_uuid(r.id))
+        found.last().map(|r| r.id)
     } else {
         None
     };
-    let tenant_ids: Vec<uuid::Uuid> = found
+    let tenant_ids: Vec<TenantId> = found
         .iter()
         .map(|r| r.tenant_id)
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
     let tenants = app.store.tenant_names(&tenant_ids).await?;
-    let mut flows: HashMap<uuid::Uuid, String> = HashMap::new();
+    let mut flows: HashMap<FlowId, String> = HashMap::new();
     for t in &tenant_ids {
-        let ctx = staff.read_scope(TenantId::from_uuid(*t));
+        let ctx = staff.read_scope(*t);
         for f in app.store.flows(&ctx).await? {
             flows.insert(f.id, f.name);
         }
@@ -134,7 +134,7 @@ pub async fn inspect(
         .run_of_any_tenant(id)
         .await?
         .ok_or(AppError::NotFound)?;
-    let tenant = TenantId::from_uuid(run.tenant_id);
+    let tenant = run.tenant_id;
     let ctx = staff.read_scope(tenant);
     let revealed = match reveal_reason.map(str::trim) {
         None => false,
@@ -162,9 +162,9 @@ pub async fn inspect(
     let log = app.store.run_events(&ctx, id, 500).await?;
     let tenant_name = app
         .store
-        .tenant_names(&[tenant.uuid()])
+        .tenant_names(&[tenant])
         .await?
-        .remove(&tenant.uuid())
+        .remove(&tenant)
         .unwrap_or_default();
     Ok(SupportView {
         tenant: tenant_name,
@@ -181,15 +181,15 @@ pub async fn replay(app: &App, staff: &Staff, id: RunId) -> AppResult<RunId> {
         .run_of_any_tenant(id)
         .await?
         .ok_or(AppError::NotFound)?;
-    let ctx = staff.replay_scope(TenantId::from_uuid(run.tenant_id));
-    let flow = FlowId::from_uuid(run.flow_id);
+    let ctx = staff.replay_scope(run.tenant_id);
+    let flow = run.flow_id;
     let letters: Vec<DeadLetterId> = app
         .store
         .dead_letters_of_run(&ctx, id, 10_000)
         .await?
         .into_iter()
-        .filter(|l| l.state == DeadLetterState::Open.as_str())
-        .map(|l| DeadLetterId::from_uuid(l.id))
+        .filter(|l| l.state == DeadLetterState::Open)
+        .map(|l| l.id)
         .collect();
     let (new_run, what) = if letters.is_empty() {
         (

@@ -2,7 +2,7 @@
 
 use super::entities::{setup_tokens, users};
 use super::{Store, is_unique_violation, now};
-use crate::domain::{Email, UserId};
+use crate::domain::{Email, PlatformRole, UserId};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, Set,
@@ -26,10 +26,10 @@ pub struct UserRecord {
 impl From<users::Model> for UserRecord {
     fn from(m: users::Model) -> Self {
         Self {
-            id: UserId::from_uuid(m.id),
+            id: m.id,
             email: m.email,
             name: m.name,
-            is_support: m.platform_role.as_deref() == Some("support"),
+            is_support: m.platform_role == Some(PlatformRole::Support),
             password_changed_at: m.password_changed_at,
         }
     }
@@ -45,7 +45,7 @@ impl Store {
     ) -> Result<Option<UserRecord>, DbErr> {
         let at = now();
         let row = users::ActiveModel {
-            id: Set(UserId::new().uuid()),
+            id: Set(UserId::new()),
             email: Set(email.as_str().to_owned()),
             name: Set(name.to_owned()),
             password_hash: Set(password_hash.to_owned()),
@@ -77,7 +77,7 @@ impl Store {
 
     /// The stored password hash of a user, for re-authentication.
     pub async fn password_hash(&self, id: UserId) -> Result<Option<String>, DbErr> {
-        Ok(users::Entity::find_by_id(id.uuid())
+        Ok(users::Entity::find_by_id(id)
             .one(&self.db)
             .await?
             .map(|m| m.password_hash))
@@ -85,7 +85,7 @@ impl Store {
 
     /// A user by id.
     pub async fn user(&self, id: UserId) -> Result<Option<UserRecord>, DbErr> {
-        Ok(users::Entity::find_by_id(id.uuid())
+        Ok(users::Entity::find_by_id(id)
             .one(&self.db)
             .await?
             .map(Into::into))
@@ -99,7 +99,7 @@ impl Store {
     /// Replaces a password hash and stamps the change time.
     pub async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<(), DbErr> {
         let row = users::ActiveModel {
-            id: Set(id.uuid()),
+            id: Set(id),
             password_hash: Set(hash.to_owned()),
             password_changed_at: Set(now()),
             ..Default::default()

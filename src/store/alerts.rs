@@ -3,7 +3,8 @@
 use super::entities::{alert_rules, alerts, notification_channels, notification_deliveries};
 use super::{Store, now};
 use crate::domain::{
-    AlertId, AlertRuleId, AlertState, ChannelId, DeliveryId, DeliveryState, TenantCtx, TenantId,
+    AlertId, AlertKind, AlertRuleId, AlertState, ChannelId, DeliveryId, DeliveryState, RunId,
+    TenantCtx, TenantId,
 };
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
@@ -11,10 +12,6 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect, Set, SqlErr,
 };
-
-fn tenant_of(ctx: &TenantCtx) -> uuid::Uuid {
-    ctx.tenant_id().uuid()
-}
 
 /// Which alerts a list shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,7 +30,7 @@ impl Store {
     /// The tenant's rules, tenant-wide first.
     pub async fn alert_rules(&self, ctx: &TenantCtx) -> Result<Vec<alert_rules::Model>, DbErr> {
         alert_rules::Entity::find()
-            .filter(alert_rules::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(alert_rules::Column::TenantId.eq(ctx.tenant_id()))
             .order_by_asc(alert_rules::Column::FlowId)
             .order_by_asc(alert_rules::Column::Id)
             .all(&self.db)
@@ -47,8 +44,8 @@ impl Store {
         id: AlertRuleId,
     ) -> Result<Option<alert_rules::Model>, DbErr> {
         alert_rules::Entity::find()
-            .filter(alert_rules::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(alert_rules::Column::Id.eq(id.uuid()))
+            .filter(alert_rules::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(alert_rules::Column::Id.eq(id))
             .one(&self.db)
             .await
     }
@@ -83,8 +80,8 @@ impl Store {
             )
             .col_expr(alert_rules::Column::Enabled, Expr::value(enabled))
             .col_expr(alert_rules::Column::UpdatedAt, Expr::value(now()))
-            .filter(alert_rules::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(alert_rules::Column::Id.eq(id.uuid()))
+            .filter(alert_rules::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(alert_rules::Column::Id.eq(id))
             .exec(&self.db)
             .await?;
         Ok(done.rows_affected == 1)
@@ -93,16 +90,16 @@ impl Store {
     /// Deletes a rule (its alerts stay, unlinked).
     pub async fn delete_alert_rule(&self, ctx: &TenantCtx, id: AlertRuleId) -> Result<bool, DbErr> {
         let done = alert_rules::Entity::delete_many()
-            .filter(alert_rules::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(alert_rules::Column::Id.eq(id.uuid()))
+            .filter(alert_rules::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(alert_rules::Column::Id.eq(id))
             .exec(&self.db)
             .await?;
         Ok(done.rows_affected == 1)
     }
 
     /// Tenants with an enabled rule of `kind`, for the periodic sweep.
-    pub async fn tenants_with_rule(&self, kind: &str) -> Result<Vec<TenantId>, DbErr> {
-        let ids: Vec<uuid::Uuid> = alert_rules::Entity::find()
+    pub async fn tenants_with_rule(&self, kind: AlertKind) -> Result<Vec<TenantId>, DbErr> {
+        alert_rules::Entity::find()
             .select_only()
             .column(alert_rules::Column::TenantId)
             .distinct()
@@ -110,8 +107,7 @@ impl Store {
             .filter(alert_rules::Column::Enabled.eq(true))
             .into_tuple()
             .all(&self.db)
-            .await?;
-        Ok(ids.into_iter().map(TenantId::from_uuid).collect())
+            .await
     }
 
     // ---- Alerts -----------------------------------------------------------------------
@@ -123,9 +119,9 @@ impl Store {
         dedupe_key: &str,
     ) -> Result<Option<alerts::Model>, DbErr> {
         alerts::Entity::find()
-            .filter(alerts::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(alerts::Column::TenantId.eq(ctx.tenant_id()))
             .filter(alerts::Column::DedupeKey.eq(dedupe_key))
-            .filter(alerts::Column::State.ne(AlertState::Resolved.as_str()))
+            .filter(alerts::Column::State.ne(AlertState::Resolved))
             .one(&self.db)
             .await
     }
@@ -138,9 +134,9 @@ impl Store {
         since: DateTime<Utc>,
     ) -> Result<Option<alerts::Model>, DbErr> {
         alerts::Entity::find()
-            .filter(alerts::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(alerts::Column::TenantId.eq(ctx.tenant_id()))
             .filter(alerts::Column::DedupeKey.eq(dedupe_key))
-            .filter(alerts::Column::State.eq(AlertState::Resolved.as_str()))
+            .filter(alerts::Column::State.eq(AlertState::Resolved))
             .filter(alerts::Column::ResolvedAt.gt(since))
             .order_by_desc(alerts::Column::ResolvedAt)
             .one(&self.db)
@@ -165,7 +161,7 @@ impl Store {
         ctx: &TenantCtx,
         id: AlertId,
         detail: &str,
-        run: Option<uuid::Uuid>,
+        run: Option<RunId>,
     ) -> Result<(), DbErr> {
         let mut q = alerts::Entity::update_many()
             .col_expr(
@@ -177,8 +173,8 @@ impl Store {
         if run.is_some() {
             q = q.col_expr(alerts::Column::RunId, Expr::value(run));
         }
-        q.filter(alerts::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(alerts::Column::Id.eq(id.uuid()))
+        q.filter(alerts::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(alerts::Column::Id.eq(id))
             .exec(&self.db)
             .await?;
         Ok(())
@@ -211,9 +207,9 @@ impl Store {
                 alerts::Column::Resolution,
                 Expr::value(Option::<String>::None),
             )
-            .filter(alerts::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(alerts::Column::Id.eq(id.uuid()))
-            .filter(alerts::Column::State.eq(AlertState::Resolved.as_str()));
+            .filter(alerts::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(alerts::Column::Id.eq(id))
+            .filter(alerts::Column::State.eq(AlertState::Resolved));
         match q.exec(&self.db).await {
             Ok(done) => Ok(done.rows_affected == 1),
             Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
@@ -237,9 +233,9 @@ impl Store {
             )
             .col_expr(alerts::Column::ResolvedAt, Expr::value(now()))
             .col_expr(alerts::Column::Resolution, Expr::value(resolution))
-            .filter(alerts::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(alerts::Column::Id.eq(id.uuid()))
-            .filter(alerts::Column::State.ne(AlertState::Resolved.as_str()))
+            .filter(alerts::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(alerts::Column::Id.eq(id))
+            .filter(alerts::Column::State.ne(AlertState::Resolved))
             .exec(&self.db)
             .await?;
         Ok(done.rows_affected == 1)
@@ -259,9 +255,9 @@ impl Store {
             )
             .col_expr(alerts::Column::AcknowledgedAt, Expr::value(now()))
             .col_expr(alerts::Column::AcknowledgedBy, Expr::value(by))
-            .filter(alerts::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(alerts::Column::Id.eq(id.uuid()))
-            .filter(alerts::Column::State.eq(AlertState::Open.as_str()))
+            .filter(alerts::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(alerts::Column::Id.eq(id))
+            .filter(alerts::Column::State.eq(AlertState::Open))
             .exec(&self.db)
             .await?;
         Ok(done.rows_affected == 1)
@@ -271,8 +267,8 @@ impl Store {
     pub async fn mark_alert_notified(&self, ctx: &TenantCtx, id: AlertId) -> Result<(), DbErr> {
         alerts::Entity::update_many()
             .col_expr(alerts::Column::Notified, Expr::value(true))
-            .filter(alerts::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(alerts::Column::Id.eq(id.uuid()))
+            .filter(alerts::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(alerts::Column::Id.eq(id))
             .exec(&self.db)
             .await?;
         Ok(())
@@ -285,8 +281,8 @@ impl Store {
         id: AlertId,
     ) -> Result<Option<alerts::Model>, DbErr> {
         alerts::Entity::find()
-            .filter(alerts::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(alerts::Column::Id.eq(id.uuid()))
+            .filter(alerts::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(alerts::Column::Id.eq(id))
             .one(&self.db)
             .await
     }
@@ -299,16 +295,14 @@ impl Store {
         before: Option<AlertId>,
         limit: u64,
     ) -> Result<Vec<alerts::Model>, DbErr> {
-        let mut q = alerts::Entity::find().filter(alerts::Column::TenantId.eq(tenant_of(ctx)));
+        let mut q = alerts::Entity::find().filter(alerts::Column::TenantId.eq(ctx.tenant_id()));
         q = match filter {
-            AlertFilter::Active => {
-                q.filter(alerts::Column::State.ne(AlertState::Resolved.as_str()))
-            }
+            AlertFilter::Active => q.filter(alerts::Column::State.ne(AlertState::Resolved)),
             AlertFilter::State(s) => q.filter(alerts::Column::State.eq(s.as_str())),
             AlertFilter::All => q,
         };
         if let Some(b) = before {
-            q = q.filter(alerts::Column::Id.lt(b.uuid()));
+            q = q.filter(alerts::Column::Id.lt(b));
         }
         q.order_by_desc(alerts::Column::Id)
             .limit(limit)
@@ -319,8 +313,8 @@ impl Store {
     /// Number of unresolved alerts.
     pub async fn count_active_alerts(&self, ctx: &TenantCtx) -> Result<u64, DbErr> {
         alerts::Entity::find()
-            .filter(alerts::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(alerts::Column::State.ne(AlertState::Resolved.as_str()))
+            .filter(alerts::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(alerts::Column::State.ne(AlertState::Resolved))
             .count(&self.db)
             .await
     }
@@ -332,9 +326,9 @@ impl Store {
         kind: &str,
     ) -> Result<Vec<alerts::Model>, DbErr> {
         alerts::Entity::find()
-            .filter(alerts::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(alerts::Column::TenantId.eq(ctx.tenant_id()))
             .filter(alerts::Column::Kind.eq(kind))
-            .filter(alerts::Column::State.ne(AlertState::Resolved.as_str()))
+            .filter(alerts::Column::State.ne(AlertState::Resolved))
             .all(&self.db)
             .await
     }
@@ -347,7 +341,7 @@ impl Store {
         ctx: &TenantCtx,
     ) -> Result<Vec<notification_channels::Model>, DbErr> {
         notification_channels::Entity::find()
-            .filter(notification_channels::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(notification_channels::Column::TenantId.eq(ctx.tenant_id()))
             .order_by_asc(notification_channels::Column::Name)
             .all(&self.db)
             .await
@@ -360,8 +354,8 @@ impl Store {
         id: ChannelId,
     ) -> Result<Option<notification_channels::Model>, DbErr> {
         notification_channels::Entity::find()
-            .filter(notification_channels::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(notification_channels::Column::Id.eq(id.uuid()))
+            .filter(notification_channels::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(notification_channels::Column::Id.eq(id))
             .one(&self.db)
             .await
     }
@@ -389,8 +383,8 @@ impl Store {
                 Expr::value(reason),
             )
             .col_expr(notification_channels::Column::UpdatedAt, Expr::value(now()))
-            .filter(notification_channels::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(notification_channels::Column::Id.eq(id.uuid()))
+            .filter(notification_channels::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(notification_channels::Column::Id.eq(id))
             .exec(&self.db)
             .await?;
         Ok(done.rows_affected == 1)
@@ -399,8 +393,8 @@ impl Store {
     /// Deletes a channel with its delivery history.
     pub async fn delete_channel(&self, ctx: &TenantCtx, id: ChannelId) -> Result<bool, DbErr> {
         let done = notification_channels::Entity::delete_many()
-            .filter(notification_channels::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(notification_channels::Column::Id.eq(id.uuid()))
+            .filter(notification_channels::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(notification_channels::Column::Id.eq(id))
             .exec(&self.db)
             .await?;
         Ok(done.rows_affected == 1)
@@ -419,12 +413,12 @@ impl Store {
         let id = DeliveryId::new();
         let inserted =
             notification_deliveries::Entity::insert(notification_deliveries::ActiveModel {
-                id: Set(id.uuid()),
-                tenant_id: Set(tenant_of(ctx)),
-                alert_id: Set(alert.uuid()),
-                channel_id: Set(channel.uuid()),
+                id: Set(id),
+                tenant_id: Set(ctx.tenant_id()),
+                alert_id: Set(alert),
+                channel_id: Set(channel),
                 event: Set(event.to_owned()),
-                state: Set(DeliveryState::Pending.as_str().into()),
+                state: Set(DeliveryState::Pending),
                 attempts: Set(0),
                 last_status: Set(None),
                 last_error: Set(None),
@@ -454,8 +448,8 @@ impl Store {
         id: DeliveryId,
     ) -> Result<Option<notification_deliveries::Model>, DbErr> {
         notification_deliveries::Entity::find()
-            .filter(notification_deliveries::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(notification_deliveries::Column::Id.eq(id.uuid()))
+            .filter(notification_deliveries::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(notification_deliveries::Column::Id.eq(id))
             .one(&self.db)
             .await
     }
@@ -475,9 +469,9 @@ impl Store {
                 notification_deliveries::Column::NextAttemptAt,
                 Expr::value(at + chrono::Duration::from_std(lease).unwrap_or_default()),
             )
-            .filter(notification_deliveries::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(notification_deliveries::Column::Id.eq(id.uuid()))
-            .filter(notification_deliveries::Column::State.eq(DeliveryState::Pending.as_str()))
+            .filter(notification_deliveries::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(notification_deliveries::Column::Id.eq(id))
+            .filter(notification_deliveries::Column::State.eq(DeliveryState::Pending))
             .filter(notification_deliveries::Column::Attempts.eq(attempts_seen))
             .filter(notification_deliveries::Column::NextAttemptAt.lte(at))
             .exec(&self.db)
@@ -523,9 +517,9 @@ impl Store {
                 Expr::value(now()),
             );
         }
-        q.filter(notification_deliveries::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(notification_deliveries::Column::Id.eq(id.uuid()))
-            .filter(notification_deliveries::Column::State.eq(DeliveryState::Pending.as_str()))
+        q.filter(notification_deliveries::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(notification_deliveries::Column::Id.eq(id))
+            .filter(notification_deliveries::Column::State.eq(DeliveryState::Pending))
             .exec(&self.db)
             .await?;
         Ok(())
@@ -540,12 +534,12 @@ impl Store {
         limit: u64,
     ) -> Result<Vec<notification_deliveries::Model>, DbErr> {
         let mut q = notification_deliveries::Entity::find()
-            .filter(notification_deliveries::Column::TenantId.eq(tenant_of(ctx)));
+            .filter(notification_deliveries::Column::TenantId.eq(ctx.tenant_id()));
         if let Some(a) = alert {
-            q = q.filter(notification_deliveries::Column::AlertId.eq(a.uuid()));
+            q = q.filter(notification_deliveries::Column::AlertId.eq(a));
         }
         if let Some(b) = before {
-            q = q.filter(notification_deliveries::Column::Id.lt(b.uuid()));
+            q = q.filter(notification_deliveries::Column::Id.lt(b));
         }
         q.order_by_desc(notification_deliveries::Column::Id)
             .limit(limit)
@@ -561,18 +555,13 @@ impl Store {
         limit: u64,
     ) -> Result<Vec<(TenantId, DeliveryId)>, DbErr> {
         Ok(notification_deliveries::Entity::find()
-            .filter(notification_deliveries::Column::State.eq(DeliveryState::Pending.as_str()))
+            .filter(notification_deliveries::Column::State.eq(DeliveryState::Pending))
             .filter(notification_deliveries::Column::NextAttemptAt.lt(due_before))
             .limit(limit)
             .all(&self.db)
             .await?
             .into_iter()
-            .map(|d| {
-                (
-                    TenantId::from_uuid(d.tenant_id),
-                    DeliveryId::from_uuid(d.id),
-                )
-            })
+            .map(|d| (d.tenant_id, d.id))
             .collect())
     }
 }

@@ -44,13 +44,13 @@ impl Store {
     ) -> Result<ApiTokenId, DbErr> {
         let id = ApiTokenId::new();
         api_tokens::ActiveModel {
-            id: Set(id.uuid()),
-            tenant_id: Set(ctx.tenant_id().uuid()),
+            id: Set(id),
+            tenant_id: Set(ctx.tenant_id()),
             name: Set(token.name.to_owned()),
             prefix: Set(token.prefix.to_owned()),
             token_digest: Set(token.digest.to_owned()),
-            role: Set(token.role.as_str().to_owned()),
-            created_by: Set(ctx.user_id().map(UserId::uuid)),
+            role: Set(token.role),
+            created_by: Set(ctx.user_id()),
             created_at: Set(now()),
             last_used_at: Set(None),
             expires_at: Set(token.expires_at),
@@ -64,7 +64,7 @@ impl Store {
     /// Tokens of the scoped tenant that are not revoked, newest first.
     pub async fn api_tokens(&self, ctx: &TenantCtx) -> Result<Vec<api_tokens::Model>, DbErr> {
         api_tokens::Entity::find()
-            .filter(api_tokens::Column::TenantId.eq(ctx.tenant_id().uuid()))
+            .filter(api_tokens::Column::TenantId.eq(ctx.tenant_id()))
             .filter(api_tokens::Column::RevokedAt.is_null())
             .order_by_desc(api_tokens::Column::CreatedAt)
             .all(&self.db)
@@ -75,8 +75,8 @@ impl Store {
     pub async fn revoke_api_token(&self, ctx: &TenantCtx, id: ApiTokenId) -> Result<bool, DbErr> {
         let result = api_tokens::Entity::update_many()
             .col_expr(api_tokens::Column::RevokedAt, Expr::value(now()))
-            .filter(api_tokens::Column::Id.eq(id.uuid()))
-            .filter(api_tokens::Column::TenantId.eq(ctx.tenant_id().uuid()))
+            .filter(api_tokens::Column::Id.eq(id))
+            .filter(api_tokens::Column::TenantId.eq(ctx.tenant_id()))
             .filter(api_tokens::Column::RevokedAt.is_null())
             .exec(&self.db)
             .await?;
@@ -94,11 +94,10 @@ impl Store {
             .await?
             .filter(|t| t.expires_at.is_none_or(|e| e > at))
             .map(|t| ActiveApiToken {
-                id: ApiTokenId::from_uuid(t.id),
-                tenant_id: TenantId::from_uuid(t.tenant_id),
-                // Stored values are written only from `Role::as_str`; unknown fails closed.
-                role: t.role.parse().unwrap_or(Role::Viewer),
-                created_by: t.created_by.map(UserId::from_uuid),
+                id: t.id,
+                tenant_id: t.tenant_id,
+                role: t.role,
+                created_by: t.created_by,
             }))
     }
 
@@ -107,7 +106,7 @@ impl Store {
         let at = now();
         api_tokens::Entity::update_many()
             .col_expr(api_tokens::Column::LastUsedAt, Expr::value(at))
-            .filter(api_tokens::Column::Id.eq(id.uuid()))
+            .filter(api_tokens::Column::Id.eq(id))
             .filter(
                 api_tokens::Column::LastUsedAt
                     .is_null()

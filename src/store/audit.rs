@@ -2,7 +2,7 @@
 
 use super::entities::audit_events;
 use super::{Store, now};
-use crate::domain::{Actor, AuditEventId, TenantCtx, UserId};
+use crate::domain::{Actor, AuditEventId, TenantCtx};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
@@ -41,12 +41,12 @@ impl Store {
         entry: AuditEntry<'_>,
     ) -> Result<(), DbErr> {
         let actor_user = match ctx.actor() {
-            Actor::User(id) => Some(UserId::uuid(*id)),
+            Actor::User(id) => Some(*id),
             _ => None,
         };
         audit_events::ActiveModel {
-            id: Set(AuditEventId::new().uuid()),
-            tenant_id: Set(ctx.tenant_id().uuid()),
+            id: Set(AuditEventId::new()),
+            tenant_id: Set(ctx.tenant_id()),
             actor: Set(actor_label.to_owned()),
             actor_user_id: Set(actor_user),
             action: Set(entry.action.to_owned()),
@@ -69,8 +69,8 @@ impl Store {
         before: Option<AuditEventId>,
         limit: u64,
     ) -> Result<Vec<audit_events::Model>, DbErr> {
-        let mut q = audit_events::Entity::find()
-            .filter(audit_events::Column::TenantId.eq(ctx.tenant_id().uuid()));
+        let mut q =
+            audit_events::Entity::find().filter(audit_events::Column::TenantId.eq(ctx.tenant_id()));
         if let Some(prefix) = filter.action_prefix.as_deref() {
             q = q.filter(audit_events::Column::Action.starts_with(prefix));
         }
@@ -84,7 +84,7 @@ impl Store {
             q = q.filter(audit_events::Column::CreatedAt.lt(to));
         }
         if let Some(b) = before {
-            q = q.filter(audit_events::Column::Id.lt(b.uuid()));
+            q = q.filter(audit_events::Column::Id.lt(b));
         }
         q.order_by_desc(audit_events::Column::Id)
             .limit(limit)

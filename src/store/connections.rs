@@ -6,7 +6,8 @@ use super::entities::{
 };
 use super::{Store, now};
 use crate::domain::{
-    ConnectLinkId, ConnectionEvent, ConnectionId, ConnectionStatus, OAuthAppId, TenantCtx, TenantId,
+    ConnectLinkId, ConnectionEvent, ConnectionEventId, ConnectionId, ConnectionStatus, OAuthAppId,
+    TenantCtx, TenantId,
 };
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -25,10 +26,6 @@ pub struct StoredTokens {
     pub scopes: Option<String>,
 }
 
-fn tenant_of(ctx: &TenantCtx) -> uuid::Uuid {
-    ctx.tenant_id().uuid()
-}
-
 impl Store {
     // ---- OAuth apps -------------------------------------------------------------------
 
@@ -39,7 +36,7 @@ impl Store {
         provider: &str,
     ) -> Result<Option<oauth_apps::Model>, DbErr> {
         oauth_apps::Entity::find()
-            .filter(oauth_apps::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(oauth_apps::Column::TenantId.eq(ctx.tenant_id()))
             .filter(oauth_apps::Column::ProviderId.eq(provider))
             .one(&self.db)
             .await
@@ -48,7 +45,7 @@ impl Store {
     /// All OAuth apps of the tenant.
     pub async fn oauth_apps(&self, ctx: &TenantCtx) -> Result<Vec<oauth_apps::Model>, DbErr> {
         oauth_apps::Entity::find()
-            .filter(oauth_apps::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(oauth_apps::Column::TenantId.eq(ctx.tenant_id()))
             .order_by_asc(oauth_apps::Column::ProviderId)
             .all(&self.db)
             .await
@@ -76,8 +73,8 @@ impl Store {
                 row.update(&self.db).await.map(|_| ())
             }
             None => oauth_apps::ActiveModel {
-                id: Set(id.uuid()),
-                tenant_id: Set(tenant_of(ctx)),
+                id: Set(id),
+                tenant_id: Set(ctx.tenant_id()),
                 provider_id: Set(provider.to_owned()),
                 client_id: Set(client_id.to_owned()),
                 client_secret_enc: Set(client_secret_enc),
@@ -94,7 +91,7 @@ impl Store {
     /// Deletes the tenant's OAuth app for a provider.
     pub async fn delete_oauth_app(&self, ctx: &TenantCtx, provider: &str) -> Result<bool, DbErr> {
         let result = oauth_apps::Entity::delete_many()
-            .filter(oauth_apps::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(oauth_apps::Column::TenantId.eq(ctx.tenant_id()))
             .filter(oauth_apps::Column::ProviderId.eq(provider))
             .exec(&self.db)
             .await?;
@@ -110,7 +107,7 @@ impl Store {
         row: connections::Model,
     ) -> Result<(), DbErr> {
         let mut row = row;
-        row.tenant_id = tenant_of(ctx);
+        row.tenant_id = ctx.tenant_id();
         connections::ActiveModel::from(row)
             .insert(&self.db)
             .await
@@ -120,7 +117,7 @@ impl Store {
     /// The tenant's connections, newest first.
     pub async fn connections(&self, ctx: &TenantCtx) -> Result<Vec<connections::Model>, DbErr> {
         connections::Entity::find()
-            .filter(connections::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(connections::Column::TenantId.eq(ctx.tenant_id()))
             .order_by_desc(connections::Column::CreatedAt)
             .all(&self.db)
             .await
@@ -133,8 +130,8 @@ impl Store {
         id: ConnectionId,
     ) -> Result<Option<connections::Model>, DbErr> {
         super::by_key(
-            connections::Entity::find_by_id(id.uuid())
-                .filter(connections::Column::TenantId.eq(tenant_of(ctx))),
+            connections::Entity::find_by_id(id)
+                .filter(connections::Column::TenantId.eq(ctx.tenant_id())),
             &self.db,
         )
         .await
@@ -191,8 +188,8 @@ impl Store {
             update = update.col_expr(connections::Column::LastRefreshAt, Expr::value(at));
         }
         let mut update = update
-            .filter(connections::Column::Id.eq(id.uuid()))
-            .filter(connections::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(connections::Column::Id.eq(id))
+            .filter(connections::Column::TenantId.eq(ctx.tenant_id()))
             .filter(connections::Column::TokenVersion.eq(expected));
         if let Some(holder) = lease_holder {
             // Only the lease holder may store a refresh result.
@@ -214,8 +211,8 @@ impl Store {
         };
         connections::Entity::update_many()
             .col_expr(connections::Column::Config, Expr::value(config))
-            .filter(connections::Column::Id.eq(id.uuid()))
-            .filter(connections::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(connections::Column::Id.eq(id))
+            .filter(connections::Column::TenantId.eq(ctx.tenant_id()))
             .exec(&self.db)
             .await?;
         self.store_tokens(ctx, id, current.token_version, tokens, None)
@@ -238,10 +235,10 @@ impl Store {
             )
             .col_expr(connections::Column::LastError, Expr::value(last_error))
             .col_expr(connections::Column::UpdatedAt, Expr::value(now()))
-            .filter(connections::Column::Id.eq(id.uuid()))
-            .filter(connections::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(connections::Column::Id.eq(id))
+            .filter(connections::Column::TenantId.eq(ctx.tenant_id()))
             .filter(connections::Column::TokenVersion.eq(version))
-            .filter(connections::Column::Status.eq(ConnectionStatus::Active.as_str()))
+            .filter(connections::Column::Status.eq(ConnectionStatus::Active))
             .exec(&self.db)
             .await?;
         Ok(result.rows_affected == 1)
@@ -269,8 +266,8 @@ impl Store {
                 connections::Column::LeaseUntil,
                 Expr::value(Option::<DateTime<Utc>>::None),
             )
-            .filter(connections::Column::Id.eq(id.uuid()))
-            .filter(connections::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(connections::Column::Id.eq(id))
+            .filter(connections::Column::TenantId.eq(ctx.tenant_id()))
             .filter(connections::Column::LeaseHolder.eq(holder))
             .exec(&self.db)
             .await
@@ -292,8 +289,8 @@ impl Store {
         let result = connections::Entity::update_many()
             .col_expr(connections::Column::LeaseHolder, Expr::value(holder))
             .col_expr(connections::Column::LeaseUntil, Expr::value(until))
-            .filter(connections::Column::Id.eq(id.uuid()))
-            .filter(connections::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(connections::Column::Id.eq(id))
+            .filter(connections::Column::TenantId.eq(ctx.tenant_id()))
             .filter(connections::Column::TokenVersion.eq(version))
             .filter(
                 connections::Column::LeaseUntil
@@ -321,8 +318,8 @@ impl Store {
                 connections::Column::LeaseUntil,
                 Expr::value(Option::<DateTime<Utc>>::None),
             )
-            .filter(connections::Column::Id.eq(id.uuid()))
-            .filter(connections::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(connections::Column::Id.eq(id))
+            .filter(connections::Column::TenantId.eq(ctx.tenant_id()))
             .filter(connections::Column::LeaseHolder.eq(holder))
             .exec(&self.db)
             .await
@@ -334,8 +331,8 @@ impl Store {
         let at = now();
         connections::Entity::update_many()
             .col_expr(connections::Column::LastUsedAt, Expr::value(at))
-            .filter(connections::Column::Id.eq(id.uuid()))
-            .filter(connections::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(connections::Column::Id.eq(id))
+            .filter(connections::Column::TenantId.eq(ctx.tenant_id()))
             .filter(
                 connections::Column::LastUsedAt
                     .is_null()
@@ -366,8 +363,8 @@ impl Store {
                 Expr::col(connections::Column::TokenVersion).add(1),
             )
             .col_expr(connections::Column::UpdatedAt, Expr::value(now()))
-            .filter(connections::Column::Id.eq(id.uuid()))
-            .filter(connections::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(connections::Column::Id.eq(id))
+            .filter(connections::Column::TenantId.eq(ctx.tenant_id()))
             .exec(&self.db)
             .await
             .map(|_| ())
@@ -381,19 +378,14 @@ impl Store {
         limit: u64,
     ) -> Result<Vec<(TenantId, ConnectionId)>, DbErr> {
         Ok(connections::Entity::find()
-            .filter(connections::Column::Status.eq(ConnectionStatus::Active.as_str()))
+            .filter(connections::Column::Status.eq(ConnectionStatus::Active))
             .filter(connections::Column::AccessExpiresAt.lt(before))
             .order_by_asc(connections::Column::AccessExpiresAt)
             .limit(limit)
             .all(&self.db)
             .await?
             .into_iter()
-            .map(|c| {
-                (
-                    TenantId::from_uuid(c.tenant_id),
-                    ConnectionId::from_uuid(c.id),
-                )
-            })
+            .map(|c| (c.tenant_id, c.id))
             .collect())
     }
 
@@ -406,10 +398,10 @@ impl Store {
         detail: Option<String>,
     ) -> Result<(), DbErr> {
         connection_events::ActiveModel {
-            id: Set(uuid::Uuid::now_v7()),
-            tenant_id: Set(tenant_of(ctx)),
-            connection_id: Set(id.uuid()),
-            kind: Set(kind.as_str().to_owned()),
+            id: Set(ConnectionEventId::new()),
+            tenant_id: Set(ctx.tenant_id()),
+            connection_id: Set(id),
+            kind: Set(kind),
             detail: Set(detail),
             created_at: Set(now()),
         }
@@ -426,8 +418,8 @@ impl Store {
         limit: u64,
     ) -> Result<Vec<connection_events::Model>, DbErr> {
         connection_events::Entity::find()
-            .filter(connection_events::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(connection_events::Column::ConnectionId.eq(id.uuid()))
+            .filter(connection_events::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(connection_events::Column::ConnectionId.eq(id))
             .order_by_desc(connection_events::Column::CreatedAt)
             .limit(limit)
             .all(&self.db)
@@ -443,7 +435,7 @@ impl Store {
         row: connect_links::Model,
     ) -> Result<(), DbErr> {
         let mut row = row;
-        row.tenant_id = tenant_of(ctx);
+        row.tenant_id = ctx.tenant_id();
         connect_links::ActiveModel::from(row)
             .insert(&self.db)
             .await
@@ -457,7 +449,7 @@ impl Store {
         limit: u64,
     ) -> Result<Vec<connect_links::Model>, DbErr> {
         connect_links::Entity::find()
-            .filter(connect_links::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(connect_links::Column::TenantId.eq(ctx.tenant_id()))
             .order_by_desc(connect_links::Column::CreatedAt)
             .limit(limit)
             .all(&self.db)
@@ -470,8 +462,8 @@ impl Store {
         ctx: &TenantCtx,
         id: ConnectLinkId,
     ) -> Result<Option<connect_links::Model>, DbErr> {
-        connect_links::Entity::find_by_id(id.uuid())
-            .filter(connect_links::Column::TenantId.eq(tenant_of(ctx)))
+        connect_links::Entity::find_by_id(id)
+            .filter(connect_links::Column::TenantId.eq(ctx.tenant_id()))
             .one(&self.db)
             .await
     }
@@ -484,8 +476,8 @@ impl Store {
     ) -> Result<bool, DbErr> {
         let result = connect_links::Entity::update_many()
             .col_expr(connect_links::Column::RevokedAt, Expr::value(now()))
-            .filter(connect_links::Column::Id.eq(id.uuid()))
-            .filter(connect_links::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(connect_links::Column::Id.eq(id))
+            .filter(connect_links::Column::TenantId.eq(ctx.tenant_id()))
             .filter(connect_links::Column::UsedAt.is_null())
             .filter(connect_links::Column::RevokedAt.is_null())
             .exec(&self.db)
@@ -523,8 +515,8 @@ impl Store {
         let at = now();
         let result = connect_links::Entity::update_many()
             .col_expr(connect_links::Column::UsedAt, Expr::value(at))
-            .filter(connect_links::Column::Id.eq(id.uuid()))
-            .filter(connect_links::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(connect_links::Column::Id.eq(id))
+            .filter(connect_links::Column::TenantId.eq(ctx.tenant_id()))
             .filter(connect_links::Column::UsedAt.is_null())
             .filter(connect_links::Column::RevokedAt.is_null())
             .filter(connect_links::Column::ExpiresAt.gt(at))
@@ -547,15 +539,15 @@ impl Store {
             .col_expr(connect_links::Column::Outcome, Expr::value(outcome))
             .col_expr(connect_links::Column::OutcomeDetail, Expr::value(detail));
         update = match connection {
-            Some(c) => update.col_expr(connect_links::Column::ConnectionId, Expr::value(c.uuid())),
+            Some(c) => update.col_expr(connect_links::Column::ConnectionId, Expr::value(c)),
             None => update.col_expr(
                 connect_links::Column::UsedAt,
                 Expr::value(Option::<DateTime<Utc>>::None),
             ),
         };
         update
-            .filter(connect_links::Column::Id.eq(id.uuid()))
-            .filter(connect_links::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(connect_links::Column::Id.eq(id))
+            .filter(connect_links::Column::TenantId.eq(ctx.tenant_id()))
             .filter(connect_links::Column::ConnectionId.is_null())
             .exec(&self.db)
             .await
@@ -571,7 +563,7 @@ impl Store {
         row: oauth_states::Model,
     ) -> Result<(), DbErr> {
         let mut row = row;
-        row.tenant_id = tenant_of(ctx);
+        row.tenant_id = ctx.tenant_id();
         oauth_states::ActiveModel::from(row)
             .insert(&self.db)
             .await
@@ -611,7 +603,7 @@ impl Store {
     /// Every encrypted value: (table, row id, tenant id, ciphertext).
     pub async fn encrypted_values(
         &self,
-    ) -> Result<Vec<(&'static str, String, uuid::Uuid, String)>, DbErr> {
+    ) -> Result<Vec<(&'static str, String, TenantId, String)>, DbErr> {
         let mut out = Vec::new();
         for app in oauth_apps::Entity::find().all(&self.db).await? {
             if let Some(v) = app.client_secret_enc {

@@ -2,7 +2,9 @@
 
 use super::entities::{flow_versions, flows, webhook_events};
 use super::{Store, now};
-use crate::domain::{ConnectionId, FlowId, FlowStatus, TenantCtx, TenantId};
+use crate::domain::{
+    ConnectionId, FlowId, FlowStatus, RunId, TenantCtx, TenantId, TriggerKind, WebhookEventId,
+};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
@@ -23,17 +25,13 @@ pub struct FlowHead {
     /// Name.
     pub name: String,
     /// Trigger kind.
-    pub trigger_kind: String,
+    pub trigger_kind: TriggerKind,
     /// Next scheduled run (none for manual and webhook triggers).
     pub next_run_at: Option<DateTime<Utc>>,
     /// Source connection.
     pub source: ConnectionId,
     /// Destination connection.
     pub destination: ConnectionId,
-}
-
-fn tenant_of(ctx: &TenantCtx) -> uuid::Uuid {
-    ctx.tenant_id().uuid()
 }
 
 impl Store {
@@ -63,17 +61,14 @@ impl Store {
             .col_expr(flows::Column::Name, Expr::value(head.name))
             .col_expr(flows::Column::TriggerKind, Expr::value(head.trigger_kind))
             .col_expr(flows::Column::NextRunAt, Expr::value(head.next_run_at))
-            .col_expr(
-                flows::Column::SourceConnectionId,
-                Expr::value(head.source.uuid()),
-            )
+            .col_expr(flows::Column::SourceConnectionId, Expr::value(head.source))
             .col_expr(
                 flows::Column::DestinationConnectionId,
-                Expr::value(head.destination.uuid()),
+                Expr::value(head.destination),
             )
             .col_expr(flows::Column::UpdatedAt, Expr::value(now()))
-            .filter(flows::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(flows::Column::Id.eq(id.uuid()))
+            .filter(flows::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(flows::Column::Id.eq(id))
             .filter(flows::Column::Version.eq(expected_version))
             .exec(&txn)
             .await?;
@@ -88,8 +83,8 @@ impl Store {
     /// One flow of the tenant.
     pub async fn flow(&self, ctx: &TenantCtx, id: FlowId) -> Result<Option<flows::Model>, DbErr> {
         flows::Entity::find()
-            .filter(flows::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(flows::Column::Id.eq(id.uuid()))
+            .filter(flows::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(flows::Column::Id.eq(id))
             .one(&self.db)
             .await
     }
@@ -97,7 +92,7 @@ impl Store {
     /// The tenant's flows by name.
     pub async fn flows(&self, ctx: &TenantCtx) -> Result<Vec<flows::Model>, DbErr> {
         flows::Entity::find()
-            .filter(flows::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(flows::Column::TenantId.eq(ctx.tenant_id()))
             .order_by_asc(flows::Column::Name)
             .all(&self.db)
             .await
@@ -111,10 +106,10 @@ impl Store {
         except: Option<FlowId>,
     ) -> Result<bool, DbErr> {
         let mut q = flows::Entity::find()
-            .filter(flows::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(flows::Column::TenantId.eq(ctx.tenant_id()))
             .filter(flows::Column::Name.eq(name));
         if let Some(id) = except {
-            q = q.filter(flows::Column::Id.ne(id.uuid()));
+            q = q.filter(flows::Column::Id.ne(id));
         }
         Ok(q.one(&self.db).await?.is_some())
     }
@@ -127,8 +122,8 @@ impl Store {
         number: i64,
     ) -> Result<Option<flow_versions::Model>, DbErr> {
         flow_versions::Entity::find()
-            .filter(flow_versions::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(flow_versions::Column::FlowId.eq(flow.uuid()))
+            .filter(flow_versions::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(flow_versions::Column::FlowId.eq(flow))
             .filter(flow_versions::Column::Number.eq(number))
             .one(&self.db)
             .await
@@ -141,8 +136,8 @@ impl Store {
         flow: FlowId,
     ) -> Result<Vec<flow_versions::Model>, DbErr> {
         flow_versions::Entity::find()
-            .filter(flow_versions::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(flow_versions::Column::FlowId.eq(flow.uuid()))
+            .filter(flow_versions::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(flow_versions::Column::FlowId.eq(flow))
             .order_by_desc(flow_versions::Column::Number)
             .all(&self.db)
             .await
@@ -166,8 +161,8 @@ impl Store {
             update = update.col_expr(flows::Column::ConsecutiveFailures, Expr::value(0));
         }
         let done = update
-            .filter(flows::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(flows::Column::Id.eq(id.uuid()))
+            .filter(flows::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(flows::Column::Id.eq(id))
             .exec(&self.db)
             .await?;
         Ok(done.rows_affected == 1)
@@ -181,17 +176,17 @@ impl Store {
         reason: &str,
     ) -> Result<Vec<FlowId>, DbErr> {
         let affected: Vec<FlowId> = flows::Entity::find()
-            .filter(flows::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(flows::Column::Status.eq(FlowStatus::Active.as_str()))
+            .filter(flows::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(flows::Column::Status.eq(FlowStatus::Active))
             .filter(
                 Condition::any()
-                    .add(flows::Column::SourceConnectionId.eq(connection.uuid()))
-                    .add(flows::Column::DestinationConnectionId.eq(connection.uuid())),
+                    .add(flows::Column::SourceConnectionId.eq(connection))
+                    .add(flows::Column::DestinationConnectionId.eq(connection)),
             )
             .all(&self.db)
             .await?
             .into_iter()
-            .map(|f| FlowId::from_uuid(f.id))
+            .map(|f| f.id)
             .collect();
         for id in &affected {
             self.set_flow_status(ctx, *id, FlowStatus::Paused, Some(reason.to_owned()), None)
@@ -203,8 +198,8 @@ impl Store {
     /// Deletes a flow with its versions, runs, dead letters and ledger.
     pub async fn delete_flow(&self, ctx: &TenantCtx, id: FlowId) -> Result<bool, DbErr> {
         let done = flows::Entity::delete_many()
-            .filter(flows::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(flows::Column::Id.eq(id.uuid()))
+            .filter(flows::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(flows::Column::Id.eq(id))
             .exec(&self.db)
             .await?;
         Ok(done.rows_affected == 1)
@@ -233,8 +228,8 @@ impl Store {
             )
         };
         update
-            .filter(flows::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(flows::Column::Id.eq(id.uuid()))
+            .filter(flows::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(flows::Column::Id.eq(id))
             .exec(&self.db)
             .await?;
         Ok(self
@@ -255,8 +250,8 @@ impl Store {
         flows::Entity::update_many()
             .col_expr(flows::Column::WebhookToken, Expr::value(token))
             .col_expr(flows::Column::WebhookSecretEnc, Expr::value(secret_enc))
-            .filter(flows::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(flows::Column::Id.eq(id.uuid()))
+            .filter(flows::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(flows::Column::Id.eq(id))
             .exec(&self.db)
             .await
             .map(|_| ())
@@ -272,21 +267,13 @@ impl Store {
     ) -> Result<Vec<(TenantId, FlowId, DateTime<Utc>)>, DbErr> {
         Ok(flows::Entity::find()
             .filter(flows::Column::NextRunAt.lte(at))
-            .filter(flows::Column::Status.eq(FlowStatus::Active.as_str()))
+            .filter(flows::Column::Status.eq(FlowStatus::Active))
             .order_by_asc(flows::Column::NextRunAt)
             .limit(limit)
             .all(&self.db)
             .await?
             .into_iter()
-            .filter_map(|f| {
-                f.next_run_at.map(|at| {
-                    (
-                        TenantId::from_uuid(f.tenant_id),
-                        FlowId::from_uuid(f.id),
-                        at,
-                    )
-                })
-            })
+            .filter_map(|f| f.next_run_at.map(|at| (f.tenant_id, f.id, at)))
             .collect())
     }
 
@@ -301,8 +288,8 @@ impl Store {
     ) -> Result<bool, DbErr> {
         let done = flows::Entity::update_many()
             .col_expr(flows::Column::NextRunAt, Expr::value(next))
-            .filter(flows::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(flows::Column::Id.eq(id.uuid()))
+            .filter(flows::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(flows::Column::Id.eq(id))
             .filter(flows::Column::NextRunAt.eq(seen))
             .exec(&self.db)
             .await?;
@@ -325,7 +312,7 @@ impl Store {
         event: webhook_events::ActiveModel,
     ) -> Result<bool, DbErr> {
         debug_assert!(
-            matches!(&event.tenant_id, sea_orm::ActiveValue::Set(t) if *t == tenant_of(ctx))
+            matches!(&event.tenant_id, sea_orm::ActiveValue::Set(t) if *t == ctx.tenant_id())
         );
         match event.insert(&self.db).await {
             Ok(_) => Ok(true),
@@ -338,12 +325,12 @@ impl Store {
     pub async fn link_webhook_event(
         &self,
         ctx: &TenantCtx,
-        event: uuid::Uuid,
-        run: uuid::Uuid,
+        event: WebhookEventId,
+        run: RunId,
     ) -> Result<(), DbErr> {
         webhook_events::Entity::update_many()
             .col_expr(webhook_events::Column::RunId, Expr::value(run))
-            .filter(webhook_events::Column::TenantId.eq(tenant_of(ctx)))
+            .filter(webhook_events::Column::TenantId.eq(ctx.tenant_id()))
             .filter(webhook_events::Column::Id.eq(event))
             .exec(&self.db)
             .await
@@ -358,8 +345,8 @@ impl Store {
         limit: u64,
     ) -> Result<Vec<webhook_events::Model>, DbErr> {
         webhook_events::Entity::find()
-            .filter(webhook_events::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(webhook_events::Column::FlowId.eq(flow.uuid()))
+            .filter(webhook_events::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(webhook_events::Column::FlowId.eq(flow))
             .order_by_desc(webhook_events::Column::ReceivedAt)
             .limit(limit)
             .all(&self.db)

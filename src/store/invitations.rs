@@ -22,7 +22,7 @@ pub struct InvitationWithTenant {
 impl InvitationWithTenant {
     /// The tenant the invitation leads to.
     pub fn tenant_id(&self) -> TenantId {
-        TenantId::from_uuid(self.invitation.tenant_id)
+        self.invitation.tenant_id
     }
 }
 
@@ -38,12 +38,12 @@ impl Store {
     ) -> Result<InvitationId, DbErr> {
         let id = InvitationId::new();
         invitations::ActiveModel {
-            id: Set(id.uuid()),
-            tenant_id: Set(ctx.tenant_id().uuid()),
+            id: Set(id),
+            tenant_id: Set(ctx.tenant_id()),
             email: Set(email.to_owned()),
-            role: Set(role.as_str().to_owned()),
+            role: Set(role),
             token_digest: Set(digest.to_owned()),
-            invited_by: Set(ctx.user_id().map(UserId::uuid)),
+            invited_by: Set(ctx.user_id()),
             created_at: Set(now()),
             expires_at: Set(expires_at),
             accepted_at: Set(None),
@@ -60,7 +60,7 @@ impl Store {
         ctx: &TenantCtx,
     ) -> Result<Vec<invitations::Model>, DbErr> {
         invitations::Entity::find()
-            .filter(invitations::Column::TenantId.eq(ctx.tenant_id().uuid()))
+            .filter(invitations::Column::TenantId.eq(ctx.tenant_id()))
             .filter(invitations::Column::AcceptedAt.is_null())
             .filter(invitations::Column::RevokedAt.is_null())
             .filter(invitations::Column::ExpiresAt.gt(now()))
@@ -77,8 +77,8 @@ impl Store {
     ) -> Result<bool, DbErr> {
         let result = invitations::Entity::update_many()
             .col_expr(invitations::Column::RevokedAt, Expr::value(now()))
-            .filter(invitations::Column::Id.eq(id.uuid()))
-            .filter(invitations::Column::TenantId.eq(ctx.tenant_id().uuid()))
+            .filter(invitations::Column::Id.eq(id))
+            .filter(invitations::Column::TenantId.eq(ctx.tenant_id()))
             .filter(invitations::Column::AcceptedAt.is_null())
             .filter(invitations::Column::RevokedAt.is_null())
             .exec(&self.db)
@@ -117,7 +117,7 @@ impl Store {
         let at = now();
         let claimed = invitations::Entity::update_many()
             .col_expr(invitations::Column::AcceptedAt, Expr::value(at))
-            .filter(invitations::Column::Id.eq(id.uuid()))
+            .filter(invitations::Column::Id.eq(id))
             .filter(invitations::Column::AcceptedAt.is_null())
             .filter(invitations::Column::RevokedAt.is_null())
             .filter(invitations::Column::ExpiresAt.gt(at))
@@ -126,20 +126,20 @@ impl Store {
         if claimed.rows_affected != 1 {
             return Ok(false);
         }
-        let Some(invitation) = invitations::Entity::find_by_id(id.uuid()).one(&txn).await? else {
+        let Some(invitation) = invitations::Entity::find_by_id(id).one(&txn).await? else {
             return Ok(false);
         };
         let existing = memberships::Entity::find()
             .filter(memberships::Column::TenantId.eq(invitation.tenant_id))
-            .filter(memberships::Column::UserId.eq(user.uuid()))
+            .filter(memberships::Column::UserId.eq(user))
             .one(&txn)
             .await?;
         if existing.is_none() {
             memberships::ActiveModel {
-                id: Set(MembershipId::new().uuid()),
+                id: Set(MembershipId::new()),
                 tenant_id: Set(invitation.tenant_id),
-                user_id: Set(user.uuid()),
-                role: Set(invitation.role.clone()),
+                user_id: Set(user),
+                role: Set(invitation.role),
                 created_at: Set(at),
             }
             .insert(&txn)

@@ -97,7 +97,7 @@ pub fn bucket_of(at: DateTime<Utc>, grain: i32) -> i64 {
 
 /// Adds a finished run to its minute and hour rollups (inside the caller's transaction).
 pub async fn add_to_rollups<C: ConnectionTrait>(db: &C, run: &runs::Model) -> Result<(), DbErr> {
-    let status: RunStatus = run.status.parse().map_err(DbErr::Custom)?;
+    let status = run.status;
     let at = run.finished_at.unwrap_or_else(now);
     let flag = |s: RunStatus| i64::from(status == s);
     for grain in [MINUTE, HOUR] {
@@ -147,7 +147,7 @@ impl Store {
         since: DateTime<Utc>,
     ) -> Result<Totals, DbErr> {
         let mut values: Vec<Value> = vec![
-            ctx.tenant_id().uuid().into(),
+            ctx.tenant_id().into(),
             grain.into(),
             bucket_of(since, grain).into(),
         ];
@@ -155,7 +155,7 @@ impl Store {
             "SELECT {SUMS} FROM metric_rollups WHERE tenant_id = $1 AND grain = $2 AND bucket >= $3"
         );
         if let Some(f) = flow {
-            values.push(f.uuid().into());
+            values.push(f.into());
             sql.push_str(" AND flow_id = $4");
         }
         let row = self
@@ -177,7 +177,7 @@ impl Store {
         since: DateTime<Utc>,
     ) -> Result<Vec<(i64, FlowId, Totals)>, DbErr> {
         let values: Vec<Value> = vec![
-            ctx.tenant_id().uuid().into(),
+            ctx.tenant_id().into(),
             grain.into(),
             bucket_of(since, grain).into(),
         ];
@@ -194,7 +194,7 @@ impl Store {
             .map(|row| {
                 Ok((
                     row.try_get("", "bucket")?,
-                    FlowId::from_uuid(row.try_get("", "flow_id")?),
+                    row.try_get::<FlowId>("", "flow_id")?,
                     Totals::read(row)?,
                 ))
             })

@@ -6,8 +6,8 @@ use super::entities::{dead_letters, flows, run_events, runs};
 use super::sql::Marks;
 use super::{Store, now};
 use crate::domain::{
-    DeadLetterId, DeadLetterState, ErrorClass, FlowId, RunId, RunStatus, RunTrigger, TenantCtx,
-    TenantId,
+    DeadLetterId, DeadLetterState, ErrorClass, FlowId, RunEventId, RunId, RunStatus, RunTrigger,
+    TenantCtx, TenantId,
 };
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
@@ -159,10 +159,6 @@ pub fn counts_of(run: &runs::Model) -> [i64; 5] {
     ]
 }
 
-fn tenant_of(ctx: &TenantCtx) -> uuid::Uuid {
-    ctx.tenant_id().uuid()
-}
-
 impl Store {
     /// Inserts a queued run.
     pub async fn insert_run(&self, run: runs::ActiveModel) -> Result<runs::Model, DbErr> {
@@ -173,8 +169,8 @@ impl Store {
     pub async fn run(&self, ctx: &TenantCtx, id: RunId) -> Result<Option<runs::Model>, DbErr> {
         super::by_key(
             runs::Entity::find()
-                .filter(runs::Column::TenantId.eq(tenant_of(ctx)))
-                .filter(runs::Column::Id.eq(id.uuid())),
+                .filter(runs::Column::TenantId.eq(ctx.tenant_id()))
+                .filter(runs::Column::Id.eq(id)),
             &self.db,
         )
         .await
@@ -190,10 +186,10 @@ impl Store {
         limit: u64,
     ) -> Result<Vec<runs::Model>, DbErr> {
         let mut q = runs::Entity::find()
-            .filter(runs::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(runs::Column::FlowId.eq(flow.uuid()));
+            .filter(runs::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(runs::Column::FlowId.eq(flow));
         if let Some(b) = before {
-            q = q.filter(runs::Column::Id.lt(b.uuid()));
+            q = q.filter(runs::Column::Id.lt(b));
         }
         q.order_by_desc(runs::Column::Id)
             .limit(limit)
@@ -209,9 +205,9 @@ impl Store {
         before: Option<RunId>,
         limit: u64,
     ) -> Result<Vec<runs::Model>, DbErr> {
-        let mut q = runs::Entity::find().filter(runs::Column::TenantId.eq(tenant_of(ctx)));
+        let mut q = runs::Entity::find().filter(runs::Column::TenantId.eq(ctx.tenant_id()));
         if let Some(f) = filter.flow {
-            q = q.filter(runs::Column::FlowId.eq(f.uuid()));
+            q = q.filter(runs::Column::FlowId.eq(f));
         }
         if let Some(s) = filter.status {
             q = q.filter(runs::Column::Status.eq(s.as_str()));
@@ -221,7 +217,7 @@ impl Store {
         }
         q = time_range(q, filter.from, filter.to);
         if let Some(b) = before {
-            q = q.filter(runs::Column::Id.lt(b.uuid()));
+            q = q.filter(runs::Column::Id.lt(b));
         }
         q.order_by_desc(runs::Column::Id)
             .limit(limit)
@@ -244,7 +240,7 @@ impl Store {
             .await?
             .rows_affected;
         removed += dead_letters::Entity::delete_many()
-            .filter(dead_letters::Column::State.ne(DeadLetterState::Open.as_str()))
+            .filter(dead_letters::Column::State.ne(DeadLetterState::Open))
             .filter(dead_letters::Column::UpdatedAt.lt(detail_before))
             .exec(&self.db)
             .await?
@@ -282,21 +278,18 @@ impl Store {
 
     /// Notes a run as its flow's last (seeding; live runs do this as they finish).
     pub async fn note_last_run(&self, ctx: &TenantCtx, run: &runs::Model) -> Result<(), DbErr> {
-        let success = run
-            .status
-            .parse::<RunStatus>()
-            .is_ok_and(RunStatus::is_success);
+        let success = run.status.is_success();
         let mut q = flows::Entity::update_many()
             .col_expr(flows::Column::LastRunId, Expr::value(run.id))
             .col_expr(
                 flows::Column::LastRunStatus,
-                Expr::value(run.status.clone()),
+                Expr::value(run.status),
             )
             .col_expr(flows::Column::LastRunAt, Expr::value(run.finished_at));
         if success {
             q = q.col_expr(flows::Column::LastSuccessAt, Expr::value(run.finished_at));
         }
-        q.filter(flows::Column::TenantId.eq(tenant_of(ctx)))
+        q.filter(flows::Column::TenantId.eq(ctx.tenant_id()))
             .filter(flows::Column::Id.eq(run.flow_id))
             .exec(&self.db)
             .await?;
@@ -305,7 +298,7 @@ impl Store {
 
     /// A run of any tenant, for support staff (who then act in its tenant's scope).
     pub async fn run_of_any_tenant(&self, id: RunId) -> Result<Option<runs::Model>, DbErr> {
-        runs::Entity::find_by_id(id.uuid()).one(&self.db).await
+        runs::Entity::find_by_id(id).one(&self.db).await
     }
 
     /// Failed and partially failed runs across tenants, newest first (support console).
@@ -317,10 +310,10 @@ impl Store {
     ) -> Result<Vec<runs::Model>, DbErr> {
         let mut q = runs::Entity::find().filter(runs::Column::ErrorClass.is_not_null());
         if let Some(t) = filter.tenant {
-            q = q.filter(runs::Column::TenantId.eq(t.uuid()));
+            q = q.filter(runs::Column::TenantId.eq(t));
         }
         if let Some(f) = filter.flow {
-            q = q.filter(runs::Column::FlowId.eq(f.uuid()));
+            q = q.filter(runs::Column::FlowId.eq(f));
         }
         if let Some(p) = &filter.provider {
             q = q.filter(runs::Column::ErrorProvider.eq(p.as_str()));
@@ -330,7 +323,7 @@ impl Store {
         }
         q = time_range(q, filter.from, filter.to);
         if let Some(b) = before {
-            q = q.filter(runs::Column::Id.lt(b.uuid()));
+            q = q.filter(runs::Column::Id.lt(b));
         }
         q.order_by_desc(runs::Column::Id)
             .limit(limit)
@@ -346,10 +339,10 @@ impl Store {
         flow: FlowId,
     ) -> Result<Option<runs::Model>, DbErr> {
         runs::Entity::find()
-            .filter(runs::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(runs::Column::FlowId.eq(flow.uuid()))
-            .filter(runs::Column::Status.eq(RunStatus::Queued.as_str()))
-            .filter(runs::Column::Trigger.ne(RunTrigger::Replay.as_str()))
+            .filter(runs::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(runs::Column::FlowId.eq(flow))
+            .filter(runs::Column::Status.eq(RunStatus::Queued))
+            .filter(runs::Column::Trigger.ne(RunTrigger::Replay))
             .one(&self.db)
             .await
     }
@@ -364,11 +357,11 @@ impl Store {
         fresh_after: DateTime<Utc>,
     ) -> Result<bool, DbErr> {
         Ok(runs::Entity::find()
-            .filter(runs::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(runs::Column::FlowId.eq(flow.uuid()))
-            .filter(runs::Column::Id.ne(except.uuid()))
-            .filter(runs::Column::Status.eq(RunStatus::Running.as_str()))
-            .filter(runs::Column::Trigger.ne(RunTrigger::Replay.as_str()))
+            .filter(runs::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(runs::Column::FlowId.eq(flow))
+            .filter(runs::Column::Id.ne(except))
+            .filter(runs::Column::Status.eq(RunStatus::Running))
+            .filter(runs::Column::Trigger.ne(RunTrigger::Replay))
             .filter(runs::Column::HeartbeatAt.gt(fresh_after))
             .count(&self.db)
             .await?
@@ -382,8 +375,8 @@ impl Store {
         fresh_after: DateTime<Utc>,
     ) -> Result<u64, DbErr> {
         runs::Entity::find()
-            .filter(runs::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(runs::Column::Status.eq(RunStatus::Running.as_str()))
+            .filter(runs::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(runs::Column::Status.eq(RunStatus::Running))
             .filter(runs::Column::LeaseHolder.is_not_null())
             .filter(runs::Column::HeartbeatAt.gt(fresh_after))
             .count(&self.db)
@@ -411,8 +404,8 @@ impl Store {
                 runs::Column::StartedAt,
                 Expr::col(runs::Column::StartedAt).if_null(at),
             )
-            .filter(runs::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(runs::Column::Id.eq(id.uuid()))
+            .filter(runs::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(runs::Column::Id.eq(id))
             .filter(
                 runs::Column::Status
                     .is_in([RunStatus::Queued.as_str(), RunStatus::Running.as_str()]),
@@ -433,9 +426,9 @@ impl Store {
     pub async fn touch_queued_run(&self, ctx: &TenantCtx, id: RunId) -> Result<(), DbErr> {
         runs::Entity::update_many()
             .col_expr(runs::Column::HeartbeatAt, Expr::value(now()))
-            .filter(runs::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(runs::Column::Id.eq(id.uuid()))
-            .filter(runs::Column::Status.eq(RunStatus::Queued.as_str()))
+            .filter(runs::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(runs::Column::Id.eq(id))
+            .filter(runs::Column::Status.eq(RunStatus::Queued))
             .exec(&self.db)
             .await
             .map(|_| ())
@@ -450,10 +443,10 @@ impl Store {
     ) -> Result<bool, DbErr> {
         let done = runs::Entity::update_many()
             .col_expr(runs::Column::HeartbeatAt, Expr::value(now()))
-            .filter(runs::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(runs::Column::Id.eq(id.uuid()))
+            .filter(runs::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(runs::Column::Id.eq(id))
             .filter(runs::Column::LeaseHolder.eq(holder))
-            .filter(runs::Column::Status.eq(RunStatus::Running.as_str()))
+            .filter(runs::Column::Status.eq(RunStatus::Running))
             .exec(&self.db)
             .await?;
         Ok(done.rows_affected == 1)
@@ -467,8 +460,8 @@ impl Store {
         holder: &str,
     ) -> Result<bool, DbErr> {
         let done = release_lease_update()
-            .filter(runs::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(runs::Column::Id.eq(id.uuid()))
+            .filter(runs::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(runs::Column::Id.eq(id))
             .filter(runs::Column::LeaseHolder.eq(holder))
             .exec(&self.db)
             .await?;
@@ -483,11 +476,11 @@ impl Store {
     ) -> Result<Vec<(TenantId, RunId)>, DbErr> {
         let held: Vec<(TenantId, RunId)> = runs::Entity::find()
             .filter(runs::Column::LeaseHolder.starts_with(process))
-            .filter(runs::Column::Status.eq(RunStatus::Running.as_str()))
+            .filter(runs::Column::Status.eq(RunStatus::Running))
             .all(&self.db)
             .await?
             .into_iter()
-            .map(|r| (TenantId::from_uuid(r.tenant_id), RunId::from_uuid(r.id)))
+            .map(|r| (r.tenant_id, r.id))
             .collect();
         // Expired rather than cleared: the holder stays named, so the next execution
         // knows the last one stopped mid-page and rechecks what it may have written.
@@ -497,7 +490,7 @@ impl Store {
                 Expr::value(DateTime::<Utc>::UNIX_EPOCH),
             )
             .filter(runs::Column::LeaseHolder.starts_with(process))
-            .filter(runs::Column::Status.eq(RunStatus::Running.as_str()))
+            .filter(runs::Column::Status.eq(RunStatus::Running))
             .exec(&self.db)
             .await?;
         Ok(held)
@@ -545,10 +538,10 @@ impl Store {
             update = update.col_expr(runs::Column::RecordsTotal, Expr::value(page.total));
         }
         let moved = update
-            .filter(runs::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(runs::Column::Id.eq(run.uuid()))
+            .filter(runs::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(runs::Column::Id.eq(run))
             .filter(runs::Column::LeaseHolder.eq(holder))
-            .filter(runs::Column::Status.eq(RunStatus::Running.as_str()))
+            .filter(runs::Column::Status.eq(RunStatus::Running))
             .exec(&txn)
             .await?;
         if moved.rows_affected != 1 {
@@ -559,9 +552,9 @@ impl Store {
         let at = now();
         if let Some((message, detail)) = page.log {
             run_events::ActiveModel {
-                id: Set(uuid::Uuid::now_v7()),
-                tenant_id: Set(tenant_of(ctx)),
-                run_id: Set(run.uuid()),
+                id: Set(RunEventId::new()),
+                tenant_id: Set(ctx.tenant_id()),
+                run_id: Set(run),
                 at: Set(at),
                 level: Set("info".into()),
                 message: Set(message),
@@ -572,16 +565,16 @@ impl Store {
         }
         for f in page.failures {
             dead_letters::Entity::insert(dead_letters::ActiveModel {
-                id: Set(DeadLetterId::new().uuid()),
-                tenant_id: Set(tenant_of(ctx)),
-                flow_id: Set(flow.uuid()),
-                run_id: Set(run.uuid()),
+                id: Set(DeadLetterId::new()),
+                tenant_id: Set(ctx.tenant_id()),
+                flow_id: Set(flow),
+                run_id: Set(run),
                 record_key: Set(f.record_key),
                 payload: Set(f.payload),
                 error_class: Set(f.error_class),
                 error: Set(f.error),
                 attempts: Set(1),
-                state: Set(DeadLetterState::Open.as_str().into()),
+                state: Set(DeadLetterState::Open),
                 created_at: Set(at),
                 updated_at: Set(at),
             })
@@ -615,9 +608,9 @@ impl Store {
                     Expr::value(DeadLetterState::Replayed.as_str()),
                 )
                 .col_expr(dead_letters::Column::UpdatedAt, Expr::value(at))
-                .filter(dead_letters::Column::TenantId.eq(tenant_of(ctx)))
-                .filter(dead_letters::Column::FlowId.eq(flow.uuid()))
-                .filter(dead_letters::Column::State.eq(DeadLetterState::Open.as_str()))
+                .filter(dead_letters::Column::TenantId.eq(ctx.tenant_id()))
+                .filter(dead_letters::Column::FlowId.eq(flow))
+                .filter(dead_letters::Column::State.eq(DeadLetterState::Open))
                 .filter(dead_letters::Column::RecordKey.is_in(chunk.iter().cloned()))
                 .exec(&txn)
                 .await?;
@@ -666,8 +659,8 @@ impl Store {
                 runs::Column::LeaseHolder,
                 Expr::value(Option::<String>::None),
             )
-            .filter(runs::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(runs::Column::Id.eq(id.uuid()))
+            .filter(runs::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(runs::Column::Id.eq(id))
             .filter(
                 runs::Column::Status
                     .is_in([RunStatus::Queued.as_str(), RunStatus::Running.as_str()]),
@@ -679,7 +672,7 @@ impl Store {
             txn.rollback().await?;
             return Ok(None);
         }
-        let Some(run) = runs::Entity::find_by_id(id.uuid()).one(&txn).await? else {
+        let Some(run) = runs::Entity::find_by_id(id).one(&txn).await? else {
             txn.rollback().await?;
             return Ok(None);
         };
@@ -688,13 +681,13 @@ impl Store {
             .col_expr(flows::Column::LastRunId, Expr::value(run.id))
             .col_expr(
                 flows::Column::LastRunStatus,
-                Expr::value(run.status.clone()),
+                Expr::value(run.status),
             )
             .col_expr(flows::Column::LastRunAt, Expr::value(at));
         if end.status.is_success() {
             flow = flow.col_expr(flows::Column::LastSuccessAt, Expr::value(at));
         }
-        flow.filter(flows::Column::TenantId.eq(tenant_of(ctx)))
+        flow.filter(flows::Column::TenantId.eq(ctx.tenant_id()))
             .filter(flows::Column::Id.eq(run.flow_id))
             .exec(&txn)
             .await?;
@@ -706,8 +699,8 @@ impl Store {
     pub async fn mark_alerts_checked(&self, ctx: &TenantCtx, id: RunId) -> Result<bool, DbErr> {
         let done = runs::Entity::update_many()
             .col_expr(runs::Column::AlertsChecked, Expr::value(true))
-            .filter(runs::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(runs::Column::Id.eq(id.uuid()))
+            .filter(runs::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(runs::Column::Id.eq(id))
             .filter(runs::Column::AlertsChecked.eq(false))
             .exec(&self.db)
             .await?;
@@ -729,7 +722,7 @@ impl Store {
             .all(&self.db)
             .await?
             .into_iter()
-            .map(|r| (TenantId::from_uuid(r.tenant_id), RunId::from_uuid(r.id)))
+            .map(|r| (r.tenant_id, r.id))
             .collect())
     }
 
@@ -743,11 +736,11 @@ impl Store {
         limit: u64,
     ) -> Result<Vec<runs::Model>, DbErr> {
         runs::Entity::find()
-            .filter(runs::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(runs::Column::FlowId.eq(flow.uuid()))
-            .filter(runs::Column::Id.lt(before.uuid()))
-            .filter(runs::Column::Status.eq(RunStatus::Succeeded.as_str()))
-            .filter(runs::Column::Trigger.ne(RunTrigger::Replay.as_str()))
+            .filter(runs::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(runs::Column::FlowId.eq(flow))
+            .filter(runs::Column::Id.lt(before))
+            .filter(runs::Column::Status.eq(RunStatus::Succeeded))
+            .filter(runs::Column::Trigger.ne(RunTrigger::Replay))
             .order_by_desc(runs::Column::Id)
             .limit(limit)
             .all(&self.db)
@@ -758,8 +751,8 @@ impl Store {
     pub async fn request_cancel(&self, ctx: &TenantCtx, id: RunId) -> Result<bool, DbErr> {
         let done = runs::Entity::update_many()
             .col_expr(runs::Column::CancelRequested, Expr::value(true))
-            .filter(runs::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(runs::Column::Id.eq(id.uuid()))
+            .filter(runs::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(runs::Column::Id.eq(id))
             .filter(
                 runs::Column::Status
                     .is_in([RunStatus::Queued.as_str(), RunStatus::Running.as_str()]),
@@ -792,7 +785,7 @@ impl Store {
             .all(&self.db)
             .await?
             .into_iter()
-            .map(|r| (TenantId::from_uuid(r.tenant_id), RunId::from_uuid(r.id)))
+            .map(|r| (r.tenant_id, r.id))
             .collect())
     }
 
@@ -806,9 +799,9 @@ impl Store {
         detail: Option<serde_json::Value>,
     ) -> Result<(), DbErr> {
         run_events::ActiveModel {
-            id: Set(uuid::Uuid::now_v7()),
-            tenant_id: Set(tenant_of(ctx)),
-            run_id: Set(run.uuid()),
+            id: Set(RunEventId::new()),
+            tenant_id: Set(ctx.tenant_id()),
+            run_id: Set(run),
             at: Set(now()),
             level: Set(level.to_owned()),
             message: Set(message.to_owned()),
@@ -827,8 +820,8 @@ impl Store {
         limit: u64,
     ) -> Result<Vec<run_events::Model>, DbErr> {
         run_events::Entity::find()
-            .filter(run_events::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(run_events::Column::RunId.eq(run.uuid()))
+            .filter(run_events::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(run_events::Column::RunId.eq(run))
             .order_by_asc(run_events::Column::Id)
             .limit(limit)
             .all(&self.db)
@@ -850,7 +843,7 @@ impl Store {
                 continue;
             }
             let mut marks = Marks::new(self.backend());
-            let mut values: Vec<Value> = vec![tenant_of(ctx).into(), flow.uuid().into()];
+            let mut values: Vec<Value> = vec![ctx.tenant_id().into(), flow.into()];
             values.extend(chunk.iter().map(|k| Value::from(k.clone())));
             let sql = format!(
                 "SELECT key_hash, content_hash, dest_id FROM record_ledger \
@@ -884,7 +877,7 @@ impl Store {
             .query_one_raw(Statement::from_sql_and_values(
                 self.backend(),
                 "SELECT COUNT(*) AS n FROM record_ledger WHERE tenant_id = $1 AND flow_id = $2",
-                [tenant_of(ctx).into(), flow.uuid().into()],
+                [ctx.tenant_id().into(), flow.into()],
             ))
             .await?;
         Ok(row
@@ -903,8 +896,8 @@ impl Store {
         limit: u64,
     ) -> Result<Vec<dead_letters::Model>, DbErr> {
         dead_letters::Entity::find()
-            .filter(dead_letters::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(dead_letters::Column::RunId.eq(run.uuid()))
+            .filter(dead_letters::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(dead_letters::Column::RunId.eq(run))
             .order_by_asc(dead_letters::Column::Id)
             .limit(limit)
             .all(&self.db)
@@ -922,13 +915,13 @@ impl Store {
         limit: u64,
     ) -> Result<Vec<dead_letters::Model>, DbErr> {
         let mut q = dead_letters::Entity::find()
-            .filter(dead_letters::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(dead_letters::Column::FlowId.eq(flow.uuid()));
+            .filter(dead_letters::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(dead_letters::Column::FlowId.eq(flow));
         if let Some(s) = state {
             q = q.filter(dead_letters::Column::State.eq(s.as_str()));
         }
         if let Some(r) = run {
-            q = q.filter(dead_letters::Column::RunId.eq(r.uuid()));
+            q = q.filter(dead_letters::Column::RunId.eq(r));
         }
         q.order_by_desc(dead_letters::Column::UpdatedAt)
             .order_by_desc(dead_letters::Column::Id)
@@ -946,8 +939,8 @@ impl Store {
         state: DeadLetterState,
     ) -> Result<u64, DbErr> {
         dead_letters::Entity::find()
-            .filter(dead_letters::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(dead_letters::Column::FlowId.eq(flow.uuid()))
+            .filter(dead_letters::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(dead_letters::Column::FlowId.eq(flow))
             .filter(dead_letters::Column::State.eq(state.as_str()))
             .count(&self.db)
             .await
@@ -964,14 +957,14 @@ impl Store {
         limit: u64,
     ) -> Result<Vec<dead_letters::Model>, DbErr> {
         let mut q = dead_letters::Entity::find()
-            .filter(dead_letters::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(dead_letters::Column::FlowId.eq(flow.uuid()))
-            .filter(dead_letters::Column::State.eq(DeadLetterState::Open.as_str()));
+            .filter(dead_letters::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(dead_letters::Column::FlowId.eq(flow))
+            .filter(dead_letters::Column::State.eq(DeadLetterState::Open));
         if let Some(ids) = ids {
-            q = q.filter(dead_letters::Column::Id.is_in(ids.iter().map(|i| i.uuid())));
+            q = q.filter(dead_letters::Column::Id.is_in(ids.iter().copied()));
         }
         if let Some(after) = after {
-            q = q.filter(dead_letters::Column::Id.gt(after.uuid()));
+            q = q.filter(dead_letters::Column::Id.gt(after));
         }
         q.order_by_asc(dead_letters::Column::Id)
             .limit(limit)
@@ -992,11 +985,11 @@ impl Store {
                 Expr::value(DeadLetterState::Discarded.as_str()),
             )
             .col_expr(dead_letters::Column::UpdatedAt, Expr::value(now()))
-            .filter(dead_letters::Column::TenantId.eq(tenant_of(ctx)))
-            .filter(dead_letters::Column::FlowId.eq(flow.uuid()))
-            .filter(dead_letters::Column::State.eq(DeadLetterState::Open.as_str()));
+            .filter(dead_letters::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(dead_letters::Column::FlowId.eq(flow))
+            .filter(dead_letters::Column::State.eq(DeadLetterState::Open));
         if let Some(ids) = ids {
-            q = q.filter(dead_letters::Column::Id.is_in(ids.iter().map(|i| i.uuid())));
+            q = q.filter(dead_letters::Column::Id.is_in(ids.iter().copied()));
         }
         Ok(q.exec(&self.db).await?.rows_affected)
     }
@@ -1019,8 +1012,8 @@ async fn upsert_ledger<C: ConnectionTrait>(
         let mut tuples = Vec::with_capacity(chunk.len());
         for (key, entry) in chunk.iter().map(|r| (&r.0, &r.1)) {
             tuples.push(marks.row(5));
-            values.push(tenant.uuid().into());
-            values.push(flow.uuid().into());
+            values.push(tenant.into());
+            values.push(flow.into());
             values.push(key.clone().into());
             values.push(entry.content_hash.clone().into());
             values.push(entry.dest_id.clone().into());

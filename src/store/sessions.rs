@@ -23,8 +23,8 @@ impl Store {
         let at = now();
         sessions::ActiveModel {
             id: Set(digest.to_owned()),
-            user_id: Set(user.uuid()),
-            tenant_id: Set(tenant.map(TenantId::uuid)),
+            user_id: Set(user),
+            tenant_id: Set(tenant),
             created_at: Set(at),
             last_seen_at: Set(at),
             expires_at: Set(expires_at),
@@ -56,7 +56,7 @@ impl Store {
     /// Switches the session's current tenant.
     pub async fn set_session_tenant(&self, digest: &str, tenant: TenantId) -> Result<(), DbErr> {
         sessions::Entity::update_many()
-            .col_expr(sessions::Column::TenantId, Expr::value(tenant.uuid()))
+            .col_expr(sessions::Column::TenantId, Expr::value(tenant))
             .filter(sessions::Column::Id.eq(digest))
             .exec(&self.db)
             .await
@@ -78,8 +78,7 @@ impl Store {
         user: UserId,
         keep: Option<&str>,
     ) -> Result<u64, DbErr> {
-        let mut query =
-            sessions::Entity::delete_many().filter(sessions::Column::UserId.eq(user.uuid()));
+        let mut query = sessions::Entity::delete_many().filter(sessions::Column::UserId.eq(user));
         if let Some(keep) = keep {
             query = query.filter(sessions::Column::Id.ne(keep));
         }

@@ -40,11 +40,6 @@ pub struct MemberRecord {
     pub joined_at: DateTime<Utc>,
 }
 
-fn role_of(text: &str) -> Role {
-    // Stored values are written only from `Role::as_str`; an unknown value fails closed.
-    text.parse().unwrap_or(Role::Viewer)
-}
-
 impl Store {
     /// Creates a tenant with `owner` as its first owner, atomically. `Ok(None)` when the slug
     /// is taken.
@@ -58,7 +53,7 @@ impl Store {
         let at = now();
         let txn = self.db.begin().await?;
         let inserted = tenants::ActiveModel {
-            id: Set(id.uuid()),
+            id: Set(id),
             name: Set(name.to_owned()),
             slug: Set(slug.to_owned()),
             time_zone: Set("UTC".to_owned()),
@@ -72,10 +67,10 @@ impl Store {
             Err(e) => return Err(e),
         }
         memberships::ActiveModel {
-            id: Set(MembershipId::new().uuid()),
-            tenant_id: Set(id.uuid()),
-            user_id: Set(owner.uuid()),
-            role: Set(Role::Owner.as_str().to_owned()),
+            id: Set(MembershipId::new()),
+            tenant_id: Set(id),
+            user_id: Set(owner),
+            role: Set(Role::Owner),
             created_at: Set(at),
         }
         .insert(&txn)
@@ -99,13 +94,13 @@ impl Store {
             .filter(tenants::Column::Slug.eq(slug))
             .one(&self.db)
             .await?
-            .map(|t| TenantId::from_uuid(t.id)))
+            .map(|t| t.id))
     }
 
     /// Every tenant a user belongs to, by name.
     pub async fn memberships_of(&self, user: UserId) -> Result<Vec<TenantMembership>, DbErr> {
         let rows = memberships::Entity::find()
-            .filter(memberships::Column::UserId.eq(user.uuid()))
+            .filter(memberships::Column::UserId.eq(user))
             .all(&self.db)
             .await?;
         let ids: Vec<_> = rows.iter().map(|m| m.tenant_id).collect();
@@ -120,10 +115,10 @@ impl Store {
                     .iter()
                     .find(|t| t.id == m.tenant_id)
                     .map(|t| TenantMembership {
-                        tenant_id: TenantId::from_uuid(t.id),
+                        tenant_id: t.id,
                         tenant_name: t.name.clone(),
                         slug: t.slug.clone(),
-                        role: role_of(&m.role),
+                        role: m.role,
                     })
             })
             .collect();
@@ -138,16 +133,16 @@ impl Store {
     /// A user's role in a tenant, if they are a member: the check behind every `TenantCtx`.
     pub async fn role_in(&self, user: UserId, tenant: TenantId) -> Result<Option<Role>, DbErr> {
         Ok(memberships::Entity::find()
-            .filter(memberships::Column::UserId.eq(user.uuid()))
-            .filter(memberships::Column::TenantId.eq(tenant.uuid()))
+            .filter(memberships::Column::UserId.eq(user))
+            .filter(memberships::Column::TenantId.eq(tenant))
             .one(&self.db)
             .await?
-            .map(|m| role_of(&m.role)))
+            .map(|m| m.role))
     }
 
     /// The scoped tenant's name and time zone.
     pub async fn tenant(&self, ctx: &TenantCtx) -> Result<tenants::Model, DbErr> {
-        tenants::Entity::find_by_id(ctx.tenant_id().uuid())
+        tenants::Entity::find_by_id(ctx.tenant_id())
             .one(&self.db)
             .await?
             .ok_or_else(|| DbErr::RecordNotFound("tenant".into()))
@@ -156,8 +151,8 @@ impl Store {
     /// Names of these tenants by id (support pages list runs of many tenants).
     pub async fn tenant_names(
         &self,
-        ids: &[uuid::Uuid],
-    ) -> Result<std::collections::HashMap<uuid::Uuid, String>, DbErr> {
+        ids: &[TenantId],
+    ) -> Result<std::collections::HashMap<TenantId, String>, DbErr> {
         Ok(tenants::Entity::find()
             .filter(tenants::Column::Id.is_in(ids.iter().copied()))
             .all(&self.db)
@@ -175,7 +170,7 @@ impl Store {
         time_zone: &str,
     ) -> Result<(), DbErr> {
         tenants::ActiveModel {
-            id: Set(ctx.tenant_id().uuid()),
+            id: Set(ctx.tenant_id()),
             name: Set(name.to_owned()),
             time_zone: Set(time_zone.to_owned()),
             ..Default::default()
@@ -188,7 +183,7 @@ impl Store {
     /// Members of the scoped tenant, owners first.
     pub async fn members(&self, ctx: &TenantCtx) -> Result<Vec<MemberRecord>, DbErr> {
         let rows = memberships::Entity::find()
-            .filter(memberships::Column::TenantId.eq(ctx.tenant_id().uuid()))
+            .filter(memberships::Column::TenantId.eq(ctx.tenant_id()))
             .order_by_asc(memberships::Column::CreatedAt)
             .find_also_related(users::Entity)
             .all(&self.db)
@@ -207,8 +202,8 @@ impl Store {
         ctx: &TenantCtx,
         id: MembershipId,
     ) -> Result<Option<MemberRecord>, DbErr> {
-        Ok(memberships::Entity::find_by_id(id.uuid())
-            .filter(memberships::Column::TenantId.eq(ctx.tenant_id().uuid()))
+        Ok(memberships::Entity::find_by_id(id)
+            .filter(memberships::Column::TenantId.eq(ctx.tenant_id()))
             .find_also_related(users::Entity)
             .one(&self.db)
             .await?
@@ -218,8 +213,8 @@ impl Store {
     /// Number of owners of the scoped tenant (the last one may not leave).
     pub async fn count_owners(&self, ctx: &TenantCtx) -> Result<u64, DbErr> {
         memberships::Entity::find()
-            .filter(memberships::Column::TenantId.eq(ctx.tenant_id().uuid()))
-            .filter(memberships::Column::Role.eq(Role::Owner.as_str()))
+            .filter(memberships::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(memberships::Column::Role.eq(Role::Owner))
             .count(&self.db)
             .await
     }
@@ -233,8 +228,8 @@ impl Store {
     ) -> Result<bool, DbErr> {
         let result = memberships::Entity::update_many()
             .col_expr(memberships::Column::Role, Expr::value(role.as_str()))
-            .filter(memberships::Column::Id.eq(id.uuid()))
-            .filter(memberships::Column::TenantId.eq(ctx.tenant_id().uuid()))
+            .filter(memberships::Column::Id.eq(id))
+            .filter(memberships::Column::TenantId.eq(ctx.tenant_id()))
             .exec(&self.db)
             .await?;
         Ok(result.rows_affected == 1)
@@ -250,19 +245,19 @@ impl Store {
         let member = Query::select()
             .column(memberships::Column::UserId)
             .from(memberships::Entity)
-            .and_where(memberships::Column::Id.eq(id.uuid()))
-            .and_where(memberships::Column::TenantId.eq(ctx.tenant_id().uuid()))
+            .and_where(memberships::Column::Id.eq(id))
+            .and_where(memberships::Column::TenantId.eq(ctx.tenant_id()))
             .to_owned();
         api_tokens::Entity::update_many()
             .col_expr(api_tokens::Column::RevokedAt, Expr::value(now()))
-            .filter(api_tokens::Column::TenantId.eq(ctx.tenant_id().uuid()))
+            .filter(api_tokens::Column::TenantId.eq(ctx.tenant_id()))
             .filter(api_tokens::Column::CreatedBy.in_subquery(member))
             .filter(api_tokens::Column::RevokedAt.is_null())
             .exec(&txn)
             .await?;
         let removed = memberships::Entity::delete_many()
-            .filter(memberships::Column::Id.eq(id.uuid()))
-            .filter(memberships::Column::TenantId.eq(ctx.tenant_id().uuid()))
+            .filter(memberships::Column::Id.eq(id))
+            .filter(memberships::Column::TenantId.eq(ctx.tenant_id()))
             .exec(&txn)
             .await?;
         if removed.rows_affected != 1 {
@@ -275,11 +270,11 @@ impl Store {
 
 fn member_record(m: memberships::Model, u: users::Model) -> MemberRecord {
     MemberRecord {
-        id: MembershipId::from_uuid(m.id),
-        user_id: UserId::from_uuid(u.id),
+        id: m.id,
+        user_id: u.id,
         name: u.name,
         email: u.email,
-        role: role_of(&m.role),
+        role: m.role,
         joined_at: m.created_at,
     }
 }

@@ -39,7 +39,7 @@ struct ListPage {
     shell: Shell,
     tab: String,
     alerts: Vec<records::Alert>,
-    next: Option<uuid::Uuid>,
+    next: Option<AlertId>,
 }
 
 /// GET /alerts
@@ -78,21 +78,19 @@ pub async fn index(
 struct ShowPage {
     shell: Shell,
     alert: records::Alert,
-    state: AlertState,
-    kind: Option<AlertKind>,
     deliveries: Vec<records::Delivery>,
-    channel_names: HashMap<uuid::Uuid, String>,
+    channel_names: HashMap<ChannelId, String>,
 }
 
 impl ShowPage {
-    fn channel_name(&self, id: &uuid::Uuid) -> &str {
+    fn channel_name(&self, id: &ChannelId) -> &str {
         self.channel_names
             .get(id)
             .map_or("(deleted channel)", String::as_str)
     }
 }
 
-async fn channel_names(app: &App, member: &Member) -> AppResult<HashMap<uuid::Uuid, String>> {
+async fn channel_names(app: &App, member: &Member) -> AppResult<HashMap<ChannelId, String>> {
     Ok(alerts::channels(app, &member.ctx)
         .await?
         .into_iter()
@@ -113,8 +111,6 @@ pub async fn show(
     render(
         &ShowPage {
             shell: member.shell("alerts"),
-            state: alert.state.parse().unwrap_or(AlertState::Open),
-            kind: alert.kind.parse().ok(),
             channel_names: channel_names(&app, &member).await?,
             deliveries,
             alert,
@@ -155,7 +151,6 @@ pub async fn resolve(
 /// A rule with what it means, for the settings page.
 pub struct RuleRow {
     rule: records::AlertRule,
-    kind: Option<AlertKind>,
     explanation: String,
     flow_name: String,
 }
@@ -187,19 +182,13 @@ async fn settings_page(app: &App, member: &Member) -> AppResult<SettingsPage> {
     let rules = alerts::rules(app, &member.ctx)
         .await?
         .into_iter()
-        .map(|rule| {
-            let kind: Option<AlertKind> = rule.kind.parse().ok();
-            RuleRow {
-                explanation: kind
-                    .map(|k| k.explain(rule.threshold, rule.window_minutes))
-                    .unwrap_or_default(),
-                flow_name: rule
-                    .flow_id
-                    .and_then(|f| names.get(&f.to_string()).cloned())
-                    .unwrap_or_else(|| "All flows".into()),
-                kind,
-                rule,
-            }
+        .map(|rule| RuleRow {
+            explanation: rule.kind.explain(rule.threshold, rule.window_minutes),
+            flow_name: rule
+                .flow_id
+                .and_then(|f| names.get(&f.to_string()).cloned())
+                .unwrap_or_else(|| "All flows".into()),
+            rule,
         })
         .collect();
     Ok(SettingsPage {
@@ -381,12 +370,12 @@ pub async fn channel_action(
 struct DeliveriesPage {
     shell: Shell,
     deliveries: Vec<records::Delivery>,
-    channel_names: HashMap<uuid::Uuid, String>,
-    next: Option<uuid::Uuid>,
+    channel_names: HashMap<ChannelId, String>,
+    next: Option<DeliveryId>,
 }
 
 impl DeliveriesPage {
-    fn channel_name(&self, id: &uuid::Uuid) -> &str {
+    fn channel_name(&self, id: &ChannelId) -> &str {
         self.channel_names
             .get(id)
             .map_or("(deleted channel)", String::as_str)

@@ -34,7 +34,7 @@ impl ConnectionView {
         let provider_name = catalogue::get(&row.provider_id)
             .map(|p| p.name.clone())
             .unwrap_or_else(|| row.provider_id.clone());
-        let status = row.status.parse().unwrap_or(ConnectionStatus::Disconnected);
+        let status = row.status;
         Self {
             row,
             provider_name,

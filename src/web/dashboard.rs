@@ -7,6 +7,7 @@ use super::extract::{MaybeUser, Member};
 use super::flash;
 use super::shell::Shell;
 use crate::app::App;
+use crate::domain::{AlertState, FlowStatus};
 use crate::error::AppResult;
 use crate::services::dashboard::{self, Dashboard, Period};
 use actix_web::http::StatusCode;

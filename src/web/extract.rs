@@ -4,7 +4,7 @@
 use super::flash::Flash;
 use super::middleware::{CsrfToken, IncomingFlashes};
 use crate::app::{App, AuditActor};
-use crate::domain::{Actor, Role, TenantCtx, TenantId};
+use crate::domain::{Actor, Role, TenantCtx};
 use crate::error::{ApiError, AppError};
 use crate::services::accounts::{self, ClientInfo};
 use crate::services::api_tokens;
@@ -158,7 +158,7 @@ impl FromRequest for Member {
                 .await?
                 .ok_or(AppError::Unauthenticated)?;
             let workspaces = crate::services::tenants::memberships_of(&app, who.user.id).await?;
-            let current = who.session.tenant_id.map(TenantId::from_uuid);
+            let current = who.session.tenant_id;
             let chosen = workspaces
                 .iter()
                 .find(|w| Some(w.tenant_id) == current)

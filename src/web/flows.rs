@@ -57,8 +57,8 @@ impl RunView {
     /// Wraps a row.
     pub fn new(run: records::Run) -> Self {
         Self {
-            status: run.status.parse().unwrap_or(RunStatus::Failed),
-            trigger: RunTrigger::from_str_or_manual(&run.trigger),
+            status: run.status,
+            trigger: run.trigger,
             run,
         }
     }
@@ -103,7 +103,7 @@ struct IndexPage {
 pub async fn index(app: web::Data<App>, member: Member) -> AppResult<HttpResponse> {
     let mut rows = Vec::new();
     for flow in flows::list(&app, &member.ctx).await? {
-        let id = FlowId::from_uuid(flow.id);
+        let id = flow.id;
         let last_run = flows::runs(&app, &member.ctx, id, None, 1)
             .await?
             .into_iter()
@@ -111,10 +111,10 @@ pub async fn index(app: web::Data<App>, member: Member) -> AppResult<HttpRespons
             .map(RunView::new);
         let trigger = match flows::load(&app, &member.ctx, id).await {
             Ok(view) => trigger::describe(&view.spec.trigger),
-            Err(_) => flow.trigger_kind.clone(),
+            Err(_) => flow.trigger_kind.to_string(),
         };
         rows.push(FlowRow {
-            status: flow.status.parse().unwrap_or(FlowStatus::Paused),
+            status: flow.status,
             flow,
             trigger,
             last_run,
@@ -167,7 +167,7 @@ async fn endpoints(app: &App, member: &Member) -> AppResult<Vec<EndpointGroup>> 
     Ok(crate::services::connections::list(app, &member.ctx)
         .await?
         .into_iter()
-        .filter(|c| c.status != ConnectionStatus::Disconnected.as_str())
+        .filter(|c| c.status != ConnectionStatus::Disconnected)
         .filter_map(|c| {
             let provider = catalogue::get(&c.provider_id)?;
             Some(EndpointGroup {
@@ -445,7 +445,7 @@ async fn show_page(
         })
         .flatten();
     let runs = runs.into_iter().take(RUNS_PER_PAGE as usize).collect();
-    let status = view.flow.status.parse().unwrap_or(FlowStatus::Paused);
+    let status = view.flow.status;
     let upcoming = if status == FlowStatus::Active {
         trigger::upcoming(&view.spec.trigger, &time_zone, chrono::Utc::now(), 3)
     } else {

@@ -210,7 +210,7 @@ async fn accept_page(
         flashes: flashes(req),
         token,
         tenant_name: inv.tenant_name.clone(),
-        role: inv.invitation.role.clone(),
+        role: inv.invitation.role.to_string(),
         signed_in_as: user.0.as_ref().map(|u| u.user.email.clone()),
         email_matches: user.0.as_ref().is_some_and(|u| u.user.email == email),
         email,

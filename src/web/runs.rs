@@ -9,7 +9,7 @@ use super::flash::{self, Flash};
 use super::flows::RunView;
 use super::shell::Shell;
 use crate::app::App;
-use crate::domain::RunId;
+use crate::domain::{FlowId, RunId};
 use crate::error::{AppError, AppResult};
 use crate::services::flows;
 use crate::services::records;
@@ -153,14 +153,14 @@ struct HistoryPageView {
     query: String,
     problems: Vec<String>,
     runs: Vec<RunView>,
-    names: HashMap<uuid::Uuid, String>,
+    names: HashMap<FlowId, String>,
     flows: Vec<(String, String)>,
     next: Option<RunId>,
     first_page: bool,
 }
 
 impl HistoryPageView {
-    fn flow_name(&self, id: &uuid::Uuid) -> &str {
+    fn flow_name(&self, id: &FlowId) -> &str {
         self.names.get(id).map_or("(deleted flow)", String::as_str)
     }
 }
@@ -235,12 +235,7 @@ async fn load(
     id: RunId,
 ) -> AppResult<(RunView, records::Flow, Vec<LogLine>)> {
     let run = crate::services::runs::get(app, &member.ctx, id).await?;
-    let flow = flows::get(
-        app,
-        &member.ctx,
-        crate::domain::FlowId::from_uuid(run.flow_id),
-    )
-    .await?;
+    let flow = flows::get(app, &member.ctx, run.flow_id).await?;
     let log = lines(crate::services::runs::events(app, &member.ctx, id, LOG_LINES).await?);
     Ok((RunView::new(run), flow, log))
 }

@@ -6,7 +6,7 @@ use super::filters::{parse_time, present, query_string};
 use super::flash::{self, Flash};
 use super::shell::Shell;
 use crate::app::App;
-use crate::domain::{FieldErrors, TenantId};
+use crate::domain::{AuditEventId, FieldErrors, TenantId};
 use crate::error::{AppError, AppResult};
 use crate::services::records;
 use crate::services::records::AuditFilter;
@@ -44,7 +44,7 @@ struct AuditPage {
     events: Vec<records::AuditEvent>,
     q: AuditLogQuery,
     categories: &'static [(&'static str, &'static str)],
-    next: Option<uuid::Uuid>,
+    next: Option<AuditEventId>,
     query: String,
 }
 

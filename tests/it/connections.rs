@@ -421,13 +421,12 @@ async fn disconnecting_revokes_at_the_provider_and_deletes_credentials() {
         .trim_start_matches("/connections/")
         .parse()
         .unwrap();
-    let rows = <sluice::store::entities::connections::Entity as sea_orm::EntityTrait>::find_by_id(
-        id.uuid(),
-    )
-    .one(app.app().store.db())
-    .await
-    .unwrap()
-    .unwrap();
+    let rows =
+        <sluice::store::entities::connections::Entity as sea_orm::EntityTrait>::find_by_id(id)
+            .one(app.app().store.db())
+            .await
+            .unwrap()
+            .unwrap();
     assert!(rows.credentials_enc.is_none());
     assert!(
         admin

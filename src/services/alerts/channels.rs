@@ -47,7 +47,7 @@ pub async fn deliver(app: &App, ctx: &TenantCtx, id: DeliveryId) -> Result<(), J
     let Some(delivery) = app.store.delivery(ctx, id).await? else {
         return Ok(());
     };
-    if delivery.state != DeliveryState::Pending.as_str() {
+    if delivery.state != DeliveryState::Pending {
         return Ok(());
     }
     // The queue may start a delayed job a little early (it keeps whole seconds): wait
@@ -78,14 +78,8 @@ pub async fn deliver(app: &App, ctx: &TenantCtx, id: DeliveryId) -> Result<(), J
         // Another worker holds this attempt.
         return Ok(());
     }
-    let alert = app
-        .store
-        .alert(ctx, crate::domain::AlertId::from_uuid(delivery.alert_id))
-        .await?;
-    let channel = app
-        .store
-        .channel(ctx, ChannelId::from_uuid(delivery.channel_id))
-        .await?;
+    let alert = app.store.alert(ctx, delivery.alert_id).await?;
+    let channel = app.store.channel(ctx, delivery.channel_id).await?;
     let result = match (&alert, &channel) {
         (Some(alert), Some(channel)) if channel.enabled => {
             send(app, ctx, channel, alert, &delivery).await
@@ -122,7 +116,7 @@ pub async fn deliver(app: &App, ctx: &TenantCtx, id: DeliveryId) -> Result<(), J
                 app.store
                     .set_channel_enabled(
                         ctx,
-                        ChannelId::from_uuid(c.id),
+                        c.id,
                         false,
                         Some(format!("The endpoint answered 410 Gone: {message}")),
                     )
@@ -241,11 +235,7 @@ async fn send(
     alert: &alerts::Model,
     delivery: &notification_deliveries::Model,
 ) -> Result<Option<u16>, SendError> {
-    let kind: ChannelKind = channel
-        .kind
-        .parse()
-        .map_err(|e: String| SendError::Fatal(e))?;
-    match kind {
+    match channel.kind {
         ChannelKind::Email => send_email(app, channel, alert, delivery)
             .await
             .map(|()| None),
@@ -256,14 +246,14 @@ async fn send(
                 .ok_or_else(|| SendError::Fatal("the channel has no signing secret".into()))?;
             let secret = app
                 .keyring
-                .decrypt(sealed, &secret_aad(ctx, ChannelId::from_uuid(channel.id)))
+                .decrypt(sealed, &secret_aad(ctx, channel.id))
                 .map_err(|e| SendError::Fatal(format!("the signing secret cannot be read: {e}")))?;
             let secret = String::from_utf8(secret)
                 .map_err(|_| SendError::Fatal("the signing secret is malformed".into()))?;
             let body = serde_json::to_vec(&webhook_payload(app, alert, delivery))
                 .map_err(|e| SendError::Fatal(e.to_string()))?;
             // The delivery id is the message id, so a retry carries the same one.
-            let msg_id = format!("msg_{}", delivery.id.simple());
+            let msg_id = format!("msg_{}", delivery.id.uuid().simple());
             let ts = now().timestamp();
             let signature = crate::crypto::webhook_signature(&secret, &msg_id, ts, &body)
                 .map_err(|e| SendError::Fatal(e.to_string()))?;

@@ -28,10 +28,10 @@ pub async fn install(app: &App, ctx: &TenantCtx) -> Result<(), DbErr> {
     for (kind, threshold, window, enabled) in DEFAULTS {
         app.store
             .insert_alert_rule(alert_rules::ActiveModel {
-                id: Set(AlertRuleId::new().uuid()),
-                tenant_id: Set(ctx.tenant_id().uuid()),
+                id: Set(AlertRuleId::new()),
+                tenant_id: Set(ctx.tenant_id()),
                 flow_id: Set(None),
-                kind: Set(kind.as_str().into()),
+                kind: Set(*kind),
                 threshold: Set(*threshold),
                 window_minutes: Set(*window),
                 throttle_minutes: Set(THROTTLE_MINUTES),

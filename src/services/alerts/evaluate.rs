@@ -7,8 +7,8 @@
 
 use crate::app::App;
 use crate::domain::{
-    AlertId, AlertKind, ChannelId, ConnectionId, ConnectionStatus, FlowId, FlowStatus, RunId,
-    RunStatus, RunTrigger, TenantCtx, TriggerKind,
+    AlertId, AlertKind, ConnectionId, ConnectionStatus, FlowId, FlowStatus, RunId, RunStatus,
+    RunTrigger, TenantCtx, TriggerKind,
 };
 use crate::queue::DeliverNotification;
 use crate::store::entities::{alert_rules, alerts, connections, flows, runs};
@@ -61,14 +61,10 @@ fn dedupe_key(rule: &alert_rules::Model, subject: &Subject) -> String {
     format!("{}:{}", rule.id, subject.key())
 }
 
-fn kind_of(rule: &alert_rules::Model) -> Option<AlertKind> {
-    rule.kind.parse().ok()
-}
-
 /// Rules of the tenant that apply to `flow` (tenant-wide or that flow's), enabled only.
 fn applicable(
     rules: &[alert_rules::Model],
-    flow: Option<uuid::Uuid>,
+    flow: Option<FlowId>,
 ) -> impl Iterator<Item = &alert_rules::Model> {
     rules
         .iter()
@@ -84,7 +80,7 @@ pub async fn evaluate_run(app: &App, ctx: &TenantCtx, id: RunId) -> Result<(), D
     if run.finished_at.is_none() || run.alerts_checked {
         return Ok(());
     }
-    let flow_id = FlowId::from_uuid(run.flow_id);
+    let flow_id = run.flow_id;
     let Some(flow) = app.store.flow(ctx, flow_id).await? else {
         app.store.mark_alerts_checked(ctx, id).await?;
         return Ok(());
@@ -92,14 +88,10 @@ pub async fn evaluate_run(app: &App, ctx: &TenantCtx, id: RunId) -> Result<(), D
     let rules = app.store.alert_rules(ctx).await?;
     let subject = Subject::Flow(flow_id, flow.name.clone());
     for rule in applicable(&rules, Some(flow.id)) {
-        let Some(kind) = kind_of(rule) else { continue };
+        let kind = rule.kind;
         if kind == AlertKind::ConnectionReauth {
             for conn in [flow.source_connection_id, flow.destination_connection_id] {
-                if let Some(c) = app
-                    .store
-                    .connection(ctx, ConnectionId::from_uuid(conn))
-                    .await?
-                {
+                if let Some(c) = app.store.connection(ctx, conn).await? {
                     check_connection(app, ctx, rule, &c).await?;
                 }
             }
@@ -120,7 +112,7 @@ async fn judge_run(
     run: &runs::Model,
     flow: &flows::Model,
 ) -> Result<Verdict, DbErr> {
-    let status: RunStatus = run.status.parse().map_err(DbErr::Custom)?;
+    let status = run.status;
     let name = &flow.name;
     let recovered = || Verdict::Clear(format!("Run {} of {name} succeeded.", run.id));
     Ok(match kind {
@@ -194,7 +186,7 @@ async fn error_rate(
         .store
         .rollup_totals(
             ctx,
-            Some(FlowId::from_uuid(flow.id)),
+            Some(flow.id),
             MINUTE,
             now() - Duration::minutes(i64::from(window)),
         )
@@ -229,17 +221,12 @@ async fn silent_failure(
 ) -> Result<Verdict, DbErr> {
     // Replays and incremental runs that legitimately find little are judged like any
     // other run of the flow: the baseline is the flow's own recent history.
-    if !status.is_success() || run.trigger == RunTrigger::Replay.as_str() {
+    if !status.is_success() || run.trigger == RunTrigger::Replay {
         return Ok(Verdict::Silent);
     }
     let history = app
         .store
-        .recent_successes(
-            ctx,
-            FlowId::from_uuid(run.flow_id),
-            RunId::from_uuid(run.id),
-            10,
-        )
+        .recent_successes(ctx, run.flow_id, run.id, 10)
         .await?;
     if history.len() < BASELINE_MIN_RUNS {
         return Ok(Verdict::Silent);
@@ -281,7 +268,7 @@ async fn silent_failure(
 }
 
 fn auto_paused(flow: &flows::Model) -> Verdict {
-    let paused = flow.status == FlowStatus::Paused.as_str();
+    let paused = flow.status == FlowStatus::Paused;
     match &flow.paused_reason {
         Some(reason) if paused && reason.starts_with("Paused automatically") => Verdict::Raise {
             title: format!("{}: paused automatically", flow.name),
@@ -295,7 +282,7 @@ fn auto_paused(flow: &flows::Model) -> Verdict {
 fn judge_connection(rule: &alert_rules::Model, conn: &connections::Model) -> Verdict {
     let failures = rule.threshold.unwrap_or(3.0).max(1.0) as i32;
     let why = conn.last_error.clone().unwrap_or_default();
-    if conn.status == ConnectionStatus::ReauthRequired.as_str() {
+    if conn.status == ConnectionStatus::ReauthRequired {
         Verdict::Raise {
             title: format!("{}: must be reconnected", conn.name),
             detail: format!("The provider no longer accepts this connection's credentials. {why}"),
@@ -308,7 +295,7 @@ fn judge_connection(rule: &alert_rules::Model, conn: &connections::Model) -> Ver
                 conn.refresh_failures
             ),
         }
-    } else if conn.status == ConnectionStatus::Active.as_str() {
+    } else if conn.status == ConnectionStatus::Active {
         Verdict::Clear(format!("{} works again.", conn.name))
     } else {
         Verdict::Silent
@@ -321,7 +308,7 @@ async fn check_connection(
     rule: &alert_rules::Model,
     conn: &connections::Model,
 ) -> Result<(), DbErr> {
-    let subject = Subject::Connection(ConnectionId::from_uuid(conn.id), conn.name.clone());
+    let subject = Subject::Connection(conn.id, conn.name.clone());
     let verdict = judge_connection(rule, conn);
     apply(
         app,
@@ -341,7 +328,7 @@ async fn apply(
     rule: &alert_rules::Model,
     kind: AlertKind,
     subject: &Subject,
-    run: Option<uuid::Uuid>,
+    run: Option<RunId>,
     verdict: Verdict,
 ) -> Result<(), DbErr> {
     match verdict {
@@ -360,24 +347,19 @@ async fn raise(
     rule: &alert_rules::Model,
     kind: AlertKind,
     subject: &Subject,
-    run: Option<uuid::Uuid>,
+    run: Option<RunId>,
     title: String,
     mut detail: String,
 ) -> Result<(), DbErr> {
     let key = dedupe_key(rule, subject);
     if let Some(open) = app.store.unresolved_alert(ctx, &key).await? {
-        return app
-            .store
-            .bump_alert(ctx, AlertId::from_uuid(open.id), &detail, run)
-            .await;
+        return app.store.bump_alert(ctx, open.id, &detail, run).await;
     }
     if rule.throttle_minutes > 0 {
         let since = now() - Duration::minutes(i64::from(rule.throttle_minutes));
         if let Some(recent) = app.store.recently_resolved_alert(ctx, &key, since).await? {
             // Flapping: reopen quietly rather than notify again within the throttle.
-            app.store
-                .reopen_alert(ctx, AlertId::from_uuid(recent.id), &detail)
-                .await?;
+            app.store.reopen_alert(ctx, recent.id, &detail).await?;
             return Ok(());
         }
     }
@@ -389,24 +371,24 @@ async fn raise(
         ));
     }
     let (flow_id, connection_id) = match subject {
-        Subject::Flow(id, _) => (Some(id.uuid()), None),
-        Subject::Connection(id, _) => (None, Some(id.uuid())),
+        Subject::Flow(id, _) => (Some(*id), None),
+        Subject::Connection(id, _) => (None, Some(*id)),
     };
     let id = AlertId::new();
     let at = now();
     let inserted = app
         .store
         .insert_alert(alerts::ActiveModel {
-            id: Set(id.uuid()),
-            tenant_id: Set(ctx.tenant_id().uuid()),
+            id: Set(id),
+            tenant_id: Set(ctx.tenant_id()),
             rule_id: Set(Some(rule.id)),
-            kind: Set(kind.as_str().into()),
+            kind: Set(kind),
             flow_id: Set(flow_id),
             connection_id: Set(connection_id),
             run_id: Set(run),
             subject: Set(subject.name().to_owned()),
             dedupe_key: Set(key),
-            state: Set(crate::domain::AlertState::Open.as_str().into()),
+            state: Set(crate::domain::AlertState::Open),
             title: Set(title),
             detail: Set(detail),
             occurrences: Set(1),
@@ -454,7 +436,7 @@ pub async fn resolve(
     alert: &alerts::Model,
     why: &str,
 ) -> Result<(), DbErr> {
-    let id = AlertId::from_uuid(alert.id);
+    let id = alert.id;
     if app.store.resolve_alert(ctx, id, why).await? && alert.notified {
         tracing::info!(alert = %id, "alert resolved");
         notify(app, ctx, id, "resolved").await?;
@@ -469,7 +451,7 @@ async fn notify(app: &App, ctx: &TenantCtx, alert: AlertId, event: &str) -> Resu
         if !channel.enabled {
             continue;
         }
-        let channel_id = ChannelId::from_uuid(channel.id);
+        let channel_id = channel.id;
         if let Some(delivery) = app
             .store
             .insert_delivery(ctx, alert, channel_id, event)
@@ -505,7 +487,7 @@ pub async fn sweep(app: &App) -> anyhow::Result<()> {
         AlertKind::AutoPaused,
         AlertKind::ErrorRate,
     ] {
-        for tenant in app.store.tenants_with_rule(kind.as_str()).await? {
+        for tenant in app.store.tenants_with_rule(kind).await? {
             let Ok(ctx) = app.system_scope(tenant).await else {
                 continue;
             };
@@ -527,7 +509,7 @@ async fn sweep_tenant(app: &App, ctx: &TenantCtx, kind: AlertKind) -> Result<(),
     let rules = app.store.alert_rules(ctx).await?;
     let rules: Vec<_> = rules
         .iter()
-        .filter(|r| r.enabled && r.kind == kind.as_str())
+        .filter(|r| r.enabled && r.kind == kind)
         .collect();
     match kind {
         AlertKind::ConnectionReauth => {
@@ -546,7 +528,7 @@ async fn sweep_tenant(app: &App, ctx: &TenantCtx, kind: AlertKind) -> Result<(),
                     .filter(|f| rule.flow_id.is_none() || rule.flow_id == Some(f.id))
                 {
                     let verdict = freshness(rule, flow);
-                    let subject = Subject::Flow(FlowId::from_uuid(flow.id), flow.name.clone());
+                    let subject = Subject::Flow(flow.id, flow.name.clone());
                     apply(app, ctx, rule, kind, &subject, None, verdict).await?;
                 }
             }
@@ -564,7 +546,7 @@ async fn sweep_tenant(app: &App, ctx: &TenantCtx, kind: AlertKind) -> Result<(),
                     let Some(flow_id) = alert.flow_id else {
                         continue;
                     };
-                    let Some(flow) = app.store.flow(ctx, FlowId::from_uuid(flow_id)).await? else {
+                    let Some(flow) = app.store.flow(ctx, flow_id).await? else {
                         resolve(app, ctx, &alert, "The flow was deleted.").await?;
                         continue;
                     };
@@ -585,9 +567,9 @@ async fn sweep_tenant(app: &App, ctx: &TenantCtx, kind: AlertKind) -> Result<(),
 }
 
 fn freshness(rule: &alert_rules::Model, flow: &flows::Model) -> Verdict {
-    let scheduled = flow.trigger_kind == TriggerKind::Interval.as_str()
-        || flow.trigger_kind == TriggerKind::Cron.as_str();
-    if !scheduled || flow.status != FlowStatus::Active.as_str() {
+    let scheduled =
+        flow.trigger_kind == TriggerKind::Interval || flow.trigger_kind == TriggerKind::Cron;
+    if !scheduled || flow.status != FlowStatus::Active {
         return Verdict::Clear(format!("{} is not on a schedule.", flow.name));
     }
     let window = Duration::minutes(i64::from(rule.window_minutes.unwrap_or(1440).max(1)));
@@ -628,7 +610,7 @@ pub async fn evaluate_connection(
         return Ok(());
     };
     for rule in app.store.alert_rules(ctx).await? {
-        if rule.enabled && rule.kind == AlertKind::ConnectionReauth.as_str() {
+        if rule.enabled && rule.kind == AlertKind::ConnectionReauth {
             check_connection(app, ctx, &rule, &conn).await?;
         }
     }

@@ -127,10 +127,10 @@ pub async fn create_rule(
     let id = AlertRuleId::new();
     app.store
         .insert_alert_rule(alert_rules::ActiveModel {
-            id: Set(id.uuid()),
-            tenant_id: Set(ctx.tenant_id().uuid()),
-            flow_id: Set(s.flow.map(FlowId::uuid)),
-            kind: Set(s.kind.as_str().into()),
+            id: Set(id),
+            tenant_id: Set(ctx.tenant_id()),
+            flow_id: Set(s.flow),
+            kind: Set(s.kind),
             threshold: Set(s.threshold),
             window_minutes: Set(s.window),
             throttle_minutes: Set(s.throttle),
@@ -161,7 +161,7 @@ pub async fn update_rule(
     require_write(ctx)?;
     let rule = rule(app, ctx, id).await?;
     let input = RuleInput {
-        kind: rule.kind.clone(),
+        kind: rule.kind.to_string(),
         flow_id: rule.flow_id.map(|f| f.to_string()).unwrap_or_default(),
         ..input.clone()
     };
@@ -194,7 +194,7 @@ pub async fn delete_rule(
         ctx,
         actor,
         "alert_rule.deleted",
-        Some(rule.kind),
+        Some(rule.kind.to_string()),
         Some(serde_json::json!({ "rule": id })),
     )
     .await?;
@@ -210,7 +210,7 @@ pub async fn acknowledge(
 ) -> AppResult<alerts::Model> {
     require_write(ctx)?;
     let alert = get(app, ctx, id).await?;
-    if alert.state != AlertState::Open.as_str() {
+    if alert.state != AlertState::Open {
         return Err(AppError::Conflict(format!(
             "This alert is already {}.",
             alert.state
@@ -232,7 +232,7 @@ pub async fn acknowledge(
 pub async fn resolve(app: &App, ctx: &TenantCtx, actor: &AuditActor, id: AlertId) -> AppResult<()> {
     require_write(ctx)?;
     let alert = get(app, ctx, id).await?;
-    if alert.state == AlertState::Resolved.as_str() {
+    if alert.state == AlertState::Resolved {
         return Ok(());
     }
     crate::services::alerts::evaluate::resolve(
@@ -313,9 +313,9 @@ pub async fn create_channel(
         .map(|s| app.keyring.encrypt(s.as_bytes(), &secret_aad(ctx, id)));
     app.store
         .insert_channel(notification_channels::ActiveModel {
-            id: Set(id.uuid()),
-            tenant_id: Set(ctx.tenant_id().uuid()),
-            kind: Set(kind.as_str().into()),
+            id: Set(id),
+            tenant_id: Set(ctx.tenant_id()),
+            kind: Set(kind),
             name: Set(name.clone()),
             target: Set(target),
             secret_enc: Set(sealed),

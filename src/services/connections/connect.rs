@@ -95,7 +95,7 @@ pub async fn begin(
                 .connect_link(ctx, link)
                 .await?
                 .and_then(|l| l.reconnects_connection_id);
-            if issued_for != request.reconnect.map(ConnectionId::uuid) {
+            if issued_for != request.reconnect {
                 return Err(AppError::Forbidden);
             }
         }
@@ -164,15 +164,15 @@ pub async fn begin(
                     ctx,
                     oauth_states::Model {
                         id: digest,
-                        tenant_id: ctx.tenant_id().uuid(),
+                        tenant_id: ctx.tenant_id(),
                         provider_id: provider.id.clone(),
                         // The browser secret the callback must present: session or link cookie.
                         session_digest: Some(match &binding {
                             Binding::Session(d) => d.clone(),
                             Binding::Link { browser, .. } => browser.clone(),
                         }),
-                        connect_link_id: link.map(ConnectLinkId::uuid),
-                        connection_id: request.reconnect.map(ConnectionId::uuid),
+                        connect_link_id: link,
+                        connection_id: request.reconnect,
                         connection_name: name,
                         config: serde_json::to_string(&stored_config).unwrap_or_default(),
                         verifier_enc,
@@ -329,11 +329,7 @@ async fn save_connection(
                 "the connection changed while reconnecting; try again".into(),
             ));
         }
-        let was = before
-            .status
-            .parse::<ConnectionStatus>()
-            .unwrap_or(ConnectionStatus::Active);
-        let event = if was == ConnectionStatus::Active {
+        let event = if before.status == ConnectionStatus::Active {
             ConnectionEvent::Connected
         } else {
             ConnectionEvent::Recovered
@@ -357,11 +353,11 @@ async fn save_connection(
         .insert_connection(
             ctx,
             connections::Model {
-                id: id.uuid(),
-                tenant_id: ctx.tenant_id().uuid(),
+                id,
+                tenant_id: ctx.tenant_id(),
                 provider_id: provider.id.clone(),
                 name: name.to_owned(),
-                status: ConnectionStatus::Active.as_str().to_owned(),
+                status: ConnectionStatus::Active,
                 credentials_enc: Some(seal(app, ctx, id, &credentials)?),
                 config: serde_json::to_string(config).unwrap_or_else(|_| "{}".into()),
                 scopes,
@@ -374,8 +370,8 @@ async fn save_connection(
                 lease_holder: None,
                 lease_until: None,
                 customer_ref,
-                connect_link_id: link.map(ConnectLinkId::uuid),
-                created_by: ctx.user_id().map(|u| u.uuid()),
+                connect_link_id: link,
+                created_by: ctx.user_id(),
                 created_at: at,
                 updated_at: at,
             },
@@ -467,7 +463,7 @@ pub async fn callback(
         ));
     }
     let provider = provider(&row.provider_id)?;
-    let tenant = crate::domain::TenantId::from_uuid(row.tenant_id);
+    let tenant = row.tenant_id;
     let bound = row.session_digest.clone().unwrap_or_default();
     let (ctx, actor, link) = match (row.connect_link_id, &member, &link_browser) {
         (None, Some(m), _) if tokens::equal(&bound, &m.session_digest) => {
@@ -481,7 +477,6 @@ pub async fn callback(
             (ctx, m.actor.clone(), None)
         }
         (Some(link_id), _, Some(browser)) if tokens::equal(&bound, browser) => {
-            let link_id = ConnectLinkId::from_uuid(link_id);
             let ctx = TenantCtx::new(tenant, Role::Admin, Actor::ConnectLink(link_id));
             let link = app
                 .store
@@ -584,7 +579,7 @@ pub async fn callback(
             ));
         }
     };
-    let reconnect = row.connection_id.map(ConnectionId::from_uuid);
+    let reconnect = row.connection_id;
     let id = save_connection(
         app,
         &ctx,

@@ -3,7 +3,7 @@
 use crate::app::{App, AuditActor};
 use crate::connectors::catalogue::Provider;
 use crate::crypto::Aad;
-use crate::domain::{FieldErrors, OAuthAppId, TenantCtx, text};
+use crate::domain::{FieldErrors, TenantCtx, text};
 use crate::error::{AppError, AppResult};
 use crate::services::require_write;
 use std::collections::HashMap;
@@ -65,10 +65,7 @@ pub async fn save_oauth_app(
             })?;
     }
     let existing = app.store.oauth_app(ctx, provider_id).await?;
-    let id = existing
-        .as_ref()
-        .map(|a| OAuthAppId::from_uuid(a.id))
-        .unwrap_or_default();
+    let id = existing.as_ref().map(|a| a.id).unwrap_or_default();
     let secret = get("client_secret");
     let sealed = if secret.is_empty() {
         existing.and_then(|a| a.client_secret_enc)

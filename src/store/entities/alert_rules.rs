@@ -1,15 +1,16 @@
 //! `SeaORM` entity for the `alert_rules` table (layout of sea-orm-cli generate).
 
+use crate::domain::{AlertKind, AlertRuleId, FlowId, TenantId};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "alert_rules")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub flow_id: Option<Uuid>,
-    pub kind: String,
+    pub id: AlertRuleId,
+    pub tenant_id: TenantId,
+    pub flow_id: Option<FlowId>,
+    pub kind: AlertKind,
     #[sea_orm(column_type = "Double", nullable)]
     pub threshold: Option<f64>,
     pub window_minutes: Option<i32>,

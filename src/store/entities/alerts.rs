@@ -1,21 +1,24 @@
 //! `SeaORM` entity for the `alerts` table (layout of sea-orm-cli generate).
 
+use crate::domain::{
+    AlertId, AlertKind, AlertRuleId, AlertState, ConnectionId, FlowId, RunId, TenantId,
+};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "alerts")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub rule_id: Option<Uuid>,
-    pub kind: String,
-    pub flow_id: Option<Uuid>,
-    pub connection_id: Option<Uuid>,
-    pub run_id: Option<Uuid>,
+    pub id: AlertId,
+    pub tenant_id: TenantId,
+    pub rule_id: Option<AlertRuleId>,
+    pub kind: AlertKind,
+    pub flow_id: Option<FlowId>,
+    pub connection_id: Option<ConnectionId>,
+    pub run_id: Option<RunId>,
     pub subject: String,
     pub dedupe_key: String,
-    pub state: String,
+    pub state: AlertState,
     #[sea_orm(column_type = "Text")]
     pub title: String,
     #[sea_orm(column_type = "Text")]

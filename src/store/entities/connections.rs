@@ -1,16 +1,17 @@
 //! `SeaORM` entity for the `connections` table (layout of sea-orm-cli generate).
 
+use crate::domain::{ConnectLinkId, ConnectionId, ConnectionStatus, TenantId, UserId};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "connections")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
-    pub tenant_id: Uuid,
+    pub id: ConnectionId,
+    pub tenant_id: TenantId,
     pub provider_id: String,
     pub name: String,
-    pub status: String,
+    pub status: ConnectionStatus,
     #[sea_orm(column_type = "Text", nullable)]
     pub credentials_enc: Option<String>,
     #[sea_orm(column_type = "Text")]
@@ -27,8 +28,8 @@ pub struct Model {
     pub lease_holder: Option<String>,
     pub lease_until: Option<DateTimeUtc>,
     pub customer_ref: Option<String>,
-    pub connect_link_id: Option<Uuid>,
-    pub created_by: Option<Uuid>,
+    pub connect_link_id: Option<ConnectLinkId>,
+    pub created_by: Option<UserId>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -1,15 +1,16 @@
 //! `SeaORM` entity for the `dead_letters` table (layout of sea-orm-cli generate).
 
+use crate::domain::{DeadLetterId, DeadLetterState, FlowId, RunId, TenantId};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "dead_letters")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub flow_id: Uuid,
-    pub run_id: Uuid,
+    pub id: DeadLetterId,
+    pub tenant_id: TenantId,
+    pub flow_id: FlowId,
+    pub run_id: RunId,
     #[sea_orm(column_type = "Text")]
     pub record_key: String,
     #[sea_orm(column_type = "Text")]
@@ -18,7 +19,7 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub error: String,
     pub attempts: i32,
-    pub state: String,
+    pub state: DeadLetterState,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -1,18 +1,21 @@
 //! `SeaORM` entity for the `flows` table (layout of sea-orm-cli generate).
 
+use crate::domain::{
+    ConnectionId, FlowId, FlowStatus, FlowVersionId, RunId, RunStatus, TenantId, TriggerKind,
+};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "flows")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
-    pub tenant_id: Uuid,
+    pub id: FlowId,
+    pub tenant_id: TenantId,
     pub name: String,
-    pub status: String,
-    pub current_version_id: Uuid,
+    pub status: FlowStatus,
+    pub current_version_id: FlowVersionId,
     pub version: i64,
-    pub trigger_kind: String,
+    pub trigger_kind: TriggerKind,
     pub next_run_at: Option<DateTimeUtc>,
     pub consecutive_failures: i32,
     #[sea_orm(column_type = "Text", nullable)]
@@ -22,12 +25,12 @@ pub struct Model {
     pub webhook_token: Option<String>,
     #[sea_orm(column_type = "Text", nullable)]
     pub webhook_secret_enc: Option<String>,
-    pub source_connection_id: Uuid,
-    pub destination_connection_id: Uuid,
+    pub source_connection_id: ConnectionId,
+    pub destination_connection_id: ConnectionId,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
-    pub last_run_id: Option<Uuid>,
-    pub last_run_status: Option<String>,
+    pub last_run_id: Option<RunId>,
+    pub last_run_status: Option<RunStatus>,
     pub last_run_at: Option<DateTimeUtc>,
     pub last_success_at: Option<DateTimeUtc>,
 }

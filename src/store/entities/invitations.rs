@@ -1,18 +1,19 @@
 //! `SeaORM` entity for the `invitations` table (layout of sea-orm-cli generate).
 
+use crate::domain::{InvitationId, Role, TenantId, UserId};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "invitations")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
-    pub tenant_id: Uuid,
+    pub id: InvitationId,
+    pub tenant_id: TenantId,
     pub email: String,
-    pub role: String,
+    pub role: Role,
     #[sea_orm(unique)]
     pub token_digest: String,
-    pub invited_by: Option<Uuid>,
+    pub invited_by: Option<UserId>,
     pub created_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,
     pub accepted_at: Option<DateTimeUtc>,

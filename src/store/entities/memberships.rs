@@ -1,15 +1,16 @@
 //! `SeaORM` entity for the `memberships` table (layout of sea-orm-cli generate).
 
+use crate::domain::{MembershipId, Role, TenantId, UserId};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "memberships")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub user_id: Uuid,
-    pub role: String,
+    pub id: MembershipId,
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub role: Role,
     pub created_at: DateTimeUtc,
 }
 

@@ -1,14 +1,15 @@
 //! `SeaORM` entity for the `notification_channels` table (layout of sea-orm-cli generate).
 
+use crate::domain::{ChannelId, ChannelKind, TenantId};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "notification_channels")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub kind: String,
+    pub id: ChannelId,
+    pub tenant_id: TenantId,
+    pub kind: ChannelKind,
     pub name: String,
     #[sea_orm(column_type = "Text")]
     pub target: String,

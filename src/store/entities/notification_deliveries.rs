@@ -1,17 +1,18 @@
 //! `SeaORM` entity for the `notification_deliveries` table (layout of sea-orm-cli generate).
 
+use crate::domain::{AlertId, ChannelId, DeliveryId, DeliveryState, TenantId};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "notification_deliveries")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub alert_id: Uuid,
-    pub channel_id: Uuid,
+    pub id: DeliveryId,
+    pub tenant_id: TenantId,
+    pub alert_id: AlertId,
+    pub channel_id: ChannelId,
     pub event: String,
-    pub state: String,
+    pub state: DeliveryState,
     pub attempts: i32,
     pub last_status: Option<i32>,
     #[sea_orm(column_type = "Text", nullable)]

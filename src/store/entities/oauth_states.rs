@@ -1,5 +1,6 @@
 //! `SeaORM` entity for the `oauth_states` table (layout of sea-orm-cli generate).
 
+use crate::domain::{ConnectLinkId, ConnectionId, TenantId};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -7,11 +8,11 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub provider_id: String,
     pub session_digest: Option<String>,
-    pub connect_link_id: Option<Uuid>,
-    pub connection_id: Option<Uuid>,
+    pub connect_link_id: Option<ConnectLinkId>,
+    pub connection_id: Option<ConnectionId>,
     pub connection_name: String,
     #[sea_orm(column_type = "Text")]
     pub config: String,

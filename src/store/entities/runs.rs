@@ -1,18 +1,21 @@
 //! `SeaORM` entity for the `runs` table (layout of sea-orm-cli generate).
 
+use crate::domain::{
+    ErrorClass, FlowId, FlowVersionId, RunId, RunStatus, RunTrigger, TenantId, UserId,
+};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "runs")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub flow_id: Uuid,
-    pub flow_version_id: Uuid,
+    pub id: RunId,
+    pub tenant_id: TenantId,
+    pub flow_id: FlowId,
+    pub flow_version_id: FlowVersionId,
     pub version: i64,
-    pub trigger: String,
-    pub status: String,
+    pub trigger: RunTrigger,
+    pub status: RunStatus,
     pub cancel_requested: bool,
     #[sea_orm(column_type = "Text", nullable)]
     pub cursor: Option<String>,
@@ -31,11 +34,11 @@ pub struct Model {
     pub error: Option<String>,
     pub lease_holder: Option<String>,
     pub heartbeat_at: Option<DateTimeUtc>,
-    pub created_by: Option<Uuid>,
+    pub created_by: Option<UserId>,
     pub created_at: DateTimeUtc,
     pub started_at: Option<DateTimeUtc>,
     pub finished_at: Option<DateTimeUtc>,
-    pub error_class: Option<String>,
+    pub error_class: Option<ErrorClass>,
     pub error_provider: Option<String>,
     pub duration_ms: Option<i64>,
     pub alerts_checked: bool,

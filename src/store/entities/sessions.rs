@@ -1,5 +1,6 @@
 //! `SeaORM` entity for the `sessions` table (layout of sea-orm-cli generate).
 
+use crate::domain::{TenantId, UserId};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -7,8 +8,8 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
-    pub user_id: Uuid,
-    pub tenant_id: Option<Uuid>,
+    pub user_id: UserId,
+    pub tenant_id: Option<TenantId>,
     pub created_at: DateTimeUtc,
     pub last_seen_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,

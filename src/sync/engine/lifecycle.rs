@@ -4,7 +4,7 @@
 
 use super::{Runner, Stop};
 use crate::app::App;
-use crate::domain::{ErrorClass, FlowId, FlowSpec, FlowStatus, RunId, RunStatus, TenantCtx};
+use crate::domain::{ErrorClass, FlowSpec, FlowStatus, RunId, RunStatus, TenantCtx};
 use crate::store::RunEnd;
 use crate::sync::Fault;
 use sea_orm::DbErr;
@@ -132,7 +132,7 @@ impl Runner<'_> {
             .flatten();
         self.app
             .store
-            .record_flow_outcome(self.ctx, FlowId::from_uuid(flow.id), true, moved)
+            .record_flow_outcome(self.ctx, flow.id, true, moved)
             .await?;
         self.log(
             "info",
@@ -203,7 +203,7 @@ impl Runner<'_> {
             .map_or(0, |s| s.auto_pause_after);
         if limit > 0
             && streak >= i32::try_from(limit).unwrap_or(i32::MAX)
-            && flow.status == FlowStatus::Active.as_str()
+            && flow.status == FlowStatus::Active
         {
             let reason = format!(
                 "Paused automatically after {streak} failed runs in a row. Last error: {message}"

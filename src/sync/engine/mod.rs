@@ -143,8 +143,7 @@ async fn execute_in_span(app: &App, ctx: &TenantCtx, id: RunId) -> Result<Execut
         return Ok(Executed::Done);
     };
     tracing::Span::current().record("flow", tracing::field::display(run.flow_id));
-    let status: RunStatus = run.status.parse().map_err(JobError::permanent)?;
-    if status.is_finished() {
+    if run.status.is_finished() {
         return Ok(Executed::Done);
     }
     let ours_or_free =
@@ -163,10 +162,10 @@ async fn execute_in_span(app: &App, ctx: &TenantCtx, id: RunId) -> Result<Execut
             .await?;
         return Ok(Executed::Done);
     }
-    let follows_a_live_run = run.trigger != RunTrigger::Replay.as_str()
+    let follows_a_live_run = run.trigger != RunTrigger::Replay
         && app
             .store
-            .flow_busy(ctx, FlowId::from_uuid(run.flow_id), id, stale_before(app))
+            .flow_busy(ctx, run.flow_id, id, stale_before(app))
             .await?;
     if follows_a_live_run
         || app.store.live_runs(ctx, stale_before(app)).await?
@@ -262,11 +261,11 @@ struct Runner<'a> {
 
 impl Runner<'_> {
     fn id(&self) -> RunId {
-        RunId::from_uuid(self.run.id)
+        self.run.id
     }
 
     fn flow_id(&self) -> FlowId {
-        FlowId::from_uuid(self.run.flow_id)
+        self.run.flow_id
     }
 
     /// Loads what the run works from, announces it, pages through it, and finishes.

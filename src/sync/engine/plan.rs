@@ -3,7 +3,7 @@
 
 use super::{Runner, Stop};
 use crate::connectors::catalogue::{self, ObjectSpec, Provider};
-use crate::domain::{ConnectionId, DeadLetterState, FlowSpec, LetterSelection, RunTrigger};
+use crate::domain::{ConnectionId, DeadLetterState, FlowSpec, LetterSelection};
 use crate::sync::Fault;
 use crate::sync::mapping::Mapping;
 use crate::sync::source::{Resume, Source};
@@ -159,7 +159,7 @@ impl Runner<'_> {
                 &format!(
                     "Started with version {} ({}). {what}.",
                     self.run.version,
-                    RunTrigger::from_str_or_manual(&self.run.trigger).label()
+                    self.run.trigger.label()
                 ),
                 None,
             )

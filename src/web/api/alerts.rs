@@ -13,6 +13,7 @@ use crate::services::records::{AlertFilter, RunFilter};
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
 
 /// Filters of the run history.
 #[derive(Deserialize, IntoParams)]
@@ -102,15 +103,15 @@ pub struct AlertDto {
 impl From<records::Alert> for AlertDto {
     fn from(a: records::Alert) -> Self {
         Self {
-            id: a.id,
-            kind: a.kind,
-            state: a.state,
+            id: a.id.uuid(),
+            kind: a.kind.to_string(),
+            state: a.state.to_string(),
             title: a.title,
             detail: a.detail,
             subject: a.subject,
-            flow_id: a.flow_id,
-            connection_id: a.connection_id,
-            run_id: a.run_id,
+            flow_id: a.flow_id.map(Uuid::from),
+            connection_id: a.connection_id.map(Uuid::from),
+            run_id: a.run_id.map(Uuid::from),
             occurrences: a.occurrences,
             opened_at: a.opened_at,
             acknowledged_at: a.acknowledged_at,
@@ -203,9 +204,9 @@ pub struct RuleDto {
 impl From<records::AlertRule> for RuleDto {
     fn from(r: records::AlertRule) -> Self {
         Self {
-            id: r.id,
-            kind: r.kind,
-            flow_id: r.flow_id,
+            id: r.id.uuid(),
+            kind: r.kind.to_string(),
+            flow_id: r.flow_id.map(Uuid::from),
             threshold: r.threshold,
             window_minutes: r.window_minutes,
             throttle_minutes: r.throttle_minutes,
@@ -319,8 +320,8 @@ pub struct ChannelDto {
 impl From<records::Channel> for ChannelDto {
     fn from(c: records::Channel) -> Self {
         Self {
-            id: c.id,
-            kind: c.kind,
+            id: c.id.uuid(),
+            kind: c.kind.to_string(),
             name: c.name,
             target: c.target,
             enabled: c.enabled,

@@ -13,6 +13,7 @@ use crate::services::records;
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 /// A provider in the catalogue.
 #[derive(Serialize, ToSchema)]
@@ -102,10 +103,10 @@ pub struct ConnectionDto {
 impl From<records::Connection> for ConnectionDto {
     fn from(c: records::Connection) -> Self {
         Self {
-            id: c.id,
+            id: c.id.uuid(),
             name: c.name,
             provider: c.provider_id,
-            status: c.status,
+            status: c.status.to_string(),
             scopes: c.scopes,
             access_expires_at: c.access_expires_at,
             last_refresh_at: c.last_refresh_at,
@@ -212,13 +213,13 @@ pub struct ConnectLinkDto {
 impl From<records::ConnectLink> for ConnectLinkDto {
     fn from(l: records::ConnectLink) -> Self {
         Self {
-            id: l.id,
+            id: l.id.uuid(),
             state: connect_links::state_of(&l).to_owned(),
             provider: l.provider_id,
             customer_ref: l.customer_ref,
             url: None,
             expires_at: l.expires_at,
-            connection_id: l.connection_id,
+            connection_id: l.connection_id.map(Uuid::from),
             created_at: l.created_at,
         }
     }

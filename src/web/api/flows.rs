@@ -4,7 +4,9 @@
 use super::super::extract::ApiClient;
 use super::{api_actor, parse_id};
 use crate::app::App;
-use crate::domain::{DeadLetterId, DeadLetterState, FlowId, FlowSpec, FlowStatus, RunId};
+use crate::domain::{
+    DeadLetterId, DeadLetterState, FlowId, FlowSpec, FlowStatus, RunId, UnknownName,
+};
 use crate::error::{ApiErrorBody, ApiResult, AppError};
 use crate::services::flows;
 use crate::services::records;
@@ -36,9 +38,9 @@ pub struct FlowDto {
 
 fn flow_dto(flow: records::Flow, spec: FlowSpec) -> FlowDto {
     FlowDto {
-        id: flow.id,
+        id: flow.id.uuid(),
         name: flow.name,
-        status: flow.status,
+        status: flow.status.to_string(),
         paused_reason: flow.paused_reason,
         version: flow.version,
         next_run_at: flow.next_run_at,
@@ -92,11 +94,11 @@ pub struct RunDto {
 impl From<records::Run> for RunDto {
     fn from(r: records::Run) -> Self {
         Self {
-            id: r.id,
-            flow_id: r.flow_id,
+            id: r.id.uuid(),
+            flow_id: r.flow_id.uuid(),
             version: r.version,
-            trigger: r.trigger,
-            status: r.status,
+            trigger: r.trigger.to_string(),
+            status: r.status.to_string(),
             records_read: r.records_read,
             records_written: r.records_written,
             records_unchanged: r.records_unchanged,
@@ -138,14 +140,14 @@ pub struct DeadLetterDto {
 impl From<records::DeadLetter> for DeadLetterDto {
     fn from(l: records::DeadLetter) -> Self {
         Self {
-            id: l.id,
-            run_id: l.run_id,
+            id: l.id.uuid(),
+            run_id: l.run_id.uuid(),
             record_key: l.record_key,
             payload: serde_json::from_str(&l.payload).unwrap_or(serde_json::Value::Null),
             error_class: l.error_class,
             error: l.error,
             attempts: l.attempts,
-            state: l.state,
+            state: l.state.to_string(),
             updated_at: l.updated_at,
         }
     }
@@ -157,7 +159,7 @@ impl From<records::DeadLetter> for DeadLetterDto {
 pub async fn list(app: web::Data<App>, client: ApiClient) -> ApiResult<web::Json<Vec<FlowDto>>> {
     let mut out = Vec::new();
     for flow in flows::list(&app, &client.ctx).await? {
-        out.push(load_dto(&app, &client, FlowId::from_uuid(flow.id)).await?);
+        out.push(load_dto(&app, &client, flow.id).await?);
     }
     Ok(web::Json(out))
 }
@@ -414,7 +416,9 @@ pub async fn dead_letters(
     let id: FlowId = parse_id(&id)?;
     let state: DeadLetterState = match query.state.as_deref() {
         None => DeadLetterState::Open,
-        Some(s) => s.parse().map_err(AppError::BadRequest)?,
+        Some(s) => s
+            .parse()
+            .map_err(|e: UnknownName| AppError::BadRequest(e.to_string()))?,
     };
     let letters = run_service::dead_letters(
         &app,

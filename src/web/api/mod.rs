@@ -88,7 +88,7 @@ pub struct MeResponse {
 pub async fn me(app: web::Data<App>, client: ApiClient) -> ApiResult<web::Json<MeResponse>> {
     let tenant = crate::services::tenants::get(&app, &client.ctx).await?;
     Ok(web::Json(MeResponse {
-        workspace_id: tenant.id,
+        workspace_id: tenant.id.uuid(),
         workspace_name: tenant.name,
         role: client.role().to_string(),
     }))
@@ -182,7 +182,7 @@ pub async fn audit_events(
         events
             .into_iter()
             .map(|e| AuditEventDto {
-                id: e.id,
+                id: e.id.uuid(),
                 actor: e.actor,
                 action: e.action,
                 target: e.target,
