@@ -4,64 +4,17 @@ use super::named::UnknownName;
 use std::fmt;
 use std::str::FromStr;
 
-/// Where a connection stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, sea_orm::DeriveValueType)]
-#[sea_orm(value_type = "String")]
-pub enum ConnectionStatus {
-    /// Usable.
-    Active,
-    /// The provider refused our grant: someone must connect again.
-    ReauthRequired,
-    /// Disconnected by a member: credentials deleted.
-    Disconnected,
-}
-
-impl ConnectionStatus {
-    /// Stored and shown name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConnectionStatus::Active => "active",
-            ConnectionStatus::ReauthRequired => "reauth_required",
-            ConnectionStatus::Disconnected => "disconnected",
-        }
+named_states!(
+    /// Where a connection stands.
+    ConnectionStatus {
+        /// Usable.
+        Active = ("active", "Active", "success"),
+        /// The provider refused our grant: someone must connect again.
+        ReauthRequired = ("reauth_required", "Reconnect required", "danger"),
+        /// Disconnected by a member: credentials deleted.
+        Disconnected = ("disconnected", "Disconnected", "neutral"),
     }
-
-    /// Human label.
-    pub fn label(self) -> &'static str {
-        match self {
-            ConnectionStatus::Active => "Active",
-            ConnectionStatus::ReauthRequired => "Reconnect required",
-            ConnectionStatus::Disconnected => "Disconnected",
-        }
-    }
-
-    /// Badge colour class suffix.
-    pub fn badge(self) -> &'static str {
-        match self {
-            ConnectionStatus::Active => "success",
-            ConnectionStatus::ReauthRequired => "danger",
-            ConnectionStatus::Disconnected => "neutral",
-        }
-    }
-}
-
-impl fmt::Display for ConnectionStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ConnectionStatus {
-    type Err = UnknownName;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "active" => Ok(ConnectionStatus::Active),
-            "reauth_required" => Ok(ConnectionStatus::ReauthRequired),
-            "disconnected" => Ok(ConnectionStatus::Disconnected),
-            other => Err(UnknownName::new("connection status", other)),
-        }
-    }
-}
+);
 
 /// Things that happen to a connection's credentials, shown as its timeline and consumed
 /// by alerting.

@@ -60,6 +60,20 @@ named_states!(
 );
 
 named_states!(
+    /// Why one record went to the dead letters.
+    RecordFault {
+        /// A mapping expression failed on it.
+        Mapping = ("mapping", "Mapping", "danger"),
+        /// The filter expression failed on it.
+        Filter = ("filter", "Filter", "danger"),
+        /// It broke a validation rule.
+        Validation = ("validation", "Validation", "danger"),
+        /// The destination refused it.
+        Rejected = ("rejected", "Rejected", "danger"),
+    }
+);
+
+named_states!(
     /// A dead letter's state.
     DeadLetterState {
         /// Waiting for a replay or a discard.

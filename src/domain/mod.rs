@@ -14,8 +14,8 @@ pub mod validation;
 pub use alert::{AlertKind, AlertState, ChannelKind, DeliveryState, ErrorClass};
 pub use connection::{ConnectionEvent, ConnectionStatus};
 pub use flow::{
-    DeadLetterState, FlowSpec, FlowStatus, LetterSelection, RunStatus, RunTrigger, TriggerKind,
-    WriteMode,
+    DeadLetterState, FlowSpec, FlowStatus, LetterSelection, RecordFault, RunStatus, RunTrigger,
+    TriggerKind, WriteMode,
 };
 pub use ids::*;
 pub use named::UnknownName;

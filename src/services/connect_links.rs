@@ -9,6 +9,7 @@ use crate::domain::{Actor, ConnectLinkId, FieldErrors, Role, TenantCtx, text};
 use crate::error::{AppError, AppResult};
 use crate::store::entities::connect_links;
 use crate::store::now;
+use sea_orm::Set;
 use std::collections::HashMap;
 
 /// Longest a link may stay valid.
@@ -99,21 +100,20 @@ async fn insert_link(
     app.store
         .insert_connect_link(
             ctx,
-            connect_links::Model {
-                id,
-                tenant_id: ctx.tenant_id(),
-                provider_id: provider_id.to_owned(),
-                token_digest: tokens::digest(&secret),
-                customer_ref: customer.to_owned(),
-                created_by: ctx.user_id(),
-                created_at: now(),
-                expires_at,
-                used_at: None,
-                revoked_at: None,
-                connection_id: None,
-                outcome: None,
-                outcome_detail: None,
-                reconnects_connection_id: reconnects,
+            connect_links::ActiveModel {
+                id: Set(id),
+                provider_id: Set(provider_id.to_owned()),
+                token_digest: Set(tokens::digest(&secret)),
+                customer_ref: Set(customer.to_owned()),
+                created_by: Set(ctx.user_id()),
+                expires_at: Set(expires_at),
+                used_at: Set(None),
+                revoked_at: Set(None),
+                connection_id: Set(None),
+                outcome: Set(None),
+                outcome_detail: Set(None),
+                reconnects_connection_id: Set(reconnects),
+                ..connect_links::ActiveModel::fresh(ctx)
             },
         )
         .await?;

@@ -209,7 +209,6 @@ pub async fn save(
     validate(app, ctx, &spec, existing.map(|(id, _)| id)).await?;
     let text = serde_json::to_string(&spec).map_err(|e| AppError::Internal(e.into()))?;
     let next_run_at = next_run(app, ctx, &spec).await?;
-    let at = now();
     let head = FlowHead {
         name: spec.name.clone(),
         trigger_kind: spec.trigger.kind,
@@ -225,7 +224,6 @@ pub async fn save(
                 .insert_flow(NewFlow {
                     flow: flows::ActiveModel {
                         id: Set(id),
-                        tenant_id: Set(ctx.tenant_id()),
                         name: Set(head.name),
                         status: Set(FlowStatus::Active),
                         current_version_id: Set(version_id),
@@ -239,12 +237,11 @@ pub async fn save(
                         webhook_secret_enc: Set(None),
                         source_connection_id: Set(head.source),
                         destination_connection_id: Set(head.destination),
-                        created_at: Set(at),
-                        updated_at: Set(at),
                         last_run_id: Set(None),
                         last_run_status: Set(None),
                         last_run_at: Set(None),
                         last_success_at: Set(None),
+                        ..flows::ActiveModel::fresh(ctx)
                     },
                     version: version_row(ctx, id, version_id, 1, text),
                 })
@@ -311,12 +308,11 @@ fn version_row(
 ) -> flow_versions::ActiveModel {
     flow_versions::ActiveModel {
         id: Set(id),
-        tenant_id: Set(ctx.tenant_id()),
         flow_id: Set(flow),
         number: Set(number),
         spec: Set(spec),
         created_by: Set(ctx.user_id()),
-        created_at: Set(now()),
+        ..flow_versions::ActiveModel::fresh(ctx)
     }
 }
 
@@ -378,12 +374,10 @@ pub async fn start_run(
     {
         return Ok(run.id);
     }
-    let run_id = RunId::new();
     let replay_text = replay.as_ref().map(LetterSelection::to_stored);
-    app.store
+    let run_id = app
+        .store
         .insert_run(runs::ActiveModel {
-            id: Set(run_id),
-            tenant_id: Set(ctx.tenant_id()),
             flow_id: Set(id),
             flow_version_id: Set(flow.current_version_id),
             version: Set(flow.version),
@@ -404,15 +398,16 @@ pub async fn start_run(
             lease_holder: Set(None),
             heartbeat_at: Set(None),
             created_by: Set(ctx.user_id()),
-            created_at: Set(now()),
             started_at: Set(None),
             finished_at: Set(None),
             error_class: Set(None),
             error_provider: Set(None),
             duration_ms: Set(None),
             alerts_checked: Set(false),
+            ..runs::ActiveModel::fresh(ctx)
         })
-        .await?;
+        .await?
+        .id;
     // If this push is lost (a crash right here), orphan recovery enqueues the run.
     app.queue
         .push(RunFlow {
@@ -799,12 +794,11 @@ pub async fn receive_webhook(
             &ctx,
             crate::store::entities::webhook_events::ActiveModel {
                 id: Set(event_id),
-                tenant_id: Set(flow.tenant_id),
                 flow_id: Set(flow.id),
                 message_id: Set(headers.id.clone().unwrap_or_default()),
-                received_at: Set(now()),
                 payload: Set(String::from_utf8_lossy(body).into_owned()),
                 run_id: Set(None),
+                ..crate::store::entities::webhook_events::ActiveModel::fresh(&ctx)
             },
         )
         .await?;

@@ -1,5 +1,6 @@
-//! The records use cases hand to pages and the API, read-only: the store's rows and
-//! filters, named here so that the web layer depends on use cases and never on the store.
+//! The records use cases hand to pages and the API, read-only: the store's rows (typed
+//! ids and states in every column) and filters, named here so that the web layer depends
+//! on use cases and never on the store.
 
 pub use crate::store::entities::{
     alert_rules::Model as AlertRule, alerts::Model as Alert, api_tokens::Model as ApiToken,

@@ -16,6 +16,7 @@ use crate::store::{Totals, now};
 use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use rand::Rng;
+use sea_orm::Set;
 use std::collections::HashMap;
 
 /// Flows per seeded tenant.
@@ -110,28 +111,21 @@ async fn connection(
     app.store
         .insert_connection(
             ctx,
-            connections::Model {
-                id,
-                tenant_id: ctx.tenant_id(),
-                provider_id: provider.into(),
-                name: name.into(),
-                status: crate::domain::ConnectionStatus::Active,
-                credentials_enc: None,
-                config: "{}".into(),
-                scopes: None,
-                token_version: 1,
-                access_expires_at: None,
-                last_refresh_at: None,
-                last_used_at: None,
-                last_error: None,
-                refresh_failures: 0,
-                lease_holder: None,
-                lease_until: None,
-                customer_ref: None,
-                connect_link_id: None,
-                created_by: None,
-                created_at: now(),
-                updated_at: now(),
+            connections::ActiveModel {
+                id: Set(id),
+                provider_id: Set(provider.into()),
+                name: Set(name.into()),
+                status: Set(crate::domain::ConnectionStatus::Active),
+                credentials_enc: Set(None),
+                config: Set("{}".into()),
+                scopes: Set(None),
+                token_version: Set(1),
+                access_expires_at: Set(None),
+                refresh_failures: Set(0),
+                customer_ref: Set(None),
+                connect_link_id: Set(None),
+                created_by: Set(None),
+                ..connections::ActiveModel::fresh(ctx)
             },
         )
         .await?;

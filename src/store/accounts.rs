@@ -43,15 +43,12 @@ impl Store {
         name: &str,
         password_hash: &str,
     ) -> Result<Option<UserRecord>, DbErr> {
-        let at = now();
         let row = users::ActiveModel {
-            id: Set(UserId::new()),
             email: Set(email.as_str().to_owned()),
             name: Set(name.to_owned()),
             password_hash: Set(password_hash.to_owned()),
             platform_role: Set(None),
-            password_changed_at: Set(at),
-            created_at: Set(at),
+            ..users::ActiveModel::fresh()
         };
         match row.insert(&self.db).await {
             Ok(m) => Ok(Some(m.into())),

@@ -414,7 +414,6 @@ impl Store {
         let inserted =
             notification_deliveries::Entity::insert(notification_deliveries::ActiveModel {
                 id: Set(id),
-                tenant_id: Set(ctx.tenant_id()),
                 alert_id: Set(alert),
                 channel_id: Set(channel),
                 event: Set(event.to_owned()),
@@ -423,8 +422,8 @@ impl Store {
                 last_status: Set(None),
                 last_error: Set(None),
                 next_attempt_at: Set(Some(now())),
-                created_at: Set(now()),
                 delivered_at: Set(None),
+                ..notification_deliveries::ActiveModel::fresh(ctx)
             })
             .on_conflict(
                 OnConflict::columns([

@@ -42,23 +42,20 @@ impl Store {
         ctx: &TenantCtx,
         token: NewApiToken<'_>,
     ) -> Result<ApiTokenId, DbErr> {
-        let id = ApiTokenId::new();
-        api_tokens::ActiveModel {
-            id: Set(id),
-            tenant_id: Set(ctx.tenant_id()),
+        let row = api_tokens::ActiveModel {
             name: Set(token.name.to_owned()),
             prefix: Set(token.prefix.to_owned()),
             token_digest: Set(token.digest.to_owned()),
             role: Set(token.role),
             created_by: Set(ctx.user_id()),
-            created_at: Set(now()),
             last_used_at: Set(None),
             expires_at: Set(token.expires_at),
             revoked_at: Set(None),
+            ..api_tokens::ActiveModel::fresh(ctx)
         }
         .insert(&self.db)
         .await?;
-        Ok(id)
+        Ok(row.id)
     }
 
     /// Tokens of the scoped tenant that are not revoked, newest first.

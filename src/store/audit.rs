@@ -1,7 +1,7 @@
 //! The audit log: append-only, per tenant.
 
+use super::Store;
 use super::entities::audit_events;
-use super::{Store, now};
 use crate::domain::{Actor, AuditEventId, TenantCtx};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
@@ -45,15 +45,13 @@ impl Store {
             _ => None,
         };
         audit_events::ActiveModel {
-            id: Set(AuditEventId::new()),
-            tenant_id: Set(ctx.tenant_id()),
             actor: Set(actor_label.to_owned()),
             actor_user_id: Set(actor_user),
             action: Set(entry.action.to_owned()),
             target: Set(entry.target),
             detail: Set(entry.detail.map(|d| d.to_string())),
             ip: Set(entry.ip),
-            created_at: Set(now()),
+            ..audit_events::ActiveModel::fresh(ctx)
         }
         .insert(&self.db)
         .await

@@ -6,8 +6,7 @@ use super::entities::{
 };
 use super::{Store, now};
 use crate::domain::{
-    ConnectLinkId, ConnectionEvent, ConnectionEventId, ConnectionId, ConnectionStatus, OAuthAppId,
-    TenantCtx, TenantId,
+    ConnectLinkId, ConnectionEvent, ConnectionId, ConnectionStatus, OAuthAppId, TenantCtx, TenantId,
 };
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -74,13 +73,11 @@ impl Store {
             }
             None => oauth_apps::ActiveModel {
                 id: Set(id),
-                tenant_id: Set(ctx.tenant_id()),
                 provider_id: Set(provider.to_owned()),
                 client_id: Set(client_id.to_owned()),
                 client_secret_enc: Set(client_secret_enc),
                 config: Set(config.to_owned()),
-                created_at: Set(at),
-                updated_at: Set(at),
+                ..oauth_apps::ActiveModel::fresh(ctx)
             }
             .insert(&self.db)
             .await
@@ -104,14 +101,12 @@ impl Store {
     pub async fn insert_connection(
         &self,
         ctx: &TenantCtx,
-        row: connections::Model,
+        row: connections::ActiveModel,
     ) -> Result<(), DbErr> {
+        // Scoped here too, whatever the caller set.
         let mut row = row;
-        row.tenant_id = ctx.tenant_id();
-        connections::ActiveModel::from(row)
-            .insert(&self.db)
-            .await
-            .map(|_| ())
+        row.tenant_id = Set(ctx.tenant_id());
+        row.insert(&self.db).await.map(|_| ())
     }
 
     /// The tenant's connections, newest first.
@@ -398,12 +393,10 @@ impl Store {
         detail: Option<String>,
     ) -> Result<(), DbErr> {
         connection_events::ActiveModel {
-            id: Set(ConnectionEventId::new()),
-            tenant_id: Set(ctx.tenant_id()),
             connection_id: Set(id),
             kind: Set(kind),
             detail: Set(detail),
-            created_at: Set(now()),
+            ..connection_events::ActiveModel::fresh(ctx)
         }
         .insert(&self.db)
         .await
@@ -432,14 +425,12 @@ impl Store {
     pub async fn insert_connect_link(
         &self,
         ctx: &TenantCtx,
-        row: connect_links::Model,
+        row: connect_links::ActiveModel,
     ) -> Result<(), DbErr> {
+        // Scoped here too, whatever the caller set.
         let mut row = row;
-        row.tenant_id = ctx.tenant_id();
-        connect_links::ActiveModel::from(row)
-            .insert(&self.db)
-            .await
-            .map(|_| ())
+        row.tenant_id = Set(ctx.tenant_id());
+        row.insert(&self.db).await.map(|_| ())
     }
 
     /// The tenant's connect links, newest first.

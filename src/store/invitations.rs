@@ -2,7 +2,7 @@
 
 use super::entities::{invitations, memberships, tenants};
 use super::{Store, now};
-use crate::domain::{InvitationId, MembershipId, Role, TenantCtx, TenantId, UserId};
+use crate::domain::{InvitationId, Role, TenantCtx, TenantId, UserId};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -36,22 +36,19 @@ impl Store {
         digest: &str,
         expires_at: DateTime<Utc>,
     ) -> Result<InvitationId, DbErr> {
-        let id = InvitationId::new();
-        invitations::ActiveModel {
-            id: Set(id),
-            tenant_id: Set(ctx.tenant_id()),
+        let row = invitations::ActiveModel {
             email: Set(email.to_owned()),
             role: Set(role),
             token_digest: Set(digest.to_owned()),
             invited_by: Set(ctx.user_id()),
-            created_at: Set(now()),
             expires_at: Set(expires_at),
             accepted_at: Set(None),
             revoked_at: Set(None),
+            ..invitations::ActiveModel::fresh(ctx)
         }
         .insert(&self.db)
         .await?;
-        Ok(id)
+        Ok(row.id)
     }
 
     /// Invitations of the scoped tenant that can still be accepted, newest first.
@@ -136,11 +133,9 @@ impl Store {
             .await?;
         if existing.is_none() {
             memberships::ActiveModel {
-                id: Set(MembershipId::new()),
-                tenant_id: Set(invitation.tenant_id),
                 user_id: Set(user),
                 role: Set(invitation.role),
-                created_at: Set(at),
+                ..memberships::ActiveModel::fresh_in(invitation.tenant_id)
             }
             .insert(&txn)
             .await?;

@@ -5,9 +5,10 @@
 use super::entities::{dead_letters, flows, run_events, runs};
 use super::sql::Marks;
 use super::{Store, now};
+use crate::domain::RecordFault;
 use crate::domain::{
-    DeadLetterId, DeadLetterState, ErrorClass, FlowId, RunEventId, RunId, RunStatus, RunTrigger,
-    TenantCtx, TenantId,
+    DeadLetterId, DeadLetterState, ErrorClass, FlowId, RunId, RunStatus, RunTrigger, TenantCtx,
+    TenantId,
 };
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
@@ -32,8 +33,8 @@ pub struct Failure {
     pub record_key: String,
     /// The source record (JSON).
     pub payload: String,
-    /// mapping, validation, rejected, …
-    pub error_class: String,
+    /// Why it failed.
+    pub error_class: RecordFault,
     /// What went wrong.
     pub error: String,
 }
@@ -281,10 +282,7 @@ impl Store {
         let success = run.status.is_success();
         let mut q = flows::Entity::update_many()
             .col_expr(flows::Column::LastRunId, Expr::value(run.id))
-            .col_expr(
-                flows::Column::LastRunStatus,
-                Expr::value(run.status),
-            )
+            .col_expr(flows::Column::LastRunStatus, Expr::value(run.status))
             .col_expr(flows::Column::LastRunAt, Expr::value(run.finished_at));
         if success {
             q = q.col_expr(flows::Column::LastSuccessAt, Expr::value(run.finished_at));
@@ -552,21 +550,18 @@ impl Store {
         let at = now();
         if let Some((message, detail)) = page.log {
             run_events::ActiveModel {
-                id: Set(RunEventId::new()),
-                tenant_id: Set(ctx.tenant_id()),
                 run_id: Set(run),
                 at: Set(at),
                 level: Set("info".into()),
                 message: Set(message),
                 detail: Set(Some(detail.to_string())),
+                ..run_events::ActiveModel::fresh(ctx)
             }
             .insert(&txn)
             .await?;
         }
         for f in page.failures {
             dead_letters::Entity::insert(dead_letters::ActiveModel {
-                id: Set(DeadLetterId::new()),
-                tenant_id: Set(ctx.tenant_id()),
                 flow_id: Set(flow),
                 run_id: Set(run),
                 record_key: Set(f.record_key),
@@ -577,6 +572,7 @@ impl Store {
                 state: Set(DeadLetterState::Open),
                 created_at: Set(at),
                 updated_at: Set(at),
+                ..dead_letters::ActiveModel::fresh(ctx)
             })
             .on_conflict(
                 OnConflict::columns([
@@ -679,10 +675,7 @@ impl Store {
         super::metrics::add_to_rollups(&txn, &run).await?;
         let mut flow = flows::Entity::update_many()
             .col_expr(flows::Column::LastRunId, Expr::value(run.id))
-            .col_expr(
-                flows::Column::LastRunStatus,
-                Expr::value(run.status),
-            )
+            .col_expr(flows::Column::LastRunStatus, Expr::value(run.status))
             .col_expr(flows::Column::LastRunAt, Expr::value(at));
         if end.status.is_success() {
             flow = flow.col_expr(flows::Column::LastSuccessAt, Expr::value(at));
@@ -799,13 +792,11 @@ impl Store {
         detail: Option<serde_json::Value>,
     ) -> Result<(), DbErr> {
         run_events::ActiveModel {
-            id: Set(RunEventId::new()),
-            tenant_id: Set(ctx.tenant_id()),
             run_id: Set(run),
-            at: Set(now()),
             level: Set(level.to_owned()),
             message: Set(message.to_owned()),
             detail: Set(detail.map(|d| d.to_string())),
+            ..run_events::ActiveModel::fresh(ctx)
         }
         .insert(&self.db)
         .await

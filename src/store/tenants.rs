@@ -49,29 +49,24 @@ impl Store {
         slug: &str,
         owner: UserId,
     ) -> Result<Option<TenantId>, DbErr> {
-        let id = TenantId::new();
-        let at = now();
         let txn = self.db.begin().await?;
         let inserted = tenants::ActiveModel {
-            id: Set(id),
             name: Set(name.to_owned()),
             slug: Set(slug.to_owned()),
             time_zone: Set("UTC".to_owned()),
-            created_at: Set(at),
+            ..tenants::ActiveModel::fresh()
         }
         .insert(&txn)
         .await;
-        match inserted {
-            Ok(_) => {}
+        let id = match inserted {
+            Ok(tenant) => tenant.id,
             Err(e) if is_unique_violation(&e) => return Ok(None),
             Err(e) => return Err(e),
-        }
+        };
         memberships::ActiveModel {
-            id: Set(MembershipId::new()),
-            tenant_id: Set(id),
             user_id: Set(owner),
             role: Set(Role::Owner),
-            created_at: Set(at),
+            ..memberships::ActiveModel::fresh_in(id)
         }
         .insert(&txn)
         .await?;

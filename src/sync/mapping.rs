@@ -6,6 +6,7 @@
 //! mapping is CPU work: async callers do it on [`super::expression::pool`].
 
 use super::expression::{self, Limits, Scope, parse_instant};
+use crate::domain::RecordFault;
 use crate::domain::{FieldErrors, FlowSpec};
 use minijinja::{Environment, Value, context};
 use serde_json::{Map, Value as Json};
@@ -167,8 +168,8 @@ pub struct Validation {
 /// Why one record could not be mapped: record-level, goes to the dead letters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordError {
-    /// What kind of failure: `mapping`, `validation` or `filter`.
-    pub kind: &'static str,
+    /// What kind of failure.
+    pub kind: RecordFault,
     /// The field at fault.
     pub field: String,
     /// What is wrong.
@@ -348,7 +349,7 @@ impl Mapping {
     /// The record's key (from the flow's record key expression).
     pub fn key(&self, record: &Json) -> Result<String, RecordError> {
         let fail = |message: String| RecordError {
-            kind: "mapping",
+            kind: RecordFault::Mapping,
             field: "record key".into(),
             message,
         };
@@ -389,7 +390,7 @@ impl Mapping {
         )
         .map(|v| truthy(&v))
         .map_err(|message| RecordError {
-            kind: "filter",
+            kind: RecordFault::Filter,
             field: "filter".into(),
             message,
         })
@@ -407,7 +408,7 @@ impl Mapping {
         let mut out = Map::new();
         for (i, row) in self.rows.iter().enumerate() {
             let fail = |message: String| RecordError {
-                kind: "mapping",
+                kind: RecordFault::Mapping,
                 field: row.target.clone(),
                 message,
             };
@@ -453,7 +454,7 @@ impl Mapping {
                     v.message.clone()
                 };
                 return Err(RecordError {
-                    kind: "validation",
+                    kind: RecordFault::Validation,
                     field: v.target.clone(),
                     message,
                 });
@@ -680,7 +681,7 @@ mod tests {
                 .apply(&json!({"properties": {"email": " "}}))
                 .unwrap_err(),
             RecordError {
-                kind: "validation",
+                kind: RecordFault::Validation,
                 field: "email".into(),
                 message: "is required".into()
             }

@@ -22,10 +22,6 @@ use std::collections::HashMap;
 const ALERTS_PER_PAGE: u64 = 50;
 const DELIVERIES_PER_PAGE: u64 = 100;
 
-fn parse<T: std::str::FromStr>(raw: &str) -> AppResult<T> {
-    raw.parse().map_err(|_| AppError::NotFound)
-}
-
 /// Query of the alert list.
 #[derive(Deserialize)]
 pub struct ListQuery {
@@ -102,9 +98,9 @@ async fn channel_names(app: &App, member: &Member) -> AppResult<HashMap<ChannelI
 pub async fn show(
     app: web::Data<App>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<AlertId>,
 ) -> AppResult<HttpResponse> {
-    let id: AlertId = parse(&id)?;
+    let id = id.into_inner();
     let alert = alerts::get(&app, &member.ctx, id).await?;
     let deliveries =
         alerts::deliveries(&app, &member.ctx, Some(id), None, DELIVERIES_PER_PAGE).await?;
@@ -123,9 +119,9 @@ pub async fn show(
 pub async fn acknowledge(
     app: web::Data<App>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<AlertId>,
 ) -> AppResult<HttpResponse> {
-    let id: AlertId = parse(&id)?;
+    let id = id.into_inner();
     let flash = match alerts::acknowledge(&app, &member.ctx, &member.actor(), id).await {
         Ok(_) => Flash::success("Acknowledged: no further notifications until it resolves."),
         Err(AppError::Conflict(m)) => Flash::error(m),
@@ -138,9 +134,9 @@ pub async fn acknowledge(
 pub async fn resolve(
     app: web::Data<App>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<AlertId>,
 ) -> AppResult<HttpResponse> {
-    let id: AlertId = parse(&id)?;
+    let id = id.into_inner();
     alerts::resolve(&app, &member.ctx, &member.actor(), id).await?;
     Ok(flash::redirect(
         &format!("/alerts/{id}"),
@@ -268,10 +264,10 @@ pub async fn create_rule(
 pub async fn update_rule(
     app: web::Data<App>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<AlertRuleId>,
     form: web::Form<RuleForm>,
 ) -> AppResult<HttpResponse> {
-    let id: AlertRuleId = parse(&id)?;
+    let id = id.into_inner();
     let flash =
         match alerts::update_rule(&app, &member.ctx, &member.actor(), id, &form.input()).await {
             Ok(()) => Flash::success("Rule saved."),
@@ -285,9 +281,9 @@ pub async fn update_rule(
 pub async fn delete_rule(
     app: web::Data<App>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<AlertRuleId>,
 ) -> AppResult<HttpResponse> {
-    let id: AlertRuleId = parse(&id)?;
+    let id = id.into_inner();
     alerts::delete_rule(&app, &member.ctx, &member.actor(), id).await?;
     Ok(flash::redirect(
         "/settings/alerts",
@@ -343,10 +339,9 @@ pub async fn create_channel(
 pub async fn channel_action(
     app: web::Data<App>,
     member: Member,
-    path: web::Path<(String, String)>,
+    path: web::Path<(ChannelId, String)>,
 ) -> AppResult<HttpResponse> {
     let (id, action) = path.into_inner();
-    let id: ChannelId = parse(&id)?;
     let message = match action.as_str() {
         "enable" => {
             alerts::set_channel_enabled(&app, &member.ctx, &member.actor(), id, true).await?;

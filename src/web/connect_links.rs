@@ -108,9 +108,9 @@ pub async fn create(
 pub async fn revoke(
     app: web::Data<App>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<ConnectLinkId>,
 ) -> AppResult<HttpResponse> {
-    let id: ConnectLinkId = id.parse().map_err(|_| AppError::NotFound)?;
+    let id = id.into_inner();
     connect_links::revoke(&app, &member.ctx, &member.actor(), id).await?;
     Ok(flash::redirect(
         "/connect-links",

@@ -100,10 +100,6 @@ struct OAuthAppPage {
     errors: FieldErrors,
 }
 
-fn connection_id(raw: &str) -> AppResult<ConnectionId> {
-    raw.parse().map_err(|_| AppError::NotFound)
-}
-
 /// GET /connections
 pub async fn index(app: web::Data<App>, member: Member) -> AppResult<HttpResponse> {
     let connections = crate::services::connections::list(&app, &member.ctx)
@@ -214,7 +210,8 @@ pub async fn create(
     let provider = connections::provider(&provider_id)?;
     let form = form.into_inner();
     let reconnect = match form.get("reconnect").filter(|r| !r.is_empty()) {
-        Some(r) => Some(connection_id(r)?),
+        // A reconnect of something malformed names nothing that exists.
+        Some(r) => Some(r.parse::<ConnectionId>().map_err(|_| AppError::NotFound)?),
         None => None,
     };
     let request = ConnectRequest {
@@ -256,9 +253,9 @@ pub async fn create(
 pub async fn show(
     app: web::Data<App>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<ConnectionId>,
 ) -> AppResult<HttpResponse> {
-    let id = connection_id(&id)?;
+    let id = id.into_inner();
     let row = crate::services::connections::get(&app, &member.ctx, id).await?;
     let events = crate::services::connections::events(&app, &member.ctx, id, 50).await?;
     let provider = catalogue::get(&row.provider_id);
@@ -277,9 +274,9 @@ pub async fn show(
 pub async fn test(
     app: web::Data<App>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<ConnectionId>,
 ) -> AppResult<HttpResponse> {
-    let id = connection_id(&id)?;
+    let id = id.into_inner();
     let outcome = connections::test(&app, &member.ctx, id).await?;
     let flash = if outcome.ok {
         Flash::success(outcome.message)
@@ -293,9 +290,9 @@ pub async fn test(
 pub async fn disconnect(
     app: web::Data<App>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<ConnectionId>,
 ) -> AppResult<HttpResponse> {
-    let id = connection_id(&id)?;
+    let id = id.into_inner();
     let note = connections::disconnect(&app, &member.ctx, &member.actor(), id).await?;
     Ok(flash::redirect(
         &format!("/connections/{id}"),
@@ -307,9 +304,9 @@ pub async fn disconnect(
 pub async fn reconnect(
     app: web::Data<App>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<ConnectionId>,
 ) -> AppResult<HttpResponse> {
-    let id = connection_id(&id)?;
+    let id = id.into_inner();
     let row = crate::services::connections::get(&app, &member.ctx, id).await?;
     let provider = connections::provider(&row.provider_id)?;
     let config: HashMap<String, String> =

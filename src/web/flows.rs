@@ -31,10 +31,6 @@ const LETTERS_PER_PAGE: u64 = 50;
 /// Records in a dry run.
 const DRY_RUN_RECORDS: u32 = 10;
 
-pub(super) fn flow_id(raw: &str) -> AppResult<FlowId> {
-    raw.parse().map_err(|_| AppError::NotFound)
-}
-
 /// A flow in the list.
 pub struct FlowRow {
     flow: records::Flow,
@@ -263,9 +259,9 @@ pub async fn new_form(app: web::Data<App>, member: Member) -> AppResult<HttpResp
 pub async fn edit_form(
     app: web::Data<App>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<FlowId>,
 ) -> AppResult<HttpResponse> {
-    let id = flow_id(&id)?;
+    let id = id.into_inner();
     let view = flows::load(&app, &member.ctx, id).await?;
     let form = FlowForm::from_spec(&view.spec, view.flow.version);
     let page = edit_page(&app, &member, Some(id), form, FieldErrors::new()).await?;
@@ -368,10 +364,10 @@ pub async fn create(
 pub async fn update(
     app: web::Data<App>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<FlowId>,
     form: web::Form<Vec<(String, String)>>,
 ) -> AppResult<HttpResponse> {
-    let id = flow_id(&id)?;
+    let id = id.into_inner();
     flows::get(&app, &member.ctx, id).await?;
     submit(&app, member, Some(id), form.into_inner()).await
 }
@@ -490,10 +486,10 @@ async fn show_page(
 pub async fn show(
     app: web::Data<App>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<FlowId>,
     query: web::Query<ShowQuery>,
 ) -> AppResult<HttpResponse> {
-    let id = flow_id(&id)?;
+    let id = id.into_inner();
     let before = query.before.as_deref().and_then(|b| b.parse().ok());
     let page = show_page(&app, &member, id, before, None).await?;
     render(&page, StatusCode::OK)
@@ -503,9 +499,9 @@ pub async fn show(
 pub async fn run_now(
     app: web::Data<App>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<FlowId>,
 ) -> AppResult<HttpResponse> {
-    let id = flow_id(&id)?;
+    let id = id.into_inner();
     let run = flows::run_now(&app, &member.ctx, &member.actor(), id).await?;
     Ok(flash::redirect(
         &format!("/runs/{run}"),
@@ -517,9 +513,9 @@ pub async fn run_now(
 pub async fn enable(
     app: web::Data<App>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<FlowId>,
 ) -> AppResult<HttpResponse> {
-    let id = flow_id(&id)?;
+    let id = id.into_inner();
     flows::set_status(&app, &member.ctx, &member.actor(), id, FlowStatus::Active).await?;
     Ok(flash::redirect(
         &format!("/flows/{id}"),
@@ -531,9 +527,9 @@ pub async fn enable(
 pub async fn pause(
     app: web::Data<App>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<FlowId>,
 ) -> AppResult<HttpResponse> {
-    let id = flow_id(&id)?;
+    let id = id.into_inner();
     flows::set_status(&app, &member.ctx, &member.actor(), id, FlowStatus::Paused).await?;
     Ok(flash::redirect(
         &format!("/flows/{id}"),
@@ -545,9 +541,9 @@ pub async fn pause(
 pub async fn delete(
     app: web::Data<App>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<FlowId>,
 ) -> AppResult<HttpResponse> {
-    let id = flow_id(&id)?;
+    let id = id.into_inner();
     let name = flows::delete(&app, &member.ctx, &member.actor(), id).await?;
     Ok(flash::redirect(
         "/flows",
@@ -559,9 +555,9 @@ pub async fn delete(
 pub async fn rotate_webhook(
     app: web::Data<App>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<FlowId>,
 ) -> AppResult<HttpResponse> {
-    let id = flow_id(&id)?;
+    let id = id.into_inner();
     let (_, secret) = flows::rotate_webhook_secret(&app, &member.ctx, &member.actor(), id).await?;
     let page = show_page(&app, &member, id, None, Some(secret)).await?;
     render(&page, StatusCode::OK)
@@ -588,10 +584,10 @@ pub struct DiffQuery {
 pub async fn diff(
     app: web::Data<App>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<FlowId>,
     query: web::Query<DiffQuery>,
 ) -> AppResult<HttpResponse> {
-    let id = flow_id(&id)?;
+    let id = id.into_inner();
     let flow = flows::get(&app, &member.ctx, id).await?;
     let to = query.to.unwrap_or(flow.version);
     let from = query.from.unwrap_or((to - 1).max(1));
@@ -646,10 +642,10 @@ pub struct LettersQuery {
 pub async fn dead_letters(
     app: web::Data<App>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<FlowId>,
     query: web::Query<LettersQuery>,
 ) -> AppResult<HttpResponse> {
-    let id = flow_id(&id)?;
+    let id = id.into_inner();
     let flow = flows::get(&app, &member.ctx, id).await?;
     let state = query
         .state
@@ -722,10 +718,10 @@ fn to_letters(id: FlowId, flash: Flash) -> HttpResponse {
 pub async fn replay(
     app: web::Data<App>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<FlowId>,
     form: web::Form<Vec<(String, String)>>,
 ) -> AppResult<HttpResponse> {
-    let id = flow_id(&id)?;
+    let id = id.into_inner();
     let ids = match selected(&form) {
         Ok(ids) => ids,
         Err(flash) => return Ok(to_letters(id, flash)),
@@ -744,10 +740,10 @@ pub async fn replay(
 pub async fn discard(
     app: web::Data<App>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<FlowId>,
     form: web::Form<Vec<(String, String)>>,
 ) -> AppResult<HttpResponse> {
-    let id = flow_id(&id)?;
+    let id = id.into_inner();
     let ids = match selected(&form) {
         Ok(ids) => ids,
         Err(flash) => return Ok(to_letters(id, flash)),

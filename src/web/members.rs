@@ -129,18 +129,14 @@ pub struct RoleForm {
     role: String,
 }
 
-fn membership_id(raw: &str) -> AppResult<MembershipId> {
-    raw.parse().map_err(|_| AppError::NotFound)
-}
-
 /// POST /settings/members/{id}/role
 pub async fn change_role(
     app: web::Data<App>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<MembershipId>,
     form: web::Form<RoleForm>,
 ) -> AppResult<HttpResponse> {
-    let id = membership_id(&id)?;
+    let id = id.into_inner();
     match members::change_role(&app, &member.ctx, &member.actor(), id, &form.role).await {
         Ok(()) => Ok(flash::redirect(
             "/settings/members",
@@ -157,9 +153,9 @@ pub async fn change_role(
 pub async fn remove(
     app: web::Data<App>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<MembershipId>,
 ) -> AppResult<HttpResponse> {
-    let id = membership_id(&id)?;
+    let id = id.into_inner();
     let leaving_self = members::is_self(&app, &member.ctx, id).await?;
     match members::remove(&app, &member.ctx, &member.actor(), id).await {
         Ok(()) if leaving_self => Ok(flash::redirect(
@@ -181,9 +177,9 @@ pub async fn remove(
 pub async fn revoke_invitation(
     app: web::Data<App>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<InvitationId>,
 ) -> AppResult<HttpResponse> {
-    let id: InvitationId = id.parse().map_err(|_| AppError::NotFound)?;
+    let id = id.into_inner();
     members::revoke_invitation(&app, &member.ctx, &member.actor(), id).await?;
     Ok(flash::redirect(
         "/settings/members",

@@ -24,10 +24,6 @@ use std::collections::HashMap;
 /// Log lines shown on the run page.
 const LOG_LINES: u64 = 500;
 
-fn run_id(raw: &str) -> AppResult<RunId> {
-    raw.parse().map_err(|_| AppError::NotFound)
-}
-
 /// One step of the log, with its HTTP exchanges.
 pub struct LogLine {
     pub(super) event: records::RunEvent,
@@ -244,9 +240,9 @@ async fn load(
 pub async fn show(
     app: web::Data<App>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<RunId>,
 ) -> AppResult<HttpResponse> {
-    let id = run_id(&id)?;
+    let id = id.into_inner();
     let (r, flow, log) = load(&app, &member, id).await?;
     let inspection = runs_service::inspect(&app, &member.ctx, id).await?;
     let shell = member.shell("runs");
@@ -271,9 +267,9 @@ pub async fn show(
 pub async fn progress(
     app: web::Data<App>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<RunId>,
 ) -> AppResult<HttpResponse> {
-    let id = run_id(&id)?;
+    let id = id.into_inner();
     let (r, _, log) = load(&app, &member, id).await?;
     let finished = r.status.is_finished();
     let html = ProgressFragment {
@@ -296,9 +292,9 @@ pub async fn progress(
 pub async fn cancel(
     app: web::Data<App>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<RunId>,
 ) -> AppResult<HttpResponse> {
-    let id = run_id(&id)?;
+    let id = id.into_inner();
     let flash = match runs_service::cancel(&app, &member.ctx, &member.actor(), id).await {
         Ok(()) => Flash::success("Cancelling: the run stops after the page it is working on."),
         Err(AppError::Conflict(m)) => Flash::error(m),

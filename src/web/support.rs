@@ -167,9 +167,9 @@ async fn run_page(
 pub async fn show(
     app: web::Data<App>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<RunId>,
 ) -> AppResult<HttpResponse> {
-    let id: RunId = id.parse().map_err(|_| AppError::NotFound)?;
+    let id = id.into_inner();
     let (page, status) = run_page(&app, &member, id, None).await?;
     render(&page, status)
 }
@@ -185,10 +185,10 @@ pub struct RevealForm {
 pub async fn reveal(
     app: web::Data<App>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<RunId>,
     form: web::Form<RevealForm>,
 ) -> AppResult<HttpResponse> {
-    let id: RunId = id.parse().map_err(|_| AppError::NotFound)?;
+    let id = id.into_inner();
     let (page, status) = run_page(&app, &member, id, Some(&form.reason)).await?;
     render(&page, status)
 }
@@ -197,9 +197,9 @@ pub async fn reveal(
 pub async fn replay(
     app: web::Data<App>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<RunId>,
 ) -> AppResult<HttpResponse> {
-    let id: RunId = id.parse().map_err(|_| AppError::NotFound)?;
+    let id = id.into_inner();
     let staff = staff(&member)?;
     let new_run = support::replay(&app, &staff, id).await?;
     Ok(flash::redirect(

@@ -92,9 +92,9 @@ pub async fn create(
 pub async fn revoke(
     app: web::Data<App>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<ApiTokenId>,
 ) -> AppResult<HttpResponse> {
-    let id: ApiTokenId = id.parse().map_err(|_| AppError::NotFound)?;
+    let id = id.into_inner();
     api_tokens::revoke(&app, &member.ctx, &member.actor(), id).await?;
     Ok(flash::redirect(
         "/settings/api-tokens",

@@ -684,3 +684,30 @@ async fn generic_oauth_endpoints_belong_to_the_oauth_app_not_to_the_connecting_p
     assert!(crate::common::continue_url(&start).starts_with("http://127.0.0.1:9/authorize"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_stored_status_nobody_knows_is_an_error_not_another_status() {
+    use sea_orm::ConnectionTrait;
+    let app = TestApp::spawn().await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let page_path = admin.connect_sandbox("sandbox_crm").await;
+    app.app()
+        .store
+        .db()
+        .execute_unprepared("UPDATE connections SET status = 'half_connected'")
+        .await
+        .unwrap();
+
+    let page = admin.get(&page_path).await;
+    assert_eq!(page.status, 500, "{}", page.body);
+    for status in ["Active", "Disconnected", "Reconnect required"] {
+        assert!(
+            !page.body.contains(status),
+            "read as {status}: {}",
+            page.body
+        );
+    }
+    let token = admin.create_api_token("ci", "viewer").await;
+    let (status, _) = admin.api(&token, "/api/v1/connections").await;
+    assert_eq!(status, 500);
+}

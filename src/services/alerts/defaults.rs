@@ -3,9 +3,8 @@
 //! runs are there too, switched off, ready to tune.
 
 use crate::app::App;
-use crate::domain::{AlertKind, AlertRuleId, TenantCtx};
+use crate::domain::{AlertKind, TenantCtx};
 use crate::store::entities::alert_rules;
-use crate::store::now;
 use sea_orm::{DbErr, Set};
 
 /// (kind, threshold, window in minutes, enabled).
@@ -28,16 +27,13 @@ pub async fn install(app: &App, ctx: &TenantCtx) -> Result<(), DbErr> {
     for (kind, threshold, window, enabled) in DEFAULTS {
         app.store
             .insert_alert_rule(alert_rules::ActiveModel {
-                id: Set(AlertRuleId::new()),
-                tenant_id: Set(ctx.tenant_id()),
                 flow_id: Set(None),
                 kind: Set(*kind),
                 threshold: Set(*threshold),
                 window_minutes: Set(*window),
                 throttle_minutes: Set(THROTTLE_MINUTES),
                 enabled: Set(*enabled),
-                created_at: Set(now()),
-                updated_at: Set(now()),
+                ..alert_rules::ActiveModel::fresh(ctx)
             })
             .await?;
     }

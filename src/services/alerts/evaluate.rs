@@ -375,12 +375,10 @@ async fn raise(
         Subject::Connection(id, _) => (None, Some(*id)),
     };
     let id = AlertId::new();
-    let at = now();
     let inserted = app
         .store
         .insert_alert(alerts::ActiveModel {
             id: Set(id),
-            tenant_id: Set(ctx.tenant_id()),
             rule_id: Set(Some(rule.id)),
             kind: Set(kind),
             flow_id: Set(flow_id),
@@ -393,12 +391,11 @@ async fn raise(
             detail: Set(detail),
             occurrences: Set(1),
             notified: Set(false),
-            opened_at: Set(at),
-            last_seen_at: Set(at),
             acknowledged_at: Set(None),
             acknowledged_by: Set(None),
             resolved_at: Set(None),
             resolution: Set(None),
+            ..alerts::ActiveModel::fresh(ctx)
         })
         .await?;
     if inserted {

@@ -14,7 +14,6 @@ use crate::domain::{
 use crate::error::{AppError, AppResult};
 use crate::services::alerts::channels::secret_aad;
 use crate::store::entities::{alert_rules, alerts, notification_channels};
-use crate::store::now;
 use sea_orm::Set;
 
 /// A rule as entered in a form or the API (text fields, validated here).
@@ -124,21 +123,19 @@ pub async fn create_rule(
 ) -> AppResult<AlertRuleId> {
     require_write(ctx)?;
     let s = validate_rule(app, ctx, input).await?;
-    let id = AlertRuleId::new();
-    app.store
+    let id = app
+        .store
         .insert_alert_rule(alert_rules::ActiveModel {
-            id: Set(id),
-            tenant_id: Set(ctx.tenant_id()),
             flow_id: Set(s.flow),
             kind: Set(s.kind),
             threshold: Set(s.threshold),
             window_minutes: Set(s.window),
             throttle_minutes: Set(s.throttle),
             enabled: Set(input.enabled),
-            created_at: Set(now()),
-            updated_at: Set(now()),
+            ..alert_rules::ActiveModel::fresh(ctx)
         })
-        .await?;
+        .await?
+        .id;
     app.audit(
         ctx,
         actor,
@@ -314,15 +311,13 @@ pub async fn create_channel(
     app.store
         .insert_channel(notification_channels::ActiveModel {
             id: Set(id),
-            tenant_id: Set(ctx.tenant_id()),
             kind: Set(kind),
             name: Set(name.clone()),
             target: Set(target),
             secret_enc: Set(sealed),
             enabled: Set(true),
             disabled_reason: Set(None),
-            created_at: Set(now()),
-            updated_at: Set(now()),
+            ..notification_channels::ActiveModel::fresh(ctx)
         })
         .await?;
     app.audit(

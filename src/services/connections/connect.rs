@@ -17,6 +17,7 @@ use crate::error::{AppError, AppResult};
 use crate::services::require_write;
 use crate::store::entities::{connections, oauth_states};
 use crate::store::{StoredTokens, now};
+use sea_orm::Set;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -348,32 +349,24 @@ async fn save_connection(
         return Ok(id);
     }
     let id = ConnectionId::new();
-    let at = now();
     app.store
         .insert_connection(
             ctx,
-            connections::Model {
-                id,
-                tenant_id: ctx.tenant_id(),
-                provider_id: provider.id.clone(),
-                name: name.to_owned(),
-                status: ConnectionStatus::Active,
-                credentials_enc: Some(seal(app, ctx, id, &credentials)?),
-                config: serde_json::to_string(config).unwrap_or_else(|_| "{}".into()),
-                scopes,
-                token_version: 1,
-                access_expires_at: expiry(tokens),
-                last_refresh_at: None,
-                last_used_at: None,
-                last_error: None,
-                refresh_failures: 0,
-                lease_holder: None,
-                lease_until: None,
-                customer_ref,
-                connect_link_id: link,
-                created_by: ctx.user_id(),
-                created_at: at,
-                updated_at: at,
+            connections::ActiveModel {
+                id: Set(id),
+                provider_id: Set(provider.id.clone()),
+                name: Set(name.to_owned()),
+                status: Set(ConnectionStatus::Active),
+                credentials_enc: Set(Some(seal(app, ctx, id, &credentials)?)),
+                config: Set(serde_json::to_string(config).unwrap_or_else(|_| "{}".into())),
+                scopes: Set(scopes),
+                token_version: Set(1),
+                access_expires_at: Set(expiry(tokens)),
+                refresh_failures: Set(0),
+                customer_ref: Set(customer_ref),
+                connect_link_id: Set(link),
+                created_by: Set(ctx.user_id()),
+                ..connections::ActiveModel::fresh(ctx)
             },
         )
         .await?;

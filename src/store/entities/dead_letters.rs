@@ -1,6 +1,6 @@
 //! `SeaORM` entity for the `dead_letters` table (layout of sea-orm-cli generate).
 
-use crate::domain::{DeadLetterId, DeadLetterState, FlowId, RunId, TenantId};
+use crate::domain::{DeadLetterId, DeadLetterState, FlowId, RecordFault, RunId, TenantId};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -15,7 +15,7 @@ pub struct Model {
     pub record_key: String,
     #[sea_orm(column_type = "Text")]
     pub payload: String,
-    pub error_class: String,
+    pub error_class: RecordFault,
     #[sea_orm(column_type = "Text")]
     pub error: String,
     pub attempts: i32,

@@ -7,6 +7,7 @@
 use super::plan::Plan;
 use super::staging::{Ledger, Prepared, Staged, digest, fail};
 use super::{Runner, Stop};
+use crate::domain::RecordFault;
 use crate::domain::{DeadLetterId, LetterSelection};
 use crate::store::{LedgerEntry, PageCommit};
 use crate::sync::source::{Page, Resume, Source};
@@ -370,7 +371,13 @@ impl Runner<'_> {
                         }
                     }
                     Outcome::Rejected(message) => {
-                        fail(commit, p.key.clone(), &p.source, "rejected", message);
+                        fail(
+                            commit,
+                            p.key.clone(),
+                            &p.source,
+                            RecordFault::Rejected,
+                            message,
+                        );
                     }
                 }
             }

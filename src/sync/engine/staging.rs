@@ -3,6 +3,7 @@
 
 use super::{Runner, Stop};
 use crate::connectors::catalogue::ObjectSpec;
+use crate::domain::RecordFault;
 use crate::store::{Failure, LedgerEntry, PageCommit};
 use crate::sync::Fault;
 use crate::sync::expression::pool;
@@ -77,14 +78,14 @@ pub(super) fn fail(
     commit: &mut PageCommit,
     key: String,
     record: &Json,
-    class: &str,
+    class: RecordFault,
     error: String,
 ) {
     commit.failed += 1;
     commit.failures.push(Failure {
         record_key: key,
         payload: record.to_string(),
-        error_class: class.to_owned(),
+        error_class: class,
         error,
     });
 }
@@ -181,7 +182,7 @@ fn map_page(
                 &mut commit,
                 key,
                 &record,
-                "validation",
+                RecordFault::Validation,
                 format!("{field}: is required to match the destination record"),
             );
             continue;

@@ -2,8 +2,8 @@
 //! and notification channels.
 
 use super::super::extract::ApiClient;
+use super::api_actor;
 use super::flows::RunDto;
-use super::{api_actor, parse_id};
 use crate::app::App;
 use crate::domain::{AlertId, AlertRuleId, AlertState, ChannelId, RunId};
 use crate::error::{ApiErrorBody, ApiResult};
@@ -163,9 +163,10 @@ pub async fn list(
 pub async fn acknowledge(
     app: web::Data<App>,
     client: ApiClient,
-    id: web::Path<String>,
+    id: web::Path<AlertId>,
 ) -> ApiResult<web::Json<AlertDto>> {
-    let alert = alerts::acknowledge(&app, &client.ctx, &api_actor(&client), parse_id(&id)?).await?;
+    let alert =
+        alerts::acknowledge(&app, &client.ctx, &api_actor(&client), id.into_inner()).await?;
     Ok(web::Json(alert.into()))
 }
 
@@ -175,9 +176,9 @@ pub async fn acknowledge(
 pub async fn resolve(
     app: web::Data<App>,
     client: ApiClient,
-    id: web::Path<String>,
+    id: web::Path<AlertId>,
 ) -> ApiResult<HttpResponse> {
-    alerts::resolve(&app, &client.ctx, &api_actor(&client), parse_id(&id)?).await?;
+    alerts::resolve(&app, &client.ctx, &api_actor(&client), id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -277,10 +278,10 @@ pub async fn create_rule(
 pub async fn update_rule(
     app: web::Data<App>,
     client: ApiClient,
-    id: web::Path<String>,
+    id: web::Path<AlertRuleId>,
     body: web::Json<RuleBody>,
 ) -> ApiResult<web::Json<RuleDto>> {
-    let id: AlertRuleId = parse_id(&id)?;
+    let id = id.into_inner();
     alerts::update_rule(&app, &client.ctx, &api_actor(&client), id, &body.input()).await?;
     Ok(web::Json(rule_dto(&app, &client, id).await?))
 }
@@ -291,9 +292,9 @@ pub async fn update_rule(
 pub async fn delete_rule(
     app: web::Data<App>,
     client: ApiClient,
-    id: web::Path<String>,
+    id: web::Path<AlertRuleId>,
 ) -> ApiResult<HttpResponse> {
-    alerts::delete_rule(&app, &client.ctx, &api_actor(&client), parse_id(&id)?).await?;
+    alerts::delete_rule(&app, &client.ctx, &api_actor(&client), id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -380,9 +381,9 @@ pub async fn create_channel(
 pub async fn delete_channel(
     app: web::Data<App>,
     client: ApiClient,
-    id: web::Path<String>,
+    id: web::Path<ChannelId>,
 ) -> ApiResult<HttpResponse> {
-    let id: ChannelId = parse_id(&id)?;
+    let id = id.into_inner();
     alerts::delete_channel(&app, &client.ctx, &api_actor(&client), id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -2,7 +2,7 @@
 //! hand its customer a connect link programmatically.
 
 use super::super::extract::ApiClient;
-use super::{api_actor, parse_id};
+use super::api_actor;
 use crate::app::App;
 use crate::connectors::catalogue::{self, Provider};
 use crate::domain::{ConnectLinkId, ConnectionId};
@@ -140,9 +140,9 @@ pub async fn list(
 pub async fn show(
     app: web::Data<App>,
     client: ApiClient,
-    id: web::Path<String>,
+    id: web::Path<ConnectionId>,
 ) -> ApiResult<web::Json<ConnectionDto>> {
-    let id: ConnectionId = parse_id(&id)?;
+    let id = id.into_inner();
     let row = connections::get(&app, &client.ctx, id).await?;
     Ok(web::Json(row.into()))
 }
@@ -153,9 +153,9 @@ pub async fn show(
 pub async fn delete(
     app: web::Data<App>,
     client: ApiClient,
-    id: web::Path<String>,
+    id: web::Path<ConnectionId>,
 ) -> ApiResult<web::Json<TestResultDto>> {
-    let id: ConnectionId = parse_id(&id)?;
+    let id = id.into_inner();
     let note = connections::disconnect(&app, &client.ctx, &api_actor(&client), id).await?;
     Ok(web::Json(TestResultDto {
         ok: true,
@@ -178,9 +178,9 @@ pub struct TestResultDto {
 pub async fn test(
     app: web::Data<App>,
     client: ApiClient,
-    id: web::Path<String>,
+    id: web::Path<ConnectionId>,
 ) -> ApiResult<web::Json<TestResultDto>> {
-    let id: ConnectionId = parse_id(&id)?;
+    let id = id.into_inner();
     let outcome = connections::test(&app, &client.ctx, id).await?;
     Ok(web::Json(TestResultDto {
         ok: outcome.ok,
@@ -283,9 +283,9 @@ pub async fn list_links(
 pub async fn revoke_link(
     app: web::Data<App>,
     client: ApiClient,
-    id: web::Path<String>,
+    id: web::Path<ConnectLinkId>,
 ) -> ApiResult<HttpResponse> {
-    let id: ConnectLinkId = parse_id(&id)?;
+    let id = id.into_inner();
     connect_links::revoke(&app, &client.ctx, &api_actor(&client), id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

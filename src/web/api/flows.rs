@@ -2,7 +2,7 @@
 //! dead letters (list, replay, discard).
 
 use super::super::extract::ApiClient;
-use super::{api_actor, parse_id};
+use super::api_actor;
 use crate::app::App;
 use crate::domain::{
     DeadLetterId, DeadLetterState, FlowId, FlowSpec, FlowStatus, RunId, UnknownName,
@@ -144,7 +144,7 @@ impl From<records::DeadLetter> for DeadLetterDto {
             run_id: l.run_id.uuid(),
             record_key: l.record_key,
             payload: serde_json::from_str(&l.payload).unwrap_or(serde_json::Value::Null),
-            error_class: l.error_class,
+            error_class: l.error_class.to_string(),
             error: l.error,
             attempts: l.attempts,
             state: l.state.to_string(),
@@ -189,9 +189,9 @@ pub async fn create(
 pub async fn show(
     app: web::Data<App>,
     client: ApiClient,
-    id: web::Path<String>,
+    id: web::Path<FlowId>,
 ) -> ApiResult<web::Json<FlowDto>> {
-    Ok(web::Json(load_dto(&app, &client, parse_id(&id)?).await?))
+    Ok(web::Json(load_dto(&app, &client, id.into_inner()).await?))
 }
 
 /// A new version of a flow.
@@ -209,10 +209,10 @@ pub struct UpdateFlow {
 pub async fn update(
     app: web::Data<App>,
     client: ApiClient,
-    id: web::Path<String>,
+    id: web::Path<FlowId>,
     body: web::Json<UpdateFlow>,
 ) -> ApiResult<web::Json<FlowDto>> {
-    let id: FlowId = parse_id(&id)?;
+    let id = id.into_inner();
     flows::get(&app, &client.ctx, id).await?;
     let body = body.into_inner();
     flows::save(
@@ -232,9 +232,9 @@ pub async fn update(
 pub async fn delete(
     app: web::Data<App>,
     client: ApiClient,
-    id: web::Path<String>,
+    id: web::Path<FlowId>,
 ) -> ApiResult<HttpResponse> {
-    flows::delete(&app, &client.ctx, &api_actor(&client), parse_id(&id)?).await?;
+    flows::delete(&app, &client.ctx, &api_actor(&client), id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -244,9 +244,9 @@ pub async fn delete(
 pub async fn enable(
     app: web::Data<App>,
     client: ApiClient,
-    id: web::Path<String>,
+    id: web::Path<FlowId>,
 ) -> ApiResult<web::Json<FlowDto>> {
-    set_status(&app, &client, &id, FlowStatus::Active).await
+    set_status(&app, &client, id.into_inner(), FlowStatus::Active).await
 }
 
 /// Pauses a flow's triggers.
@@ -255,18 +255,17 @@ pub async fn enable(
 pub async fn pause(
     app: web::Data<App>,
     client: ApiClient,
-    id: web::Path<String>,
+    id: web::Path<FlowId>,
 ) -> ApiResult<web::Json<FlowDto>> {
-    set_status(&app, &client, &id, FlowStatus::Paused).await
+    set_status(&app, &client, id.into_inner(), FlowStatus::Paused).await
 }
 
 async fn set_status(
     app: &App,
     client: &ApiClient,
-    id: &str,
+    id: FlowId,
     status: FlowStatus,
 ) -> ApiResult<web::Json<FlowDto>> {
-    let id = parse_id(id)?;
     flows::set_status(app, &client.ctx, &api_actor(client), id, status).await?;
     Ok(web::Json(load_dto(app, client, id).await?))
 }
@@ -283,9 +282,9 @@ async fn run_dto(app: &App, client: &ApiClient, id: RunId) -> ApiResult<RunDto> 
 pub async fn run(
     app: web::Data<App>,
     client: ApiClient,
-    id: web::Path<String>,
+    id: web::Path<FlowId>,
 ) -> ApiResult<HttpResponse> {
-    let run = flows::run_now(&app, &client.ctx, &api_actor(&client), parse_id(&id)?).await?;
+    let run = flows::run_now(&app, &client.ctx, &api_actor(&client), id.into_inner()).await?;
     Ok(HttpResponse::Accepted().json(run_dto(&app, &client, run).await?))
 }
 
@@ -317,10 +316,10 @@ pub struct DryRowDto {
 pub async fn dry_run(
     app: web::Data<App>,
     client: ApiClient,
-    id: web::Path<String>,
+    id: web::Path<FlowId>,
     query: web::Query<DryRunQuery>,
 ) -> ApiResult<web::Json<Vec<DryRowDto>>> {
-    let view = flows::load(&app, &client.ctx, parse_id(&id)?).await?;
+    let view = flows::load(&app, &client.ctx, id.into_inner()).await?;
     let rows = flows::dry_run(&app, &client.ctx, &view.spec, query.limit.unwrap_or(10)).await?;
     let json = |s: &str| serde_json::from_str(s).unwrap_or(serde_json::Value::Null);
     Ok(web::Json(
@@ -351,10 +350,10 @@ pub struct RunsQuery {
 pub async fn runs(
     app: web::Data<App>,
     client: ApiClient,
-    id: web::Path<String>,
+    id: web::Path<FlowId>,
     query: web::Query<RunsQuery>,
 ) -> ApiResult<web::Json<Vec<RunDto>>> {
-    let id: FlowId = parse_id(&id)?;
+    let id = id.into_inner();
     flows::get(&app, &client.ctx, id).await?;
     let runs = flows::runs(
         &app,
@@ -373,9 +372,9 @@ pub async fn runs(
 pub async fn run_show(
     app: web::Data<App>,
     client: ApiClient,
-    id: web::Path<String>,
+    id: web::Path<RunId>,
 ) -> ApiResult<web::Json<RunDto>> {
-    Ok(web::Json(run_dto(&app, &client, parse_id(&id)?).await?))
+    Ok(web::Json(run_dto(&app, &client, id.into_inner()).await?))
 }
 
 /// Cancels a run at its next page boundary.
@@ -384,9 +383,9 @@ pub async fn run_show(
 pub async fn cancel(
     app: web::Data<App>,
     client: ApiClient,
-    id: web::Path<String>,
+    id: web::Path<RunId>,
 ) -> ApiResult<web::Json<RunDto>> {
-    let id = parse_id(&id)?;
+    let id = id.into_inner();
     run_service::cancel(&app, &client.ctx, &api_actor(&client), id).await?;
     Ok(web::Json(run_dto(&app, &client, id).await?))
 }
@@ -410,10 +409,10 @@ pub struct LettersQuery {
 pub async fn dead_letters(
     app: web::Data<App>,
     client: ApiClient,
-    id: web::Path<String>,
+    id: web::Path<FlowId>,
     query: web::Query<LettersQuery>,
 ) -> ApiResult<web::Json<Vec<DeadLetterDto>>> {
-    let id: FlowId = parse_id(&id)?;
+    let id = id.into_inner();
     let state: DeadLetterState = match query.state.as_deref() {
         None => DeadLetterState::Open,
         Some(s) => s
@@ -476,10 +475,10 @@ impl TryFrom<LetterSelection> for crate::domain::LetterSelection {
 pub async fn replay(
     app: web::Data<App>,
     client: ApiClient,
-    id: web::Path<String>,
+    id: web::Path<FlowId>,
     body: web::Json<LetterSelection>,
 ) -> ApiResult<HttpResponse> {
-    let id = parse_id(&id)?;
+    let id = id.into_inner();
     let selection = body.into_inner().try_into()?;
     let run = flows::replay(&app, &client.ctx, &api_actor(&client), id, selection).await?;
     Ok(HttpResponse::Accepted().json(run_dto(&app, &client, run).await?))
@@ -498,10 +497,10 @@ pub struct Discarded {
 pub async fn discard(
     app: web::Data<App>,
     client: ApiClient,
-    id: web::Path<String>,
+    id: web::Path<FlowId>,
     body: web::Json<LetterSelection>,
 ) -> ApiResult<web::Json<Discarded>> {
-    let id = parse_id(&id)?;
+    let id = id.into_inner();
     let selection = body.into_inner().try_into()?;
     let discarded = flows::discard(&app, &client.ctx, &api_actor(&client), id, selection).await?;
     Ok(web::Json(Discarded { discarded }))

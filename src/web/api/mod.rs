@@ -33,11 +33,6 @@ pub(super) fn api_actor(client: &ApiClient) -> crate::app::AuditActor {
     crate::app::AuditActor { label, ip: None }
 }
 
-/// Parses an id from the path; a malformed one is as unknown as a missing one.
-pub(super) fn parse_id<T: std::str::FromStr>(raw: &str) -> Result<T, AppError> {
-    raw.parse().map_err(|_| AppError::NotFound)
-}
-
 struct BearerAuth;
 
 impl Modify for BearerAuth {
