@@ -215,7 +215,10 @@ async fn main() {
     let mut fields = contact_flow(&crm, &erp, "Newest 10k", "record.email");
     set(&mut fields, "destination", &format!("{erp}:orders"));
     set(&mut fields, "write_mode", "create");
-    set(&mut fields, "mapping.0.target", "customer_id");
+    // Creates must map the key the destination finds records by (`external_id`), so an
+    // unconfirmed create can be looked up before it is sent again.
+    set(&mut fields, "mapping.4.target", "customer_id");
+    set(&mut fields, "mapping.4.expression", "record.id");
     set(&mut fields, "incremental", "on");
     set(&mut fields, "batch_size", "500");
     let small = create_flow(&admin, &fields).await;

@@ -9,6 +9,7 @@ pub mod ids;
 pub mod role;
 pub mod tenant_ctx;
 pub mod text;
+pub mod time_zone;
 pub mod validation;
 
 pub use alert::{AlertKind, AlertState, ChannelKind, DeliveryState, ErrorClass};
@@ -21,4 +22,5 @@ pub use ids::*;
 pub use named::UnknownName;
 pub use role::{PlatformRole, Role};
 pub use tenant_ctx::{Actor, TenantCtx};
+pub use time_zone::TimeZone;
 pub use validation::{Email, FieldErrors, NewPassword};

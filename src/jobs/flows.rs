@@ -37,7 +37,7 @@ pub async fn enqueue_due(app: &App) -> anyhow::Result<usize> {
             continue;
         };
         let tz = app.store.tenant(&ctx).await?.time_zone;
-        let next = trigger::next_tick(&view.spec.trigger, &tz, seen, now());
+        let next = trigger::next_tick(&view.spec.trigger, tz, seen, now());
         if !app.store.claim_flow_tick(&ctx, flow, seen, next).await? {
             continue;
         }

@@ -165,7 +165,7 @@ async fn next_run(
     spec: &FlowSpec,
 ) -> AppResult<Option<chrono::DateTime<chrono::Utc>>> {
     let tenant = app.store.tenant(ctx).await?;
-    Ok(trigger::next_after(&spec.trigger, &tenant.time_zone, now()))
+    Ok(trigger::next_after(&spec.trigger, tenant.time_zone, now()))
 }
 
 /// The spec stored in a version.

@@ -259,7 +259,7 @@ fn random_runs(
 /// days, as retention keeps them) and writes the rows.
 async fn write_rollups(app: &App, rows: &[runs::Model]) -> anyhow::Result<u64> {
     let recent = now() - Duration::days(2);
-    let mut sums: HashMap<(i32, i64, uuid::Uuid), Totals> = HashMap::new();
+    let mut sums: HashMap<(i32, i64, FlowId), Totals> = HashMap::new();
     for r in rows {
         let at = r.finished_at.unwrap_or(r.created_at);
         for grain in [MINUTE, HOUR] {
@@ -267,13 +267,13 @@ async fn write_rollups(app: &App, rows: &[runs::Model]) -> anyhow::Result<u64> {
                 continue;
             }
             let t = sums
-                .entry((grain, bucket_of(at, grain), r.flow_id.uuid()))
+                .entry((grain, bucket_of(at, grain), r.flow_id))
                 .or_default();
             t.runs += 1;
-            match r.status.as_str() {
-                "succeeded" => t.succeeded += 1,
-                "partially_failed" => t.partially_failed += 1,
-                "failed" => t.failed += 1,
+            match r.status {
+                RunStatus::Succeeded => t.succeeded += 1,
+                RunStatus::PartiallyFailed => t.partially_failed += 1,
+                RunStatus::Failed => t.failed += 1,
                 _ => {}
             }
             t.records_read += r.records_read;
@@ -285,7 +285,7 @@ async fn write_rollups(app: &App, rows: &[runs::Model]) -> anyhow::Result<u64> {
     let tenant = rows.first().map(|r| r.tenant_id).unwrap_or_default();
     let rows: Vec<_> = sums.into_iter().collect();
     for chunk in rows.chunks(400) {
-        app.store.insert_rollups_bulk(tenant.uuid(), chunk).await?;
+        app.store.insert_rollups_bulk(tenant, chunk).await?;
     }
     Ok(rows.len() as u64)
 }

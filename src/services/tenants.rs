@@ -4,7 +4,7 @@ use super::records;
 use super::require_write;
 use crate::app::{App, AuditActor};
 use crate::auth::tokens;
-use crate::domain::{Role, TenantCtx, TenantId, UserId, text};
+use crate::domain::{Role, TenantCtx, TenantId, TimeZone, UserId, text};
 use crate::error::{AppError, AppResult};
 use crate::store::UserRecord;
 
@@ -63,14 +63,16 @@ pub async fn update_settings(
         text::parse_display_name(name_raw, "workspace name", 80),
     );
     let tz = time_zone_raw.trim();
-    let time_zone = if TIME_ZONES.contains(&tz) {
-        Some(tz.to_owned())
+    let time_zone = if TIME_ZONES.contains(&tz)
+        && let Ok(zone) = tz.parse::<TimeZone>()
+    {
+        Some(zone)
     } else {
         errors.add("time_zone", "Choose a time zone from the list.");
         None
     };
     let (name, time_zone) = errors.into_result(|| Some((name?, time_zone?)))?;
-    app.store.update_tenant(ctx, &name, &time_zone).await?;
+    app.store.update_tenant(ctx, &name, time_zone).await?;
     app.audit(ctx, actor, "workspace.updated", Some(name), None)
         .await?;
     Ok(())

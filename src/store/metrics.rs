@@ -4,7 +4,7 @@
 
 use super::entities::runs;
 use super::{Store, now};
-use crate::domain::{FlowId, RunStatus, TenantCtx};
+use crate::domain::{FlowId, RunStatus, TenantCtx, TenantId};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Statement, Value};
 
@@ -204,8 +204,8 @@ impl Store {
     /// Writes precomputed rollup rows of one tenant (seeding).
     pub async fn insert_rollups_bulk(
         &self,
-        tenant: uuid::Uuid,
-        rows: &[((i32, i64, uuid::Uuid), Totals)],
+        tenant: TenantId,
+        rows: &[((i32, i64, FlowId), Totals)],
     ) -> Result<(), DbErr> {
         if rows.is_empty() {
             return Ok(());

@@ -2,7 +2,7 @@
 
 use super::entities::{api_tokens, memberships, tenants, users};
 use super::{Store, is_unique_violation, now};
-use crate::domain::{MembershipId, Role, TenantCtx, TenantId, UserId};
+use crate::domain::{MembershipId, Role, TenantCtx, TenantId, TimeZone, UserId};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
@@ -53,7 +53,7 @@ impl Store {
         let inserted = tenants::ActiveModel {
             name: Set(name.to_owned()),
             slug: Set(slug.to_owned()),
-            time_zone: Set("UTC".to_owned()),
+            time_zone: Set(TimeZone::UTC),
             ..tenants::ActiveModel::fresh()
         }
         .insert(&txn)
@@ -162,7 +162,7 @@ impl Store {
         &self,
         ctx: &TenantCtx,
         name: &str,
-        time_zone: &str,
+        time_zone: TimeZone,
     ) -> Result<(), DbErr> {
         tenants::ActiveModel {
             id: Set(ctx.tenant_id()),

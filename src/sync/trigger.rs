@@ -1,9 +1,9 @@
 //! When flows run: fixed intervals and cron schedules in the tenant's time zone.
 
+use crate::domain::TimeZone;
 use crate::domain::TriggerKind;
 use crate::domain::flow::TriggerSpec;
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use croner::Cron;
 use std::str::FromStr;
 
@@ -37,14 +37,10 @@ pub fn validate(trigger: &TriggerSpec) -> Result<(), (&'static str, String)> {
     }
 }
 
-fn zone(time_zone: &str) -> Tz {
-    time_zone.parse().unwrap_or(Tz::UTC)
-}
-
 /// The first scheduled time strictly after `after` (none for manual and webhook flows).
 pub fn next_after(
     trigger: &TriggerSpec,
-    time_zone: &str,
+    time_zone: TimeZone,
     after: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
     match trigger.kind {
@@ -53,7 +49,7 @@ pub fn next_after(
             .map(|m| after + chrono::Duration::minutes(i64::from(m))),
         TriggerKind::Cron => {
             let cron = Cron::from_str(trigger.cron.as_deref()?.trim()).ok()?;
-            let local = after.with_timezone(&zone(time_zone));
+            let local = after.with_timezone(&time_zone.tz());
             cron.find_next_occurrence(&local, false)
                 .ok()
                 .map(|t| t.with_timezone(&Utc))
@@ -68,7 +64,7 @@ pub fn next_after(
 /// next one is counted from now: one catch-up run, not one per missed tick.
 pub fn next_tick(
     trigger: &TriggerSpec,
-    time_zone: &str,
+    time_zone: TimeZone,
     scheduled: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
@@ -80,11 +76,11 @@ pub fn next_tick(
 /// The next `n` run times, in the tenant's time zone, formatted for people.
 pub fn upcoming(
     trigger: &TriggerSpec,
-    time_zone: &str,
+    time_zone: TimeZone,
     from: DateTime<Utc>,
     n: usize,
 ) -> Vec<String> {
-    let tz = zone(time_zone);
+    let tz = time_zone.tz();
     let mut out = Vec::with_capacity(n);
     let mut at = from;
     while out.len() < n {
@@ -154,23 +150,37 @@ mod tests {
         let scheduled = Utc::now();
         let noticed = scheduled + chrono::Duration::seconds(5);
         assert_eq!(
-            next_tick(&every_minute, "UTC", scheduled, noticed),
+            next_tick(
+                &every_minute,
+                crate::domain::TimeZone::UTC,
+                scheduled,
+                noticed
+            ),
             Some(scheduled + chrono::Duration::minutes(1))
         );
         let after_downtime = scheduled + chrono::Duration::minutes(30);
         assert_eq!(
-            next_tick(&every_minute, "UTC", scheduled, after_downtime),
+            next_tick(
+                &every_minute,
+                crate::domain::TimeZone::UTC,
+                scheduled,
+                after_downtime
+            ),
             Some(after_downtime + chrono::Duration::minutes(1))
         );
+    }
+
+    fn berlin() -> crate::domain::TimeZone {
+        "Europe/Berlin".parse().unwrap()
     }
 
     #[test]
     fn cron_runs_in_the_tenants_time_zone() {
         let at = Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap();
         // 06:00 in Berlin (UTC+1 in November) is 05:00 UTC, next day.
-        let next = next_after(&cron("0 6 * * *"), "Europe/Berlin", at).unwrap();
+        let next = next_after(&cron("0 6 * * *"), berlin(), at).unwrap();
         assert_eq!(next, Utc.with_ymd_and_hms(2026, 11, 24, 5, 0, 0).unwrap());
-        let shown = upcoming(&cron("0 6 * * *"), "Europe/Berlin", at, 3);
+        let shown = upcoming(&cron("0 6 * * *"), berlin(), at, 3);
         assert_eq!(shown.len(), 3);
         assert!(shown[0].contains("06:00"), "{shown:?}");
     }

@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::connectors::catalogue;
 use crate::domain::{
     ConnectionStatus, DeadLetterId, DeadLetterState, FieldErrors, FlowId, FlowSpec, FlowStatus,
-    LetterSelection, RunId, RunStatus, RunTrigger,
+    LetterSelection, RunId, RunStatus, RunTrigger, TimeZone,
 };
 use crate::error::{AppError, AppResult};
 use crate::services::flows::{self, DryRow, WebhookError, WebhookHeaders, WebhookRefusal};
@@ -156,7 +156,7 @@ struct EditPage {
     dry_error: Option<String>,
     schedule_words: String,
     upcoming: Vec<String>,
-    time_zone: String,
+    time_zone: TimeZone,
 }
 
 async fn endpoints(app: &App, member: &Member) -> AppResult<Vec<EndpointGroup>> {
@@ -213,7 +213,7 @@ async fn edit_page(
     let (schedule_words, upcoming) = match form.to_spec() {
         Ok(spec) if trigger::validate(&spec.trigger).is_ok() => (
             trigger::describe(&spec.trigger),
-            trigger::upcoming(&spec.trigger, &time_zone, chrono::Utc::now(), 3),
+            trigger::upcoming(&spec.trigger, time_zone, chrono::Utc::now(), 3),
         ),
         _ => (String::new(), Vec::new()),
     };
@@ -312,6 +312,8 @@ async fn submit(
         _ => {
             let result = match spec {
                 Ok(spec) => {
+                    // A form value, not a stored one: a missing or tampered version (0)
+                    // matches none, so the save is refused as a conflict, never applied blind.
                     let expected =
                         existing.map(|id| (id, form.expected_version.parse().unwrap_or(0)));
                     flows::save(app, &member.ctx, &member.actor(), expected, spec).await
@@ -383,7 +385,7 @@ struct ShowPage {
     destination_name: String,
     schedule_words: String,
     upcoming: Vec<String>,
-    time_zone: String,
+    time_zone: TimeZone,
     runs: Vec<RunView>,
     next_page: Option<String>,
     versions: Vec<records::FlowVersion>,
@@ -443,7 +445,7 @@ async fn show_page(
     let runs = runs.into_iter().take(RUNS_PER_PAGE as usize).collect();
     let status = view.flow.status;
     let upcoming = if status == FlowStatus::Active {
-        trigger::upcoming(&view.spec.trigger, &time_zone, chrono::Utc::now(), 3)
+        trigger::upcoming(&view.spec.trigger, time_zone, chrono::Utc::now(), 3)
     } else {
         Vec::new()
     };

@@ -159,7 +159,7 @@ pub async fn settings_form(app: web::Data<App>, member: Member) -> AppResult<Htt
             shell: member.shell("tenant"),
             name: tenant.name,
             slug: tenant.slug,
-            time_zone: tenant.time_zone,
+            time_zone: tenant.time_zone.to_string(),
             time_zones: tenants::TIME_ZONES,
             errors: FieldErrors::new(),
         },

@@ -633,3 +633,34 @@ async fn names_refuse_control_and_text_direction_characters() {
     assert!(!settings.body.contains("Invoice"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_workspace_time_zone_is_kept_by_name_and_unknown_zones_are_refused() {
+    let app = TestApp::spawn().await;
+    let owner = app.owner("ada@example.com", "Acme").await;
+
+    let unknown = owner
+        .post_form(
+            "/settings/workspace",
+            &[("name", "Acme"), ("time_zone", "Mars/Olympus_Mons")],
+        )
+        .await;
+    assert_eq!(unknown.status, 422, "{}", unknown.body);
+    assert!(unknown.body.contains("Choose a time zone from the list."));
+
+    let saved = owner
+        .post_form(
+            "/settings/workspace",
+            &[("name", "Acme"), ("time_zone", "Europe/Berlin")],
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let settings = owner.get("/settings/workspace").await;
+    assert_eq!(
+        settings
+            .attr("#time_zone option[selected]", "value")
+            .as_deref(),
+        Some("Europe/Berlin")
+    );
+    app.stop().await;
+}

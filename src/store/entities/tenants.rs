@@ -1,6 +1,6 @@
 //! `SeaORM` entity for the `tenants` table (layout of sea-orm-cli generate).
 
-use crate::domain::TenantId;
+use crate::domain::{TenantId, TimeZone};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -11,7 +11,7 @@ pub struct Model {
     pub name: String,
     #[sea_orm(unique)]
     pub slug: String,
-    pub time_zone: String,
+    pub time_zone: TimeZone,
     pub created_at: DateTimeUtc,
 }
 
