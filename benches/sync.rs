@@ -139,15 +139,15 @@ async fn main() {
     let crm_id: ConnectionId = crm.parse().unwrap();
     let erp_id: ConnectionId = erp.parse().unwrap();
     let provider = sluice::connectors::catalogue::get("sandbox_crm").unwrap();
-    let source = Source {
-        connection: crm_id,
+    let source = Source::new(
+        crm_id,
         provider,
-        object: provider
+        provider
             .objects
             .iter()
             .find(|o| o.id == "contacts")
             .unwrap(),
-    };
+    );
     let started = Instant::now();
     let cpu_at_start = cpu_seconds();
     let mut resume: Option<Resume> = None;
@@ -196,6 +196,7 @@ async fn main() {
             &ctx,
             erp_id,
             &ApiCall {
+                link: false,
                 method: reqwest::Method::POST,
                 path: "/customers/batch",
                 query: &[],

@@ -98,6 +98,9 @@ pub struct Settings {
     pub previous_master_keys: Vec<MasterKey>,
     /// Non-public networks outbound calls may reach anyway.
     pub outbound_allow: Vec<ipnet::IpNet>,
+    /// Vendor origins served by another server instead (contract fakes, local
+    /// development): every call and redirect to the left origin goes to the right one.
+    pub provider_origins: Vec<OriginRoute>,
     /// Runs one tenant may have executing at once, so no tenant starves the others.
     pub tenant_concurrency: u32,
     /// Longest wait a provider's `Retry-After` may impose on a run before retrying.
@@ -174,6 +177,7 @@ const KEYS: &[(&str, &str)] = &[
     ("job_retry_cap_secs", "3600"),
     ("previous_master_keys", ""),
     ("outbound_allow", ""),
+    ("provider_origins", ""),
     ("tenant_concurrency", "2"),
     ("retry_after_cap_secs", "60"),
     ("run_lease_secs", "90"),
@@ -195,6 +199,51 @@ const KEYS: &[(&str, &str)] = &[
     ("sandbox_lost_answer_rate", "0"),
     ("sandbox_seed_contacts", "10000"),
 ];
+
+/// One `SLUICE_PROVIDER_ORIGINS` pair: calls to `from` go to `to` instead.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OriginRoute {
+    /// The vendor's origin, as provider definitions name it.
+    pub from: url::Origin,
+    /// The server that answers in its place (plain http allowed).
+    pub to: url::Url,
+}
+
+impl OriginRoute {
+    /// Parses `https://vendor.example=http://127.0.0.1:PORT`.
+    pub fn parse(entry: &str) -> Result<Self, String> {
+        let origin = |text: &str| {
+            let url =
+                url::Url::parse(text.trim()).map_err(|e| format!("'{text}' is not a URL ({e})"))?;
+            let bare = url.path() == "/" && url.query().is_none() && url.fragment().is_none();
+            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() || !bare {
+                return Err(format!(
+                    "'{text}' must be an http(s) origin, without path or query"
+                ));
+            }
+            Ok(url)
+        };
+        let (from, to) = entry
+            .split_once('=')
+            .ok_or_else(|| format!("'{entry}' must be vendor-origin=replacement-origin"))?;
+        Ok(OriginRoute {
+            from: origin(from)?.origin(),
+            to: origin(to)?,
+        })
+    }
+
+    /// `url` sent to the replacement, when it is on the vendor's origin.
+    pub fn reroute(&self, url: &url::Url) -> Option<url::Url> {
+        if url.origin() != self.from {
+            return None;
+        }
+        let mut moved = url.clone();
+        moved.set_scheme(self.to.scheme()).ok()?;
+        moved.set_host(self.to.host_str()).ok()?;
+        moved.set_port(self.to.port_or_known_default()).ok()?;
+        Some(moved)
+    }
+}
 
 impl Settings {
     /// Loads settings from the process environment (and the file it names).
@@ -398,6 +447,17 @@ impl Settings {
                 ),
             }
         }
+        let mut provider_origins = Vec::new();
+        for entry in get("provider_origins")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            match OriginRoute::parse(entry) {
+                Ok(route) => provider_origins.push(route),
+                Err(e) => check("provider_origins", Err(e)),
+            }
+        }
 
         check(
             "outbound_timeout_secs",
@@ -492,6 +552,7 @@ impl Settings {
             outbound_timeout,
             call_patience,
             outbound_allow,
+            provider_origins,
             smtp_url,
             smtp_from,
             alert_sweep,

@@ -132,6 +132,10 @@ pub struct AuthSpec {
     /// The authorization server's issuer identifier, checked against `iss` on callbacks
     /// (RFC 9207) when the server sends one.
     pub issuer: Option<String>,
+    /// Connection values read from the token response when connecting: name → JSONPath
+    /// (e.g. Salesforce's `instance_url`, the host every API call goes to).
+    #[serde(default)]
+    pub token_values: BTreeMap<String, String>,
 }
 
 fn space() -> String {
@@ -154,6 +158,8 @@ pub enum PaginationStyle {
     Page,
     /// RFC 8288 `Link: <…>; rel="next"`.
     LinkHeader,
+    /// The next page's URL (absolute, or relative to the base URL) from the body.
+    NextUrl,
     /// One page only.
     #[default]
     None,
@@ -180,6 +186,49 @@ pub struct Pagination {
     pub page_param: Option<String>,
     /// JSONPath to the total number of records, when the API reports it (progress bars).
     pub total_path: Option<String>,
+    /// next_url: JSONPath to the next page's URL in the body.
+    pub next_url_path: Option<String>,
+    /// JSONPath to a flag that is true while more pages follow (`has_more`); paging
+    /// stops when it is false or absent.
+    pub has_more_path: Option<String>,
+    /// JSONPath to a flag that is true on the last page (`done`, `isLast`).
+    pub done_path: Option<String>,
+}
+
+/// What an answer matching an [`ErrorRule`] means.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorAction {
+    /// A rate limit: wait (as the vendor's headers say) and try again.
+    RateLimit,
+    /// A passing failure: try again later.
+    Retry,
+    /// The request is refused: a refused write makes a dead letter and the run goes
+    /// on; a refused read fails the run.
+    Reject,
+}
+
+/// An answer the vendor means differently from its status.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorRule {
+    /// The status it applies to (any when absent).
+    pub status: Option<u16>,
+    /// Text the body must contain (e.g. `REQUEST_LIMIT_EXCEEDED`).
+    pub body_contains: Option<String>,
+    /// What it means.
+    pub action: ErrorAction,
+}
+
+impl ErrorRule {
+    /// Whether an answer with this status and body matches.
+    pub fn matches(&self, status: u16, body: &[u8]) -> bool {
+        self.status.is_none_or(|s| s == status)
+            && self.body_contains.as_ref().is_none_or(|needle| {
+                body.windows(needle.len().max(1))
+                    .any(|w| w == needle.as_bytes())
+            })
+    }
 }
 
 /// A client-side rate limit per connection.
@@ -212,9 +261,17 @@ pub struct ObjectSpec {
     pub updated_field: Option<String>,
     /// Query parameter filtering by last modified.
     pub updated_since_param: Option<String>,
-    /// Extra list parameters.
+    /// Extra list parameters; values may name connection values and `{page_size}`.
     #[serde(default)]
     pub list_params: BTreeMap<String, String>,
+    /// Parameters that replace (or join) `list_params` on incremental runs; `{since}`
+    /// is the last-modified value the previous run reached (e.g. a query language's
+    /// `WHERE LastModifiedDate > {since}`).
+    #[serde(default)]
+    pub incremental_params: BTreeMap<String, String>,
+    /// How `{since}` is written, as a chrono format of the UTC time (e.g.
+    /// `%Y-%m-%dT%H:%M:%SZ`); the value is sent as read from the records when absent.
+    pub since_format: Option<String>,
     /// Create endpoint (POST).
     pub write_path: Option<String>,
     /// Wrap the record as `{key: record}` when writing.
@@ -223,6 +280,19 @@ pub struct ObjectSpec {
     pub update_path: Option<String>,
     /// Update method.
     pub update_method: Option<String>,
+    /// Whether an update also carries the record's id in its body (APIs whose update
+    /// path does not name the record, and batch updates). Off by default: most APIs
+    /// refuse the id among the fields.
+    #[serde(default)]
+    pub update_id_in_body: bool,
+    /// Upsert endpoint for one record, with `{field}` (the flow's key field) and
+    /// `{value}` (its value), e.g. Salesforce's external-id `PATCH`.
+    pub upsert_path: Option<String>,
+    /// Upsert method (default PATCH).
+    pub upsert_method: Option<String>,
+    /// JSONPath to the created record's id in a create's answer (default: the id field,
+    /// at the top or inside `write_body_key`).
+    pub created_id_path: Option<String>,
     /// Batch create endpoint.
     pub batch_path: Option<String>,
     /// Body key holding the batch array.
@@ -255,6 +325,20 @@ pub struct LookupSpec {
     pub records_path: String,
     /// The only fields the endpoint can search by (any field when absent).
     pub fields: Option<Vec<String>>,
+}
+
+impl ObjectSpec {
+    /// Whether a read can ask for only the records changed since a time (incremental
+    /// syncs): by a query parameter, or `{since}` in the incremental parameters.
+    pub fn reads_changes(&self) -> bool {
+        self.updated_since_param
+            .as_deref()
+            .is_some_and(|p| !p.is_empty())
+            || self
+                .incremental_params
+                .values()
+                .any(|v| v.contains("{since}"))
+    }
 }
 
 impl LookupSpec {
@@ -303,6 +387,10 @@ pub struct Provider {
     pub pagination: Pagination,
     /// Client-side rate limit.
     pub rate_limit: Option<RateLimit>,
+    /// Answers that mean something other than their status says (a 403 that is a rate
+    /// limit, a 200 that is an error), first match wins.
+    #[serde(default)]
+    pub errors: Vec<ErrorRule>,
     /// Objects.
     #[serde(default)]
     pub objects: Vec<ObjectSpec>,
@@ -386,6 +474,50 @@ impl Provider {
             }
             _ => Ok(()),
         }?;
+        let paging = &self.pagination;
+        match paging.style {
+            PaginationStyle::Cursor if paging.cursor_path.is_none() => {
+                return problem("cursor pagination needs cursor_path");
+            }
+            PaginationStyle::Cursor if paging.cursor_param.is_none() => {
+                return problem(
+                    "cursor pagination needs cursor_param (a next URL in the body is style = \"next_url\")",
+                );
+            }
+            PaginationStyle::NextUrl if paging.next_url_path.is_none() => {
+                return problem("next_url pagination needs next_url_path");
+            }
+            PaginationStyle::Offset if paging.offset_param.is_none() => {
+                return problem("offset pagination needs offset_param");
+            }
+            PaginationStyle::Page if paging.page_param.is_none() => {
+                return problem("page pagination needs page_param");
+            }
+            _ => {}
+        }
+        for object in &self.objects {
+            if let Some(format) = &object.since_format {
+                let mut check = String::new();
+                use std::fmt::Write;
+                if write!(check, "{}", chrono::Utc::now().format(format)).is_err() {
+                    return problem(&format!("'{format}' is not a chrono time format"));
+                }
+            }
+            let sends_since = object
+                .updated_since_param
+                .as_deref()
+                .is_some_and(|p| !p.is_empty())
+                || object
+                    .incremental_params
+                    .values()
+                    .any(|v| v.contains("{since}"));
+            if !object.incremental_params.is_empty() && !sends_since {
+                return problem(&format!(
+                    "{}: incremental_params must use {{since}}",
+                    object.id
+                ));
+            }
+        }
         for path in self
             .objects
             .iter()
@@ -400,8 +532,17 @@ impl Provider {
                     .iter()
                     .filter_map(|o| o.lookup.as_ref().map(|l| l.records_path.as_str())),
             )
+            .chain(
+                self.objects
+                    .iter()
+                    .filter_map(|o| o.created_id_path.as_deref()),
+            )
+            .chain(self.auth.token_values.values().map(String::as_str))
             .chain(self.pagination.cursor_path.as_deref())
             .chain(self.pagination.total_path.as_deref())
+            .chain(self.pagination.next_url_path.as_deref())
+            .chain(self.pagination.has_more_path.as_deref())
+            .chain(self.pagination.done_path.as_deref())
         {
             if serde_json_path::JsonPath::parse(path).is_err() {
                 return problem(&format!("'{path}' is not a valid JSONPath (RFC 9535)"));

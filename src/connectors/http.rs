@@ -6,6 +6,7 @@
 //! server's own address (host and port of the public URL) to the allow list, and no URL
 //! is let through by its spelling.
 
+use crate::config::OriginRoute;
 use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -312,6 +313,8 @@ pub struct Outbound {
     policy: OutboundPolicy,
     api: reqwest::Client,
     oauth: reqwest::Client,
+    /// `SLUICE_PROVIDER_ORIGINS`: vendor origins answered elsewhere.
+    routes: Arc<[OriginRoute]>,
 }
 
 impl std::fmt::Debug for Outbound {
@@ -369,7 +372,28 @@ impl Outbound {
             }))
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        Ok(Self { policy, api, oauth })
+        Ok(Self {
+            policy,
+            api,
+            oauth,
+            routes: Arc::new([]),
+        })
+    }
+
+    /// The same clients, sending calls to the vendor origins of `routes` to their
+    /// replacements (contract fakes, local development).
+    pub fn with_routes(mut self, routes: Vec<OriginRoute>) -> Self {
+        self.routes = routes.into();
+        self
+    }
+
+    /// Where a call to `url` really goes: its replacement when its origin is rerouted,
+    /// else `url` itself. Everything above this layer sees the vendor's URLs only.
+    pub fn destination(&self, url: &str) -> String {
+        url::Url::parse(url)
+            .ok()
+            .and_then(|parsed| self.routes.iter().find_map(|r| r.reroute(&parsed)))
+            .map_or_else(|| url.to_owned(), String::from)
     }
 
     /// Checks a URL before any connection: scheme, and literal addresses (names are
@@ -401,6 +425,7 @@ impl Outbound {
     /// its host resolves to — without calling it. Used before sending a user to an
     /// authorization server whose token endpoint we will call later.
     pub async fn check_destination(&self, url: &str) -> Result<(), OutboundError> {
+        let url = &self.destination(url);
         self.client_for(url, Purpose::OAuth)?;
         let parsed = url::Url::parse(url).map_err(|e| OutboundError::InvalidUrl(e.to_string()))?;
         let host = parsed.host_str().unwrap_or_default().to_owned();
@@ -437,9 +462,12 @@ impl Outbound {
     /// Sends a request built by the caller and reads the whole (bounded) body.
     pub async fn send(
         &self,
-        request: reqwest::Request,
+        mut request: reqwest::Request,
         purpose: Purpose,
     ) -> Result<Fetched, OutboundError> {
+        if let Some(moved) = self.routes.iter().find_map(|r| r.reroute(request.url())) {
+            *request.url_mut() = moved;
+        }
         let client = self.client_for(request.url().as_str(), purpose)?;
         let started = std::time::Instant::now();
         let method = request.method().clone();
@@ -469,21 +497,43 @@ pub struct Fetched {
 }
 
 impl Fetched {
-    /// The delay asked for by `Retry-After`, in seconds or as an HTTP date.
+    /// The delay the vendor asked for: `Retry-After` (seconds or an HTTP date),
+    /// `retry-after-ms`, or the moment a rate-limit window resets (`x-ratelimit-reset`,
+    /// `ratelimit-reset`: epoch seconds, or seconds from now when small).
     pub fn retry_after(&self) -> Option<Duration> {
-        let value = self
-            .headers
-            .get(reqwest::header::RETRY_AFTER)?
-            .to_str()
-            .ok()?
-            .trim();
-        if let Ok(secs) = value.parse::<u64>() {
-            return Some(Duration::from_secs(secs));
+        let header = |name: &str| {
+            self.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        };
+        if let Some(value) = header("retry-after") {
+            if let Ok(secs) = value.parse::<f64>()
+                && secs.is_finite()
+                && secs >= 0.0
+            {
+                return Some(Duration::from_secs_f64(secs));
+            }
+            if let Ok(at) = httpdate::parse_http_date(value) {
+                // A date already past asks for nothing.
+                return at.duration_since(std::time::SystemTime::now()).ok();
+            }
         }
-        httpdate::parse_http_date(value)
+        if let Some(ms) = header("retry-after-ms").and_then(|v| v.parse::<u64>().ok()) {
+            return Some(Duration::from_millis(ms));
+        }
+        let reset = header("x-ratelimit-reset")
+            .or_else(|| header("ratelimit-reset"))
+            .and_then(|v| v.parse::<u64>().ok())?;
+        // Epoch seconds are large; a small number is a delay.
+        if reset < 1_000_000_000 {
+            return Some(Duration::from_secs(reset));
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
             .ok()?
-            .duration_since(std::time::SystemTime::now())
-            .ok()
+            .as_secs();
+        Some(Duration::from_secs(reset.saturating_sub(now)))
     }
 }
 
@@ -610,6 +660,69 @@ mod tests {
             "past"
         );
         assert_eq!(answer("soon").retry_after(), None);
+    }
+
+    #[test]
+    fn vendor_rate_limit_headers_give_the_wait() {
+        let answer = |name: &'static str, value: String| Fetched {
+            status: reqwest::StatusCode::FORBIDDEN,
+            headers: [(
+                reqwest::header::HeaderName::from_static(name),
+                value.parse().unwrap(),
+            )]
+            .into_iter()
+            .collect(),
+            body: Vec::new(),
+        };
+        assert_eq!(
+            answer("retry-after-ms", "1500".into()).retry_after(),
+            Some(Duration::from_millis(1500))
+        );
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let wait = answer("x-ratelimit-reset", (now + 30).to_string())
+            .retry_after()
+            .unwrap();
+        assert!(
+            wait > Duration::from_secs(27) && wait <= Duration::from_secs(30),
+            "GitHub's epoch reset: {wait:?}"
+        );
+        assert_eq!(
+            answer("ratelimit-reset", "7".into()).retry_after(),
+            Some(Duration::from_secs(7)),
+            "a small reset is a delay"
+        );
+    }
+
+    #[test]
+    fn a_rerouted_vendor_origin_keeps_path_and_query() {
+        let route =
+            crate::config::OriginRoute::parse("https://login.vendor.example=http://127.0.0.1:9000")
+                .unwrap();
+        let moved = route
+            .reroute(&url::Url::parse("https://login.vendor.example/oauth/token?x=1").unwrap())
+            .unwrap();
+        assert_eq!(moved.as_str(), "http://127.0.0.1:9000/oauth/token?x=1");
+        assert!(
+            route
+                .reroute(&url::Url::parse("https://other.vendor.example/x").unwrap())
+                .is_none()
+        );
+        assert!(
+            route
+                .reroute(&url::Url::parse("https://login.vendor.example:8443/x").unwrap())
+                .is_none(),
+            "another port is another origin"
+        );
+        for bad in [
+            "https://a.example",
+            "https://a.example/path=http://127.0.0.1:1",
+            "ftp://a.example=http://127.0.0.1:1",
+        ] {
+            assert!(crate::config::OriginRoute::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use super::catalogue::{Provider, TokenAuthMethod};
 use super::http::{Outbound, OutboundError, Purpose};
-use oauth2::basic::{BasicClient, BasicErrorResponseType};
+use oauth2::basic::BasicErrorResponseType;
 use oauth2::{
     AsyncHttpClient, AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
     HttpRequest, HttpResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken,
@@ -46,6 +46,33 @@ pub struct TokenSet {
     pub expires_in: Option<Duration>,
     /// Granted scopes, when the server says.
     pub scopes: Option<Vec<String>>,
+    /// The response's other fields (e.g. Salesforce's `instance_url`). May hold
+    /// secrets (`id_token`): only the provider's declared `token_values` are kept.
+    pub extra: serde_json::Value,
+}
+
+impl TokenSet {
+    /// The provider's `token_values`, read from the response: name → text.
+    pub fn values(&self, provider: &Provider) -> BTreeMap<String, String> {
+        provider
+            .auth
+            .token_values
+            .iter()
+            .filter_map(|(name, path)| {
+                let found = serde_json_path::JsonPath::parse(path)
+                    .ok()?
+                    .query(&self.extra)
+                    .first()
+                    .cloned()?;
+                let text = match found {
+                    serde_json::Value::String(s) => s,
+                    serde_json::Value::Number(n) => n.to_string(),
+                    _ => return None,
+                };
+                Some((name.clone(), text))
+            })
+            .collect()
+    }
 }
 
 /// Why a token request failed.
@@ -115,13 +142,104 @@ pub struct OAuthTarget<'a> {
     pub redirect_uri: &'a str,
 }
 
-type Client = BasicClient<
+/// A client before its endpoints are set.
+type NewClient = oauth2::Client<
+    oauth2::basic::BasicErrorResponse,
+    LenientTokenResponse,
+    oauth2::basic::BasicTokenIntrospectionResponse,
+    oauth2::StandardRevocableToken,
+    oauth2::basic::BasicRevocationErrorResponse,
+>;
+
+type Client = oauth2::Client<
+    oauth2::basic::BasicErrorResponse,
+    LenientTokenResponse,
+    oauth2::basic::BasicTokenIntrospectionResponse,
+    oauth2::StandardRevocableToken,
+    oauth2::basic::BasicRevocationErrorResponse,
     oauth2::EndpointMaybeSet,
     oauth2::EndpointNotSet,
     oauth2::EndpointNotSet,
     oauth2::EndpointNotSet,
     oauth2::EndpointMaybeSet,
 >;
+
+/// A token response read the way vendors send them rather than the way RFC 6749 says:
+/// `token_type` may be missing (Shopify), `expires_in` may be a string, scopes may be
+/// separated by commas, and fields beyond the standard ones are kept (Salesforce's
+/// `instance_url`), for the provider's `token_values` to read.
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
+#[serde(from = "RawTokenResponse")]
+struct LenientTokenResponse {
+    access_token: oauth2::AccessToken,
+    refresh_token: Option<RefreshToken>,
+    expires_in: Option<u64>,
+    scopes: Option<Vec<Scope>>,
+    extra: serde_json::Map<String, serde_json::Value>,
+    #[serde(skip)]
+    kind: oauth2::basic::BasicTokenType,
+}
+
+#[derive(serde::Deserialize)]
+struct RawTokenResponse {
+    access_token: oauth2::AccessToken,
+    #[serde(default)]
+    refresh_token: Option<RefreshToken>,
+    #[serde(default)]
+    expires_in: Option<serde_json::Value>,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(flatten)]
+    extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl From<RawTokenResponse> for LenientTokenResponse {
+    fn from(raw: RawTokenResponse) -> Self {
+        let expires_in = match raw.expires_in {
+            Some(serde_json::Value::Number(n)) => n.as_u64(),
+            Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+            _ => None,
+        };
+        let scopes = raw.scope.map(|s| {
+            s.split(|c: char| c.is_whitespace() || c == ',')
+                .filter(|p| !p.is_empty())
+                .map(|p| Scope::new(p.to_owned()))
+                .collect()
+        });
+        LenientTokenResponse {
+            access_token: raw.access_token,
+            refresh_token: raw.refresh_token.filter(|t| !t.secret().is_empty()),
+            expires_in,
+            scopes,
+            extra: raw.extra,
+            kind: oauth2::basic::BasicTokenType::Bearer,
+        }
+    }
+}
+
+impl TokenResponse for LenientTokenResponse {
+    type TokenType = oauth2::basic::BasicTokenType;
+
+    fn access_token(&self) -> &oauth2::AccessToken {
+        &self.access_token
+    }
+
+    fn token_type(&self) -> &Self::TokenType {
+        &self.kind
+    }
+
+    fn expires_in(&self) -> Option<Duration> {
+        self.expires_in.map(Duration::from_secs)
+    }
+
+    fn refresh_token(&self) -> Option<&RefreshToken> {
+        self.refresh_token.as_ref()
+    }
+
+    fn scopes(&self) -> Option<&Vec<Scope>> {
+        self.scopes.as_ref()
+    }
+}
 
 impl OAuthTarget<'_> {
     fn url(&self, template: Option<&String>) -> Option<String> {
@@ -144,7 +262,7 @@ impl OAuthTarget<'_> {
             .map(TokenUrl::new)
             .transpose()
             .map_err(|_| bad("token URL"))?;
-        let mut client = BasicClient::new(ClientId::new(self.credentials.client_id.clone()))
+        let mut client = NewClient::new(ClientId::new(self.credentials.client_id.clone()))
             .set_auth_uri_option(auth_url)
             .set_token_uri_option(token_url)
             .set_redirect_uri(
@@ -287,8 +405,9 @@ impl OAuthTarget<'_> {
     }
 }
 
-fn token_set(response: &oauth2::basic::BasicTokenResponse) -> TokenSet {
+fn token_set(response: &LenientTokenResponse) -> TokenSet {
     TokenSet {
+        extra: serde_json::Value::Object(response.extra.clone()),
         access_token: SecretString::from(response.access_token().secret().to_owned()),
         refresh_token: response
             .refresh_token()

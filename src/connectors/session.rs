@@ -393,19 +393,21 @@ impl Authorized {
         let (method, path, query) = (call.method.clone(), call.path, call.query);
         let base = Provider::expand(&self.provider.base_url, &self.values);
         let path = Provider::expand(path, &self.values);
-        let url = if path.starts_with("http://") || path.starts_with("https://") {
-            // Absolute URLs (e.g. next-page links) must stay on the provider's origin, or
-            // the credentials would follow them anywhere.
-            let same_origin = match (url::Url::parse(&path), url::Url::parse(&base)) {
-                (Ok(a), Ok(b)) => a.origin() == b.origin(),
-                _ => false,
-            };
-            if !same_origin {
+        let absolute = path.starts_with("http://") || path.starts_with("https://");
+        let url = if absolute || call.link {
+            // Links (e.g. next pages) must stay on the provider's origin, or the
+            // credentials would follow them anywhere.
+            let base = url::Url::parse(&format!("{}/", base.trim_end_matches('/')))
+                .map_err(|e| ConnectionError::Failed(format!("invalid base URL: {e}")))?;
+            let link = base
+                .join(&path)
+                .map_err(|e| ConnectionError::Failed(format!("invalid link: {e}")))?;
+            if link.origin() != base.origin() {
                 return Err(ConnectionError::Failed(
                     "refused to send credentials to another origin".into(),
                 ));
             }
-            path
+            link.to_string()
         } else {
             format!("{}{}", base.trim_end_matches('/'), path)
         };
@@ -413,7 +415,12 @@ impl Authorized {
             .outbound
             .client_for(&url, Purpose::Api)
             .map_err(|e| ConnectionError::Failed(e.to_string()))?;
-        let mut builder = client.request(method, &url).query(query);
+        // Parameter values may name connection values (e.g. a workspace id).
+        let query: Vec<(&String, String)> = query
+            .iter()
+            .map(|(k, v)| (k, Provider::expand(v, &self.values)))
+            .collect();
+        let mut builder = client.request(method, &url).query(&query);
         for (name, value) in &self.provider.headers {
             builder = builder.header(name, Provider::expand(value, &self.values));
         }
@@ -470,6 +477,7 @@ pub async fn call(
         &ApiCall {
             method,
             path,
+            link: false,
             query,
             body: None,
             headers: &[],
@@ -502,6 +510,9 @@ pub struct ApiCall<'a> {
     pub method: reqwest::Method,
     /// Path relative to the base URL (or an absolute URL on the provider's origin).
     pub path: &'a str,
+    /// Whether `path` is a link the provider gave (a next-page URL): resolved against
+    /// the base URL as a browser would (`/x` is on the base's host), not appended to it.
+    pub link: bool,
     /// Query parameters.
     pub query: &'a [(String, String)],
     /// JSON body.

@@ -83,9 +83,7 @@ pub async fn validate(
                 format!("Choose one of {}'s objects.", p.name),
             ),
             Some(o) => {
-                if spec.source.incremental
-                    && o.updated_since_param.as_deref().is_none_or(str::is_empty)
-                {
+                if spec.source.incremental && !o.reads_changes() {
                     errors.add(
                         "source.incremental",
                         format!(
@@ -502,11 +500,7 @@ async fn source_of(
     let object = provider_object(provider, object).ok_or_else(|| {
         AppError::BadRequest(format!("{} has no object '{object}'", provider.name))
     })?;
-    Ok(Source {
-        connection,
-        provider,
-        object,
-    })
+    Ok(Source::new(connection, provider, object))
 }
 
 /// One record of a dry run.

@@ -138,7 +138,14 @@ pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Runni
             tracing::warn!(error = %e, "cannot resolve SLUICE_PUBLIC_URL: calls to the sandbox will be refused unless SLUICE_OUTBOUND_ALLOW lists its address");
         }
     }
-    let outbound = Outbound::new(policy)?;
+    for route in &settings.provider_origins {
+        tracing::warn!(
+            vendor = %route.from.ascii_serialization(),
+            served_by = %route.to.origin().ascii_serialization(),
+            "SLUICE_PROVIDER_ORIGINS: calls to this vendor go to another server"
+        );
+    }
+    let outbound = Outbound::new(policy)?.with_routes(settings.provider_origins.clone());
     let keyring = Arc::new(Keyring::new(&master_key, &settings.previous_master_keys));
     let instance = format!(
         "{}-{}",

@@ -10,6 +10,7 @@ pub mod target;
 pub mod trigger;
 
 use crate::connectors::ConnectionError;
+use crate::connectors::catalogue::{ErrorAction, Provider};
 use crate::connectors::http::Fetched;
 use crate::domain::ErrorClass;
 use serde::Serialize;
@@ -25,8 +26,11 @@ pub struct Fault {
     pub phase: Phase,
     /// The provider's HTTP status, when it answered.
     pub status: Option<u16>,
-    /// The delay the provider asked for (`Retry-After`).
+    /// The delay the provider asked for (`Retry-After` and the like).
     pub retry_after: Option<Duration>,
+    /// Whether the provider said to slow down (a 429, or what its error rules call a
+    /// rate limit).
+    pub rate_limited: bool,
     /// What happened, for the run log.
     pub message: String,
 }
@@ -60,6 +64,7 @@ impl Fault {
             phase: Phase::Prepare,
             status: None,
             retry_after: None,
+            rate_limited: false,
             message: message.into(),
         }
     }
@@ -96,7 +101,7 @@ impl Fault {
     pub fn class(&self) -> ErrorClass {
         match (self.kind, self.status) {
             (FaultKind::Reauth, _) => ErrorClass::Auth,
-            (FaultKind::Retryable, Some(429)) => ErrorClass::RateLimited,
+            (FaultKind::Retryable, _) if self.rate_limited => ErrorClass::RateLimited,
             (FaultKind::Retryable, _) => ErrorClass::Unavailable,
             (FaultKind::Fatal, Some(400..=499)) => ErrorClass::Rejected,
             (FaultKind::Fatal, _) => ErrorClass::Config,
@@ -108,7 +113,42 @@ impl Fault {
         self.phase == Phase::Write
     }
 
-    /// Classifies a non-success HTTP answer to `what` (e.g. "writing customers").
+    /// What a provider's answer to `what` (e.g. "writing customers") means, when it is
+    /// not a plain success: the provider's error rules first (a 403 that is a rate
+    /// limit, a 200 that carries an error), then the status.
+    pub fn of_answer(
+        provider: &Provider,
+        phase: Phase,
+        what: &str,
+        fetched: &Fetched,
+    ) -> Option<Fault> {
+        let status = fetched.status.as_u16();
+        let action = provider
+            .errors
+            .iter()
+            .find(|rule| rule.matches(status, &fetched.body))
+            .map(|rule| rule.action);
+        match action {
+            None if fetched.status.is_success() => None,
+            None => Some(Fault::from_status(phase, what, fetched)),
+            Some(action) => {
+                let mut fault = Fault::from_status(phase, what, fetched);
+                fault.kind = match action {
+                    ErrorAction::RateLimit | ErrorAction::Retry => FaultKind::Retryable,
+                    ErrorAction::Reject => FaultKind::Fatal,
+                };
+                fault.rate_limited = action == ErrorAction::RateLimit;
+                fault.retry_after = fault
+                    .is_retryable()
+                    .then(|| fetched.retry_after())
+                    .flatten();
+                Some(fault)
+            }
+        }
+    }
+
+    /// Classifies a non-success HTTP answer to `what` (e.g. "writing customers") by its
+    /// status alone.
     pub fn from_status(phase: Phase, what: &str, fetched: &Fetched) -> Fault {
         let status = fetched.status;
         // Error bodies sometimes echo credentials: mask them before they reach the log.
@@ -116,8 +156,8 @@ impl Fault {
             &fetched.body[..fetched.body.len().min(300)],
         ));
         let message = format!("{what}: HTTP {} {}", status.as_u16(), detail.trim());
-        let retryable =
-            status.as_u16() == 429 || status.is_server_error() || status.as_u16() == 408;
+        let rate_limited = status.as_u16() == 429;
+        let retryable = rate_limited || status.is_server_error() || status.as_u16() == 408;
         Fault {
             kind: if retryable {
                 FaultKind::Retryable
@@ -127,6 +167,7 @@ impl Fault {
             phase,
             status: Some(status.as_u16()),
             retry_after: retryable.then(|| fetched.retry_after()).flatten(),
+            rate_limited,
             message,
         }
     }

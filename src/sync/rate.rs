@@ -6,7 +6,7 @@
 
 use crate::app::App;
 use crate::connectors::ConnectionError;
-use crate::connectors::catalogue::RateLimit;
+use crate::connectors::catalogue::{Provider, RateLimit};
 use crate::connectors::http::Fetched;
 use crate::connectors::session::{self, ApiCall};
 use crate::domain::{ConnectionId, TenantCtx};
@@ -64,13 +64,13 @@ pub fn forget_idle() {
 /// Calls a connection's API once its rate limit lets the call go out; with the call's
 /// duration in milliseconds, for the run log.
 pub async fn paced_call(
-    limit: Option<&RateLimit>,
+    provider: &Provider,
     app: &App,
     ctx: &TenantCtx,
     connection: ConnectionId,
     call: &ApiCall<'_>,
 ) -> (Result<Fetched, ConnectionError>, u64) {
-    acquire(connection, limit).await;
+    acquire(connection, provider.rate_limit.as_ref()).await;
     let started = Instant::now();
     let fetched = session::call_with(app, ctx, connection, call).await;
     (fetched, started.elapsed().as_millis() as u64)

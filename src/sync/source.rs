@@ -8,6 +8,7 @@ use crate::domain::{ConnectionId, TenantCtx};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use serde_json_path::JsonPath;
+use std::sync::Mutex;
 
 /// A source object of a connection.
 pub struct Source {
@@ -17,6 +18,9 @@ pub struct Source {
     pub provider: &'static Provider,
     /// Object.
     pub object: &'static ObjectSpec,
+    /// The last page read: where it started and a fingerprint of its body, to catch a
+    /// provider that answers a new request with the page it just gave.
+    last_read: Mutex<Option<(Option<Resume>, u64)>>,
 }
 
 /// Where the next page starts: the checkpoint stored after each committed page.
@@ -29,7 +33,8 @@ pub enum Resume {
     Offset(u64),
     /// Page number (first page is 1).
     Page(u64),
-    /// The absolute next-page URL from a `Link` header.
+    /// The next page's URL, from a `Link` header or the body (absolute, or relative to
+    /// the base URL).
     Url(String),
     /// The last page is committed; only finishing the run is left.
     End,
@@ -48,10 +53,57 @@ pub struct Page {
 }
 
 impl Source {
+    /// The source `object` of `provider` at `connection`.
+    pub fn new(
+        connection: ConnectionId,
+        provider: &'static Provider,
+        object: &'static ObjectSpec,
+    ) -> Self {
+        Source {
+            connection,
+            provider,
+            object,
+            last_read: Mutex::new(None),
+        }
+    }
+
     /// Page size: the provider's default, capped by the caller.
     pub fn page_size(&self, cap: Option<u32>) -> u32 {
         let size = self.provider.pagination.page_size.unwrap_or(100);
         cap.map_or(size, |c| size.min(c)).max(1)
+    }
+
+    /// The query of the first page's request (later pages add their position):
+    /// `list_params`, on incremental runs laid over by `incremental_params`, with
+    /// `{since}` and `{page_size}` filled in.
+    fn first_query(&self, since: Option<&str>, page_size: u32) -> Vec<(String, String)> {
+        let paging = &self.provider.pagination;
+        let object = self.object;
+        let since = since.map(|s| since_text(s, object.since_format.as_deref()));
+        let mut params = object.list_params.clone();
+        if since.is_some() {
+            params.extend(object.incremental_params.clone());
+        }
+        let mut query: Vec<(String, String)> = params
+            .into_iter()
+            .map(|(k, v)| {
+                let v = v.replace("{page_size}", &page_size.to_string());
+                let v = match &since {
+                    Some(since) => v.replace("{since}", since),
+                    None => v,
+                };
+                (k, v)
+            })
+            .collect();
+        if let Some(p) = &paging.limit_param {
+            query.push((p.clone(), page_size.to_string()));
+        }
+        if let (Some(p), Some(since)) = (&object.updated_since_param, &since)
+            && !p.is_empty()
+        {
+            query.push((p.clone(), since.clone()));
+        }
+        query
     }
 
     /// Fetches one page. `since` filters by last modified when the object supports it.
@@ -64,26 +116,13 @@ impl Source {
         page_size: u32,
     ) -> Result<Page, Fault> {
         let paging = &self.provider.pagination;
-        let mut query: Vec<(String, String)> = Vec::new();
+        let mut query = Vec::new();
         let mut path = self.object.list_path.clone();
         if let Some(Resume::Url(url)) = resume {
             // The provider's next link already carries every parameter.
             path = url.clone();
         } else {
-            query.extend(
-                self.object
-                    .list_params
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone())),
-            );
-            if let Some(p) = &paging.limit_param {
-                query.push((p.clone(), page_size.to_string()));
-            }
-            if let (Some(p), Some(since)) = (&self.object.updated_since_param, since)
-                && !p.is_empty()
-            {
-                query.push((p.clone(), since.to_owned()));
-            }
+            query = self.first_query(since, page_size);
             match (paging.style, resume) {
                 (PaginationStyle::Cursor, Some(Resume::Cursor(c))) => {
                     if let Some(p) = &paging.cursor_param {
@@ -108,13 +147,14 @@ impl Source {
             }
         }
         let (fetched, ms) = rate::paced_call(
-            self.provider.rate_limit.as_ref(),
+            self.provider,
             app,
             ctx,
             self.connection,
             &ApiCall {
                 method: reqwest::Method::GET,
                 path: &path,
+                link: matches!(resume, Some(Resume::Url(_))),
                 query: &query,
                 body: None,
                 headers: &[],
@@ -123,11 +163,24 @@ impl Source {
         .await;
         let fetched = fetched?;
         let what = format!("reading {}", self.object.name);
-        if !fetched.status.is_success() {
-            return Err(Fault::from_status(Phase::Read, &what, &fetched));
+        if let Some(fault) = Fault::of_answer(self.provider, Phase::Read, &what, &fetched) {
+            return Err(fault);
         }
+        let fingerprint = fingerprint(&fetched.body);
         let body: Json = serde_json::from_slice(&fetched.body)
             .map_err(|e| Fault::fatal(format!("{what}: the answer is not JSON ({e})")))?;
+        let more = paging
+            .has_more_path
+            .as_deref()
+            .is_none_or(|p| first(&body, p) == Some(Json::Bool(true)))
+            && paging
+                .done_path
+                .as_deref()
+                .is_none_or(|p| first(&body, p) != Some(Json::Bool(true)));
+        let next_url = paging
+            .next_url_path
+            .as_deref()
+            .and_then(|p| first(&body, p));
         let Read {
             records,
             cursor,
@@ -146,14 +199,8 @@ impl Source {
         })?;
         let full = records.len() as u64 >= u64::from(page_size);
         let next = match paging.style {
-            PaginationStyle::Cursor => cursor
-                .and_then(|v| match v {
-                    Json::String(s) if !s.is_empty() => Some(s),
-                    Json::Number(n) => Some(n.to_string()),
-                    _ => None,
-                })
-                .filter(|_| !records.is_empty())
-                .map(Resume::Cursor),
+            PaginationStyle::Cursor => cursor.and_then(text).map(Resume::Cursor),
+            PaginationStyle::NextUrl => next_url.and_then(text).map(Resume::Url),
             PaginationStyle::Offset => full.then(|| {
                 let before = match resume {
                     Some(Resume::Offset(n)) => *n,
@@ -176,7 +223,10 @@ impl Source {
                 .find_map(next_link)
                 .map(Resume::Url),
             PaginationStyle::None => None,
-        };
+        }
+        // An empty page ends the read whatever else it says.
+        .filter(|_| more && !records.is_empty());
+        self.refuse_repeat(resume, next.as_ref(), fingerprint, records.is_empty())?;
         Ok(Page {
             exchange: Exchange {
                 method: "GET".into(),
@@ -190,6 +240,73 @@ impl Source {
             total,
         })
     }
+
+    /// Fails the run when paging would go round in circles: the next request would be
+    /// the one just sent (a cursor or next URL that did not advance), or a new request
+    /// got the very page the one before it got (a provider ignoring the position).
+    /// Without this, such a provider keeps a run reading forever.
+    fn refuse_repeat(
+        &self,
+        resume: Option<&Resume>,
+        next: Option<&Resume>,
+        fingerprint: u64,
+        empty: bool,
+    ) -> Result<(), Fault> {
+        let name = format!("{} {}", self.provider.name, self.object.name);
+        if next.is_some() && next == resume {
+            return Err(Fault::fatal(format!(
+                "{name}: the provider gave the same next-page position it was just asked \
+                 for, so the next request would repeat the last one; the run stopped \
+                 instead of reading the same page forever"
+            )));
+        }
+        let Ok(mut last) = self.last_read.lock() else {
+            return Ok(());
+        };
+        let repeated = matches!(
+            &*last,
+            Some((before, print)) if before.as_ref() != resume && *print == fingerprint
+        );
+        *last = Some((resume.cloned(), fingerprint));
+        if repeated && !empty {
+            return Err(Fault::fatal(format!(
+                "{name}: the provider answered the request for the next page with the \
+                 page before it; the run stopped instead of reading the same page forever"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A next-page position as text: a non-empty string, or a number.
+fn text(value: Json) -> Option<String> {
+    match value {
+        Json::String(s) if !s.is_empty() => Some(s),
+        Json::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// `since` as the provider wants it: reformatted in UTC when the object says how, else
+/// as read from the records (a value that is not a time is sent as it is).
+fn since_text(since: &str, format: Option<&str>) -> String {
+    let Some(format) = format else {
+        return since.to_owned();
+    };
+    let parsed = chrono::DateTime::parse_from_rfc3339(since)
+        .or_else(|_| chrono::DateTime::parse_from_str(since, "%Y-%m-%dT%H:%M:%S%.f%z"));
+    match parsed {
+        Ok(at) => at.with_timezone(&chrono::Utc).format(format).to_string(),
+        Err(_) => since.to_owned(),
+    }
+}
+
+/// A cheap fingerprint of a page's body.
+fn fingerprint(body: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut h);
+    h.finish()
 }
 
 /// What a page's body holds.
@@ -307,6 +424,77 @@ mod tests {
         assert_eq!(read.records.len(), 2);
         assert_eq!(read.cursor, Some(json!("cus_2")));
         assert_eq!(read.total, Some(9));
+    }
+
+    fn salesforce_accounts() -> Source {
+        let provider = crate::connectors::catalogue::get("salesforce").unwrap();
+        Source::new(ConnectionId::new(), provider, &provider.objects[0])
+    }
+
+    #[test]
+    fn a_position_that_does_not_advance_stops_the_read() {
+        let source = salesforce_accounts();
+        let url = Resume::Url("/services/data/v66.0/query/01g-2000".into());
+        assert!(source.refuse_repeat(None, Some(&url), 1, false).is_ok());
+        let fault = source
+            .refuse_repeat(Some(&url), Some(&url), 2, false)
+            .unwrap_err();
+        assert!(!fault.is_retryable());
+        assert!(
+            fault.message().starts_with("Salesforce Accounts:"),
+            "{}",
+            fault.message()
+        );
+        let cursor = Resume::Cursor("abc".into());
+        assert!(
+            salesforce_accounts()
+                .refuse_repeat(Some(&cursor), Some(&cursor), 3, false)
+                .is_err(),
+            "a cursor that does not advance"
+        );
+    }
+
+    #[test]
+    fn a_page_answered_again_for_a_new_request_stops_the_read() {
+        let source = salesforce_accounts();
+        let (second, third) = (Resume::Page(2), Resume::Page(3));
+        assert!(source.refuse_repeat(None, Some(&second), 7, false).is_ok());
+        // A retry of the same request may get the same page.
+        assert!(source.refuse_repeat(None, Some(&second), 7, false).is_ok());
+        let fault = source
+            .refuse_repeat(Some(&second), Some(&third), 7, false)
+            .unwrap_err();
+        assert!(
+            fault.message().contains("the page before it"),
+            "{}",
+            fault.message()
+        );
+        // Two empty pages in a row are just the end.
+        let other = super::Source::new(ConnectionId::new(), source.provider, source.object);
+        assert!(other.refuse_repeat(None, None, 9, true).is_ok());
+        assert!(other.refuse_repeat(Some(&second), None, 9, true).is_ok());
+    }
+
+    #[test]
+    fn since_is_rewritten_in_the_providers_format() {
+        let soql = Some("%Y-%m-%dT%H:%M:%SZ");
+        assert_eq!(
+            since_text("2026-01-01T01:23:20.000+0000", soql),
+            "2026-01-01T01:23:20Z"
+        );
+        assert_eq!(
+            since_text("2026-01-01T02:00:00+01:00", soql),
+            "2026-01-01T01:00:00Z"
+        );
+        assert_eq!(
+            since_text("1767230000", soql),
+            "1767230000",
+            "not a time: as read"
+        );
+        assert_eq!(
+            since_text("2026-01-01T01:23:20.000+0000", None),
+            "2026-01-01T01:23:20.000+0000"
+        );
     }
 
     #[test]

@@ -130,7 +130,7 @@ impl Target {
         let ok = match mode {
             WriteMode::Create => object.write_path.is_some() || object.batch_path.is_some(),
             WriteMode::Update => object.update_path.is_some() || batch_any_mode,
-            WriteMode::Upsert => batch_any_mode,
+            WriteMode::Upsert => batch_any_mode || object.upsert_path.is_some(),
         };
         (!ok).then(|| {
             format!(
@@ -331,13 +331,14 @@ impl Target {
             })
             .collect();
         let (fetched, ms) = rate::paced_call(
-            self.provider.rate_limit.as_ref(),
+            self.provider,
             app,
             ctx,
             self.connection,
             &ApiCall {
                 method: reqwest::Method::GET,
                 path: &path,
+                link: false,
                 query: &query,
                 body: None,
                 headers: &[],
@@ -355,9 +356,8 @@ impl Target {
         if fetched.status == reqwest::StatusCode::NOT_FOUND {
             return Ok((None, exchange));
         }
-        if !fetched.status.is_success() {
-            let what = format!("looking up {}", self.object.name);
-            let fault = Fault::from_status(Phase::Write, &what, &fetched);
+        let what = format!("looking up {}", self.object.name);
+        if let Some(fault) = Fault::of_answer(self.provider, Phase::Write, &what, &fetched) {
             return match fault.kind {
                 FaultKind::Fatal => Ok((None, exchange)),
                 _ => Err(fault),
@@ -398,6 +398,7 @@ impl Target {
     fn prepare(&self, mode: &str, item: &Item) -> Map<String, Json> {
         let mut record = item.record.clone();
         if mode == "update"
+            && self.object.update_id_in_body
             && let Some(id) = &item.dest_id
         {
             record.insert(self.object.id_field.clone(), Json::String(id.clone()));
@@ -436,13 +437,14 @@ impl Target {
         }
         let body = Json::Object(body);
         let (fetched, ms) = rate::paced_call(
-            self.provider.rate_limit.as_ref(),
+            self.provider,
             app,
             ctx,
             self.connection,
             &ApiCall {
                 method: reqwest::Method::POST,
                 path,
+                link: false,
                 query: &[],
                 body: Some(&body),
                 headers: &[("Idempotency-Key", key.to_owned())],
@@ -458,8 +460,7 @@ impl Target {
             records: group.len(),
         });
         let what = format!("writing {}", self.object.name);
-        if !fetched.status.is_success() {
-            let fault = Fault::from_status(Phase::Write, &what, &fetched);
+        if let Some(fault) = Fault::of_answer(self.provider, Phase::Write, &what, &fetched) {
             // A whole batch refused for its content (some APIs refuse all for one bad
             // record): halve it until the refused records stand alone. About 2·log2(n)
             // calls per bad record, where one call per record would cost n.
@@ -527,62 +528,27 @@ impl Target {
     ) -> Result<Vec<Outcome>, Fault> {
         let mut outcomes = Vec::with_capacity(group.len());
         for (i, item) in group.iter().enumerate() {
-            let record = self.prepare(mode, item);
-            let (method, path) = match mode {
-                "create" => (reqwest::Method::POST, self.object.write_path.clone()),
-                "update" => {
-                    let id = item.dest_id.clone().or_else(|| {
-                        record.get(&self.key_field).and_then(|v| match v {
-                            Json::String(s) => Some(s.clone()),
-                            Json::Number(n) => Some(n.to_string()),
-                            _ => None,
-                        })
-                    });
-                    let Some(id) = id else {
-                        outcomes.push(Outcome::Rejected(format!(
-                            "no {} to find the record to update",
-                            self.key_field
-                        )));
-                        continue;
-                    };
-                    let method = self
-                        .object
-                        .update_method
-                        .as_deref()
-                        .and_then(|m| m.parse().ok())
-                        .unwrap_or(reqwest::Method::PATCH);
-                    (
-                        method,
-                        self.object.update_path.as_ref().map(|p| {
-                            p.replace(
-                                "{id}",
-                                &url::form_urlencoded::byte_serialize(id.as_bytes())
-                                    .collect::<String>(),
-                            )
-                        }),
-                    )
+            let mut record = self.prepare(mode, item);
+            let (method, path, shown) = match self.address(mode, item, &mut record) {
+                Ok(address) => address,
+                Err(why) => {
+                    outcomes.push(Outcome::Rejected(why));
+                    continue;
                 }
-                _ => (reqwest::Method::POST, None),
-            };
-            let Some(path) = path else {
-                outcomes.push(Outcome::Rejected(format!(
-                    "cannot {mode} {}",
-                    self.object.name
-                )));
-                continue;
             };
             let body = match &self.object.write_body_key {
                 Some(k) => json!({ k: record }),
                 None => Json::Object(record),
             };
             let (fetched, ms) = rate::paced_call(
-                self.provider.rate_limit.as_ref(),
+                self.provider,
                 app,
                 ctx,
                 self.connection,
                 &ApiCall {
                     method: method.clone(),
                     path: &path,
+                    link: false,
                     query: &[],
                     body: Some(&body),
                     headers: &[("Idempotency-Key", format!("{key}-{i}"))],
@@ -592,39 +558,109 @@ impl Target {
             let fetched = answered(suspect, fetched)?;
             exchanges.push(Exchange {
                 method: method.to_string(),
-                path: self
-                    .object
-                    .update_path
-                    .clone()
-                    .filter(|_| mode == "update")
-                    .unwrap_or(path),
+                path: shown,
                 status: fetched.status.as_u16(),
                 ms,
                 records: 1,
             });
-            if fetched.status.is_success() {
-                let answer: Json = serde_json::from_slice(&fetched.body).unwrap_or(Json::Null);
-                let id = answer
-                    .get(&self.object.id_field)
-                    .or_else(|| {
-                        self.object
-                            .write_body_key
-                            .as_ref()
-                            .and_then(|k| answer.get(k))
-                            .and_then(|inner| inner.get(&self.object.id_field))
-                    })
-                    .and_then(id_text);
-                outcomes.push(Outcome::Written(id));
-            } else {
-                let what = format!("writing {}", self.object.name);
-                let fault = Fault::from_status(Phase::Write, &what, &fetched);
-                match fault.kind {
-                    FaultKind::Fatal => outcomes.push(Outcome::Rejected(fault.message)),
-                    _ => return Err(fault),
+            let what = format!("writing {}", self.object.name);
+            match Fault::of_answer(self.provider, Phase::Write, &what, &fetched) {
+                None => {
+                    let answer: Json = serde_json::from_slice(&fetched.body).unwrap_or(Json::Null);
+                    let id = self
+                        .created_id(&answer)
+                        .or_else(|| item.dest_id.clone().filter(|_| mode == "update"));
+                    outcomes.push(Outcome::Written(id));
                 }
+                Some(fault) if fault.kind == FaultKind::Fatal => {
+                    outcomes.push(Outcome::Rejected(fault.message));
+                }
+                Some(fault) => return Err(fault),
             }
         }
         Ok(outcomes)
+    }
+
+    /// Where one record is written in `mode`: method, path, and the path as the run
+    /// log shows it (the template, without record values). The record's address leaves
+    /// its body: APIs refuse the id (or the external id of an upsert) among the fields.
+    fn address(
+        &self,
+        mode: &str,
+        item: &Item,
+        record: &mut Map<String, Json>,
+    ) -> Result<(reqwest::Method, String, String), String> {
+        let object = self.object;
+        let encoded =
+            |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let method_of = |declared: &Option<String>, default: reqwest::Method| {
+            declared
+                .as_deref()
+                .and_then(|m| m.parse().ok())
+                .unwrap_or(default)
+        };
+        let cannot = || format!("cannot {mode} {}", object.name);
+        match mode {
+            "create" => {
+                let path = object.write_path.clone().ok_or_else(cannot)?;
+                Ok((reqwest::Method::POST, path.clone(), path))
+            }
+            "update" => {
+                let template = object.update_path.clone().ok_or_else(cannot)?;
+                let from_key = record.get(&self.key_field).and_then(id_text);
+                let id =
+                    item.dest_id.clone().or(from_key).ok_or_else(|| {
+                        format!("no {} to find the record to update", self.key_field)
+                    })?;
+                if self.key_field == object.id_field && !object.update_id_in_body {
+                    record.remove(&self.key_field);
+                }
+                let path = template.replace("{id}", &encoded(&id));
+                Ok((
+                    method_of(&object.update_method, reqwest::Method::PATCH),
+                    path,
+                    template,
+                ))
+            }
+            "upsert" => {
+                let template = object.upsert_path.clone().ok_or_else(cannot)?;
+                let value = record
+                    .remove(&self.key_field)
+                    .as_ref()
+                    .and_then(id_text)
+                    .ok_or_else(|| format!("no {} to upsert by", self.key_field))?;
+                let path = template
+                    .replace("{field}", &encoded(&self.key_field))
+                    .replace("{value}", &encoded(&value));
+                Ok((
+                    method_of(&object.upsert_method, reqwest::Method::PATCH),
+                    path,
+                    template,
+                ))
+            }
+            _ => Err(cannot()),
+        }
+    }
+
+    /// The id the destination gave a record it wrote, if its answer says.
+    fn created_id(&self, answer: &Json) -> Option<String> {
+        if let Some(path) = &self.object.created_id_path {
+            return JsonPath::parse(path)
+                .ok()?
+                .query(answer)
+                .first()
+                .and_then(id_text);
+        }
+        answer
+            .get(&self.object.id_field)
+            .or_else(|| {
+                self.object
+                    .write_body_key
+                    .as_ref()
+                    .and_then(|k| answer.get(k))
+                    .and_then(|inner| inner.get(&self.object.id_field))
+            })
+            .and_then(id_text)
     }
 }
 

@@ -22,6 +22,7 @@ mod jobs;
 mod key_rotation;
 mod layering;
 mod ops;
+mod providers;
 mod sandbox;
 mod secrets;
 mod support;

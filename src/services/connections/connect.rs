@@ -149,6 +149,8 @@ pub async fn begin(
             let (url, verifier) = target
                 .authorize_url(&state, &provider.auth.scopes)
                 .map_err(|e| AppError::BadRequest(e.to_string()))?;
+            // The browser goes where the token call will go (SLUICE_PROVIDER_ORIGINS).
+            let url = app.outbound.destination(&url);
             let verifier_enc = app.keyring.encrypt(
                 verifier
                     .as_ref()
@@ -244,6 +246,7 @@ pub async fn begin(
                 refresh_token: None,
                 expires_in: None,
                 scopes: None,
+                extra: serde_json::Value::Null,
             };
             if let Some(link_id) = link
                 && !app.store.claim_connect_link(ctx, link_id).await?
@@ -572,6 +575,8 @@ pub async fn callback(
             ));
         }
     };
+    // Values only the token response knows (e.g. the instance every call goes to).
+    config.extend(tokens.values(provider));
     let reconnect = row.connection_id;
     let id = save_connection(
         app,

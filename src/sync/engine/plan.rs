@@ -63,11 +63,11 @@ impl Runner<'_> {
                 .map_err(|e| Fault::fatal(format!("the mapping does not compile: {e}")))?,
         );
         let source_provider = self.provider_of(spec.source.connection_id).await?;
-        let source = Source {
-            connection: spec.source.connection_id,
-            provider: source_provider,
-            object: object_of(source_provider, &spec.source.object)?,
-        };
+        let source = Source::new(
+            spec.source.connection_id,
+            source_provider,
+            object_of(source_provider, &spec.source.object)?,
+        );
         let target_provider = self.provider_of(spec.destination.connection_id).await?;
         self.providers = Some((&source_provider.id, &target_provider.id));
         let target = Target {

@@ -1,0 +1,224 @@
+//! Contract suites: each provider of the catalogue against a local fake of its vendor's
+//! API. A fake serves the vendor's documented shapes (token response, pages, write
+//! answers, rate limits, errors) and refuses what the real API would refuse (wrong
+//! encoding, envelope, header or paging parameter), so a passing suite says Sluice talks
+//! to the vendor as the vendor expects. Each fake names the documents its shapes come
+//! from. Sluice reaches the fakes through `SLUICE_PROVIDER_ORIGINS`.
+
+mod salesforce;
+
+use crate::common::{Client, TestApp, continue_url};
+use actix_web::{App as ActixApp, HttpRequest, HttpResponse, HttpServer, web};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// A request as the fake saw it.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    /// Header names in lower case.
+    pub headers: BTreeMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    pub fn form(&self) -> BTreeMap<String, String> {
+        url::form_urlencoded::parse(&self.body)
+            .into_owned()
+            .collect()
+    }
+}
+
+/// The fake's answer.
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn json(status: u16, body: serde_json::Value) -> Answer {
+        Answer {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.to_string(),
+        }
+    }
+
+    pub fn empty(status: u16) -> Answer {
+        Answer {
+            status,
+            headers: Vec::new(),
+            body: String::new(),
+        }
+    }
+
+    pub fn redirect(to: &str) -> Answer {
+        Answer {
+            status: 302,
+            headers: vec![("location".into(), to.into())],
+            body: String::new(),
+        }
+    }
+}
+
+type Handler = Arc<dyn Fn(&Request) -> Answer + Send + Sync>;
+
+/// A vendor's API on loopback, answering through one handler and keeping every request.
+pub struct Fake {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    log: Arc<Mutex<Vec<Request>>>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Fake {
+    pub async fn start(handler: impl Fn(&Request) -> Answer + Send + Sync + 'static) -> Fake {
+        let handler: Handler = Arc::new(handler);
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let kept = log.clone();
+        let server = HttpServer::new(move || {
+            let handler = handler.clone();
+            let kept = kept.clone();
+            ActixApp::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
+                let handler = handler.clone();
+                let kept = kept.clone();
+                async move {
+                    let request = Request {
+                        method: req.method().to_string(),
+                        path: req.path().to_owned(),
+                        query: url::form_urlencoded::parse(req.query_string().as_bytes())
+                            .into_owned()
+                            .collect(),
+                        headers: req
+                            .headers()
+                            .iter()
+                            .map(|(k, v)| {
+                                (
+                                    k.as_str().to_lowercase(),
+                                    v.to_str().unwrap_or_default().to_owned(),
+                                )
+                            })
+                            .collect(),
+                        body: body.to_vec(),
+                    };
+                    let answer = handler(&request);
+                    kept.lock().unwrap().push(request);
+                    let mut response = HttpResponse::build(
+                        actix_web::http::StatusCode::from_u16(answer.status).unwrap(),
+                    );
+                    for (name, value) in &answer.headers {
+                        response.insert_header((name.as_str(), value.as_str()));
+                    }
+                    response.body(answer.body)
+                }
+            }))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Fake { base, log, handle }
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<Request> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The requests to paths starting with `prefix`.
+    pub fn requests_to(&self, prefix: &str) -> Vec<Request> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path.starts_with(prefix))
+            .collect()
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        tokio::spawn(async move { handle.stop(false).await });
+    }
+}
+
+/// A Sluice whose calls to the vendor origins go to `fake`.
+pub async fn sluice_for(fake: &Fake, vendor_origins: &[&str], extra: &[(&str, &str)]) -> TestApp {
+    let routes: Vec<String> = vendor_origins
+        .iter()
+        .map(|origin| format!("{origin}={}", fake.base))
+        .collect();
+    let routes = routes.join(",");
+    let mut settings = vec![
+        ("SLUICE_PROVIDER_ORIGINS", routes.as_str()),
+        ("SLUICE_OUTBOUND_ALLOW", "127.0.0.1/32"),
+    ];
+    settings.extend_from_slice(extra);
+    TestApp::spawn_with(&settings).await
+}
+
+/// Registers the tenant's OAuth app for `provider`, connects through the vendor's
+/// consent (the fake approves at once and redirects back), and returns the connection
+/// id.
+pub async fn connect_oauth(
+    admin: &Client,
+    provider: &str,
+    client_id: &str,
+    client_secret: &str,
+    fields: &[(&str, &str)],
+) -> String {
+    let saved = admin
+        .post_form(
+            &format!("/settings/oauth-apps/{provider}"),
+            &[("client_id", client_id), ("client_secret", client_secret)],
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let start = admin
+        .post_form(&format!("/connections/new/{provider}"), fields)
+        .await;
+    assert_eq!(start.status, 200, "{}", start.body);
+    let consent = continue_url(&start);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = http.get(&consent).send().await.unwrap();
+    assert_eq!(answer.status().as_u16(), 302, "the vendor's consent");
+    let back = url::Url::parse(answer.headers()["location"].to_str().unwrap()).unwrap();
+    let done = admin
+        .get(&format!(
+            "{}?{}",
+            back.path(),
+            back.query().unwrap_or_default()
+        ))
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let page = admin.get(done.location()).await;
+    assert!(page.body.contains("connected"), "{}", page.body);
+    done.location()
+        .trim_start_matches("/connections/")
+        .to_owned()
+}
