@@ -302,10 +302,70 @@ pub struct ObjectSpec {
     /// Body key carrying the write mode (create, update, upsert) of a batch, for APIs
     /// whose one batch endpoint does all three.
     pub batch_mode_key: Option<String>,
-    /// JSONPath to the per-record results of a batch, in request order.
+    /// JSONPath to the per-record results of a batch, in request order unless
+    /// `batch_trace_field` says how to match them.
     pub batch_results_path: Option<String>,
+    /// Each batch item per mode (`create`, `update`, `upsert`), as a JSON template:
+    /// `"{record}"` is the mapped record, `"{id}"` the destination id, `"{field}"` and
+    /// `"{value}"` the key field and its value, `"{trace}"` the item's position. Without
+    /// one, items are the records themselves. `{mode}` in `batch_path` names the mode.
+    #[serde(default)]
+    pub batch_item: BTreeMap<String, serde_json::Value>,
+    /// A field each item carries `{trace}` in and each result echoes, for APIs whose
+    /// results come in any order (HubSpot's `objectWriteTraceId`).
+    pub batch_trace_field: Option<String>,
+    /// How incremental runs read, when the list endpoint cannot filter by last change
+    /// (a search endpoint taking a JSON body).
+    pub search: Option<SearchSpec>,
     /// How to find a record by the value of one of its fields.
     pub lookup: Option<LookupSpec>,
+}
+
+/// Reading the records changed since a time through a search endpoint: one request
+/// with a JSON body, paged by a cursor inside that body.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchSpec {
+    /// Method (default POST).
+    #[serde(default = "post")]
+    pub method: String,
+    /// Path relative to the base URL.
+    pub path: String,
+    /// The JSON body: `{since}` inside a string, `{page_size}` as a number.
+    pub body: String,
+    /// Body key carrying the cursor of the next page (the provider's `cursor_path`).
+    pub cursor_key: String,
+}
+
+fn post() -> String {
+    "POST".into()
+}
+
+impl SearchSpec {
+    /// The body of a request for the records changed since `since`, `page_size` at a
+    /// time, from `cursor` on. None when the template is not JSON once filled in.
+    pub fn body(
+        &self,
+        since: &str,
+        page_size: u32,
+        cursor: Option<&str>,
+    ) -> Option<serde_json::Value> {
+        // `since` lands inside a JSON string: escape it as one.
+        let since = serde_json::to_string(since).ok()?;
+        let since = since.trim_matches('"');
+        let text = self
+            .body
+            .replace("{since}", since)
+            .replace("{page_size}", &page_size.to_string());
+        let mut body: serde_json::Value = serde_json::from_str(&text).ok()?;
+        if let (Some(cursor), Some(map)) = (cursor, body.as_object_mut()) {
+            map.insert(
+                self.cursor_key.clone(),
+                serde_json::Value::String(cursor.to_owned()),
+            );
+        }
+        Some(body)
+    }
 }
 
 /// Finding one record by a field's value (`GET`). A create whose outcome is unknown (a
@@ -328,12 +388,23 @@ pub struct LookupSpec {
 }
 
 impl ObjectSpec {
+    /// Whether records are written in batches in `mode` ("create", "update",
+    /// "upsert"): a batch endpoint for creates, one that is told the mode, or one per
+    /// mode.
+    pub fn batches(&self, mode: &str) -> bool {
+        self.batch_path.as_ref().is_some_and(|path| {
+            mode == "create" || self.batch_mode_key.is_some() || path.contains("{mode}")
+        })
+    }
+
     /// Whether a read can ask for only the records changed since a time (incremental
     /// syncs): by a query parameter, or `{since}` in the incremental parameters.
     pub fn reads_changes(&self) -> bool {
-        self.updated_since_param
-            .as_deref()
-            .is_some_and(|p| !p.is_empty())
+        self.search.is_some()
+            || self
+                .updated_since_param
+                .as_deref()
+                .is_some_and(|p| !p.is_empty())
             || self
                 .incremental_params
                 .values()

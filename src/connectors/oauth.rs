@@ -187,8 +187,9 @@ struct RawTokenResponse {
     refresh_token: Option<RefreshToken>,
     #[serde(default)]
     expires_in: Option<serde_json::Value>,
+    /// A string (space- or comma-separated) or an array.
     #[serde(default)]
-    scope: Option<String>,
+    scope: Option<serde_json::Value>,
     #[serde(flatten)]
     extra: serde_json::Map<String, serde_json::Value>,
 }
@@ -200,12 +201,22 @@ impl From<RawTokenResponse> for LenientTokenResponse {
             Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
             _ => None,
         };
-        let scopes = raw.scope.map(|s| {
-            s.split(|c: char| c.is_whitespace() || c == ',')
-                .filter(|p| !p.is_empty())
-                .map(|p| Scope::new(p.to_owned()))
-                .collect()
-        });
+        let scopes = match raw.scope {
+            Some(serde_json::Value::String(s)) => Some(
+                s.split(|c: char| c.is_whitespace() || c == ',')
+                    .filter(|p| !p.is_empty())
+                    .map(|p| Scope::new(p.to_owned()))
+                    .collect(),
+            ),
+            Some(serde_json::Value::Array(items)) => Some(
+                items
+                    .iter()
+                    .filter_map(|v| v.as_str())
+                    .map(|p| Scope::new(p.to_owned()))
+                    .collect(),
+            ),
+            _ => None,
+        };
         LenientTokenResponse {
             access_token: raw.access_token,
             refresh_token: raw.refresh_token.filter(|t| !t.secret().is_empty()),
@@ -436,5 +447,48 @@ fn map_error(
         RequestTokenError::Request(e) => OAuthError::Outbound(e),
         RequestTokenError::Parse(_, _) => OAuthError::Malformed,
         RequestTokenError::Other(m) => OAuthError::Provider(m.chars().take(200).collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> LenientTokenResponse {
+        serde_json::from_str(text).expect("a token response")
+    }
+
+    #[test]
+    fn token_responses_are_read_as_vendors_send_them() {
+        // Shopify: no token_type, scopes comma-separated.
+        let shopify = read(r#"{"access_token":"shpat_x","scope":"read_products,write_orders"}"#);
+        assert_eq!(shopify.access_token().secret(), "shpat_x");
+        assert_eq!(shopify.scopes().map(Vec::len), Some(2));
+        assert_eq!(shopify.expires_in(), None);
+        // HubSpot: lower-case bearer, scopes as an array, extra fields.
+        let hubspot = read(
+            r#"{"token_type":"bearer","access_token":"a","refresh_token":"r","expires_in":1800,"hub_id":62515,"scopes":["oauth"]}"#,
+        );
+        assert_eq!(hubspot.expires_in(), Some(Duration::from_secs(1800)));
+        assert!(hubspot.refresh_token().is_some());
+        assert_eq!(hubspot.extra["hub_id"], 62515);
+        // expires_in as a string; an empty refresh token is none.
+        let odd = read(r#"{"access_token":"a","expires_in":"3600","refresh_token":""}"#);
+        assert_eq!(odd.expires_in(), Some(Duration::from_secs(3600)));
+        assert!(odd.refresh_token().is_none());
+        assert!(
+            serde_json::from_str::<LenientTokenResponse>(r#"{"token_type":"Bearer"}"#).is_err()
+        );
+    }
+
+    #[test]
+    fn declared_token_values_are_kept_and_nothing_else() {
+        let provider = crate::connectors::catalogue::get("salesforce").unwrap();
+        let tokens = token_set(&read(
+            r#"{"access_token":"a","instance_url":"https://acme.my.salesforce.com","id_token":"secret"}"#,
+        ));
+        let values = tokens.values(provider);
+        assert_eq!(values.len(), 1);
+        assert_eq!(values["instance_url"], "https://acme.my.salesforce.com");
     }
 }

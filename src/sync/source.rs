@@ -118,7 +118,24 @@ impl Source {
         let paging = &self.provider.pagination;
         let mut query = Vec::new();
         let mut path = self.object.list_path.clone();
-        if let Some(Resume::Url(url)) = resume {
+        let mut method = reqwest::Method::GET;
+        let mut body = None;
+        if let (Some(search), Some(since)) = (&self.object.search, since) {
+            // Changes only: the search endpoint, paged inside its body.
+            let since = since_text(since, self.object.since_format.as_deref());
+            let cursor = match resume {
+                Some(Resume::Cursor(c)) => Some(c.as_str()),
+                _ => None,
+            };
+            path = search.path.clone();
+            method = search.method.parse().unwrap_or(reqwest::Method::POST);
+            body = Some(search.body(&since, page_size, cursor).ok_or_else(|| {
+                Fault::fatal(format!(
+                    "{} {}: the search body is not JSON",
+                    self.provider.name, self.object.name
+                ))
+            })?);
+        } else if let Some(Resume::Url(url)) = resume {
             // The provider's next link already carries every parameter.
             path = url.clone();
         } else {
@@ -152,11 +169,11 @@ impl Source {
             ctx,
             self.connection,
             &ApiCall {
-                method: reqwest::Method::GET,
+                method: method.clone(),
                 path: &path,
                 link: matches!(resume, Some(Resume::Url(_))),
                 query: &query,
-                body: None,
+                body: body.as_ref(),
                 headers: &[],
             },
         )
@@ -229,7 +246,7 @@ impl Source {
         self.refuse_repeat(resume, next.as_ref(), fingerprint, records.is_empty())?;
         Ok(Page {
             exchange: Exchange {
-                method: "GET".into(),
+                method: method.to_string(),
                 path: path.split('?').next().unwrap_or_default().to_owned(),
                 status: fetched.status.as_u16(),
                 ms,

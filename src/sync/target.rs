@@ -126,11 +126,10 @@ pub struct Written {
 impl Target {
     /// Why this destination cannot be written in this mode, if it cannot.
     pub fn unsupported(object: &ObjectSpec, mode: WriteMode) -> Option<String> {
-        let batch_any_mode = object.batch_path.is_some() && object.batch_mode_key.is_some();
         let ok = match mode {
-            WriteMode::Create => object.write_path.is_some() || object.batch_path.is_some(),
-            WriteMode::Update => object.update_path.is_some() || batch_any_mode,
-            WriteMode::Upsert => batch_any_mode || object.upsert_path.is_some(),
+            WriteMode::Create => object.write_path.is_some() || object.batches("create"),
+            WriteMode::Update => object.update_path.is_some() || object.batches("update"),
+            WriteMode::Upsert => object.upsert_path.is_some() || object.batches("upsert"),
         };
         (!ok).then(|| {
             format!(
@@ -228,8 +227,7 @@ impl Target {
                 continue;
             }
             let group: Vec<Item> = indexes.iter().filter_map(|i| items[*i].take()).collect();
-            let batchable = self.object.batch_path.is_some()
-                && (mode == "create" || self.object.batch_mode_key.is_some());
+            let batchable = self.object.batches(mode);
             // Only a create sent again can duplicate a record.
             let suspect = (mode == "create").then_some(recheck);
             let outcomes = if batchable {
@@ -420,22 +418,89 @@ impl Target {
         let Some(path) = self.object.batch_path.as_deref() else {
             return Err(Fault::fatal("no batch endpoint"));
         };
-        let records: Vec<Json> = group
-            .iter()
-            .map(|item| Json::Object(self.prepare(mode, item)))
-            .collect();
+        let path = path.replace("{mode}", mode);
+        // Items the batch cannot carry (an update without an id) are refused here; the
+        // others go out, each with its position in the group.
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; group.len()];
+        let mut items = Vec::with_capacity(group.len());
+        for (i, item) in group.iter().enumerate() {
+            match self.batch_item(mode, item, i) {
+                Ok(json) => items.push((i, json)),
+                Err(why) => outcomes[i] = Some(Outcome::Rejected(why)),
+            }
+        }
+        if !items.is_empty() {
+            let sent = self
+                .send_batch(app, ctx, mode, &path, &items, key, suspect, exchanges)
+                .await?;
+            for ((i, _), outcome) in items.iter().zip(sent) {
+                outcomes[*i] = Some(outcome);
+            }
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Outcome::Rejected(String::new())))
+            .collect())
+    }
+
+    /// One batch item in `mode`: the provider's envelope for it, or the record itself.
+    fn batch_item(&self, mode: &str, item: &Item, position: usize) -> Result<Json, String> {
+        let record = self.prepare(mode, item);
+        let Some(template) = self.object.batch_item.get(mode) else {
+            return Ok(Json::Object(record));
+        };
+        let key_value = record.get(&self.key_field).and_then(id_text);
+        let id =
+            match mode {
+                "update" => Some(item.dest_id.clone().or(key_value.clone()).ok_or_else(|| {
+                    format!("no {} to find the record to update", self.key_field)
+                })?),
+                _ => item.dest_id.clone(),
+            };
+        if mode == "upsert" && key_value.is_none() {
+            return Err(format!("no {} to upsert by", self.key_field));
+        }
+        let fill = |text: &str| -> Json {
+            if text == "{record}" {
+                return Json::Object(record.clone());
+            }
+            Json::String(
+                text.replace("{id}", id.as_deref().unwrap_or_default())
+                    .replace("{field}", &self.key_field)
+                    .replace("{value}", key_value.as_deref().unwrap_or_default())
+                    .replace("{trace}", &position.to_string()),
+            )
+        };
+        Ok(fill_template(template, &fill))
+    }
+
+    /// Sends one batch of built items; a batch refused for its content is halved until
+    /// the refused items stand alone.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_batch(
+        &self,
+        app: &App,
+        ctx: &TenantCtx,
+        mode: &str,
+        path: &str,
+        items: &[(usize, Json)],
+        key: &str,
+        suspect: Option<&Recheck>,
+        exchanges: &mut Vec<Exchange>,
+    ) -> Result<Vec<Outcome>, Fault> {
         let mut body = Map::new();
         body.insert(
             self.object
                 .batch_key
                 .clone()
                 .unwrap_or_else(|| "records".into()),
-            Json::Array(records),
+            Json::Array(items.iter().map(|(_, json)| json.clone()).collect()),
         );
         if let Some(k) = &self.object.batch_mode_key {
             body.insert(k.clone(), Json::String(mode.into()));
         }
         let body = Json::Object(body);
+        let group = items;
         let (fetched, ms) = rate::paced_call(
             self.provider,
             app,
@@ -467,10 +532,11 @@ impl Target {
             let content_refused = matches!(fetched.status.as_u16(), 400 | 409 | 413 | 422);
             if fault.kind == FaultKind::Fatal && content_refused && group.len() > 1 {
                 let (left, right) = group.split_at(group.len() / 2);
-                let mut outcomes = Box::pin(self.write_batch(
+                let mut outcomes = Box::pin(self.send_batch(
                     app,
                     ctx,
                     mode,
+                    path,
                     left,
                     &format!("{key}.0"),
                     suspect,
@@ -478,10 +544,11 @@ impl Target {
                 ))
                 .await?;
                 outcomes.extend(
-                    Box::pin(self.write_batch(
+                    Box::pin(self.send_batch(
                         app,
                         ctx,
                         mode,
+                        path,
                         right,
                         &format!("{key}.1"),
                         suspect,
@@ -505,6 +572,9 @@ impl Target {
             .and_then(|p| p.query(&answer).first().cloned())
             .and_then(|v| v.as_array().cloned())
             .unwrap_or_default();
+        if let Some(trace) = &self.object.batch_trace_field {
+            return Ok(matched_by_trace(&answer, &results, trace, group));
+        }
         if results.len() != group.len() {
             return Err(Fault::fatal(format!(
                 "{what}: {} results for {} records",
@@ -662,6 +732,55 @@ impl Target {
             })
             .and_then(id_text)
     }
+}
+
+/// Fills a batch item template: every string is passed to `fill` (which may turn
+/// `"{record}"` into the record), objects and arrays are filled within.
+fn fill_template(template: &Json, fill: &dyn Fn(&str) -> Json) -> Json {
+    match template {
+        Json::String(text) => fill(text),
+        Json::Object(map) => Json::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), fill_template(v, fill)))
+                .collect(),
+        ),
+        Json::Array(items) => Json::Array(items.iter().map(|v| fill_template(v, fill)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Outcomes of a batch whose results come in any order, each echoing its item's trace
+/// (its position). An item without a result was refused: the answer's error messages
+/// say why.
+fn matched_by_trace(
+    answer: &Json,
+    results: &[Json],
+    trace: &str,
+    items: &[(usize, Json)],
+) -> Vec<Outcome> {
+    let by_trace: HashMap<String, &Json> = results
+        .iter()
+        .filter_map(|r| Some((r.get(trace).and_then(id_text)?, r)))
+        .collect();
+    let why = answer
+        .get("errors")
+        .and_then(Json::as_array)
+        .map(|errors| {
+            errors
+                .iter()
+                .filter_map(|e| e.get("message").and_then(Json::as_str))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| "the destination gave no result for this record".into());
+    items
+        .iter()
+        .map(|(position, _)| match by_trace.get(&position.to_string()) {
+            Some(result) => outcome_of(result),
+            None => Outcome::Rejected(why.clone()),
+        })
+        .collect()
 }
 
 /// A short key naming which of a group's records are sent.

@@ -5,6 +5,7 @@
 //! to the vendor as the vendor expects. Each fake names the documents its shapes come
 //! from. Sluice reaches the fakes through `SLUICE_PROVIDER_ORIGINS`.
 
+mod hubspot;
 mod salesforce;
 
 use crate::common::{Client, TestApp, continue_url};
