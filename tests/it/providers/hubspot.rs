@@ -18,13 +18,11 @@
 //! fake answers them reversed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use super::{Answer, Fake, Request, connect_oauth, sluice_for};
-use crate::common::TestApp;
-use crate::common::flows::{count, create_flow, run_to_end, status_of, touch_contacts};
+use super::{Answer, OAuthVendor, Request, Vendor, flow_fields, run_ending};
+use crate::common::flows::{count, create_flow, run_to_end, touch_contacts};
 use base64::Engine;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
 
 const APP: &str = "https://app.hubspot.com";
 const API: &str = "https://api.hubapi.com";
@@ -79,6 +77,12 @@ fn modified_property(kind: &str) -> &'static str {
         "lastmodifieddate"
     } else {
         "hs_lastmodifieddate"
+    }
+}
+
+impl Vendor for Account {
+    fn handle(&mut self, r: &Request) -> Answer {
+        self.answer(r)
     }
 }
 
@@ -150,7 +154,7 @@ impl Account {
         })
     }
 
-    fn handle(&mut self, r: &Request) -> Answer {
+    fn answer(&mut self, r: &Request) -> Answer {
         match (r.method.as_str(), r.path.as_str()) {
             ("GET", "/oauth/authorize") => self.authorize(r),
             ("POST", "/oauth/2026-03/token") => self.token(r),
@@ -475,60 +479,18 @@ impl Account {
     }
 }
 
-struct Setup {
-    account: Arc<Mutex<Account>>,
-    fake: Fake,
-    app: TestApp,
-    admin: crate::common::Client,
-    hubspot: String,
-}
-
-async fn setup(extra: &[(&str, &str)]) -> Setup {
-    let account = Arc::new(Mutex::new(Account::default()));
-    let shared = account.clone();
-    let fake = Fake::start(move |r| shared.lock().unwrap().handle(r)).await;
-    let app = sluice_for(&fake, &[APP, API], extra).await;
-    let admin = app.owner("ada@example.com", "Acme").await;
-    let hubspot = connect_oauth(
-        &admin,
-        "hubspot",
-        CLIENT_ID,
-        CLIENT_SECRET,
-        &[("name", "Acme portal")],
-    )
-    .await;
-    Setup {
-        account,
-        fake,
-        app,
-        admin,
-        hubspot,
-    }
-}
-
-fn fields(pairs: &[(&str, &str)], mapping: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut fields: Vec<(String, String)> = [
-        ("batch_size", "100"),
-        ("trigger", "manual"),
-        ("auto_pause_after", "5"),
-        ("action", "save"),
-    ]
-    .iter()
-    .chain(pairs)
-    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-    .collect();
-    for (i, (target, expression)) in mapping.iter().enumerate() {
-        fields.push((format!("mapping.{i}.target"), (*target).to_owned()));
-        fields.push((format!("mapping.{i}.expression"), (*expression).to_owned()));
-    }
-    fields
-}
+const HUBSPOT: OAuthVendor = OAuthVendor {
+    provider: "hubspot",
+    origins: &[APP, API],
+    client_id: CLIENT_ID,
+    client_secret: CLIENT_SECRET,
+};
 
 #[tokio::test]
 async fn hubspot_lists_every_page_then_searches_only_what_changed() {
-    let s = setup(&[]).await;
+    let s = HUBSPOT.connect::<Account>(&[]).await;
     let ids: Vec<u64> = {
-        let mut account = s.account.lock().unwrap();
+        let mut account = s.vendor.lock().unwrap();
         (0..250)
             .map(|i| {
                 let mut p = Map::new();
@@ -540,11 +502,11 @@ async fn hubspot_lists_every_page_then_searches_only_what_changed() {
     };
     let erp = s.admin.connect_sandbox("sandbox_erp").await;
     let erp = erp.trim_start_matches("/connections/");
-    let source = format!("{}:contacts", s.hubspot);
+    let source = format!("{}:contacts", s.connection);
     let destination = format!("{erp}:customers");
     let flow = create_flow(
         &s.admin,
-        &fields(
+        &flow_fields(
             &[
                 ("name", "HubSpot contacts to customers"),
                 ("source", &source),
@@ -563,13 +525,7 @@ async fn hubspot_lists_every_page_then_searches_only_what_changed() {
     )
     .await;
 
-    let (run, page) = run_to_end(&s.admin, &flow).await;
-    assert_eq!(
-        status_of(&page),
-        "Succeeded",
-        "{}",
-        s.admin.get(&run).await.body
-    );
+    let (page, _) = run_ending(&s.admin, &flow, "Succeeded").await;
     assert_eq!(count(&page, "read"), 250);
     assert_eq!(s.app.sandbox_records("erp.customers").await, 250);
     let lists = s.fake.requests_to("/crm/v3/objects/contacts");
@@ -584,18 +540,12 @@ async fn hubspot_lists_every_page_then_searches_only_what_changed() {
 
     // Three contacts change: the next run searches for changes since the last one.
     {
-        let mut account = s.account.lock().unwrap();
+        let mut account = s.vendor.lock().unwrap();
         for id in &ids[..3] {
             account.touch("contacts", *id, "firstname", "Renamed");
         }
     }
-    let (run, page) = run_to_end(&s.admin, &flow).await;
-    assert_eq!(
-        status_of(&page),
-        "Succeeded",
-        "{}",
-        s.admin.get(&run).await.body
-    );
+    let (page, _) = run_ending(&s.admin, &flow, "Succeeded").await;
     assert_eq!(count(&page, "read"), 3);
     let search = s
         .fake
@@ -612,37 +562,32 @@ async fn hubspot_lists_every_page_then_searches_only_what_changed() {
 
     // HubSpot's secondly limit: the run waits and goes on.
     {
-        let mut account = s.account.lock().unwrap();
+        let mut account = s.vendor.lock().unwrap();
         account.touch("contacts", ids[9], "firstname", "Again");
         account.rate_limited = 2;
     }
-    let (run, page) = run_to_end(&s.admin, &flow).await;
-    assert_eq!(
-        status_of(&page),
-        "Succeeded",
-        "{}",
-        s.admin.get(&run).await.body
-    );
+    let (page, log) = run_ending(&s.admin, &flow, "Succeeded").await;
     assert_eq!(count(&page, "read"), 1);
-    let log = s.admin.get(&run).await.body;
     assert!(log.contains("secondly limit"), "{log}");
     s.app.stop().await;
 }
 
 #[tokio::test]
 async fn hubspot_batches_create_update_and_upsert_and_matches_results_by_trace() {
-    let s = setup(&[("SLUICE_SANDBOX_SEED_CONTACTS", "12")]).await;
+    let s = HUBSPOT
+        .connect::<Account>(&[("SLUICE_SANDBOX_SEED_CONTACTS", "12")])
+        .await;
     let crm = s.admin.connect_sandbox("sandbox_crm").await;
     let crm = crm.trim_start_matches("/connections/");
     s.app.wait_for_seed(12).await;
     let source = format!("{crm}:contacts");
-    let destination = format!("{}:contacts", s.hubspot);
+    let destination = format!("{}:contacts", s.connection);
 
     // Create: one address HubSpot refuses, which fails its whole batch until it stands
     // alone.
     let flow = create_flow(
         &s.admin,
-        &fields(
+        &flow_fields(
             &[
                 ("name", "Contacts to HubSpot"),
                 ("source", &source),
@@ -670,7 +615,7 @@ async fn hubspot_batches_create_update_and_upsert_and_matches_results_by_trace()
         s.admin.get(&run).await.body
     );
     assert_eq!(count(&page, "failed"), 1);
-    assert_eq!(s.account.lock().unwrap().properties("contacts").len(), 11);
+    assert_eq!(s.vendor.lock().unwrap().properties("contacts").len(), 11);
     let dead = s.admin.get(&format!("{flow}/dead-letters")).await.body;
     assert!(dead.contains("INVALID_EMAIL"), "{dead}");
     let creates = s.fake.requests_to("/crm/v3/objects/contacts/batch/create");
@@ -683,7 +628,7 @@ async fn hubspot_batches_create_update_and_upsert_and_matches_results_by_trace()
 
     // Changed contacts update the HubSpot contacts created for them. The results came
     // back reversed: only ids matched by trace put each change on the right contact.
-    let created = s.account.lock().unwrap().ids_by("contacts", "sluice_ref");
+    let created = s.vendor.lock().unwrap().ids_by("contacts", "sluice_ref");
     touch_contacts(&s.app, 3, "Renamed").await;
     let (run, page) = run_to_end(&s.admin, &flow).await;
     assert_eq!(
@@ -710,13 +655,13 @@ async fn hubspot_batches_create_update_and_upsert_and_matches_results_by_trace()
             "no id among the properties"
         );
     }
-    let contacts = s.account.lock().unwrap().properties("contacts");
+    let contacts = s.vendor.lock().unwrap().properties("contacts");
     assert_eq!(contacts.len(), 11, "updated, not created again");
 
     // Upsert by email: eleven found, the twelfth created.
     let upsert = create_flow(
         &s.admin,
-        &fields(
+        &flow_fields(
             &[
                 ("name", "Upsert contacts by email"),
                 ("source", &source),
@@ -745,7 +690,7 @@ async fn hubspot_batches_create_update_and_upsert_and_matches_results_by_trace()
         .pop()
         .unwrap();
     assert_eq!(request.json().unwrap()["inputs"][0]["idProperty"], "email");
-    let contacts = s.account.lock().unwrap().properties("contacts");
+    let contacts = s.vendor.lock().unwrap().properties("contacts");
     assert_eq!(contacts.len(), 12);
     assert!(contacts.iter().all(|c| {
         c["firstname"]

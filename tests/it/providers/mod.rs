@@ -165,6 +165,84 @@ impl Drop for Fake {
     }
 }
 
+/// A vendor's state behind its fake: it answers each request.
+pub trait Vendor: Default + Send + 'static {
+    fn handle(&mut self, request: &Request) -> Answer;
+}
+
+/// A vendor's OAuth registration and the origins Sluice calls it at.
+pub struct OAuthVendor<'a> {
+    pub provider: &'a str,
+    pub origins: &'a [&'a str],
+    pub client_id: &'a str,
+    pub client_secret: &'a str,
+}
+
+/// A fake vendor, a Sluice whose calls to its origins reach it, and an admin whose
+/// workspace is connected to it through its OAuth.
+pub struct Connected<V> {
+    pub vendor: Arc<Mutex<V>>,
+    pub fake: Fake,
+    pub app: TestApp,
+    pub admin: Client,
+    /// The connection's id.
+    pub connection: String,
+}
+
+impl<'a> OAuthVendor<'a> {
+    pub async fn connect<V: Vendor>(&self, extra: &[(&str, &str)]) -> Connected<V> {
+        let vendor = Arc::new(Mutex::new(V::default()));
+        let shared = vendor.clone();
+        let fake = Fake::start(move |r| shared.lock().unwrap().handle(r)).await;
+        let app = sluice_for(&fake, self.origins, extra).await;
+        let admin = app.owner("ada@example.com", "Acme").await;
+        let connection = connect_oauth(
+            &admin,
+            self.provider,
+            self.client_id,
+            self.client_secret,
+            &[("name", "Acme")],
+        )
+        .await;
+        Connected {
+            vendor,
+            fake,
+            app,
+            admin,
+            connection,
+        }
+    }
+}
+
+/// The flow editor's fields: manual, batches of 100, `pairs` over that, then the
+/// mapping's targets and expressions.
+pub fn flow_fields(pairs: &[(&str, &str)], mapping: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut fields: Vec<(String, String)> = [
+        ("batch_size", "100"),
+        ("trigger", "manual"),
+        ("auto_pause_after", "5"),
+        ("action", "save"),
+    ]
+    .iter()
+    .chain(pairs)
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    for (i, (target, expression)) in mapping.iter().enumerate() {
+        fields.push((format!("mapping.{i}.target"), (*target).to_owned()));
+        fields.push((format!("mapping.{i}.expression"), (*expression).to_owned()));
+    }
+    fields
+}
+
+/// Runs a flow to its end, which must be `status` (the run log shows otherwise);
+/// returns its final progress and its log page.
+pub async fn run_ending(admin: &Client, flow: &str, status: &str) -> (crate::common::Page, String) {
+    let (run, page) = crate::common::flows::run_to_end(admin, flow).await;
+    let log = admin.get(&run).await.body;
+    assert_eq!(crate::common::flows::status_of(&page), status, "{log}");
+    (page, log)
+}
+
 /// A Sluice whose calls to the vendor origins go to `fake`.
 pub async fn sluice_for(fake: &Fake, vendor_origins: &[&str], extra: &[(&str, &str)]) -> TestApp {
     let routes: Vec<String> = vendor_origins

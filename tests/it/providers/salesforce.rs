@@ -13,14 +13,12 @@
 //! literals (`YYYY-MM-DDThh:mm:ssZ` or `±hh:mm`, no fractions).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use super::{Answer, Fake, Request, connect_oauth, sluice_for};
-use crate::common::TestApp;
+use super::{Answer, OAuthVendor, Request, Vendor, flow_fields, run_ending};
 use crate::common::flows::{create_flow, run_to_end, set};
 use base64::Engine;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
 
 const LOGIN: &str = "https://login.salesforce.com";
 const INSTANCE: &str = "https://acme.my.salesforce.com";
@@ -63,6 +61,25 @@ fn errors(status: u16, code: &str, message: &str, fields: &[&str]) -> Answer {
         status,
         json!([{ "message": message, "errorCode": code, "fields": fields }]),
     )
+}
+
+/// A new record needs a Name (as Accounts, Contacts and the others here do).
+fn without_name(body: &Map<String, Value>) -> Option<Answer> {
+    let name = body.get("Name").and_then(Value::as_str).unwrap_or_default();
+    name.is_empty().then(|| {
+        errors(
+            400,
+            "REQUIRED_FIELD_MISSING",
+            "Required fields are missing: [Name]",
+            &["Name"],
+        )
+    })
+}
+
+impl Vendor for Org {
+    fn handle(&mut self, r: &Request) -> Answer {
+        self.answer(r)
+    }
 }
 
 impl Org {
@@ -112,7 +129,7 @@ impl Org {
         Value::Object(shown)
     }
 
-    fn handle(&mut self, r: &Request) -> Answer {
+    fn answer(&mut self, r: &Request) -> Answer {
         match (r.method.as_str(), r.path.as_str()) {
             ("GET", "/services/oauth2/authorize") => self.authorize(r),
             ("POST", "/services/oauth2/token") => self.token(r),
@@ -371,18 +388,8 @@ impl Org {
         let parts: Vec<&str> = tail.split('/').collect();
         match (r.method.as_str(), parts.as_slice()) {
             ("POST", [sobject]) => {
-                if body
-                    .get("Name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .is_empty()
-                {
-                    return errors(
-                        400,
-                        "REQUIRED_FIELD_MISSING",
-                        "Required fields are missing: [Name]",
-                        &["Name"],
-                    );
+                if let Some(refused) = without_name(&body) {
+                    return refused;
                 }
                 let id = self.insert(sobject, body);
                 Answer::json(201, json!({ "id": id, "success": true, "errors": [] }))
@@ -435,18 +442,8 @@ impl Org {
                         )
                     }
                     None => {
-                        if body
-                            .get("Name")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .is_empty()
-                        {
-                            return errors(
-                                400,
-                                "REQUIRED_FIELD_MISSING",
-                                "Required fields are missing: [Name]",
-                                &["Name"],
-                            );
+                        if let Some(refused) = without_name(&body) {
+                            return refused;
                         }
                         let mut fields = body;
                         fields.insert((*field).into(), json!(value));
@@ -463,65 +460,33 @@ impl Org {
     }
 }
 
-/// The fake org and a Sluice whose Salesforce calls reach it, with an admin connected.
-struct Setup {
-    org: Arc<Mutex<Org>>,
-    fake: Fake,
-    app: TestApp,
-    admin: crate::common::Client,
-    salesforce: String,
-}
+const SALESFORCE: OAuthVendor = OAuthVendor {
+    provider: "salesforce",
+    origins: &[LOGIN, INSTANCE],
+    client_id: CLIENT_ID,
+    client_secret: CLIENT_SECRET,
+};
 
-async fn setup(extra: &[(&str, &str)]) -> Setup {
-    let org = Arc::new(Mutex::new(Org::default()));
-    let shared = org.clone();
-    let fake = Fake::start(move |r| shared.lock().unwrap().handle(r)).await;
-    let app = sluice_for(&fake, &[LOGIN, INSTANCE], extra).await;
-    let admin = app.owner("ada@example.com", "Acme").await;
-    let salesforce = connect_oauth(
-        &admin,
-        "salesforce",
-        CLIENT_ID,
-        CLIENT_SECRET,
-        &[("name", "Acme org")],
-    )
-    .await;
-    Setup {
-        org,
-        fake,
-        app,
-        admin,
-        salesforce,
-    }
-}
-
-fn flow_fields(
+/// The editor's fields for a flow from `source` to `destination`.
+fn flow_between(
     source: &str,
     destination: &str,
     mode: &str,
     key: &str,
     mapping: &[(&str, &str)],
 ) -> Vec<(String, String)> {
-    let mut fields: Vec<(String, String)> = [
-        ("name", format!("{source} to {destination}")),
-        ("source", source.to_owned()),
-        ("destination", destination.to_owned()),
-        ("write_mode", mode.to_owned()),
-        ("key_field", key.to_owned()),
-        ("record_key", "record.Id".to_owned()),
-        ("batch_size", "100".to_owned()),
-        ("trigger", "manual".to_owned()),
-        ("auto_pause_after", "5".to_owned()),
-        ("action", "save".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    for (i, (target, expression)) in mapping.iter().enumerate() {
-        fields.push((format!("mapping.{i}.target"), (*target).to_owned()));
-        fields.push((format!("mapping.{i}.expression"), (*expression).to_owned()));
-    }
-    fields
+    let name = format!("{source} to {destination}");
+    flow_fields(
+        &[
+            ("name", &name),
+            ("source", source),
+            ("destination", destination),
+            ("write_mode", mode),
+            ("key_field", key),
+            ("record_key", "record.Id"),
+        ],
+        mapping,
+    )
 }
 
 fn count(page: &crate::common::Page, name: &str) -> i64 {
@@ -530,9 +495,9 @@ fn count(page: &crate::common::Page, name: &str) -> i64 {
 
 #[tokio::test]
 async fn salesforce_reads_every_batch_by_next_records_url_then_only_what_changed() {
-    let s = setup(&[]).await;
+    let s = SALESFORCE.connect::<Org>(&[]).await;
     {
-        let mut org = s.org.lock().unwrap();
+        let mut org = s.vendor.lock().unwrap();
         for i in 0..5000 {
             let mut account = Map::new();
             account.insert("Name".into(), json!(format!("Account {i}")));
@@ -542,8 +507,8 @@ async fn salesforce_reads_every_batch_by_next_records_url_then_only_what_changed
     }
     let crm = s.admin.connect_sandbox("sandbox_crm").await;
     let crm = crm.trim_start_matches("/connections/");
-    let mut fields = flow_fields(
-        &format!("{}:accounts", s.salesforce),
+    let mut fields = flow_between(
+        &format!("{}:accounts", s.connection),
         &format!("{crm}:companies"),
         "create",
         "",
@@ -552,13 +517,7 @@ async fn salesforce_reads_every_batch_by_next_records_url_then_only_what_changed
     set(&mut fields, "incremental", "on");
     let flow = create_flow(&s.admin, &fields).await;
 
-    let (run, page) = run_to_end(&s.admin, &flow).await;
-    assert_eq!(
-        crate::common::flows::status_of(&page),
-        "Succeeded",
-        "{}",
-        s.admin.get(&run).await.body
-    );
+    let (page, _) = run_ending(&s.admin, &flow, "Succeeded").await;
     assert_eq!(count(&page, "read"), 5000, "exactly every account, once");
     assert_eq!(count(&page, "written"), 5000);
     assert_eq!(s.app.sandbox_records("crm.companies").await, 5000);
@@ -582,7 +541,7 @@ async fn salesforce_reads_every_batch_by_next_records_url_then_only_what_changed
     // Three accounts change in Salesforce; the incremental run asks only for what
     // changed since the last one, in SOQL's datetime literal.
     {
-        let mut org = s.org.lock().unwrap();
+        let mut org = s.vendor.lock().unwrap();
         let ids: Vec<String> = org
             .all("Account")
             .iter()
@@ -593,8 +552,7 @@ async fn salesforce_reads_every_batch_by_next_records_url_then_only_what_changed
             org.touch("Account", &id, "Name", json!("Renamed"));
         }
     }
-    let (_, page) = run_to_end(&s.admin, &flow).await;
-    assert_eq!(crate::common::flows::status_of(&page), "Succeeded");
+    let (page, _) = run_ending(&s.admin, &flow, "Succeeded").await;
     let last = s.fake.requests_to(&format!("{API}/query")).pop().unwrap();
     let q = last.param("q").unwrap();
     assert!(
@@ -605,34 +563,25 @@ async fn salesforce_reads_every_batch_by_next_records_url_then_only_what_changed
 
     // The daily allocation runs out for two calls: the run waits and goes on.
     {
-        let mut org = s.org.lock().unwrap();
+        let mut org = s.vendor.lock().unwrap();
         let id = org.all("Account")[10]["Id"].as_str().unwrap().to_owned();
         org.touch("Account", &id, "Name", json!("Again"));
         org.limit_exceeded = 2;
     }
-    let (run, page) = run_to_end(&s.admin, &flow).await;
-    assert_eq!(
-        crate::common::flows::status_of(&page),
-        "Succeeded",
-        "{}",
-        s.admin.get(&run).await.body
-    );
+    let (page, log) = run_ending(&s.admin, &flow, "Succeeded").await;
     assert_eq!(count(&page, "read"), 1);
-    let log = s.admin.get(&run).await.body;
     assert!(
         log.contains("REQUEST_LIMIT_EXCEEDED"),
         "the run log shows the vendor's answer: {log}"
     );
 
     // A query locator that stops advancing ends the run instead of reading forever.
-    s.org.lock().unwrap().stuck = true;
+    s.vendor.lock().unwrap().stuck = true;
     let mut full = fields.clone();
     set(&mut full, "name", "Full read");
     set(&mut full, "incremental", "off");
     let full = create_flow(&s.admin, &full).await;
-    let (run, page) = run_to_end(&s.admin, &full).await;
-    assert_eq!(crate::common::flows::status_of(&page), "Failed");
-    let log = s.admin.get(&run).await.body;
+    let (_, log) = run_ending(&s.admin, &full, "Failed").await;
     assert!(
         log.contains("Salesforce Accounts") && log.contains("would repeat the last one"),
         "{log}"
@@ -642,15 +591,17 @@ async fn salesforce_reads_every_batch_by_next_records_url_then_only_what_changed
 
 #[tokio::test]
 async fn salesforce_creates_updates_and_upserts_and_a_refused_record_is_a_dead_letter() {
-    let s = setup(&[("SLUICE_SANDBOX_SEED_CONTACTS", "12")]).await;
+    let s = SALESFORCE
+        .connect::<Org>(&[("SLUICE_SANDBOX_SEED_CONTACTS", "12")])
+        .await;
     let crm = s.admin.connect_sandbox("sandbox_crm").await;
     let crm = crm.trim_start_matches("/connections/");
     s.app.wait_for_seed(12).await;
 
     // Create: one contact has no name, which Salesforce refuses (REQUIRED_FIELD_MISSING).
-    let fields = flow_fields(
+    let fields = flow_between(
         &format!("{crm}:contacts"),
-        &format!("{}:accounts", s.salesforce),
+        &format!("{}:accounts", s.connection),
         "create",
         "",
         &[
@@ -669,7 +620,7 @@ async fn salesforce_creates_updates_and_upserts_and_a_refused_record_is_a_dead_l
         s.admin.get(&run).await.body
     );
     assert_eq!(count(&page, "failed"), 1);
-    assert_eq!(s.org.lock().unwrap().all("Account").len(), 11);
+    assert_eq!(s.vendor.lock().unwrap().all("Account").len(), 11);
     let dead = s.admin.get(&format!("{flow}/dead-letters")).await.body;
     assert!(dead.contains("REQUIRED_FIELD_MISSING"), "{dead}");
 
@@ -679,7 +630,7 @@ async fn salesforce_creates_updates_and_upserts_and_a_refused_record_is_a_dead_l
     let (_, page) = run_to_end(&s.admin, &flow).await;
     assert_eq!(count(&page, "written"), 2);
     assert_eq!(
-        s.org.lock().unwrap().all("Account").len(),
+        s.vendor.lock().unwrap().all("Account").len(),
         11,
         "updated, not created again"
     );
@@ -696,7 +647,7 @@ async fn salesforce_creates_updates_and_upserts_and_a_refused_record_is_a_dead_l
             .starts_with(&format!("{API}/sobjects/Account/001"))
     );
     let names: Vec<String> = s
-        .org
+        .vendor
         .lock()
         .unwrap()
         .all("Account")
@@ -710,9 +661,9 @@ async fn salesforce_creates_updates_and_upserts_and_a_refused_record_is_a_dead_l
 
     // Upsert by an external id: created the first time, updated the next, the key in
     // the URL and never in the body.
-    let mut upsert = flow_fields(
+    let mut upsert = flow_between(
         &format!("{crm}:contacts"),
-        &format!("{}:contacts", s.salesforce),
+        &format!("{}:contacts", s.connection),
         "upsert",
         "Legacy_Id__c",
         &[
@@ -731,11 +682,11 @@ async fn salesforce_creates_updates_and_upserts_and_a_refused_record_is_a_dead_l
         "{}",
         s.admin.get(&run).await.body
     );
-    assert_eq!(s.org.lock().unwrap().all("Contact").len(), 12);
+    assert_eq!(s.vendor.lock().unwrap().all("Contact").len(), 12);
     crate::common::flows::touch_contacts(&s.app, 1, "Upserted").await;
     let (_, page) = run_to_end(&s.admin, &upsert).await;
     assert_eq!(count(&page, "written"), 1);
-    let contacts = s.org.lock().unwrap().all("Contact");
+    let contacts = s.vendor.lock().unwrap().all("Contact");
     assert_eq!(contacts.len(), 12, "the second upsert updated");
     assert!(
         contacts
