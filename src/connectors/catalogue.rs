@@ -195,6 +195,51 @@ pub struct Pagination {
     pub done_path: Option<String>,
 }
 
+/// How request bodies are written.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BodyEncoding {
+    /// `application/json`.
+    #[default]
+    Json,
+    /// `application/x-www-form-urlencoded`, nested values in bracket notation
+    /// (`metadata[plan]=pro`, `items[0][price]=p`), as Stripe takes them.
+    Form,
+}
+
+impl BodyEncoding {
+    /// The form pairs of a JSON body: objects and arrays flattened in bracket notation,
+    /// null as an empty value (which clears a field at Stripe).
+    pub fn form_pairs(body: &serde_json::Value) -> Vec<(String, String)> {
+        fn walk(prefix: String, value: &serde_json::Value, out: &mut Vec<(String, String)>) {
+            use serde_json::Value;
+            match value {
+                Value::Object(map) => {
+                    for (key, inner) in map {
+                        let name = if prefix.is_empty() {
+                            key.clone()
+                        } else {
+                            format!("{prefix}[{key}]")
+                        };
+                        walk(name, inner, out);
+                    }
+                }
+                Value::Array(items) => {
+                    for (i, inner) in items.iter().enumerate() {
+                        walk(format!("{prefix}[{i}]"), inner, out);
+                    }
+                }
+                Value::Null => out.push((prefix, String::new())),
+                Value::String(text) => out.push((prefix, text.clone())),
+                other => out.push((prefix, other.to_string())),
+            }
+        }
+        let mut out = Vec::new();
+        walk(String::new(), body, &mut out);
+        out
+    }
+}
+
 /// What an answer matching an [`ErrorRule`] means.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -468,6 +513,9 @@ pub struct Provider {
     /// Whether this is one of the built-in sandbox systems.
     #[serde(default)]
     pub sandbox: bool,
+    /// How request bodies are written.
+    #[serde(default)]
+    pub body_encoding: BodyEncoding,
 }
 
 impl Provider {
@@ -690,6 +738,30 @@ mod tests {
         assert!(
             providers.iter().all(|p| !p.objects.is_empty()),
             "every provider lists objects"
+        );
+    }
+
+    #[test]
+    fn form_bodies_use_bracket_notation() {
+        let body = serde_json::json!({
+            "email": "a@b.example",
+            "metadata": {"ref": "con_1", "tier": 2},
+            "items": [{"price": "price_1"}],
+            "description": null,
+            "tax_exempt": false
+        });
+        let pairs = super::BodyEncoding::form_pairs(&body);
+        let text: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        assert_eq!(
+            text,
+            [
+                "description=",
+                "email=a@b.example",
+                "items[0][price]=price_1",
+                "metadata[ref]=con_1",
+                "metadata[tier]=2",
+                "tax_exempt=false"
+            ]
         );
     }
 

@@ -4,7 +4,7 @@
 //! refuses our grant.
 
 use super::ConnectionError;
-use super::catalogue::{self, AuthKind, KeyPlacement, Provider};
+use super::catalogue::{self, AuthKind, BodyEncoding, KeyPlacement, Provider};
 use super::credentials::{self, Credentials, config_of, expiry, seal};
 use super::http::{Fetched, OutboundError, Purpose};
 use super::oauth::{ClientCredentials, OAuthError, OAuthTarget};
@@ -428,7 +428,10 @@ impl Authorized {
             builder = builder.header(*name, value);
         }
         if let Some(body) = call.body {
-            builder = builder.json(body);
+            builder = match self.provider.body_encoding {
+                BodyEncoding::Json => builder.json(body),
+                BodyEncoding::Form => builder.form(&BodyEncoding::form_pairs(body)),
+            };
         }
         let auth = &self.provider.auth;
         builder = match auth.kind {

@@ -18,7 +18,7 @@
 //! fake answers them reversed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use super::{Answer, OAuthVendor, Request, Vendor, flow_fields, run_ending};
+use super::{Answer, OAuthVendor, Request, SEEDED, Vendor, flow_fields, run_ending};
 use crate::common::flows::{count, create_flow, run_to_end, touch_contacts};
 use base64::Engine;
 use serde_json::{Map, Value, json};
@@ -500,9 +500,8 @@ async fn hubspot_lists_every_page_then_searches_only_what_changed() {
             })
             .collect()
     };
-    let erp = s.admin.connect_sandbox("sandbox_erp").await;
-    let erp = erp.trim_start_matches("/connections/");
-    let source = format!("{}:contacts", s.connection);
+    let erp = s.sandbox("sandbox_erp").await;
+    let source = s.object("contacts");
     let destination = format!("{erp}:customers");
     let flow = create_flow(
         &s.admin,
@@ -574,14 +573,9 @@ async fn hubspot_lists_every_page_then_searches_only_what_changed() {
 
 #[tokio::test]
 async fn hubspot_batches_create_update_and_upsert_and_matches_results_by_trace() {
-    let s = HUBSPOT
-        .connect::<Account>(&[("SLUICE_SANDBOX_SEED_CONTACTS", "12")])
-        .await;
-    let crm = s.admin.connect_sandbox("sandbox_crm").await;
-    let crm = crm.trim_start_matches("/connections/");
-    s.app.wait_for_seed(12).await;
-    let source = format!("{crm}:contacts");
-    let destination = format!("{}:contacts", s.connection);
+    let s = HUBSPOT.connect::<Account>(SEEDED).await;
+    let source = s.seeded_contacts().await;
+    let destination = s.object("contacts");
 
     // Create: one address HubSpot refuses, which fails its whole batch until it stands
     // alone.

@@ -5,8 +5,10 @@
 //! to the vendor as the vendor expects. Each fake names the documents its shapes come
 //! from. Sluice reaches the fakes through `SLUICE_PROVIDER_ORIGINS`.
 
+mod github;
 mod hubspot;
 mod salesforce;
+mod stripe;
 
 use crate::common::{Client, TestApp, continue_url};
 use actix_web::{App as ActixApp, HttpRequest, HttpResponse, HttpServer, web};
@@ -165,6 +167,44 @@ impl Drop for Fake {
     }
 }
 
+/// The codes a fake authorization server issued: code → (PKCE challenge, redirect URI).
+pub type Codes = std::collections::HashMap<String, (String, String)>;
+
+/// A vendor's consent screen that approves at once: the client and the PKCE S256
+/// parameters must be there; a new code (`code` with `{n}` numbered) is remembered
+/// with its challenge and redirect, and the browser is sent back with it and the state.
+pub fn approve(codes: &mut Codes, r: &Request, client_id: &str, code: &str) -> Answer {
+    let (Some(id), Some(redirect), Some(state), Some(challenge), Some("S256")) = (
+        r.param("client_id"),
+        r.param("redirect_uri"),
+        r.param("state"),
+        r.param("code_challenge"),
+        r.param("code_challenge_method"),
+    ) else {
+        return Answer::json(400, serde_json::json!({"error": "invalid_request"}));
+    };
+    if id != client_id {
+        return Answer::json(400, serde_json::json!({"error": "invalid_client"}));
+    }
+    let code = code.replace("{n}", &codes.len().to_string());
+    codes.insert(code.clone(), (challenge.to_owned(), redirect.to_owned()));
+    let mut back = url::Url::parse(redirect).unwrap();
+    back.query_pairs_mut()
+        .append_pair("code", &code)
+        .append_pair("state", state);
+    Answer::redirect(back.as_str())
+}
+
+/// Whether a token request proves it started the authorization (PKCE S256).
+pub fn verifies(verifier: Option<&str>, challenge: &str) -> bool {
+    use base64::Engine;
+    use sha2::Digest;
+    verifier.is_some_and(|v| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(v.as_bytes()))
+            == challenge
+    })
+}
+
 /// A vendor's state behind its fake: it answers each request.
 pub trait Vendor: Default + Send + 'static {
     fn handle(&mut self, request: &Request) -> Answer;
@@ -189,13 +229,53 @@ pub struct Connected<V> {
     pub connection: String,
 }
 
-impl<'a> OAuthVendor<'a> {
+/// Settings for a suite that writes the sandbox CRM's contacts to the vendor.
+pub const SEEDED: &[(&str, &str)] = &[("SLUICE_SANDBOX_SEED_CONTACTS", "12")];
+
+impl<V> Connected<V> {
+    /// Connects a built-in sandbox system; returns its connection id.
+    pub async fn sandbox(&self, provider: &str) -> String {
+        let page = self.admin.connect_sandbox(provider).await;
+        page.trim_start_matches("/connections/").to_owned()
+    }
+
+    /// Connects the sandbox CRM and waits for its twelve contacts ([`SEEDED`]); returns
+    /// them as a flow source.
+    pub async fn seeded_contacts(&self) -> String {
+        let crm = self.sandbox("sandbox_crm").await;
+        self.app.wait_for_seed(12).await;
+        format!("{crm}:contacts")
+    }
+
+    /// This vendor's `object`, as a flow source or destination.
+    pub fn object(&self, object: &str) -> String {
+        format!("{}:{object}", self.connection)
+    }
+}
+
+/// A vendor that takes an API key, and where Sluice calls it.
+pub struct KeyVendor<'a> {
+    pub provider: &'a str,
+    pub origins: &'a [&'a str],
+    pub key: &'a str,
+}
+
+/// The fake for `V` and a Sluice whose calls to `origins` reach it, with an admin.
+async fn serve<V: Vendor>(
+    origins: &[&str],
+    extra: &[(&str, &str)],
+) -> (Arc<Mutex<V>>, Fake, TestApp, Client) {
+    let vendor = Arc::new(Mutex::new(V::default()));
+    let shared = vendor.clone();
+    let fake = Fake::start(move |r| shared.lock().unwrap().handle(r)).await;
+    let app = sluice_for(&fake, origins, extra).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    (vendor, fake, app, admin)
+}
+
+impl OAuthVendor<'_> {
     pub async fn connect<V: Vendor>(&self, extra: &[(&str, &str)]) -> Connected<V> {
-        let vendor = Arc::new(Mutex::new(V::default()));
-        let shared = vendor.clone();
-        let fake = Fake::start(move |r| shared.lock().unwrap().handle(r)).await;
-        let app = sluice_for(&fake, self.origins, extra).await;
-        let admin = app.owner("ada@example.com", "Acme").await;
+        let (vendor, fake, app, admin) = serve::<V>(self.origins, extra).await;
         let connection = connect_oauth(
             &admin,
             self.provider,
@@ -204,6 +284,30 @@ impl<'a> OAuthVendor<'a> {
             &[("name", "Acme")],
         )
         .await;
+        Connected {
+            vendor,
+            fake,
+            app,
+            admin,
+            connection,
+        }
+    }
+}
+
+impl KeyVendor<'_> {
+    pub async fn connect<V: Vendor>(&self, extra: &[(&str, &str)]) -> Connected<V> {
+        let (vendor, fake, app, admin) = serve::<V>(self.origins, extra).await;
+        let created = admin
+            .post_form(
+                &format!("/connections/new/{}", self.provider),
+                &[("name", "Acme"), ("api_key", self.key)],
+            )
+            .await;
+        assert_eq!(created.status, 303, "{}", created.body);
+        let connection = created
+            .location()
+            .trim_start_matches("/connections/")
+            .to_owned();
         Connected {
             vendor,
             fake,

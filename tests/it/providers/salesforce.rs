@@ -13,11 +13,11 @@
 //! literals (`YYYY-MM-DDThh:mm:ssZ` or `±hh:mm`, no fractions).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use super::{Answer, OAuthVendor, Request, Vendor, flow_fields, run_ending};
+use super::{
+    Answer, Codes, OAuthVendor, Request, SEEDED, Vendor, approve, flow_fields, run_ending, verifies,
+};
 use crate::common::flows::{create_flow, run_to_end, set};
-use base64::Engine;
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 
 const LOGIN: &str = "https://login.salesforce.com";
@@ -36,7 +36,7 @@ pub struct Org {
     clock: i64,
     next_id: u64,
     /// Authorization code → (PKCE challenge, redirect URI).
-    codes: HashMap<String, (String, String)>,
+    codes: Codes,
     access_tokens: Vec<String>,
     refresh_token: Option<String>,
     /// Query locator → the query's records, in order.
@@ -176,36 +176,11 @@ impl Org {
     }
 
     fn authorize(&mut self, r: &Request) -> Answer {
-        let (
-            Some("code"),
-            Some(CLIENT_ID),
-            Some(redirect),
-            Some(state),
-            Some(challenge),
-            Some("S256"),
-        ) = (
-            r.param("response_type"),
-            r.param("client_id"),
-            r.param("redirect_uri"),
-            r.param("state"),
-            r.param("code_challenge"),
-            r.param("code_challenge_method"),
-        )
-        else {
-            return Answer::json(
-                400,
-                json!({"error": "invalid_request", "error_description": "bad authorize request"}),
-            );
-        };
+        if r.param("response_type") != Some("code") {
+            return Answer::json(400, json!({"error": "unsupported_response_type"}));
+        }
         // Real codes end in '=' padding: the callback must decode them.
-        let code = format!("aPrx{}==", self.codes.len());
-        self.codes
-            .insert(code.clone(), (challenge.to_owned(), redirect.to_owned()));
-        let mut back = url::Url::parse(redirect).unwrap();
-        back.query_pairs_mut()
-            .append_pair("code", &code)
-            .append_pair("state", state);
-        Answer::redirect(back.as_str())
+        approve(&mut self.codes, r, CLIENT_ID, "aPrx{n}==")
     }
 
     fn token(&mut self, r: &Request) -> Answer {
@@ -251,11 +226,7 @@ impl Org {
                         json!({"error": "invalid_grant", "error_description": "expired authorization code"}),
                     );
                 };
-                let verified = field("code_verifier").is_some_and(|v| {
-                    base64::engine::general_purpose::URL_SAFE_NO_PAD
-                        .encode(Sha256::digest(v.as_bytes()))
-                        == challenge
-                });
+                let verified = verifies(field("code_verifier"), &challenge);
                 if !verified || field("redirect_uri") != Some(redirect.as_str()) {
                     return Answer::json(
                         400,
@@ -505,10 +476,9 @@ async fn salesforce_reads_every_batch_by_next_records_url_then_only_what_changed
             org.insert("Account", account);
         }
     }
-    let crm = s.admin.connect_sandbox("sandbox_crm").await;
-    let crm = crm.trim_start_matches("/connections/");
+    let crm = s.sandbox("sandbox_crm").await;
     let mut fields = flow_between(
-        &format!("{}:accounts", s.connection),
+        &s.object("accounts"),
         &format!("{crm}:companies"),
         "create",
         "",
@@ -591,17 +561,13 @@ async fn salesforce_reads_every_batch_by_next_records_url_then_only_what_changed
 
 #[tokio::test]
 async fn salesforce_creates_updates_and_upserts_and_a_refused_record_is_a_dead_letter() {
-    let s = SALESFORCE
-        .connect::<Org>(&[("SLUICE_SANDBOX_SEED_CONTACTS", "12")])
-        .await;
-    let crm = s.admin.connect_sandbox("sandbox_crm").await;
-    let crm = crm.trim_start_matches("/connections/");
-    s.app.wait_for_seed(12).await;
+    let s = SALESFORCE.connect::<Org>(SEEDED).await;
+    let source = s.seeded_contacts().await;
 
     // Create: one contact has no name, which Salesforce refuses (REQUIRED_FIELD_MISSING).
     let fields = flow_between(
-        &format!("{crm}:contacts"),
-        &format!("{}:accounts", s.connection),
+        &source,
+        &s.object("accounts"),
         "create",
         "",
         &[
@@ -662,8 +628,8 @@ async fn salesforce_creates_updates_and_upserts_and_a_refused_record_is_a_dead_l
     // Upsert by an external id: created the first time, updated the next, the key in
     // the URL and never in the body.
     let mut upsert = flow_between(
-        &format!("{crm}:contacts"),
-        &format!("{}:contacts", s.connection),
+        &source,
+        &s.object("contacts"),
         "upsert",
         "Legacy_Id__c",
         &[
