@@ -445,7 +445,21 @@ fn map_error(
             }),
         },
         RequestTokenError::Request(e) => OAuthError::Outbound(e),
-        RequestTokenError::Parse(_, _) => OAuthError::Malformed,
+        // Some vendors answer errors with 200 and their own shape (GitHub's
+        // `bad_verification_code`, Slack's `{"ok": false, "error": …}`): name the error.
+        RequestTokenError::Parse(_, body) => {
+            let answer: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            match answer.get("error").and_then(|e| e.as_str()) {
+                Some("invalid_grant") => OAuthError::InvalidGrant,
+                Some(error) => OAuthError::Provider(
+                    match answer.get("error_description").and_then(|d| d.as_str()) {
+                        Some(d) => format!("{error}: {}", d.chars().take(200).collect::<String>()),
+                        None => error.chars().take(200).collect(),
+                    },
+                ),
+                None => OAuthError::Malformed,
+            }
+        }
         RequestTokenError::Other(m) => OAuthError::Provider(m.chars().take(200).collect()),
     }
 }

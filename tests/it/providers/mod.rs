@@ -8,6 +8,7 @@
 mod github;
 mod hubspot;
 mod salesforce;
+mod slack;
 mod stripe;
 
 use crate::common::{Client, TestApp, continue_url};
