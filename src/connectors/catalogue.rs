@@ -89,6 +89,51 @@ pub struct AuthField {
     /// Help text.
     #[serde(default)]
     pub help: String,
+    /// The only values allowed, shown as a choice (e.g. a vendor's production and
+    /// sandbox hosts); the first is the default.
+    #[serde(default)]
+    pub options: Vec<FieldOption>,
+    /// The value when left empty (e.g. `https://gitlab.com` for a self-hostable vendor).
+    pub default: Option<String>,
+}
+
+/// One allowed value of an [`AuthField`].
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldOption {
+    /// The value.
+    pub value: String,
+    /// What the form shows.
+    pub label: String,
+}
+
+/// A call made right after consent, whose answer says which of the vendor's accounts
+/// (Xero organisations, Jira sites, Asana workspaces) the grant reaches: one becomes a
+/// connection value, and the tenant picks when there are several.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoverySpec {
+    /// `GET` path: relative to the base URL, or absolute on its origin (`/connections`).
+    pub path: String,
+    /// JSONPath to the list of choices.
+    #[serde(default = "dollar")]
+    pub records_path: String,
+    /// Field (dotted) of a choice holding the value.
+    pub value: String,
+    /// Field (dotted) of a choice naming it for people.
+    pub label: String,
+    /// The connection value it fills (used as `{name}` in URLs and headers).
+    pub into: String,
+    /// What a choice is called, e.g. "Xero organisation".
+    pub title: String,
+}
+
+/// A connection value: a field, something the vendor sent back, or a choice.
+pub struct ValueSource<'a> {
+    /// Its name, as `{name}` in templates.
+    pub name: &'a str,
+    /// What to tell a user whose connection lacks it.
+    pub remedy: String,
 }
 
 /// Authentication settings.
@@ -136,6 +181,16 @@ pub struct AuthSpec {
     /// (e.g. Salesforce's `instance_url`, the host every API call goes to).
     #[serde(default)]
     pub token_values: BTreeMap<String, String>,
+    /// Connection values read from the callback's query when connecting: name → query
+    /// parameter (QuickBooks sends the company as `realmId`).
+    #[serde(default)]
+    pub callback_values: BTreeMap<String, String>,
+    /// A call after consent that fills a connection value (see [`DiscoverySpec`]).
+    pub discovery: Option<DiscoverySpec>,
+    /// The header an OAuth access token goes in (default `Authorization`).
+    pub token_header: Option<String>,
+    /// What precedes the token in that header (default `Bearer `).
+    pub token_prefix: Option<String>,
 }
 
 fn space() -> String {
@@ -180,8 +235,11 @@ pub struct Pagination {
     pub cursor_param: Option<String>,
     /// JSONPath to the next cursor.
     pub cursor_path: Option<String>,
-    /// Offset parameter.
+    /// Offset parameter (or `{offset}` inside a list parameter, for a query language).
     pub offset_param: Option<String>,
+    /// The first record's offset (default 0; QuickBooks counts from 1).
+    #[serde(default)]
+    pub offset_start: u64,
     /// Page number parameter.
     pub page_param: Option<String>,
     /// JSONPath to the total number of records, when the API reports it (progress bars).
@@ -251,6 +309,9 @@ pub enum ErrorAction {
     /// The request is refused: a refused write makes a dead letter and the run goes
     /// on; a refused read fails the run.
     Reject,
+    /// Nothing more can work (a suspended account, a missing permission): the run
+    /// fails, writes included.
+    Fail,
 }
 
 /// An answer the vendor means differently from its status.
@@ -364,6 +425,44 @@ pub struct ObjectSpec {
     pub search: Option<SearchSpec>,
     /// How to find a record by the value of one of its fields.
     pub lookup: Option<LookupSpec>,
+    /// Paging for this object, when it differs from the provider's.
+    pub pagination: Option<Pagination>,
+    /// Headers laid over the provider's on incremental runs (`If-Modified-Since`);
+    /// `{since}` as in `incremental_params`.
+    #[serde(default)]
+    pub incremental_headers: BTreeMap<String, String>,
+    /// Seconds taken off `{since}` before it is sent, for APIs whose filter is coarser
+    /// than their timestamps (minutes) or whose clocks lag; records seen again are not
+    /// written again.
+    #[serde(default)]
+    pub lookback_seconds: u32,
+    /// An answer without `records_path` is an empty page (QuickBooks leaves the list
+    /// out when nothing matches); otherwise it fails the read.
+    #[serde(default)]
+    pub records_optional: bool,
+    /// Each single write's body per mode, as a JSON template like `batch_item`
+    /// (`{ Contacts = ["{record}"] }`); overrides `write_body_key`.
+    #[serde(default)]
+    pub write_item: BTreeMap<String, serde_json::Value>,
+    /// Fields read from the record before each update and sent with it (QuickBooks'
+    /// `SyncToken`, a version the update must name).
+    pub update_fetch: Option<UpdateFetch>,
+    /// Fields every update carries (QuickBooks' `sparse = true`).
+    #[serde(default)]
+    pub update_fields: BTreeMap<String, serde_json::Value>,
+}
+
+/// Reading a record's current version fields before an update.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateFetch {
+    /// `GET` path with `{id}`.
+    pub path: String,
+    /// Query parameters.
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// Body field → JSONPath into the answer.
+    pub fields: BTreeMap<String, String>,
 }
 
 /// Reading the records changed since a time through a search endpoint: one request
@@ -443,7 +542,8 @@ impl ObjectSpec {
     }
 
     /// Whether a read can ask for only the records changed since a time (incremental
-    /// syncs): by a query parameter, or `{since}` in the incremental parameters.
+    /// syncs): by a query parameter, or `{since}` in the incremental parameters or
+    /// headers.
     pub fn reads_changes(&self) -> bool {
         self.search.is_some()
             || self
@@ -453,7 +553,13 @@ impl ObjectSpec {
             || self
                 .incremental_params
                 .values()
+                .chain(self.incremental_headers.values())
                 .any(|v| v.contains("{since}"))
+    }
+
+    /// How this object's list pages: its own paging, or the provider's.
+    pub fn paging<'a>(&'a self, provider: &'a Provider) -> &'a Pagination {
+        self.pagination.as_ref().unwrap_or(&provider.pagination)
     }
 }
 
@@ -557,6 +663,37 @@ impl Provider {
             .collect()
     }
 
+    /// Every connection value the provider's templates may name, with what a user whose
+    /// connection lacks it should do.
+    pub fn value_sources(&self) -> Vec<ValueSource<'_>> {
+        let auth = &self.auth;
+        let reconnect = || format!("reconnect it to {}", self.name);
+        let mut sources: Vec<ValueSource<'_>> = auth
+            .fields
+            .iter()
+            .map(|f| ValueSource {
+                name: &f.name,
+                remedy: format!("reconnect it and enter the {}", f.label.to_lowercase()),
+            })
+            .collect();
+        sources.extend(
+            auth.token_values
+                .keys()
+                .chain(auth.callback_values.keys())
+                .map(|name| ValueSource {
+                    name,
+                    remedy: reconnect(),
+                }),
+        );
+        if let Some(d) = &auth.discovery {
+            sources.push(ValueSource {
+                name: &d.into,
+                remedy: format!("choose the {} on the connection's page", d.title),
+            });
+        }
+        sources
+    }
+
     /// Replaces `{field}` placeholders with connection values (and `{sluice}` with the
     /// server's own URL, for the sandbox).
     pub fn expand(template: &str, values: &BTreeMap<String, String>) -> String {
@@ -593,26 +730,30 @@ impl Provider {
             }
             _ => Ok(()),
         }?;
-        let paging = &self.pagination;
-        match paging.style {
-            PaginationStyle::Cursor if paging.cursor_path.is_none() => {
-                return problem("cursor pagination needs cursor_path");
+        let offset_in_query =
+            |o: &ObjectSpec| o.list_params.values().any(|v| v.contains("{offset}"));
+        // The provider's paging serves every object without its own.
+        if self.objects.iter().any(|o| o.pagination.is_none()) {
+            let query_offsets = self
+                .objects
+                .iter()
+                .filter(|o| o.pagination.is_none())
+                .all(offset_in_query);
+            check_paging(&self.pagination, query_offsets).or_else(|e| problem(&e))?;
+        }
+        for object in &self.objects {
+            if let Some(paging) = &object.pagination {
+                check_paging(paging, offset_in_query(object))
+                    .or_else(|e| problem(&format!("{}: {e}", object.id)))?;
             }
-            PaginationStyle::Cursor if paging.cursor_param.is_none() => {
-                return problem(
-                    "cursor pagination needs cursor_param (a next URL in the body is style = \"next_url\")",
-                );
+        }
+        for field in &self.auth.fields {
+            if let Some(default) = &field.default
+                && !field.options.is_empty()
+                && !field.options.iter().any(|o| &o.value == default)
+            {
+                return problem(&format!("{}: the default is not an option", field.name));
             }
-            PaginationStyle::NextUrl if paging.next_url_path.is_none() => {
-                return problem("next_url pagination needs next_url_path");
-            }
-            PaginationStyle::Offset if paging.offset_param.is_none() => {
-                return problem("offset pagination needs offset_param");
-            }
-            PaginationStyle::Page if paging.page_param.is_none() => {
-                return problem("page pagination needs page_param");
-            }
-            _ => {}
         }
         for object in &self.objects {
             if let Some(format) = &object.since_format {
@@ -622,17 +763,15 @@ impl Provider {
                     return problem(&format!("'{format}' is not a chrono time format"));
                 }
             }
-            let sends_since = object
-                .updated_since_param
-                .as_deref()
-                .is_some_and(|p| !p.is_empty())
-                || object
-                    .incremental_params
-                    .values()
-                    .any(|v| v.contains("{since}"));
-            if !object.incremental_params.is_empty() && !sends_since {
+            let takes_since = |values: &BTreeMap<String, String>| {
+                values.is_empty() || values.values().any(|v| v.contains("{since}"))
+            };
+            if !object.reads_changes()
+                && !(takes_since(&object.incremental_params)
+                    && takes_since(&object.incremental_headers))
+            {
                 return problem(&format!(
-                    "{}: incremental_params must use {{since}}",
+                    "{}: incremental_params and incremental_headers must use {{since}}",
                     object.id
                 ));
             }
@@ -657,11 +796,33 @@ impl Provider {
                     .filter_map(|o| o.created_id_path.as_deref()),
             )
             .chain(self.auth.token_values.values().map(String::as_str))
-            .chain(self.pagination.cursor_path.as_deref())
-            .chain(self.pagination.total_path.as_deref())
-            .chain(self.pagination.next_url_path.as_deref())
-            .chain(self.pagination.has_more_path.as_deref())
-            .chain(self.pagination.done_path.as_deref())
+            .chain(
+                self.auth
+                    .discovery
+                    .as_ref()
+                    .map(|d| d.records_path.as_str()),
+            )
+            .chain(
+                self.objects
+                    .iter()
+                    .filter_map(|o| o.update_fetch.as_ref())
+                    .flat_map(|f| f.fields.values().map(String::as_str)),
+            )
+            .chain(
+                std::iter::once(&self.pagination)
+                    .chain(self.objects.iter().filter_map(|o| o.pagination.as_ref()))
+                    .flat_map(|p| {
+                        [
+                            &p.cursor_path,
+                            &p.total_path,
+                            &p.next_url_path,
+                            &p.has_more_path,
+                            &p.done_path,
+                        ]
+                        .into_iter()
+                        .filter_map(|p| p.as_deref())
+                    }),
+            )
         {
             if serde_json_path::JsonPath::parse(path).is_err() {
                 return problem(&format!("'{path}' is not a valid JSONPath (RFC 9535)"));
@@ -669,6 +830,35 @@ impl Provider {
         }
         Ok(())
     }
+}
+
+/// Whether a connection value is safe inside a URL: it cannot change the URL's shape.
+pub fn is_plain_value(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 100
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+}
+
+/// Whether `paging` is complete for its style; `offset_in_query` when the objects it
+/// serves put `{offset}` inside a list parameter (a query language's own paging).
+fn check_paging(paging: &Pagination, offset_in_query: bool) -> Result<(), String> {
+    let missing = match paging.style {
+        PaginationStyle::Cursor if paging.cursor_path.is_none() => "cursor pagination needs cursor_path",
+        PaginationStyle::Cursor if paging.cursor_param.is_none() => {
+            "cursor pagination needs cursor_param (a next URL in the body is style = \"next_url\")"
+        }
+        PaginationStyle::NextUrl if paging.next_url_path.is_none() => {
+            "next_url pagination needs next_url_path"
+        }
+        PaginationStyle::Offset if paging.offset_param.is_none() && !offset_in_query => {
+            "offset pagination needs offset_param, or {offset} in list_params"
+        }
+        PaginationStyle::Page if paging.page_param.is_none() => "page pagination needs page_param",
+        _ => return Ok(()),
+    };
+    Err(missing.to_owned())
 }
 
 /// Every provider definition file, embedded.

@@ -4,6 +4,7 @@
 
 pub mod catalogue;
 pub mod credentials;
+pub mod discovery;
 pub mod http;
 pub mod oauth;
 pub mod redact;

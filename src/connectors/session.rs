@@ -390,77 +390,125 @@ async fn mark_reauth_required(
 
 impl Authorized {
     fn request(&self, app: &App, call: &ApiCall<'_>) -> Result<reqwest::Request, ConnectionError> {
-        let (method, path, query) = (call.method.clone(), call.path, call.query);
-        let base = Provider::expand(&self.provider.base_url, &self.values);
-        let path = Provider::expand(path, &self.values);
-        let absolute = path.starts_with("http://") || path.starts_with("https://");
-        let url = if absolute || call.link {
-            // Links (e.g. next pages) must stay on the provider's origin, or the
-            // credentials would follow them anywhere.
-            let base = url::Url::parse(&format!("{}/", base.trim_end_matches('/')))
-                .map_err(|e| ConnectionError::Failed(format!("invalid base URL: {e}")))?;
-            let link = base
-                .join(&path)
-                .map_err(|e| ConnectionError::Failed(format!("invalid link: {e}")))?;
-            if link.origin() != base.origin() {
-                return Err(ConnectionError::Failed(
-                    "refused to send credentials to another origin".into(),
-                ));
-            }
-            link.to_string()
-        } else {
-            format!("{}{}", base.trim_end_matches('/'), path)
-        };
-        let client = app
-            .outbound
-            .client_for(&url, Purpose::Api)
-            .map_err(|e| ConnectionError::Failed(e.to_string()))?;
-        // Parameter values may name connection values (e.g. a workspace id).
-        let query: Vec<(&String, String)> = query
-            .iter()
-            .map(|(k, v)| (k, Provider::expand(v, &self.values)))
-            .collect();
-        let mut builder = client.request(method, &url).query(&query);
-        for (name, value) in &self.provider.headers {
-            builder = builder.header(name, Provider::expand(value, &self.values));
-        }
-        for (name, value) in call.headers {
-            builder = builder.header(*name, value);
-        }
-        if let Some(body) = call.body {
-            builder = match self.provider.body_encoding {
-                BodyEncoding::Json => builder.json(body),
-                BodyEncoding::Form => builder.form(&BodyEncoding::form_pairs(body)),
-            };
-        }
-        let auth = &self.provider.auth;
-        builder = match auth.kind {
-            AuthKind::Oauth2Code | AuthKind::Oauth2ClientCredentials => {
-                builder.bearer_auth(self.credentials.access_token.as_deref().unwrap_or_default())
-            }
-            AuthKind::ApiKey => {
-                let key = self.credentials.api_key.clone().unwrap_or_default();
-                let name = auth
-                    .api_key_name
-                    .clone()
-                    .unwrap_or_else(|| "Authorization".into());
-                match auth.api_key_in {
-                    KeyPlacement::Header => {
-                        builder.header(name, format!("{}{key}", auth.api_key_prefix))
-                    }
-                    KeyPlacement::Query => builder.query(&[(name, key)]),
-                }
-            }
-            AuthKind::Basic => builder.basic_auth(
-                self.credentials.username.clone().unwrap_or_default(),
-                self.credentials.password.clone(),
-            ),
-            AuthKind::None => builder,
-        };
-        builder
-            .build()
-            .map_err(|e| ConnectionError::Failed(format!("cannot build the request: {e}")))
+        build_request(app, self.provider, &self.values, &self.credentials, call)
     }
+}
+
+/// `template` with connection values filled in; a value the connection lacks (a
+/// site not chosen yet, a value the vendor did not send) is an error saying what to do.
+fn filled(
+    provider: &Provider,
+    template: &str,
+    values: &BTreeMap<String, String>,
+) -> Result<String, ConnectionError> {
+    let text = Provider::expand(template, values);
+    for source in provider.value_sources() {
+        if text.contains(&format!("{{{}}}", source.name)) {
+            return Err(ConnectionError::Failed(format!(
+                "this {} connection has no {} yet: {}",
+                provider.name, source.name, source.remedy
+            )));
+        }
+    }
+    Ok(text)
+}
+
+/// A provider call with `credentials` applied: the URL, the connection's values in
+/// path, query and headers, the body in the provider's encoding.
+pub(super) fn build_request(
+    app: &App,
+    provider: &Provider,
+    values: &BTreeMap<String, String>,
+    credentials: &Credentials,
+    call: &ApiCall<'_>,
+) -> Result<reqwest::Request, ConnectionError> {
+    let (method, path, query) = (call.method.clone(), call.path, call.query);
+    // A link needs only the base's origin, which is known before the values a
+    // discovery call is about to fill.
+    let base = if call.link {
+        Provider::expand(&provider.base_url, values)
+    } else {
+        filled(provider, &provider.base_url, values)?
+    };
+    let path = filled(provider, path, values)?;
+    let absolute = path.starts_with("http://") || path.starts_with("https://");
+    let url = if absolute || call.link {
+        // Links (e.g. next pages) must stay on the provider's origin, or the
+        // credentials would follow them anywhere.
+        let base = url::Url::parse(&format!("{}/", base.trim_end_matches('/')))
+            .map_err(|e| ConnectionError::Failed(format!("invalid base URL: {e}")))?;
+        let link = base
+            .join(&path)
+            .map_err(|e| ConnectionError::Failed(format!("invalid link: {e}")))?;
+        if link.origin() != base.origin() {
+            return Err(ConnectionError::Failed(
+                "refused to send credentials to another origin".into(),
+            ));
+        }
+        link.to_string()
+    } else {
+        format!("{}{}", base.trim_end_matches('/'), path)
+    };
+    let client = app
+        .outbound
+        .client_for(&url, Purpose::Api)
+        .map_err(|e| ConnectionError::Failed(e.to_string()))?;
+    // Parameter values may name connection values (e.g. a workspace id).
+    let query = query
+        .iter()
+        .map(|(k, v)| Ok((k, filled(provider, v, values)?)))
+        .collect::<Result<Vec<_>, ConnectionError>>()?;
+    let mut builder = client.request(method, &url).query(&query);
+    for (name, value) in &provider.headers {
+        builder = builder.header(name, filled(provider, value, values)?);
+    }
+    for (name, value) in call.headers {
+        builder = builder.header(*name, value);
+    }
+    if let Some(body) = call.body {
+        builder = match provider.body_encoding {
+            BodyEncoding::Json => builder.json(body),
+            BodyEncoding::Form => builder.form(&BodyEncoding::form_pairs(body)),
+        };
+    }
+    let auth = &provider.auth;
+    builder = match auth.kind {
+        AuthKind::Oauth2Code | AuthKind::Oauth2ClientCredentials => {
+            // Most vendors take `Authorization: Bearer`; some their own header.
+            let mut value = reqwest::header::HeaderValue::from_str(&format!(
+                "{}{}",
+                auth.token_prefix.as_deref().unwrap_or("Bearer "),
+                credentials.access_token.as_deref().unwrap_or_default()
+            ))
+            .map_err(|_| ConnectionError::Failed("the access token cannot be sent".into()))?;
+            value.set_sensitive(true);
+            builder.header(
+                auth.token_header.as_deref().unwrap_or("Authorization"),
+                value,
+            )
+        }
+        AuthKind::ApiKey => {
+            let key = credentials.api_key.clone().unwrap_or_default();
+            let name = auth
+                .api_key_name
+                .clone()
+                .unwrap_or_else(|| "Authorization".into());
+            match auth.api_key_in {
+                KeyPlacement::Header => {
+                    builder.header(name, format!("{}{key}", auth.api_key_prefix))
+                }
+                KeyPlacement::Query => builder.query(&[(name, key)]),
+            }
+        }
+        AuthKind::Basic => builder.basic_auth(
+            credentials.username.clone().unwrap_or_default(),
+            credentials.password.clone(),
+        ),
+        AuthKind::None => builder,
+    };
+    builder
+        .build()
+        .map_err(|e| ConnectionError::Failed(format!("cannot build the request: {e}")))
 }
 
 /// Calls the provider with the connection's credentials. A 401 triggers exactly one token

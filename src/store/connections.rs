@@ -214,6 +214,24 @@ impl Store {
             .await
     }
 
+    /// Replaces a connection's values (a choice made after connecting); false when it
+    /// is not in this tenant.
+    pub async fn set_connection_config(
+        &self,
+        ctx: &TenantCtx,
+        id: ConnectionId,
+        config: &str,
+    ) -> Result<bool, DbErr> {
+        let result = connections::Entity::update_many()
+            .col_expr(connections::Column::Config, Expr::value(config))
+            .col_expr(connections::Column::UpdatedAt, Expr::value(now()))
+            .filter(connections::Column::Id.eq(id))
+            .filter(connections::Column::TenantId.eq(ctx.tenant_id()))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
     /// Marks an active connection at token `version` as needing a reconnect; false when the
     /// credentials changed meanwhile (a concurrent refresh or reconnect) or it is not active.
     pub async fn mark_reauth_required(

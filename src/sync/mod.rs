@@ -5,6 +5,7 @@ pub mod engine;
 pub mod expression;
 pub mod mapping;
 pub mod rate;
+pub mod since;
 pub mod source;
 pub mod target;
 pub mod trigger;
@@ -31,6 +32,9 @@ pub struct Fault {
     /// Whether the provider said to slow down (a 429, or what its error rules call a
     /// rate limit).
     pub rate_limited: bool,
+    /// Whether the provider's error rules say nothing more can work: a refused write
+    /// then fails the run instead of making a dead letter.
+    pub stops_run: bool,
     /// What happened, for the run log.
     pub message: String,
 }
@@ -65,6 +69,7 @@ impl Fault {
             status: None,
             retry_after: None,
             rate_limited: false,
+            stops_run: false,
             message: message.into(),
         }
     }
@@ -90,6 +95,11 @@ impl Fault {
     /// What happened, for the run log.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// Whether the destination refused this one record (a dead letter; the run goes on).
+    pub fn refuses_record(&self) -> bool {
+        self.kind == FaultKind::Fatal && !self.stops_run
     }
 
     /// Whether trying again later may help.
@@ -135,8 +145,9 @@ impl Fault {
                 let mut fault = Fault::from_status(phase, what, fetched);
                 fault.kind = match action {
                     ErrorAction::RateLimit | ErrorAction::Retry => FaultKind::Retryable,
-                    ErrorAction::Reject => FaultKind::Fatal,
+                    ErrorAction::Reject | ErrorAction::Fail => FaultKind::Fatal,
                 };
+                fault.stops_run = action == ErrorAction::Fail;
                 fault.rate_limited = action == ErrorAction::RateLimit;
                 fault.retry_after = fault
                     .is_retryable()
@@ -168,6 +179,7 @@ impl Fault {
             status: Some(status.as_u16()),
             retry_after: retryable.then(|| fetched.retry_after()).flatten(),
             rate_limited,
+            stops_run: false,
             message,
         }
     }

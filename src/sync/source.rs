@@ -1,8 +1,8 @@
 //! Reading a source object page by page: cursor, offset, page number or `Link` header.
 
-use super::{Exchange, Fault, Phase, rate};
+use super::{Exchange, Fault, Phase, rate, since};
 use crate::app::App;
-use crate::connectors::catalogue::{ObjectSpec, PaginationStyle, Provider};
+use crate::connectors::catalogue::{ObjectSpec, Pagination, PaginationStyle, Provider};
 use crate::connectors::session::ApiCall;
 use crate::domain::{ConnectionId, TenantCtx};
 use serde::{Deserialize, Serialize};
@@ -67,19 +67,38 @@ impl Source {
         }
     }
 
+    /// How the object's list pages.
+    fn paging(&self) -> &'static Pagination {
+        self.object.paging(self.provider)
+    }
+
+    /// `since` as this object's filter takes it.
+    fn since_text(&self, since: &str) -> String {
+        since::since_text(
+            since,
+            self.object.since_format.as_deref(),
+            self.object.lookback_seconds,
+        )
+    }
+
     /// Page size: the provider's default, capped by the caller.
     pub fn page_size(&self, cap: Option<u32>) -> u32 {
-        let size = self.provider.pagination.page_size.unwrap_or(100);
+        let size = self.paging().page_size.unwrap_or(100);
         cap.map_or(size, |c| size.min(c)).max(1)
     }
 
-    /// The query of the first page's request (later pages add their position):
-    /// `list_params`, on incremental runs laid over by `incremental_params`, with
-    /// `{since}` and `{page_size}` filled in.
-    fn first_query(&self, since: Option<&str>, page_size: u32) -> Vec<(String, String)> {
-        let paging = &self.provider.pagination;
+    /// The query of a page's request before its position: `list_params`, on
+    /// incremental runs laid over by `incremental_params`, with `{since}`,
+    /// `{page_size}` and `{offset}` (a query language's own paging) filled in.
+    fn first_query(
+        &self,
+        since: Option<&str>,
+        page_size: u32,
+        offset: u64,
+    ) -> Vec<(String, String)> {
+        let paging = self.paging();
         let object = self.object;
-        let since = since.map(|s| since_text(s, object.since_format.as_deref()));
+        let since = since.map(|s| self.since_text(s));
         let mut params = object.list_params.clone();
         if since.is_some() {
             params.extend(object.incremental_params.clone());
@@ -87,7 +106,9 @@ impl Source {
         let mut query: Vec<(String, String)> = params
             .into_iter()
             .map(|(k, v)| {
-                let v = v.replace("{page_size}", &page_size.to_string());
+                let v = v
+                    .replace("{page_size}", &page_size.to_string())
+                    .replace("{offset}", &offset.to_string());
                 let v = match &since {
                     Some(since) => v.replace("{since}", since),
                     None => v,
@@ -115,14 +136,14 @@ impl Source {
         since: Option<&str>,
         page_size: u32,
     ) -> Result<Page, Fault> {
-        let paging = &self.provider.pagination;
+        let paging = self.paging();
         let mut query = Vec::new();
         let mut path = self.object.list_path.clone();
         let mut method = reqwest::Method::GET;
         let mut body = None;
         if let (Some(search), Some(since)) = (&self.object.search, since) {
             // Changes only: the search endpoint, paged inside its body.
-            let since = since_text(since, self.object.since_format.as_deref());
+            let since = self.since_text(since);
             let cursor = match resume {
                 Some(Resume::Cursor(c)) => Some(c.as_str()),
                 _ => None,
@@ -139,16 +160,22 @@ impl Source {
             // The provider's next link already carries every parameter.
             path = url.clone();
         } else {
-            query = self.first_query(since, page_size);
+            let offset = match resume {
+                Some(Resume::Offset(n)) => *n,
+                _ => paging.offset_start,
+            };
+            query = self.first_query(since, page_size, offset);
             match (paging.style, resume) {
                 (PaginationStyle::Cursor, Some(Resume::Cursor(c))) => {
                     if let Some(p) = &paging.cursor_param {
                         query.push((p.clone(), c.clone()));
                     }
                 }
-                (PaginationStyle::Offset, Some(Resume::Offset(n))) => {
-                    if let Some(p) = &paging.offset_param {
-                        query.push((p.clone(), n.to_string()));
+                (PaginationStyle::Offset, _) => {
+                    if let Some(p) = &paging.offset_param
+                        && (resume.is_some() || offset > 0)
+                    {
+                        query.push((p.clone(), offset.to_string()));
                     }
                 }
                 (PaginationStyle::Page, _) => {
@@ -163,6 +190,18 @@ impl Source {
                 _ => {}
             }
         }
+        // Changes only, by a header (`If-Modified-Since`).
+        let headers: Vec<(&str, String)> = match since {
+            Some(since) => {
+                let since = self.since_text(since);
+                self.object
+                    .incremental_headers
+                    .iter()
+                    .map(|(name, value)| (name.as_str(), value.replace("{since}", &since)))
+                    .collect()
+            }
+            None => Vec::new(),
+        };
         let (fetched, ms) = rate::paced_call(
             self.provider,
             app,
@@ -174,7 +213,7 @@ impl Source {
                 link: matches!(resume, Some(Resume::Url(_))),
                 query: &query,
                 body: body.as_ref(),
-                headers: &[],
+                headers: &headers,
             },
         )
         .await;
@@ -207,6 +246,7 @@ impl Source {
             &self.object.records_path,
             paging.cursor_path.as_deref(),
             paging.total_path.as_deref(),
+            self.object.records_optional,
         )
         .ok_or_else(|| {
             Fault::fatal(format!(
@@ -221,7 +261,7 @@ impl Source {
             PaginationStyle::Offset => full.then(|| {
                 let before = match resume {
                     Some(Resume::Offset(n)) => *n,
-                    _ => 0,
+                    _ => paging.offset_start,
                 };
                 Resume::Offset(before + records.len() as u64)
             }),
@@ -304,20 +344,6 @@ fn text(value: Json) -> Option<String> {
     }
 }
 
-/// `since` as the provider wants it: reformatted in UTC when the object says how, else
-/// as read from the records (a value that is not a time is sent as it is).
-fn since_text(since: &str, format: Option<&str>) -> String {
-    let Some(format) = format else {
-        return since.to_owned();
-    };
-    let parsed = chrono::DateTime::parse_from_rfc3339(since)
-        .or_else(|_| chrono::DateTime::parse_from_str(since, "%Y-%m-%dT%H:%M:%S%.f%z"));
-    match parsed {
-        Ok(at) => at.with_timezone(&chrono::Utc).format(format).to_string(),
-        Err(_) => since.to_owned(),
-    }
-}
-
 /// A cheap fingerprint of a page's body.
 fn fingerprint(body: &[u8]) -> u64 {
     use std::hash::{Hash, Hasher};
@@ -335,18 +361,24 @@ struct Read {
 
 /// Reads the records, the next cursor and the total from a page's body. The cursor and
 /// total are read first: a cursor may lie inside the records (the last record's id),
-/// which are then taken out of the body.
+/// which are then taken out of the body. A body without records is none, or an empty
+/// page when they are `optional`.
 fn read_body(
     mut body: Json,
     records_path: &str,
     cursor_path: Option<&str>,
     total_path: Option<&str>,
+    optional: bool,
 ) -> Option<Read> {
     let cursor = cursor_path.and_then(|p| first(&body, p));
     let total = total_path
         .and_then(|p| first(&body, p))
         .and_then(|v| v.as_i64());
-    let records = select_records(&mut body, records_path)?;
+    let records = match select_records(&mut body, records_path) {
+        Some(records) => records,
+        None if optional && body.is_object() => Vec::new(),
+        None => return None,
+    };
     Some(Read {
         records,
         cursor,
@@ -437,7 +469,7 @@ mod tests {
     fn a_cursor_inside_the_records_is_read_before_they_are_taken_out() {
         let body =
             json!({"data": [{"id": "cus_1"}, {"id": "cus_2"}], "has_more": true, "total": 9});
-        let read = read_body(body, "$.data", Some("$.data[-1].id"), Some("$.total")).unwrap();
+        let read = read_body(body, "$.data", Some("$.data[-1].id"), Some("$.total"), false).unwrap();
         assert_eq!(read.records.len(), 2);
         assert_eq!(read.cursor, Some(json!("cus_2")));
         assert_eq!(read.total, Some(9));
@@ -490,28 +522,6 @@ mod tests {
         let other = super::Source::new(ConnectionId::new(), source.provider, source.object);
         assert!(other.refuse_repeat(None, None, 9, true).is_ok());
         assert!(other.refuse_repeat(Some(&second), None, 9, true).is_ok());
-    }
-
-    #[test]
-    fn since_is_rewritten_in_the_providers_format() {
-        let soql = Some("%Y-%m-%dT%H:%M:%SZ");
-        assert_eq!(
-            since_text("2026-01-01T01:23:20.000+0000", soql),
-            "2026-01-01T01:23:20Z"
-        );
-        assert_eq!(
-            since_text("2026-01-01T02:00:00+01:00", soql),
-            "2026-01-01T01:00:00Z"
-        );
-        assert_eq!(
-            since_text("1767230000", soql),
-            "1767230000",
-            "not a time: as read"
-        );
-        assert_eq!(
-            since_text("2026-01-01T01:23:20.000+0000", None),
-            "2026-01-01T01:23:20.000+0000"
-        );
     }
 
     #[test]

@@ -4,16 +4,16 @@
 //! honours it; where the destination can look records up by the flow's key field, a
 //! create repeated after such an ambiguity first asks which of its records already landed.
 
-use super::{Exchange, Fault, FaultKind, Phase, rate};
+use super::{Exchange, Fault, Phase, rate};
 use crate::app::App;
 use crate::connectors::ConnectionError;
-use crate::connectors::catalogue::{LookupSpec, ObjectSpec, Provider};
+use crate::connectors::catalogue::{LookupSpec, ObjectSpec, Provider, UpdateFetch};
 use crate::connectors::session::ApiCall;
 use crate::domain::{ConnectionId, TenantCtx, WriteMode};
 use serde_json::{Map, Value as Json, json};
 use serde_json_path::JsonPath;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -30,6 +30,8 @@ pub struct Target {
     /// Field matching existing records (update, upsert); in create mode, the field an
     /// ambiguous create is looked up by (none when empty).
     pub key_field: String,
+    /// The connection's values, which write templates may name (`{workspace_gid}`).
+    pub values: BTreeMap<String, String>,
 }
 
 /// A record to write.
@@ -356,9 +358,10 @@ impl Target {
         }
         let what = format!("looking up {}", self.object.name);
         if let Some(fault) = Fault::of_answer(self.provider, Phase::Write, &what, &fetched) {
-            return match fault.kind {
-                FaultKind::Fatal => Ok((None, exchange)),
-                _ => Err(fault),
+            return if fault.refuses_record() {
+                Ok((None, exchange))
+            } else {
+                Err(fault)
             };
         }
         let answer: Json = serde_json::from_slice(&fetched.body).unwrap_or(Json::Null);
@@ -465,10 +468,12 @@ impl Target {
                 return Json::Object(record.clone());
             }
             Json::String(
-                text.replace("{id}", id.as_deref().unwrap_or_default())
-                    .replace("{field}", &self.key_field)
-                    .replace("{value}", key_value.as_deref().unwrap_or_default())
-                    .replace("{trace}", &position.to_string()),
+                self.with_values(
+                    text.replace("{id}", id.as_deref().unwrap_or_default())
+                        .replace("{field}", &self.key_field)
+                        .replace("{value}", key_value.as_deref().unwrap_or_default())
+                        .replace("{trace}", &position.to_string()),
+                ),
             )
         };
         Ok(fill_template(template, &fill))
@@ -530,7 +535,7 @@ impl Target {
             // record): halve it until the refused records stand alone. About 2·log2(n)
             // calls per bad record, where one call per record would cost n.
             let content_refused = matches!(fetched.status.as_u16(), 400 | 409 | 413 | 422);
-            if fault.kind == FaultKind::Fatal && content_refused && group.len() > 1 {
+            if fault.refuses_record() && content_refused && group.len() > 1 {
                 let (left, right) = group.split_at(group.len() / 2);
                 let mut outcomes = Box::pin(self.send_batch(
                     app,
@@ -558,9 +563,10 @@ impl Target {
                 );
                 return Ok(outcomes);
             }
-            return match fault.kind {
-                FaultKind::Fatal => Ok(vec![Outcome::Rejected(fault.message); group.len()]),
-                _ => Err(fault),
+            return if fault.refuses_record() {
+                Ok(vec![Outcome::Rejected(fault.message); group.len()])
+            } else {
+                Err(fault)
             };
         }
         let answer: Json = serde_json::from_slice(&fetched.body).unwrap_or(Json::Null);
@@ -573,7 +579,13 @@ impl Target {
             .and_then(|v| v.as_array().cloned())
             .unwrap_or_default();
         if let Some(trace) = &self.object.batch_trace_field {
-            return Ok(matched_by_trace(&answer, &results, trace, group));
+            return Ok(matched_by_trace(
+                &answer,
+                &results,
+                trace,
+                group,
+                &self.object.id_field,
+            ));
         }
         if results.len() != group.len() {
             return Err(Fault::fatal(format!(
@@ -582,7 +594,10 @@ impl Target {
                 group.len()
             )));
         }
-        Ok(results.iter().map(outcome_of).collect())
+        Ok(results
+            .iter()
+            .map(|r| outcome_of(r, &self.object.id_field))
+            .collect())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -599,6 +614,10 @@ impl Target {
         let mut outcomes = Vec::with_capacity(group.len());
         for (i, item) in group.iter().enumerate() {
             let mut record = self.prepare(mode, item);
+            let id = item
+                .dest_id
+                .clone()
+                .or_else(|| record.get(&self.key_field).and_then(id_text));
             let (method, path, shown) = match self.address(mode, item, &mut record) {
                 Ok(address) => address,
                 Err(why) => {
@@ -606,10 +625,22 @@ impl Target {
                     continue;
                 }
             };
-            let body = match &self.object.write_body_key {
-                Some(k) => json!({ k: record }),
-                None => Json::Object(record),
-            };
+            if mode == "update" {
+                if let (Some(fetch), Some(id)) = (&self.object.update_fetch, &id) {
+                    match self
+                        .current_version(app, ctx, fetch, id, exchanges)
+                        .await?
+                    {
+                        Ok(fields) => record.extend(fields),
+                        Err(why) => {
+                            outcomes.push(Outcome::Rejected(why));
+                            continue;
+                        }
+                    }
+                }
+                record.extend(self.object.update_fields.clone());
+            }
+            let body = self.single_body(mode, record, id.as_deref(), i);
             let (fetched, ms) = rate::paced_call(
                 self.provider,
                 app,
@@ -642,13 +673,118 @@ impl Target {
                         .or_else(|| item.dest_id.clone().filter(|_| mode == "update"));
                     outcomes.push(Outcome::Written(id));
                 }
-                Some(fault) if fault.kind == FaultKind::Fatal => {
+                Some(fault) if fault.refuses_record() => {
                     outcomes.push(Outcome::Rejected(fault.message));
                 }
                 Some(fault) => return Err(fault),
             }
         }
         Ok(outcomes)
+    }
+
+    /// A template's text with the connection's values filled in (only names the
+    /// provider declares; record values never pass through here).
+    fn with_values(&self, mut text: String) -> String {
+        for source in self.provider.value_sources() {
+            if let Some(value) = self.values.get(source.name) {
+                text = text.replace(&format!("{{{}}}", source.name), value);
+            }
+        }
+        text
+    }
+
+    /// The body of one record's write: the provider's envelope for `mode`, the record
+    /// wrapped in `write_body_key`, or the record itself.
+    fn single_body(
+        &self,
+        mode: &str,
+        record: Map<String, Json>,
+        id: Option<&str>,
+        position: usize,
+    ) -> Json {
+        if let Some(template) = self.object.write_item.get(mode) {
+            let fill = |text: &str| -> Json {
+                if text == "{record}" {
+                    return Json::Object(record.clone());
+                }
+                Json::String(
+                    self.with_values(
+                        text.replace("{id}", id.unwrap_or_default())
+                            .replace("{field}", &self.key_field)
+                            .replace("{trace}", &position.to_string()),
+                    ),
+                )
+            };
+            return fill_template(template, &fill);
+        }
+        match &self.object.write_body_key {
+            Some(k) => json!({ k: record }),
+            None => Json::Object(record),
+        }
+    }
+
+    /// The fields an update of record `id` must carry from its current version
+    /// (QuickBooks' `SyncToken`); a record that is gone or refused is a reason.
+    async fn current_version(
+        &self,
+        app: &App,
+        ctx: &TenantCtx,
+        fetch: &UpdateFetch,
+        id: &str,
+        exchanges: &mut Vec<Exchange>,
+    ) -> Result<Result<Map<String, Json>, String>, Fault> {
+        let encoded = url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>();
+        let path = fetch.path.replace("{id}", &encoded);
+        let query: Vec<(String, String)> = fetch
+            .query
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let (fetched, ms) = rate::paced_call(
+            self.provider,
+            app,
+            ctx,
+            self.connection,
+            &ApiCall {
+                method: reqwest::Method::GET,
+                path: &path,
+                link: false,
+                query: &query,
+                body: None,
+                headers: &[],
+            },
+        )
+        .await;
+        let fetched = fetched?;
+        exchanges.push(Exchange {
+            method: "GET".into(),
+            path: fetch.path.clone(),
+            status: fetched.status.as_u16(),
+            ms,
+            records: 1,
+        });
+        let what = format!("reading the {} to update", self.object.name);
+        if let Some(fault) = Fault::of_answer(self.provider, Phase::Write, &what, &fetched) {
+            return if fault.refuses_record() {
+                Ok(Err(fault.message))
+            } else {
+                Err(fault)
+            };
+        }
+        let answer: Json = serde_json::from_slice(&fetched.body).unwrap_or(Json::Null);
+        let mut fields = Map::new();
+        for (name, path) in &fetch.fields {
+            let found = JsonPath::parse(path)
+                .ok()
+                .and_then(|p| p.query(&answer).first().cloned());
+            match found {
+                Some(value) => {
+                    fields.insert(name.clone(), value);
+                }
+                None => return Ok(Err(format!("{what}: its answer has no {path}"))),
+            }
+        }
+        Ok(Ok(fields))
     }
 
     /// Where one record is written in `mode`: method, path, and the path as the run
@@ -695,10 +831,14 @@ impl Target {
             "upsert" => {
                 let template = object.upsert_path.clone().ok_or_else(cannot)?;
                 let value = record
-                    .remove(&self.key_field)
-                    .as_ref()
+                    .get(&self.key_field)
                     .and_then(id_text)
                     .ok_or_else(|| format!("no {} to upsert by", self.key_field))?;
+                // A key in the URL leaves the body; an endpoint that matches by the
+                // body (Zendesk's create_or_update) needs it there.
+                if template.contains("{value}") {
+                    record.remove(&self.key_field);
+                }
                 let path = template
                     .replace("{field}", &encoded(&self.key_field))
                     .replace("{value}", &encoded(&value));
@@ -734,16 +874,23 @@ impl Target {
     }
 }
 
-/// Fills a batch item template: every string is passed to `fill` (which may turn
-/// `"{record}"` into the record), objects and arrays are filled within.
+/// Fills a write template: every string is passed to `fill` (which may turn
+/// `"{record}"` into the record), objects and arrays are filled within. An object's
+/// `"..."` key spreads what it holds (the record) into that object, under the
+/// template's own keys.
 fn fill_template(template: &Json, fill: &dyn Fn(&str) -> Json) -> Json {
     match template {
         Json::String(text) => fill(text),
-        Json::Object(map) => Json::Object(
-            map.iter()
-                .map(|(k, v)| (k.clone(), fill_template(v, fill)))
-                .collect(),
-        ),
+        Json::Object(map) => {
+            let mut out = match map.get("...").map(|spread| fill_template(spread, fill)) {
+                Some(Json::Object(spread)) => spread,
+                _ => Map::new(),
+            };
+            for (k, v) in map.iter().filter(|(k, _)| k.as_str() != "...") {
+                out.insert(k.clone(), fill_template(v, fill));
+            }
+            Json::Object(out)
+        }
         Json::Array(items) => Json::Array(items.iter().map(|v| fill_template(v, fill)).collect()),
         other => other.clone(),
     }
@@ -757,6 +904,7 @@ fn matched_by_trace(
     results: &[Json],
     trace: &str,
     items: &[(usize, Json)],
+    id_field: &str,
 ) -> Vec<Outcome> {
     let by_trace: HashMap<String, &Json> = results
         .iter()
@@ -777,7 +925,7 @@ fn matched_by_trace(
     items
         .iter()
         .map(|(position, _)| match by_trace.get(&position.to_string()) {
-            Some(result) => outcome_of(result),
+            Some(result) => outcome_of(result, id_field),
             None => Outcome::Rejected(why.clone()),
         })
         .collect()
@@ -800,13 +948,16 @@ fn id_text(v: &Json) -> Option<String> {
     }
 }
 
-/// One per-record result of a batch.
-fn outcome_of(result: &Json) -> Outcome {
+/// One per-record result of a batch; its id is `id` or the object's id field.
+fn outcome_of(result: &Json, id_field: &str) -> Outcome {
     let status = result.get("status").and_then(Json::as_str).unwrap_or("ok");
     match status {
-        "created" | "updated" | "ok" | "success" | "unchanged" => {
-            Outcome::Written(result.get("id").and_then(id_text))
-        }
+        "created" | "updated" | "ok" | "success" | "unchanged" => Outcome::Written(
+            result
+                .get("id")
+                .or_else(|| result.get(id_field))
+                .and_then(id_text),
+        ),
         other => {
             let detail = result
                 .get("fields")
@@ -824,13 +975,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_template_spreads_the_record_under_its_own_keys() {
+        let template = json!({"data": {"...": "{record}", "workspace": "{ws}"}});
+        let record = json!({"name": "Call Ada", "workspace": "other"});
+        let fill = |text: &str| match text {
+            "{record}" => record.clone(),
+            other => Json::String(other.replace("{ws}", "123")),
+        };
+        assert_eq!(
+            fill_template(&template, &fill),
+            json!({"data": {"name": "Call Ada", "workspace": "123"}})
+        );
+    }
+
+    #[test]
     fn batch_results_become_outcomes() {
         assert_eq!(
-            outcome_of(&json!({"status": "created", "id": "cus_1"})),
+            outcome_of(&json!({"status": "created", "id": "cus_1"}), "id"),
             Outcome::Written(Some("cus_1".into()))
         );
         assert_eq!(
-            outcome_of(&json!({"status": "invalid", "fields": {"email": "is required"}})),
+            outcome_of(
+                &json!({"status": "invalid", "fields": {"email": "is required"}}),
+                "id"
+            ),
             Outcome::Rejected(r#"invalid {"email":"is required"}"#.into())
         );
     }

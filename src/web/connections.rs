@@ -79,6 +79,7 @@ struct ShowPage {
     c: ConnectionView,
     provider: Option<&'static Provider>,
     events: Vec<records::ConnectionLogEntry>,
+    choices: Option<connections::Choices>,
 }
 
 #[derive(Template)]
@@ -259,14 +260,45 @@ pub async fn show(
     let row = crate::services::connections::get(&app, &member.ctx, id).await?;
     let events = crate::services::connections::events(&app, &member.ctx, id, 50).await?;
     let provider = catalogue::get(&row.provider_id);
+    let choices = connections::choices(&row);
     render(
         &ShowPage {
             shell: member.shell("connections"),
             c: ConnectionView::new(row),
             provider,
             events,
+            choices,
         },
         StatusCode::OK,
+    )
+}
+
+/// The account picked on a connection page.
+#[derive(serde::Deserialize)]
+pub struct ChoiceForm {
+    choice: String,
+}
+
+/// POST /connections/{id}/choose — which of the accounts its grant reaches the
+/// connection uses.
+pub async fn choose(
+    app: web::Data<App>,
+    member: Member,
+    id: web::Path<ConnectionId>,
+    form: web::Form<ChoiceForm>,
+) -> AppResult<HttpResponse> {
+    let id = id.into_inner();
+    let here = format!("/connections/{id}");
+    Ok(
+        match connections::choose(&app, &member.ctx, &member.actor(), id, &form.choice).await {
+            Ok(note) => flash::redirect(&here, Flash::success(note)),
+            Err(AppError::Invalid(errors)) => flash::redirect(
+                &here,
+                Flash::error(errors.summary()),
+            ),
+            Err(AppError::BadRequest(m)) => flash::redirect(&here, Flash::error(m)),
+            Err(e) => return Err(e),
+        },
     )
 }
 

@@ -161,6 +161,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/connections/{id}", web::get().to(connections::show))
         .route("/connections/{id}/test", web::post().to(connections::test))
         .route(
+            "/connections/{id}/choose",
+            web::post().to(connections::choose),
+        )
+        .route(
             "/connections/{id}/disconnect",
             web::post().to(connections::disconnect),
         )

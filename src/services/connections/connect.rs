@@ -6,6 +6,7 @@ use crate::app::{App, AuditActor};
 use crate::auth::tokens;
 use crate::connectors::catalogue::{AuthKind, Provider};
 use crate::connectors::credentials::{self, Credentials, expiry, seal};
+use crate::connectors::discovery;
 use crate::connectors::http::OutboundError;
 use crate::connectors::oauth::{OAuthTarget, TokenSet};
 use crate::connectors::session::{auth_server, client_credentials, url_values};
@@ -402,6 +403,9 @@ pub struct CallbackParams {
     pub error_description: Option<String>,
     /// Issuer (RFC 9207).
     pub iss: Option<String>,
+    /// Everything else (e.g. QuickBooks' `realmId`), for the provider's `callback_values`.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, String>,
 }
 
 /// The result of a callback: which tenant it was for, and what happened.
@@ -538,6 +542,21 @@ pub async fn callback(
     let Some(code) = params.code.filter(|c| !c.is_empty()) else {
         return fail("The provider sent no authorization code.".into());
     };
+    // Values only the callback carries (the company a QuickBooks grant is for).
+    for (name, param) in &provider.auth.callback_values {
+        match params.extra.get(param) {
+            Some(value) if crate::connectors::catalogue::is_plain_value(value) => {
+                config.insert(name.clone(), value.clone());
+            }
+            _ => {
+                tracing::warn!(provider = %provider.id, param = %param, "OAuth callback without a usable value");
+                return fail(format!(
+                    "{} sent back no usable {param}; start connecting again.",
+                    provider.name
+                ));
+            }
+        }
+    }
     let verifier_bytes = app
         .keyring
         .decrypt(&row.verifier_enc, &Aad::new("oauth_state", tenant, &row.id))
@@ -575,9 +594,46 @@ pub async fn callback(
             ));
         }
     };
-    // Values only the token response knows (e.g. the instance every call goes to).
+    // Values only the token response knows (e.g. the instance every call goes to), and
+    // the OAuth app's own the API's address names (a self-managed GitLab's URL).
     config.extend(tokens.values(provider));
+    for (name, value) in &credentials.endpoint_values {
+        if provider.base_url.contains(&format!("{{{name}}}")) {
+            config.insert(name.clone(), value.clone());
+        }
+    }
     let reconnect = row.connection_id;
+    if let Some(spec) = &provider.auth.discovery {
+        let kept = match reconnect {
+            Some(id) => app
+                .store
+                .connection(&ctx, id)
+                .await?
+                .and_then(|c| credentials::config_of(&c).remove(&spec.into)),
+            None => None,
+        };
+        let settled = discovery::discover(
+            app,
+            provider,
+            spec,
+            &url_values(app, &config),
+            &credentials::from_tokens(&tokens),
+        )
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|choices| {
+            discovery::settle(&mut config, provider, spec, choices, kept.as_deref())
+        });
+        if let Err(message) = settled {
+            tracing::warn!(provider = %provider.id, error = %message, "post-connect discovery failed");
+            if let Some(link_id) = link {
+                app.store
+                    .finish_connect_link(&ctx, link_id, "error", Some(message.clone()), None)
+                    .await?;
+            }
+            return fail(message);
+        }
+    }
     let id = save_connection(
         app,
         &ctx,

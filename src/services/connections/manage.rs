@@ -1,11 +1,13 @@
-//! A connection's upkeep: "Test connection" and disconnecting.
+//! A connection's upkeep: "Test connection", the account it uses when its grant
+//! reaches several, and disconnecting.
 
 use super::provider;
 use crate::app::{App, AuditActor};
 use crate::connectors::credentials::{self, config_of};
+use crate::connectors::discovery;
 use crate::connectors::session::{auth_server, call, url_values};
 use crate::domain::{ConnectionEvent, ConnectionId, TenantCtx};
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::services::require_write;
 use secrecy::SecretString;
 
@@ -129,4 +131,70 @@ pub async fn disconnect(
     app.audit(ctx, actor, "connection.disconnected", Some(conn.name), None)
         .await?;
     Ok(note)
+}
+
+/// The accounts a connection may use, when its grant reaches several (Xero
+/// organisations, Jira sites): what each is called, and which one it uses now.
+pub struct Choices {
+    /// What a choice is called ("Xero organisation").
+    pub title: String,
+    /// The accounts the grant reaches.
+    pub options: Vec<discovery::Choice>,
+    /// The one in use, if picked.
+    pub current: Option<String>,
+}
+
+/// The choices a connection offers, if its provider discovers accounts and the grant
+/// reaches several.
+pub fn choices(conn: &crate::store::entities::connections::Model) -> Option<Choices> {
+    let spec = crate::connectors::catalogue::get(&conn.provider_id)?
+        .auth
+        .discovery
+        .as_ref()?;
+    let mut config = config_of(conn);
+    let options = discovery::choices(&config);
+    (!options.is_empty()).then(|| Choices {
+        title: spec.title.clone(),
+        options,
+        current: config.remove(&spec.into),
+    })
+}
+
+/// Makes the connection use one of the accounts its grant reaches.
+pub async fn choose(
+    app: &App,
+    ctx: &TenantCtx,
+    actor: &AuditActor,
+    id: ConnectionId,
+    value: &str,
+) -> AppResult<String> {
+    require_write(ctx)?;
+    let conn = super::get(app, ctx, id).await?;
+    let provider = provider(&conn.provider_id)?;
+    let (Some(spec), Some(choices)) = (&provider.auth.discovery, choices(&conn)) else {
+        return Err(AppError::BadRequest(
+            "This connection has nothing to choose.".into(),
+        ));
+    };
+    let Some(chosen) = choices.options.iter().find(|c| c.value == value) else {
+        return Err(AppError::invalid(
+            "choice",
+            format!("Choose one of the listed {}s.", spec.title),
+        ));
+    };
+    let mut config = config_of(&conn);
+    config.insert(spec.into.clone(), chosen.value.clone());
+    let text = serde_json::to_string(&config).map_err(|e| AppError::Internal(e.into()))?;
+    if !app.store.set_connection_config(ctx, id, &text).await? {
+        return Err(AppError::NotFound);
+    }
+    app.audit(
+        ctx,
+        actor,
+        "connection.account_chosen",
+        Some(conn.name),
+        Some(serde_json::json!({ "title": spec.title, "label": chosen.label })),
+    )
+    .await?;
+    Ok(format!("{} set to {}.", spec.title, chosen.label))
 }

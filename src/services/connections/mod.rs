@@ -9,7 +9,7 @@ mod oauth_apps;
 pub use connect::{
     Begin, Binding, CallbackMember, CallbackParams, CallbackResult, ConnectRequest, begin, callback,
 };
-pub use manage::{TestOutcome, disconnect, test};
+pub use manage::{Choices, TestOutcome, choices, choose, disconnect, test};
 pub use oauth_apps::save_oauth_app;
 // Pages show the callback URL to register at the provider.
 pub use crate::connectors::session::callback_url;
@@ -34,8 +34,9 @@ pub fn parse_fields(
     parse_field_values(&provider.connection_fields(), raw)
 }
 
-/// Validates `field_<name>` form values: URLs must be http(s), paths must start with `/`,
-/// everything else may only hold characters that cannot reshape a URL.
+/// Validates `field_<name>` form values: a field with options takes only one of them,
+/// URLs must be http(s), paths must start with `/`, everything else may only hold
+/// characters that cannot reshape a URL. An empty field takes its default.
 fn parse_field_values(
     fields: &[&crate::connectors::catalogue::AuthField],
     raw: &HashMap<String, String>,
@@ -47,8 +48,15 @@ fn parse_field_values(
         let value = raw
             .get(&key)
             .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .or_else(|| field.default.clone())
+            .or_else(|| field.options.first().map(|o| o.value.clone()))
             .unwrap_or_default();
-        let problem = if value.contains(['{', '}']) {
+        let problem = if !field.options.is_empty() {
+            // A choice among the vendor's own hosts: nothing else may be sent.
+            (!field.options.iter().any(|o| o.value == value))
+                .then(|| "Choose one of the options.".into())
+        } else if value.contains(['{', '}']) {
             Some("Braces are not allowed here.".into())
         } else if value.is_empty() {
             Some(format!("Enter the {}.", field.label.to_lowercase()))
@@ -71,12 +79,7 @@ fn parse_field_values(
             (!value.starts_with('/') || value.contains(char::is_whitespace) || value.contains(".."))
                 .then(|| "Enter a path starting with /.".into())
         } else {
-            // Values end up inside URLs: allow only what cannot change the URL's shape.
-            (!value
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-                || value.len() > 100)
-                .then(|| "Use only letters, digits, '.', '-' and '_'.".into())
+            (!catalogue::is_plain_value(&value)).then(|| "Use only letters, digits, '.', '-' and '_'.".into())
         };
         match problem {
             Some(message) => errors.add(&key, message),

@@ -12,7 +12,7 @@ use crate::domain::{DeadLetterId, LetterSelection};
 use crate::store::{LedgerEntry, PageCommit};
 use crate::sync::source::{Page, Resume, Source};
 use crate::sync::target::{Item, Outcome, Recheck, Target};
-use crate::sync::{Exchange, Phase};
+use crate::sync::{Exchange, Phase, since};
 use sea_orm::DbErr;
 use serde_json::{Value as Json, json};
 
@@ -152,8 +152,13 @@ impl<'a> Pipeline<'a> {
             watermark: seen,
             ..
         } = current;
-        if seen.as_deref() > self.watermark.as_deref() {
-            self.watermark = seen;
+        if let Some(seen) = seen
+            && self
+                .watermark
+                .as_deref()
+                .is_none_or(|w| since::is_later(&seen, w))
+        {
+            self.watermark = Some(seen);
         }
         let number = self.page_number;
         let summary = format!(

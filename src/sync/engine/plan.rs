@@ -8,6 +8,7 @@ use crate::sync::Fault;
 use crate::sync::mapping::Mapping;
 use crate::sync::source::{Resume, Source};
 use crate::sync::target::Target;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// What a run works from.
@@ -62,13 +63,14 @@ impl Runner<'_> {
                 .map_err(|e| Fault::fatal(e.to_string()))?
                 .map_err(|e| Fault::fatal(format!("the mapping does not compile: {e}")))?,
         );
-        let source_provider = self.provider_of(spec.source.connection_id).await?;
+        let (source_provider, _) = self.provider_of(spec.source.connection_id).await?;
         let source = Source::new(
             spec.source.connection_id,
             source_provider,
             object_of(source_provider, &spec.source.object)?,
         );
-        let target_provider = self.provider_of(spec.destination.connection_id).await?;
+        let (target_provider, target_values) =
+            self.provider_of(spec.destination.connection_id).await?;
         self.providers = Some((&source_provider.id, &target_provider.id));
         let target = Target {
             connection: spec.destination.connection_id,
@@ -76,6 +78,7 @@ impl Runner<'_> {
             object: object_of(target_provider, &spec.destination.object)?,
             mode: spec.destination.write_mode,
             key_field: spec.destination.key_field.clone(),
+            values: target_values,
         };
         let replay =
             match &self.run.replay {
@@ -191,18 +194,20 @@ impl Runner<'_> {
         }
     }
 
+    /// A connection's provider and its values (what its write templates may name).
     pub(super) async fn provider_of(
         &self,
         connection: ConnectionId,
-    ) -> Result<&'static Provider, Stop> {
+    ) -> Result<(&'static Provider, BTreeMap<String, String>), Stop> {
         let conn = self
             .app
             .store
             .connection(self.ctx, connection)
             .await?
             .ok_or_else(|| Fault::fatal("a connection of this flow was deleted"))?;
-        Ok(catalogue::get(&conn.provider_id)
-            .ok_or_else(|| Fault::fatal(format!("unknown provider {}", conn.provider_id)))?)
+        let provider = catalogue::get(&conn.provider_id)
+            .ok_or_else(|| Fault::fatal(format!("unknown provider {}", conn.provider_id)))?;
+        Ok((provider, crate::connectors::credentials::config_of(&conn)))
     }
 }
 

@@ -5,7 +5,7 @@ use super::{Runner, Stop};
 use crate::connectors::catalogue::ObjectSpec;
 use crate::domain::RecordFault;
 use crate::store::{Failure, LedgerEntry, PageCommit};
-use crate::sync::Fault;
+use crate::sync::{Fault, since};
 use crate::sync::expression::pool;
 use crate::sync::mapping::{Mapping, RecordError};
 use crate::sync::source::{Page, Source};
@@ -141,10 +141,10 @@ fn map_page(
     for record in records {
         let _budget = mapping.record_budget();
         if let Some(field) = &object.updated_field
-            && let Some(Json::String(at)) = record.get(field)
-            && watermark.as_deref().is_none_or(|w| at.as_str() > w)
+            && let Some(at) = since::field_value(&record, field)
+            && watermark.as_deref().is_none_or(|w| since::is_later(&at, w))
         {
-            watermark = Some(at.clone());
+            watermark = Some(at);
         }
         let key = match mapping.key(&record) {
             Ok(k) => k,
