@@ -450,6 +450,10 @@ pub struct ObjectSpec {
     /// Fields every update carries (QuickBooks' `sparse = true`).
     #[serde(default)]
     pub update_fields: BTreeMap<String, serde_json::Value>,
+    /// Mapped fields an update leaves out, because the API refuses to change them
+    /// (Jira's `project`).
+    #[serde(default)]
+    pub update_omit: Vec<String>,
 }
 
 /// Reading a record's current version fields before an update.
@@ -763,12 +767,9 @@ impl Provider {
                     return problem(&format!("'{format}' is not a chrono time format"));
                 }
             }
-            let takes_since = |values: &BTreeMap<String, String>| {
-                values.is_empty() || values.values().any(|v| v.contains("{since}"))
-            };
-            if !object.reads_changes()
-                && !(takes_since(&object.incremental_params)
-                    && takes_since(&object.incremental_headers))
+            let declared =
+                !object.incremental_params.is_empty() || !object.incremental_headers.is_empty();
+            if declared && !object.reads_changes()
             {
                 return problem(&format!(
                     "{}: incremental_params and incremental_headers must use {{since}}",
@@ -845,7 +846,9 @@ pub fn is_plain_value(value: &str) -> bool {
 /// serves put `{offset}` inside a list parameter (a query language's own paging).
 fn check_paging(paging: &Pagination, offset_in_query: bool) -> Result<(), String> {
     let missing = match paging.style {
-        PaginationStyle::Cursor if paging.cursor_path.is_none() => "cursor pagination needs cursor_path",
+        PaginationStyle::Cursor if paging.cursor_path.is_none() => {
+            "cursor pagination needs cursor_path"
+        }
         PaginationStyle::Cursor if paging.cursor_param.is_none() => {
             "cursor pagination needs cursor_param (a next URL in the body is style = \"next_url\")"
         }

@@ -95,7 +95,10 @@ fn choices_in(body: &serde_json::Value, spec: &DiscoverySpec) -> Vec<Choice> {
 }
 
 fn text_at(item: &serde_json::Value, field: &str) -> Option<String> {
-    match field.split('.').try_fold(item, |node, part| node.get(part))? {
+    match field
+        .split('.')
+        .try_fold(item, |node, part| node.get(part))?
+    {
         serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
         serde_json::Value::Number(n) => Some(n.to_string()),
         _ => None,
@@ -122,7 +125,9 @@ pub fn settle(
             ));
         }
         [one] => Some(one.value.clone()),
-        many => kept.filter(|k| many.iter().any(|c| c.value == *k)).map(str::to_owned),
+        many => kept
+            .filter(|k| many.iter().any(|c| c.value == *k))
+            .map(str::to_owned),
     };
     if choices.len() > 1 {
         config.insert(
@@ -170,10 +175,23 @@ mod tests {
         );
         let mut config = BTreeMap::new();
         settle(&mut config, provider, spec, found.clone(), None).unwrap();
-        assert!(!config.contains_key(&spec.into), "several: the tenant picks");
+        assert!(
+            !config.contains_key(&spec.into),
+            "several: the tenant picks"
+        );
         assert_eq!(choices(&config), found);
-        settle(&mut config, provider, spec, found.clone(), Some("a1b2-0003")).unwrap();
-        assert_eq!(config[&spec.into], "a1b2-0003", "a reconnect keeps the pick");
+        settle(
+            &mut config,
+            provider,
+            spec,
+            found.clone(),
+            Some("a1b2-0003"),
+        )
+        .unwrap();
+        assert_eq!(
+            config[&spec.into], "a1b2-0003",
+            "a reconnect keeps the pick"
+        );
         settle(&mut config, provider, spec, found[..1].to_vec(), None).unwrap();
         assert_eq!(config[&spec.into], "a1b2-0001");
         assert!(choices(&config).is_empty());

@@ -115,11 +115,20 @@ mod tests {
     #[test]
     fn changes_are_compared_as_the_times_they_name() {
         // Text order would say otherwise for each pair.
-        assert!(is_later("2026-01-01T10:00:00Z", "2026-01-01T11:30:00+02:00"));
+        assert!(is_later(
+            "2026-01-01T10:00:00Z",
+            "2026-01-01T11:30:00+02:00"
+        ));
         assert!(is_later("2026-01-01T10:00:00.5Z", "2026-01-01T10:00:00Z"));
-        assert!(is_later("/Date(1767300000000+0000)/", "/Date(999999999999+0000)/"));
+        assert!(is_later(
+            "/Date(1767300000000+0000)/",
+            "/Date(999999999999+0000)/"
+        ));
         assert!(is_later("1767300000000", "999999999999"));
-        assert!(!is_later("2026-01-01T10:00:00Z", "2026-01-01T10:00:00.000+0000"));
+        assert!(!is_later(
+            "2026-01-01T10:00:00Z",
+            "2026-01-01T10:00:00.000+0000"
+        ));
     }
 
     #[test]

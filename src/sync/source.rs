@@ -469,7 +469,14 @@ mod tests {
     fn a_cursor_inside_the_records_is_read_before_they_are_taken_out() {
         let body =
             json!({"data": [{"id": "cus_1"}, {"id": "cus_2"}], "has_more": true, "total": 9});
-        let read = read_body(body, "$.data", Some("$.data[-1].id"), Some("$.total"), false).unwrap();
+        let read = read_body(
+            body,
+            "$.data",
+            Some("$.data[-1].id"),
+            Some("$.total"),
+            false,
+        )
+        .unwrap();
         assert_eq!(read.records.len(), 2);
         assert_eq!(read.cursor, Some(json!("cus_2")));
         assert_eq!(read.total, Some(9));

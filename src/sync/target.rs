@@ -398,11 +398,15 @@ impl Target {
 
     fn prepare(&self, mode: &str, item: &Item) -> Map<String, Json> {
         let mut record = item.record.clone();
-        if mode == "update"
-            && self.object.update_id_in_body
-            && let Some(id) = &item.dest_id
-        {
-            record.insert(self.object.id_field.clone(), Json::String(id.clone()));
+        if mode == "update" {
+            for field in &self.object.update_omit {
+                record.remove(field);
+            }
+            if self.object.update_id_in_body
+                && let Some(id) = &item.dest_id
+            {
+                record.insert(self.object.id_field.clone(), Json::String(id.clone()));
+            }
         }
         record
     }
@@ -627,10 +631,7 @@ impl Target {
             };
             if mode == "update" {
                 if let (Some(fetch), Some(id)) = (&self.object.update_fetch, &id) {
-                    match self
-                        .current_version(app, ctx, fetch, id, exchanges)
-                        .await?
-                    {
+                    match self.current_version(app, ctx, fetch, id, exchanges).await? {
                         Ok(fields) => record.extend(fields),
                         Err(why) => {
                             outcomes.push(Outcome::Rejected(why));

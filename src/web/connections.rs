@@ -292,10 +292,9 @@ pub async fn choose(
     Ok(
         match connections::choose(&app, &member.ctx, &member.actor(), id, &form.choice).await {
             Ok(note) => flash::redirect(&here, Flash::success(note)),
-            Err(AppError::Invalid(errors)) => flash::redirect(
-                &here,
-                Flash::error(errors.summary()),
-            ),
+            Err(AppError::Invalid(errors)) => {
+                flash::redirect(&here, Flash::error(errors.summary()))
+            }
             Err(AppError::BadRequest(m)) => flash::redirect(&here, Flash::error(m)),
             Err(e) => return Err(e),
         },

@@ -79,7 +79,8 @@ fn parse_field_values(
             (!value.starts_with('/') || value.contains(char::is_whitespace) || value.contains(".."))
                 .then(|| "Enter a path starting with /.".into())
         } else {
-            (!catalogue::is_plain_value(&value)).then(|| "Use only letters, digits, '.', '-' and '_'.".into())
+            (!catalogue::is_plain_value(&value))
+                .then(|| "Use only letters, digits, '.', '-' and '_'.".into())
         };
         match problem {
             Some(message) => errors.add(&key, message),

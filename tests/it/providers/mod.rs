@@ -5,11 +5,18 @@
 //! to the vendor as the vendor expects. Each fake names the documents its shapes come
 //! from. Sluice reaches the fakes through `SLUICE_PROVIDER_ORIGINS`.
 
+mod asana;
 mod github;
+mod gitlab;
 mod hubspot;
+mod jira;
+mod pipedrive;
+mod quickbooks;
 mod salesforce;
 mod slack;
 mod stripe;
+mod xero;
+mod zendesk;
 
 use crate::common::{Client, TestApp, continue_url};
 use actix_web::{App as ActixApp, HttpRequest, HttpResponse, HttpServer, web};
@@ -206,6 +213,70 @@ pub fn verifies(verifier: Option<&str>, challenge: &str) -> bool {
     })
 }
 
+/// How a client proves itself at a token endpoint.
+#[derive(Clone, Copy)]
+pub enum ClientAuth {
+    /// `client_id` and `client_secret` in the form.
+    Post,
+    /// HTTP basic authentication.
+    Basic,
+}
+
+/// Checks a token request that redeems an authorization code: the client authenticates
+/// as registered, and the code was issued for the same redirect and PKCE challenge (a
+/// code is good once). The error is RFC 6749's.
+pub fn redeem(
+    codes: &mut Codes,
+    r: &Request,
+    client: (&str, &str),
+    auth: ClientAuth,
+) -> Result<(), &'static str> {
+    use base64::Engine;
+    let form = r.form();
+    let field = |k: &str| form.get(k).map(String::as_str);
+    let authenticated = match auth {
+        ClientAuth::Post => {
+            field("client_id") == Some(client.0) && field("client_secret") == Some(client.1)
+        }
+        ClientAuth::Basic => {
+            r.header("authorization")
+                == Some(&format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD
+                        .encode(format!("{}:{}", client.0, client.1))
+                ))
+        }
+    };
+    if !authenticated {
+        return Err("invalid_client");
+    }
+    if field("grant_type") != Some("authorization_code") {
+        return Err("unsupported_grant_type");
+    }
+    let issued = field("code").and_then(|c| codes.remove(c));
+    match issued {
+        Some((challenge, redirect))
+            if field("redirect_uri") == Some(redirect.as_str())
+                && verifies(field("code_verifier"), &challenge) =>
+        {
+            Ok(())
+        }
+        _ => Err("invalid_grant"),
+    }
+}
+
+/// A fake's clock: `seconds` after 2026-01-01T00:00:00Z.
+pub fn at(seconds: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(1_767_225_600 + seconds, 0).unwrap()
+}
+
+/// Whether a request carries one of `tokens` as `Authorization: Bearer`.
+pub fn bearer(r: &Request, tokens: &[String]) -> bool {
+    r.header("authorization")
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .is_some_and(|t| tokens.iter().any(|known| known == t))
+}
+
 /// A vendor's state behind its fake: it answers each request.
 pub trait Vendor: Default + Send + 'static {
     fn handle(&mut self, request: &Request) -> Answer;
@@ -276,15 +347,26 @@ async fn serve<V: Vendor>(
 
 impl OAuthVendor<'_> {
     pub async fn connect<V: Vendor>(&self, extra: &[(&str, &str)]) -> Connected<V> {
+        self.connect_with(extra, &[], &[]).await
+    }
+
+    /// [`OAuthVendor::connect`] with values for the OAuth app's form (e.g. a
+    /// self-managed vendor's URL) and the connect form (e.g. a subdomain).
+    pub async fn connect_with<V: Vendor>(
+        &self,
+        extra: &[(&str, &str)],
+        app_form: &[(&str, &str)],
+        connect_form: &[(&str, &str)],
+    ) -> Connected<V> {
         let (vendor, fake, app, admin) = serve::<V>(self.origins, extra).await;
-        let connection = connect_oauth(
-            &admin,
-            self.provider,
-            self.client_id,
-            self.client_secret,
-            &[("name", "Acme")],
-        )
-        .await;
+        let mut app_fields = vec![
+            ("client_id", self.client_id),
+            ("client_secret", self.client_secret),
+        ];
+        app_fields.extend_from_slice(app_form);
+        let mut fields = vec![("name", "Acme")];
+        fields.extend_from_slice(connect_form);
+        let connection = connect_oauth(&admin, self.provider, &app_fields, &fields).await;
         Connected {
             vendor,
             fake,
@@ -369,15 +451,11 @@ pub async fn sluice_for(fake: &Fake, vendor_origins: &[&str], extra: &[(&str, &s
 pub async fn connect_oauth(
     admin: &Client,
     provider: &str,
-    client_id: &str,
-    client_secret: &str,
+    app_form: &[(&str, &str)],
     fields: &[(&str, &str)],
 ) -> String {
     let saved = admin
-        .post_form(
-            &format!("/settings/oauth-apps/{provider}"),
-            &[("client_id", client_id), ("client_secret", client_secret)],
-        )
+        .post_form(&format!("/settings/oauth-apps/{provider}"), app_form)
         .await;
     assert_eq!(saved.status, 303, "{}", saved.body);
     let start = admin

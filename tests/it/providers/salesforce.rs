@@ -14,7 +14,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::{
-    Answer, Codes, OAuthVendor, Request, SEEDED, Vendor, approve, flow_fields, run_ending, verifies,
+    Answer, Codes, Fake, OAuthVendor, Request, SEEDED, Vendor, approve, connect_oauth, flow_fields,
+    run_ending, verifies,
 };
 use crate::common::flows::{create_flow, run_to_end, set};
 use serde_json::{Map, Value, json};
@@ -660,4 +661,50 @@ async fn salesforce_creates_updates_and_upserts_and_a_refused_record_is_a_dead_l
             .any(|c| c["Name"] == "Upserted 0" && c["Legacy_Id__c"] == "con_000000")
     );
     s.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_salesforce_sandbox_org_signs_in_at_test_salesforce_com() {
+    // Production sign-in leads nowhere here: only the sandbox host reaches the fake.
+    let vendor = std::sync::Arc::new(std::sync::Mutex::new(Org::default()));
+    let shared = vendor.clone();
+    let fake = Fake::start(move |r| shared.lock().unwrap().handle(r)).await;
+    let routes = format!(
+        "https://test.salesforce.com={0},{INSTANCE}={0},{LOGIN}=http://127.0.0.1:9",
+        fake.base
+    );
+    let app = crate::common::TestApp::spawn_with(&[
+        ("SLUICE_PROVIDER_ORIGINS", routes.as_str()),
+        ("SLUICE_OUTBOUND_ALLOW", "127.0.0.1/32"),
+    ])
+    .await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    connect_oauth(
+        &admin,
+        "salesforce",
+        &[("client_id", CLIENT_ID), ("client_secret", CLIENT_SECRET)],
+        &[
+            ("name", "Acme sandbox"),
+            ("field_login_host", "test.salesforce.com"),
+        ],
+    )
+    .await;
+    assert_eq!(fake.requests_to("/services/oauth2/token").len(), 1);
+    let form = admin.get("/connections/new/salesforce").await.body;
+    assert!(
+        form.contains("<select id=\"field_login_host\""),
+        "the environment is a choice: {form}"
+    );
+    let refused = admin
+        .post_form(
+            "/connections/new/salesforce",
+            &[("name", "Acme"), ("field_login_host", "evil.example")],
+        )
+        .await;
+    assert!(
+        refused.body.contains("Choose one of the options"),
+        "{}",
+        refused.body
+    );
+    app.stop().await;
 }
