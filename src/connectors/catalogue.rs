@@ -355,8 +355,16 @@ pub struct ObjectSpec {
     pub id: String,
     /// Display name.
     pub name: String,
-    /// List endpoint (GET), relative to the base URL.
+    /// List endpoint (GET unless `list_method` says), relative to the base URL.
     pub list_path: String,
+    /// The list request's method, for APIs that read with a body (GraphQL).
+    pub list_method: Option<String>,
+    /// The list request's JSON body (a GraphQL query and its variables): a string that
+    /// is exactly `{page_size}` becomes a number, `{cursor}` the next page's cursor or
+    /// null; `{since}` and `{offset}` are filled in inside strings.
+    pub list_body: Option<serde_json::Value>,
+    /// The body of incremental runs, in place of `list_body`; names `{since}`.
+    pub incremental_body: Option<serde_json::Value>,
     /// JSONPath to the records array.
     #[serde(default = "dollar")]
     pub records_path: String,
@@ -559,6 +567,10 @@ impl ObjectSpec {
                 .values()
                 .chain(self.incremental_headers.values())
                 .any(|v| v.contains("{since}"))
+            || self
+                .incremental_body
+                .as_ref()
+                .is_some_and(|b| b.to_string().contains("{since}"))
     }
 
     /// How this object's list pages: its own paging, or the provider's.
@@ -734,20 +746,18 @@ impl Provider {
             }
             _ => Ok(()),
         }?;
-        let offset_in_query =
-            |o: &ObjectSpec| o.list_params.values().any(|v| v.contains("{offset}"));
         // The provider's paging serves every object without its own.
-        if self.objects.iter().any(|o| o.pagination.is_none()) {
-            let query_offsets = self
-                .objects
-                .iter()
-                .filter(|o| o.pagination.is_none())
-                .all(offset_in_query);
-            check_paging(&self.pagination, query_offsets).or_else(|e| problem(&e))?;
+        let shared: Vec<&ObjectSpec> = self
+            .objects
+            .iter()
+            .filter(|o| o.pagination.is_none())
+            .collect();
+        if !shared.is_empty() {
+            check_paging(&self.pagination, &shared).or_else(|e| problem(&e))?;
         }
         for object in &self.objects {
             if let Some(paging) = &object.pagination {
-                check_paging(paging, offset_in_query(object))
+                check_paging(paging, &[object])
                     .or_else(|e| problem(&format!("{}: {e}", object.id)))?;
             }
         }
@@ -767,12 +777,12 @@ impl Provider {
                     return problem(&format!("'{format}' is not a chrono time format"));
                 }
             }
-            let declared =
-                !object.incremental_params.is_empty() || !object.incremental_headers.is_empty();
-            if declared && !object.reads_changes()
-            {
+            let declared = !object.incremental_params.is_empty()
+                || !object.incremental_headers.is_empty()
+                || object.incremental_body.is_some();
+            if declared && !object.reads_changes() {
                 return problem(&format!(
-                    "{}: incremental_params and incremental_headers must use {{since}}",
+                    "{}: incremental_params, incremental_headers and incremental_body must use {{since}}",
                     object.id
                 ));
             }
@@ -842,14 +852,25 @@ pub fn is_plain_value(value: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
 }
 
-/// Whether `paging` is complete for its style; `offset_in_query` when the objects it
-/// serves put `{offset}` inside a list parameter (a query language's own paging).
-fn check_paging(paging: &Pagination, offset_in_query: bool) -> Result<(), String> {
+/// Whether `paging` is complete for its style, for the `objects` it serves: those may
+/// carry the position themselves, `{offset}` in a list parameter (a query language's
+/// own paging) or `{cursor}` in their body (GraphQL variables).
+fn check_paging(paging: &Pagination, objects: &[&ObjectSpec]) -> Result<(), String> {
+    let names = |placeholder: &str| {
+        objects.iter().all(|o| {
+            o.list_params.values().any(|v| v.contains(placeholder))
+                || [&o.list_body, &o.incremental_body]
+                    .into_iter()
+                    .flatten()
+                    .any(|b| b.to_string().contains(placeholder))
+        })
+    };
+    let (offset_in_query, cursor_in_body) = (names("{offset}"), names("{cursor}"));
     let missing = match paging.style {
         PaginationStyle::Cursor if paging.cursor_path.is_none() => {
             "cursor pagination needs cursor_path"
         }
-        PaginationStyle::Cursor if paging.cursor_param.is_none() => {
+        PaginationStyle::Cursor if paging.cursor_param.is_none() && !cursor_in_body => {
             "cursor pagination needs cursor_param (a next URL in the body is style = \"next_url\")"
         }
         PaginationStyle::NextUrl if paging.next_url_path.is_none() => {

@@ -159,6 +159,34 @@ impl Source {
         } else if let Some(Resume::Url(url)) = resume {
             // The provider's next link already carries every parameter.
             path = url.clone();
+        } else if let Some(template) = since
+            .and(self.object.incremental_body.as_ref())
+            .or(self.object.list_body.as_ref())
+        {
+            // A read with a body (GraphQL): the position goes inside it.
+            let offset = match resume {
+                Some(Resume::Offset(n)) => *n,
+                _ => paging.offset_start,
+            };
+            let cursor = match resume {
+                Some(Resume::Cursor(c)) => Some(c.as_str()),
+                _ => None,
+            };
+            let since = since.map(|s| self.since_text(s));
+            query = self.first_query(None, page_size, offset);
+            method = self
+                .object
+                .list_method
+                .as_deref()
+                .and_then(|m| m.parse().ok())
+                .unwrap_or(reqwest::Method::POST);
+            body = Some(filled_body(
+                template,
+                page_size,
+                cursor,
+                since.as_deref(),
+                offset,
+            ));
         } else {
             let offset = match resume {
                 Some(Resume::Offset(n)) => *n,
@@ -332,6 +360,43 @@ impl Source {
             )));
         }
         Ok(())
+    }
+}
+
+/// A list body template filled in: a string that is exactly `{page_size}` becomes the
+/// number, exactly `{cursor}` the cursor (null on the first page); `{since}`, `{offset}`
+/// and `{page_size}` inside longer strings are replaced as text.
+fn filled_body(
+    template: &Json,
+    page_size: u32,
+    cursor: Option<&str>,
+    since: Option<&str>,
+    offset: u64,
+) -> Json {
+    match template {
+        Json::String(text) => match text.as_str() {
+            "{page_size}" => Json::from(page_size),
+            "{offset}" => Json::from(offset),
+            "{cursor}" => cursor.map_or(Json::Null, Json::from),
+            "{since}" => since.map_or(Json::Null, Json::from),
+            _ => Json::String(
+                text.replace("{page_size}", &page_size.to_string())
+                    .replace("{offset}", &offset.to_string())
+                    .replace("{since}", since.unwrap_or_default()),
+            ),
+        },
+        Json::Object(map) => Json::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), filled_body(v, page_size, cursor, since, offset)))
+                .collect(),
+        ),
+        Json::Array(items) => Json::Array(
+            items
+                .iter()
+                .map(|v| filled_body(v, page_size, cursor, since, offset))
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }
 
@@ -529,6 +594,23 @@ mod tests {
         let other = super::Source::new(ConnectionId::new(), source.provider, source.object);
         assert!(other.refuse_repeat(None, None, 9, true).is_ok());
         assert!(other.refuse_repeat(Some(&second), None, 9, true).is_ok());
+    }
+
+    #[test]
+    fn a_graphql_body_takes_the_page_size_cursor_and_since() {
+        let template = json!({
+            "query": "query($first: Int!, $after: String, $query: String) { … }",
+            "variables": {"first": "{page_size}", "after": "{cursor}", "query": "updated_at:>'{since}'"}
+        });
+        let first = filled_body(&template, 50, None, Some("2026-01-01T00:00:00Z"), 0);
+        assert_eq!(first["variables"]["first"], json!(50));
+        assert_eq!(first["variables"]["after"], Json::Null);
+        assert_eq!(
+            first["variables"]["query"],
+            json!("updated_at:>'2026-01-01T00:00:00Z'")
+        );
+        let next = filled_body(&template, 50, Some("eyJsYXN0X2lkIjo"), None, 0);
+        assert_eq!(next["variables"]["after"], json!("eyJsYXN0X2lkIjo"));
     }
 
     #[test]

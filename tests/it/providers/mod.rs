@@ -13,6 +13,7 @@ mod jira;
 mod pipedrive;
 mod quickbooks;
 mod salesforce;
+mod shopify;
 mod slack;
 mod stripe;
 mod xero;
@@ -203,6 +204,28 @@ pub fn approve(codes: &mut Codes, r: &Request, client_id: &str, code: &str) -> A
     Answer::redirect(back.as_str())
 }
 
+/// [`approve`] for a vendor that takes no PKCE: the authorization must not carry it.
+pub fn approve_without_pkce(codes: &mut Codes, r: &Request, client_id: &str, code: &str) -> Answer {
+    let (Some(id), Some(redirect), Some(state), None) = (
+        r.param("client_id"),
+        r.param("redirect_uri"),
+        r.param("state"),
+        r.param("code_challenge"),
+    ) else {
+        return Answer::json(400, serde_json::json!({"error": "invalid_request"}));
+    };
+    if id != client_id {
+        return Answer::json(400, serde_json::json!({"error": "invalid_client"}));
+    }
+    let code = code.replace("{n}", &codes.len().to_string());
+    codes.insert(code.clone(), (String::new(), redirect.to_owned()));
+    let mut back = url::Url::parse(redirect).unwrap();
+    back.query_pairs_mut()
+        .append_pair("code", &code)
+        .append_pair("state", state);
+    Answer::redirect(back.as_str())
+}
+
 /// Whether a token request proves it started the authorization (PKCE S256).
 pub fn verifies(verifier: Option<&str>, challenge: &str) -> bool {
     use base64::Engine;
@@ -257,7 +280,11 @@ pub fn redeem(
     match issued {
         Some((challenge, redirect))
             if field("redirect_uri") == Some(redirect.as_str())
-                && verifies(field("code_verifier"), &challenge) =>
+                && if challenge.is_empty() {
+                    field("code_verifier").is_none()
+                } else {
+                    verifies(field("code_verifier"), &challenge)
+                } =>
         {
             Ok(())
         }
