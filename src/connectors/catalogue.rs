@@ -95,6 +95,10 @@ pub struct AuthField {
     pub options: Vec<FieldOption>,
     /// The value when left empty (e.g. `https://gitlab.com` for a self-hostable vendor).
     pub default: Option<String>,
+    /// Any text (a spreadsheet tab's name, spaces and `!` included): never placed in a
+    /// URL as it is, only where a `[objects.table]` quotes and encodes it.
+    #[serde(default)]
+    pub text: bool,
 }
 
 /// One allowed value of an [`AuthField`].
@@ -462,6 +466,22 @@ pub struct ObjectSpec {
     /// (Jira's `project`).
     #[serde(default)]
     pub update_omit: Vec<String>,
+    /// A spreadsheet tab: rows under a header row (see [`TableSpec`]).
+    pub table: Option<TableSpec>,
+}
+
+/// A spreadsheet tab read and written as records: the first row names the fields, each
+/// later row is a record whose id is its row number (`_row`); new records are appended
+/// in the header's column order, changed ones rewrite their row (cells of unmapped
+/// columns are left as they are). `{range}` in `list_path` and `values_path` is the tab
+/// in A1 notation (`'Q1 Orders'!…`), quoted and encoded here.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableSpec {
+    /// The connection value naming the tab (a `text` field).
+    pub sheet: String,
+    /// The values endpoint, with `{range}`.
+    pub values_path: String,
 }
 
 /// Reading a record's current version fields before an update.
@@ -759,6 +779,37 @@ impl Provider {
             if let Some(paging) = &object.pagination {
                 check_paging(paging, &[object])
                     .or_else(|e| problem(&format!("{}: {e}", object.id)))?;
+            }
+        }
+        for field in self.auth.fields.iter().filter(|f| f.text) {
+            let placeholder = format!("{{{}}}", field.name);
+            let mut templates: Vec<&str> = vec![self.base_url.as_str()];
+            templates.extend(self.headers.values().map(String::as_str));
+            templates.extend(
+                [
+                    &self.auth.authorize_url,
+                    &self.auth.token_url,
+                    &self.auth.revoke_url,
+                ]
+                .into_iter()
+                .flatten()
+                .map(String::as_str),
+            );
+            for object in &self.objects {
+                templates.push(&object.list_path);
+                templates.extend(object.list_params.values().map(String::as_str));
+                templates.extend(
+                    [&object.write_path, &object.update_path, &object.batch_path]
+                        .into_iter()
+                        .flatten()
+                        .map(String::as_str),
+                );
+            }
+            if templates.iter().any(|t| t.contains(&placeholder)) {
+                return problem(&format!(
+                    "{}: a text field is only for [objects.table], never inside a URL",
+                    field.name
+                ));
             }
         }
         for field in &self.auth.fields {

@@ -494,13 +494,17 @@ async fn source_of(
     connection: ConnectionId,
     object: &str,
 ) -> AppResult<Source> {
-    let provider = connection_provider(app, ctx, connection)
+    let conn = app
+        .store
+        .connection(ctx, connection)
         .await?
         .ok_or(AppError::NotFound)?;
+    let provider = catalogue::get(&conn.provider_id).ok_or(AppError::NotFound)?;
     let object = provider_object(provider, object).ok_or_else(|| {
         AppError::BadRequest(format!("{} has no object '{object}'", provider.name))
     })?;
-    Ok(Source::new(connection, provider, object))
+    Ok(Source::new(connection, provider, object)
+        .with_values(crate::connectors::credentials::config_of(&conn)))
 }
 
 /// One record of a dry run.

@@ -7,6 +7,7 @@ pub mod mapping;
 pub mod rate;
 pub mod since;
 pub mod source;
+pub mod table;
 pub mod target;
 pub mod trigger;
 

@@ -1,6 +1,6 @@
 //! Reading a source object page by page: cursor, offset, page number or `Link` header.
 
-use super::{Exchange, Fault, Phase, rate, since};
+use super::{Exchange, Fault, Phase, rate, since, table};
 use crate::app::App;
 use crate::connectors::catalogue::{ObjectSpec, Pagination, PaginationStyle, Provider};
 use crate::connectors::session::ApiCall;
@@ -8,6 +8,7 @@ use crate::domain::{ConnectionId, TenantCtx};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use serde_json_path::JsonPath;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 /// A source object of a connection.
@@ -21,6 +22,8 @@ pub struct Source {
     /// The last page read: where it started and a fingerprint of its body, to catch a
     /// provider that answers a new request with the page it just gave.
     last_read: Mutex<Option<(Option<Resume>, u64)>>,
+    /// The connection's values (a spreadsheet's tab).
+    values: BTreeMap<String, String>,
 }
 
 /// Where the next page starts: the checkpoint stored after each committed page.
@@ -64,7 +67,14 @@ impl Source {
             provider,
             object,
             last_read: Mutex::new(None),
+            values: BTreeMap::new(),
         }
+    }
+
+    /// The same source, knowing its connection's values.
+    pub fn with_values(mut self, values: BTreeMap<String, String>) -> Self {
+        self.values = values;
+        self
     }
 
     /// How the object's list pages.
@@ -138,7 +148,10 @@ impl Source {
     ) -> Result<Page, Fault> {
         let paging = self.paging();
         let mut query = Vec::new();
-        let mut path = self.object.list_path.clone();
+        let mut path = match &self.object.table {
+            Some(table) => table::at(&self.object.list_path, &table::sheet(table, &self.values)?),
+            None => self.object.list_path.clone(),
+        };
         let mut method = reqwest::Method::GET;
         let mut body = None;
         if let (Some(search), Some(since)) = (&self.object.search, since) {
@@ -282,6 +295,12 @@ impl Source {
                 self.object.records_path
             ))
         })?;
+        // A tab's rows become records under its header row.
+        let records = if self.object.table.is_some() {
+            table::records(records)
+        } else {
+            records
+        };
         let full = records.len() as u64 >= u64::from(page_size);
         let next = match paging.style {
             PaginationStyle::Cursor => cursor.and_then(text).map(Resume::Cursor),

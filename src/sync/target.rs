@@ -129,6 +129,8 @@ impl Target {
     /// Why this destination cannot be written in this mode, if it cannot.
     pub fn unsupported(object: &ObjectSpec, mode: WriteMode) -> Option<String> {
         let ok = match mode {
+            // A tab takes new rows and rewrites rows by number.
+            WriteMode::Create | WriteMode::Update if object.table.is_some() => true,
             WriteMode::Create => object.write_path.is_some() || object.batches("create"),
             WriteMode::Update => object.update_path.is_some() || object.batches("update"),
             WriteMode::Upsert => object.upsert_path.is_some() || object.batches("upsert"),
@@ -144,7 +146,7 @@ impl Target {
 
     /// Largest batch the destination takes.
     pub fn batch_max(&self) -> u32 {
-        if self.object.batch_path.is_some() {
+        if self.object.batch_path.is_some() || self.object.table.is_some() {
             self.object.batch_max.unwrap_or(100).max(1)
         } else {
             1
@@ -229,6 +231,15 @@ impl Target {
                 continue;
             }
             let group: Vec<Item> = indexes.iter().filter_map(|i| items[*i].take()).collect();
+            if let Some(table) = &self.object.table {
+                let outcomes = self
+                    .write_table(app, ctx, table, mode, &group, &mut written.exchanges)
+                    .await?;
+                for (i, outcome) in indexes.into_iter().zip(outcomes) {
+                    written.outcomes[i] = outcome;
+                }
+                continue;
+            }
             let batchable = self.object.batches(mode);
             // Only a create sent again can duplicate a record.
             let suspect = (mode == "create").then_some(recheck);

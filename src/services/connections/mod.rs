@@ -52,7 +52,16 @@ fn parse_field_values(
             .or_else(|| field.default.clone())
             .or_else(|| field.options.first().map(|o| o.value.clone()))
             .unwrap_or_default();
-        let problem = if !field.options.is_empty() {
+        let problem = if field.text {
+            // Any text: it never reaches a URL unencoded.
+            (value.is_empty() || value.chars().count() > 100 || value.chars().any(char::is_control))
+                .then(|| {
+                    format!(
+                        "Enter the {} (up to 100 characters).",
+                        field.label.to_lowercase()
+                    )
+                })
+        } else if !field.options.is_empty() {
             // A choice among the vendor's own hosts: nothing else may be sent.
             (!field.options.iter().any(|o| o.value == value))
                 .then(|| "Choose one of the options.".into())

@@ -63,12 +63,13 @@ impl Runner<'_> {
                 .map_err(|e| Fault::fatal(e.to_string()))?
                 .map_err(|e| Fault::fatal(format!("the mapping does not compile: {e}")))?,
         );
-        let (source_provider, _) = self.provider_of(spec.source.connection_id).await?;
+        let (source_provider, source_values) = self.provider_of(spec.source.connection_id).await?;
         let source = Source::new(
             spec.source.connection_id,
             source_provider,
             object_of(source_provider, &spec.source.object)?,
-        );
+        )
+        .with_values(source_values);
         let (target_provider, target_values) =
             self.provider_of(spec.destination.connection_id).await?;
         self.providers = Some((&source_provider.id, &target_provider.id));

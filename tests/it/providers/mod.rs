@@ -8,6 +8,7 @@
 mod asana;
 mod github;
 mod gitlab;
+mod google_sheets;
 mod hubspot;
 mod jira;
 mod pipedrive;
