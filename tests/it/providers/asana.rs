@@ -15,9 +15,9 @@
 
 use super::{
     Answer, ClientAuth, Codes, Connected, OAuthVendor, Request, SEEDED, Vendor, approve, at,
-    bearer, flow_fields, redeem, run_ending,
+    bearer, redeem, run_ending,
 };
-use crate::common::flows::{count, create_flow, set, touch_contacts};
+use crate::common::flows::{count, touch_contacts};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -302,25 +302,16 @@ async fn asana_asks_which_workspace_then_pages_its_tasks_by_offset_token() {
     let page = s.admin.get(refused.location()).await.body;
     assert!(page.contains("Choose one of the listed"), "{page}");
 
-    let crm = s.sandbox("sandbox_crm").await;
-    let source = s.object("tasks");
-    let destination = format!("{crm}:companies");
-    let mut fields = flow_fields(
-        &[
-            ("name", "Tasks to companies"),
-            ("source", &source),
-            ("destination", &destination),
-            ("write_mode", "create"),
-            ("key_field", ""),
-            ("record_key", "record.gid"),
-        ],
-        &[
-            ("name", "record.name"),
-            ("domain", "record.gid ~ '.example'"),
-        ],
-    );
-    set(&mut fields, "incremental", "on");
-    let flow = create_flow(&s.admin, &fields).await;
+    let flow = s
+        .read_into_companies(
+            "tasks",
+            "record.gid",
+            &[
+                ("name", "record.name"),
+                ("domain", "record.gid ~ '.example'"),
+            ],
+        )
+        .await;
     // Until a workspace is chosen, runs say what to do.
     let (_, log) = run_ending(&s.admin, &flow, "Failed").await;
     assert!(
@@ -365,19 +356,9 @@ async fn asana_asks_which_workspace_then_pages_its_tasks_by_offset_token() {
 async fn asana_creates_tasks_in_the_chosen_workspace_and_updates_them() {
     let s = ASANA_APP.connect::<User>(SEEDED).await;
     choose(&s, PERSONAL).await;
-    let source = s.seeded_contacts().await;
-    let destination = s.object("tasks");
-    let flow = create_flow(
-        &s.admin,
-        &flow_fields(
-            &[
-                ("name", "Contacts to tasks"),
-                ("source", &source),
-                ("destination", &destination),
-                ("write_mode", "create"),
-                ("key_field", ""),
-                ("record_key", "record.id"),
-            ],
+    let flow = s
+        .contacts_into(
+            "tasks",
             &[
                 ("name", "'Call ' ~ record.name"),
                 (
@@ -385,9 +366,8 @@ async fn asana_creates_tasks_in_the_chosen_workspace_and_updates_them() {
                     "'2026-02-01' if record.id != 'con_000003' else '2026-13-45'",
                 ),
             ],
-        ),
-    )
-    .await;
+        )
+        .await;
     let (page, _) = run_ending(&s.admin, &flow, "Partially failed").await;
     assert_eq!(count(&page, "written"), 11);
     let dead = s.admin.get(&format!("{flow}/dead-letters")).await.body;

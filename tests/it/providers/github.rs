@@ -16,10 +16,8 @@
 //! `field`, `code`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use super::{
-    Answer, Codes, OAuthVendor, Request, SEEDED, Vendor, approve, flow_fields, run_ending, verifies,
-};
-use crate::common::flows::{count, create_flow, set, touch_contacts};
+use super::{Answer, Codes, OAuthVendor, Request, SEEDED, Vendor, approve, run_ending, verifies};
+use crate::common::flows::{count, touch_contacts};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -340,25 +338,16 @@ async fn github_pages_gists_by_link_header_then_reads_only_what_changed_since() 
             user.insert(&format!("Gist {i}"), &files);
         }
     }
-    let crm = s.sandbox("sandbox_crm").await;
-    let source = s.object("gists");
-    let destination = format!("{crm}:companies");
-    let mut fields = flow_fields(
-        &[
-            ("name", "Gists to companies"),
-            ("source", &source),
-            ("destination", &destination),
-            ("write_mode", "create"),
-            ("key_field", ""),
-            ("record_key", "record.id"),
-        ],
-        &[
-            ("name", "record.description"),
-            ("domain", "record.html_url"),
-        ],
-    );
-    set(&mut fields, "incremental", "on");
-    let flow = create_flow(&s.admin, &fields).await;
+    let flow = s
+        .read_into_companies(
+            "gists",
+            "record.id",
+            &[
+                ("name", "record.description"),
+                ("domain", "record.html_url"),
+            ],
+        )
+        .await;
     let (page, _) = run_ending(&s.admin, &flow, "Succeeded").await;
     assert_eq!(count(&page, "read"), 250);
     assert_eq!(s.app.sandbox_records("crm.companies").await, 250);
@@ -402,29 +391,15 @@ async fn github_pages_gists_by_link_header_then_reads_only_what_changed_since() 
 #[tokio::test]
 async fn github_creates_and_updates_gists_and_a_refused_one_is_a_dead_letter() {
     let s = GITHUB.connect::<User>(SEEDED).await;
-    let source = s.seeded_contacts().await;
-    let destination = s.object("gists");
-    let flow = create_flow(
-        &s.admin,
-        &flow_fields(
-            &[
-                ("name", "Contacts to gists"),
-                ("source", &source),
-                ("destination", &destination),
-                ("write_mode", "create"),
-                ("key_field", ""),
-                ("record_key", "record.id"),
-            ],
-            &[
+    let flow = s
+        .contacts_into("gists", &[
                 ("description", "record.name"),
                 (
                     "files",
                     "{'contact.md': {'content': record.email if record.id != 'con_000003' else ''}}",
                 ),
-            ],
-        ),
-    )
-    .await;
+            ])
+        .await;
     let (page, _) = run_ending(&s.admin, &flow, "Partially failed").await;
     assert_eq!(count(&page, "written"), 11);
     assert_eq!(count(&page, "failed"), 1);

@@ -14,10 +14,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::{
-    Answer, ClientAuth, Codes, OAuthVendor, Request, SEEDED, Vendor, approve, at, bearer,
-    flow_fields, redeem, run_ending,
+    Answer, ClientAuth, Codes, OAuthVendor, Request, SEEDED, Vendor, approve, at, bearer, redeem,
+    run_ending,
 };
-use crate::common::flows::{count, create_flow, set, touch_contacts};
+use crate::common::flows::{count, touch_contacts};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -287,22 +287,13 @@ async fn a_self_managed_gitlab_pages_projects_by_link_header_then_reads_what_cha
             instance.insert(&format!("Service {i}"), "");
         }
     }
-    let crm = s.sandbox("sandbox_crm").await;
-    let source = s.object("projects");
-    let destination = format!("{crm}:companies");
-    let mut fields = flow_fields(
-        &[
-            ("name", "Projects to companies"),
-            ("source", &source),
-            ("destination", &destination),
-            ("write_mode", "create"),
-            ("key_field", ""),
-            ("record_key", "record.id"),
-        ],
-        &[("name", "record.name"), ("domain", "record.web_url")],
-    );
-    set(&mut fields, "incremental", "on");
-    let flow = create_flow(&s.admin, &fields).await;
+    let flow = s
+        .read_into_companies(
+            "projects",
+            "record.id",
+            &[("name", "record.name"), ("domain", "record.web_url")],
+        )
+        .await;
     let (page, _) = run_ending(&s.admin, &flow, "Succeeded").await;
     assert_eq!(count(&page, "read"), 250);
     assert_eq!(s.app.sandbox_records("crm.companies").await, 250);
@@ -337,19 +328,9 @@ async fn a_self_managed_gitlab_pages_projects_by_link_header_then_reads_what_cha
 #[tokio::test]
 async fn gitlab_creates_and_updates_projects_and_a_taken_name_is_a_dead_letter() {
     let s = connect(SEEDED).await;
-    let source = s.seeded_contacts().await;
-    let destination = s.object("projects");
-    let flow = create_flow(
-        &s.admin,
-        &flow_fields(
-            &[
-                ("name", "Contacts to projects"),
-                ("source", &source),
-                ("destination", &destination),
-                ("write_mode", "create"),
-                ("key_field", ""),
-                ("record_key", "record.id"),
-            ],
+    let flow = s
+        .contacts_into(
+            "projects",
             &[
                 // Two contacts ask for the same project name: GitLab refuses the second.
                 (
@@ -358,9 +339,8 @@ async fn gitlab_creates_and_updates_projects_and_a_taken_name_is_a_dead_letter()
                 ),
                 ("description", "record.name"),
             ],
-        ),
-    )
-    .await;
+        )
+        .await;
     let (page, _) = run_ending(&s.admin, &flow, "Partially failed").await;
     assert_eq!(count(&page, "written"), 11);
     assert_eq!(count(&page, "failed"), 1);

@@ -352,19 +352,9 @@ async fn google_sheets_reads_rows_under_the_header_of_a_tab_whose_name_needs_quo
 #[tokio::test]
 async fn google_sheets_appends_rows_in_header_order_and_rewrites_changed_ones() {
     let s = connect(SEEDED).await;
-    let source = s.seeded_contacts().await;
-    let destination = s.object("rows");
-    let flow = create_flow(
-        &s.admin,
-        &flow_fields(
-            &[
-                ("name", "Contacts to the sheet"),
-                ("source", &source),
-                ("destination", &destination),
-                ("write_mode", "create"),
-                ("key_field", ""),
-                ("record_key", "record.id"),
-            ],
+    let flow = s
+        .contacts_into(
+            "rows",
             &[
                 // Mapped out of the header's order; one record also has a phone, a
                 // column the sheet does not have.
@@ -372,9 +362,8 @@ async fn google_sheets_appends_rows_in_header_order_and_rewrites_changed_ones() 
                 ("Name", "record.name"),
                 ("Phone", "'555-0100' if record.id == 'con_000003' else none"),
             ],
-        ),
-    )
-    .await;
+        )
+        .await;
     let (page, _) = run_ending(&s.admin, &flow, "Partially failed").await;
     assert_eq!(count(&page, "written"), 11);
     let dead = s.admin.get(&format!("{flow}/dead-letters")).await.body;

@@ -17,10 +17,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::{
-    Answer, ClientAuth, Codes, OAuthVendor, Request, SEEDED, Vendor, approve, at, bearer,
-    flow_fields, redeem, run_ending,
+    Answer, ClientAuth, Codes, OAuthVendor, Request, SEEDED, Vendor, approve, at, bearer, redeem,
+    run_ending,
 };
-use crate::common::flows::{count, create_flow, set, touch_contacts};
+use crate::common::flows::{count, touch_contacts};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -314,25 +314,16 @@ async fn jira_reads_the_chosen_sites_issues_by_page_token_then_changes_with_a_mi
             cloud.insert(&format!("Issue {i}"));
         }
     }
-    let crm = s.sandbox("sandbox_crm").await;
-    let source = s.object("issues");
-    let destination = format!("{crm}:companies");
-    let mut fields = flow_fields(
-        &[
-            ("name", "Issues to companies"),
-            ("source", &source),
-            ("destination", &destination),
-            ("write_mode", "create"),
-            ("key_field", ""),
-            ("record_key", "record.id"),
-        ],
-        &[
-            ("name", "record.fields.summary"),
-            ("domain", "record.key ~ '.example'"),
-        ],
-    );
-    set(&mut fields, "incremental", "on");
-    let flow = create_flow(&s.admin, &fields).await;
+    let flow = s
+        .read_into_companies(
+            "issues",
+            "record.id",
+            &[
+                ("name", "record.fields.summary"),
+                ("domain", "record.key ~ '.example'"),
+            ],
+        )
+        .await;
     let (page, _) = run_ending(&s.admin, &flow, "Succeeded").await;
     assert_eq!(count(&page, "read"), 250);
     let searches = s
@@ -369,19 +360,9 @@ async fn jira_reads_the_chosen_sites_issues_by_page_token_then_changes_with_a_mi
 #[tokio::test]
 async fn jira_creates_and_edits_issues_on_the_chosen_site() {
     let s = connected(SEEDED).await;
-    let source = s.seeded_contacts().await;
-    let destination = s.object("issues");
-    let flow = create_flow(
-        &s.admin,
-        &flow_fields(
-            &[
-                ("name", "Contacts to issues"),
-                ("source", &source),
-                ("destination", &destination),
-                ("write_mode", "create"),
-                ("key_field", ""),
-                ("record_key", "record.id"),
-            ],
+    let flow = s
+        .contacts_into(
+            "issues",
             &[
                 ("project", "{'key': 'ACME'}"),
                 ("issuetype", "{'name': 'Task'}"),
@@ -390,9 +371,8 @@ async fn jira_creates_and_edits_issues_on_the_chosen_site() {
                     "('Call ' ~ record.name) if record.id != 'con_000003' else ''",
                 ),
             ],
-        ),
-    )
-    .await;
+        )
+        .await;
     let (page, _) = run_ending(&s.admin, &flow, "Partially failed").await;
     assert_eq!(count(&page, "written"), 11);
     let dead = s.admin.get(&format!("{flow}/dead-letters")).await.body;

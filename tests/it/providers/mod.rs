@@ -347,6 +347,55 @@ impl<V> Connected<V> {
         format!("{crm}:contacts")
     }
 
+    /// An incremental flow from this vendor's `object` into the sandbox CRM's companies,
+    /// each record keyed by `record_key`; returns its path.
+    pub async fn read_into_companies(
+        &self,
+        object: &str,
+        record_key: &str,
+        mapping: &[(&str, &str)],
+    ) -> String {
+        let crm = self.sandbox("sandbox_crm").await;
+        let (source, destination) = (self.object(object), format!("{crm}:companies"));
+        let name = format!("{object} to companies");
+        let mut fields = flow_fields(
+            &[
+                ("name", &name),
+                ("source", &source),
+                ("destination", &destination),
+                ("write_mode", "create"),
+                ("key_field", ""),
+                ("record_key", record_key),
+            ],
+            mapping,
+        );
+        crate::common::flows::set(&mut fields, "incremental", "on");
+        crate::common::flows::create_flow(&self.admin, &fields).await
+    }
+
+    /// A flow creating (then updating) this vendor's `object` from the seeded sandbox
+    /// contacts; returns its path.
+    pub async fn contacts_into(&self, object: &str, mapping: &[(&str, &str)]) -> String {
+        let source = self.seeded_contacts().await;
+        let destination = self.object(object);
+        let name = format!("Contacts to {object}");
+        crate::common::flows::create_flow(
+            &self.admin,
+            &flow_fields(
+                &[
+                    ("name", &name),
+                    ("source", &source),
+                    ("destination", &destination),
+                    ("write_mode", "create"),
+                    ("key_field", ""),
+                    ("record_key", "record.id"),
+                ],
+                mapping,
+            ),
+        )
+        .await
+    }
+
     /// This vendor's `object`, as a flow source or destination.
     pub fn object(&self, object: &str) -> String {
         format!("{}:{object}", self.connection)

@@ -15,10 +15,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::{
-    Answer, ClientAuth, Codes, OAuthVendor, Request, SEEDED, Vendor, approve, at, bearer,
-    flow_fields, redeem, run_ending,
+    Answer, ClientAuth, Codes, OAuthVendor, Request, SEEDED, Vendor, approve, at, bearer, redeem,
+    run_ending,
 };
-use crate::common::flows::{count, create_flow, set, touch_contacts};
+use crate::common::flows::{count, touch_contacts};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -266,25 +266,16 @@ async fn pipedrive_reads_persons_at_the_companys_api_domain_by_cursor_then_what_
             company.insert(&format!("Person {i}"), &format!("p{i}@example.com"));
         }
     }
-    let crm = s.sandbox("sandbox_crm").await;
-    let source = s.object("persons");
-    let destination = format!("{crm}:companies");
-    let mut fields = flow_fields(
-        &[
-            ("name", "Persons to companies"),
-            ("source", &source),
-            ("destination", &destination),
-            ("write_mode", "create"),
-            ("key_field", ""),
-            ("record_key", "record.id"),
-        ],
-        &[
-            ("name", "record.name"),
-            ("domain", "record.emails[0].value"),
-        ],
-    );
-    set(&mut fields, "incremental", "on");
-    let flow = create_flow(&s.admin, &fields).await;
+    let flow = s
+        .read_into_companies(
+            "persons",
+            "record.id",
+            &[
+                ("name", "record.name"),
+                ("domain", "record.emails[0].value"),
+            ],
+        )
+        .await;
     // Every API call goes to the company's host from the token answer (`api_domain`):
     // without it the base URL could not be filled and the run would fail.
     let (page, _) = run_ending(&s.admin, &flow, "Succeeded").await;
@@ -313,19 +304,9 @@ async fn pipedrive_reads_persons_at_the_companys_api_domain_by_cursor_then_what_
 #[tokio::test]
 async fn pipedrive_creates_and_updates_persons_and_a_nameless_one_is_a_dead_letter() {
     let s = PIPEDRIVE.connect::<Company>(SEEDED).await;
-    let source = s.seeded_contacts().await;
-    let destination = s.object("persons");
-    let flow = create_flow(
-        &s.admin,
-        &flow_fields(
-            &[
-                ("name", "Contacts to persons"),
-                ("source", &source),
-                ("destination", &destination),
-                ("write_mode", "create"),
-                ("key_field", ""),
-                ("record_key", "record.id"),
-            ],
+    let flow = s
+        .contacts_into(
+            "persons",
             &[
                 ("name", "record.name if record.id != 'con_000003' else ''"),
                 (
@@ -333,9 +314,8 @@ async fn pipedrive_creates_and_updates_persons_and_a_nameless_one_is_a_dead_lett
                     "[{'value': record.email, 'primary': true, 'label': 'work'}]",
                 ),
             ],
-        ),
-    )
-    .await;
+        )
+        .await;
     let (page, _) = run_ending(&s.admin, &flow, "Partially failed").await;
     assert_eq!(count(&page, "written"), 11);
     assert_eq!(count(&page, "failed"), 1);

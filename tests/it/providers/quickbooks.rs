@@ -17,10 +17,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::{
-    Answer, ClientAuth, Codes, OAuthVendor, Request, SEEDED, Vendor, approve, at, bearer,
-    flow_fields, redeem, run_ending,
+    Answer, ClientAuth, Codes, OAuthVendor, Request, SEEDED, Vendor, approve, at, bearer, redeem,
+    run_ending,
 };
-use crate::common::flows::{count, create_flow, set, touch_contacts};
+use crate::common::flows::{count, touch_contacts};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -382,25 +382,16 @@ async fn quickbooks_pages_customers_inside_the_query_of_the_company_from_the_cal
             company.insert(&format!("Customer {i}"), &format!("c{i}@example.com"));
         }
     }
-    let crm = s.sandbox("sandbox_crm").await;
-    let source = s.object("customers");
-    let destination = format!("{crm}:companies");
-    let mut fields = flow_fields(
-        &[
-            ("name", "Customers to companies"),
-            ("source", &source),
-            ("destination", &destination),
-            ("write_mode", "create"),
-            ("key_field", ""),
-            ("record_key", "record.Id"),
-        ],
-        &[
-            ("name", "record.DisplayName"),
-            ("domain", "record.PrimaryEmailAddr.Address"),
-        ],
-    );
-    set(&mut fields, "incremental", "on");
-    let flow = create_flow(&s.admin, &fields).await;
+    let flow = s
+        .read_into_companies(
+            "customers",
+            "record.Id",
+            &[
+                ("name", "record.DisplayName"),
+                ("domain", "record.PrimaryEmailAddr.Address"),
+            ],
+        )
+        .await;
     let (page, _) = run_ending(&s.admin, &flow, "Succeeded").await;
     assert_eq!(count(&page, "read"), 2001);
     let queries = s.fake.requests_to(&format!("/v3/company/{REALM}/query"));
@@ -457,19 +448,9 @@ async fn quickbooks_pages_customers_inside_the_query_of_the_company_from_the_cal
 #[tokio::test]
 async fn quickbooks_creates_customers_and_updates_them_with_their_current_sync_token() {
     let s = connect(SEEDED).await;
-    let source = s.seeded_contacts().await;
-    let destination = s.object("customers");
-    let flow = create_flow(
-        &s.admin,
-        &flow_fields(
-            &[
-                ("name", "Contacts to customers"),
-                ("source", &source),
-                ("destination", &destination),
-                ("write_mode", "create"),
-                ("key_field", ""),
-                ("record_key", "record.id"),
-            ],
+    let flow = s
+        .contacts_into(
+            "customers",
             &[
                 // Two contacts want the same display name: QuickBooks refuses the second.
                 (
@@ -478,9 +459,8 @@ async fn quickbooks_creates_customers_and_updates_them_with_their_current_sync_t
                 ),
                 ("PrimaryEmailAddr", "{'Address': record.email}"),
             ],
-        ),
-    )
-    .await;
+        )
+        .await;
     s.vendor
         .lock()
         .unwrap()

@@ -18,9 +18,9 @@
 
 use super::{
     Answer, ClientAuth, Codes, OAuthVendor, Request, SEEDED, Vendor, approve_without_pkce, at,
-    flow_fields, redeem, run_ending,
+    redeem, run_ending,
 };
-use crate::common::flows::{count, create_flow, set, touch_contacts};
+use crate::common::flows::{count, touch_contacts};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -316,22 +316,13 @@ async fn shopify_pages_customers_through_graphql_then_asks_for_what_changed() {
             store.insert(&format!("Buyer {i}"), &format!("b{i}@example.com"));
         }
     }
-    let crm = s.sandbox("sandbox_crm").await;
-    let source = s.object("customers");
-    let destination = format!("{crm}:companies");
-    let mut fields = flow_fields(
-        &[
-            ("name", "Customers to companies"),
-            ("source", &source),
-            ("destination", &destination),
-            ("write_mode", "create"),
-            ("key_field", ""),
-            ("record_key", "record.id"),
-        ],
-        &[("name", "record.firstName"), ("domain", "record.email")],
-    );
-    set(&mut fields, "incremental", "on");
-    let flow = create_flow(&s.admin, &fields).await;
+    let flow = s
+        .read_into_companies(
+            "customers",
+            "record.id",
+            &[("name", "record.firstName"), ("domain", "record.email")],
+        )
+        .await;
     let (page, _) = run_ending(&s.admin, &flow, "Succeeded").await;
     assert_eq!(count(&page, "read"), 600);
     let queries = s.fake.requests_to(GRAPHQL);
@@ -360,19 +351,9 @@ async fn shopify_pages_customers_through_graphql_then_asks_for_what_changed() {
 #[tokio::test]
 async fn shopify_creates_and_updates_customers_by_mutation_and_user_errors_are_dead_letters() {
     let s = connect(SEEDED).await;
-    let source = s.seeded_contacts().await;
-    let destination = s.object("customers");
-    let flow = create_flow(
-        &s.admin,
-        &flow_fields(
-            &[
-                ("name", "Contacts to Shopify"),
-                ("source", &source),
-                ("destination", &destination),
-                ("write_mode", "create"),
-                ("key_field", ""),
-                ("record_key", "record.id"),
-            ],
+    let flow = s
+        .contacts_into(
+            "customers",
             &[
                 ("firstName", "record.name"),
                 (
@@ -380,9 +361,8 @@ async fn shopify_creates_and_updates_customers_by_mutation_and_user_errors_are_d
                     "record.email if record.id != 'con_000003' else 'not-an-email'",
                 ),
             ],
-        ),
-    )
-    .await;
+        )
+        .await;
     let (page, _) = run_ending(&s.admin, &flow, "Partially failed").await;
     assert_eq!(count(&page, "written"), 11);
     let dead = s.admin.get(&format!("{flow}/dead-letters")).await.body;

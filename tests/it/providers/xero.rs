@@ -18,10 +18,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::{
-    Answer, ClientAuth, Codes, OAuthVendor, Request, SEEDED, Vendor, approve, at, bearer,
-    flow_fields, redeem, run_ending,
+    Answer, ClientAuth, Codes, OAuthVendor, Request, SEEDED, Vendor, approve, at, bearer, redeem,
+    run_ending,
 };
-use crate::common::flows::{count, create_flow, set, touch_contacts};
+use crate::common::flows::{count, touch_contacts};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -288,22 +288,13 @@ async fn xero_takes_the_one_organisation_then_pages_contacts_and_asks_for_change
         .await
         .body;
     assert!(!page.contains("Choose the Xero organisation"), "{page}");
-    let crm = s.sandbox("sandbox_crm").await;
-    let source = s.object("contacts");
-    let destination = format!("{crm}:companies");
-    let mut fields = flow_fields(
-        &[
-            ("name", "Xero contacts to companies"),
-            ("source", &source),
-            ("destination", &destination),
-            ("write_mode", "create"),
-            ("key_field", ""),
-            ("record_key", "record.ContactID"),
-        ],
-        &[("name", "record.Name"), ("domain", "record.EmailAddress")],
-    );
-    set(&mut fields, "incremental", "on");
-    let flow = create_flow(&s.admin, &fields).await;
+    let flow = s
+        .read_into_companies(
+            "contacts",
+            "record.ContactID",
+            &[("name", "record.Name"), ("domain", "record.EmailAddress")],
+        )
+        .await;
     let (page, _) = run_ending(&s.admin, &flow, "Succeeded").await;
     assert_eq!(count(&page, "read"), 250);
     let lists = s.fake.requests_to("/api.xro/2.0/Contacts");
@@ -344,23 +335,13 @@ async fn xero_takes_the_one_organisation_then_pages_contacts_and_asks_for_change
 #[tokio::test]
 async fn xero_creates_contacts_in_batches_and_updates_one_by_one() {
     let s = XERO.connect::<Organisation>(SEEDED).await;
-    let source = s.seeded_contacts().await;
-    let destination = s.object("contacts");
     s.vendor
         .lock()
         .unwrap()
         .insert("Taken Name", "taken@example.com");
-    let flow = create_flow(
-        &s.admin,
-        &flow_fields(
-            &[
-                ("name", "Contacts to Xero"),
-                ("source", &source),
-                ("destination", &destination),
-                ("write_mode", "create"),
-                ("key_field", ""),
-                ("record_key", "record.id"),
-            ],
+    let flow = s
+        .contacts_into(
+            "contacts",
             &[
                 (
                     "Name",
@@ -368,9 +349,8 @@ async fn xero_creates_contacts_in_batches_and_updates_one_by_one() {
                 ),
                 ("EmailAddress", "record.email"),
             ],
-        ),
-    )
-    .await;
+        )
+        .await;
     let (page, _) = run_ending(&s.admin, &flow, "Partially failed").await;
     assert_eq!(count(&page, "written"), 11);
     let dead = s.admin.get(&format!("{flow}/dead-letters")).await.body;

@@ -17,7 +17,7 @@ use super::{
     Answer, ClientAuth, Codes, OAuthVendor, Request, SEEDED, Vendor, approve, at, bearer,
     flow_fields, redeem, run_ending,
 };
-use crate::common::flows::{count, create_flow, set, touch_contacts};
+use crate::common::flows::{count, create_flow, touch_contacts};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -304,25 +304,16 @@ async fn zendesk_exports_tickets_by_cursor_then_from_the_last_change() {
             account.add_ticket(&format!("Printer {i} is jammed"));
         }
     }
-    let crm = s.sandbox("sandbox_crm").await;
-    let source = s.object("tickets");
-    let destination = format!("{crm}:companies");
-    let mut fields = flow_fields(
-        &[
-            ("name", "Tickets to companies"),
-            ("source", &source),
-            ("destination", &destination),
-            ("write_mode", "create"),
-            ("key_field", ""),
-            ("record_key", "record.id"),
-        ],
-        &[
-            ("name", "record.subject"),
-            ("domain", "record.status ~ '.example'"),
-        ],
-    );
-    set(&mut fields, "incremental", "on");
-    let flow = create_flow(&s.admin, &fields).await;
+    let flow = s
+        .read_into_companies(
+            "tickets",
+            "record.id",
+            &[
+                ("name", "record.subject"),
+                ("domain", "record.status ~ '.example'"),
+            ],
+        )
+        .await;
     let (page, _) = run_ending(&s.admin, &flow, "Succeeded").await;
     assert_eq!(count(&page, "read"), 2001);
     let exports = s.fake.requests_to("/api/v2/incremental/tickets");
