@@ -419,3 +419,235 @@ async fn the_dashboard_chart_a_failed_run_acknowledging_its_alert_and_replaying_
     browser.stop().await;
     app.stop().await;
 }
+
+/// An items API that pages as `{"data": [...], "next_page": N}` (null on the last
+/// page), behind a bearer key.
+fn items_api(r: &common::fake::Request) -> common::fake::Answer {
+    use common::fake::Answer;
+    if r.header("authorization") != Some("Bearer items-key") {
+        return Answer::json(401, serde_json::json!({ "error": "unauthorized" }));
+    }
+    let page: usize = r.param("page").map_or(Ok(1), str::parse).unwrap_or(0);
+    let per_page: usize = r.param("per_page").map_or(Ok(10), str::parse).unwrap_or(0);
+    if page == 0 || per_page == 0 || r.path != "/items" {
+        return Answer::json(400, serde_json::json!({ "error": "bad request" }));
+    }
+    let all: Vec<serde_json::Value> = (1..=12)
+        .map(|i| serde_json::json!({ "id": i, "sku": format!("SKU-{i:03}"), "name": format!("Widget {i}") }))
+        .collect();
+    let data: Vec<serde_json::Value> = all
+        .iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .cloned()
+        .collect();
+    let next = (page * per_page < all.len()).then_some(page + 1);
+    Answer::json(200, serde_json::json!({ "data": data, "next_page": next }))
+}
+
+/// A warehouse API that takes `POST /batch` with `{"records": [...]}` behind its own
+/// key header, answering a result per record in order.
+fn warehouse_api(r: &common::fake::Request) -> common::fake::Answer {
+    use common::fake::Answer;
+    if r.header("x-api-key") != Some("warehouse-key") {
+        return Answer::json(401, serde_json::json!({ "error": "unauthorized" }));
+    }
+    match (r.method.as_str(), r.path.as_str(), r.json()) {
+        ("POST", "/batch", Some(body)) if body["records"].is_array() => {
+            let results: Vec<serde_json::Value> = body["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|record| serde_json::json!({ "status": "created", "id": format!("W-{}", record["sku"].as_str().unwrap_or("?")) }))
+                .collect();
+            Answer::json(200, serde_json::json!({ "results": results }))
+        }
+        _ => Answer::json(
+            400,
+            serde_json::json!({ "error": "expected POST /batch with records" }),
+        ),
+    }
+}
+
+impl Driver {
+    async fn select(&self, name: &str, value: &str) {
+        self.client
+            .find(Locator::Css(&format!("select[name='{name}']")))
+            .await
+            .unwrap()
+            .select_by_value(value)
+            .await
+            .unwrap();
+    }
+
+    /// Connects the generic HTTP JSON API through its form; returns the connection id.
+    async fn connect_http_json(
+        &self,
+        base: &str,
+        fields: &[(&str, &str)],
+        selects: &[(&str, &str)],
+    ) -> String {
+        self.client
+            .goto(&format!("{base}/connections/new/http_json"))
+            .await
+            .unwrap();
+        self.wait_for_path("/connections/new/http_json").await;
+        for (name, value) in fields {
+            self.fill(name, value).await;
+        }
+        for (name, value) in selects {
+            self.select(name, value).await;
+        }
+        self.submit("form[action='/connections/new/http_json'] button[type='submit']")
+            .await;
+        for _ in 0..100 {
+            let path = self.client.current_url().await.unwrap().path().to_owned();
+            if let Some(id) = path.strip_prefix("/connections/")
+                && !id.starts_with("new")
+            {
+                return id.to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("not connected: {}", self.text().await);
+    }
+}
+
+#[tokio::test]
+async fn a_paged_api_is_described_in_the_forms_tested_and_synced_into_a_batch_endpoint() {
+    let Some(browser) = Driver::start().await else {
+        return;
+    };
+    let items = common::fake::Fake::start(items_api).await;
+    let warehouse = common::fake::Fake::start(warehouse_api).await;
+    let app = TestApp::spawn_with(&[("SLUICE_OUTBOUND_ALLOW", "127.0.0.1/32")]).await;
+    app.owner("ada@example.com", "Acme").await;
+    browser
+        .client
+        .goto(&format!("{}/login", app.base))
+        .await
+        .unwrap();
+    browser.fill("email", "ada@example.com").await;
+    browser.fill("password", PASSWORD).await;
+    browser.submit("button[type='submit']").await;
+    browser.wait_for_path("/dashboard").await;
+
+    // The source: records under $.data, the next page number in the answer.
+    let source = browser
+        .connect_http_json(
+            &app.base,
+            &[
+                ("name", "Items API"),
+                ("field_base_url", &items.base),
+                ("field_list_path", "/items"),
+                ("field_records_path", "$.data"),
+                ("field_page_size_param", "per_page"),
+                ("field_page_size", "5"),
+                ("field_cursor_param", "page"),
+                ("field_cursor_path", "$.next_page"),
+                ("api_key", "items-key"),
+            ],
+            &[("field_paging_style", "cursor")],
+        )
+        .await;
+    browser.wait_for_text("Items API").await;
+    browser.submit("#test-request").await;
+    browser.wait_for_text("5 record(s)").await;
+    let next = browser
+        .client
+        .find(Locator::Id("sample-next"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(next, "2", "the next page comes from next_page");
+    assert!(
+        browser.text().await.contains("\"next_page\": 2"),
+        "the raw answer is shown"
+    );
+    browser.screenshot("generic-test-request").await;
+
+    // The destination: batches of records under "records", its own key header.
+    let destination = browser
+        .connect_http_json(
+            &app.base,
+            &[
+                ("name", "Warehouse"),
+                ("field_base_url", &warehouse.base),
+                ("field_key_name", "X-API-Key"),
+                ("field_batch_path", "/batch"),
+                ("field_batch_key", "records"),
+                ("field_batch_results_path", "$.results"),
+                ("api_key", "warehouse-key"),
+            ],
+            &[("field_key_style", "header")],
+        )
+        .await;
+
+    browser
+        .client
+        .goto(&format!("{}/flows/new", app.base))
+        .await
+        .unwrap();
+    browser.wait_for_path("/flows/new").await;
+    browser.fill("name", "Items to the warehouse").await;
+    browser.select("source", &format!("{source}:records")).await;
+    browser
+        .select("destination", &format!("{destination}:records"))
+        .await;
+    browser.select("write_mode", "create").await;
+    // Nothing to look a lost create up by at this API.
+    browser.fill("key_field", "").await;
+    for (i, (target, expression)) in [("sku", "record.sku"), ("title", "record.name | upper")]
+        .iter()
+        .enumerate()
+    {
+        browser.fill(&format!("mapping.{i}.target"), target).await;
+        browser
+            .fill(&format!("mapping.{i}.expression"), expression)
+            .await;
+    }
+    // Leave the other rows empty.
+    for i in 2..20 {
+        let Ok(input) = browser
+            .client
+            .find(Locator::Css(&format!("[name='mapping.{i}.target']")))
+            .await
+        else {
+            break;
+        };
+        input.clear().await.unwrap();
+        browser.fill(&format!("mapping.{i}.expression"), "").await;
+    }
+    browser.fill("record_key", "record.id").await;
+    browser.submit("button[value='save']").await;
+    browser.wait_for_text("Flow created.").await;
+    browser.submit("form[action$='/run'] button").await;
+    browser.wait_for_text("Run started.").await;
+    browser.wait_for_text("Finished: succeeded").await;
+    browser.screenshot("generic-flow-run").await;
+
+    let batches: Vec<common::fake::Request> = warehouse
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/batch")
+        .collect();
+    let sent: Vec<serde_json::Value> = batches
+        .iter()
+        .flat_map(|r| r.json().unwrap()["records"].as_array().unwrap().clone())
+        .collect();
+    assert_eq!(sent.len(), 12, "every item, once");
+    assert_eq!(
+        sent[11],
+        serde_json::json!({ "sku": "SKU-012", "title": "WIDGET 12" })
+    );
+    let pages = items
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/items")
+        .count();
+    assert!(pages >= 3, "paged by next_page: {pages} requests");
+    browser.stop().await;
+    app.stop().await;
+}

@@ -99,6 +99,45 @@ pub struct AuthField {
     /// URL as it is, only where a `[objects.table]` quotes and encodes it.
     #[serde(default)]
     pub text: bool,
+    /// What it holds (default: by its name: `…url` a URL, `…records_path` a JSONPath,
+    /// `…path` a path, anything else a name).
+    pub kind: Option<FieldKind>,
+    /// May be left empty.
+    #[serde(default)]
+    pub optional: bool,
+    /// A heading the form shows before this field (it starts a group).
+    pub section: Option<String>,
+}
+
+/// What an [`AuthField`] holds, for its validation.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldKind {
+    /// An http(s) URL.
+    Url,
+    /// A path starting with `/` (`{id}` allowed, for an update path).
+    Path,
+    /// An RFC 9535 JSONPath.
+    Jsonpath,
+    /// Letters, digits, `.`, `-` and `_` (a parameter, header or field name, an id).
+    Name,
+    /// A positive whole number.
+    Number,
+}
+
+impl AuthField {
+    /// What the field holds.
+    pub fn kind(&self) -> FieldKind {
+        self.kind.unwrap_or(if self.name.ends_with("url") {
+            FieldKind::Url
+        } else if self.name.ends_with("records_path") {
+            FieldKind::Jsonpath
+        } else if self.name.ends_with("path") {
+            FieldKind::Path
+        } else {
+            FieldKind::Name
+        })
+    }
 }
 
 /// One allowed value of an [`AuthField`].
@@ -658,6 +697,10 @@ pub struct Provider {
     /// How request bodies are written.
     #[serde(default)]
     pub body_encoding: BodyEncoding,
+    /// A generic connector: the tenant describes the API (paging, records, writes) in
+    /// the connection's values, which [`resolve`] turns into the provider calls use.
+    #[serde(default)]
+    pub generic: bool,
 }
 
 impl Provider {
@@ -741,10 +784,16 @@ impl Provider {
     }
 
     fn validate(&self, file: &str) -> Result<(), String> {
-        let problem = |what: &str| Err(format!("providers/{file}: {what}"));
         if format!("{}.toml", self.id) != file {
-            return problem("the file name must be <id>.toml");
+            return Err(format!("providers/{file}: the file name must be <id>.toml"));
         }
+        self.check()
+            .map_err(|what| format!("providers/{file}: {what}"))
+    }
+
+    /// What is wrong with the definition, if anything.
+    fn check(&self) -> Result<(), String> {
+        let problem = |what: &str| Err(what.to_owned());
         if !self
             .id
             .chars()
@@ -934,6 +983,139 @@ fn check_paging(paging: &Pagination, objects: &[&ObjectSpec]) -> Result<(), Stri
         _ => return Ok(()),
     };
     Err(missing.to_owned())
+}
+
+/// The connection values a generic connector reads its description from.
+const DESCRIPTION: &[&str] = &[
+    "key_style",
+    "key_name",
+    "records_path",
+    "id_field",
+    "updated_field",
+    "updated_since_param",
+    "paging_style",
+    "page_size_param",
+    "page_size",
+    "cursor_param",
+    "cursor_path",
+    "next_url_path",
+    "offset_param",
+    "page_param",
+    "has_more_path",
+    "done_path",
+    "write_path",
+    "update_path",
+    "update_method",
+    "write_body_key",
+    "batch_path",
+    "batch_key",
+    "batch_results_path",
+    "batch_max",
+];
+
+/// The provider a connection talks to: the catalogue's own, or for a generic connector
+/// the API the tenant described in the connection's values, checked like a provider
+/// file. Each description is built once and kept for the life of the process (they
+/// are few and small), so calls hold it like any catalogue entry.
+pub fn resolve(
+    provider: &'static Provider,
+    config: &BTreeMap<String, String>,
+) -> Result<&'static Provider, String> {
+    if !provider.generic {
+        return Ok(provider);
+    }
+    type Built = std::sync::Mutex<std::collections::HashMap<String, &'static Provider>>;
+    static BUILT: OnceLock<Built> = OnceLock::new();
+    let described: Vec<(&str, &str)> = DESCRIPTION
+        .iter()
+        .filter_map(|k| config.get(*k).map(|v| (*k, v.as_str())))
+        .collect();
+    let key = format!("{}{described:?}", provider.id);
+    let built = BUILT.get_or_init(Default::default);
+    if let Some(found) = built.lock().ok().and_then(|b| b.get(&key).copied()) {
+        return Ok(found);
+    }
+    let described = described_by(provider, config)?;
+    described.check()?;
+    let leaked: &'static Provider = Box::leak(Box::new(described));
+    if let Ok(mut b) = built.lock() {
+        b.insert(key, leaked);
+    }
+    Ok(leaked)
+}
+
+/// What is wrong with the API a generic connector's values describe, if anything.
+pub fn check_description(
+    template: &Provider,
+    config: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    described_by(template, config)?.check()
+}
+
+/// `template` with what the connection's values say about the API laid over it.
+fn described_by(
+    template: &Provider,
+    config: &BTreeMap<String, String>,
+) -> Result<Provider, String> {
+    let value = |k: &str| {
+        config
+            .get(k)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let number = |k: &str| -> Result<Option<u32>, String> {
+        value(k)
+            .map(|v| v.parse().map_err(|_| format!("{k} must be a whole number")))
+            .transpose()
+    };
+    let mut p = template.clone();
+    if let Some(style) = value("paging_style") {
+        p.pagination.style = serde_json::from_value(serde_json::Value::String(style.clone()))
+            .map_err(|_| format!("'{style}' is not a paging style"))?;
+    }
+    let paging = &mut p.pagination;
+    paging.limit_param = value("page_size_param");
+    paging.page_size = number("page_size")?.or(paging.page_size);
+    paging.cursor_param = value("cursor_param");
+    paging.cursor_path = value("cursor_path");
+    paging.next_url_path = value("next_url_path");
+    paging.offset_param = value("offset_param");
+    paging.page_param = value("page_param");
+    paging.has_more_path = value("has_more_path");
+    paging.done_path = value("done_path");
+    match value("key_style").as_deref() {
+        Some("header") => {
+            p.auth.api_key_in = KeyPlacement::Header;
+            p.auth.api_key_prefix = String::new();
+            p.auth.api_key_name = Some(value("key_name").unwrap_or_else(|| "X-API-Key".into()));
+        }
+        Some("query") => {
+            p.auth.api_key_in = KeyPlacement::Query;
+            p.auth.api_key_name = Some(value("key_name").unwrap_or_else(|| "api_key".into()));
+        }
+        _ => {}
+    }
+    let object = p
+        .objects
+        .first_mut()
+        .ok_or("a generic connector needs one object")?;
+    if let Some(path) = value("records_path") {
+        object.records_path = path;
+    }
+    if let Some(id) = value("id_field") {
+        object.id_field = id;
+    }
+    object.updated_field = value("updated_field");
+    object.updated_since_param = value("updated_since_param");
+    object.write_path = value("write_path");
+    object.update_path = value("update_path");
+    object.update_method = value("update_method");
+    object.write_body_key = value("write_body_key");
+    object.batch_path = value("batch_path");
+    object.batch_key = value("batch_key");
+    object.batch_results_path = value("batch_results_path");
+    object.batch_max = number("batch_max")?;
+    Ok(p)
 }
 
 /// Every provider definition file, embedded.

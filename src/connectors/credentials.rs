@@ -76,6 +76,16 @@ pub fn config_of(conn: &connections::Model) -> BTreeMap<String, String> {
     serde_json::from_str(&conn.config).unwrap_or_default()
 }
 
+/// The provider a connection talks to: a generic connector's as its values describe
+/// the API.
+pub fn provider_of(
+    conn: &connections::Model,
+) -> Result<&'static super::catalogue::Provider, String> {
+    let provider = super::catalogue::get(&conn.provider_id)
+        .ok_or_else(|| format!("unknown provider {}", conn.provider_id))?;
+    super::catalogue::resolve(provider, &config_of(conn))
+}
+
 /// The credentials a token answer carries.
 pub fn from_tokens(tokens: &TokenSet) -> Credentials {
     Credentials {

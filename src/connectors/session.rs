@@ -4,7 +4,7 @@
 //! refuses our grant.
 
 use super::ConnectionError;
-use super::catalogue::{self, AuthKind, BodyEncoding, KeyPlacement, Provider};
+use super::catalogue::{AuthKind, BodyEncoding, KeyPlacement, Provider};
 use super::credentials::{self, Credentials, config_of, expiry, seal};
 use super::http::{Fetched, OutboundError, Purpose};
 use super::oauth::{ClientCredentials, OAuthError, OAuthTarget};
@@ -170,9 +170,7 @@ pub async fn authorized(
             .connection(ctx, id)
             .await?
             .ok_or(ConnectionError::NotFound)?;
-        let provider = catalogue::get(&conn.provider_id).ok_or_else(|| {
-            ConnectionError::Failed(format!("unknown provider {}", conn.provider_id))
-        })?;
+        let provider = credentials::provider_of(&conn).map_err(ConnectionError::Failed)?;
         match conn.status {
             ConnectionStatus::Active => {}
             _ => {

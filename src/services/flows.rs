@@ -5,7 +5,7 @@
 use super::records;
 use super::require_write;
 use crate::app::{App, AuditActor};
-use crate::connectors::catalogue::{self, ObjectSpec, Provider};
+use crate::connectors::catalogue::{ObjectSpec, Provider};
 use crate::crypto::Aad;
 use crate::domain::{
     ConnectionId, DeadLetterId, DeadLetterState, FieldErrors, FlowId, FlowSpec, FlowStatus,
@@ -53,7 +53,7 @@ async fn connection_provider(
         .store
         .connection(ctx, id)
         .await?
-        .and_then(|c| catalogue::get(&c.provider_id)))
+        .and_then(|c| crate::connectors::credentials::provider_of(&c).ok()))
 }
 
 /// Checks a spec against the tenant's connections and the catalogue, and compiles its
@@ -499,7 +499,8 @@ async fn source_of(
         .connection(ctx, connection)
         .await?
         .ok_or(AppError::NotFound)?;
-    let provider = catalogue::get(&conn.provider_id).ok_or(AppError::NotFound)?;
+    let provider =
+        crate::connectors::credentials::provider_of(&conn).map_err(AppError::BadRequest)?;
     let object = provider_object(provider, object).ok_or_else(|| {
         AppError::BadRequest(format!("{} has no object '{object}'", provider.name))
     })?;

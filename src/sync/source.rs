@@ -24,7 +24,13 @@ pub struct Source {
     last_read: Mutex<Option<(Option<Resume>, u64)>>,
     /// The connection's values (a spreadsheet's tab).
     values: BTreeMap<String, String>,
+    /// The last answer as it came (status, body cut at [`RAW_LIMIT`]), kept only for
+    /// people testing a description ([`Source::keeping_answers`]).
+    raw: Option<Mutex<Option<(u16, String)>>>,
 }
+
+/// How much of an answer a test request shows.
+const RAW_LIMIT: usize = 20_000;
 
 /// Where the next page starts: the checkpoint stored after each committed page.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,7 +74,19 @@ impl Source {
             object,
             last_read: Mutex::new(None),
             values: BTreeMap::new(),
+            raw: None,
         }
+    }
+
+    /// The same source, keeping each answer as it came, for [`Source::last_answer`].
+    pub fn keeping_answers(mut self) -> Self {
+        self.raw = Some(Mutex::new(None));
+        self
+    }
+
+    /// The last answer as it came: status and body (cut), when kept.
+    pub fn last_answer(&self) -> Option<(u16, String)> {
+        self.raw.as_ref()?.lock().ok()?.clone()
     }
 
     /// The same source, knowing its connection's values.
@@ -259,6 +277,15 @@ impl Source {
         )
         .await;
         let fetched = fetched?;
+        if let Some(raw) = &self.raw
+            && let Ok(mut kept) = raw.lock()
+        {
+            let cut = &fetched.body[..fetched.body.len().min(RAW_LIMIT)];
+            *kept = Some((
+                fetched.status.as_u16(),
+                String::from_utf8_lossy(cut).into_owned(),
+            ));
+        }
         let what = format!("reading {}", self.object.name);
         if let Some(fault) = Fault::of_answer(self.provider, Phase::Read, &what, &fetched) {
             return Err(fault);

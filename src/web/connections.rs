@@ -273,6 +273,42 @@ pub async fn show(
     )
 }
 
+#[derive(Template)]
+#[template(path = "connections/sample.html")]
+struct SamplePage {
+    shell: Shell,
+    id: ConnectionId,
+    name: String,
+    sample: connections::Sample,
+}
+
+/// POST /connections/{id}/sample — "Test request": the first page of its first object
+/// as a run would read it, with the raw answer.
+pub async fn sample(
+    app: web::Data<App>,
+    member: Member,
+    id: web::Path<ConnectionId>,
+) -> AppResult<HttpResponse> {
+    let id = id.into_inner();
+    let row = crate::services::connections::get(&app, &member.ctx, id).await?;
+    match connections::sample(&app, &member.ctx, id).await {
+        Ok(sample) => render(
+            &SamplePage {
+                shell: member.shell("connections"),
+                id,
+                name: row.name,
+                sample,
+            },
+            StatusCode::OK,
+        ),
+        Err(AppError::BadRequest(m)) => Ok(flash::redirect(
+            &format!("/connections/{id}"),
+            Flash::error(m),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
 /// The account picked on a connection page.
 #[derive(serde::Deserialize)]
 pub struct ChoiceForm {

@@ -165,6 +165,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(connections::choose),
         )
         .route(
+            "/connections/{id}/sample",
+            web::post().to(connections::sample),
+        )
+        .route(
             "/connections/{id}/disconnect",
             web::post().to(connections::disconnect),
         )

@@ -4,6 +4,7 @@
 //! CSRF tokens the way a browser form would.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod fake;
 pub mod flows;
 pub mod sinks;
 

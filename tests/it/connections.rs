@@ -457,10 +457,10 @@ async fn connections_and_links_of_another_workspace_are_invisible() {
     let revoke = links.action_containing("/revoke");
 
     assert_eq!(alice.get(&bobs).await.status, 404);
-    for action in ["/test", "/disconnect", "/reconnect"] {
+    for action in ["/test", "/sample", "/choose", "/disconnect", "/reconnect"] {
         assert_eq!(
             alice
-                .post_form(&format!("{bobs}{action}"), &[])
+                .post_form(&format!("{bobs}{action}"), &[("choice", "x")])
                 .await
                 .status,
             404,
@@ -617,10 +617,16 @@ async fn reconnecting_keeps_a_connection_on_its_provider_and_viewers_cannot_test
             ],
         )
         .await;
-    assert_eq!(
-        viewer.post_form(&format!("{page}/test"), &[]).await.status,
-        403
-    );
+    for action in ["/test", "/sample"] {
+        assert_eq!(
+            viewer
+                .post_form(&format!("{page}{action}"), &[])
+                .await
+                .status,
+            403,
+            "{action}"
+        );
+    }
     assert_eq!(
         app.sandbox_counter("api.reads").await,
         0,
@@ -710,4 +716,56 @@ async fn a_stored_status_nobody_knows_is_an_error_not_another_status() {
     let token = admin.create_api_token("ci", "viewer").await;
     let (status, _) = admin.api(&token, "/api/v1/connections").await;
     assert_eq!(status, 500);
+}
+
+#[tokio::test]
+async fn an_incomplete_api_description_is_refused_with_what_is_missing() {
+    let app = TestApp::spawn().await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let refused = admin
+        .post_form(
+            "/connections/new/http_json",
+            &[
+                ("name", "Half described"),
+                ("field_base_url", "https://api.example.com"),
+                ("field_paging_style", "cursor"),
+                ("field_cursor_path", "$.next"),
+                ("field_records_path", "not a path"),
+                ("api_key", "k"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 422);
+    assert!(
+        refused.body.contains("Enter a JSONPath"),
+        "{}",
+        refused.body
+    );
+    let refused = admin
+        .post_form(
+            "/connections/new/http_json",
+            &[
+                ("name", "Half described"),
+                ("field_base_url", "https://api.example.com"),
+                ("field_paging_style", "cursor"),
+                ("field_cursor_path", "$.next"),
+                ("api_key", "k"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 422);
+    assert!(
+        refused.body.contains("The API description is incomplete")
+            && refused.body.contains("cursor_param"),
+        "{}",
+        refused.body
+    );
+    assert!(
+        admin
+            .get("/connections")
+            .await
+            .body
+            .contains("No connections yet")
+    );
+    app.stop().await;
 }

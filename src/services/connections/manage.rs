@@ -24,7 +24,7 @@ pub struct TestOutcome {
 pub async fn test(app: &App, ctx: &TenantCtx, id: ConnectionId) -> AppResult<TestOutcome> {
     require_write(ctx)?;
     let conn = super::get(app, ctx, id).await?;
-    let provider = provider(&conn.provider_id)?;
+    let provider = credentials::provider_of(&conn).map_err(AppError::BadRequest)?;
     let outcome = match provider.objects.first() {
         None => TestOutcome {
             ok: true,
@@ -36,7 +36,7 @@ pub async fn test(app: &App, ctx: &TenantCtx, id: ConnectionId) -> AppResult<Tes
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
-            if let Some(limit) = &provider.pagination.limit_param {
+            if let Some(limit) = &object.paging(provider).limit_param {
                 query.push((limit.clone(), "1".into()));
             }
             let started = std::time::Instant::now();
@@ -198,3 +198,92 @@ pub async fn choose(
     .await?;
     Ok(format!("{} set to {}.", spec.title, chosen.label))
 }
+
+/// What one list request of a connection's first object answers, for people checking
+/// how Sluice reads an API: the request, the answer as it came (masked, cut), the
+/// records it selects and where the next page would start.
+pub struct Sample {
+    /// The object read.
+    pub object: String,
+    /// The request, e.g. `GET /items`.
+    pub request: String,
+    /// The answer's status, when there was one.
+    pub status: Option<u16>,
+    /// The answer's body, pretty-printed when it is JSON.
+    pub raw: String,
+    /// The JSONPath that selects records.
+    pub records_path: String,
+    /// How many records it selected.
+    pub count: usize,
+    /// The first few, pretty-printed.
+    pub records: Vec<String>,
+    /// Where the next page starts, if the answer says there is one.
+    pub next: Option<String>,
+    /// Why the answer cannot be read, if it cannot.
+    pub error: Option<String>,
+}
+
+/// Reads the first page of a connection's first object the way a run would.
+pub async fn sample(app: &App, ctx: &TenantCtx, id: ConnectionId) -> AppResult<Sample> {
+    use crate::sync::source::{Resume, Source};
+    require_write(ctx)?;
+    let conn = super::get(app, ctx, id).await?;
+    let provider = credentials::provider_of(&conn).map_err(AppError::BadRequest)?;
+    let Some(object) = provider.objects.first() else {
+        return Err(AppError::BadRequest(format!(
+            "{} has no objects to read.",
+            provider.name
+        )));
+    };
+    let config = config_of(&conn);
+    let path = crate::connectors::catalogue::Provider::expand(&object.list_path, &config);
+    let source = Source::new(id, provider, object)
+        .with_values(config)
+        .keeping_answers();
+    let page_size = source.page_size(Some(SAMPLE_PAGE));
+    let read = source.fetch(app, ctx, None, None, page_size).await;
+    let (status, raw) = source.last_answer().unzip();
+    let raw = raw
+        .map(|text| {
+            serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| serde_json::to_string_pretty(&v).ok())
+                .unwrap_or(text)
+        })
+        .map(|text| crate::connectors::redact::redact_text(&text))
+        .unwrap_or_default();
+    let mut sample = Sample {
+        object: object.name.clone(),
+        request: format!("{} {path}", object.list_method.as_deref().unwrap_or("GET")),
+        status,
+        raw,
+        records_path: object.records_path.clone(),
+        count: 0,
+        records: Vec::new(),
+        next: None,
+        error: None,
+    };
+    match read {
+        Ok(page) => {
+            sample.count = page.records.len();
+            sample.records = page
+                .records
+                .iter()
+                .take(3)
+                .filter_map(|r| serde_json::to_string_pretty(r).ok())
+                .map(|r| crate::connectors::redact::redact_text(&r))
+                .collect();
+            sample.next = page.next.and_then(|next| match next {
+                Resume::Cursor(c) | Resume::Url(c) => Some(c),
+                Resume::Offset(n) => Some(format!("offset {n}")),
+                Resume::Page(n) => Some(format!("page {n}")),
+                Resume::End => None,
+            });
+        }
+        Err(fault) => sample.error = Some(fault.message().to_owned()),
+    }
+    Ok(sample)
+}
+
+/// Records a test request asks for.
+const SAMPLE_PAGE: u32 = 20;

@@ -9,14 +9,14 @@ mod oauth_apps;
 pub use connect::{
     Begin, Binding, CallbackMember, CallbackParams, CallbackResult, ConnectRequest, begin, callback,
 };
-pub use manage::{Choices, TestOutcome, choices, choose, disconnect, test};
+pub use manage::{Choices, Sample, TestOutcome, choices, choose, disconnect, sample, test};
 pub use oauth_apps::save_oauth_app;
 // Pages show the callback URL to register at the provider.
 pub use crate::connectors::session::callback_url;
 
 use super::records;
 use crate::app::App;
-use crate::connectors::catalogue::{self, Provider};
+use crate::connectors::catalogue::{self, FieldKind, Provider};
 use crate::domain::{ConnectionId, FieldErrors, TenantCtx};
 use crate::error::{AppError, AppResult};
 use std::collections::{BTreeMap, HashMap};
@@ -31,12 +31,22 @@ pub fn parse_fields(
     provider: &Provider,
     raw: &HashMap<String, String>,
 ) -> Result<BTreeMap<String, String>, FieldErrors> {
-    parse_field_values(&provider.connection_fields(), raw)
+    let values = parse_field_values(&provider.connection_fields(), raw)?;
+    if provider.generic
+        && let Err(why) = catalogue::check_description(provider, &values)
+    {
+        return Err(FieldErrors::single(
+            "field_paging_style",
+            format!("The API description is incomplete: {why}."),
+        ));
+    }
+    Ok(values)
 }
 
-/// Validates `field_<name>` form values: a field with options takes only one of them,
-/// URLs must be http(s), paths must start with `/`, everything else may only hold
-/// characters that cannot reshape a URL. An empty field takes its default.
+/// Validates `field_<name>` form values by what each holds: a field with options takes
+/// only one of them, URLs must be http(s), paths start with `/`, JSONPaths parse,
+/// numbers are whole, names hold only characters that cannot reshape a URL. An empty
+/// field takes its default, or is left out when optional.
 fn parse_field_values(
     fields: &[&crate::connectors::catalogue::AuthField],
     raw: &HashMap<String, String>,
@@ -52,6 +62,9 @@ fn parse_field_values(
             .or_else(|| field.default.clone())
             .or_else(|| field.options.first().map(|o| o.value.clone()))
             .unwrap_or_default();
+        if value.is_empty() && field.optional {
+            continue;
+        }
         let problem = if field.text {
             // Any text: it never reaches a URL unencoded.
             (value.is_empty() || value.chars().count() > 100 || value.chars().any(char::is_control))
@@ -65,31 +78,37 @@ fn parse_field_values(
             // A choice among the vendor's own hosts: nothing else may be sent.
             (!field.options.iter().any(|o| o.value == value))
                 .then(|| "Choose one of the options.".into())
-        } else if value.contains(['{', '}']) {
-            Some("Braces are not allowed here.".into())
         } else if value.is_empty() {
             Some(format!("Enter the {}.", field.label.to_lowercase()))
-        } else if field.name.ends_with("url") {
-            match url::Url::parse(&value) {
-                Ok(u)
-                    if matches!(u.scheme(), "http" | "https")
-                        && u.host().is_some()
-                        && u.username().is_empty() =>
-                {
-                    None
-                }
-                _ => Some("Enter an http:// or https:// URL.".into()),
-            }
-        } else if field.name.ends_with("records_path") {
-            serde_json_path::JsonPath::parse(&value)
-                .is_err()
-                .then(|| "Enter a JSONPath such as $.data (RFC 9535).".into())
-        } else if field.name.ends_with("path") {
-            (!value.starts_with('/') || value.contains(char::is_whitespace) || value.contains(".."))
-                .then(|| "Enter a path starting with /.".into())
+        } else if (field.kind() == FieldKind::Path
+            && value.replace("{id}", "").contains(['{', '}']))
+            || (field.kind() != FieldKind::Path && value.contains(['{', '}']))
+        {
+            Some("Braces are not allowed here.".into())
         } else {
-            (!catalogue::is_plain_value(&value))
-                .then(|| "Use only letters, digits, '.', '-' and '_'.".into())
+            match field.kind() {
+                FieldKind::Url => match url::Url::parse(&value) {
+                    Ok(u)
+                        if matches!(u.scheme(), "http" | "https")
+                            && u.host().is_some()
+                            && u.username().is_empty() =>
+                    {
+                        None
+                    }
+                    _ => Some("Enter an http:// or https:// URL.".into()),
+                },
+                FieldKind::Jsonpath => serde_json_path::JsonPath::parse(&value)
+                    .is_err()
+                    .then(|| "Enter a JSONPath such as $.data (RFC 9535).".into()),
+                FieldKind::Path => (!value.starts_with('/')
+                    || value.contains(char::is_whitespace)
+                    || value.contains(".."))
+                .then(|| "Enter a path starting with /.".into()),
+                FieldKind::Number => (!value.parse::<u32>().is_ok_and(|n| n > 0))
+                    .then(|| "Enter a whole number above 0.".into()),
+                FieldKind::Name => (!catalogue::is_plain_value(&value))
+                    .then(|| "Use only letters, digits, '.', '-' and '_'.".into()),
+            }
         };
         match problem {
             Some(message) => errors.add(&key, message),

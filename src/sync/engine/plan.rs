@@ -2,7 +2,7 @@
 //! mapping, source and destination, the replay selection and the checkpoint.
 
 use super::{Runner, Stop};
-use crate::connectors::catalogue::{self, ObjectSpec, Provider};
+use crate::connectors::catalogue::{ObjectSpec, Provider};
 use crate::domain::{ConnectionId, DeadLetterState, FlowSpec, LetterSelection};
 use crate::sync::Fault;
 use crate::sync::mapping::Mapping;
@@ -206,8 +206,7 @@ impl Runner<'_> {
             .connection(self.ctx, connection)
             .await?
             .ok_or_else(|| Fault::fatal("a connection of this flow was deleted"))?;
-        let provider = catalogue::get(&conn.provider_id)
-            .ok_or_else(|| Fault::fatal(format!("unknown provider {}", conn.provider_id)))?;
+        let provider = crate::connectors::credentials::provider_of(&conn).map_err(Fault::fatal)?;
         Ok((provider, crate::connectors::credentials::config_of(&conn)))
     }
 }
