@@ -632,6 +632,19 @@ impl ObjectSpec {
                 .is_some_and(|b| b.to_string().contains("{since}"))
     }
 
+    /// Whether records can be written in `mode` ("create", "update", "upsert"): by an
+    /// endpoint for one record, a batch endpoint, or as a spreadsheet's rows.
+    pub fn writes(&self, mode: &str) -> bool {
+        match mode {
+            "create" => self.table.is_some() || self.write_path.is_some() || self.batches("create"),
+            "update" => {
+                self.table.is_some() || self.update_path.is_some() || self.batches("update")
+            }
+            "upsert" => self.upsert_path.is_some() || self.batches("upsert"),
+            _ => false,
+        }
+    }
+
     /// How this object's list pages: its own paging, or the provider's.
     pub fn paging<'a>(&'a self, provider: &'a Provider) -> &'a Pagination {
         self.pagination.as_ref().unwrap_or(&provider.pagination)

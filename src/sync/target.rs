@@ -128,14 +128,7 @@ pub struct Written {
 impl Target {
     /// Why this destination cannot be written in this mode, if it cannot.
     pub fn unsupported(object: &ObjectSpec, mode: WriteMode) -> Option<String> {
-        let ok = match mode {
-            // A tab takes new rows and rewrites rows by number.
-            WriteMode::Create | WriteMode::Update if object.table.is_some() => true,
-            WriteMode::Create => object.write_path.is_some() || object.batches("create"),
-            WriteMode::Update => object.update_path.is_some() || object.batches("update"),
-            WriteMode::Upsert => object.upsert_path.is_some() || object.batches("upsert"),
-        };
-        (!ok).then(|| {
+        (!object.writes(mode.as_str())).then(|| {
             format!(
                 "{} cannot be written in {} mode.",
                 object.name,

@@ -6,6 +6,7 @@
 //! from. Sluice reaches the fakes through `SLUICE_PROVIDER_ORIGINS`.
 
 mod asana;
+mod generic;
 mod github;
 mod gitlab;
 mod google_sheets;
@@ -304,12 +305,20 @@ impl OAuthVendor<'_> {
 
 impl KeyVendor<'_> {
     pub async fn connect<V: Vendor>(&self, extra: &[(&str, &str)]) -> Connected<V> {
+        self.connect_with(extra, &[]).await
+    }
+
+    /// [`KeyVendor::connect`] with more of the connect form (a described API).
+    pub async fn connect_with<V: Vendor>(
+        &self,
+        extra: &[(&str, &str)],
+        form: &[(&str, &str)],
+    ) -> Connected<V> {
         let (vendor, fake, app, admin) = serve::<V>(self.origins, extra).await;
+        let mut fields = vec![("name", "Acme"), ("api_key", self.key)];
+        fields.extend_from_slice(form);
         let created = admin
-            .post_form(
-                &format!("/connections/new/{}", self.provider),
-                &[("name", "Acme"), ("api_key", self.key)],
-            )
+            .post_form(&format!("/connections/new/{}", self.provider), &fields)
             .await;
         assert_eq!(created.status, 303, "{}", created.body);
         let connection = created

@@ -695,6 +695,15 @@ async fn a_salesforce_sandbox_org_signs_in_at_test_salesforce_com() {
         form.contains("<select id=\"field_login_host\""),
         "the environment is a choice: {form}"
     );
+    // What each object supports, on the provider's page.
+    let table = form
+        .split("id=\"object-capabilities\"")
+        .nth(1)
+        .expect("capabilities");
+    assert!(
+        table.contains("<td>Accounts</td><td>✓</td><td>✓</td><td>✓</td><td>✓</td><td>✓</td>"),
+        "{table}"
+    );
     let refused = admin
         .post_form(
             "/connections/new/salesforce",
