@@ -1,6 +1,7 @@
 //! The provider catalogue: definitions in `providers/*.toml`, embedded at build time and
 //! validated at start-up (a broken definition stops the server with a clear message).
 
+use super::fields::{DescribeSpec, FieldSpec};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -95,6 +96,10 @@ pub struct AuthField {
     pub options: Vec<FieldOption>,
     /// The value when left empty (e.g. `https://gitlab.com` for a self-hostable vendor).
     pub default: Option<String>,
+    /// Part of the OAuth app, not of a connection: an address the access token is sent
+    /// to (GitHub Enterprise Server's API), which whoever connects must not choose.
+    #[serde(default)]
+    pub app: bool,
     /// Any text (a spreadsheet tab's name, spaces and `!` included): never placed in a
     /// URL as it is, only where a `[objects.table]` quotes and encodes it.
     #[serde(default)]
@@ -206,6 +211,14 @@ pub struct AuthSpec {
     /// Extra authorize query parameters.
     #[serde(default)]
     pub authorize_params: BTreeMap<String, String>,
+    /// Extra token request parameters (code exchange and client credentials), e.g. an
+    /// `audience`; values may name connection values.
+    #[serde(default)]
+    pub token_params: BTreeMap<String, String>,
+    /// Extra refresh request parameters (vendors that want `scope` again, or a
+    /// `redirect_uri`); values may name connection values.
+    #[serde(default)]
+    pub refresh_params: BTreeMap<String, String>,
     /// API key placement.
     #[serde(default)]
     pub api_key_in: KeyPlacement,
@@ -507,6 +520,12 @@ pub struct ObjectSpec {
     pub update_omit: Vec<String>,
     /// A spreadsheet tab: rows under a header row (see [`TableSpec`]).
     pub table: Option<TableSpec>,
+    /// The fields its records carry, as a mapping names them (for the flow editor and
+    /// the mapping's checks).
+    #[serde(default)]
+    pub fields: Vec<FieldSpec>,
+    /// How the vendor lists the object's fields, custom ones included.
+    pub describe: Option<DescribeSpec>,
 }
 
 /// A spreadsheet tab read and written as records: the first row names the fields, each
@@ -737,10 +756,11 @@ impl Provider {
             .iter()
             .filter(|f| {
                 self.needs_oauth_app()
-                    && f.name.ends_with("url")
-                    && templates
-                        .iter()
-                        .any(|t| t.contains(&format!("{{{}}}", f.name)))
+                    && (f.app
+                        || f.name.ends_with("url")
+                            && templates
+                                .iter()
+                                .any(|t| t.contains(&format!("{{{}}}", f.name))))
             })
             .collect()
     }
@@ -883,6 +903,13 @@ impl Provider {
             }
         }
         for object in &self.objects {
+            let mut names = std::collections::BTreeSet::new();
+            if let Some(twice) = object.fields.iter().find(|f| !names.insert(&f.name)) {
+                return problem(&format!(
+                    "{}: the field {} is declared twice",
+                    object.id, twice.name
+                ));
+            }
             if let Some(format) = &object.since_format {
                 let mut check = String::new();
                 use std::fmt::Write;
@@ -918,6 +945,11 @@ impl Provider {
                 self.objects
                     .iter()
                     .filter_map(|o| o.created_id_path.as_deref()),
+            )
+            .chain(
+                self.objects
+                    .iter()
+                    .filter_map(|o| o.describe.as_ref().map(|d| d.records_path.as_str())),
             )
             .chain(self.auth.token_values.values().map(String::as_str))
             .chain(

@@ -5,6 +5,7 @@
 pub mod catalogue;
 pub mod credentials;
 pub mod discovery;
+pub mod fields;
 pub mod http;
 pub mod oauth;
 pub mod redact;

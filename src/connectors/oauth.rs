@@ -258,6 +258,15 @@ impl OAuthTarget<'_> {
         template.map(|t| Provider::expand(t, &values))
     }
 
+    /// Extra parameters, their values with the connection's values filled in.
+    fn params(&self, declared: &BTreeMap<String, String>) -> Vec<(String, String)> {
+        let values = self.credentials.values_over(self.values);
+        declared
+            .iter()
+            .map(|(k, v)| (k.clone(), Provider::expand(v, &values)))
+            .collect()
+    }
+
     fn client(&self) -> Result<Client, OAuthError> {
         let auth = &self.provider.auth;
         let bad = |what: &str| {
@@ -305,8 +314,8 @@ impl OAuthTarget<'_> {
             // One joined scope keeps the provider's separator (some use commas).
             request = request.add_scope(Scope::new(scopes.join(separator)));
         }
-        for (key, value) in &self.provider.auth.authorize_params {
-            request = request.add_extra_param(key.clone(), value.clone());
+        for (key, value) in self.params(&self.provider.auth.authorize_params) {
+            request = request.add_extra_param(key, value);
         }
         let verifier = if self.provider.auth.pkce {
             let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -334,6 +343,9 @@ impl OAuthTarget<'_> {
             request =
                 request.set_pkce_verifier(PkceCodeVerifier::new(v.expose_secret().to_owned()));
         }
+        for (key, value) in self.params(&self.provider.auth.token_params) {
+            request = request.add_extra_param(key, value);
+        }
         let response = request
             .request_async(&Adapter(outbound))
             .await
@@ -349,9 +361,13 @@ impl OAuthTarget<'_> {
     ) -> Result<TokenSet, OAuthError> {
         let client = self.client()?;
         let token = RefreshToken::new(refresh_token.expose_secret().to_owned());
-        let response = client
+        let mut request = client
             .exchange_refresh_token(&token)
-            .map_err(|e| OAuthError::Config(e.to_string()))?
+            .map_err(|e| OAuthError::Config(e.to_string()))?;
+        for (key, value) in self.params(&self.provider.auth.refresh_params) {
+            request = request.add_extra_param(key, value);
+        }
+        let response = request
             .request_async(&Adapter(outbound))
             .await
             .map_err(map_error)?;
@@ -371,6 +387,9 @@ impl OAuthTarget<'_> {
         if !scopes.is_empty() {
             request =
                 request.add_scope(Scope::new(scopes.join(&self.provider.auth.scope_separator)));
+        }
+        for (key, value) in self.params(&self.provider.auth.token_params) {
+            request = request.add_extra_param(key, value);
         }
         let response = request
             .request_async(&Adapter(outbound))

@@ -6,6 +6,8 @@ use super::records;
 use super::require_write;
 use crate::app::{App, AuditActor};
 use crate::connectors::catalogue::{ObjectSpec, Provider};
+use crate::connectors::fields::{self, FieldSpec};
+use crate::connectors::session;
 use crate::crypto::Aad;
 use crate::domain::{
     ConnectionId, DeadLetterId, DeadLetterState, FieldErrors, FlowId, FlowSpec, FlowStatus,
@@ -105,6 +107,9 @@ pub async fn validate(
             Some(o) => {
                 if let Some(why) = Target::unsupported(o, spec.destination.write_mode) {
                     errors.add("destination.write_mode", why);
+                }
+                for (field, message) in fields::check_mapping(&o.name, &o.fields, spec) {
+                    errors.add(&field, message);
                 }
             }
         },
@@ -629,6 +634,64 @@ pub async fn sample_fields(
         walk("record", record, &mut paths);
     }
     Ok(paths.into_iter().collect())
+}
+
+/// A destination's fields, for the mapping editor.
+pub struct ObjectFields {
+    /// The object's name.
+    pub object: String,
+    /// Declared fields, then those the vendor listed.
+    pub fields: Vec<FieldSpec>,
+    /// Whether the vendor can be asked for more (custom fields).
+    pub describable: bool,
+    /// Why asking the vendor failed.
+    pub error: Option<String>,
+}
+
+/// The fields of a connection's object: those its provider declares and, with
+/// `ask_vendor`, the fields the vendor lists (custom ones). Nothing when the
+/// connection or object is unknown.
+pub async fn object_fields(
+    app: &App,
+    ctx: &TenantCtx,
+    connection: ConnectionId,
+    object: &str,
+    ask_vendor: bool,
+) -> AppResult<Option<ObjectFields>> {
+    let Some(provider) = connection_provider(app, ctx, connection).await? else {
+        return Ok(None);
+    };
+    let Some(spec) = provider_object(provider, object) else {
+        return Ok(None);
+    };
+    let mut found = ObjectFields {
+        object: format!("{} {}", provider.name, spec.name),
+        fields: spec.fields.clone(),
+        describable: spec.describe.is_some(),
+        error: None,
+    };
+    if let (true, Some(describe)) = (ask_vendor, &spec.describe) {
+        require_write(ctx)?;
+        let query: Vec<(String, String)> = describe.query.clone().into_iter().collect();
+        let listed = session::call(
+            app,
+            ctx,
+            connection,
+            reqwest::Method::GET,
+            &describe.path,
+            &query,
+        )
+        .await
+        .map_err(|e| AppError::from(e).public_message())
+        .and_then(|fetched| describe.answer(fetched.status.as_u16(), &fetched.body));
+        match listed {
+            Ok(listed) => found.fields = fields::merged(&spec.fields, listed),
+            Err(why) => {
+                found.error = Some(format!("{} did not list its fields: {why}", provider.name))
+            }
+        }
+    }
+    Ok(Some(found))
 }
 
 // ---- Inbound webhooks -----------------------------------------------------------------

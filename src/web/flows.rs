@@ -152,11 +152,20 @@ struct EditPage {
     field_types: Vec<&'static str>,
     sample: Vec<String>,
     sample_error: Option<String>,
+    /// The destination's fields, once a destination is chosen.
+    target_fields: Option<flows::ObjectFields>,
     dry: Option<Vec<DryRow>>,
     dry_error: Option<String>,
     schedule_words: String,
     upcoming: Vec<String>,
     time_zone: TimeZone,
+}
+
+impl EditPage {
+    /// Whether a mapping row writes `field`.
+    fn is_mapped(&self, field: &str) -> bool {
+        self.form.mapping.iter().any(|r| r.target.trim() == field)
+    }
 }
 
 async fn endpoints(app: &App, member: &Member) -> AppResult<Vec<EndpointGroup>> {
@@ -224,6 +233,12 @@ async fn edit_page(
         field_types: FieldType::ALL.iter().map(|t| t.name()).collect(),
         sample: Vec::new(),
         sample_error: None,
+        target_fields: match endpoint(&form.destination) {
+            Some((conn, object)) => {
+                flows::object_fields(app, &member.ctx, conn, &object, false).await?
+            }
+            None => None,
+        },
         dry: None,
         dry_error: None,
         schedule_words,
@@ -281,7 +296,7 @@ async fn submit(
         "sample" => {
             let mut page =
                 edit_page(app, &member, existing, form.clone(), FieldErrors::new()).await?;
-            match spec_endpoint(&form) {
+            match endpoint(&form.source) {
                 Some((conn, object)) => {
                     match flows::sample_fields(app, &member.ctx, conn, &object).await {
                         Ok(fields) => page.sample = fields,
@@ -289,6 +304,13 @@ async fn submit(
                     }
                 }
                 None => page.sample_error = Some("Choose a source first.".into()),
+            }
+            // The destination's custom fields, when its vendor lists them.
+            if let Some((conn, object)) = endpoint(&form.destination)
+                && page.target_fields.as_ref().is_some_and(|f| f.describable)
+            {
+                page.target_fields =
+                    flows::object_fields(app, &member.ctx, conn, &object, true).await?;
             }
             render(&page, StatusCode::OK)
         }
@@ -348,8 +370,9 @@ async fn submit(
     }
 }
 
-fn spec_endpoint(form: &FlowForm) -> Option<(crate::domain::ConnectionId, String)> {
-    let (c, o) = form.source.split_once(':')?;
+/// A `connection_id:object` choice of the editor.
+fn endpoint(choice: &str) -> Option<(crate::domain::ConnectionId, String)> {
+    let (c, o) = choice.split_once(':')?;
     Some((c.parse().ok()?, o.to_owned()))
 }
 

@@ -430,3 +430,76 @@ async fn github_creates_and_updates_gists_and_a_refused_one_is_a_dead_letter() {
     }
     s.app.stop().await;
 }
+
+/// A GitHub Enterprise Server: OAuth at the server's own address, the REST API only
+/// under `/api/v3` ("REST API endpoints: about GitHub Enterprise Server": "`http(s)://HOSTNAME/api/v3`"),
+/// and next-page links on that base.
+#[derive(Default)]
+pub struct Enterprise(User);
+
+const SERVER: &str = "https://github.acme.test";
+
+impl Vendor for Enterprise {
+    fn handle(&mut self, r: &Request) -> Answer {
+        if r.path.starts_with("/login/oauth/") {
+            return self.0.handle(r);
+        }
+        let Some(path) = r.path.strip_prefix("/api/v3") else {
+            return failed(404, "Not Found", json!([]));
+        };
+        let mut answer = self.0.handle(&Request {
+            path: path.to_owned(),
+            ..r.clone()
+        });
+        for (name, value) in &mut answer.headers {
+            if name == "link" {
+                *value = value.replace(&format!("{API}/"), &format!("{SERVER}/api/v3/"));
+            }
+        }
+        answer
+    }
+}
+
+#[tokio::test]
+async fn a_github_enterprise_server_is_reached_at_its_own_address() {
+    let server = OAuthVendor {
+        origins: &[SERVER],
+        ..GITHUB
+    };
+    let api = format!("{SERVER}/api/v3");
+    let s = server
+        .connect_with::<Enterprise>(
+            &[],
+            &[("field_github_url", SERVER), ("field_api_url", &api)],
+            &[],
+        )
+        .await;
+    {
+        let mut user = s.vendor.lock().unwrap();
+        for i in 0..120 {
+            let mut files = serde_json::Map::new();
+            files.insert(format!("note{i}.md"), json!({ "content": "hello" }));
+            user.0.insert(&format!("Note {i}"), &files);
+        }
+    }
+    let flow = s
+        .read_into_companies(
+            "gists",
+            "record.id",
+            &[
+                ("name", "record.description"),
+                ("domain", "record.html_url"),
+            ],
+        )
+        .await;
+    let (page, _) = run_ending(&s.admin, &flow, "Succeeded").await;
+    assert_eq!(count(&page, "read"), 120);
+    let lists = s.fake.requests_to("/api/v3/gists");
+    assert_eq!(
+        lists.len(),
+        2,
+        "both pages from the server's API, by its links"
+    );
+    assert_eq!(s.fake.requests_to("/gists").len(), 0);
+    s.app.stop().await;
+}

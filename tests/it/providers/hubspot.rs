@@ -71,6 +71,14 @@ fn error(status: u16, category: &str, message: &str) -> Answer {
     )
 }
 
+fn unauthenticated() -> Answer {
+    error(
+        401,
+        "INVALID_AUTHENTICATION",
+        "Authentication credentials not found.",
+    )
+}
+
 /// The property a search filters last changes by.
 fn modified_property(kind: &str) -> &'static str {
     if kind == "contacts" {
@@ -78,6 +86,34 @@ fn modified_property(kind: &str) -> &'static str {
     } else {
         "hs_lastmodifieddate"
     }
+}
+
+/// `GET /crm/v3/properties/{objectType}` ("CRM API | Properties"): each property with
+/// `name`, `label`, `type`, `fieldType`, `hubspotDefined` and `modificationMetadata`
+/// (`readOnlyValue`), a portal's custom properties among HubSpot's own.
+fn properties(kind: &str) -> Value {
+    let property = |name: &str,
+                    label: &str,
+                    kind: &str,
+                    field: &str,
+                    read_only: bool,
+                    own: bool| {
+        json!({ "name": name, "label": label, "type": kind, "fieldType": field,
+                "groupName": "contactinformation", "options": [], "displayOrder": -1,
+                "calculated": false, "externalOptions": false, "hasUniqueValue": false,
+                "hidden": false, "hubspotDefined": own, "formField": !read_only,
+                "modificationMetadata": { "archivable": !own, "readOnlyDefinition": own, "readOnlyValue": read_only },
+                "createdAt": "2019-08-06T02:41:52.262Z", "updatedAt": "2019-10-30T03:30:17.883Z" })
+    };
+    let modified = modified_property(kind);
+    json!({ "results": [
+        property("email", "Email", "string", "text", false, true),
+        property("firstname", "First Name", "string", "text", false, true),
+        property(modified, "Last Modified Date", "datetime", "date", true, true),
+        property("hs_object_id", "Record ID", "number", "number", true, true),
+        property("customer_tier", "Customer tier", "enumeration", "select", false, false),
+        property("seats", "Seats", "number", "number", false, false),
+    ]})
 }
 
 impl Vendor for Account {
@@ -158,18 +194,15 @@ impl Account {
         match (r.method.as_str(), r.path.as_str()) {
             ("GET", "/oauth/authorize") => self.authorize(r),
             ("POST", "/oauth/2026-03/token") => self.token(r),
+            ("GET", path) if path.starts_with("/crm/v3/properties/") => {
+                if !super::bearer(r, &self.access_tokens) {
+                    return unauthenticated();
+                }
+                Answer::json(200, properties(&path["/crm/v3/properties/".len()..]))
+            }
             (_, path) if path.starts_with("/crm/v3/objects/") => {
-                let bearer = r.header("authorization").unwrap_or_default();
-                if !self
-                    .access_tokens
-                    .iter()
-                    .any(|t| bearer == format!("Bearer {t}"))
-                {
-                    return error(
-                        401,
-                        "INVALID_AUTHENTICATION",
-                        "Authentication credentials not found.",
-                    );
+                if !super::bearer(r, &self.access_tokens) {
+                    return unauthenticated();
                 }
                 if self.rate_limited > 0 {
                     self.rate_limited -= 1;
@@ -693,5 +726,48 @@ async fn hubspot_batches_create_update_and_upsert_and_matches_results_by_trace()
             .chars()
             .all(|ch| !ch.is_lowercase())
     }));
+    s.app.stop().await;
+}
+
+#[tokio::test]
+async fn the_flow_editor_lists_the_portals_contact_properties_custom_ones_included() {
+    let s = HUBSPOT.connect::<Account>(SEEDED).await;
+    let source = s.seeded_contacts().await;
+    let destination = s.object("contacts");
+    let mut fields = flow_fields(
+        &[
+            ("name", "Contacts to HubSpot"),
+            ("source", &source),
+            ("destination", &destination),
+            ("write_mode", "create"),
+            ("key_field", ""),
+            ("record_key", "record.id"),
+        ],
+        &[("email", "record.email")],
+    );
+    crate::common::flows::set(&mut fields, "action", "sample");
+    let page = crate::common::flows::post(&s.admin, "/flows", &fields).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(s.fake.requests_to("/crm/v3/properties/contacts").len(), 1);
+    // The portal's own properties join HubSpot's; read-only ones are not offered.
+    assert!(page.body.contains("Customer tier"), "{}", page.body);
+    assert!(page.body.contains(r#"<option value="customer_tier">"#));
+    assert!(page.body.contains(r#"<option value="seats">"#));
+    assert!(!page.body.contains(r#"<option value="hs_object_id">"#));
+    assert!(!page.body.contains(r#"<option value="lastmodifieddate">"#));
+
+    // A read-only property cannot be written.
+    crate::common::flows::set(&mut fields, "action", "save");
+    crate::common::flows::set(&mut fields, "mapping.1.target", "lastmodifieddate");
+    crate::common::flows::set(&mut fields, "mapping.1.expression", "record.updated_at");
+    let refused = crate::common::flows::post(&s.admin, "/flows", &fields).await;
+    assert_eq!(refused.status, 422);
+    assert!(
+        refused
+            .body
+            .contains("lastmodifieddate is set by the vendor"),
+        "{}",
+        refused.body
+    );
     s.app.stop().await;
 }

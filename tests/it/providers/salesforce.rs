@@ -64,17 +64,78 @@ fn errors(status: u16, code: &str, message: &str, fields: &[&str]) -> Answer {
     )
 }
 
-/// A new record needs a Name (as Accounts, Contacts and the others here do).
-fn without_name(body: &Map<String, Value>) -> Option<Answer> {
-    let name = body.get("Name").and_then(Value::as_str).unwrap_or_default();
+/// A new record needs its name: `Name` for Accounts and Opportunities, `LastName`
+/// for Contacts and Leads (whose `Name` is a compound field no one writes).
+fn without_name(sobject: &str, body: &Map<String, Value>) -> Option<Answer> {
+    let field = name_field(sobject);
+    let name = body.get(field).and_then(Value::as_str).unwrap_or_default();
     name.is_empty().then(|| {
         errors(
             400,
             "REQUIRED_FIELD_MISSING",
-            "Required fields are missing: [Name]",
-            &["Name"],
+            &format!("Required fields are missing: [{field}]"),
+            &[field],
         )
     })
+}
+
+fn name_field(sobject: &str) -> &'static str {
+    match sobject {
+        "Contact" | "Lead" => "LastName",
+        _ => "Name",
+    }
+}
+
+/// What `GET /sobjects/{type}/describe` says of an sObject's fields ("sObject
+/// Describe": `fields[]` with `name`, `label`, `type`, `createable`, `updateable`,
+/// `nillable`, `defaultedOnCreate`, `custom`, `externalId`), custom fields included.
+fn describe(sobject: &str) -> Value {
+    let field = |name: &str, label: &str, kind: &str, flags: [bool; 4], custom: bool| {
+        let [createable, updateable, nillable, defaulted] = flags;
+        json!({ "name": name, "label": label, "type": kind, "createable": createable,
+                "updateable": updateable, "nillable": nillable, "defaultedOnCreate": defaulted,
+                "custom": custom, "externalId": name == "Legacy_Id__c" })
+    };
+    let system = [false, false, false, true];
+    let writable = [true, true, true, false];
+    let mut fields = vec![
+        field("Id", &format!("{sobject} ID"), "id", system, false),
+        field(
+            "LastModifiedDate",
+            "Last Modified Date",
+            "datetime",
+            system,
+            false,
+        ),
+    ];
+    let name = name_field(sobject);
+    if name == "LastName" {
+        fields.push(field("Name", "Full Name", "string", system, false));
+        fields.push(field("FirstName", "First Name", "string", writable, false));
+    }
+    let label = if name == "LastName" {
+        "Last Name"
+    } else {
+        "Name"
+    };
+    fields.push(field(
+        name,
+        label,
+        "string",
+        [true, true, false, false],
+        false,
+    ));
+    fields.push(field("Email", "Email", "email", writable, false));
+    fields.push(field("Legacy_Id__c", "Legacy Id", "string", writable, true));
+    fields.push(field(
+        "Tier__c",
+        "Customer Tier",
+        "picklist",
+        writable,
+        true,
+    ));
+    fields.push(field("Seats__c", "Seats", "double", writable, true));
+    json!({ "name": sobject, "custom": false, "createable": true, "fields": fields })
 }
 
 impl Vendor for Org {
@@ -156,6 +217,10 @@ impl Org {
                 match r.method.as_str() {
                     "GET" if rest == "/query" => self.query(r),
                     "GET" if rest.starts_with("/query/") => self.more(&rest["/query/".len()..]),
+                    "GET" if rest.starts_with("/sobjects/") && rest.ends_with("/describe") => {
+                        let sobject = &rest["/sobjects/".len()..rest.len() - "/describe".len()];
+                        Answer::json(200, describe(sobject))
+                    }
                     "POST" | "PATCH" if rest.starts_with("/sobjects/") => {
                         self.write(r, &rest["/sobjects/".len()..])
                     }
@@ -349,18 +414,25 @@ impl Org {
                 &[],
             );
         };
-        if body.contains_key("Id") {
+        let parts: Vec<&str> = tail.split('/').collect();
+        let compound = name_field(parts[0]) != "Name" && body.contains_key("Name");
+        if let Some(field) = ["Id", "LastModifiedDate"]
+            .into_iter()
+            .chain(compound.then_some("Name"))
+            .find(|f| body.contains_key(*f))
+        {
             return errors(
                 400,
                 "INVALID_FIELD_FOR_INSERT_UPDATE",
-                "Unable to create/update fields: Id.",
-                &["Id"],
+                &format!(
+                    "Unable to create/update fields: {field}. Please check the security settings of this field and verify that it is read/write for your profile or permission set."
+                ),
+                &[field],
             );
         }
-        let parts: Vec<&str> = tail.split('/').collect();
         match (r.method.as_str(), parts.as_slice()) {
             ("POST", [sobject]) => {
-                if let Some(refused) = without_name(&body) {
+                if let Some(refused) = without_name(sobject, &body) {
                     return refused;
                 }
                 let id = self.insert(sobject, body);
@@ -414,7 +486,7 @@ impl Org {
                         )
                     }
                     None => {
-                        if let Some(refused) = without_name(&body) {
+                        if let Some(refused) = without_name(sobject, &body) {
                             return refused;
                         }
                         let mut fields = body;
@@ -635,7 +707,7 @@ async fn salesforce_creates_updates_and_upserts_and_a_refused_record_is_a_dead_l
         "Legacy_Id__c",
         &[
             ("Legacy_Id__c", "record.id"),
-            ("Name", "record.name"),
+            ("LastName", "record.name"),
             ("Email", "record.email"),
         ],
     );
@@ -658,7 +730,7 @@ async fn salesforce_creates_updates_and_upserts_and_a_refused_record_is_a_dead_l
     assert!(
         contacts
             .iter()
-            .any(|c| c["Name"] == "Upserted 0" && c["Legacy_Id__c"] == "con_000000")
+            .any(|c| c["LastName"] == "Upserted 0" && c["Legacy_Id__c"] == "con_000000")
     );
     s.app.stop().await;
 }
@@ -716,4 +788,76 @@ async fn a_salesforce_sandbox_org_signs_in_at_test_salesforce_com() {
         refused.body
     );
     app.stop().await;
+}
+
+#[tokio::test]
+async fn the_flow_editor_shows_salesforce_fields_custom_ones_included_and_checks_the_mapping() {
+    let s = SALESFORCE.connect::<Org>(SEEDED).await;
+    let source = s.seeded_contacts().await;
+    let mut fields = flow_between(
+        &source,
+        &s.object("contacts"),
+        "create",
+        "",
+        &[("Name", "record.name"), ("Email", "record.email")],
+    );
+    set(&mut fields, "record_key", "record.id");
+
+    // The declared fields show once the destination is chosen, without a call.
+    set(&mut fields, "action", "preview");
+    let page = crate::common::flows::post(&s.admin, "/flows", &fields).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("Fields of Salesforce Contacts"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(r#"<option value="LastName">"#));
+    assert!(
+        !page.body.contains(r#"<option value="Name">"#),
+        "read-only fields are not offered as targets"
+    );
+    assert!(!page.body.contains("Tier__c"));
+    assert!(s.fake.requests_to(&format!("{API}/sobjects")).is_empty());
+
+    // "Show fields" asks the org (sObject Describe) and adds its custom fields.
+    set(&mut fields, "action", "sample");
+    let page = crate::common::flows::post(&s.admin, "/flows", &fields).await;
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        s.fake
+            .requests_to(&format!("{API}/sobjects/Contact/describe"))
+            .len(),
+        1
+    );
+    assert!(page.body.contains("Tier__c"), "{}", page.body);
+    assert!(page.body.contains("Customer Tier"));
+    assert!(page.body.contains(r#"<option value="Seats__c">"#));
+
+    // Saving checks the mapping against the fields: Name is Salesforce's, LastName is
+    // needed on every new contact, and Email takes text.
+    set(&mut fields, "action", "save");
+    set(&mut fields, "mapping.1.field_type", "integer");
+    let refused = crate::common::flows::post(&s.admin, "/flows", &fields).await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    for message in [
+        "Contacts Name is set by the vendor and cannot be written",
+        "Contacts needs LastName on every new record",
+        "Email takes text values in Contacts",
+    ] {
+        assert!(
+            refused.body.contains(message),
+            "{message}: {}",
+            refused.body
+        );
+    }
+
+    // Mapped as Salesforce wants, the flow saves and creates the contacts.
+    set(&mut fields, "mapping.0.target", "LastName");
+    set(&mut fields, "mapping.1.field_type", "text");
+    let flow = create_flow(&s.admin, &fields).await;
+    let (page, _) = run_ending(&s.admin, &flow, "Succeeded").await;
+    assert_eq!(count(&page, "written"), 12);
+    assert_eq!(s.vendor.lock().unwrap().all("Contact").len(), 12);
+    s.app.stop().await;
 }

@@ -10,7 +10,8 @@
 //! to 1000, `after_url`, `after_cursor`, `end_of_stream`; start time at least a minute
 //! in the past), "Tickets" and "Users" (objects, create, update, `create_or_update`
 //! answering 201 when created and 200 when updated), "Errors" (`RecordInvalid` with
-//! `details`) and "Rate limits" (429, `Retry-After`).
+//! `details`), "Rate limits" (429, `Retry-After`) and "OAuth Tokens for Grant Types"
+//! (`POST /oauth/tokens` with `scope` on every grant, refresh tokens, `invalid_token`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::{
@@ -33,6 +34,9 @@ pub struct Account {
     clock: i64,
     codes: Codes,
     tokens: Vec<String>,
+    refresh_tokens: Vec<String>,
+    /// Refresh grants honoured.
+    pub refreshed: u32,
     /// Export cursors handed out: cursor → (kind, position after which to go on).
     cursors: BTreeMap<String, (String, usize)>,
     /// The next this many API calls answer 429.
@@ -80,7 +84,34 @@ impl Account {
         self.users.values().cloned().collect()
     }
 
+    /// `POST /oauth/tokens`: every grant must name its scope; a refresh token is good
+    /// once and brings a new pair.
     fn token(&mut self, r: &Request) -> Answer {
+        let form = r.form();
+        if form.get("scope").map(String::as_str) != Some("read write") {
+            return Answer::json(
+                400,
+                json!({ "error": "invalid_scope", "error_description": "The requested scope is invalid, unknown, or malformed." }),
+            );
+        }
+        if form.get("grant_type").map(String::as_str) == Some("refresh_token") {
+            let known = form
+                .get("refresh_token")
+                .and_then(|t| self.refresh_tokens.iter().position(|k| k == t));
+            let credentials = form.get("client_id").map(String::as_str) == Some(CLIENT_ID)
+                && form.get("client_secret").map(String::as_str) == Some(CLIENT_SECRET);
+            return match known {
+                Some(i) if credentials => {
+                    self.refresh_tokens.remove(i);
+                    self.refreshed += 1;
+                    self.issue()
+                }
+                _ => Answer::json(
+                    400,
+                    json!({ "error": "invalid_grant", "error_description": "The provided authorization grant is invalid, expired, or revoked" }),
+                ),
+            };
+        }
         match redeem(
             &mut self.codes,
             r,
@@ -91,15 +122,24 @@ impl Account {
                 400,
                 json!({ "error": error, "error_description": "The provided authorization grant is invalid, expired, or revoked" }),
             ),
-            Ok(()) => {
-                let token = format!("fakezd{:040}", self.tokens.len());
-                self.tokens.push(token.clone());
-                Answer::json(
-                    200,
-                    json!({ "access_token": token, "token_type": "bearer", "scope": "read write", "refresh_token": format!("fakezdrefresh{}", self.tokens.len()), "expires_in": 172_800, "refresh_token_expires_in": 800_000 }),
-                )
-            }
+            Ok(()) => self.issue(),
         }
+    }
+
+    fn issue(&mut self) -> Answer {
+        let token = format!("fakezd{:040}", self.tokens.len());
+        self.tokens.push(token.clone());
+        let refresh = format!("fakezdrefresh{}", self.tokens.len());
+        self.refresh_tokens.push(refresh.clone());
+        Answer::json(
+            200,
+            json!({ "access_token": token, "token_type": "bearer", "scope": "read write", "refresh_token": refresh, "expires_in": 172_800, "refresh_token_expires_in": 800_000 }),
+        )
+    }
+
+    /// Every access token handed out so far stops working (as when they expire).
+    pub fn expire_tokens(&mut self) {
+        self.tokens.iter_mut().for_each(|t| t.push_str("-expired"));
     }
 
     /// `GET /api/v2/incremental/{kind}/cursor.json`: a first request by `start_time`,
@@ -252,7 +292,10 @@ impl Vendor for Account {
             _ => {}
         }
         if !bearer(r, &self.tokens) {
-            return Answer::json(401, json!({ "error": "Couldn't authenticate you" }));
+            return Answer::json(
+                401,
+                json!({ "error": "invalid_token", "error_description": "The access token provided is expired, revoked, malformed or invalid for other reasons." }),
+            );
         }
         if self.rate_limited > 0 {
             self.rate_limited -= 1;
@@ -331,15 +374,18 @@ async fn zendesk_exports_tickets_by_cursor_then_from_the_last_change() {
     assert!(exports[1].param("cursor").is_some());
 
     // Two tickets change; the next export starts at the newest change seen, in epoch
-    // seconds, after waiting out a 429.
+    // seconds, after waiting out a 429 and refreshing an expired token (Zendesk wants
+    // the scope named again: `refresh_params`).
     {
         let mut account = s.vendor.lock().unwrap();
         account.touch_ticket(7, "solved");
         account.touch_ticket(8, "pending");
         account.rate_limited = 1;
+        account.expire_tokens();
     }
     let (page, log) = run_ending(&s.admin, &flow, "Succeeded").await;
     assert!(log.contains("APIRateLimitExceeded"), "{log}");
+    assert_eq!(s.vendor.lock().unwrap().refreshed, 1);
     let first = s
         .fake
         .requests_to("/api/v2/incremental/tickets")
