@@ -20,6 +20,10 @@ pub enum AppError {
     /// No valid session or token.
     #[error("sign-in required")]
     Unauthenticated,
+    /// A bearer token that was sent but does not work (unknown, revoked, expired, or
+    /// its creator left): the message says which.
+    #[error("{0}")]
+    InvalidToken(String),
     /// Signed in, but not a member of any workspace yet.
     #[error("create or join a workspace first")]
     NoWorkspace,
@@ -65,6 +69,7 @@ impl AppError {
             AppError::NotFound => "not_found",
             AppError::Forbidden => "forbidden",
             AppError::Unauthenticated => "unauthenticated",
+            AppError::InvalidToken(_) => "invalid_token",
             AppError::NoWorkspace => "no_workspace",
             AppError::Invalid(_) => "invalid_input",
             AppError::Conflict(_) => "conflict",
@@ -151,7 +156,7 @@ impl ResponseError for AppError {
         match self {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Forbidden => StatusCode::FORBIDDEN,
-            AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            AppError::Unauthenticated | AppError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             AppError::NoWorkspace => StatusCode::CONFLICT,
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Conflict(_) => StatusCode::CONFLICT,
@@ -261,6 +266,11 @@ impl ResponseError for ApiError {
             }
             AppError::Unauthenticated => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            // RFC 6750 §3: a token was sent and refused.
+            AppError::InvalidToken(_) => {
+                response
+                    .insert_header((header::WWW_AUTHENTICATE, r#"Bearer error="invalid_token""#));
             }
             _ => {}
         }

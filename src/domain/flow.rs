@@ -79,7 +79,7 @@ named_states!(
         /// Waiting for a replay or a discard.
         Open = ("open", "Open", "danger"),
         /// Delivered by a replay (or a later run).
-        Replayed = ("replayed", "Delivered", "success"),
+        Replayed = ("replayed", "Replayed", "success"),
         /// Dismissed by a member.
         Discarded = ("discarded", "Discarded", "neutral"),
     }

@@ -83,29 +83,49 @@ pub async fn revoke(
     Ok(())
 }
 
-/// The tenant scope a bearer token grants, if it is valid. A token speaks for the member
-/// who created it: it works only while they are still a member of its workspace, and
-/// never with more than their current role there (a demoted admin's admin token acts
-/// as a viewer).
-pub async fn authenticate(app: &App, secret: &str) -> AppResult<Option<TenantCtx>> {
+/// The tenant scope a bearer token grants, or why it grants none. A token speaks for
+/// the member who created it: it works only while they are still a member of its
+/// workspace, and never with more than their current role there (a demoted admin's
+/// admin token acts as a viewer). Whoever holds a token's secret may learn why it
+/// stopped working; nothing is said about tokens one does not hold.
+pub async fn authenticate(app: &App, secret: &str) -> AppResult<TenantCtx> {
+    let refused = |why: &str| AppError::InvalidToken(why.to_owned());
     if !secret.starts_with(TOKEN_PREFIX) {
-        return Ok(None);
+        return Err(refused(
+            "This is not a Sluice API token: tokens start with the prefix shown when they are created.",
+        ));
     }
-    let Some(token) = app.store.active_api_token(&tokens::digest(secret)).await? else {
-        return Ok(None);
+    let Some(state) = app
+        .store
+        .api_token_by_digest(&tokens::digest(secret))
+        .await?
+    else {
+        return Err(refused(
+            "This API token is not known here: check that it was copied whole and belongs to this Sluice.",
+        ));
     };
-    let Some(creator) = token.created_by else {
-        return Ok(None);
+    if state.revoked {
+        return Err(refused("This API token was revoked; create a new one."));
+    }
+    if state.expired {
+        return Err(refused("This API token has expired; create a new one."));
+    }
+    let token = state.token;
+    let creator_role = match token.created_by {
+        Some(creator) => app.store.role_in(creator, token.tenant_id).await?,
+        None => None,
     };
-    let Some(creator_role) = app.store.role_in(creator, token.tenant_id).await? else {
-        return Ok(None);
+    let Some(creator_role) = creator_role else {
+        return Err(refused(
+            "The member who created this API token has left the workspace, so it no longer works; create a new one.",
+        ));
     };
     app.store.touch_api_token(token.id).await?;
-    Ok(Some(TenantCtx::new(
+    Ok(TenantCtx::new(
         token.tenant_id,
         token.role.min(creator_role),
         Actor::ApiToken(token.id),
-    )))
+    ))
 }
 
 /// The tenant's active API tokens.

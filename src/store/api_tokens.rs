@@ -22,7 +22,18 @@ pub struct NewApiToken<'a> {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// A token that is neither revoked nor expired.
+/// A token found by its digest, and whether it may still be used.
+#[derive(Clone, Copy, Debug)]
+pub struct ApiTokenState {
+    /// The token.
+    pub token: ActiveApiToken,
+    /// Revoked by a member.
+    pub revoked: bool,
+    /// Past its expiry.
+    pub expired: bool,
+}
+
+/// What a token grants.
 #[derive(Clone, Copy, Debug)]
 pub struct ActiveApiToken {
     /// The token.
@@ -80,21 +91,24 @@ impl Store {
         Ok(result.rows_affected == 1)
     }
 
-    /// A usable (not revoked, not expired) token by digest. Whether its creator may still
-    /// use it is the caller's decision: see `services::api_tokens::authenticate`.
-    pub async fn active_api_token(&self, digest: &str) -> Result<Option<ActiveApiToken>, DbErr> {
+    /// A token by digest, usable or not (so a caller can be told why not). Whether its
+    /// creator may still use it is the caller's decision: see
+    /// `services::api_tokens::authenticate`.
+    pub async fn api_token_by_digest(&self, digest: &str) -> Result<Option<ApiTokenState>, DbErr> {
         let at = now();
         Ok(api_tokens::Entity::find()
             .filter(api_tokens::Column::TokenDigest.eq(digest))
-            .filter(api_tokens::Column::RevokedAt.is_null())
             .one(&self.db)
             .await?
-            .filter(|t| t.expires_at.is_none_or(|e| e > at))
-            .map(|t| ActiveApiToken {
-                id: t.id,
-                tenant_id: t.tenant_id,
-                role: t.role,
-                created_by: t.created_by,
+            .map(|t| ApiTokenState {
+                revoked: t.revoked_at.is_some(),
+                expired: t.expires_at.is_some_and(|e| e <= at),
+                token: ActiveApiToken {
+                    id: t.id,
+                    tenant_id: t.tenant_id,
+                    role: t.role,
+                    created_by: t.created_by,
+                },
             }))
     }
 

@@ -35,14 +35,28 @@ pub struct Totals {
 }
 
 impl Totals {
-    /// Share of runs that did not fail, in percent (none without runs).
+    /// Share of runs that delivered every record, in percent (none without runs). A run
+    /// that went through but lost records to the dead letters is not a success.
     pub fn success_rate(&self) -> Option<f64> {
-        (self.runs > 0).then(|| 100.0 * (self.runs - self.failed) as f64 / self.runs as f64)
+        (self.runs > 0).then(|| 100.0 * self.succeeded as f64 / self.runs as f64)
     }
 
-    /// Share of runs that failed, in percent (none without runs).
+    /// Share of runs that failed or lost records, in percent (none without runs).
     pub fn error_rate(&self) -> Option<f64> {
-        (self.runs > 0).then(|| 100.0 * self.failed as f64 / self.runs as f64)
+        (self.runs > 0)
+            .then(|| 100.0 * (self.failed + self.partially_failed) as f64 / self.runs as f64)
+    }
+
+    /// Runs that failed or lost records.
+    pub fn with_errors(&self) -> i64 {
+        self.failed + self.partially_failed
+    }
+
+    /// Share of the records a destination was given that failed, in percent (none
+    /// before any record was written or failed).
+    pub fn record_failure_rate(&self) -> Option<f64> {
+        let handled = self.records_written + self.records_failed;
+        (handled > 0).then(|| 100.0 * self.records_failed as f64 / handled as f64)
     }
 
     /// Adds another period's figures to these.

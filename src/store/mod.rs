@@ -19,7 +19,7 @@ mod tenants;
 
 pub use accounts::UserRecord;
 pub use alerts::AlertFilter;
-pub use api_tokens::{ActiveApiToken, NewApiToken};
+pub use api_tokens::{ActiveApiToken, ApiTokenState, NewApiToken};
 pub use audit::{AuditEntry, AuditFilter};
 pub use connections::StoredTokens;
 pub use flows::{FlowHead, NewFlow};

@@ -279,7 +279,8 @@ impl Store {
 
     /// Notes a run as its flow's last (seeding; live runs do this as they finish).
     pub async fn note_last_run(&self, ctx: &TenantCtx, run: &runs::Model) -> Result<(), DbErr> {
-        let success = run.status.is_success();
+        // The last success is the last run that delivered everything.
+        let success = run.status == RunStatus::Succeeded;
         let mut q = flows::Entity::update_many()
             .col_expr(flows::Column::LastRunId, Expr::value(run.id))
             .col_expr(flows::Column::LastRunStatus, Expr::value(run.status))
@@ -677,7 +678,7 @@ impl Store {
             .col_expr(flows::Column::LastRunId, Expr::value(run.id))
             .col_expr(flows::Column::LastRunStatus, Expr::value(run.status))
             .col_expr(flows::Column::LastRunAt, Expr::value(at));
-        if end.status.is_success() {
+        if end.status == RunStatus::Succeeded {
             flow = flow.col_expr(flows::Column::LastSuccessAt, Expr::value(at));
         }
         flow.filter(flows::Column::TenantId.eq(ctx.tenant_id()))

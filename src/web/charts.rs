@@ -33,16 +33,19 @@ fn nice_max(v: f64) -> f64 {
         .unwrap_or(10.0 * p)
 }
 
+/// A tick value in few characters, exact to two decimals of its unit: 12,500 is
+/// "12.5k", never a rounded "12k" that a reader would take for the value.
 fn compact(v: f64) -> String {
-    if v >= 1_000_000.0 {
-        format!("{:.1}M", v / 1_000_000.0)
-    } else if v >= 10_000.0 {
-        format!("{:.0}k", v / 1000.0)
+    let (scaled, unit) = if v >= 1_000_000.0 {
+        (v / 1_000_000.0, "M")
     } else if v >= 1000.0 {
-        format!("{:.1}k", v / 1000.0)
+        (v / 1000.0, "k")
     } else {
-        format!("{v:.0}")
-    }
+        (v, "")
+    };
+    let text = format!("{scaled:.2}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text}{unit}")
 }
 
 fn open(out: &mut String, label: &str) {
@@ -121,10 +124,14 @@ pub fn throughput(buckets: &[Bucket], step_secs: i64) -> String {
     out
 }
 
-/// Share of failed runs per step (a point per step with runs, joined by a line).
+/// Share of runs with errors (failed, or records lost) per step (a point per step with
+/// runs, joined by a line).
 pub fn error_rate(buckets: &[Bucket], step_secs: i64) -> String {
     let mut out = String::new();
-    open(&mut out, "Failed runs in percent over time");
+    open(
+        &mut out,
+        "Runs that failed or lost records, in percent over time",
+    );
     axes(&mut out, 100.0, "%", buckets, step_secs);
     let n = buckets.len().max(1) as f64;
     let points: Vec<(f64, f64, &Bucket)> = buckets
@@ -149,15 +156,16 @@ pub fn error_rate(buckets: &[Bucket], step_secs: i64) -> String {
         );
     }
     for (x, y, b) in &points {
-        let class = if b.totals.failed > 0 {
+        let class = if b.totals.with_errors() > 0 {
             "dot bad"
         } else {
             "dot"
         };
         let _ = write!(
             out,
-            r#"<circle class="{class}" cx="{x:.1}" cy="{y:.1}" r="3.5"><title>{} of {} runs failed</title></circle>"#,
-            b.totals.failed, b.totals.runs
+            r#"<circle class="{class}" cx="{x:.1}" cy="{y:.1}" r="3.5"><title>{} of {} runs failed or lost records</title></circle>"#,
+            b.totals.with_errors(),
+            b.totals.runs
         );
     }
     out.push_str("</svg>");
@@ -188,7 +196,14 @@ mod tests {
         assert_eq!(nice_max(7.0), 10.0);
         assert_eq!(nice_max(180.0), 200.0);
         assert_eq!(nice_max(2100.0), 2500.0);
-        assert_eq!(compact(12_500.0), "12k");
+        assert_eq!(compact(12_500.0), "12.5k");
+        assert_eq!(compact(37_500.0), "37.5k");
+        assert_eq!(compact(10_000.0), "10k");
+        assert_eq!(compact(2_500.0), "2.5k");
+        assert_eq!(compact(1_250_000.0), "1.25M");
+        assert_eq!(compact(0.5), "0.5");
+        assert_eq!(compact(0.0), "0");
+        assert_eq!(compact(75.0), "75");
     }
 
     #[test]
@@ -207,7 +222,7 @@ mod tests {
         );
         let rate = error_rate(&b, 3600);
         assert_eq!(rate.matches("<circle").count(), 2, "no point without runs");
-        assert!(rate.contains("1 of 4 runs failed"));
+        assert!(rate.contains("1 of 4 runs failed or lost records"));
         assert!(rate.contains(">100%<"));
     }
 }

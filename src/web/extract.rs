@@ -203,9 +203,7 @@ impl FromRequest for ApiClient {
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .map(str::trim)
                 .ok_or(AppError::Unauthenticated)?;
-            let ctx = api_tokens::authenticate(&app, bearer)
-                .await?
-                .ok_or(AppError::Unauthenticated)?;
+            let ctx = api_tokens::authenticate(&app, bearer).await?;
             Ok(ApiClient { ctx })
         })
     }

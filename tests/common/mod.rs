@@ -76,7 +76,7 @@ pub fn in_own_process(test: &str) -> bool {
 pub fn failed_runs_charted(page: &str) -> (u32, u32) {
     page.split("<title>")
         .skip(1)
-        .filter_map(|t| t.split_once(" runs failed</title>"))
+        .filter_map(|t| t.split_once(" runs failed or lost records</title>"))
         .filter_map(|(counts, _)| counts.split_once(" of "))
         .fold((0, 0), |(failed, runs), (f, r)| {
             (

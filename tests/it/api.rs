@@ -22,7 +22,11 @@ async fn api_tokens_are_shown_once_and_authenticate_the_api() {
     assert_eq!(owner.post_form(&action, &[]).await.status, 303);
     let (status, body) = owner.api(&token, "/api/v1/me").await;
     assert_eq!(status, 401);
-    assert_eq!(body["error"]["code"], "unauthenticated");
+    assert_eq!(body["error"]["code"], "invalid_token");
+    assert_eq!(
+        body["error"]["message"],
+        "This API token was revoked; create a new one."
+    );
     app.stop().await;
 }
 
@@ -30,10 +34,31 @@ async fn api_tokens_are_shown_once_and_authenticate_the_api() {
 async fn api_errors_share_one_shape() {
     let app = TestApp::spawn().await;
     let client = app.client();
-    let (status, body) = client.api("slc_not-a-token", "/api/v1/me").await;
-    assert_eq!(status, 401);
-    assert_eq!(body["error"]["code"], "unauthenticated");
-    assert!(body["error"]["message"].is_string());
+    // A token that was sent but does not work says why (RFC 6750 `invalid_token`)…
+    for (token, why) in [
+        ("slc_not-a-token", "not known here"),
+        ("ghp_someone-elses", "not a Sluice API token"),
+    ] {
+        let res = client
+            .http
+            .get(format!("{}/api/v1/me", client.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 401);
+        assert_eq!(
+            res.headers()["www-authenticate"],
+            r#"Bearer error="invalid_token""#
+        );
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_token");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(why),
+            "{body}"
+        );
+    }
+    // …and one that was not sent asks for one.
     let res = client
         .http
         .get(format!("{}/api/v1/me", client.base))
@@ -42,6 +67,8 @@ async fn api_errors_share_one_shape() {
         .unwrap();
     assert_eq!(res.status().as_u16(), 401);
     assert_eq!(res.headers()["www-authenticate"], "Bearer");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthenticated");
     let (status, body) = client.api("x", "/api/v1/nothing-here").await;
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "not_found");
@@ -65,6 +92,42 @@ async fn the_openapi_document_describes_the_api() {
     ] {
         assert!(doc["paths"][path].is_object(), "{path}");
     }
+    // Every path parameter is in its path; filters are optional query parameters.
+    let mut query = 0;
+    for (path, operations) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let name = parameter["name"].as_str().unwrap();
+                match parameter["in"].as_str().unwrap() {
+                    "path" => assert!(
+                        path.contains(&format!("{{{name}}}")),
+                        "{method} {path}: '{name}' is declared a path parameter"
+                    ),
+                    "query" => {
+                        query += 1;
+                        assert_ne!(
+                            parameter["required"], true,
+                            "{method} {path}: the filter '{name}' is optional"
+                        );
+                    }
+                    other => panic!("{method} {path}: '{name}' in {other}"),
+                }
+            }
+        }
+    }
+    let runs = &doc["paths"]["/api/v1/runs"]["get"]["parameters"];
+    for filter in [
+        "flow_id", "status", "trigger", "from", "to", "before", "limit",
+    ] {
+        assert!(
+            runs.as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == filter && p["in"] == "query"),
+            "/api/v1/runs {filter}: {runs}"
+        );
+    }
+    assert!(query >= 22, "{query} query parameters");
     app.stop().await;
 }
 
@@ -232,7 +295,14 @@ async fn an_api_token_acts_with_its_creators_current_role_and_dies_with_their_me
     assert_eq!(removed.status, 303, "{}", removed.body);
     let (status, body) = owner.api(&token, "/api/v1/me").await;
     assert_eq!(status, 401);
-    assert_eq!(body["error"]["code"], "unauthenticated");
+    assert_eq!(body["error"]["code"], "invalid_token");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("revoked"),
+        "{body}"
+    );
     assert_eq!(create_link(token.clone()).await, 401);
     assert!(
         !owner

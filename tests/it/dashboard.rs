@@ -146,3 +146,46 @@ async fn dashboard_history_csv_and_retention_agree_and_stay_within_the_tenant() 
         "rollups are kept"
     );
 }
+
+#[tokio::test]
+async fn a_run_that_lost_records_is_not_a_success() {
+    let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "10")]).await;
+    app.wait_for_seed(10).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+    // The ERP refuses a customer without an e-mail: one of ten becomes a dead letter.
+    let fields = contact_flow(
+        &crm,
+        &erp,
+        "Contacts",
+        "record.email if record.id != 'con_000003' else ''",
+    );
+    let flow = create_flow(&admin, &fields).await;
+    let (_, page) = run_to_end(&admin, &flow).await;
+    assert_eq!(crate::common::flows::status_of(&page), "Partially failed");
+
+    let dashboard = admin.get("/dashboard").await.body;
+    assert!(dashboard.contains("id=\"stat-runs\">1<"), "{dashboard}");
+    assert!(
+        dashboard.contains("id=\"stat-success\">0.0 %<"),
+        "a run that lost a record is not a success: {dashboard}"
+    );
+    assert!(dashboard.contains("1 with errors"), "{dashboard}");
+    assert!(
+        dashboard.contains("id=\"stat-records-failed\">1 failed (10.0 %)"),
+        "{dashboard}"
+    );
+    assert_eq!(
+        crate::common::failed_runs_charted(&dashboard),
+        (1, 1),
+        "the error rate counts it: {dashboard}"
+    );
+    let last_success = scalar(
+        &app,
+        "SELECT COUNT(*) FROM flows WHERE last_success_at IS NOT NULL",
+    )
+    .await;
+    assert_eq!(last_success, 0, "no run has delivered everything yet");
+
+    app.stop().await;
+}

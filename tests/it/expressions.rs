@@ -152,3 +152,63 @@ async fn viewers_cannot_dry_run_a_flow() {
     assert_eq!(rows[0]["error"], json!(null), "{rows}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_misspelt_filter_is_refused_at_save_in_the_form_and_the_api() {
+    let app = TestApp::spawn().await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+
+    // The form: the error sits at the expression and at the filter, with a suggestion.
+    let mut fields = contact_flow(&crm, &erp, "Typo", "record.email | lower");
+    set(&mut fields, "mapping.3.expression", "record.city | upperr");
+    set(&mut fields, "filter", "record.status is activ");
+    let page = post(&admin, "/flows", &fields).await;
+    assert_eq!(page.status, 422, "{}", page.body);
+    assert!(
+        page.body
+            .contains("There is no filter named &#39;upperr&#39;. Did you mean &#39;upper&#39;?"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("There is no test named"),
+        "{}",
+        page.body
+    );
+    let flows = admin.get("/flows").await.body;
+    assert!(!flows.contains("Typo"), "nothing was saved");
+
+    // The API: the same check, named by field.
+    let token = admin.create_api_token("ci", "admin").await;
+    let res = admin
+        .http
+        .post(format!("{}/api/v1/flows", admin.base))
+        .bearer_auth(&token)
+        .json(&json!({
+            "name": "Typo",
+            "source": {"connection_id": crm, "object": "contacts", "incremental": false},
+            "destination": {"connection_id": erp, "object": "customers", "write_mode": "upsert", "key_field": "external_id"},
+            "mapping": [
+                {"target": "external_id", "expression": "record.id"},
+                {"target": "name", "expression": "record.name"},
+                {"target": "email", "expression": "record.email | lowr"}
+            ],
+            "record_key": "record.id",
+            "batch_size": 10,
+            "trigger": {"kind": "manual"},
+            "auto_pause_after": 3
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 422);
+    let body: Value = res.json().await.unwrap();
+    let fields = body["error"]["fields"].as_array().unwrap();
+    assert!(
+        fields.iter().any(|f| f["field"] == "mapping.2.expression"
+            && f["message"].as_str().unwrap().contains("'lowr'")),
+        "{body}"
+    );
+    app.stop().await;
+}

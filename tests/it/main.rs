@@ -21,6 +21,7 @@ mod invitations;
 mod jobs;
 mod key_rotation;
 mod layering;
+mod markup;
 mod ops;
 mod providers;
 mod sandbox;

@@ -150,7 +150,8 @@ async fn judge_run(
             }
         }
         AlertKind::ErrorRate => error_rate(app, ctx, rule, flow).await?,
-        AlertKind::Freshness if status.is_success() => recovered(),
+        // Fresh data means every record arrived: a run that lost some does not recover it.
+        AlertKind::Freshness if status == RunStatus::Succeeded => recovered(),
         AlertKind::Freshness => Verdict::Silent,
         AlertKind::SilentFailure => silent_failure(app, ctx, rule, run, status, name).await?,
         AlertKind::Duration => {
@@ -196,10 +197,10 @@ async fn error_rate(
     };
     Ok(if totals.runs >= ERROR_RATE_MIN_RUNS && rate > limit {
         Verdict::Raise {
-            title: format!("{}: {rate:.0} % of runs failed", flow.name),
+            title: format!("{}: {rate:.0} % of runs failed or lost records", flow.name),
             detail: format!(
-                "{} of {} runs failed in the last {} (limit {limit:.0} %).",
-                totals.failed,
+                "{} of {} runs failed or sent records to the dead letters in the last {} (limit {limit:.0} %).",
+                totals.with_errors(),
                 totals.runs,
                 crate::domain::alert::minutes(window)
             ),

@@ -355,6 +355,18 @@ pub fn add_guarded_filters(env: &mut Environment<'static>) {
     }
 }
 
+/// Every filter's name, Sluice's own (`lookup`, `date`) among the builtins.
+pub fn filter_names() -> impl Iterator<Item = &'static str> {
+    let mut names: Vec<&'static str> = BUILTINS
+        .keys()
+        .copied()
+        .chain(["lookup", "date"])
+        .filter(|n| *n != "pprint")
+        .collect();
+    names.sort_unstable();
+    names.into_iter()
+}
+
 /// The builtin filters, as values that can be called.
 static BUILTINS: LazyLock<std::collections::BTreeMap<&'static str, Value>> = LazyLock::new(|| {
     use minijinja::filters as f;

@@ -128,7 +128,8 @@ pub fn compile(
     limits: &Limits,
 ) -> Result<(), String> {
     shape::check(source, limits)?;
-    let guarded = rewrite::rewrite(source, limits.max_depth)?;
+    let (guarded, names) = rewrite::rewrite_naming(source, limits.max_depth)?;
+    check_names(env, &names, limits)?;
     env.add_template_owned(name.clone(), format!("{{{{ ({guarded})|tojson }}}}"))
         .map_err(|e| describe(&e))?;
     // A try on an empty record: constant parts run in full (`'x' * 100000000`), parts
@@ -147,6 +148,82 @@ pub fn compile(
         }
         None => Ok(()),
     }
+}
+
+/// Refuses a filter, test or function the environment lacks: the engine would only
+/// find out when a record reaches it, failing every record of every run. Each name is
+/// tried on nothing; only "unknown" counts (other errors are about the value).
+fn check_names(
+    env: &Environment<'static>,
+    names: &rewrite::Names,
+    limits: &Limits,
+) -> Result<(), String> {
+    use minijinja::ErrorKind;
+    let probes = names
+        .filters
+        .iter()
+        .map(|n| {
+            (
+                n,
+                format!("{{{{ none|{n} }}}}"),
+                ErrorKind::UnknownFilter,
+                "filter",
+            )
+        })
+        .chain(names.tests.iter().map(|n| {
+            (
+                n,
+                format!("{{{{ none is {n} }}}}"),
+                ErrorKind::UnknownTest,
+                "test",
+            )
+        }))
+        .chain(names.functions.iter().map(|n| {
+            (
+                n,
+                format!("{{{{ {n}() }}}}"),
+                ErrorKind::UnknownFunction,
+                "function",
+            )
+        }));
+    for (name, probe, unknown, what) in probes {
+        let _scope = Scope::enter(limits);
+        if env
+            .render_str(&probe, minijinja::context! {})
+            .is_err_and(|e| e.kind() == unknown)
+        {
+            let hint = if what != "filter" {
+                String::new()
+            } else if let Some(near) = guard::filter_names().find(|f| edits(f, name) <= 2) {
+                format!(" Did you mean '{near}'?")
+            } else {
+                format!(
+                    " Filters: {}.",
+                    guard::filter_names().collect::<Vec<_>>().join(", ")
+                )
+            };
+            return Err(format!("There is no {what} named '{name}'.{hint}"));
+        }
+    }
+    Ok(())
+}
+
+/// How many single-character edits turn `a` into `b` (Levenshtein), for suggestions.
+fn edits(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 /// Evaluates the expression compiled under `name` to JSON, within the current budget

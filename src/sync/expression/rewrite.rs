@@ -10,6 +10,7 @@
 use minijinja::Value;
 use minijinja::machinery::ast::{BinOpKind, CallArg, CompareOpKind, Expr, UnaryOpKind};
 use minijinja::value::ValueKind;
+use std::collections::BTreeSet;
 use std::fmt::Write;
 
 /// The guarded functions operators are rewritten to.
@@ -21,16 +22,36 @@ pub const CONCAT: &str = "_sl_concat";
 /// `a[start:stop:step]`.
 pub const SLICE: &str = "_sl_slice";
 
+/// The filters, tests and functions an expression names. The engine looks them up only
+/// when a record reaches them, so they are checked at save instead.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Names {
+    /// `x | name`.
+    pub filters: BTreeSet<String>,
+    /// `x is name`.
+    pub tests: BTreeSet<String>,
+    /// `name(…)`.
+    pub functions: BTreeSet<String>,
+}
+
 /// Parses `source` as one expression and prints its guarded form.
+#[cfg(test)]
 pub fn rewrite(source: &str, max_depth: usize) -> Result<String, String> {
+    rewrite_naming(source, max_depth).map(|(text, _)| text)
+}
+
+/// [`rewrite`], with the names the expression uses.
+pub fn rewrite_naming(source: &str, max_depth: usize) -> Result<(String, Names), String> {
     let expr = minijinja::machinery::parse_expr(source).map_err(|e| describe(&e))?;
     let mut out = String::with_capacity(source.len() * 2);
+    let mut names = Names::default();
     Printer {
         out: &mut out,
+        names: &mut names,
         max_depth,
     }
     .expr(&expr, 0)?;
-    Ok(out)
+    Ok((out, names))
 }
 
 /// A minijinja error as one line for the form.
@@ -44,6 +65,7 @@ pub fn describe(e: &minijinja::Error) -> String {
 
 struct Printer<'o> {
     out: &'o mut String,
+    names: &'o mut Names,
     max_depth: usize,
 }
 
@@ -134,6 +156,7 @@ impl Printer<'_> {
                 self.expr(inner, d)?;
                 self.push("|");
                 self.push(f.name);
+                self.names.filters.insert(f.name.to_owned());
                 self.args(&f.args, d)?;
                 self.push(")");
             }
@@ -142,6 +165,7 @@ impl Printer<'_> {
                 self.expr(&t.expr, d)?;
                 self.push(" is ");
                 self.push(t.name);
+                self.names.tests.insert(t.name.to_owned());
                 self.args(&t.args, d)?;
                 self.push(")");
             }
@@ -168,7 +192,10 @@ impl Printer<'_> {
                         self.push(").");
                         self.push(g.name);
                     }
-                    Expr::Var(v) => self.push(v.id),
+                    Expr::Var(v) => {
+                        self.push(v.id);
+                        self.names.functions.insert(v.id.to_owned());
+                    }
                     other => {
                         self.push("(");
                         self.expr(other, d)?;

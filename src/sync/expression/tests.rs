@@ -160,11 +160,11 @@ fn compiling_on_a_small_stack_never_overflows() {
 #[test]
 fn loops_and_statements_cannot_be_written() {
     assert!(compiled("record.a }}{% for x in record %}").is_err());
-    assert!(compiled("namespace()").is_ok(), "unknown names compile…");
-    assert!(
-        run("namespace()", json!({})).is_err(),
-        "…and fail when called"
-    );
+    // The globals taken out of the environment are unknown names, refused at save.
+    for removed in ["namespace()", "debug()"] {
+        let refused = compiled(removed).err().unwrap();
+        assert!(refused.contains("There is no function named"), "{refused}");
+    }
 }
 
 mod fuzz {
@@ -229,5 +229,39 @@ mod fuzz {
             let _ = run(&source, json!({"a": "abc"}));
             prop_assert!(started.elapsed().as_millis() < 1_000, "{source}: {:?}", started.elapsed());
         }
+    }
+}
+
+#[test]
+fn unknown_filters_tests_and_functions_are_refused_at_compile_time() {
+    let refused = compiled("record.city | upperr").err().unwrap();
+    assert!(refused.contains("no filter named 'upperr'"), "{refused}");
+    assert!(refused.contains("Did you mean 'upper'?"), "{refused}");
+    // Even where no record could reach it (a branch never taken on an empty record).
+    let refused = compiled("record.a if record.b else record.c | nosuchthing")
+        .err()
+        .unwrap();
+    assert!(
+        refused.contains("no filter named 'nosuchthing'"),
+        "{refused}"
+    );
+    assert!(refused.contains("Filters: "), "{refused}");
+    let refused = compiled("record.n is oddish").err().unwrap();
+    assert!(refused.contains("no test named 'oddish'"), "{refused}");
+    let refused = compiled("frobnicate(record.a)").err().unwrap();
+    assert!(
+        refused.contains("no function named 'frobnicate'"),
+        "{refused}"
+    );
+    for fine in [
+        "record.email | lower | trim",
+        "record.country | lookup('countries')",
+        "record.created | date('%d.%m.%Y')",
+        "record.n is odd",
+        "range(3) | list",
+        "dict(a=1)",
+        "record.tags | map('upper') | join(',')",
+    ] {
+        assert!(compiled(fine).is_ok(), "{fine}: {:?}", compiled(fine).err());
     }
 }

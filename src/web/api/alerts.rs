@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 /// Filters of the run history.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// One flow.
     pub flow_id: Option<uuid::Uuid>,
@@ -122,6 +123,7 @@ impl From<records::Alert> for AlertDto {
 
 /// Filters of the alert list.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AlertQuery {
     /// `active` (default: open and acknowledged), `open`, `acknowledged`, `resolved` or `all`.
     pub state: Option<String>,

@@ -53,6 +53,7 @@ impl From<&Provider> for ProviderDto {
 
 /// Search query.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ProviderQuery {
     /// Filter by name, id, category or description.
     pub q: Option<String>,

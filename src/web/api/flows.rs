@@ -290,6 +290,7 @@ pub async fn run(
 
 /// Dry run size.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DryRunQuery {
     /// Records to read (1–50, default 10).
     pub limit: Option<u32>,
@@ -337,6 +338,7 @@ pub async fn dry_run(
 
 /// Keyset pagination of runs.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RunsQuery {
     /// Only runs older than this run id.
     pub before: Option<uuid::Uuid>,
@@ -392,6 +394,7 @@ pub async fn cancel(
 
 /// Dead letter filters.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LettersQuery {
     /// `open` (default), `replayed` or `discarded`.
     pub state: Option<String>,

@@ -128,6 +128,7 @@ pub async fn members(
 
 /// Query for the audit log.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Most recent N events (1–500, default 100).
     pub limit: Option<u64>,
