@@ -176,6 +176,50 @@ impl FromRequest for Member {
     }
 }
 
+/// A signed-in member of the platform's support staff, in a workspace or in none: the
+/// support console reads across tenants and needs no workspace of its own.
+pub struct SupportUser {
+    /// The person.
+    pub who: SignedInUser,
+    /// Their own workspaces, if any (for the switcher).
+    pub workspaces: Vec<TenantMembership>,
+    /// CSRF token for forms.
+    pub csrf: String,
+    /// Flashes to show.
+    pub flashes: Vec<Flash>,
+}
+
+impl SupportUser {
+    /// How this person appears in audit logs.
+    pub fn actor(&self) -> AuditActor {
+        self.who.actor()
+    }
+}
+
+impl FromRequest for SupportUser {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let app = app_of(&req)?;
+            let who = signed_in(req.clone())
+                .await?
+                .ok_or(AppError::Unauthenticated)?;
+            if !who.user.is_support {
+                return Err(AppError::Forbidden);
+            }
+            let workspaces = crate::services::tenants::memberships_of(&app, who.user.id).await?;
+            Ok(SupportUser {
+                csrf: csrf_token(&req),
+                flashes: flashes(&req),
+                who,
+                workspaces,
+            })
+        })
+    }
+}
+
 /// A JSON API client authenticated by a bearer API token: the API-side `TenantCtx`.
 pub struct ApiClient {
     /// The authorised tenant scope.

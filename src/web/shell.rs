@@ -1,8 +1,10 @@
 //! What every signed-in page shows around its content: navigation, workspace switcher,
 //! user menu, flashes and the CSRF token.
 
-use super::extract::Member;
+use super::extract::{Member, SignedInUser, SupportUser};
 use super::flash::Flash;
+use crate::domain::{Role, TenantId};
+use crate::services::records::TenantMembership;
 
 /// A workspace in the switcher.
 pub struct ShellWorkspace {
@@ -24,6 +26,8 @@ pub struct Shell {
     pub tenant_name: String,
     /// Current workspace id.
     pub tenant_id: String,
+    /// Whether there is a current workspace (a support user may belong to none).
+    pub has_workspace: bool,
     /// All their workspaces.
     pub tenants: Vec<ShellWorkspace>,
     /// CSRF token for forms.
@@ -38,16 +42,25 @@ pub struct Shell {
     pub can_write: bool,
 }
 
-impl Member {
-    /// The frame for a page in navigation section `nav`.
-    pub fn shell(&self, nav: &'static str) -> Shell {
+impl Shell {
+    /// The frame for `who`, in workspace `current` (none: a support user who belongs to
+    /// no workspace), on a page in navigation section `nav`.
+    fn new(
+        who: &SignedInUser,
+        workspaces: &[TenantMembership],
+        current: Option<(TenantId, Role)>,
+        csrf: &str,
+        flashes: &[Flash],
+        nav: &'static str,
+    ) -> Shell {
+        let tenant = current.and_then(|(id, _)| workspaces.iter().find(|w| w.tenant_id == id));
         Shell {
-            user_name: self.who.user.name.clone(),
-            user_email: self.who.user.email.clone(),
-            tenant_name: self.tenant_name(),
-            tenant_id: self.ctx.tenant_id().to_string(),
-            tenants: self
-                .workspaces
+            user_name: who.user.name.clone(),
+            user_email: who.user.email.clone(),
+            tenant_name: tenant.map(|w| w.tenant_name.clone()).unwrap_or_default(),
+            tenant_id: tenant.map(|w| w.tenant_id.to_string()).unwrap_or_default(),
+            has_workspace: tenant.is_some(),
+            tenants: workspaces
                 .iter()
                 .map(|w| ShellWorkspace {
                     id: w.tenant_id.to_string(),
@@ -55,11 +68,45 @@ impl Member {
                     role: w.role.as_str(),
                 })
                 .collect(),
-            csrf: self.csrf.clone(),
-            flashes: self.flashes.clone(),
+            csrf: csrf.to_owned(),
+            flashes: flashes.to_vec(),
             nav,
-            is_support: self.who.user.is_support,
-            can_write: self.ctx.role().can_write(),
+            is_support: who.user.is_support,
+            can_write: current.is_some_and(|(_, role)| role.can_write()),
         }
+    }
+}
+
+impl Member {
+    /// The frame for a page in navigation section `nav`.
+    pub fn shell(&self, nav: &'static str) -> Shell {
+        Shell::new(
+            &self.who,
+            &self.workspaces,
+            Some((self.ctx.tenant_id(), self.ctx.role())),
+            &self.csrf,
+            &self.flashes,
+            nav,
+        )
+    }
+}
+
+impl SupportUser {
+    /// The frame for a support page: their current workspace, if they have one.
+    pub fn shell(&self, nav: &'static str) -> Shell {
+        let current = self
+            .workspaces
+            .iter()
+            .find(|w| Some(w.tenant_id) == self.who.session.tenant_id)
+            .or_else(|| self.workspaces.first())
+            .map(|w| (w.tenant_id, w.role));
+        Shell::new(
+            &self.who,
+            &self.workspaces,
+            current,
+            &self.csrf,
+            &self.flashes,
+            nav,
+        )
     }
 }

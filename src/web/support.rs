@@ -2,7 +2,7 @@
 //! the run inspector with payloads hidden until a reason is given, and replay.
 
 use super::auth::render;
-use super::extract::Member;
+use super::extract::SupportUser;
 use super::filters::{parse_time, present, query_string};
 use super::flash::{self, Flash};
 use super::flows::RunView;
@@ -20,7 +20,7 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-fn staff(member: &Member) -> AppResult<Staff> {
+fn staff(member: &SupportUser) -> AppResult<Staff> {
     Staff::admit(&member.who.user, member.actor())
 }
 
@@ -51,7 +51,7 @@ struct SearchPage {
 /// GET /support — failed runs across tenants.
 pub async fn index(
     app: web::Data<App>,
-    member: Member,
+    member: SupportUser,
     q: web::Query<SearchQuery>,
 ) -> AppResult<HttpResponse> {
     let staff = staff(&member)?;
@@ -129,7 +129,7 @@ struct RunPage {
 
 async fn run_page(
     app: &App,
-    member: &Member,
+    member: &SupportUser,
     id: RunId,
     reason: Option<&str>,
 ) -> AppResult<(RunPage, StatusCode)> {
@@ -166,7 +166,7 @@ async fn run_page(
 /// GET /support/runs/{id}
 pub async fn show(
     app: web::Data<App>,
-    member: Member,
+    member: SupportUser,
     id: web::Path<RunId>,
 ) -> AppResult<HttpResponse> {
     let id = id.into_inner();
@@ -184,7 +184,7 @@ pub struct RevealForm {
 /// POST /support/runs/{id}/reveal — shows payloads in this response only.
 pub async fn reveal(
     app: web::Data<App>,
-    member: Member,
+    member: SupportUser,
     id: web::Path<RunId>,
     form: web::Form<RevealForm>,
 ) -> AppResult<HttpResponse> {
@@ -196,7 +196,7 @@ pub async fn reveal(
 /// POST /support/runs/{id}/replay
 pub async fn replay(
     app: web::Data<App>,
-    member: Member,
+    member: SupportUser,
     id: web::Path<RunId>,
 ) -> AppResult<HttpResponse> {
     let id = id.into_inner();

@@ -24,6 +24,8 @@ struct NewWorkspacePage {
     name: String,
     errors: FieldErrors,
     has_workspaces: bool,
+    /// Holds the platform support role: the console is open to them without a workspace.
+    is_support: bool,
 }
 
 #[derive(Template)]
@@ -91,6 +93,7 @@ pub async fn new_form(
             name: String::new(),
             errors: FieldErrors::new(),
             has_workspaces,
+            is_support: user.user.is_support,
         },
         StatusCode::OK,
     )
@@ -127,6 +130,7 @@ pub async fn create(
                     name: form.name.clone(),
                     errors,
                     has_workspaces,
+                    is_support: user.user.is_support,
                 },
                 StatusCode::UNPROCESSABLE_ENTITY,
             )

@@ -164,3 +164,66 @@ async fn support_finds_inspects_and_replays_a_failed_run_and_the_tenant_sees_the
     let own = support.get("/settings/audit?action=support.").await;
     assert!(!own.body.contains("support.viewed_run"));
 }
+
+#[tokio::test]
+async fn support_staff_who_belong_to_no_workspace_reach_the_console_and_can_sign_out() {
+    let app = TestApp::spawn().await;
+    app.owner("ada@example.com", "Acme").await;
+    // As `sluice admin create-user` then `sluice admin grant-support` leave them.
+    let user = sluice::services::accounts::create_user(
+        app.app(),
+        "sam@sluice.example",
+        "Sam",
+        crate::common::PASSWORD,
+    )
+    .await
+    .unwrap();
+    app.app()
+        .store
+        .set_platform_role(&Email::parse(&user.email).unwrap(), Some("support"))
+        .await
+        .unwrap();
+    let sam = app.client();
+    let signed_in = sam
+        .sign_in("sam@sluice.example", crate::common::PASSWORD)
+        .await;
+
+    // Signing in lands where a workspace would be made, which now leads to the console
+    // and offers a way out.
+    let landing = sam.get(signed_in.location()).await;
+    let landing = if landing.status == 303 {
+        sam.get(landing.location()).await
+    } else {
+        landing
+    };
+    assert!(
+        landing.body.contains("Create a workspace"),
+        "{}",
+        landing.body
+    );
+    assert!(
+        landing.body.contains("href=\"/support\""),
+        "{}",
+        landing.body
+    );
+    assert!(landing.body.contains("action=\"/logout\""));
+
+    // The console opens without a workspace; its frame offers no workspace pages.
+    let console = sam.get("/support").await;
+    assert_eq!(console.status, 200, "{}", console.body);
+    assert!(console.body.contains("Support console"));
+    assert!(
+        !console.body.contains("href=\"/flows\""),
+        "no workspace navigation"
+    );
+    assert!(console.body.contains("action=\"/logout\""));
+    assert_eq!(sam.post_form("/logout", &[]).await.status, 303);
+    assert_eq!(sam.get("/support").await.status, 303, "signed out");
+
+    // Without the role, the console stays closed.
+    let ada = app.client();
+    ada.sign_in("ada@example.com", crate::common::PASSWORD)
+        .await;
+    assert_eq!(ada.get("/support").await.status, 403);
+    app.stop().await;
+}
