@@ -32,6 +32,21 @@ pub fn parse_display_name(raw: &str, what: &str, max: usize) -> Result<String, S
     Ok(value)
 }
 
+/// The full stop that ends a sentence ending in `name`: none when the name already
+/// ends in one (so "Acme Inc." never reads "Acme Inc..").
+pub fn full_stop(name: &str) -> &'static str {
+    if name.trim_end().ends_with(['.', '!', '?', '…']) {
+        ""
+    } else {
+        "."
+    }
+}
+
+/// `name` at the end of a sentence, with the sentence's full stop.
+pub fn ending(name: &str) -> String {
+    format!("{name}{}", full_stop(name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,5 +73,12 @@ mod tests {
         ] {
             assert!(parse_display_name(bad, "name", 80).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_name_ending_a_sentence_keeps_one_full_stop() {
+        assert_eq!(ending("Acme Inc."), "Acme Inc.");
+        assert_eq!(ending("Acme"), "Acme.");
+        assert_eq!(ending("Yahoo!"), "Yahoo!");
     }
 }

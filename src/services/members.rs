@@ -205,7 +205,7 @@ pub async fn change_role(
     if member.role == Role::Owner && role != Role::Owner && app.store.count_owners(ctx).await? <= 1
     {
         return Err(AppError::Conflict(
-            "a workspace needs at least one owner; make someone else owner first".into(),
+            "A workspace needs at least one owner: make someone else owner first.".into(),
         ));
     }
     app.store.set_member_role(ctx, id, role).await?;
@@ -237,7 +237,7 @@ pub async fn remove(
     }
     if member.role == Role::Owner && app.store.count_owners(ctx).await? <= 1 {
         return Err(AppError::Conflict(
-            "the last owner cannot leave; make someone else owner first".into(),
+            "You are the last owner, so you cannot leave: make someone else owner first.".into(),
         ));
     }
     app.store.remove_member(ctx, id).await?;

@@ -520,8 +520,9 @@ pub async fn callback(
             Ok(_) => (
                 true,
                 format!(
-                    "Your {} account is now connected to {tenant_name}. You can close this window.",
-                    result.provider.name
+                    "Your {} account is now connected to {} You can close this window.",
+                    result.provider.name,
+                    crate::domain::text::ending(&tenant_name)
                 ),
             ),
             Err(m) => (false, m.clone()),

@@ -281,20 +281,14 @@ impl FlowForm {
         };
         let batch_size = number(&self.batch_size, "batch_size", &mut errors);
         let auto_pause_after = number(&self.auto_pause_after, "auto_pause_after", &mut errors);
-        let kind = errors.check(
-            "trigger",
-            self.trigger
-                .parse::<TriggerKind>()
-                .map_err(|_| "Choose a trigger.".to_owned()),
-        );
-        let interval = if kind == Some(TriggerKind::Interval) {
-            number(
-                &self.interval_minutes,
-                "trigger.interval_minutes",
-                &mut errors,
-            )
-        } else {
-            None
+        let trigger = match self.trigger_spec() {
+            Ok(trigger) => Some(trigger),
+            Err(problems) => {
+                for (field, message) in problems.iter() {
+                    errors.add(field, message);
+                }
+                None
+            }
         };
         let lookups = errors.check("lookups", parse_lookups(&self.lookups));
         let (
@@ -303,7 +297,7 @@ impl FlowForm {
             Some(write_mode),
             Some(batch_size),
             Some(auto_pause_after),
-            Some(kind),
+            Some(trigger),
             Some(lookups),
         ) = (
             source,
@@ -311,7 +305,7 @@ impl FlowForm {
             write_mode,
             batch_size,
             auto_pause_after,
-            kind,
+            trigger,
             lookups,
         )
         else {
@@ -357,13 +351,40 @@ impl FlowForm {
             lookups,
             record_key: self.record_key.trim().to_owned(),
             batch_size,
-            trigger: TriggerSpec {
+            trigger,
+            auto_pause_after,
+        })
+    }
+
+    /// The trigger alone, read from its fields (a schedule can be previewed before the
+    /// rest of the form is complete).
+    pub fn trigger_spec(&self) -> Result<TriggerSpec, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let kind = errors.check(
+            "trigger",
+            self.trigger
+                .parse::<TriggerKind>()
+                .map_err(|_| "Choose a trigger.".to_owned()),
+        );
+        let interval = if kind == Some(TriggerKind::Interval) {
+            errors.check(
+                "trigger.interval_minutes",
+                self.interval_minutes
+                    .trim()
+                    .parse::<u32>()
+                    .map_err(|_| "Enter a whole number.".to_owned()),
+            )
+        } else {
+            None
+        };
+        match kind {
+            Some(kind) if errors.is_empty() => Ok(TriggerSpec {
                 kind,
                 interval_minutes: interval,
                 cron: (kind == TriggerKind::Cron).then(|| self.cron.trim().to_owned()),
-            },
-            auto_pause_after,
-        })
+            }),
+            _ => Err(errors),
+        }
     }
 }
 

@@ -219,13 +219,32 @@ async fn edit_page(
     let time_zone = crate::services::tenants::get(app, &member.ctx)
         .await?
         .time_zone;
-    let (schedule_words, upcoming) = match form.to_spec() {
-        Ok(spec) if trigger::validate(&spec.trigger).is_ok() => (
-            trigger::describe(&spec.trigger),
-            trigger::upcoming(&spec.trigger, time_zone, chrono::Utc::now(), 3),
-        ),
-        _ => (String::new(), Vec::new()),
+    // The schedule is previewed from the trigger's own fields, whatever else the form
+    // still lacks; asked for, a schedule that cannot run says why at its field.
+    let mut errors = errors;
+    let (schedule_words, upcoming) = match form.trigger_spec() {
+        Ok(spec) => match trigger::validate(&spec) {
+            Ok(()) => (
+                trigger::describe(&spec),
+                trigger::upcoming(&spec, time_zone, chrono::Utc::now(), 3),
+            ),
+            Err((field, message)) => {
+                if form.action == "preview" {
+                    errors.add(&format!("trigger.{field}"), message);
+                }
+                (String::new(), Vec::new())
+            }
+        },
+        Err(problems) => {
+            if form.action == "preview" {
+                for (field, message) in problems.iter() {
+                    errors.add(field, message);
+                }
+            }
+            (String::new(), Vec::new())
+        }
     };
+    let errors = form_errors(errors);
     Ok(EditPage {
         shell: member.shell("flows"),
         flow_id: flow_id.map(|f| f.to_string()),

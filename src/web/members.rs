@@ -24,6 +24,8 @@ struct MembersPage {
     roles: Vec<Role>,
     my_role: Role,
     me: String,
+    /// The viewer is the workspace's only owner: leaving would orphan it.
+    sole_owner: bool,
     invite_email: String,
     invite_role: String,
     errors: FieldErrors,
@@ -55,9 +57,12 @@ async fn members_page(
     new_link: Option<String>,
 ) -> AppResult<MembersPage> {
     let my_role = member.ctx.role();
+    let members = members::list(app, &member.ctx).await?;
+    let owners = members.iter().filter(|m| m.role == Role::Owner).count();
     Ok(MembersPage {
+        sole_owner: my_role == Role::Owner && owners <= 1,
         shell: member.shell("members"),
-        members: members::list(app, &member.ctx).await?,
+        members,
         invitations: members::pending_invitations(app, &member.ctx).await?,
         roles: Role::ALL
             .into_iter()
@@ -147,6 +152,14 @@ pub async fn change_role(
         }
         Err(e) => Err(e),
     }
+}
+
+/// GET /settings/members/invite: a reload of the page an invitation was made on goes
+/// back to the members (the link shown once is not shown again).
+pub async fn invite_reloaded() -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((actix_web::http::header::LOCATION, "/settings/members"))
+        .finish()
 }
 
 /// POST /settings/members/{id}/remove
@@ -265,7 +278,10 @@ pub async fn accept(
         .await?;
         return Ok(flash::redirect(
             "/dashboard",
-            Flash::success(format!("You joined {}.", inv.tenant_name)),
+            Flash::success(format!(
+                "You joined {}",
+                crate::domain::text::ending(&inv.tenant_name)
+            )),
         ));
     }
     let form = form.into_inner();

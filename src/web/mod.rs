@@ -131,6 +131,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/settings/members", web::get().to(members::index))
         .route("/settings/members/invite", web::post().to(members::invite))
         .route(
+            "/settings/members/invite",
+            web::get().to(members::invite_reloaded),
+        )
+        .route(
             "/settings/members/{id}/role",
             web::post().to(members::change_role),
         )

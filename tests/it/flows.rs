@@ -834,3 +834,42 @@ async fn a_webhook_that_arrives_while_its_flow_runs_starts_a_follow_up_run_that_
     assert!(data.contains("Changed mid-run"), "{data}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_schedule_is_previewed_from_its_own_fields_and_a_bad_one_says_why() {
+    let app = TestApp::spawn().await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    // Nothing else of the flow is filled in yet.
+    let preview = |cron: &'static str| {
+        let admin = admin.clone();
+        async move {
+            admin
+                .post_form(
+                    "/flows",
+                    &[("trigger", "cron"), ("cron", cron), ("action", "preview")],
+                )
+                .await
+        }
+    };
+    let page = preview("0 9 * * 1-5").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Next runs: "), "{}", page.body);
+    assert!(!page.body.contains("field-error"), "{}", page.body);
+
+    let page = preview("61 * * * *").await;
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains("Next runs: "));
+    let at_cron = page
+        .body
+        .split("id=\"cron\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</div>").next())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        at_cron.contains("field-error"),
+        "the error is at the cron field: {}",
+        page.body
+    );
+    app.stop().await;
+}

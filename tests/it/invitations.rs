@@ -147,17 +147,26 @@ async fn roles_limit_who_can_change_what() {
         .await;
     assert_eq!(demote.status, 403);
 
-    // The last owner cannot leave or be demoted.
+    // The last owner cannot leave or be demoted: the button says so before they try.
+    let members = owner.get("/settings/members").await.body;
+    assert!(
+        members.contains(
+            "type=\"submit\" disabled aria-describedby=\"sole-owner-hint\">Leave</button>"
+        ),
+        "{members}"
+    );
     let leave = owner
         .post_form(&format!("/settings/members/{owner_membership}/remove"), &[])
         .await;
     assert_eq!(leave.status, 303);
     assert!(
-        owner
-            .get("/settings/members")
-            .await
-            .body
-            .contains("the last owner cannot leave")
+        owner.get("/settings/members").await.body.contains(
+            "You are the last owner, so you cannot leave: make someone else owner first."
+        )
     );
+    // Reloading the page an invitation was made on goes back to the members.
+    let reload = owner.get("/settings/members/invite").await;
+    assert_eq!(reload.status, 303);
+    assert_eq!(reload.location(), "/settings/members");
     app.stop().await;
 }
