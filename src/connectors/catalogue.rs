@@ -1184,6 +1184,11 @@ pub fn catalogue() -> &'static Result<Vec<Provider>, String> {
     })
 }
 
+/// What people call a provider: its name, or the id of one no longer in the catalogue.
+pub fn display_name(id: &str) -> String {
+    get(id).map_or_else(|| id.to_owned(), |p| p.name.clone())
+}
+
 /// All providers (empty if the catalogue failed to load; start-up refuses that case).
 pub fn all() -> &'static [Provider] {
     catalogue().as_ref().map(Vec::as_slice).unwrap_or(&[])

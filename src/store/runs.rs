@@ -896,6 +896,22 @@ impl Store {
             .await
     }
 
+    /// Whether the destination refused any record of a run (rather than the flow's own
+    /// mapping, filter or validation): only then is the destination at fault.
+    pub async fn destination_refused_records(
+        &self,
+        ctx: &TenantCtx,
+        run: RunId,
+    ) -> Result<bool, DbErr> {
+        Ok(dead_letters::Entity::find()
+            .filter(dead_letters::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(dead_letters::Column::RunId.eq(run))
+            .filter(dead_letters::Column::ErrorClass.eq(RecordFault::Rejected.as_str()))
+            .count(&self.db)
+            .await?
+            > 0)
+    }
+
     /// A flow's dead letters in a state (newest first), optionally of one run.
     pub async fn dead_letters(
         &self,

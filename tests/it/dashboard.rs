@@ -172,6 +172,10 @@ async fn a_run_that_lost_records_is_not_a_success() {
     );
     assert!(dashboard.contains("1 with errors"), "{dashboard}");
     assert!(
+        dashboard.contains("<td>Sandbox CRM</td>") && !dashboard.contains("<td>sandbox_crm</td>"),
+        "providers by name: {dashboard}"
+    );
+    assert!(
         dashboard.contains("id=\"stat-records-failed\">1 failed (10.0 %)"),
         "{dashboard}"
     );

@@ -227,3 +227,54 @@ async fn support_staff_who_belong_to_no_workspace_reach_the_console_and_can_sign
     assert_eq!(ada.get("/support").await.status, 403);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn support_blames_the_flow_not_the_destination_for_records_its_own_rules_refused() {
+    let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "6")]).await;
+    app.wait_for_seed(6).await;
+    let support = app.owner("sam@sluice.example", "Sluice Support").await;
+    app.app()
+        .store
+        .set_platform_role(
+            &Email::parse("sam@sluice.example").unwrap(),
+            Some("support"),
+        )
+        .await
+        .unwrap();
+    let b = app.another_tenant("bob@beta.example", "Beta").await;
+    let (crm, erp) = connect_both(&b).await;
+    // A validation rule of the flow's own refuses one contact; the ERP takes the rest.
+    let mut fields = contact_flow(&crm, &erp, "Strict", "record.email");
+    for (k, v) in [
+        ("validation.0.target", "external_id"),
+        ("validation.0.rule", "pattern"),
+        ("validation.0.argument", "^con_00000[1-9]$"),
+        ("validation.0.message", "Not a contact we sell to"),
+    ] {
+        set(&mut fields, k, v);
+    }
+    let flow = create_flow(&b, &fields).await;
+    let (run, page) = run_to_end(&b, &flow).await;
+    assert_eq!(
+        status_of(&page),
+        "Partially failed",
+        "{}",
+        b.get(&run).await.body
+    );
+
+    let found = support.get("/support?class=records").await;
+    let row = found
+        .body
+        .split("<tr>")
+        .find(|r| r.contains(run.trim_start_matches("/runs/")))
+        .unwrap_or_else(|| panic!("{}", found.body))
+        .to_owned();
+    assert!(row.contains("the flow"), "{row}");
+    assert!(!row.contains("Sandbox ERP"), "{row}");
+    assert!(
+        row.contains("Partially failed"),
+        "statuses read as words: {row}"
+    );
+    assert!(row.contains("Record failures"), "{row}");
+    app.stop().await;
+}

@@ -110,9 +110,19 @@ impl Runner<'_> {
             .await?
             .ok_or(Stop::LostLease)?;
         let end = if run.records_failed > 0 {
+            // The destination is at fault only for records it refused; records the
+            // flow's own mapping, filter or validation failed are the flow's.
+            let refused = self
+                .app
+                .store
+                .destination_refused_records(self.ctx, self.id())
+                .await?;
             RunEnd {
                 class: Some(ErrorClass::Records),
-                provider: self.providers.map(|(_, target)| target.to_owned()),
+                provider: self
+                    .providers
+                    .filter(|_| refused)
+                    .map(|(_, target)| target.to_owned()),
                 ..RunEnd::plain(RunStatus::PartiallyFailed)
             }
         } else {
