@@ -77,6 +77,9 @@ enum Admin {
     },
     /// Push a diagnostic job and report when a worker ran it.
     ProbeQueue,
+    /// Print the built-in sandbox's client secret, which its operator endpoints (e.g.
+    /// `POST /sandbox/outages`) take as a bearer token. Derived from the master key.
+    SandboxSecret,
     /// Re-encrypt every stored secret under the current master key (safe while running).
     ///
     /// Production: set the new key in SLUICE_MASTER_KEY and the old one in
@@ -152,6 +155,15 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn run_admin(admin: Admin, mut settings: Settings) -> anyhow::Result<()> {
+    // Derived from the master key alone: no database, so it works beside a running server.
+    if let Admin::SandboxSecret = admin {
+        let key = settings.resolve_master_key()?;
+        println!(
+            "{}",
+            sluice::connectors::session::sandbox_client_secret(&key)
+        );
+        return Ok(());
+    }
     if let Admin::RotateKey { new: true } = admin {
         settings.resolve_master_key()?;
         let path = sluice::config::generate_new_key_file(&settings)?;
@@ -245,6 +257,11 @@ async fn admin_command(admin: Admin, app: &sluice::app::App) -> anyhow::Result<(
                 started.elapsed().as_secs_f64()
             );
         }
+        // Answered before start-up; the same from the running app.
+        Admin::SandboxSecret => println!(
+            "{}",
+            sluice::connectors::session::sandbox_client_secret(&app.master_key)
+        ),
         Admin::ProbeQueue => {
             let label = uuid::Uuid::now_v7().to_string();
             app.queue

@@ -415,3 +415,38 @@ async fn the_sandbox_accepts_only_its_registered_redirect_uris() {
     assert!(res.body.contains("not registered"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_operator_gets_the_sandbox_secret_from_the_command_line_and_starts_an_outage() {
+    let key = sluice::config::MasterKey::generate_base64();
+    let app = TestApp::spawn_with(&[("SLUICE_MASTER_KEY", &key)]).await;
+    // `sluice admin sandbox-secret`, as the README's outage how-to says.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["admin", "sandbox-secret"])
+        .env("SLUICE_DATABASE_URL", app.database_url())
+        .env("SLUICE_MASTER_KEY", &key)
+        .env("SLUICE_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let secret = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    assert!(!secret.is_empty());
+    let outage = |bearer: String| {
+        let http = app.client().http;
+        let url = format!("{}/sandbox/outages", app.base);
+        async move {
+            http.post(url)
+                .bearer_auth(bearer)
+                .json(&serde_json::json!({ "api": "erp", "status": 503 }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(outage("not-the-secret".into()).await, 401);
+    let status = outage(secret).await;
+    assert!((200..300).contains(&status), "{status}");
+    app.stop().await;
+}
