@@ -8,6 +8,7 @@ mod m20261123_000003_flows;
 mod m20261124_000004_observability;
 mod m20261130_000005_sandbox_changes;
 mod m20261203_000006_sandbox_moves_out;
+mod m20261204_000007_alert_occurrences;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000004_observability::Migration),
             Box::new(m20261130_000005_sandbox_changes::Migration),
             Box::new(m20261203_000006_sandbox_moves_out::Migration),
+            Box::new(m20261204_000007_alert_occurrences::Migration),
         ]
     }
 }

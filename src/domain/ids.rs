@@ -95,6 +95,8 @@ typed_id!(
     AlertRuleId,
     /// A raised alert.
     AlertId,
+    /// One firing of an alert, with its cause.
+    AlertOccurrenceId,
     /// Where notifications go (e-mail, webhook, Slack).
     ChannelId,
     /// One notification of one alert event to one channel.

@@ -1,6 +1,8 @@
 //! Alert rules, alerts, notification channels and deliveries.
 
-use super::entities::{alert_rules, alerts, notification_channels, notification_deliveries};
+use super::entities::{
+    alert_occurrences, alert_rules, alerts, notification_channels, notification_deliveries,
+};
 use super::{Store, now};
 use crate::domain::{
     AlertId, AlertKind, AlertRuleId, AlertState, ChannelId, DeliveryId, DeliveryState, RunId,
@@ -155,11 +157,51 @@ impl Store {
         }
     }
 
-    /// Counts another occurrence of an unresolved alert.
+    /// Records what fired an alert (each firing, the first included), newest last.
+    pub async fn add_alert_occurrence(
+        &self,
+        ctx: &TenantCtx,
+        alert: AlertId,
+        run: Option<RunId>,
+        title: &str,
+        detail: &str,
+    ) -> Result<(), DbErr> {
+        alert_occurrences::ActiveModel {
+            alert_id: Set(alert),
+            run_id: Set(run),
+            title: Set(title.to_owned()),
+            detail: Set(detail.to_owned()),
+            ..alert_occurrences::ActiveModel::fresh(ctx)
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// What fired an alert, newest first.
+    pub async fn alert_occurrences(
+        &self,
+        ctx: &TenantCtx,
+        alert: AlertId,
+        limit: u64,
+    ) -> Result<Vec<alert_occurrences::Model>, DbErr> {
+        alert_occurrences::Entity::find()
+            .filter(alert_occurrences::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(alert_occurrences::Column::AlertId.eq(alert))
+            .order_by_desc(alert_occurrences::Column::SeenAt)
+            .order_by_desc(alert_occurrences::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await
+    }
+
+    /// Counts another occurrence of an unresolved alert, whose title and detail become
+    /// the latest cause's.
     pub async fn bump_alert(
         &self,
         ctx: &TenantCtx,
         id: AlertId,
+        title: &str,
         detail: &str,
         run: Option<RunId>,
     ) -> Result<(), DbErr> {
@@ -168,6 +210,7 @@ impl Store {
                 alerts::Column::Occurrences,
                 Expr::col(alerts::Column::Occurrences).add(1),
             )
+            .col_expr(alerts::Column::Title, Expr::value(title))
             .col_expr(alerts::Column::Detail, Expr::value(detail))
             .col_expr(alerts::Column::LastSeenAt, Expr::value(now()));
         if run.is_some() {
@@ -186,6 +229,7 @@ impl Store {
         &self,
         ctx: &TenantCtx,
         id: AlertId,
+        title: &str,
         detail: &str,
     ) -> Result<bool, DbErr> {
         let q = alerts::Entity::update_many()
@@ -197,6 +241,7 @@ impl Store {
                 alerts::Column::Occurrences,
                 Expr::col(alerts::Column::Occurrences).add(1),
             )
+            .col_expr(alerts::Column::Title, Expr::value(title))
             .col_expr(alerts::Column::Detail, Expr::value(detail))
             .col_expr(alerts::Column::LastSeenAt, Expr::value(now()))
             .col_expr(

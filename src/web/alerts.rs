@@ -69,11 +69,15 @@ pub async fn index(
     )
 }
 
+/// Firings listed on an alert's page.
+const OCCURRENCES_SHOWN: u64 = 50;
+
 #[derive(Template)]
 #[template(path = "alerts/show.html")]
 struct ShowPage {
     shell: Shell,
     alert: records::Alert,
+    occurrences: Vec<records::AlertOccurrence>,
     deliveries: Vec<records::Delivery>,
     channel_names: HashMap<ChannelId, String>,
 }
@@ -102,6 +106,7 @@ pub async fn show(
 ) -> AppResult<HttpResponse> {
     let id = id.into_inner();
     let alert = alerts::get(&app, &member.ctx, id).await?;
+    let occurrences = alerts::occurrences(&app, &member.ctx, id, OCCURRENCES_SHOWN).await?;
     let deliveries =
         alerts::deliveries(&app, &member.ctx, Some(id), None, DELIVERIES_PER_PAGE).await?;
     render(
@@ -109,6 +114,7 @@ pub async fn show(
             shell: member.shell("alerts"),
             channel_names: channel_names(&app, &member).await?,
             deliveries,
+            occurrences,
             alert,
         },
         StatusCode::OK,

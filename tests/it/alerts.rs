@@ -797,3 +797,70 @@ async fn the_sandbox_is_allowed_by_its_address_not_by_how_its_url_is_spelled() {
     admin.connect_sandbox("sandbox_crm").await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_alert_fired_again_by_another_cause_shows_the_latest_and_keeps_the_history() {
+    let app = TestApp::spawn_with(&[
+        ("SLUICE_SANDBOX_SEED_CONTACTS", "6"),
+        ("SLUICE_RETRY_AFTER_CAP_SECS", "1"),
+        ("SLUICE_CALL_PATIENCE_SECS", "0"),
+    ])
+    .await;
+    app.wait_for_seed(6).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+    // First cause: the ERP refuses one customer (no e-mail).
+    let mut fields = contact_flow(
+        &crm,
+        &erp,
+        "Contacts to ERP",
+        "record.email if record.id != 'con_000002' else ''",
+    );
+    set(&mut fields, "auto_pause_after", "0");
+    let flow = create_flow(&admin, &fields).await;
+    let (_, page) = run_to_end(&admin, &flow).await;
+    assert_eq!(status_of(&page), "Partially failed");
+    let alerts = active_alerts(&admin).await;
+    assert!(
+        alerts.body.contains("Contacts to ERP: 1 record(s) failed"),
+        "{}",
+        alerts.body
+    );
+
+    // Second cause: an outage fails the next run outright.
+    outage(&app, "erp", 503).await;
+    touch_contacts(&app, 2, "Changed").await;
+    let (_, page) = run_to_end(&admin, &flow).await;
+    assert_eq!(status_of(&page), "Failed");
+    outage(&app, "erp", 0).await;
+
+    let alerts = active_alerts(&admin).await;
+    assert_eq!(
+        alerts.body.matches("Contacts to ERP: run failed").count(),
+        1,
+        "the one alert now names the latest cause: {}",
+        alerts.body
+    );
+    assert!(
+        !alerts.body.contains("1 record(s) failed"),
+        "{}",
+        alerts.body
+    );
+    let link = alerts
+        .body
+        .split("href=\"/alerts/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let alert = admin.get(&format!("/alerts/{link}")).await.body;
+    let history = alert
+        .split("id=\"occurrences\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{alert}"));
+    let latest = history.find("Contacts to ERP: run failed").unwrap();
+    let first = history.find("Contacts to ERP: 1 record(s) failed").unwrap();
+    assert!(latest < first, "newest first: {history}");
+    assert!(history.contains("503"), "the outage's detail: {history}");
+    app.stop().await;
+}

@@ -354,13 +354,27 @@ async fn raise(
 ) -> Result<(), DbErr> {
     let key = dedupe_key(rule, subject);
     if let Some(open) = app.store.unresolved_alert(ctx, &key).await? {
-        return app.store.bump_alert(ctx, open.id, &detail, run).await;
+        app.store
+            .bump_alert(ctx, open.id, &title, &detail, run)
+            .await?;
+        return app
+            .store
+            .add_alert_occurrence(ctx, open.id, run, &title, &detail)
+            .await;
     }
     if rule.throttle_minutes > 0 {
         let since = now() - Duration::minutes(i64::from(rule.throttle_minutes));
         if let Some(recent) = app.store.recently_resolved_alert(ctx, &key, since).await? {
             // Flapping: reopen quietly rather than notify again within the throttle.
-            app.store.reopen_alert(ctx, recent.id, &detail).await?;
+            if app
+                .store
+                .reopen_alert(ctx, recent.id, &title, &detail)
+                .await?
+            {
+                app.store
+                    .add_alert_occurrence(ctx, recent.id, run, &title, &detail)
+                    .await?;
+            }
             return Ok(());
         }
     }
@@ -388,8 +402,8 @@ async fn raise(
             subject: Set(subject.name().to_owned()),
             dedupe_key: Set(key),
             state: Set(crate::domain::AlertState::Open),
-            title: Set(title),
-            detail: Set(detail),
+            title: Set(title.clone()),
+            detail: Set(detail.clone()),
             occurrences: Set(1),
             notified: Set(false),
             acknowledged_at: Set(None),
@@ -400,6 +414,9 @@ async fn raise(
         })
         .await?;
     if inserted {
+        app.store
+            .add_alert_occurrence(ctx, id, run, &title, &detail)
+            .await?;
         tracing::info!(alert = %id, kind = kind.as_str(), "alert opened");
         metrics::counter!("sluice_alerts_opened_total", "kind" => kind.as_str()).increment(1);
         notify(app, ctx, id, "opened").await?;

@@ -386,6 +386,16 @@ pub async fn get(app: &App, ctx: &TenantCtx, id: AlertId) -> AppResult<alerts::M
     app.store.alert(ctx, id).await?.ok_or(AppError::NotFound)
 }
 
+/// What fired an alert each time, newest first (at most `limit`).
+pub async fn occurrences(
+    app: &App,
+    ctx: &TenantCtx,
+    id: AlertId,
+    limit: u64,
+) -> AppResult<Vec<crate::services::records::AlertOccurrence>> {
+    Ok(app.store.alert_occurrences(ctx, id, limit).await?)
+}
+
 /// Notification deliveries (of one alert, or all), newest first.
 pub async fn deliveries(
     app: &App,

@@ -1,5 +1,6 @@
 //! Database entities, one module per table.
 
+pub mod alert_occurrences;
 pub mod alert_rules;
 pub mod alerts;
 pub mod api_tokens;
@@ -72,6 +73,7 @@ macro_rules! fresh_rows {
 }
 
 fresh_rows! {
+    tenant alert_occurrences: AlertOccurrenceId { seen_at },
     tenant alert_rules: AlertRuleId { created_at, updated_at },
     tenant alerts: AlertId { opened_at, last_seen_at },
     tenant api_tokens: ApiTokenId { created_at },
