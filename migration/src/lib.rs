@@ -9,6 +9,7 @@ mod m20261124_000004_observability;
 mod m20261130_000005_sandbox_changes;
 mod m20261203_000006_sandbox_moves_out;
 mod m20261204_000007_alert_occurrences;
+mod m20261204_000008_dead_letter_first_run;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000005_sandbox_changes::Migration),
             Box::new(m20261203_000006_sandbox_moves_out::Migration),
             Box::new(m20261204_000007_alert_occurrences::Migration),
+            Box::new(m20261204_000008_dead_letter_first_run::Migration),
         ]
     }
 }

@@ -565,6 +565,7 @@ impl Store {
             dead_letters::Entity::insert(dead_letters::ActiveModel {
                 flow_id: Set(flow),
                 run_id: Set(run),
+                first_run_id: Set(Some(run)),
                 record_key: Set(f.record_key),
                 payload: Set(f.payload),
                 error_class: Set(f.error_class),
@@ -880,7 +881,8 @@ impl Store {
 
     // ---- Dead letters -----------------------------------------------------------------
 
-    /// The dead letters last failed by a run (any state), oldest first.
+    /// The dead letters of a run's records (any state), oldest first: those it failed
+    /// first, and those it failed again.
     pub async fn dead_letters_of_run(
         &self,
         ctx: &TenantCtx,
@@ -889,7 +891,7 @@ impl Store {
     ) -> Result<Vec<dead_letters::Model>, DbErr> {
         dead_letters::Entity::find()
             .filter(dead_letters::Column::TenantId.eq(ctx.tenant_id()))
-            .filter(dead_letters::Column::RunId.eq(run))
+            .filter(of_run(run))
             .order_by_asc(dead_letters::Column::Id)
             .limit(limit)
             .all(&self.db)
@@ -929,7 +931,7 @@ impl Store {
             q = q.filter(dead_letters::Column::State.eq(s.as_str()));
         }
         if let Some(r) = run {
-            q = q.filter(dead_letters::Column::RunId.eq(r));
+            q = q.filter(of_run(r));
         }
         q.order_by_desc(dead_letters::Column::UpdatedAt)
             .order_by_desc(dead_letters::Column::Id)
@@ -1051,4 +1053,11 @@ fn release_lease_update() -> sea_orm::UpdateMany<runs::Entity> {
             runs::Column::HeartbeatAt,
             Expr::value(Option::<DateTime<Utc>>::None),
         )
+}
+
+/// Dead letters of a run: records it failed first, or failed again.
+fn of_run(run: RunId) -> sea_orm::Condition {
+    sea_orm::Condition::any()
+        .add(dead_letters::Column::RunId.eq(run))
+        .add(dead_letters::Column::FirstRunId.eq(run))
 }

@@ -873,3 +873,55 @@ async fn a_schedule_is_previewed_from_its_own_fields_and_a_bad_one_says_why() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_runs_dead_letters_still_list_records_that_failed_again_on_replay() {
+    let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "6")]).await;
+    app.wait_for_seed(6).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+    // The ERP refuses one customer (no e-mail), on the run and on its replay alike.
+    let fields = contact_flow(
+        &crm,
+        &erp,
+        "Contacts",
+        "record.email if record.id != 'con_000002' else ''",
+    );
+    let flow = create_flow(&admin, &fields).await;
+    let (run, page) = run_to_end(&admin, &flow).await;
+    assert_eq!(crate::common::flows::status_of(&page), "Partially failed");
+    let replay = admin
+        .post_form(&format!("{flow}/dead-letters/replay"), &[("scope", "all")])
+        .await;
+    assert_eq!(replay.status, 303, "{}", replay.body);
+    let replayed = crate::common::flows::wait_for_run(&admin, replay.location()).await;
+    assert_eq!(count(&replayed, "failed"), 1);
+
+    // The first run's dead letters: the record is open, under the replay.
+    let run_id = run.trim_start_matches("/runs/");
+    let letters = admin
+        .get(&format!("{flow}/dead-letters?run={run_id}"))
+        .await
+        .body;
+    assert!(!letters.contains("Every record was delivered"), "{letters}");
+    assert!(letters.contains("con_000002"), "{letters}");
+    assert!(letters.contains("failed again in a later run"), "{letters}");
+    // So does the run's own page.
+    let page = admin.get(&run).await.body;
+    assert!(page.contains("con_000002"), "{page}");
+
+    // Discarded, the run's open list is empty and says where its records went.
+    let discard = admin
+        .post_form(&format!("{flow}/dead-letters/discard"), &[("scope", "all")])
+        .await;
+    assert_eq!(discard.status, 303);
+    let letters = admin
+        .get(&format!("{flow}/dead-letters?run={run_id}"))
+        .await
+        .body;
+    assert!(
+        letters.contains("None of this run's failed records is open"),
+        "{letters}"
+    );
+    app.stop().await;
+}

@@ -10,7 +10,10 @@ pub struct Model {
     pub id: DeadLetterId,
     pub tenant_id: TenantId,
     pub flow_id: FlowId,
+    /// The run that last failed the record.
     pub run_id: RunId,
+    /// The run that first failed it (kept when a replay or later run fails it again).
+    pub first_run_id: Option<RunId>,
     #[sea_orm(column_type = "Text")]
     pub record_key: String,
     #[sea_orm(column_type = "Text")]
