@@ -286,6 +286,24 @@ pub async fn events(
     Ok(app.store.run_events(ctx, id, limit).await?)
 }
 
+/// What an unfinished run is waiting for, when it is waiting: its latest log line is a
+/// warning (a retry after a failed call, a pause after a storage error).
+pub async fn waiting_for(
+    app: &App,
+    ctx: &TenantCtx,
+    run: &crate::store::entities::runs::Model,
+) -> AppResult<Option<String>> {
+    if run.status.is_finished() {
+        return Ok(None);
+    }
+    Ok(app
+        .store
+        .latest_run_event(ctx, run.id)
+        .await?
+        .filter(|e| e.level == "warn")
+        .map(|e| e.message))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

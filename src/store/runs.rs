@@ -805,6 +805,20 @@ impl Store {
         .map(|_| ())
     }
 
+    /// A run's latest log line.
+    pub async fn latest_run_event(
+        &self,
+        ctx: &TenantCtx,
+        run: RunId,
+    ) -> Result<Option<run_events::Model>, DbErr> {
+        run_events::Entity::find()
+            .filter(run_events::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(run_events::Column::RunId.eq(run))
+            .order_by_desc(run_events::Column::Id)
+            .one(&self.db)
+            .await
+    }
+
     /// A run's log, oldest first.
     pub async fn run_events(
         &self,

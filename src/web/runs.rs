@@ -63,6 +63,8 @@ pub(super) fn lines(events: Vec<records::RunEvent>) -> Vec<LogLine> {
 struct ShowPage {
     shell: Shell,
     r: RunView,
+    /// Why an unfinished run is not moving (a retry's wait).
+    waiting: Option<String>,
     flow: records::Flow,
     log: Vec<LogLine>,
     csrf: String,
@@ -220,6 +222,8 @@ pub async fn export(
 #[template(path = "runs/progress.html")]
 struct ProgressFragment {
     r: RunView,
+    /// Why an unfinished run is not moving (a retry's wait).
+    waiting: Option<String>,
     log: Vec<LogLine>,
     csrf: String,
     can_write: bool,
@@ -245,12 +249,14 @@ pub async fn show(
     let id = id.into_inner();
     let (r, flow, log) = load(&app, &member, id).await?;
     let inspection = runs_service::inspect(&app, &member.ctx, id).await?;
+    let waiting = runs_service::waiting_for(&app, &member.ctx, &r.run).await?;
     let shell = member.shell("runs");
     render(
         &ShowPage {
             csrf: shell.csrf.clone(),
             can_write: shell.can_write,
             shell,
+            waiting,
             r,
             flow,
             log,
@@ -272,8 +278,10 @@ pub async fn progress(
     let id = id.into_inner();
     let (r, _, log) = load(&app, &member, id).await?;
     let finished = r.status.is_finished();
+    let waiting = runs_service::waiting_for(&app, &member.ctx, &r.run).await?;
     let html = ProgressFragment {
         r,
+        waiting,
         log,
         csrf: member.csrf.clone(),
         can_write: member.ctx.role().can_write(),

@@ -925,3 +925,49 @@ async fn a_runs_dead_letters_still_list_records_that_failed_again_on_replay() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn while_a_run_waits_to_retry_its_progress_says_so() {
+    let app = TestApp::spawn_with(&[
+        ("SLUICE_SANDBOX_SEED_CONTACTS", "5"),
+        ("SLUICE_RETRY_AFTER_CAP_SECS", "1"),
+    ])
+    .await;
+    app.wait_for_seed(5).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+    let flow = create_flow(
+        &admin,
+        &contact_flow(&crm, &erp, "Contacts", "record.email"),
+    )
+    .await;
+    // The source is down: the run cannot read its first page yet.
+    crate::common::flows::outage(&app, "crm", 503).await;
+    let started = admin.post_form(&format!("{flow}/run"), &[]).await;
+    assert_eq!(started.status, 303);
+    let run = started.location().to_owned();
+    let mut seen = None;
+    for _ in 0..200 {
+        let progress = admin.get(&format!("{run}/progress")).await.body;
+        if progress.contains("id=\"run-waiting\"") {
+            seen = Some(progress);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let progress = seen.expect("the progress card shows the wait");
+    assert!(progress.contains("Waiting to try again."), "{progress}");
+    assert!(progress.contains("Retrying in"), "{progress}");
+    assert!(
+        progress.contains("Waiting to read the first page"),
+        "{progress}"
+    );
+    assert!(!progress.contains("0 records read, page 0"), "{progress}");
+
+    // Back up, the run goes on and the wait is gone.
+    crate::common::flows::outage(&app, "crm", 0).await;
+    let page = crate::common::flows::wait_for_run(&admin, &run).await;
+    assert_eq!(crate::common::flows::status_of(&page), "Succeeded");
+    assert!(!page.body.contains("id=\"run-waiting\""));
+    app.stop().await;
+}
