@@ -43,11 +43,78 @@ struct SettingsPage {
 #[template(path = "tenants/audit.html")]
 struct AuditPage {
     shell: Shell,
-    events: Vec<records::AuditEvent>,
+    events: Vec<AuditRow>,
     q: AuditLogQuery,
     categories: &'static [(&'static str, &'static str)],
     next: Option<AuditEventId>,
     query: String,
+}
+
+/// An audit event as people read it: the target by name (with a link where it has a
+/// page), the detail as `key: value` pairs rather than JSON.
+pub struct AuditRow {
+    event: records::AuditEvent,
+    target: Option<String>,
+    href: Option<String>,
+    detail: String,
+}
+
+impl AuditRow {
+    fn new(event: records::AuditEvent, names: &std::collections::HashMap<String, String>) -> Self {
+        let action = event.action.as_str();
+        let page = if action.starts_with("flow.") || action.starts_with("dead_letters.") {
+            Some(("/flows/", "flow"))
+        } else if action.starts_with("connection.") {
+            Some(("/connections/", "connection"))
+        } else if action.starts_with("run.") || action == "support.replayed_run" {
+            Some(("/runs/", "run"))
+        } else if action.starts_with("alert.") {
+            Some(("/alerts/", "alert"))
+        } else {
+            None
+        };
+        let (target, href) = match (&event.target, page) {
+            (Some(t), Some((prefix, what))) if uuid::Uuid::parse_str(t).is_ok() => {
+                let short: String = t
+                    .chars()
+                    .rev()
+                    .take(8)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                let label = names
+                    .get(t)
+                    .cloned()
+                    .unwrap_or_else(|| format!("{what} …{short}"));
+                // Deleted things have no page left.
+                let href = (action != "flow.deleted").then(|| format!("{prefix}{t}"));
+                (Some(label), href)
+            }
+            (t, _) => (t.clone(), None),
+        };
+        let detail = match event
+            .detail
+            .as_deref()
+            .map(serde_json::from_str::<serde_json::Value>)
+        {
+            Some(Ok(serde_json::Value::Object(fields))) => fields
+                .iter()
+                .map(|(k, v)| match v {
+                    serde_json::Value::String(s) => format!("{}: {s}", k.replace('_', " ")),
+                    other => format!("{}: {other}", k.replace('_', " ")),
+                })
+                .collect::<Vec<_>>()
+                .join(" · "),
+            _ => event.detail.clone().unwrap_or_default(),
+        };
+        AuditRow {
+            event,
+            target,
+            href,
+            detail,
+        }
+    }
 }
 
 /// Filters of the audit log page.
@@ -243,6 +310,18 @@ pub async fn audit_log(
         ("from", &q.from),
         ("to", &q.to),
     ]);
+    // Targets by name: the workspace's flows and connections (few; one query each).
+    let mut names = std::collections::HashMap::new();
+    for f in crate::services::flows::list(&app, &member.ctx).await? {
+        names.insert(f.id.to_string(), f.name);
+    }
+    for c in crate::services::connections::list(&app, &member.ctx).await? {
+        names.insert(c.id.to_string(), c.name);
+    }
+    let events = events
+        .into_iter()
+        .map(|e| AuditRow::new(e, &names))
+        .collect();
     render(
         &AuditPage {
             shell: member.shell("audit"),

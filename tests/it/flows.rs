@@ -971,3 +971,28 @@ async fn while_a_run_waits_to_retry_its_progress_says_so() {
     assert!(!page.body.contains("id=\"run-waiting\""));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_audit_log_names_what_it_touched_and_reads_as_words() {
+    let app = TestApp::spawn().await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+    let flow = create_flow(
+        &admin,
+        &contact_flow(&crm, &erp, "Contacts", "record.email"),
+    )
+    .await;
+    let id = flow.trim_start_matches("/flows/");
+    run_to_end(&admin, &flow).await;
+    let token = admin.create_api_token("ci", "viewer").await;
+    assert!(!token.is_empty());
+    let audit = admin.get("/settings/audit").await.body;
+    assert!(
+        audit.contains(&format!("<a href=\"/flows/{id}\">Contacts</a>")),
+        "the flow by name, linked: {audit}"
+    );
+    assert!(!audit.contains(&format!(">{id}<")), "no bare id: {audit}");
+    assert!(audit.contains("role: viewer"), "detail as words: {audit}");
+    assert!(!audit.contains("{&quot;"), "no JSON: {audit}");
+    app.stop().await;
+}
