@@ -323,6 +323,27 @@ async fn a_flow_is_built_in_the_forms_dry_run_then_run_with_live_counts() {
     assert_eq!(written.trim(), "25");
     browser.screenshot("flow-run").await;
     assert_eq!(app.sandbox_records("erp.customers").await, 25);
+
+    // A second run, watched: when it ends, the page shows what only a finished run has
+    // (the comparison with the last success) without a reload by hand.
+    let run_page = browser.client.current_url().await.unwrap();
+    let flow_page = admin.get(run_page.path()).await.body;
+    let flow_link = flow_page
+        .split("href=\"/flows/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    browser
+        .client
+        .goto(&format!("{}/flows/{flow_link}", app.base))
+        .await
+        .unwrap();
+    browser.submit("form[action$='/run'] button").await;
+    browser.wait_for_text("Run started.").await;
+    browser
+        .wait_for_text("Compared with the last successful run")
+        .await;
     browser.stop().await;
     app.stop().await;
 }

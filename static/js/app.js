@@ -10,6 +10,8 @@
  *   select[data-autosubmit]                   submit the enclosing form on change
  *   .flash .flash-close                        dismiss a flash message
  *   [data-poll-url] (+ data-poll-interval)     periodically refresh innerHTML
+ *   [data-poll-reload]                         reload the page when polling ends (a
+ *                                              finished run has more to show)
  */
 (function () {
   "use strict";
@@ -210,7 +212,9 @@
             el.innerHTML = html;
             failures = 0;
             el.removeAttribute("aria-busy");
-            if (halt) stop(); else schedule();
+            if (!halt) return schedule();
+            stop();
+            if (el.hasAttribute("data-poll-reload")) window.location.reload();
           });
         })
         .catch(function () {
