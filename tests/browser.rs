@@ -672,3 +672,103 @@ async fn a_paged_api_is_described_in_the_forms_tested_and_synced_into_a_batch_en
     browser.stop().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn pages_fit_a_laptop_and_a_phone_and_an_opened_payload_stays_in_its_table() {
+    let Some(browser) = Driver::start().await else {
+        return;
+    };
+    let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "6")]).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = common::flows::connect_both(&admin).await;
+    app.wait_for_seed(6).await;
+    // A contact with a long unbroken value, which the ERP refuses (no e-mail).
+    let db = app.sandbox_db();
+    let mut fields = sluice_sandbox::db::find(db, "crm.contacts", "con_000002")
+        .await
+        .unwrap()
+        .unwrap()
+        .fields();
+    fields.insert("notes".into(), "x".repeat(3000).into());
+    sluice_sandbox::db::save(
+        db,
+        "crm.contacts",
+        "con_000002",
+        &fields,
+        sluice::store::now(),
+    )
+    .await
+    .unwrap();
+    let flow = common::flows::create_flow(
+        &admin,
+        &common::flows::contact_flow(
+            &crm,
+            &erp,
+            "Contacts",
+            "record.email if record.id != 'con_000002' else ''",
+        ),
+    )
+    .await;
+    common::flows::run_to_end(&admin, &flow).await;
+
+    browser
+        .client
+        .goto(&format!("{}/login", app.base))
+        .await
+        .unwrap();
+    browser.fill("email", "ada@example.com").await;
+    browser.fill("password", PASSWORD).await;
+    browser.submit("button[type='submit']").await;
+    browser.wait_for_path("/dashboard").await;
+
+    let pages = [
+        ("dashboard", "/dashboard".to_owned()),
+        ("editor", format!("{flow}/edit")),
+        ("connect", "/connections/new/sandbox_crm".to_owned()),
+        ("dead-letters", format!("{flow}/dead-letters")),
+    ];
+    for (width, height) in [(1366, 900), (390, 844)] {
+        browser.client.set_window_size(width, height).await.unwrap();
+        for (name, path) in &pages {
+            browser
+                .client
+                .goto(&format!("{}{path}", app.base))
+                .await
+                .unwrap();
+            if *name == "dead-letters" {
+                browser.submit("td details summary").await;
+            }
+            let overflow = browser
+                .client
+                .execute(
+                    "const page = document.documentElement.scrollWidth - window.innerWidth; \
+                     const tables = [...document.querySelectorAll('.table-wrap')].map(w => \
+                       w.querySelector('table').getBoundingClientRect().width - w.clientWidth); \
+                     return { page, tables, wide: window.innerWidth };",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            assert!(
+                overflow["page"].as_f64().unwrap() <= 1.0,
+                "{name} at {width} px scrolls sideways: {overflow}"
+            );
+            if *name == "dead-letters" {
+                let widest = overflow["tables"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(serde_json::Value::as_f64)
+                    .fold(0.0, f64::max);
+                // On a phone a table may scroll inside its frame; on a laptop an opened
+                // payload must not widen it.
+                if width > 1000 {
+                    assert!(widest <= 1.0, "the payload widened the table: {overflow}");
+                }
+            }
+            browser.screenshot(&format!("{name}-{width}")).await;
+        }
+    }
+    browser.stop().await;
+    app.stop().await;
+}
