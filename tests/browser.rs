@@ -301,6 +301,15 @@ async fn a_flow_is_built_in_the_forms_dry_run_then_run_with_live_counts() {
     browser.submit("button[value='dry_run']").await;
     browser.wait_for_text("Dry run: first 10 record(s)").await;
     assert!(browser.text().await.contains("Nothing was written."));
+    // The results are where the eye goes: summed up, and scrolled to.
+    assert!(
+        browser
+            .text()
+            .await
+            .contains("10 valid · 0 failing · 0 filtered")
+    );
+    let at = browser.client.current_url().await.unwrap();
+    assert_eq!(at.fragment(), Some("dry-run"), "{at}");
     browser.screenshot("flow-dry-run").await;
     assert_eq!(app.sandbox_records("erp.customers").await, 0);
 

@@ -162,6 +162,18 @@ struct EditPage {
 }
 
 impl EditPage {
+    /// A dry run in one line: "8 valid · 1 failing · 1 filtered".
+    fn dry_summary(&self) -> String {
+        let rows = self.dry.as_deref().unwrap_or_default();
+        let filtered = rows.iter().filter(|r| r.filtered).count();
+        let failing = rows
+            .iter()
+            .filter(|r| !r.filtered && r.error.is_some())
+            .count();
+        let valid = rows.len() - filtered - failing;
+        format!("{valid} valid · {failing} failing · {filtered} filtered")
+    }
+
     /// Whether a mapping row writes `field`.
     fn is_mapped(&self, field: &str) -> bool {
         self.form.mapping.iter().any(|r| r.target.trim() == field)

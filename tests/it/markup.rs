@@ -143,3 +143,15 @@ fn every_input_has_a_label() {
         "inputs without a label: {unlabelled:#?}"
     );
 }
+
+#[test]
+fn every_page_frame_lets_keyboards_skip_the_navigation() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let base = std::fs::read_to_string(root.join("templates/base.html")).unwrap();
+    let skip = base
+        .find("class=\"skip-link\" href=\"#content\"")
+        .expect("a skip link");
+    let nav = base.find("<nav").unwrap();
+    assert!(skip < nav, "the skip link comes before the navigation");
+    assert!(base.contains("id=\"content\""), "its target exists");
+}
