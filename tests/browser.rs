@@ -134,6 +134,15 @@ impl Driver {
         }
     }
 
+    /// Signs in through the login form and lands on the dashboard.
+    async fn sign_in(&self, base: &str, email: &str) {
+        self.client.goto(&format!("{base}/login")).await.unwrap();
+        self.fill("email", email).await;
+        self.fill("password", PASSWORD).await;
+        self.submit("button[type='submit']").await;
+        self.wait_for_path("/dashboard").await;
+    }
+
     async fn screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.unwrap();
         let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
@@ -261,15 +270,7 @@ async fn a_flow_is_built_in_the_forms_dry_run_then_run_with_live_counts() {
     let (crm, erp) = common::flows::connect_both(&admin).await;
     app.wait_for_seed(25).await;
 
-    browser
-        .client
-        .goto(&format!("{}/login", app.base))
-        .await
-        .unwrap();
-    browser.fill("email", "ada@example.com").await;
-    browser.fill("password", PASSWORD).await;
-    browser.submit("button[type='submit']").await;
-    browser.wait_for_path("/dashboard").await;
+    browser.sign_in(&app.base, "ada@example.com").await;
 
     browser
         .client
@@ -373,15 +374,7 @@ async fn the_dashboard_chart_a_failed_run_acknowledging_its_alert_and_replaying_
     let (run, page) = common::flows::run_to_end(&admin, &flow).await;
     assert_eq!(common::flows::status_of(&page), "Partially failed");
 
-    browser
-        .client
-        .goto(&format!("{}/login", app.base))
-        .await
-        .unwrap();
-    browser.fill("email", "ada@example.com").await;
-    browser.fill("password", PASSWORD).await;
-    browser.submit("button[type='submit']").await;
-    browser.wait_for_path("/dashboard").await;
+    browser.sign_in(&app.base, "ada@example.com").await;
     browser.wait_for_text("Flow health").await;
     // The charts are drawn (server-side SVG with a point for this hour).
     let chart = browser
@@ -552,15 +545,7 @@ async fn a_paged_api_is_described_in_the_forms_tested_and_synced_into_a_batch_en
     let warehouse = common::fake::Fake::start(warehouse_api).await;
     let app = TestApp::spawn_with(&[("SLUICE_OUTBOUND_ALLOW", "127.0.0.1/32")]).await;
     app.owner("ada@example.com", "Acme").await;
-    browser
-        .client
-        .goto(&format!("{}/login", app.base))
-        .await
-        .unwrap();
-    browser.fill("email", "ada@example.com").await;
-    browser.fill("password", PASSWORD).await;
-    browser.submit("button[type='submit']").await;
-    browser.wait_for_path("/dashboard").await;
+    browser.sign_in(&app.base, "ada@example.com").await;
 
     // The source: records under $.data, the next page number in the answer.
     let source = browser
@@ -720,15 +705,7 @@ async fn pages_fit_a_laptop_and_a_phone_and_an_opened_payload_stays_in_its_table
     .await;
     common::flows::run_to_end(&admin, &flow).await;
 
-    browser
-        .client
-        .goto(&format!("{}/login", app.base))
-        .await
-        .unwrap();
-    browser.fill("email", "ada@example.com").await;
-    browser.fill("password", PASSWORD).await;
-    browser.submit("button[type='submit']").await;
-    browser.wait_for_path("/dashboard").await;
+    browser.sign_in(&app.base, "ada@example.com").await;
 
     let pages = [
         ("dashboard", "/dashboard".to_owned()),

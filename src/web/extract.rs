@@ -147,23 +147,37 @@ impl Member {
     }
 }
 
+/// The signed-in user and the workspaces they belong to.
+async fn with_workspaces(
+    req: &HttpRequest,
+) -> Result<(SignedInUser, Vec<TenantMembership>), AppError> {
+    let app = app_of(req)?;
+    let who = signed_in(req.clone())
+        .await?
+        .ok_or(AppError::Unauthenticated)?;
+    let workspaces = crate::services::tenants::memberships_of(&app, who.user.id).await?;
+    Ok((who, workspaces))
+}
+
+/// The workspace a user acts in: the one their session chose, else their first.
+pub fn current_workspace<'a>(
+    who: &SignedInUser,
+    workspaces: &'a [TenantMembership],
+) -> Option<&'a TenantMembership> {
+    workspaces
+        .iter()
+        .find(|w| Some(w.tenant_id) == who.session.tenant_id)
+        .or_else(|| workspaces.first())
+}
+
 impl FromRequest for Member {
     type Error = AppError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let app = app_of(&req)?;
-            let who = signed_in(req.clone())
-                .await?
-                .ok_or(AppError::Unauthenticated)?;
-            let workspaces = crate::services::tenants::memberships_of(&app, who.user.id).await?;
-            let current = who.session.tenant_id;
-            let chosen = workspaces
-                .iter()
-                .find(|w| Some(w.tenant_id) == current)
-                .or_else(|| workspaces.first())
-                .ok_or(AppError::NoWorkspace)?;
+            let (who, workspaces) = with_workspaces(&req).await?;
+            let chosen = current_workspace(&who, &workspaces).ok_or(AppError::NoWorkspace)?;
             let ctx = TenantCtx::new(chosen.tenant_id, chosen.role, Actor::User(who.user.id));
             Ok(Member {
                 csrf: csrf_token(&req),
@@ -202,14 +216,10 @@ impl FromRequest for SupportUser {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let app = app_of(&req)?;
-            let who = signed_in(req.clone())
-                .await?
-                .ok_or(AppError::Unauthenticated)?;
+            let (who, workspaces) = with_workspaces(&req).await?;
             if !who.user.is_support {
                 return Err(AppError::Forbidden);
             }
-            let workspaces = crate::services::tenants::memberships_of(&app, who.user.id).await?;
             Ok(SupportUser {
                 csrf: csrf_token(&req),
                 flashes: flashes(&req),

@@ -1,7 +1,7 @@
 //! What every signed-in page shows around its content: navigation, workspace switcher,
 //! user menu, flashes and the CSRF token.
 
-use super::extract::{Member, SignedInUser, SupportUser};
+use super::extract::{Member, SignedInUser, SupportUser, current_workspace};
 use super::flash::Flash;
 use crate::domain::{Role, TenantId};
 use crate::services::records::TenantMembership;
@@ -94,12 +94,7 @@ impl Member {
 impl SupportUser {
     /// The frame for a support page: their current workspace, if they have one.
     pub fn shell(&self, nav: &'static str) -> Shell {
-        let current = self
-            .workspaces
-            .iter()
-            .find(|w| Some(w.tenant_id) == self.who.session.tenant_id)
-            .or_else(|| self.workspaces.first())
-            .map(|w| (w.tenant_id, w.role));
+        let current = current_workspace(&self.who, &self.workspaces).map(|w| (w.tenant_id, w.role));
         Shell::new(
             &self.who,
             &self.workspaces,

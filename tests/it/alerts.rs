@@ -34,6 +34,19 @@ async fn active_alerts(admin: &Client) -> Page {
     admin.get("/alerts?state=all").await
 }
 
+/// The alerts page once it shows `text`: alerts are evaluated just after a run's end is
+/// stored, so a page read at once may be a moment early.
+async fn alerts_showing(admin: &Client, text: &str) -> Page {
+    for _ in 0..100 {
+        let page = active_alerts(admin).await;
+        if page.body.contains(text) {
+            return page;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the alerts never showed {text:?}");
+}
+
 #[tokio::test]
 async fn a_failing_destination_raises_one_alert_delivered_once_per_channel_then_resolves() {
     let smtp = SmtpSink::start().await;
@@ -820,12 +833,7 @@ async fn an_alert_fired_again_by_another_cause_shows_the_latest_and_keeps_the_hi
     let flow = create_flow(&admin, &fields).await;
     let (_, page) = run_to_end(&admin, &flow).await;
     assert_eq!(status_of(&page), "Partially failed");
-    let alerts = active_alerts(&admin).await;
-    assert!(
-        alerts.body.contains("Contacts to ERP: 1 record(s) failed"),
-        "{}",
-        alerts.body
-    );
+    alerts_showing(&admin, "Contacts to ERP: 1 record(s) failed").await;
 
     // Second cause: an outage fails the next run outright.
     outage(&app, "erp", 503).await;
@@ -834,7 +842,7 @@ async fn an_alert_fired_again_by_another_cause_shows_the_latest_and_keeps_the_hi
     assert_eq!(status_of(&page), "Failed");
     outage(&app, "erp", 0).await;
 
-    let alerts = active_alerts(&admin).await;
+    let alerts = alerts_showing(&admin, "Contacts to ERP: run failed").await;
     assert_eq!(
         alerts.body.matches("Contacts to ERP: run failed").count(),
         1,

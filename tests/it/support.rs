@@ -11,6 +11,24 @@ use crate::common::flows::{
 };
 use sluice::domain::Email;
 
+/// Grants the platform support role, as `sluice admin grant-support` does.
+async fn grant_support(app: &TestApp, email: &str) {
+    let granted = app
+        .app()
+        .store
+        .set_platform_role(&Email::parse(email).unwrap(), Some("support"))
+        .await
+        .unwrap();
+    assert!(granted);
+}
+
+/// Sam, of the platform's support staff, with a workspace of their own.
+async fn support_staff(app: &TestApp) -> crate::common::Client {
+    let support = app.owner("sam@sluice.example", "Sluice Support").await;
+    grant_support(app, "sam@sluice.example").await;
+    support
+}
+
 #[tokio::test]
 async fn support_finds_inspects_and_replays_a_failed_run_and_the_tenant_sees_the_access() {
     let app = TestApp::spawn_with(&[
@@ -21,15 +39,7 @@ async fn support_finds_inspects_and_replays_a_failed_run_and_the_tenant_sees_the
     ])
     .await;
     app.wait_for_seed(20).await;
-    let support = app.owner("sam@sluice.example", "Sluice Support").await;
-    app.app()
-        .store
-        .set_platform_role(
-            &Email::parse("sam@sluice.example").unwrap(),
-            Some("support"),
-        )
-        .await
-        .unwrap();
+    let support = support_staff(&app).await;
 
     // Tenant B: one flow that fails outright, one whose records the ERP rejects.
     let b = app.another_tenant("bob@beta.example", "Beta").await;
@@ -178,11 +188,7 @@ async fn support_staff_who_belong_to_no_workspace_reach_the_console_and_can_sign
     )
     .await
     .unwrap();
-    app.app()
-        .store
-        .set_platform_role(&Email::parse(&user.email).unwrap(), Some("support"))
-        .await
-        .unwrap();
+    grant_support(&app, &user.email).await;
     let sam = app.client();
     let signed_in = sam
         .sign_in("sam@sluice.example", crate::common::PASSWORD)
@@ -232,15 +238,7 @@ async fn support_staff_who_belong_to_no_workspace_reach_the_console_and_can_sign
 async fn support_blames_the_flow_not_the_destination_for_records_its_own_rules_refused() {
     let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "6")]).await;
     app.wait_for_seed(6).await;
-    let support = app.owner("sam@sluice.example", "Sluice Support").await;
-    app.app()
-        .store
-        .set_platform_role(
-            &Email::parse("sam@sluice.example").unwrap(),
-            Some("support"),
-        )
-        .await
-        .unwrap();
+    let support = support_staff(&app).await;
     let b = app.another_tenant("bob@beta.example", "Beta").await;
     let (crm, erp) = connect_both(&b).await;
     // A validation rule of the flow's own refuses one contact; the ERP takes the rest.
