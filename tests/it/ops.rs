@@ -157,6 +157,18 @@ async fn every_log_line_of_a_run_names_its_tenant_flow_and_run() {
     let run = run.location().to_owned();
     let done = wait_for_run(&admin, &run).await;
     assert!(done.body.contains("Succeeded"), "{}", done.body);
+    // The run's end is stored before the worker logs "Finished": wait for the line.
+    for _ in 0..100 {
+        if log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|line| line.contains("Finished"))
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     worker.kill().unwrap();
     worker.wait().unwrap();
 
