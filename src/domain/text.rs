@@ -47,9 +47,50 @@ pub fn ending(name: &str) -> String {
     format!("{name}{}", full_stop(name))
 }
 
+/// A count written for people, its thousands separated by commas (`12,500`), so
+/// 10000 and 100000 are told apart at a glance.
+pub trait Grouped {
+    /// The digits in groups of three.
+    fn grouped(&self) -> String;
+}
+
+macro_rules! grouped_integers {
+    ($($t:ty),*) => {$(
+        impl Grouped for $t {
+            fn grouped(&self) -> String {
+                group_digits(&self.to_string())
+            }
+        }
+    )*};
+}
+grouped_integers!(i32, i64, u32, u64, usize);
+
+fn group_digits(plain: &str) -> String {
+    let (sign, digits) = plain.split_at(usize::from(plain.starts_with('-')));
+    let mut out = String::with_capacity(plain.len() + digits.len() / 3);
+    out.push_str(sign);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        assert_eq!(0i64.grouped(), "0");
+        assert_eq!(999i64.grouped(), "999");
+        assert_eq!(1000i64.grouped(), "1,000");
+        assert_eq!(12_500u64.grouped(), "12,500");
+        assert_eq!(1_234_567usize.grouped(), "1,234,567");
+        assert_eq!((-100_000i64).grouped(), "-100,000");
+    }
 
     #[test]
     fn names_cannot_hide_or_reorder_text() {

@@ -5,7 +5,7 @@
 use super::require_write;
 use crate::app::{App, AuditActor};
 use crate::connectors::redact::{redact_json_text, redact_text};
-use crate::domain::{DeadLetterState, FlowId, RunId, RunStatus, TenantCtx};
+use crate::domain::{DeadLetterState, FlowId, RunId, RunStatus, TenantCtx, TimeZone};
 use crate::error::{AppError, AppResult};
 use crate::store::entities::{dead_letters, flows, runs};
 use crate::store::{RunEnd, RunFilter};
@@ -66,8 +66,14 @@ fn csv_field(out: &mut String, value: &str) {
     out.push('"');
 }
 
-/// The filtered history as CSV (newest first, at most [`CSV_MAX_ROWS`] rows).
-pub async fn history_csv(app: &App, ctx: &TenantCtx, filter: &RunFilter) -> AppResult<String> {
+/// The filtered history as CSV (newest first, at most [`CSV_MAX_ROWS`] rows), times with
+/// the offset of the workspace zone `tz`.
+pub async fn history_csv(
+    app: &App,
+    ctx: &TenantCtx,
+    filter: &RunFilter,
+    tz: TimeZone,
+) -> AppResult<String> {
     let names = flow_names(app, ctx).await?;
     let mut out = String::from(
         "run_id,flow_id,flow,trigger,status,created_at,started_at,finished_at,duration_ms,records_read,records_written,records_unchanged,records_filtered,records_failed,error_class,error\n",
@@ -85,9 +91,9 @@ pub async fn history_csv(app: &App, ctx: &TenantCtx, filter: &RunFilter) -> AppR
                 names.get(&r.flow_id).cloned().unwrap_or_default(),
                 r.trigger.to_string(),
                 r.status.to_string(),
-                r.created_at.to_rfc3339(),
-                r.started_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
-                r.finished_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                tz.rfc3339(r.created_at),
+                r.started_at.map(|t| tz.rfc3339(t)).unwrap_or_default(),
+                r.finished_at.map(|t| tz.rfc3339(t)).unwrap_or_default(),
                 r.duration_ms.map(|d| d.to_string()).unwrap_or_default(),
                 r.records_read.to_string(),
                 r.records_written.to_string(),

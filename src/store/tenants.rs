@@ -21,6 +21,8 @@ pub struct TenantMembership {
     pub slug: String,
     /// The user's role in it.
     pub role: Role,
+    /// Its time zone, in which its pages show times.
+    pub time_zone: TimeZone,
 }
 
 /// A member as listed on the members page.
@@ -114,6 +116,7 @@ impl Store {
                         tenant_name: t.name.clone(),
                         slug: t.slug.clone(),
                         role: m.role,
+                        time_zone: t.time_zone,
                     })
             })
             .collect();

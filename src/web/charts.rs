@@ -1,6 +1,8 @@
 //! Server-rendered SVG charts: readable without hovering (labelled axes and gridlines),
 //! no JavaScript. Only numbers and fixed labels go into the markup, never user text.
 
+use crate::domain::TimeZone;
+use crate::domain::text::Grouped;
 use crate::services::records::Bucket;
 use std::fmt::Write;
 
@@ -10,6 +12,17 @@ const LEFT: f64 = 56.0;
 const RIGHT: f64 = 12.0;
 const TOP: f64 = 12.0;
 const BOTTOM: f64 = 28.0;
+
+/// What a chart draws: buckets of `step_secs` seconds, labelled in the workspace zone.
+#[derive(Clone, Copy)]
+pub struct Series<'a> {
+    /// The buckets, oldest first.
+    pub buckets: &'a [Bucket],
+    /// Seconds per bucket.
+    pub step_secs: i64,
+    /// The zone of the time labels.
+    pub tz: TimeZone,
+}
 
 fn plot_w() -> f64 {
     W - LEFT - RIGHT
@@ -56,7 +69,12 @@ fn open(out: &mut String, label: &str) {
 }
 
 /// Horizontal gridlines with value labels, and time labels under the axis.
-fn axes(out: &mut String, max: f64, suffix: &str, buckets: &[Bucket], step_secs: i64) {
+fn axes(out: &mut String, max: f64, suffix: &str, series: &Series) {
+    let Series {
+        buckets,
+        step_secs,
+        tz,
+    } = *series;
     for i in 0..=4 {
         let v = max * f64::from(i) / 4.0;
         let y = TOP + plot_h() - plot_h() * f64::from(i) / 4.0;
@@ -78,6 +96,7 @@ fn axes(out: &mut String, max: f64, suffix: &str, buckets: &[Bucket], step_secs:
         let Some(at) = chrono::DateTime::from_timestamp(b.start, 0) else {
             continue;
         };
+        let at = at.with_timezone(&tz.tz());
         let label = if step_secs >= 6 * 3600 {
             at.format("%a %H:%M").to_string()
         } else {
@@ -93,7 +112,8 @@ fn axes(out: &mut String, max: f64, suffix: &str, buckets: &[Bucket], step_secs:
 }
 
 /// Bars of records written per step.
-pub fn throughput(buckets: &[Bucket], step_secs: i64) -> String {
+pub fn throughput(series: &Series) -> String {
+    let buckets = series.buckets;
     let max = nice_max(
         buckets
             .iter()
@@ -102,7 +122,7 @@ pub fn throughput(buckets: &[Bucket], step_secs: i64) -> String {
     );
     let mut out = String::new();
     open(&mut out, "Records written over time");
-    axes(&mut out, max, "", buckets, step_secs);
+    axes(&mut out, max, "", series);
     let n = buckets.len().max(1) as f64;
     let slot = plot_w() / n;
     for (i, b) in buckets.iter().enumerate() {
@@ -117,7 +137,7 @@ pub fn throughput(buckets: &[Bucket], step_secs: i64) -> String {
             r#"<rect class="bar" x="{x:.1}" y="{:.1}" width="{:.1}" height="{h:.1}"><title>{} records</title></rect>"#,
             TOP + plot_h() - h,
             slot * 0.7,
-            b.totals.records_written
+            b.totals.records_written.grouped()
         );
     }
     out.push_str("</svg>");
@@ -126,13 +146,14 @@ pub fn throughput(buckets: &[Bucket], step_secs: i64) -> String {
 
 /// Share of runs with errors (failed, or records lost) per step (a point per step with
 /// runs, joined by a line).
-pub fn error_rate(buckets: &[Bucket], step_secs: i64) -> String {
+pub fn error_rate(series: &Series) -> String {
+    let buckets = series.buckets;
     let mut out = String::new();
     open(
         &mut out,
         "Runs that failed or lost records, in percent over time",
     );
-    axes(&mut out, 100.0, "%", buckets, step_secs);
+    axes(&mut out, 100.0, "%", series);
     let n = buckets.len().max(1) as f64;
     let points: Vec<(f64, f64, &Bucket)> = buckets
         .iter()
@@ -213,16 +234,39 @@ mod tests {
             bucket(3600, 0, 0, 0),
             bucket(7200, 2, 2, 0),
         ];
-        let bars = throughput(&b, 3600);
+        let series = Series {
+            buckets: &b,
+            step_secs: 3600,
+            tz: TimeZone::UTC,
+        };
+        let bars = throughput(&series);
         assert_eq!(bars.matches("<rect").count(), 1);
         assert!(bars.contains(">100 records<"));
         assert!(
             bars.contains(">100<"),
             "the axis is labelled with its maximum"
         );
-        let rate = error_rate(&b, 3600);
+        let rate = error_rate(&series);
         assert_eq!(rate.matches("<circle").count(), 2, "no point without runs");
         assert!(rate.contains("1 of 4 runs failed or lost records"));
         assert!(rate.contains(">100%<"));
+    }
+
+    #[test]
+    fn time_labels_are_in_the_workspace_zone() {
+        let b = vec![bucket(0, 1, 0, 10), bucket(3600, 1, 0, 10)];
+        let at = |tz: &str| {
+            throughput(&Series {
+                buckets: &b,
+                step_secs: 3600,
+                tz: tz.parse().unwrap(),
+            })
+        };
+        assert!(at("UTC").contains(">00:00<") && at("UTC").contains(">01:00<"));
+        let tokyo = at("Asia/Tokyo");
+        assert!(
+            tokyo.contains(">09:00<") && tokyo.contains(">10:00<"),
+            "{tokyo}"
+        );
     }
 }

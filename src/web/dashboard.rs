@@ -7,6 +7,7 @@ use super::extract::{MaybeUser, Member};
 use super::flash;
 use super::shell::Shell;
 use crate::app::App;
+use crate::domain::text::Grouped;
 use crate::domain::{AlertState, FlowStatus};
 use crate::error::AppResult;
 use crate::services::dashboard::{self, Dashboard, Period};
@@ -52,11 +53,18 @@ pub async fn show(
     } else {
         6 * 3600
     };
+    let series = charts::Series {
+        buckets: &d.series,
+        step_secs: step,
+        tz: member.time_zone(),
+    };
+    let (throughput_chart, error_chart) =
+        (charts::throughput(&series), charts::error_rate(&series));
     render(
         &DashboardPage {
             shell: member.shell("dashboard"),
-            throughput_chart: charts::throughput(&d.series, step),
-            error_chart: charts::error_rate(&d.series, step),
+            throughput_chart,
+            error_chart,
             d,
         },
         StatusCode::OK,

@@ -132,13 +132,23 @@ pub struct Member {
 }
 
 impl Member {
-    /// The current workspace's display name.
-    pub fn tenant_name(&self) -> String {
+    fn workspace(&self) -> Option<&TenantMembership> {
         self.workspaces
             .iter()
             .find(|w| w.tenant_id == self.ctx.tenant_id())
+    }
+
+    /// The current workspace's display name.
+    pub fn tenant_name(&self) -> String {
+        self.workspace()
             .map(|w| w.tenant_name.clone())
             .unwrap_or_default()
+    }
+
+    /// The current workspace's time zone, in which its pages show times.
+    pub fn time_zone(&self) -> crate::domain::TimeZone {
+        self.workspace()
+            .map_or(crate::domain::TimeZone::UTC, |w| w.time_zone)
     }
 
     /// How this member appears in audit logs.

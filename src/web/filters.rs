@@ -1,6 +1,7 @@
 //! Filter forms submitted by GET: reading optional fields and dates, and rebuilding the
 //! query string for "older" links and exports.
 
+use crate::domain::TimeZone;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
 /// A filled-in field, trimmed; `None` when absent or blank.
@@ -8,14 +9,14 @@ pub fn present(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
-/// A date (`2026-11-22`) or local date-time (`2026-11-22T13:05`), read as UTC.
-pub fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
-    if let Ok(d) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
-        return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
-    }
-    NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
-        .ok()
-        .map(|t| t.and_utc())
+/// A date (`2026-11-22`, from its midnight) or date-time (`2026-11-22T13:05`), read as a
+/// wall-clock time of the workspace's zone `tz`, the zone its pages show times in.
+pub fn parse_time(raw: &str, tz: TimeZone) -> Option<DateTime<Utc>> {
+    let local = match NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+        Ok(d) => d.and_hms_opt(0, 0, 0)?,
+        Err(_) => NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M").ok()?,
+    };
+    tz.from_local(local)
 }
 
 /// The query string of the filled-in fields (for pagination links and exports).

@@ -9,6 +9,7 @@ use super::flow_form::FlowForm;
 use super::shell::Shell;
 use crate::app::App;
 use crate::connectors::catalogue;
+use crate::domain::text::Grouped;
 use crate::domain::{
     ConnectionStatus, DeadLetterId, DeadLetterState, FieldErrors, FlowId, FlowSpec, FlowStatus,
     LetterSelection, RunId, RunStatus, RunTrigger, TimeZone,

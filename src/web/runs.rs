@@ -9,7 +9,8 @@ use super::flash::{self, Flash};
 use super::flows::RunView;
 use super::shell::Shell;
 use crate::app::App;
-use crate::domain::{FlowId, RunId};
+use crate::domain::text::Grouped;
+use crate::domain::{FlowId, RunId, TimeZone};
 use crate::error::{AppError, AppResult};
 use crate::services::flows;
 use crate::services::records;
@@ -73,6 +74,8 @@ struct ShowPage {
     /// Members see masked payloads; support staff see only their shape until they reveal.
     payloads_visible: bool,
     run_link_prefix: &'static str,
+    /// The zone times are shown in (shared with the included progress and log).
+    tz: TimeZone,
 }
 
 /// Runs per history page.
@@ -91,7 +94,7 @@ pub struct HistoryQuery {
 
 impl HistoryQuery {
     /// The filter, and a message for each part that could not be read (it is ignored).
-    fn filter(&self) -> (RunFilter, Vec<String>) {
+    fn filter(&self, tz: TimeZone) -> (RunFilter, Vec<String>) {
         let mut problems = Vec::new();
         let mut f = RunFilter::default();
         if let Some(v) = present(&self.flow) {
@@ -117,7 +120,7 @@ impl HistoryQuery {
             (&self.to, &mut f.to, "To"),
         ] {
             if let Some(v) = present(raw) {
-                match parse_time(v) {
+                match parse_time(v, tz) {
                     Some(t) => *slot = Some(t),
                     None => problems.push(format!("{what}: enter a date like 2026-11-22.")),
                 }
@@ -170,7 +173,7 @@ pub async fn history(
     q: web::Query<HistoryQuery>,
 ) -> AppResult<HttpResponse> {
     let q = q.into_inner();
-    let (filter, problems) = q.filter();
+    let (filter, problems) = q.filter(member.time_zone());
     let before = present(&q.before).and_then(|b| b.parse().ok());
     let page = runs_service::history(&app, &member.ctx, &filter, before, HISTORY_PAGE).await?;
     let names = runs_service::flow_names(&app, &member.ctx).await?;
@@ -201,11 +204,11 @@ pub async fn export(
     member: Member,
     q: web::Query<HistoryQuery>,
 ) -> AppResult<HttpResponse> {
-    let (filter, problems) = q.filter();
+    let (filter, problems) = q.filter(member.time_zone());
     if let Some(p) = problems.into_iter().next() {
         return Err(AppError::invalid("filter", p));
     }
-    let csv = runs_service::history_csv(&app, &member.ctx, &filter).await?;
+    let csv = runs_service::history_csv(&app, &member.ctx, &filter, member.time_zone()).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((
@@ -227,6 +230,7 @@ struct ProgressFragment {
     log: Vec<LogLine>,
     csrf: String,
     can_write: bool,
+    tz: TimeZone,
 }
 
 async fn load(
@@ -255,6 +259,7 @@ pub async fn show(
         &ShowPage {
             csrf: shell.csrf.clone(),
             can_write: shell.can_write,
+            tz: shell.tz,
             shell,
             waiting,
             r,
@@ -285,6 +290,7 @@ pub async fn progress(
         log,
         csrf: member.csrf.clone(),
         can_write: member.ctx.role().can_write(),
+        tz: member.time_zone(),
     }
     .render()
     .map_err(|e| AppError::Internal(e.into()))?;

@@ -3,7 +3,7 @@
 
 use super::extract::{Member, SignedInUser, SupportUser, current_workspace};
 use super::flash::Flash;
-use crate::domain::{Role, TenantId};
+use crate::domain::{Role, TenantId, TimeZone};
 use crate::services::records::TenantMembership;
 
 /// A workspace in the switcher.
@@ -40,6 +40,8 @@ pub struct Shell {
     pub is_support: bool,
     /// Whether the member may change configuration (hides write controls otherwise).
     pub can_write: bool,
+    /// The zone the page shows times in: the current workspace's (UTC without one).
+    pub tz: TimeZone,
 }
 
 impl Shell {
@@ -73,6 +75,7 @@ impl Shell {
             nav,
             is_support: who.user.is_support,
             can_write: current.is_some_and(|(_, role)| role.can_write()),
+            tz: tenant.map_or(TimeZone::UTC, |w| w.time_zone),
         }
     }
 }

@@ -9,7 +9,8 @@ use super::flows::RunView;
 use super::runs::{LogLine, lines};
 use super::shell::Shell;
 use crate::app::App;
-use crate::domain::{ErrorClass, RunId};
+use crate::domain::text::Grouped;
+use crate::domain::{ErrorClass, RunId, TimeZone};
 use crate::error::{AppError, AppResult};
 use crate::services::records;
 use crate::services::records::FailureFilter;
@@ -46,6 +47,8 @@ struct SearchPage {
     problems: Vec<String>,
     next: Option<RunId>,
     query: String,
+    /// Support works across workspaces' zones, so its pages show UTC.
+    tz: TimeZone,
 }
 
 /// GET /support — failed runs across tenants.
@@ -79,7 +82,7 @@ pub async fn index(
     }
     for (raw, slot) in [(&q.from, &mut filter.from), (&q.to, &mut filter.to)] {
         if let Some(v) = present(raw) {
-            match parse_time(v) {
+            match parse_time(v, TimeZone::UTC) {
                 Some(t) => *slot = Some(t),
                 None => problems.push(format!("'{v}' is not a date like 2026-11-22.")),
             }
@@ -108,6 +111,7 @@ pub async fn index(
             problems,
             next,
             query,
+            tz: TimeZone::UTC,
         },
         StatusCode::OK,
     )
@@ -125,6 +129,8 @@ struct RunPage {
     payloads_visible: bool,
     run_link_prefix: &'static str,
     reason_error: Option<String>,
+    /// UTC, as on the search page.
+    tz: TimeZone,
 }
 
 async fn run_page(
@@ -158,6 +164,7 @@ async fn run_page(
             inspection: view.inspection,
             run_link_prefix: "/support/runs/",
             reason_error,
+            tz: TimeZone::UTC,
         },
         status,
     ))

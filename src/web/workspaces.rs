@@ -289,7 +289,8 @@ pub async fn audit_log(
 ) -> AppResult<HttpResponse> {
     let q = q.into_inner();
     let owned = |v: &Option<String>| present(v).map(str::to_owned);
-    let date = |v: &Option<String>| present(v).and_then(parse_time);
+    let tz = member.time_zone();
+    let date = |v: &Option<String>| present(v).and_then(|v| parse_time(v, tz));
     let filter = AuditFilter {
         action_prefix: owned(&q.action),
         actor: owned(&q.actor),

@@ -58,7 +58,9 @@ pub fn count(page: &Page, name: &str) -> i64 {
     let text = page
         .text(&format!("#count-{name}"))
         .unwrap_or_else(|| panic!("no count {name}"));
+    // Counts are written for people, with thousands separators.
     text.trim()
+        .replace(',', "")
         .parse()
         .unwrap_or_else(|_| panic!("count {name} is not a number: {text}"))
 }

@@ -193,3 +193,82 @@ async fn a_run_that_lost_records_is_not_a_success() {
 
     app.stop().await;
 }
+
+#[tokio::test]
+async fn pages_exports_and_filters_use_the_workspace_time_zone() {
+    let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "1200")]).await;
+    app.wait_for_seed(1200).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let saved = admin
+        .post_form(
+            "/settings/workspace",
+            &[("name", "Acme"), ("time_zone", "Asia/Tokyo")],
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let (crm, erp) = connect_both(&admin).await;
+    let flow = create_flow(
+        &admin,
+        &contact_flow(&crm, &erp, "Contacts", "record.email"),
+    )
+    .await;
+    let (run, progress) = run_to_end(&admin, &flow).await;
+    assert_eq!(
+        progress.text("#count-written").as_deref().map(str::trim),
+        Some("1,200"),
+        "counts have thousands separators"
+    );
+
+    // The export gives times with the zone's offset; the pages show the same instant.
+    let csv = admin.get("/runs.csv").await.body;
+    let created = csv
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .nth(5)
+        .unwrap()
+        .trim_matches('"');
+    assert!(created.ends_with("+09:00"), "{csv}");
+    let created = chrono::DateTime::parse_from_rfc3339(created)
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let tokyo: sluice::domain::TimeZone = "Asia/Tokyo".parse().unwrap();
+    let shown = tokyo.at_secs(created);
+    assert!(shown.ends_with(" JST"), "{shown}");
+    for page in [run.as_str(), "/runs", flow.as_str()] {
+        let body = admin.get(page).await.body;
+        assert!(body.contains(&shown), "{page} shows {shown}: {body}");
+        assert!(!body.contains(" UTC"), "{page}: {body}");
+    }
+    let log = admin.get(&format!("{run}/progress")).await;
+    let line = log.text("#run-log .timeline .muted").unwrap_or_default();
+    assert!(
+        line.contains(&tokyo.date(created)) && line.contains(" JST"),
+        "{}",
+        log.body
+    );
+    let dashboard = admin.get("/dashboard").await.body;
+    assert!(dashboard.contains("(Asia/Tokyo)"), "{dashboard}");
+    let audit = admin.get("/settings/audit").await.body;
+    assert!(
+        audit.contains(" JST<") && !audit.contains(" UTC<"),
+        "{audit}"
+    );
+
+    // A filter's times are the workspace's wall-clock times, not UTC.
+    let local = |minutes: i64| tokyo.input_value(created + chrono::Duration::minutes(minutes));
+    let runs_from = |at: String| {
+        let admin = &admin;
+        async move { admin.get(&format!("/runs?from={at}")).await.body }
+    };
+    assert!(
+        runs_from(local(-1)).await.contains(&shown),
+        "a minute before"
+    );
+    assert!(
+        !runs_from(local(1)).await.contains(&shown),
+        "a minute after"
+    );
+    app.stop().await;
+}

@@ -8,7 +8,7 @@
 use crate::app::App;
 use crate::domain::{
     AlertId, AlertKind, ConnectionId, ConnectionStatus, FlowId, FlowStatus, RunId, RunStatus,
-    RunTrigger, TenantCtx, TriggerKind,
+    RunTrigger, TenantCtx, TimeZone, TriggerKind,
 };
 use crate::queue::DeliverNotification;
 use crate::store::entities::{alert_rules, alerts, connections, flows, runs};
@@ -537,12 +537,13 @@ async fn sweep_tenant(app: &App, ctx: &TenantCtx, kind: AlertKind) -> Result<(),
         }
         AlertKind::Freshness => {
             let flows = app.store.flows(ctx).await?;
+            let tz = app.store.tenant(ctx).await?.time_zone;
             for rule in rules {
                 for flow in flows
                     .iter()
                     .filter(|f| rule.flow_id.is_none() || rule.flow_id == Some(f.id))
                 {
-                    let verdict = freshness(rule, flow);
+                    let verdict = freshness(rule, flow, tz);
                     let subject = Subject::Flow(flow.id, flow.name.clone());
                     apply(app, ctx, rule, kind, &subject, None, verdict).await?;
                 }
@@ -581,7 +582,8 @@ async fn sweep_tenant(app: &App, ctx: &TenantCtx, kind: AlertKind) -> Result<(),
     Ok(())
 }
 
-fn freshness(rule: &alert_rules::Model, flow: &flows::Model) -> Verdict {
+/// Whether `flow` succeeded within the rule's window; times are told in the workspace zone `tz`.
+fn freshness(rule: &alert_rules::Model, flow: &flows::Model, tz: TimeZone) -> Verdict {
     let scheduled =
         flow.trigger_kind == TriggerKind::Interval || flow.trigger_kind == TriggerKind::Cron;
     if !scheduled || flow.status != FlowStatus::Active {
@@ -598,8 +600,8 @@ fn freshness(rule: &alert_rules::Model, flow: &flows::Model) -> Verdict {
             ),
             detail: match flow.last_success_at {
                 Some(at) => format!(
-                    "The last successful run finished at {} UTC; the rule expects one every {}.",
-                    at.format("%Y-%m-%d %H:%M"),
+                    "The last successful run finished at {}; the rule expects one every {}.",
+                    tz.at(at),
                     crate::domain::alert::minutes(rule.window_minutes.unwrap_or(1440))
                 ),
                 None => "The flow has never run successfully.".into(),
