@@ -124,7 +124,8 @@ mod tests {
             .with_timezone(&Utc);
         let berlin: TimeZone = "Europe/Berlin".parse().unwrap();
         assert_eq!(berlin.at(t), "2026-12-04 13:05 CET");
-        assert_eq!(berlin.at_secs(&t), "2026-12-04 13:05:09 CET");
+        let in_a_loop: &&DateTime<Utc> = &&t;
+        assert_eq!(berlin.at_secs(in_a_loop), "2026-12-04 13:05:09 CET");
         assert_eq!(berlin.at_millis(t), "2026-12-04 13:05:09.250 CET");
         assert_eq!(TimeZone::UTC.at(t), "2026-12-04 12:05 UTC");
         let tokyo: TimeZone = "Asia/Tokyo".parse().unwrap();
