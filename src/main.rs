@@ -30,6 +30,45 @@ enum Command {
     /// Administrative tasks.
     #[command(subcommand)]
     Admin(Admin),
+    /// Flows as files, through a server's API: list, export, import.
+    Flows {
+        /// The Sluice server.
+        #[arg(long, env = "SLUICE_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// An API token of the workspace (Settings → API tokens); admin role to import.
+        #[arg(
+            long,
+            env = "SLUICE_API_TOKEN",
+            hide_env_values = true,
+            default_value = ""
+        )]
+        token: String,
+        #[command(subcommand)]
+        command: Flows,
+    },
+}
+
+#[derive(Subcommand)]
+enum Flows {
+    /// List the workspace's flows.
+    List,
+    /// Write a flow's document (JSON, format 1) to standard output or a file.
+    Export {
+        /// The flow's id or exact name.
+        flow: String,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Import a flow document (`-` reads standard input).
+    Import {
+        /// The document file.
+        file: std::path::PathBuf,
+        /// When a flow with the document's name exists, save the document as its next
+        /// version instead of refusing.
+        #[arg(long)]
+        replace: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -101,7 +140,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    sluice::telemetry::init(&settings);
+    // `flows export` writes the document to standard output, where logs would go.
+    if !matches!(cli.command, Some(Command::Flows { .. })) {
+        sluice::telemetry::init(&settings);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -150,6 +192,50 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             println!("migrations applied");
         }
         Command::Admin(admin) => run_admin(admin, settings).await?,
+        Command::Flows {
+            url,
+            token,
+            command,
+        } => run_flows(&sluice::cli::Remote::new(&url, &token)?, command).await?,
+    }
+    Ok(())
+}
+
+async fn run_flows(remote: &sluice::cli::Remote, command: Flows) -> anyhow::Result<()> {
+    match command {
+        Flows::List => {
+            for f in remote.flows().await? {
+                println!("{}\t{}\tv{}\t{}", f.id, f.status, f.version, f.name);
+            }
+        }
+        Flows::Export { flow, output } => {
+            let text = remote.export(&flow).await?.to_pretty_json();
+            match output {
+                Some(path) => std::fs::write(&path, text)?,
+                None => print!("{text}"),
+            }
+        }
+        Flows::Import { file, replace } => {
+            let text = if file.as_os_str() == "-" {
+                let mut text = String::new();
+                std::io::stdin().read_to_string(&mut text)?;
+                text
+            } else {
+                std::fs::read_to_string(&file)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?
+            };
+            let document =
+                sluice::domain::FlowDocument::parse(&text).map_err(anyhow::Error::msg)?;
+            let (id, version, created) = remote.import(&document, replace).await?;
+            if created {
+                println!("imported {} as a new flow: {id}", document.name);
+            } else {
+                println!(
+                    "imported {} as version {version} of flow {id}",
+                    document.name
+                );
+            }
+        }
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ pub mod named;
 pub mod alert;
 pub mod connection;
 pub mod flow;
+pub mod flow_document;
 pub mod ids;
 pub mod role;
 pub mod tenant_ctx;
@@ -18,6 +19,7 @@ pub use flow::{
     DeadLetterState, FlowSpec, FlowStatus, LetterSelection, RecordFault, RunStatus, RunTrigger,
     TriggerKind, WriteMode,
 };
+pub use flow_document::FlowDocument;
 pub use ids::*;
 pub use named::UnknownName;
 pub use role::{PlatformRole, Role};

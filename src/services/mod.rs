@@ -7,6 +7,7 @@ pub mod api_tokens;
 pub mod connect_links;
 pub mod connections;
 pub mod dashboard;
+pub mod flow_documents;
 pub mod flows;
 pub mod health;
 pub mod keys;

@@ -17,6 +17,7 @@ mod connections;
 mod consent;
 mod dashboard;
 mod filters;
+mod flow_documents;
 mod flow_form;
 mod flows;
 mod members;
@@ -208,6 +209,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/flows", web::get().to(flows::index))
         .route("/flows", web::post().to(flows::create))
         .route("/flows/new", web::get().to(flows::new_form))
+        .route("/flows/import", web::get().to(flow_documents::import_form))
+        .route("/flows/import", web::post().to(flow_documents::import))
         .route("/flows/{id}", web::get().to(flows::show))
         .route("/flows/{id}", web::post().to(flows::update))
         .route("/flows/{id}/edit", web::get().to(flows::edit_form))
@@ -217,6 +220,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/flows/{id}/delete", web::post().to(flows::delete))
         .route("/flows/{id}/webhook", web::post().to(flows::rotate_webhook))
         .route("/flows/{id}/diff", web::get().to(flows::diff))
+        .route("/flows/{id}/export", web::get().to(flow_documents::export))
+        .route(
+            "/flows/{id}/duplicate",
+            web::post().to(flow_documents::duplicate),
+        )
         .route(
             "/flows/{id}/dead-letters",
             web::get().to(flows::dead_letters),
@@ -310,6 +318,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 )
                 .route("/flows", web::get().to(api::flows::list))
                 .route("/flows", web::post().to(api::flows::create))
+                .route("/flows/import", web::post().to(api::flow_documents::import))
                 .route("/flows/{id}", web::get().to(api::flows::show))
                 .route("/flows/{id}", web::put().to(api::flows::update))
                 .route("/flows/{id}", web::delete().to(api::flows::delete))
@@ -318,6 +327,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/flows/{id}/run", web::post().to(api::flows::run))
                 .route("/flows/{id}/dry-run", web::post().to(api::flows::dry_run))
                 .route("/flows/{id}/runs", web::get().to(api::flows::runs))
+                .route(
+                    "/flows/{id}/export",
+                    web::get().to(api::flow_documents::export),
+                )
+                .route(
+                    "/flows/{id}/duplicate",
+                    web::post().to(api::flow_documents::duplicate),
+                )
                 .route(
                     "/flows/{id}/dead-letters",
                     web::get().to(api::flows::dead_letters),

@@ -12,6 +12,8 @@
  *   [data-poll-url] (+ data-poll-interval)     periodically refresh innerHTML
  *   [data-poll-reload]                         reload the page when polling ends (a
  *                                              finished run has more to show)
+ *   [data-js-only]                             shown only when scripts run
+ *   input[type=file][data-fill="textarea-id"]  put the chosen file's text there
  */
 (function () {
   "use strict";
@@ -234,6 +236,26 @@
   }
 
   /* ---------------------------------------------------------------------
+   * 6. Files read into text areas (the text area alone works without JS)
+   * ------------------------------------------------------------------- */
+
+  function onChangeFill(event) {
+    var input = event.target;
+    if (!input || input.type !== "file" || !input.hasAttribute("data-fill")) return;
+    var target = document.getElementById(input.getAttribute("data-fill"));
+    var file = input.files && input.files[0];
+    if (!target || !file || typeof FileReader !== "function") return;
+    var reader = new FileReader();
+    reader.onload = function () { target.value = String(reader.result); };
+    reader.readAsText(file);
+  }
+
+  function revealScriptOnly(root) {
+    var nodes = (root || document).querySelectorAll("[data-js-only]");
+    for (var i = 0; i < nodes.length; i++) nodes[i].hidden = false;
+  }
+
+  /* ---------------------------------------------------------------------
    * Boot
    * ------------------------------------------------------------------- */
 
@@ -243,6 +265,8 @@
     document.addEventListener("click", onClickCopy);
     document.addEventListener("click", onClickFlashClose);
     document.addEventListener("change", onChangeAutosubmit);
+    document.addEventListener("change", onChangeFill);
+    revealScriptOnly(document);
     initPolling(document);
   }
 

@@ -739,3 +739,23 @@ pub fn unescape(text: &str) -> String {
     out.push_str(rest);
     out
 }
+
+/// A JSON API call with a bearer token and a JSON body.
+pub async fn api_send(
+    client: &Client,
+    method: reqwest::Method,
+    token: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let res = client
+        .http
+        .request(method, format!("{}{path}", client.base))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(serde_json::Value::Null))
+}

@@ -7,7 +7,7 @@ use crate::common::flows::{
     connect_both, contact_flow, create_flow, outage, run_to_end, set, status_of, touch_contacts,
 };
 use crate::common::sinks::{HttpSink, SmtpSink, eventually};
-use crate::common::{Client, Page, TestApp};
+use crate::common::{Client, Page, TestApp, api_send};
 use sea_orm::{ConnectionTrait, Statement};
 use std::time::Duration;
 
@@ -398,25 +398,6 @@ async fn channels_refuse_internal_urls_and_rules_are_validated_and_tenant_scoped
             .status,
         404
     );
-}
-
-async fn api_send(
-    client: &Client,
-    method: reqwest::Method,
-    token: &str,
-    path: &str,
-    body: serde_json::Value,
-) -> (u16, serde_json::Value) {
-    let res = client
-        .http
-        .request(method, format!("{}{path}", client.base))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(serde_json::Value::Null))
 }
 
 #[tokio::test]

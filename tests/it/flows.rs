@@ -371,6 +371,7 @@ async fn the_json_api_manages_flows_runs_and_dead_letters_within_its_own_workspa
         format!("{flow_path}/edit"),
         format!("{flow_path}/dead-letters"),
         format!("{flow_path}/diff?from=1&to=1"),
+        format!("{flow_path}/export"),
         format!("/runs/{run_id}"),
         format!("/runs/{run_id}/progress"),
     ] {
@@ -381,6 +382,7 @@ async fn the_json_api_manages_flows_runs_and_dead_letters_within_its_own_workspa
         format!("{flow_path}/pause"),
         format!("{flow_path}/delete"),
         format!("{flow_path}/webhook"),
+        format!("{flow_path}/duplicate"),
         format!("{flow_path}/dead-letters/replay"),
         format!("/runs/{run_id}/cancel"),
     ] {
@@ -407,6 +409,13 @@ async fn the_json_api_manages_flows_runs_and_dead_letters_within_its_own_workspa
     )
     .await;
     assert_eq!(status, 404);
+    for (method, path) in [
+        (reqwest::Method::GET, format!("/flows/{id}/export")),
+        (reqwest::Method::POST, format!("/flows/{id}/duplicate")),
+    ] {
+        let (status, _) = call(method, &path, None, &other_token).await;
+        assert_eq!(status, 404, "{path}");
+    }
     let (_, theirs) = call(reqwest::Method::GET, "/flows", None, &other_token).await;
     assert_eq!(theirs, json!([]));
     // Nor can it point a flow of its own at Acme's connections.

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     // The composition root (it mounts the built-in sandbox, a crate of its own).
     &["main", "startup"],
-    // Entry points: HTTP handlers and job handlers.
-    &["web", "jobs"],
+    // Entry points: HTTP handlers, job handlers and the command line's API client.
+    &["web", "jobs", "cli"],
     // Use cases, alerting among them.
     &["services", "alerts"],
     // The sync engine.

@@ -15,6 +15,7 @@ mod dashboard;
 mod disk_full;
 mod expressions;
 mod external_oauth;
+mod flow_documents;
 mod flow_reliability;
 mod flows;
 mod invitations;

@@ -49,7 +49,7 @@ fn flow_dto(flow: records::Flow, spec: FlowSpec) -> FlowDto {
     }
 }
 
-async fn load_dto(app: &App, client: &ApiClient, id: FlowId) -> ApiResult<FlowDto> {
+pub(super) async fn load_dto(app: &App, client: &ApiClient, id: FlowId) -> ApiResult<FlowDto> {
     let view = flows::load(app, &client.ctx, id).await?;
     Ok(flow_dto(view.flow, view.spec))
 }

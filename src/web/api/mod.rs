@@ -2,6 +2,7 @@
 
 pub mod alerts;
 pub mod connections;
+pub mod flow_documents;
 pub mod flows;
 
 use super::extract::ApiClient;
@@ -16,7 +17,7 @@ use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Sluice API", description = "Manage a Sluice workspace programmatically. Authenticate with `Authorization: Bearer <API token>`; a token acts in one workspace, for the member who created it: never with more than their current role, and not at all once they leave the workspace."),
-    paths(me, members, audit_events, connections::providers, connections::list, connections::show, connections::delete, connections::test, connections::create_link, connections::list_links, connections::revoke_link, flows::list, flows::create, flows::show, flows::update, flows::delete, flows::enable, flows::pause, flows::run, flows::dry_run, flows::runs, flows::run_show, flows::cancel, flows::dead_letters, flows::replay, flows::discard, alerts::history, alerts::list, alerts::acknowledge, alerts::resolve, alerts::rules, alerts::create_rule, alerts::update_rule, alerts::delete_rule, alerts::channels, alerts::create_channel, alerts::delete_channel),
+    paths(me, members, audit_events, connections::providers, connections::list, connections::show, connections::delete, connections::test, connections::create_link, connections::list_links, connections::revoke_link, flows::list, flows::create, flows::show, flows::update, flows::delete, flows::enable, flows::pause, flows::run, flows::dry_run, flows::runs, flows::run_show, flows::cancel, flows::dead_letters, flows::replay, flows::discard, flow_documents::export, flow_documents::import, flow_documents::duplicate, alerts::history, alerts::list, alerts::acknowledge, alerts::resolve, alerts::rules, alerts::create_rule, alerts::update_rule, alerts::delete_rule, alerts::channels, alerts::create_channel, alerts::delete_channel),
     components(schemas(ApiErrorBody)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
