@@ -597,21 +597,51 @@ fn dry_rows(mapping: &Mapping, records: Vec<Json>) -> Vec<DryRow> {
         .collect()
 }
 
-/// Field paths (`record.properties.email`) found in a live sample of the source.
-pub async fn sample_fields(
+/// Records a sample for the field picker holds at most.
+pub const SAMPLE_RECORDS: u32 = 5;
+/// Largest sample kept in the editor's page, in bytes of JSON.
+const SAMPLE_MAX_BYTES: usize = 32 * 1024;
+
+/// A few records of a live sample of the source, as JSON text small enough for the
+/// editor to carry from one submit to the next (so previews do not call the vendor).
+pub async fn sample(
     app: &App,
     ctx: &TenantCtx,
     connection: ConnectionId,
     object: &str,
-) -> AppResult<Vec<String>> {
+) -> AppResult<String> {
     require_write(ctx)?;
     let source = source_of(app, ctx, connection, object).await?;
     let page = source
-        .fetch(app, ctx, None, None, 20)
+        .fetch(app, ctx, None, None, SAMPLE_RECORDS)
         .await
         .map_err(|f| AppError::Conflict(format!("Reading a sample failed: {}", f.message())))?;
-    let mut paths = std::collections::BTreeSet::new();
-    fn walk(prefix: &str, v: &Json, out: &mut std::collections::BTreeSet<String>) {
+    let mut records: Vec<Json> = page
+        .records
+        .into_iter()
+        .take(SAMPLE_RECORDS as usize)
+        .collect();
+    loop {
+        let text = serde_json::to_string(&records).map_err(|e| AppError::Internal(e.into()))?;
+        if text.len() <= SAMPLE_MAX_BYTES || records.len() <= 1 {
+            return Ok(text);
+        }
+        records.pop();
+    }
+}
+
+/// A field of a sample: its path in an expression and an example value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SampleField {
+    /// `record.properties.email`.
+    pub path: String,
+    /// The first non-empty value seen, as JSON text, shortened.
+    pub example: String,
+}
+
+/// The field paths of sample records (at most 300), each with an example value.
+pub fn sample_fields(records: &[Json]) -> Vec<SampleField> {
+    fn walk(prefix: &str, v: &Json, out: &mut std::collections::BTreeMap<String, String>) {
         match v {
             Json::Object(map) if out.len() < 300 => {
                 for (k, v) in map {
@@ -626,14 +656,52 @@ pub async fn sample_fields(
                 }
             }
             _ => {
-                out.insert(prefix.to_owned());
+                let slot = out.entry(prefix.to_owned()).or_default();
+                let empty = matches!(v, Json::Null) || v.as_str() == Some("");
+                if slot.is_empty() && !empty {
+                    *slot = shown(v);
+                }
             }
         }
     }
-    for record in &page.records {
+    let mut paths = std::collections::BTreeMap::new();
+    for record in records {
         walk("record", record, &mut paths);
     }
-    Ok(paths.into_iter().collect())
+    paths
+        .into_iter()
+        .map(|(path, example)| SampleField { path, example })
+        .collect()
+}
+
+/// A value as the editor shows it: JSON (so text is quoted and types are visible),
+/// shortened to 80 characters.
+pub fn shown(value: &Json) -> String {
+    let text = value.to_string();
+    if text.chars().count() <= 80 {
+        text
+    } else {
+        format!("{}…", text.chars().take(79).collect::<String>())
+    }
+}
+
+/// What each mapping row makes of `record` (a sample record the editor sent back): the
+/// value as shown, or why the row fails. Needs the write role: it runs the member's
+/// expressions.
+pub async fn preview_mapping(
+    ctx: &TenantCtx,
+    rows: Vec<crate::domain::flow::MappingRowSpec>,
+    lookups: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+    record: Json,
+) -> AppResult<Vec<Option<Result<String, String>>>> {
+    require_write(ctx)?;
+    let previews = pool::run(move || crate::sync::mapping::preview(&rows, &lookups, &record))
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?;
+    Ok(previews
+        .into_iter()
+        .map(|p| p.map(|outcome| outcome.map(|v| shown(&v))))
+        .collect())
 }
 
 /// A destination's fields, for the mapping editor.

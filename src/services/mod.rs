@@ -8,6 +8,7 @@ pub mod connect_links;
 pub mod connections;
 pub mod dashboard;
 pub mod flow_documents;
+pub mod flow_templates;
 pub mod flows;
 pub mod health;
 pub mod keys;

@@ -7,6 +7,7 @@
 
 use super::expression::{self, Limits, Scope, parse_instant};
 use crate::domain::RecordFault;
+use crate::domain::flow::MappingRowSpec;
 use crate::domain::{FieldErrors, FlowSpec};
 use minijinja::{Environment, Value, context};
 use serde_json::{Map, Value as Json};
@@ -464,6 +465,42 @@ impl Mapping {
     }
 }
 
+/// What each mapping row makes of one record, each row on its own, for the editor's
+/// live preview: a row that does not compile or fails says why without hiding the
+/// other rows' values. Rows without an expression get `None`.
+pub fn preview(
+    rows: &[MappingRowSpec],
+    lookups: &BTreeMap<String, BTreeMap<String, String>>,
+    record: &Json,
+) -> Vec<Option<Result<Json, String>>> {
+    rows.iter()
+        .map(|r| {
+            if r.expression.trim().is_empty() {
+                return None;
+            }
+            // The row alone, under a fixed name: the preview is of the value, and a
+            // target not named yet is no reason to hide it.
+            let row = MappingRow {
+                target: "value".into(),
+                expression: r.expression.clone(),
+                default: Some(r.default.clone()).filter(|d| !d.is_empty()),
+                field_type: FieldType::parse(&r.field_type).unwrap_or(FieldType::Any),
+            };
+            let outcome = match Mapping::compile(vec![row], Vec::new(), None, lookups.clone()) {
+                Err(errors) => Err(errors.summary()),
+                Ok(mapping) => {
+                    let _budget = mapping.record_budget();
+                    mapping
+                        .apply(record)
+                        .map(|mut out| out.remove("value").unwrap_or(Json::Null))
+                        .map_err(|e| e.message)
+                }
+            };
+            Some(outcome)
+        })
+        .collect()
+}
+
 /// `["properties", "email"]` for `record.properties.email`; none for anything else.
 fn plain_path(expression: &str) -> Option<Vec<String>> {
     let rest = expression.trim().strip_prefix("record.")?;
@@ -568,6 +605,32 @@ mod tests {
 
     fn contact() -> Json {
         json!({"id": "c1", "properties": {"email": "  ADA@Example.com ", "first": "Ada", "last": "Lovelace", "age": "36", "country": "GB"}, "vip": "yes"})
+    }
+
+    #[test]
+    fn a_preview_shows_each_rows_value_or_its_own_error() {
+        let spec = |expression: &str, field_type: &str| MappingRowSpec {
+            target: String::new(),
+            expression: expression.into(),
+            default: String::new(),
+            field_type: field_type.into(),
+        };
+        let rows = [
+            spec("record.properties.email | trim | lower", "text"),
+            spec("record.properties.first | upperr", "any"),
+            spec("", "any"),
+            spec("record.properties.age", "integer"),
+            spec("record.properties.first", "integer"),
+        ];
+        let shown = preview(&rows, &BTreeMap::new(), &contact());
+        assert_eq!(shown[0], Some(Ok(json!("ada@example.com"))));
+        assert!(
+            matches!(&shown[1], Some(Err(e)) if e.contains("upperr")),
+            "{shown:?}"
+        );
+        assert_eq!(shown[2], None, "nothing to show for an empty row");
+        assert_eq!(shown[3], Some(Ok(json!(36))));
+        assert!(matches!(&shown[4], Some(Err(_))), "Ada is no integer");
     }
 
     #[test]

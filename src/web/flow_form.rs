@@ -25,6 +25,18 @@ pub struct MappingInput {
     pub field_type: String,
 }
 
+impl MappingInput {
+    /// The row as a spec's row.
+    pub fn to_spec(&self) -> MappingRowSpec {
+        MappingRowSpec {
+            target: self.target.trim().to_owned(),
+            expression: self.expression.trim().to_owned(),
+            default: self.default.clone(),
+            field_type: self.field_type.clone(),
+        }
+    }
+}
+
 /// One validation row as typed.
 #[derive(Clone, Debug, Default)]
 pub struct ValidationInput {
@@ -77,6 +89,9 @@ pub struct FlowForm {
     pub expected_version: String,
     /// Which button was pressed.
     pub action: String,
+    /// A live sample of the source (JSON array), carried from submit to submit for the
+    /// field picker and the previews.
+    pub sample: String,
 }
 
 impl Default for FlowForm {
@@ -100,6 +115,7 @@ impl Default for FlowForm {
             auto_pause_after: "5".into(),
             expected_version: String::new(),
             action: String::new(),
+            sample: String::new(),
         }
     }
 }
@@ -113,6 +129,40 @@ fn row_index(key: &str, prefix: &str) -> Option<(usize, String)> {
     ))
 }
 
+/// The posted mapping rows by their number in the form. A field picked in a row's
+/// "Source field" list (`mapping.N.pick`) becomes its expression: the list shows the
+/// row's field when its expression is one, and nothing when it is a longer expression,
+/// so a posted pick is always the member's choice.
+pub fn mapping_rows_of(pairs: &[(String, String)]) -> BTreeMap<usize, MappingInput> {
+    let mut rows: BTreeMap<usize, MappingInput> = BTreeMap::new();
+    let mut picks: BTreeMap<usize, String> = BTreeMap::new();
+    for (key, value) in pairs {
+        let Some((i, field)) = row_index(key, "mapping.") else {
+            continue;
+        };
+        let row = rows.entry(i).or_default();
+        let v = value.clone();
+        match field.as_str() {
+            "target" => row.target = v,
+            "expression" => row.expression = v,
+            "default" => row.default = v,
+            "field_type" => row.field_type = v,
+            "pick" => {
+                picks.insert(i, v);
+            }
+            _ => {}
+        }
+    }
+    for (i, pick) in picks {
+        if !pick.trim().is_empty()
+            && let Some(row) = rows.get_mut(&i)
+        {
+            row.expression = pick.trim().to_owned();
+        }
+    }
+    rows
+}
+
 impl FlowForm {
     /// Reads posted fields.
     pub fn from_pairs(pairs: &[(String, String)]) -> Self {
@@ -120,7 +170,6 @@ impl FlowForm {
             incremental: false,
             ..FlowForm::default()
         };
-        let mut mapping: BTreeMap<usize, MappingInput> = BTreeMap::new();
         let mut validations: BTreeMap<usize, ValidationInput> = BTreeMap::new();
         for (key, value) in pairs {
             let v = value.clone();
@@ -141,17 +190,9 @@ impl FlowForm {
                 "auto_pause_after" => form.auto_pause_after = v,
                 "expected_version" => form.expected_version = v,
                 "action" => form.action = v,
+                "sample" => form.sample = v,
                 _ => {
-                    if let Some((i, field)) = row_index(key, "mapping.") {
-                        let row = mapping.entry(i).or_default();
-                        match field.as_str() {
-                            "target" => row.target = v,
-                            "expression" => row.expression = v,
-                            "default" => row.default = v,
-                            "field_type" => row.field_type = v,
-                            _ => {}
-                        }
-                    } else if let Some((i, field)) = row_index(key, "validation.") {
+                    if let Some((i, field)) = row_index(key, "validation.") {
                         let row = validations.entry(i).or_default();
                         match field.as_str() {
                             "target" => row.target = v,
@@ -164,7 +205,7 @@ impl FlowForm {
                 }
             }
         }
-        form.mapping = mapping
+        form.mapping = mapping_rows_of(pairs)
             .into_values()
             .filter(|r| !(r.target.trim().is_empty() && r.expression.trim().is_empty()))
             .collect();
@@ -225,6 +266,7 @@ impl FlowForm {
             auto_pause_after: spec.auto_pause_after.to_string(),
             expected_version: version.to_string(),
             action: String::new(),
+            sample: String::new(),
         }
     }
 
@@ -327,16 +369,7 @@ impl FlowForm {
                 write_mode,
                 key_field: self.key_field.trim().to_owned(),
             },
-            mapping: self
-                .mapping
-                .iter()
-                .map(|r| MappingRowSpec {
-                    target: r.target.trim().to_owned(),
-                    expression: r.expression.trim().to_owned(),
-                    default: r.default.clone(),
-                    field_type: r.field_type.clone(),
-                })
-                .collect(),
+            mapping: self.mapping.iter().map(MappingInput::to_spec).collect(),
             validations: self
                 .validations
                 .iter()
@@ -467,5 +500,33 @@ mod tests {
         let form = FlowForm::from_pairs(&pairs);
         let targets: Vec<&str> = form.mapping.iter().map(|r| r.target.as_str()).collect();
         assert_eq!(targets, ["email", "name"]);
+    }
+
+    #[test]
+    fn a_picked_source_field_becomes_the_rows_expression() {
+        let pairs: Vec<(String, String)> = [
+            ("mapping.0.pick", "record.email"),
+            ("mapping.0.target", "email"),
+            ("mapping.0.expression", ""),
+            ("mapping.1.target", "name"),
+            ("mapping.1.expression", "record.first ~ ' ' ~ record.last"),
+            ("mapping.1.pick", ""),
+            ("mapping.2.target", "city"),
+            ("mapping.2.expression", "record.town"),
+            ("mapping.2.pick", "record.city"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        let form = FlowForm::from_pairs(&pairs);
+        let expressions: Vec<&str> = form.mapping.iter().map(|r| r.expression.as_str()).collect();
+        assert_eq!(
+            expressions,
+            [
+                "record.email",
+                "record.first ~ ' ' ~ record.last",
+                "record.city"
+            ]
+        );
     }
 }

@@ -5,7 +5,7 @@
 use super::auth::render;
 use super::extract::Member;
 use super::flash::{self, Flash};
-use super::flow_form::FlowForm;
+use super::flow_form::{FlowForm, MappingInput};
 use super::shell::Shell;
 use crate::app::App;
 use crate::connectors::catalogue;
@@ -15,7 +15,10 @@ use crate::domain::{
     LetterSelection, RunId, RunStatus, RunTrigger, TimeZone,
 };
 use crate::error::{AppError, AppResult};
-use crate::services::flows::{self, DryRow, WebhookError, WebhookHeaders, WebhookRefusal};
+use crate::services::flow_templates;
+use crate::services::flows::{
+    self, DryRow, SampleField, WebhookError, WebhookHeaders, WebhookRefusal,
+};
 use crate::services::records;
 use crate::services::runs as run_service;
 use crate::sync::mapping::FieldType;
@@ -151,7 +154,10 @@ struct EditPage {
     errors: FieldErrors,
     endpoints: Vec<EndpointGroup>,
     field_types: Vec<&'static str>,
-    sample: Vec<String>,
+    /// Fields of the live sample carried in `form.sample`, with example values.
+    sample_fields: Vec<SampleField>,
+    /// What each of `form.mapping_rows()` makes of the first sample record.
+    previews: Vec<Option<Result<String, String>>>,
     sample_error: Option<String>,
     /// The destination's fields, once a destination is chosen.
     target_fields: Option<flows::ObjectFields>,
@@ -160,6 +166,10 @@ struct EditPage {
     schedule_words: String,
     upcoming: Vec<String>,
     time_zone: TimeZone,
+    /// Templates to start from (New flow only).
+    templates: Vec<TemplateCard>,
+    /// What a chosen template still needs.
+    template_note: Option<String>,
 }
 
 impl EditPage {
@@ -173,6 +183,14 @@ impl EditPage {
             .count();
         let valid = rows.len() - filtered - failing;
         format!("{valid} valid · {failing} failing · {filtered} filtered")
+    }
+
+    /// Row `i`'s preview on the sample: the value or the error, and whether it failed.
+    fn preview_of(&self, i: &usize) -> Option<(&str, bool)> {
+        match self.previews.get(*i)?.as_ref()? {
+            Ok(value) => Some((value.as_str(), false)),
+            Err(error) => Some((error.as_str(), true)),
+        }
     }
 
     /// Whether a mapping row writes `field`.
@@ -258,48 +276,108 @@ async fn edit_page(
         }
     };
     let errors = form_errors(errors);
+    let target_fields = match endpoint(&form.destination) {
+        Some((conn, object)) => {
+            flows::object_fields(app, &member.ctx, conn, &object, false).await?
+        }
+        None => None,
+    };
+    let mut form = form;
+    if let Some(fields) = &target_fields {
+        prelist_required(&mut form, fields);
+    }
+    let records: Vec<serde_json::Value> = serde_json::from_str(&form.sample).unwrap_or_default();
+    let previews = match records.first() {
+        Some(record) if member.ctx.role().can_write() => {
+            let lookups = super::flow_form::parse_lookups(&form.lookups).unwrap_or_default();
+            let rows = form
+                .mapping_rows()
+                .iter()
+                .map(MappingInput::to_spec)
+                .collect();
+            flows::preview_mapping(&member.ctx, rows, lookups, record.clone()).await?
+        }
+        _ => Vec::new(),
+    };
     Ok(EditPage {
         shell: member.shell("flows"),
         flow_id: flow_id.map(|f| f.to_string()),
         endpoints: endpoints(app, member).await?,
         field_types: FieldType::ALL.iter().map(|t| t.name()).collect(),
-        sample: Vec::new(),
+        sample_fields: flows::sample_fields(&records),
+        previews,
         sample_error: None,
-        target_fields: match endpoint(&form.destination) {
-            Some((conn, object)) => {
-                flows::object_fields(app, &member.ctx, conn, &object, false).await?
-            }
-            None => None,
-        },
+        target_fields,
         dry: None,
         dry_error: None,
         schedule_words,
         upcoming,
         time_zone,
+        templates: Vec::new(),
+        template_note: None,
         form,
         errors,
     })
 }
 
-/// GET /flows/new
-pub async fn new_form(app: web::Data<App>, member: Member) -> AppResult<HttpResponse> {
-    // A useful first mapping for the built-in sandbox: contacts → customers.
-    let row = |target: &str, expression: &str, field_type: &str| super::flow_form::MappingInput {
-        target: target.into(),
-        expression: expression.into(),
-        field_type: field_type.into(),
-        ..Default::default()
+/// Query of the New flow page.
+#[derive(Deserialize)]
+pub struct NewFlowQuery {
+    /// A template to start from.
+    template: Option<String>,
+}
+
+/// GET /flows/new — empty, or filled in from a template with the workspace's
+/// connections of its providers.
+pub async fn new_form(
+    app: web::Data<App>,
+    member: Member,
+    q: web::Query<NewFlowQuery>,
+) -> AppResult<HttpResponse> {
+    let chosen = q.template.as_deref().map(flow_templates::get);
+    let (form, note) = match chosen {
+        None => (FlowForm::default(), None),
+        Some(None) => return Err(AppError::NotFound),
+        Some(Some(template)) => {
+            let prepared = flow_templates::prepare(&app, &member.ctx, template).await?;
+            let mut form = FlowForm::from_spec(&prepared.spec, 0);
+            form.expected_version = String::new();
+            let (source, destination) = prepared.found;
+            if !source {
+                form.source = String::new();
+            }
+            if !destination {
+                form.destination = String::new();
+            }
+            let note = (!prepared.missing.is_empty()).then(|| {
+                format!(
+                    "This template needs a connection to {}: add it, then start from the template again.",
+                    prepared.missing.join(" and ")
+                )
+            });
+            (form, note)
+        }
     };
-    let form = FlowForm {
-        mapping: vec![
-            row("external_id", "record.id", ""),
-            row("email", "record.email | lower | trim", "text"),
-            row("name", "record.name", "text"),
-        ],
-        ..FlowForm::default()
-    };
-    let page = edit_page(&app, &member, None, form, FieldErrors::new()).await?;
+    let mut page = edit_page(&app, &member, None, form, FieldErrors::new()).await?;
+    page.template_note = note;
+    page.templates = flow_templates::all()
+        .iter()
+        .map(|t| TemplateCard {
+            id: t.id,
+            title: t.title.clone(),
+            description: t.description.clone(),
+            chosen: q.template.as_deref() == Some(t.id),
+        })
+        .collect();
     render(&page, StatusCode::OK)
+}
+
+/// A template offered on the New flow page.
+pub struct TemplateCard {
+    id: &'static str,
+    title: String,
+    description: String,
+    chosen: bool,
 }
 
 /// GET /flows/{id}/edit
@@ -326,17 +404,23 @@ async fn submit(
     let spec = form.to_spec();
     match form.action.as_str() {
         "sample" => {
+            let mut form = form;
+            let sampled = match endpoint(&form.source) {
+                Some((conn, object)) => flows::sample(app, &member.ctx, conn, &object)
+                    .await
+                    .map_err(|e| e.public_message()),
+                None => Err("Choose a source first.".into()),
+            };
+            let sample_error = match sampled {
+                Ok(sample) => {
+                    form.sample = sample;
+                    None
+                }
+                Err(message) => Some(message),
+            };
             let mut page =
                 edit_page(app, &member, existing, form.clone(), FieldErrors::new()).await?;
-            match endpoint(&form.source) {
-                Some((conn, object)) => {
-                    match flows::sample_fields(app, &member.ctx, conn, &object).await {
-                        Ok(fields) => page.sample = fields,
-                        Err(e) => page.sample_error = Some(e.public_message()),
-                    }
-                }
-                None => page.sample_error = Some("Choose a source first.".into()),
-            }
+            page.sample_error = sample_error;
             // The destination's custom fields, when its vendor lists them.
             if let Some((conn, object)) = endpoint(&form.destination)
                 && page.target_fields.as_ref().is_some_and(|f| f.describable)
@@ -398,6 +482,32 @@ async fn submit(
                 }
                 Err(e) => Err(e),
             }
+        }
+    }
+}
+
+/// Gives each field the destination needs a row to fill, when none maps it yet: the
+/// key field of an update or upsert, and the fields a create requires.
+fn prelist_required(form: &mut FlowForm, fields: &flows::ObjectFields) {
+    let key = form.key_field.trim().to_owned();
+    let needs_key = form.write_mode != "create" && !key.is_empty();
+    let wanted = fields
+        .fields
+        .iter()
+        .filter(|f| !f.read_only && (f.required || (needs_key && f.name == key)))
+        .map(|f| (f.name.clone(), FieldType::parse(f.data_type.as_str())));
+    let wanted: Vec<_> = (needs_key && !fields.fields.iter().any(|f| f.name == key))
+        .then(|| (key.clone(), None))
+        .into_iter()
+        .chain(wanted)
+        .collect();
+    for (name, field_type) in wanted {
+        if !form.mapping.iter().any(|r| r.target.trim() == name) {
+            form.mapping.push(MappingInput {
+                target: name,
+                field_type: field_type.map(|t| t.name().to_owned()).unwrap_or_default(),
+                ..MappingInput::default()
+            });
         }
     }
 }

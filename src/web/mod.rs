@@ -19,6 +19,7 @@ mod dashboard;
 mod filters;
 mod flow_documents;
 mod flow_form;
+mod flow_preview;
 mod flows;
 mod members;
 mod ops;
@@ -211,6 +212,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/flows/new", web::get().to(flows::new_form))
         .route("/flows/import", web::get().to(flow_documents::import_form))
         .route("/flows/import", web::post().to(flow_documents::import))
+        .route(
+            "/flows/mapping-preview",
+            web::post().to(flow_preview::mapping_preview),
+        )
         .route("/flows/{id}", web::get().to(flows::show))
         .route("/flows/{id}", web::post().to(flows::update))
         .route("/flows/{id}/edit", web::get().to(flows::edit_form))

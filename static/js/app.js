@@ -14,6 +14,13 @@
  *                                              finished run has more to show)
  *   [data-js-only]                             shown only when scripts run
  *   input[type=file][data-fill="textarea-id"]  put the chosen file's text there
+ *   form[data-preview-url]                     the flow editor: [data-pick] buttons put a
+ *                                              source field where the member types,
+ *                                              select[data-pick-row] fills its row, and
+ *                                              each row's [data-preview-row] cell shows
+ *                                              its value on the sample as they change
+ *   [data-shown-for-trigger="kind …"]          shown only while select#trigger has one
+ *                                              of these values (all shown without JS)
  */
 (function () {
   "use strict";
@@ -256,6 +263,134 @@
   }
 
   /* ---------------------------------------------------------------------
+   * 7. Mapping by picking, with a live preview (the form works without it: the
+   *    per-row lists are plain selects and every submit previews on the server)
+   * ------------------------------------------------------------------- */
+
+  var PREVIEW_DELAY_MS = 250;
+  var PLAIN_PATH = /^record(\.[A-Za-z_][A-Za-z0-9_]*|\["(?:[^"\\]|\\.)*"\])*$/;
+  var lastExpression = null;
+  var previewTimer = null;
+
+  function expressionOf(form, row) {
+    return form.querySelector('input[data-expression-row="' + row + '"]');
+  }
+
+  function pickListOf(form, row) {
+    return form.querySelector('select[data-pick-row="' + row + '"]');
+  }
+
+  // The row's list shows its field when the expression is one, and nothing otherwise,
+  // so a submitted list never overrides an expression typed after a pick.
+  function syncPickList(form, input) {
+    var list = pickListOf(form, input.getAttribute("data-expression-row"));
+    if (!list) return;
+    var value = input.value.trim();
+    var known = false;
+    for (var i = 0; i < list.options.length; i++) {
+      if (list.options[i].value === value) known = true;
+    }
+    list.value = known ? value : "";
+  }
+
+  function schedulePreview(form) {
+    if (!form || !form.hasAttribute("data-preview-url")) return;
+    var sample = form.querySelector('input[name="sample"]');
+    if (!sample || !sample.value) return;
+    if (previewTimer) clearTimeout(previewTimer);
+    previewTimer = setTimeout(function () { requestPreview(form); }, PREVIEW_DELAY_MS);
+  }
+
+  function requestPreview(form) {
+    var body = new URLSearchParams(new FormData(form));
+    fetch(form.getAttribute("data-preview-url"), {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Accept": "application/json" },
+      body: body
+    }).then(function (response) {
+      return response.ok ? response.json() : null;
+    }).then(function (answer) {
+      if (!answer || !answer.rows) return;
+      var cells = form.querySelectorAll("[data-preview-row]");
+      for (var i = 0; i < cells.length; i++) {
+        var shown = answer.rows[cells[i].getAttribute("data-preview-row")];
+        cells[i].textContent = shown ? (shown.error || shown.value) : "";
+        cells[i].classList.toggle("preview-error", !!(shown && shown.error));
+      }
+    }).catch(function () { /* the next change or submit previews again */ });
+  }
+
+  function targetForPick(form) {
+    if (lastExpression && form.contains(lastExpression)) return lastExpression;
+    var inputs = form.querySelectorAll("input[data-expression-row]");
+    for (var i = 0; i < inputs.length; i++) {
+      if (!inputs[i].value.trim()) return inputs[i];
+    }
+    return null;
+  }
+
+  function onClickPick(event) {
+    var button = closest(event.target, "button[data-pick]");
+    if (!button) return;
+    var form = closest(button, "form");
+    var input = form && targetForPick(form);
+    if (!input) return;
+    var path = button.getAttribute("data-pick");
+    var current = input.value.trim();
+    if (!current || PLAIN_PATH.test(current)) {
+      input.value = path;
+    } else {
+      // Inside a longer expression: insert where the caret was.
+      var at = typeof input.selectionStart === "number" ? input.selectionStart : input.value.length;
+      var end = typeof input.selectionEnd === "number" ? input.selectionEnd : at;
+      input.value = input.value.slice(0, at) + path + input.value.slice(end);
+    }
+    syncPickList(form, input);
+    lastExpression = input;
+    input.focus();
+    schedulePreview(form);
+  }
+
+  function onFocusExpression(event) {
+    var input = event.target;
+    if (input && input.hasAttribute && input.hasAttribute("data-expression-row")) lastExpression = input;
+  }
+
+  function onChangeMapping(event) {
+    var el = event.target;
+    var form = el && closest(el, "form[data-preview-url]");
+    if (!form) return;
+    if (el.hasAttribute("data-pick-row")) {
+      var input = expressionOf(form, el.getAttribute("data-pick-row"));
+      if (input && el.value) input.value = el.value;
+    } else if (el.hasAttribute("data-expression-row")) {
+      syncPickList(form, el);
+    } else if (!/^mapping\.|^lookups$/.test(el.name || "")) {
+      return;
+    }
+    schedulePreview(form);
+  }
+
+  /* ---------------------------------------------------------------------
+   * 8. Trigger fields for the chosen trigger only
+   * ------------------------------------------------------------------- */
+
+  function showTriggerFields() {
+    var trigger = document.getElementById("trigger");
+    if (!trigger) return;
+    var nodes = document.querySelectorAll("[data-shown-for-trigger]");
+    for (var i = 0; i < nodes.length; i++) {
+      var kinds = nodes[i].getAttribute("data-shown-for-trigger").split(" ");
+      nodes[i].hidden = kinds.indexOf(trigger.value) < 0;
+    }
+  }
+
+  function onChangeTrigger(event) {
+    if (event.target && event.target.id === "trigger") showTriggerFields();
+  }
+
+  /* ---------------------------------------------------------------------
    * Boot
    * ------------------------------------------------------------------- */
 
@@ -266,6 +401,12 @@
     document.addEventListener("click", onClickFlashClose);
     document.addEventListener("change", onChangeAutosubmit);
     document.addEventListener("change", onChangeFill);
+    document.addEventListener("click", onClickPick);
+    document.addEventListener("focusin", onFocusExpression);
+    document.addEventListener("input", onChangeMapping);
+    document.addEventListener("change", onChangeMapping);
+    document.addEventListener("change", onChangeTrigger);
+    showTriggerFields();
     revealScriptOnly(document);
     initPolling(document);
   }

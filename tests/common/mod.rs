@@ -759,3 +759,18 @@ pub async fn api_send(
     let status = res.status().as_u16();
     (status, res.json().await.unwrap_or(serde_json::Value::Null))
 }
+
+/// Accepts an invitation as a new user named `name`, signed in as `client`.
+pub async fn accept_invitation(client: &Client, link: &str, name: &str) {
+    let page = client
+        .post_form(
+            link,
+            &[
+                ("name", name),
+                ("password", PASSWORD),
+                ("password_confirm", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+}

@@ -134,7 +134,7 @@ pub struct AlertQuery {
 }
 
 /// Alerts, newest first.
-#[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts", params(AlertQuery),
+#[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts", operation_id = "list_alerts", params(AlertQuery),
     responses((status = 200, body = Vec<AlertDto>), (status = 422, body = ApiErrorBody)))]
 pub async fn list(
     app: web::Data<App>,

@@ -120,7 +120,7 @@ impl From<records::Connection> for ConnectionDto {
 }
 
 /// The workspace's connections.
-#[utoipa::path(get, path = "/api/v1/connections", tag = "connections",
+#[utoipa::path(get, path = "/api/v1/connections", tag = "connections", operation_id = "list_connections",
     responses((status = 200, body = Vec<ConnectionDto>), (status = 401, body = ApiErrorBody)))]
 pub async fn list(
     app: web::Data<App>,
@@ -136,7 +136,7 @@ pub async fn list(
 }
 
 /// One connection.
-#[utoipa::path(get, path = "/api/v1/connections/{id}", tag = "connections", params(("id" = uuid::Uuid, Path, description = "Connection id")),
+#[utoipa::path(get, path = "/api/v1/connections/{id}", tag = "connections", operation_id = "show_connection", params(("id" = uuid::Uuid, Path, description = "Connection id")),
     responses((status = 200, body = ConnectionDto), (status = 404, body = ApiErrorBody)))]
 pub async fn show(
     app: web::Data<App>,
@@ -149,7 +149,7 @@ pub async fn show(
 }
 
 /// Disconnects: revokes at the provider where supported and deletes the credentials.
-#[utoipa::path(delete, path = "/api/v1/connections/{id}", tag = "connections", params(("id" = uuid::Uuid, Path, description = "Connection id")),
+#[utoipa::path(delete, path = "/api/v1/connections/{id}", tag = "connections", operation_id = "delete_connection", params(("id" = uuid::Uuid, Path, description = "Connection id")),
     responses((status = 200, body = TestResultDto), (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub async fn delete(
     app: web::Data<App>,
