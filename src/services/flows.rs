@@ -1004,6 +1004,16 @@ pub async fn version(
         .ok_or(AppError::NotFound)
 }
 
+/// How many of a flow's dead letters are in `state`.
+pub async fn dead_letter_count(
+    app: &App,
+    ctx: &TenantCtx,
+    id: FlowId,
+    state: DeadLetterState,
+) -> AppResult<u64> {
+    Ok(app.store.count_dead_letters(ctx, id, state).await?)
+}
+
 /// How many of a flow's dead letters are open.
 pub async fn open_dead_letter_count(app: &App, ctx: &TenantCtx, id: FlowId) -> AppResult<u64> {
     Ok(app

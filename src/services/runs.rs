@@ -5,7 +5,9 @@
 use super::require_write;
 use crate::app::{App, AuditActor};
 use crate::connectors::redact::{redact_json_text, redact_text};
-use crate::domain::{DeadLetterState, FlowId, RunId, RunStatus, TenantCtx, TimeZone};
+use crate::domain::{
+    DeadLetterId, DeadLetterState, FlowId, RecordFault, RunId, RunStatus, TenantCtx, TimeZone,
+};
 use crate::error::{AppError, AppResult};
 use crate::store::entities::{dead_letters, flows, runs};
 use crate::store::{RunEnd, RunFilter};
@@ -229,6 +231,8 @@ pub struct LetterQuery {
     pub state: DeadLetterState,
     /// Only this run's.
     pub run: Option<RunId>,
+    /// Only this error class.
+    pub class: Option<RecordFault>,
     /// Skip this many.
     pub offset: u64,
     /// At most this many.
@@ -251,6 +255,7 @@ pub async fn dead_letters(
             flow,
             Some(query.state),
             query.run,
+            query.class,
             query.offset,
             query.limit,
         )
@@ -258,6 +263,114 @@ pub async fn dead_letters(
         .into_iter()
         .map(redacted)
         .collect())
+}
+
+/// Open dead letters a group action reaches at most (the rest stay for the next one).
+pub const GROUP_ACTION_MAX: u64 = 5000;
+/// Dead letters read to group them by error.
+const GROUPED_MAX: u64 = 20_000;
+
+/// Dead letters that failed the same way: same class, same message once the values that
+/// differ from record to record (numbers, quoted text) are set aside.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LetterGroup {
+    /// The shared shape of the message, which names the group in forms.
+    pub signature: String,
+    /// Error class.
+    pub class: String,
+    /// One of the messages, as it was.
+    pub example: String,
+    /// How many.
+    pub count: u64,
+}
+
+/// A flow's dead letters in `state` (optionally of one run) grouped by error, the
+/// largest group first, with how many were read (at most 20,000).
+pub async fn letter_groups(
+    app: &App,
+    ctx: &TenantCtx,
+    flow: FlowId,
+    state: DeadLetterState,
+    run: Option<RunId>,
+) -> AppResult<(Vec<LetterGroup>, u64)> {
+    crate::services::flows::get(app, ctx, flow).await?;
+    let rows = app
+        .store
+        .dead_letter_errors(ctx, flow, state, run, GROUPED_MAX)
+        .await?;
+    let read = rows.len() as u64;
+    let mut groups: Vec<LetterGroup> = Vec::new();
+    for (_, class, error) in rows {
+        let signature = format!("{class}: {}", error_signature(&error));
+        match groups.iter_mut().find(|g| g.signature == signature) {
+            Some(group) => group.count += 1,
+            None => groups.push(LetterGroup {
+                signature,
+                class,
+                example: redact_text(&error),
+                count: 1,
+            }),
+        }
+    }
+    groups.sort_by(|a, b| b.count.cmp(&a.count).then(a.signature.cmp(&b.signature)));
+    Ok((groups, read))
+}
+
+/// The open dead letters of the group with this signature (at most
+/// [`GROUP_ACTION_MAX`]), for replaying or discarding a group.
+pub async fn open_letters_in_group(
+    app: &App,
+    ctx: &TenantCtx,
+    flow: FlowId,
+    signature: &str,
+) -> AppResult<Vec<DeadLetterId>> {
+    crate::services::flows::get(app, ctx, flow).await?;
+    Ok(app
+        .store
+        .dead_letter_errors(ctx, flow, DeadLetterState::Open, None, GROUPED_MAX)
+        .await?
+        .into_iter()
+        .filter(|(_, class, error)| format!("{class}: {}", error_signature(error)) == signature)
+        .map(|(id, _, _)| id)
+        .take(GROUP_ACTION_MAX as usize)
+        .collect())
+}
+
+/// A message with what varies between records set aside: runs of digits become `#`,
+/// quoted text `"…"`, so "row 12: 'a@b' is taken" and "row 7: 'c@d' is taken" match.
+fn error_signature(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut chars = message.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '0'..='9' => {
+                while chars.peek().is_some_and(char::is_ascii_digit) {
+                    chars.next();
+                }
+                out.push('#');
+            }
+            '"' | '\'' | '`' => {
+                // Only a closed quote is set aside; an apostrophe in a word stays.
+                let rest: String = chars.clone().take(200).collect();
+                match rest.find(c) {
+                    Some(end) => {
+                        for _ in 0..=rest[..end].chars().count() {
+                            chars.next();
+                        }
+                        out.push(c);
+                        out.push('…');
+                        out.push(c);
+                    }
+                    None => out.push(c),
+                }
+            }
+            c => out.push(c),
+        }
+        if out.len() > 300 {
+            break;
+        }
+    }
+    out
 }
 
 /// A run, or 404.
@@ -319,5 +432,22 @@ mod tests {
         let mut out = String::new();
         csv_field(&mut out, r#"=HYPERLINK("x")"#);
         assert_eq!(out, r#""'=HYPERLINK(""x"")""#);
+    }
+
+    #[test]
+    fn messages_that_differ_only_in_their_values_share_a_signature() {
+        let a = error_signature("HTTP 422: row 12: 'ada@example.com' is taken");
+        let b = error_signature("HTTP 422: row 7: 'bob@example.org' is taken");
+        assert_eq!(a, b);
+        assert_eq!(a, "HTTP #: row #: '…' is taken");
+        assert_ne!(a, error_signature("HTTP 422: row 7: email is missing"));
+        assert_eq!(
+            error_signature("the customer's e-mail"),
+            "the customer's e-mail"
+        );
+        assert_eq!(
+            error_signature(r#"field "email" is "" "#),
+            r#"field "…" is "…" "#
+        );
     }
 }

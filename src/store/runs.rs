@@ -928,13 +928,16 @@ impl Store {
             > 0)
     }
 
-    /// A flow's dead letters in a state (newest first), optionally of one run.
+    /// A flow's dead letters in a state (newest first), optionally of one run and of
+    /// one error class.
+    #[allow(clippy::too_many_arguments)]
     pub async fn dead_letters(
         &self,
         ctx: &TenantCtx,
         flow: FlowId,
         state: Option<DeadLetterState>,
         run: Option<RunId>,
+        class: Option<RecordFault>,
         offset: u64,
         limit: u64,
     ) -> Result<Vec<dead_letters::Model>, DbErr> {
@@ -947,10 +950,41 @@ impl Store {
         if let Some(r) = run {
             q = q.filter(of_run(r));
         }
+        if let Some(c) = class {
+            q = q.filter(dead_letters::Column::ErrorClass.eq(c.as_str()));
+        }
         q.order_by_desc(dead_letters::Column::UpdatedAt)
             .order_by_desc(dead_letters::Column::Id)
             .offset(offset)
             .limit(limit)
+            .all(&self.db)
+            .await
+    }
+
+    /// Id, error class and message of a flow's dead letters in a state (optionally of
+    /// one run), oldest first, at most `limit`: what grouping by error reads.
+    pub async fn dead_letter_errors(
+        &self,
+        ctx: &TenantCtx,
+        flow: FlowId,
+        state: DeadLetterState,
+        run: Option<RunId>,
+        limit: u64,
+    ) -> Result<Vec<(DeadLetterId, String, String)>, DbErr> {
+        let mut q = dead_letters::Entity::find()
+            .select_only()
+            .column(dead_letters::Column::Id)
+            .column(dead_letters::Column::ErrorClass)
+            .column(dead_letters::Column::Error)
+            .filter(dead_letters::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(dead_letters::Column::FlowId.eq(flow))
+            .filter(dead_letters::Column::State.eq(state.as_str()));
+        if let Some(r) = run {
+            q = q.filter(of_run(r));
+        }
+        q.order_by_asc(dead_letters::Column::Id)
+            .limit(limit)
+            .into_tuple()
             .all(&self.db)
             .await
     }

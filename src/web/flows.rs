@@ -12,7 +12,7 @@ use crate::connectors::catalogue;
 use crate::domain::text::Grouped;
 use crate::domain::{
     ConnectionStatus, DeadLetterId, DeadLetterState, FieldErrors, FlowId, FlowSpec, FlowStatus,
-    LetterSelection, RunId, RunStatus, RunTrigger, TimeZone,
+    LetterSelection, RecordFault, RunId, RunStatus, RunTrigger, TimeZone,
 };
 use crate::error::{AppError, AppResult};
 use crate::services::flow_templates;
@@ -796,6 +796,33 @@ struct DeadLettersPage {
     open: u64,
     page: u64,
     has_more: bool,
+    /// The error class the table is filtered by.
+    class: Option<RecordFault>,
+    /// Letters of this state (and run) grouped by error, largest first.
+    groups: Vec<run_service::LetterGroup>,
+    /// How many letters the groups were made from.
+    grouped: u64,
+    /// How many letters each tab holds.
+    counts: Vec<(DeadLetterState, u64)>,
+}
+
+impl DeadLettersPage {
+    /// Whether the table is filtered by error class `c`.
+    fn is_class(&self, c: &RecordFault) -> bool {
+        self.class == Some(*c)
+    }
+
+    /// The query string of this view without the page, for tabs and page links.
+    fn view_query(&self, state: &DeadLetterState) -> String {
+        let mut q = format!("state={}", state.as_str());
+        if let Some(r) = &self.run {
+            q.push_str(&format!("&run={r}"));
+        }
+        if let Some(c) = self.class {
+            q.push_str(&format!("&class={}", c.as_str()));
+        }
+        q
+    }
 }
 
 #[derive(Deserialize)]
@@ -803,6 +830,7 @@ pub struct LettersQuery {
     state: Option<String>,
     run: Option<String>,
     page: Option<u64>,
+    class: Option<String>,
 }
 
 /// GET /flows/{id}/dead-letters?state=&run=&page=
@@ -820,6 +848,7 @@ pub async fn dead_letters(
         .and_then(|s| s.parse().ok())
         .unwrap_or(DeadLetterState::Open);
     let run: Option<RunId> = query.run.as_deref().and_then(|r| r.parse().ok());
+    let class: Option<RecordFault> = query.class.as_deref().and_then(|c| c.parse().ok());
     let page = query.page.unwrap_or(1).max(1);
     let mut letters = run_service::dead_letters(
         &app,
@@ -828,6 +857,7 @@ pub async fn dead_letters(
         run_service::LetterQuery {
             state,
             run,
+            class,
             offset: (page - 1) * LETTERS_PER_PAGE,
             limit: LETTERS_PER_PAGE + 1,
         },
@@ -835,6 +865,14 @@ pub async fn dead_letters(
     .await?;
     let has_more = letters.len() as u64 > LETTERS_PER_PAGE;
     letters.truncate(LETTERS_PER_PAGE as usize);
+    let (groups, grouped) = run_service::letter_groups(&app, &member.ctx, id, state, run).await?;
+    let mut counts = Vec::new();
+    for s in DeadLetterState::ALL {
+        counts.push((
+            *s,
+            flows::dead_letter_count(&app, &member.ctx, id, *s).await?,
+        ));
+    }
     render(
         &DeadLettersPage {
             shell: member.shell("flows"),
@@ -845,9 +883,34 @@ pub async fn dead_letters(
             letters,
             page,
             has_more,
+            class,
+            groups,
+            grouped,
+            counts,
         },
         StatusCode::OK,
     )
+}
+
+/// Which dead letters a bulk form chose: a group's open ones when the form says
+/// `scope=group` (with the group's `signature`), else [`selected`].
+async fn chosen(
+    app: &App,
+    member: &Member,
+    flow: FlowId,
+    pairs: &[(String, String)],
+) -> AppResult<Result<LetterSelection, Flash>> {
+    if !pairs.iter().any(|(k, v)| k == "scope" && v == "group") {
+        return Ok(selected(pairs));
+    }
+    let signature = pairs
+        .iter()
+        .find(|(k, _)| k == "signature")
+        .map_or("", |(_, v)| v.as_str());
+    let ids = run_service::open_letters_in_group(app, &member.ctx, flow, signature).await?;
+    Ok(LetterSelection::of(ids).ok_or_else(|| {
+        Flash::error("No open dead letter has this error any more; nothing was changed.")
+    }))
 }
 
 /// Which dead letters a bulk form chose: all open ones only when the form says
@@ -889,7 +952,7 @@ pub async fn replay(
     form: web::Form<Vec<(String, String)>>,
 ) -> AppResult<HttpResponse> {
     let id = id.into_inner();
-    let ids = match selected(&form) {
+    let ids = match chosen(&app, &member, id, &form).await? {
         Ok(ids) => ids,
         Err(flash) => return Ok(to_letters(id, flash)),
     };
@@ -911,7 +974,7 @@ pub async fn discard(
     form: web::Form<Vec<(String, String)>>,
 ) -> AppResult<HttpResponse> {
     let id = id.into_inner();
-    let ids = match selected(&form) {
+    let ids = match chosen(&app, &member, id, &form).await? {
         Ok(ids) => ids,
         Err(flash) => return Ok(to_letters(id, flash)),
     };

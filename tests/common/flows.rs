@@ -100,19 +100,24 @@ pub async fn create_flow(admin: &Client, fields: &[(String, String)]) -> String 
 
 /// Renames `n` CRM contacts so the next run has records to write.
 pub async fn touch_contacts(app: &TestApp, n: usize, tag: &str) {
-    let db = app.sandbox_db();
     for i in 0..n {
-        let id = format!("con_{i:06}");
-        let mut fields = sluice_sandbox::db::find(db, "crm.contacts", &id)
-            .await
-            .unwrap()
-            .unwrap()
-            .fields();
-        fields.insert("name".into(), format!("{tag} {i}").into());
-        sluice_sandbox::db::save(db, "crm.contacts", &id, &fields, sluice::store::now())
-            .await
-            .unwrap();
+        edit_contact(app, &format!("con_{i:06}"), "name", &format!("{tag} {i}")).await;
     }
+}
+
+/// Sets one field of a sandbox CRM contact, as an edit in the CRM would (it counts as a
+/// change for incremental reads).
+pub async fn edit_contact(app: &TestApp, id: &str, field: &str, value: &str) {
+    let db = app.sandbox_db();
+    let mut fields = sluice_sandbox::db::find(db, "crm.contacts", id)
+        .await
+        .unwrap()
+        .unwrap()
+        .fields();
+    fields.insert(field.into(), value.into());
+    sluice_sandbox::db::save(db, "crm.contacts", id, &fields, sluice::store::now())
+        .await
+        .unwrap();
 }
 
 /// Starts or ends (status 0) a simulated outage of a sandbox API.

@@ -15,6 +15,7 @@ mod dashboard;
 mod disk_full;
 mod expressions;
 mod external_oauth;
+mod failure_triage;
 mod flow_documents;
 mod flow_editor;
 mod flow_reliability;

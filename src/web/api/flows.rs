@@ -400,6 +400,8 @@ pub struct LettersQuery {
     pub state: Option<String>,
     /// Only this run's.
     pub run: Option<uuid::Uuid>,
+    /// Only this error class: `mapping`, `validation`, `filter` or `rejected`.
+    pub error_class: Option<String>,
     /// Skip this many.
     pub offset: Option<u64>,
     /// Page size (1–500, default 100).
@@ -429,6 +431,12 @@ pub async fn dead_letters(
         run_service::LetterQuery {
             state,
             run: query.run.map(RunId::from_uuid),
+            class: query
+                .error_class
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(|e: UnknownName| AppError::BadRequest(e.to_string()))?,
             offset: query.offset.unwrap_or(0),
             limit: query.limit.unwrap_or(100).clamp(1, 500),
         },
