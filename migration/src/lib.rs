@@ -10,6 +10,7 @@ mod m20261130_000005_sandbox_changes;
 mod m20261203_000006_sandbox_moves_out;
 mod m20261204_000007_alert_occurrences;
 mod m20261204_000008_dead_letter_first_run;
+mod m20261204_000009_tenant_logos;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000006_sandbox_moves_out::Migration),
             Box::new(m20261204_000007_alert_occurrences::Migration),
             Box::new(m20261204_000008_dead_letter_first_run::Migration),
+            Box::new(m20261204_000009_tenant_logos::Migration),
         ]
     }
 }

@@ -210,36 +210,84 @@ pub struct OpenLink {
     pub ctx: TenantCtx,
 }
 
-/// Looks up a link by its secret; clear errors for used, revoked and expired links.
-pub async fn open(app: &App, secret: &str) -> AppResult<OpenLink> {
-    let (link, tenant_name) = app
+/// Why a link no longer works.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Closed {
+    /// It was used to connect (when, if known).
+    Used(Option<chrono::DateTime<chrono::Utc>>),
+    /// The workspace withdrew it.
+    Revoked,
+    /// It expired at this time.
+    Expired(chrono::DateTime<chrono::Utc>),
+}
+
+/// What a link's secret opens.
+pub enum LinkState {
+    /// A link that works.
+    Open(Box<OpenLink>),
+    /// A link that did work: the customer is told why it no longer does, by the
+    /// workspace that sent it (`ctx` reads its brand and time zone).
+    Closed {
+        /// Why.
+        why: Closed,
+        /// The provider it was for.
+        provider_id: String,
+        /// The sending workspace, read-only.
+        ctx: TenantCtx,
+    },
+    /// No link has this secret (mistyped, cut short, or made up).
+    Unknown,
+}
+
+/// What a link's secret opens, without changing anything.
+pub async fn state(app: &App, secret: &str) -> AppResult<LinkState> {
+    let Some((link, tenant_name)) = app
         .store
         .connect_link_by_digest(&tokens::digest(secret))
         .await?
-        .ok_or_else(|| {
-            AppError::Gone(
-                "This connect link is not valid. Ask the company that sent it for a new one."
-                    .into(),
-            )
-        })?;
-    if link.connection_id.is_some() || link.used_at.is_some() {
-        return Err(AppError::Gone("This connect link was already used.".into()));
-    }
-    if link.revoked_at.is_some() {
-        return Err(AppError::Gone("This connect link was withdrawn.".into()));
-    }
-    if link.expires_at <= now() {
-        return Err(AppError::Gone(
-            "This connect link has expired. Ask the company that sent it for a new one.".into(),
-        ));
-    }
+    else {
+        return Ok(LinkState::Unknown);
+    };
+    let why = if link.connection_id.is_some() || link.used_at.is_some() {
+        Some(Closed::Used(link.used_at))
+    } else if link.revoked_at.is_some() {
+        Some(Closed::Revoked)
+    } else if link.expires_at <= now() {
+        Some(Closed::Expired(link.expires_at))
+    } else {
+        None
+    };
     let id = link.id;
-    let ctx = TenantCtx::new(link.tenant_id, Role::Admin, Actor::ConnectLink(id));
-    Ok(OpenLink {
-        link,
-        tenant_name,
-        ctx,
+    Ok(match why {
+        Some(why) => LinkState::Closed {
+            why,
+            provider_id: link.provider_id.clone(),
+            ctx: TenantCtx::new(link.tenant_id, Role::Viewer, Actor::ConnectLink(id)),
+        },
+        None => LinkState::Open(Box::new(OpenLink {
+            ctx: TenantCtx::new(link.tenant_id, Role::Admin, Actor::ConnectLink(id)),
+            link,
+            tenant_name,
+        })),
     })
+}
+
+/// Looks up a link that works by its secret; 410 for one that does not.
+pub async fn open(app: &App, secret: &str) -> AppResult<OpenLink> {
+    match state(app, secret).await? {
+        LinkState::Open(open) => Ok(*open),
+        LinkState::Closed { why, .. } => Err(AppError::Gone(
+            match why {
+                Closed::Used(_) => "This connect link was already used.",
+                Closed::Revoked => "This connect link was withdrawn.",
+                Closed::Expired(_) => "This connect link has expired.",
+            }
+            .into(),
+        )),
+        LinkState::Unknown => Err(AppError::Gone(
+            "This connect link is not valid. Ask the company that sent it for a new one.".into(),
+        )),
+    }
 }
 
 /// Starts connecting through a link, in the browser identified by `browser` (digest of

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod alerts;
 pub mod api_tokens;
+pub mod branding;
 pub mod connect_links;
 pub mod connections;
 pub mod dashboard;

@@ -1,6 +1,6 @@
 //! Tenants and memberships.
 
-use super::entities::{api_tokens, memberships, tenants, users};
+use super::entities::{api_tokens, memberships, tenant_logos, tenants, users};
 use super::{Store, is_unique_violation, now};
 use crate::domain::{MembershipId, Role, TenantCtx, TenantId, TimeZone, UserId};
 use chrono::{DateTime, Utc};
@@ -274,5 +274,51 @@ fn member_record(m: memberships::Model, u: users::Model) -> MemberRecord {
         email: u.email,
         role: m.role,
         joined_at: m.created_at,
+    }
+}
+
+impl Store {
+    /// The workspace's logo: its content type and image, if one was uploaded.
+    pub async fn tenant_logo(&self, ctx: &TenantCtx) -> Result<Option<(String, Vec<u8>)>, DbErr> {
+        Ok(tenant_logos::Entity::find_by_id(ctx.tenant_id())
+            .one(&self.db)
+            .await?
+            .map(|l| (l.content_type, l.image)))
+    }
+
+    /// Replaces the workspace's logo.
+    pub async fn set_tenant_logo(
+        &self,
+        ctx: &TenantCtx,
+        content_type: &str,
+        image: Vec<u8>,
+    ) -> Result<(), DbErr> {
+        let row = tenant_logos::ActiveModel {
+            tenant_id: Set(ctx.tenant_id()),
+            content_type: Set(content_type.to_owned()),
+            image: Set(image),
+            updated_at: Set(now()),
+        };
+        tenant_logos::Entity::insert(row)
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::column(tenant_logos::Column::TenantId)
+                    .update_columns([
+                        tenant_logos::Column::ContentType,
+                        tenant_logos::Column::Image,
+                        tenant_logos::Column::UpdatedAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Removes the workspace's logo (nothing when it has none).
+    pub async fn remove_tenant_logo(&self, ctx: &TenantCtx) -> Result<(), DbErr> {
+        tenant_logos::Entity::delete_by_id(ctx.tenant_id())
+            .exec(&self.db)
+            .await?;
+        Ok(())
     }
 }

@@ -8,7 +8,8 @@ use crate::app::App;
 use crate::connectors::catalogue::{self, AuthKind, Provider};
 use crate::domain::{ConnectLinkId, FieldErrors};
 use crate::error::{AppError, AppResult};
-use crate::services::connect_links::{self, CreatedLink};
+use crate::services::branding::{self, Brand};
+use crate::services::connect_links::{self, Closed, CreatedLink, LinkState};
 use crate::services::connections::Begin;
 use crate::services::records;
 use actix_web::http::StatusCode;
@@ -121,6 +122,7 @@ pub async fn revoke(
 #[derive(Template)]
 #[template(path = "connect_links/landing.html")]
 struct LandingPage {
+    brand: Option<Brand>,
     csrf: String,
     flashes: Vec<Flash>,
     token: String,
@@ -141,6 +143,7 @@ async fn landing(
     let open = connect_links::open(app, token).await?;
     let provider = catalogue::get(&open.link.provider_id).ok_or(AppError::NotFound)?;
     Ok(LandingPage {
+        brand: Some(branding::brand(app, &open.ctx).await?),
         csrf: csrf_token(req),
         flashes: super::extract::flashes(req),
         token: token.to_owned(),
@@ -153,12 +156,87 @@ async fn landing(
     })
 }
 
+#[derive(Template)]
+#[template(path = "connect_links/closed.html")]
+struct ClosedPage {
+    brand: Option<Brand>,
+    flashes: Vec<Flash>,
+    title: &'static str,
+    message: String,
+}
+
+/// The page of a link that does not work (any more): what happened and whom to ask, in
+/// the sending workspace's name; `None` while the link works.
+async fn closed_page(app: &App, token: &str) -> AppResult<Option<ClosedPage>> {
+    let (why, provider_id, ctx) = match connect_links::state(app, token).await? {
+        LinkState::Open(_) => return Ok(None),
+        LinkState::Unknown => {
+            return Ok(Some(ClosedPage {
+                brand: None,
+                flashes: Vec::new(),
+                title: "This link does not work",
+                message: "No connect link matches this address: it may have been copied only in part. Check the link you received, or ask the company that sent it for a new one.".into(),
+            }));
+        }
+        LinkState::Closed {
+            why,
+            provider_id,
+            ctx,
+        } => (why, provider_id, ctx),
+    };
+    let brand = branding::brand(app, &ctx).await?;
+    let tz = crate::services::tenants::get(app, &ctx).await?.time_zone;
+    let provider = catalogue::display_name(&provider_id);
+    let sender = &brand.name;
+    let (title, message) = match why {
+        Closed::Used(at) => (
+            "This link was already used",
+            format!(
+                "It connected a {provider} account{}. A link works once: if you need to connect again, ask {sender} for a new link.",
+                at.map(|t| format!(" on {}", tz.at(t))).unwrap_or_default()
+            ),
+        ),
+        Closed::Revoked => (
+            "This link was withdrawn",
+            format!(
+                "{sender} withdrew this link, so it no longer connects anything. If you still need to connect your {provider} account, ask {sender} for a new link."
+            ),
+        ),
+        Closed::Expired(at) => (
+            "This link has expired",
+            format!(
+                "It could be used until {}. To connect your {provider} account, ask {sender} for a new link.",
+                tz.at(at)
+            ),
+        ),
+    };
+    Ok(Some(ClosedPage {
+        brand: Some(brand),
+        flashes: Vec::new(),
+        title,
+        message,
+    }))
+}
+
+/// The brand of the workspace that sent a link, whatever its state.
+async fn brand_of_link(app: &App, token: &str) -> AppResult<Option<Brand>> {
+    let ctx = match connect_links::state(app, token).await? {
+        LinkState::Open(open) => open.ctx,
+        LinkState::Closed { ctx, .. } => ctx,
+        LinkState::Unknown => return Ok(None),
+    };
+    Ok(Some(branding::brand(app, &ctx).await?))
+}
+
 /// GET /connect/{token} — the end customer's page: who asks, what is shared.
 pub async fn open(
     req: HttpRequest,
     app: web::Data<App>,
     token: web::Path<String>,
 ) -> AppResult<HttpResponse> {
+    if let Some(page) = closed_page(&app, &token).await? {
+        return render(&page, StatusCode::GONE);
+    }
     render(
         &landing(&app, &req, &token, FieldErrors::new()).await?,
         StatusCode::OK,
@@ -180,6 +258,9 @@ pub async fn start(
         .unwrap_or_else(crate::auth::tokens::random_secret);
     let digest = crate::auth::tokens::digest(&browser);
     let ip = Some(client_info(&req).ip);
+    if let Some(page) = closed_page(&app, &token).await? {
+        return render(&page, StatusCode::GONE);
+    }
     match connect_links::begin(&app, &token, digest, form.into_inner(), ip).await {
         Ok(Begin::Redirect(url)) => {
             let mut response = super::consent::continue_to_provider(&url)?;
@@ -197,6 +278,7 @@ pub async fn start(
         }
         Ok(Begin::Connected(_)) => render(
             &ConnectedPage {
+                brand: brand_of_link(&app, &token).await?,
                 flashes: Vec::new(),
             },
             StatusCode::OK,
@@ -212,5 +294,6 @@ pub async fn start(
 #[derive(Template)]
 #[template(path = "connect_links/connected.html")]
 struct ConnectedPage {
+    brand: Option<Brand>,
     flashes: Vec<Flash>,
 }

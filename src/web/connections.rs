@@ -488,6 +488,7 @@ pub async fn oauth_app_save(
 #[derive(Template)]
 #[template(path = "connections/outcome.html")]
 struct OutcomePage {
+    brand: Option<crate::services::branding::Brand>,
     flashes: Vec<Flash>,
     ok: bool,
     tenant_name: String,
@@ -529,6 +530,7 @@ pub async fn callback(
         };
         return render(
             &OutcomePage {
+                brand: Some(crate::services::branding::brand(&app, &result.ctx).await?),
                 flashes: Vec::new(),
                 ok,
                 tenant_name,

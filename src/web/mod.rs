@@ -128,6 +128,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/settings/workspace",
             web::post().to(workspaces::settings_submit),
         )
+        .route(
+            "/settings/workspace/logo",
+            web::post().to(workspaces::logo_submit),
+        )
+        .route(
+            "/settings/workspace/logo/remove",
+            web::post().to(workspaces::logo_remove),
+        )
         .route("/settings/audit", web::get().to(workspaces::audit_log))
         // Members and invitations
         .route("/settings/members", web::get().to(members::index))

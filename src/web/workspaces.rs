@@ -8,6 +8,7 @@ use super::shell::Shell;
 use crate::app::App;
 use crate::domain::{AuditEventId, FieldErrors, TenantId};
 use crate::error::{AppError, AppResult};
+use crate::services::branding;
 use crate::services::records;
 use crate::services::records::AuditFilter;
 use crate::services::tenants;
@@ -37,6 +38,8 @@ struct SettingsPage {
     time_zone: String,
     time_zones: &'static [&'static str],
     errors: FieldErrors,
+    /// The logo as a `data:` URL.
+    logo: Option<String>,
 }
 
 #[derive(Template)]
@@ -222,20 +225,30 @@ pub async fn switch(
     Ok(flash::see_other("/dashboard"))
 }
 
+/// The settings page with these values in the form.
+async fn settings_page(
+    app: &App,
+    member: &Member,
+    values: Option<(String, String)>,
+    errors: FieldErrors,
+) -> AppResult<SettingsPage> {
+    let tenant = tenants::get(app, &member.ctx).await?;
+    let (name, time_zone) = values.unwrap_or((tenant.name, tenant.time_zone.to_string()));
+    Ok(SettingsPage {
+        shell: member.shell("tenant"),
+        name,
+        slug: tenant.slug,
+        time_zone,
+        time_zones: tenants::TIME_ZONES,
+        errors,
+        logo: branding::brand(app, &member.ctx).await?.logo,
+    })
+}
+
 /// GET /settings/workspace
 pub async fn settings_form(app: web::Data<App>, member: Member) -> AppResult<HttpResponse> {
-    let tenant = tenants::get(&app, &member.ctx).await?;
-    render(
-        &SettingsPage {
-            shell: member.shell("tenant"),
-            name: tenant.name,
-            slug: tenant.slug,
-            time_zone: tenant.time_zone.to_string(),
-            time_zones: tenants::TIME_ZONES,
-            errors: FieldErrors::new(),
-        },
-        StatusCode::OK,
-    )
+    let page = settings_page(&app, &member, None, FieldErrors::new()).await?;
+    render(&page, StatusCode::OK)
 }
 
 #[derive(Deserialize)]
@@ -264,21 +277,46 @@ pub async fn settings_submit(
             Flash::success("Workspace settings saved."),
         )),
         Err(AppError::Invalid(errors)) => {
-            let tenant = tenants::get(&app, &member.ctx).await?;
-            render(
-                &SettingsPage {
-                    shell: member.shell("tenant"),
-                    name: form.name.clone(),
-                    slug: tenant.slug,
-                    time_zone: form.time_zone.clone(),
-                    time_zones: tenants::TIME_ZONES,
-                    errors,
-                },
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
+            let values = Some((form.name.clone(), form.time_zone.clone()));
+            let page = settings_page(&app, &member, values, errors).await?;
+            render(&page, StatusCode::UNPROCESSABLE_ENTITY)
         }
         Err(e) => Err(e),
     }
+}
+
+#[derive(Deserialize)]
+pub struct LogoForm {
+    #[serde(default)]
+    logo: String,
+}
+
+/// POST /settings/workspace/logo — the image as a `data:` URL read by the page's script.
+pub async fn logo_submit(
+    app: web::Data<App>,
+    member: Member,
+    form: web::Form<LogoForm>,
+) -> AppResult<HttpResponse> {
+    match branding::set_logo(&app, &member.ctx, &member.actor(), &form.logo).await {
+        Ok(()) => Ok(flash::redirect(
+            "/settings/workspace#logo",
+            Flash::success("Logo saved: connect-link pages show it now."),
+        )),
+        Err(AppError::Invalid(errors)) => {
+            let page = settings_page(&app, &member, None, errors).await?;
+            render(&page, StatusCode::UNPROCESSABLE_ENTITY)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// POST /settings/workspace/logo/remove
+pub async fn logo_remove(app: web::Data<App>, member: Member) -> AppResult<HttpResponse> {
+    branding::remove_logo(&app, &member.ctx, &member.actor()).await?;
+    Ok(flash::redirect(
+        "/settings/workspace#logo",
+        Flash::success("Logo removed: connect-link pages show the workspace name."),
+    ))
 }
 
 /// GET /settings/audit

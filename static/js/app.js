@@ -14,6 +14,7 @@
  *                                              finished run has more to show)
  *   [data-js-only]                             shown only when scripts run
  *   input[type=file][data-fill="textarea-id"]  put the chosen file's text there
+ *   input[type=file][data-fill-data-url="id"]  put the chosen file there as a data: URL
  *   form[data-preview-url]                     the flow editor: [data-pick] buttons put a
  *                                              source field where the member types,
  *                                              select[data-pick-row] fills its row, and
@@ -248,13 +249,15 @@
 
   function onChangeFill(event) {
     var input = event.target;
-    if (!input || input.type !== "file" || !input.hasAttribute("data-fill")) return;
-    var target = document.getElementById(input.getAttribute("data-fill"));
+    if (!input || input.type !== "file") return;
+    var asText = input.hasAttribute("data-fill");
+    var id = input.getAttribute(asText ? "data-fill" : "data-fill-data-url");
+    var target = id && document.getElementById(id);
     var file = input.files && input.files[0];
     if (!target || !file || typeof FileReader !== "function") return;
     var reader = new FileReader();
     reader.onload = function () { target.value = String(reader.result); };
-    reader.readAsText(file);
+    if (asText) reader.readAsText(file); else reader.readAsDataURL(file);
   }
 
   function revealScriptOnly(root) {

@@ -13,6 +13,7 @@ mod api;
 mod connections;
 mod dashboard;
 mod disk_full;
+mod end_customer_pages;
 mod expressions;
 mod external_oauth;
 mod failure_triage;

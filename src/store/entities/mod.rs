@@ -25,6 +25,7 @@ pub mod run_events;
 pub mod runs;
 pub mod sessions;
 pub mod setup_tokens;
+pub mod tenant_logos;
 pub mod tenants;
 pub mod users;
 pub mod webhook_events;
