@@ -597,6 +597,135 @@ fn dry_rows(mapping: &Mapping, records: Vec<Json>) -> Vec<DryRow> {
         .collect()
 }
 
+/// What writing one record as a test did.
+pub struct TestWrite {
+    /// The record as mapped and sent (pretty-printed), when the mapping made one.
+    pub sent: Option<String>,
+    /// Whether the destination accepted it.
+    pub accepted: bool,
+    /// The destination's answer, or why nothing was sent.
+    pub answer: String,
+    /// The HTTP calls made (`POST /customers → 201 in 12 ms`).
+    pub exchanges: Vec<String>,
+}
+
+/// Maps `record` (the first record of the editor's sample, or else the source's first)
+/// with `spec` and writes it to the destination: a real write, audited, so the member
+/// sees the destination's answer before a run sends thousands.
+pub async fn test_write(
+    app: &App,
+    ctx: &TenantCtx,
+    actor: &AuditActor,
+    spec: &FlowSpec,
+    record: Option<Json>,
+) -> AppResult<TestWrite> {
+    require_write(ctx)?;
+    let mapping = Mapping::compile_on_pool(spec.clone())
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?
+        .map_err(AppError::Invalid)?;
+    let record = match record {
+        Some(record) => record,
+        None => {
+            let source =
+                source_of(app, ctx, spec.source.connection_id, &spec.source.object).await?;
+            let page = source.fetch(app, ctx, None, None, 1).await.map_err(|f| {
+                AppError::Conflict(format!("Reading a record failed: {}", f.message()))
+            })?;
+            page.records.into_iter().next().ok_or_else(|| {
+                AppError::Conflict("The source has no record to test with.".into())
+            })?
+        }
+    };
+    let mapped = pool::run(move || mapping.apply(&record))
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?;
+    let mapped = match mapped {
+        Ok(mapped) => mapped,
+        Err(e) => {
+            return Ok(TestWrite {
+                sent: None,
+                accepted: false,
+                answer: format!("Nothing was sent: {} ({}): {}", e.field, e.kind, e.message),
+                exchanges: Vec::new(),
+            });
+        }
+    };
+    let target = target_of(app, ctx, spec).await?;
+    let sent = serde_json::to_string_pretty(&mapped).unwrap_or_default();
+    let key = format!("test-{}", uuid::Uuid::now_v7());
+    let result = target
+        .write(
+            app,
+            ctx,
+            vec![crate::sync::target::Item {
+                record: mapped,
+                dest_id: None,
+            }],
+            &key,
+            &crate::sync::target::Recheck::default(),
+        )
+        .await;
+    let (accepted, answer, exchanges) = match result {
+        Ok(written) => {
+            let (accepted, answer) = match written.outcomes.into_iter().next() {
+                Some(crate::sync::target::Outcome::Written(Some(id))) => {
+                    (true, format!("Accepted as {id}."))
+                }
+                Some(crate::sync::target::Outcome::Written(None)) => (true, "Accepted.".into()),
+                Some(crate::sync::target::Outcome::Rejected(why)) => {
+                    (false, format!("Refused: {why}"))
+                }
+                None => (false, "No answer for the record.".into()),
+            };
+            (accepted, answer, written.exchanges)
+        }
+        Err(fault) => (false, format!("Failed: {}", fault.message()), Vec::new()),
+    };
+    app.audit(
+        ctx,
+        actor,
+        "flow.test_write",
+        Some(spec.name.clone()),
+        Some(serde_json::json!({ "accepted": accepted })),
+    )
+    .await?;
+    Ok(TestWrite {
+        sent: Some(crate::connectors::redact::redact_json_text(&sent)),
+        accepted,
+        answer: crate::connectors::redact::redact_text(&answer),
+        exchanges: exchanges
+            .iter()
+            .map(|x| format!("{} {} → {} in {} ms", x.method, x.path, x.status, x.ms))
+            .collect(),
+    })
+}
+
+/// A destination of a spec.
+async fn target_of(app: &App, ctx: &TenantCtx, spec: &FlowSpec) -> AppResult<Target> {
+    let conn = app
+        .store
+        .connection(ctx, spec.destination.connection_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let provider =
+        crate::connectors::credentials::provider_of(&conn).map_err(AppError::BadRequest)?;
+    let object = provider_object(provider, &spec.destination.object).ok_or_else(|| {
+        AppError::BadRequest(format!(
+            "{} has no object '{}'",
+            provider.name, spec.destination.object
+        ))
+    })?;
+    Ok(Target {
+        connection: spec.destination.connection_id,
+        provider,
+        object,
+        mode: spec.destination.write_mode,
+        key_field: spec.destination.key_field.clone(),
+        values: crate::connectors::credentials::config_of(&conn),
+    })
+}
+
 /// Records a sample for the field picker holds at most.
 pub const SAMPLE_RECORDS: u32 = 5;
 /// Largest sample kept in the editor's page, in bytes of JSON.

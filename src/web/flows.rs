@@ -163,6 +163,8 @@ struct EditPage {
     target_fields: Option<flows::ObjectFields>,
     dry: Option<Vec<DryRow>>,
     dry_error: Option<String>,
+    /// What writing one record as a test did.
+    test_write: Option<flows::TestWrite>,
     schedule_words: String,
     upcoming: Vec<String>,
     time_zone: TimeZone,
@@ -310,6 +312,7 @@ async fn edit_page(
         target_fields,
         dry: None,
         dry_error: None,
+        test_write: None,
         schedule_words,
         upcoming,
         time_zone,
@@ -439,6 +442,25 @@ async fn submit(
                     Err(AppError::Invalid(errors)) => page.errors = form_errors(errors),
                     Err(e) => page.dry_error = Some(e.public_message()),
                 },
+                Err(errors) => page.errors = form_errors(errors),
+            }
+            render(&page, StatusCode::OK)
+        }
+        "test_write" => {
+            let mut page =
+                edit_page(app, &member, existing, form.clone(), FieldErrors::new()).await?;
+            let record = serde_json::from_str::<Vec<serde_json::Value>>(&form.sample)
+                .ok()
+                .and_then(|records| records.into_iter().next());
+            match spec {
+                Ok(spec) => {
+                    match flows::test_write(app, &member.ctx, &member.actor(), &spec, record).await
+                    {
+                        Ok(done) => page.test_write = Some(done),
+                        Err(AppError::Invalid(errors)) => page.errors = form_errors(errors),
+                        Err(e) => page.dry_error = Some(e.public_message()),
+                    }
+                }
                 Err(errors) => page.errors = form_errors(errors),
             }
             render(&page, StatusCode::OK)

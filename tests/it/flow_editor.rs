@@ -235,3 +235,58 @@ async fn a_template_fills_in_the_editor_with_the_workspaces_connections() {
     assert_eq!(admin.get("/flows/new?template=nope").await.status, 404);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn testing_one_record_writes_it_for_real_and_shows_the_destinations_answer() {
+    let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "5")]).await;
+    app.wait_for_seed(5).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+
+    let mut form = crate::common::flows::contact_flow(&crm, &erp, "Tested", "record.email");
+    set(&mut form, "action", "test_write");
+    let tested = post(&admin, "/flows", &form).await;
+    assert_eq!(tested.status, 200, "{}", tested.body);
+    assert_eq!(
+        tested.text("#test-write-result").as_deref(),
+        Some("Written")
+    );
+    let answer = tested.text("#test-write-answer").unwrap();
+    assert!(answer.contains("Accepted"), "{answer}");
+    assert!(
+        tested.text("#test-write").unwrap().contains("→ 20"),
+        "the call is shown"
+    );
+    assert_eq!(
+        app.sandbox_records("erp.customers").await,
+        1,
+        "one record, really written"
+    );
+
+    // The destination refuses a customer without an e-mail, and says so.
+    set(&mut form, "mapping.1.expression", "''");
+    let refused = post(&admin, "/flows", &form).await;
+    assert_eq!(
+        refused.text("#test-write-result").as_deref(),
+        Some("Not written")
+    );
+    let answer = refused.text("#test-write-answer").unwrap();
+    assert!(
+        answer.contains("Refused") && answer.contains("email"),
+        "{answer}"
+    );
+    assert_eq!(app.sandbox_records("erp.customers").await, 1);
+    assert!(
+        admin
+            .get("/settings/audit")
+            .await
+            .body
+            .contains("flow.test_write")
+    );
+    assert_eq!(
+        admin.get("/flows").await.body.matches("Tested").count(),
+        0,
+        "nothing saved"
+    );
+    app.stop().await;
+}
