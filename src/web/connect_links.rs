@@ -2,6 +2,7 @@
 
 use super::auth::render;
 use super::extract::{Member, client_info, csrf_token};
+use super::filters::ListFilter;
 use super::flash::{self, Flash};
 use super::shell::Shell;
 use crate::app::App;
@@ -29,10 +30,24 @@ struct IndexPage {
     customer_ref: String,
     ttl_hours: String,
     errors: FieldErrors,
+    /// The search and state filter.
+    filter: ListFilter,
+    /// Links listed, whatever the filter.
+    total: usize,
 }
 
-async fn page(app: &App, member: &Member) -> AppResult<IndexPage> {
-    let links = connect_links::list(app, &member.ctx, 200)
+/// The states a link can be in, for the filter.
+const LINK_STATES: &[&str] = &[
+    "pending",
+    "connected",
+    "denied",
+    "failed",
+    "revoked",
+    "expired",
+];
+
+async fn page(app: &App, member: &Member, filter: ListFilter) -> AppResult<IndexPage> {
+    let all: Vec<_> = connect_links::list(app, &member.ctx, 200)
         .await?
         .into_iter()
         .map(|l| {
@@ -43,8 +58,15 @@ async fn page(app: &App, member: &Member) -> AppResult<IndexPage> {
             (l, state, name)
         })
         .collect();
+    let total = all.len();
+    let links = all
+        .into_iter()
+        .filter(|(l, state, name)| filter.keeps(&[&l.customer_ref, name], state))
+        .collect();
     Ok(IndexPage {
         shell: member.shell("connect_links"),
+        filter,
+        total,
         links,
         providers: catalogue::all().iter().collect(),
         created: None,
@@ -56,8 +78,15 @@ async fn page(app: &App, member: &Member) -> AppResult<IndexPage> {
 }
 
 /// GET /connect-links
-pub async fn index(app: web::Data<App>, member: Member) -> AppResult<HttpResponse> {
-    render(&page(&app, &member).await?, StatusCode::OK)
+pub async fn index(
+    app: web::Data<App>,
+    member: Member,
+    filter: web::Query<ListFilter>,
+) -> AppResult<HttpResponse> {
+    render(
+        &page(&app, &member, filter.into_inner()).await?,
+        StatusCode::OK,
+    )
 }
 
 #[derive(Deserialize)]
@@ -85,7 +114,7 @@ pub async fn create(
     .await
     {
         Ok(created) => {
-            let mut p = page(&app, &member).await?;
+            let mut p = page(&app, &member, ListFilter::default()).await?;
             p.shell.flashes.push(Flash::success(format!(
                 "Connect link created for {}.",
                 form.customer_ref.trim()
@@ -94,7 +123,7 @@ pub async fn create(
             render(&p, StatusCode::OK)
         }
         Err(AppError::Invalid(errors)) => {
-            let mut p = page(&app, &member).await?;
+            let mut p = page(&app, &member, ListFilter::default()).await?;
             p.provider = form.provider;
             p.customer_ref = form.customer_ref;
             p.ttl_hours = form.ttl_hours;

@@ -3,6 +3,7 @@
 
 use super::auth::render;
 use super::extract::{MaybeUser, Member};
+use super::filters::ListFilter;
 use super::flash::{self, Flash};
 use super::shell::Shell;
 use crate::app::App;
@@ -48,6 +49,12 @@ impl ConnectionView {
 struct IndexPage {
     shell: Shell,
     connections: Vec<ConnectionView>,
+    /// The search and provider filter.
+    filter: ListFilter,
+    /// Connections in the workspace, whatever the filter.
+    total: usize,
+    /// The providers connected, for the filter: (id, name).
+    providers: Vec<(String, String)>,
 }
 
 #[derive(Template)]
@@ -102,16 +109,41 @@ struct OAuthAppPage {
 }
 
 /// GET /connections
-pub async fn index(app: web::Data<App>, member: Member) -> AppResult<HttpResponse> {
-    let connections = crate::services::connections::list(&app, &member.ctx)
+pub async fn index(
+    app: web::Data<App>,
+    member: Member,
+    filter: web::Query<ListFilter>,
+) -> AppResult<HttpResponse> {
+    let filter = filter.into_inner();
+    let all: Vec<ConnectionView> = crate::services::connections::list(&app, &member.ctx)
         .await?
         .into_iter()
         .map(ConnectionView::new)
+        .collect();
+    let total = all.len();
+    let mut providers: Vec<(String, String)> = all
+        .iter()
+        .map(|c| (c.row.provider_id.clone(), c.provider_name.clone()))
+        .collect();
+    providers.sort_by(|a, b| a.1.cmp(&b.1));
+    providers.dedup();
+    let connections = all
+        .into_iter()
+        .filter(|c| {
+            let customer = c.row.customer_ref.as_deref().unwrap_or_default();
+            filter.keeps(
+                &[&c.row.name, &c.provider_name, customer],
+                &c.row.provider_id,
+            )
+        })
         .collect();
     render(
         &IndexPage {
             shell: member.shell("connections"),
             connections,
+            filter,
+            total,
+            providers,
         },
         StatusCode::OK,
     )

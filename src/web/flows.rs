@@ -4,6 +4,7 @@
 
 use super::auth::render;
 use super::extract::Member;
+use super::filters::ListFilter;
 use super::flash::{self, Flash};
 use super::flow_form::{FlowForm, MappingInput};
 use super::shell::Shell;
@@ -97,12 +98,26 @@ struct IndexPage {
     shell: Shell,
     flows: Vec<FlowRow>,
     has_connections: bool,
+    /// The search and status filter.
+    filter: ListFilter,
+    /// Flows in the workspace, whatever the filter.
+    total: usize,
 }
 
-/// GET /flows
-pub async fn index(app: web::Data<App>, member: Member) -> AppResult<HttpResponse> {
+/// GET /flows?q=&only=active|paused
+pub async fn index(
+    app: web::Data<App>,
+    member: Member,
+    filter: web::Query<ListFilter>,
+) -> AppResult<HttpResponse> {
+    let filter = filter.into_inner();
+    let all = flows::list(&app, &member.ctx).await?;
+    let total = all.len();
     let mut rows = Vec::new();
-    for flow in flows::list(&app, &member.ctx).await? {
+    for flow in all
+        .into_iter()
+        .filter(|f| filter.keeps(&[&f.name], f.status.as_str()))
+    {
         let id = flow.id;
         let last_run = flows::runs(&app, &member.ctx, id, None, 1)
             .await?
@@ -128,6 +143,8 @@ pub async fn index(app: web::Data<App>, member: Member) -> AppResult<HttpRespons
             shell: member.shell("flows"),
             flows: rows,
             has_connections,
+            filter,
+            total,
         },
         StatusCode::OK,
     )

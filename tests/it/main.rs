@@ -25,6 +25,7 @@ mod invitations;
 mod jobs;
 mod key_rotation;
 mod layering;
+mod lists;
 mod markup;
 mod openapi_client;
 mod ops;
