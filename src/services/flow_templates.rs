@@ -119,6 +119,17 @@ pub async fn prepare(app: &App, ctx: &TenantCtx, template: &FlowTemplate) -> App
     })
 }
 
+/// The templates whose providers the workspace has connected.
+pub async fn ready(app: &App, ctx: &TenantCtx) -> AppResult<Vec<&'static FlowTemplate>> {
+    let mut out = Vec::new();
+    for template in all() {
+        if prepare(app, ctx, template).await?.missing.is_empty() {
+            out.push(template);
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -87,6 +87,38 @@ struct ShowPage {
     provider: Option<&'static Provider>,
     events: Vec<records::ConnectionLogEntry>,
     choices: Option<connections::Choices>,
+    next_step: Option<NextStep>,
+}
+
+/// What a workspace without flows should do next, shown on a connection's page.
+pub enum NextStep {
+    /// Connect the system to sync with.
+    SecondConnection,
+    /// Create the first flow, perhaps from these templates (id, title).
+    FirstFlow(Vec<(&'static str, String)>),
+}
+
+/// The next step of a first run: none once a flow exists, or for viewers.
+async fn next_step(app: &App, member: &Member) -> AppResult<Option<NextStep>> {
+    if !member.ctx.role().can_write()
+        || !crate::services::flows::list(app, &member.ctx)
+            .await?
+            .is_empty()
+    {
+        return Ok(None);
+    }
+    let connections = crate::services::connections::list(app, &member.ctx).await?;
+    Ok(Some(if connections.len() < 2 {
+        NextStep::SecondConnection
+    } else {
+        NextStep::FirstFlow(
+            crate::services::flow_templates::ready(app, &member.ctx)
+                .await?
+                .into_iter()
+                .map(|t| (t.id, t.title.clone()))
+                .collect(),
+        )
+    }))
 }
 
 #[derive(Template)]
@@ -295,6 +327,7 @@ pub async fn show(
     let choices = connections::choices(&row);
     render(
         &ShowPage {
+            next_step: next_step(&app, &member).await?,
             shell: member.shell("connections"),
             c: ConnectionView::new(row),
             provider,

@@ -380,15 +380,20 @@ pub async fn new_form(
     };
     let mut page = edit_page(&app, &member, None, form, FieldErrors::new()).await?;
     page.template_note = note;
-    page.templates = flow_templates::all()
+    let ready = flow_templates::ready(&app, &member.ctx).await?;
+    let mut cards: Vec<TemplateCard> = flow_templates::all()
         .iter()
         .map(|t| TemplateCard {
             id: t.id,
             title: t.title.clone(),
             description: t.description.clone(),
             chosen: q.template.as_deref() == Some(t.id),
+            ready: ready.iter().any(|r| r.id == t.id),
         })
         .collect();
+    // Those the workspace can use now come first.
+    cards.sort_by_key(|c| !c.ready);
+    page.templates = cards;
     render(&page, StatusCode::OK)
 }
 
@@ -398,6 +403,8 @@ pub struct TemplateCard {
     title: String,
     description: String,
     chosen: bool,
+    /// Whether the workspace has the connections it uses.
+    ready: bool,
 }
 
 /// GET /flows/{id}/edit

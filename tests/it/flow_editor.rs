@@ -290,3 +290,41 @@ async fn testing_one_record_writes_it_for_real_and_shows_the_destinations_answer
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_first_run_is_guided_from_the_first_connection_to_the_first_flow() {
+    let app = TestApp::spawn().await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let crm = admin.connect_sandbox("sandbox_crm").await;
+    let first = admin.get(&crm).await;
+    let step = first.text("#next-step").unwrap();
+    assert!(step.contains("Add another connection"), "{step}");
+
+    let erp = admin.connect_sandbox("sandbox_erp").await;
+    let second = admin.get(&erp).await;
+    let step = second.text("#next-step").unwrap();
+    assert!(step.contains("CRM contacts → ERP customers"), "{step}");
+    assert_eq!(
+        second.attr("#next-step a.btn-primary", "href").as_deref(),
+        Some("/flows/new?template=crm-contacts-to-erp-customers")
+    );
+    let new = admin.get("/flows/new").await;
+    assert!(
+        new.text("#templates")
+            .unwrap()
+            .contains("uses your connections")
+    );
+
+    let mut form = fields(
+        &admin
+            .get("/flows/new?template=crm-contacts-to-erp-customers")
+            .await,
+    );
+    set(&mut form, "action", "save");
+    assert_eq!(post(&admin, "/flows", &form).await.status, 303);
+    assert!(
+        admin.get(&erp).await.text("#next-step").is_none(),
+        "done once a flow exists"
+    );
+    app.stop().await;
+}
