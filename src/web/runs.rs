@@ -31,6 +31,12 @@ pub struct LogLine {
     pub(super) exchanges: Vec<String>,
 }
 
+/// How many lines of a log are warnings and errors, for its summary.
+pub fn levels(log: &[LogLine]) -> (usize, usize) {
+    let count = |level: &str| log.iter().filter(|l| l.event.level == level).count();
+    (count("warn"), count("error"))
+}
+
 /// Log events prepared for display, exchanges spelled out.
 pub(super) fn lines(events: Vec<records::RunEvent>) -> Vec<LogLine> {
     events

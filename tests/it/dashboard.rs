@@ -34,7 +34,13 @@ async fn dashboard_history_csv_and_retention_agree_and_stay_within_the_tenant() 
     run_to_end(&admin, &flow).await;
     outage(&app, "erp", 500).await;
     touch_contacts(&app, 4, "Changed").await;
-    let (failed_run, _) = run_to_end(&admin, &flow).await;
+    let (failed_run, failed_progress) = run_to_end(&admin, &flow).await;
+    // The folded log says up front how much went wrong.
+    let summary = failed_progress.text("#run-log summary").unwrap();
+    assert!(
+        summary.contains("warning(s)") && summary.contains("1 error(s)"),
+        "{summary}"
+    );
     outage(&app, "erp", 0).await;
     run_to_end(&admin, &flow).await;
 
