@@ -205,7 +205,16 @@ impl FlowForm {
                 }
             }
         }
-        form.mapping = mapping_rows_of(pairs)
+        let mut rows = mapping_rows_of(pairs);
+        // "Remove" on a row posts its number as the action `remove:N`.
+        if let Some(n) = form
+            .action
+            .strip_prefix("remove:")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            rows.remove(&n);
+        }
+        form.mapping = rows
             .into_values()
             .filter(|r| !(r.target.trim().is_empty() && r.expression.trim().is_empty()))
             .collect();
@@ -500,6 +509,25 @@ mod tests {
         let form = FlowForm::from_pairs(&pairs);
         let targets: Vec<&str> = form.mapping.iter().map(|r| r.target.as_str()).collect();
         assert_eq!(targets, ["email", "name"]);
+    }
+
+    #[test]
+    fn a_removed_row_is_dropped_and_the_others_kept_in_order() {
+        let pairs: Vec<(String, String)> = [
+            ("mapping.0.target", "a"),
+            ("mapping.0.expression", "record.a"),
+            ("mapping.1.target", "b"),
+            ("mapping.1.expression", "record.b"),
+            ("mapping.2.target", "c"),
+            ("mapping.2.expression", "record.c"),
+            ("action", "remove:1"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        let form = FlowForm::from_pairs(&pairs);
+        let targets: Vec<&str> = form.mapping.iter().map(|r| r.target.as_str()).collect();
+        assert_eq!(targets, ["a", "c"]);
     }
 
     #[test]

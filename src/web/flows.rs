@@ -489,7 +489,7 @@ async fn submit(
             }
             render(&page, StatusCode::OK)
         }
-        "add_rows" | "preview" => {
+        a if a == "add_rows" || a == "preview" || a.starts_with("remove:") => {
             let page = edit_page(app, &member, existing, form, FieldErrors::new()).await?;
             render(&page, StatusCode::OK)
         }

@@ -19,7 +19,8 @@
  *                                              source field where the member types,
  *                                              select[data-pick-row] fills its row, and
  *                                              each row's [data-preview-row] cell shows
- *                                              its value on the sample as they change
+ *                                              its value on the sample as they change;
+ *                                              button[data-remove-row] drops its row
  *   [data-shown-for-trigger="kind …"]          shown only while select#trigger has one
  *                                              of these values (all shown without JS)
  */
@@ -355,6 +356,18 @@
     schedulePreview(form);
   }
 
+  // Without scripts "Remove" submits and the page comes back without the row.
+  function onClickRemoveRow(event) {
+    var button = closest(event.target, "button[data-remove-row]");
+    if (!button) return;
+    var row = closest(button, "tr");
+    var form = closest(button, "form");
+    if (!row || !form) return;
+    event.preventDefault();
+    row.parentNode.removeChild(row);
+    schedulePreview(form);
+  }
+
   function onFocusExpression(event) {
     var input = event.target;
     if (input && input.hasAttribute && input.hasAttribute("data-expression-row")) lastExpression = input;
@@ -405,6 +418,7 @@
     document.addEventListener("change", onChangeAutosubmit);
     document.addEventListener("change", onChangeFill);
     document.addEventListener("click", onClickPick);
+    document.addEventListener("click", onClickRemoveRow);
     document.addEventListener("focusin", onFocusExpression);
     document.addEventListener("input", onChangeMapping);
     document.addEventListener("change", onChangeMapping);

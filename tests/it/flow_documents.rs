@@ -207,26 +207,29 @@ async fn the_api_and_the_command_line_export_import_and_duplicate() {
     // The command line: export by name to a file, change it, deploy it back.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("contacts.json");
+    // Awaited, not blocked on: the server under test answers on this test's runtime.
     let sluice = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_sluice"));
+        command
             .args(["flows", "--url", &ada.base])
             .args(args)
             .env("SLUICE_API_TOKEN", &token)
-            .env("SLUICE_DATA_DIR", dir.path())
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+            .env("SLUICE_DATA_DIR", dir.path());
+        async move {
+            let out = command.output().await.unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
     };
-    let (ok, _, err) = sluice(&["export", "Contacts", "-o", file.to_str().unwrap()]);
+    let (ok, _, err) = sluice(&["export", "Contacts", "-o", file.to_str().unwrap()]).await;
     assert!(ok, "{err}");
     let mut on_disk: Value =
         serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     assert_eq!(on_disk, document);
-    let (ok, _, err) = sluice(&["import", file.to_str().unwrap()]);
+    let (ok, _, err) = sluice(&["import", file.to_str().unwrap()]).await;
     assert!(!ok);
     assert!(
         err.contains("name: A flow named Contacts already exists."),
@@ -234,20 +237,20 @@ async fn the_api_and_the_command_line_export_import_and_duplicate() {
     );
     on_disk["batch_size"] = 50.into();
     std::fs::write(&file, on_disk.to_string()).unwrap();
-    let (ok, out, err) = sluice(&["import", "--replace", file.to_str().unwrap()]);
+    let (ok, out, err) = sluice(&["import", "--replace", file.to_str().unwrap()]).await;
     assert!(ok, "{err}");
     assert_eq!(
         out.trim(),
         format!("imported Contacts as version 2 of flow {id}")
     );
-    let (ok, out, _) = sluice(&["list"]);
+    let (ok, out, _) = sluice(&["list"]).await;
     assert!(ok);
     assert!(
         out.contains(&format!("{id}\tactive\tv2\tContacts")),
         "{out}"
     );
     assert_eq!(out.lines().count(), 3, "{out}");
-    let (ok, _, err) = sluice(&["export", "Nope"]);
+    let (ok, _, err) = sluice(&["export", "Nope"]).await;
     assert!(!ok && err.contains("no flow is named \"Nope\""), "{err}");
     app.stop().await;
 }

@@ -328,3 +328,34 @@ async fn a_first_run_is_guided_from_the_first_connection_to_the_first_flow() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn rows_are_added_and_removed_freely_without_a_script() {
+    let app = TestApp::spawn().await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+    let mut form = crate::common::flows::contact_flow(&crm, &erp, "Rows", "record.email");
+    set(&mut form, "action", "add_rows");
+    let more = post(&admin, "/flows", &form).await;
+    let rows = |page: &Page| {
+        let html = page.html();
+        let targets = scraper::Selector::parse("input[name$='.target'][name^='mapping.']").unwrap();
+        html.select(&targets)
+            .map(|e| e.value().attr("value").unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        rows(&more).len(),
+        4 + 5,
+        "four filled rows and five to fill"
+    );
+
+    let mut form = fields(&more);
+    let city = row_of(&more, "city");
+    set(&mut form, "action", &format!("remove:{city}"));
+    let fewer = post(&admin, "/flows", &form).await;
+    assert_eq!(fewer.status, 200, "{}", fewer.body);
+    let left: Vec<String> = rows(&fewer).into_iter().filter(|t| !t.is_empty()).collect();
+    assert_eq!(left, ["external_id", "email", "name"]);
+    app.stop().await;
+}
