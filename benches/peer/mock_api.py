@@ -7,7 +7,7 @@ JSON API to read from and a batch endpoint to write to, the shapes of a typical 
     POST /batch                      {"records": [...]} -> {"results": [{"id": ...}]}
     POST /one                        one record -> {"id": ...} (the single-record sink)
     GET  /stats                      records served and received so far
-    POST /reset                      forget what was received
+    POST /reset?records=N            forget what was received; serve the first N records
 
 Usage: mock_api.py [--port 8790] [--records 100000] [--delay-ms 0]
 Only the standard library; the records are generated once, at start-up.
@@ -47,6 +47,7 @@ def make_records(n):
 class State:
     def __init__(self, records, delay):
         self.records = records
+        self.count = len(records)  # how many of them the list serves
         self.delay = delay
         self.lock = threading.Lock()
         self.served = 0
@@ -97,13 +98,13 @@ def handler(state):
             q = parse_qs(url.query)
             limit = max(1, min(MAX_PAGE, int(q.get("limit", ["100"])[0])))
             start = int(q.get("cursor", ["0"])[0] or 0)
-            page = state.records[start : start + limit]
+            page = state.records[start : min(start + limit, state.count)]
             end = start + len(page)
             with state.lock:
                 state.served += len(page)
             self.send(
                 200,
-                {"data": page, "next_cursor": str(end) if end < len(state.records) else None},
+                {"data": page, "next_cursor": str(end) if end < state.count else None},
             )
 
         def receive(self, records):
@@ -118,9 +119,12 @@ def handler(state):
                     state.ids.add(key)
 
         def do_POST(self):
-            path = urlparse(self.path).path
+            url = urlparse(self.path)
+            path = url.path
             if path == "/reset":
+                count = parse_qs(url.query).get("records", [len(state.records)])[0]
                 with state.lock:
+                    state.count = max(0, min(len(state.records), int(count)))
                     state.served = state.received = state.duplicates = 0
                     state.ids.clear()
                 return self.send(200, {"ok": True})

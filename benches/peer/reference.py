@@ -9,6 +9,7 @@ Usage: reference.py [--base http://127.0.0.1:8790]
 import argparse
 import http.client
 import json
+import resource
 import socket
 import time
 from urllib.parse import urlparse
@@ -63,6 +64,7 @@ def main():
                 "seconds": round(seconds, 3),
                 "records_per_s": round(read / seconds),
                 "cpu_s": round(time.process_time() - cpu, 3),
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             }
         )
     )

@@ -659,7 +659,7 @@ pub async fn test_write(
             app,
             ctx,
             vec![crate::sync::target::Item {
-                record: mapped,
+                record: std::sync::Arc::new(mapped),
                 dest_id: None,
             }],
             &key,

@@ -5,7 +5,7 @@
 //! error names the row at fault (`mapping.2.expression`). Compiling and applying a
 //! mapping is CPU work: async callers do it on [`super::expression::pool`].
 
-use super::expression::{self, Limits, Scope, parse_instant};
+use super::expression::{self, Limits, Native, Scope, parse_instant};
 use crate::domain::RecordFault;
 use crate::domain::flow::MappingRowSpec;
 use crate::domain::{FieldErrors, FlowSpec};
@@ -184,9 +184,13 @@ pub struct Mapping {
     /// Per row: the field path when the expression is a plain `record.a.b` (read directly,
     /// without the template engine: most mapping rows are like this).
     paths: Vec<Option<Vec<String>>>,
+    /// Per row: the expression's fast form, when it has one ([`Native`]).
+    natives: Vec<Option<Native>>,
     key_path: Option<Vec<String>>,
+    key_native: Option<Native>,
     validations: Vec<(Validation, Option<regex::Regex>)>,
     has_filter: bool,
+    filter_native: Option<Native>,
 }
 
 impl Mapping {
@@ -241,13 +245,20 @@ impl Mapping {
         if !errors.is_empty() {
             return Err(errors);
         }
+        let filter = filter.filter(|f| !f.trim().is_empty());
         Ok(Self {
             env,
             paths: rows.iter().map(|r| plain_path(&r.expression)).collect(),
+            natives: rows
+                .iter()
+                .map(|r| Native::compile(&r.expression))
+                .collect(),
             key_path: None,
+            key_native: None,
             rows,
             validations: compiled,
-            has_filter: filter.is_some_and(|f| !f.trim().is_empty()),
+            has_filter: filter.is_some(),
+            filter_native: filter.and_then(Native::compile),
         })
     }
 
@@ -330,7 +341,10 @@ impl Mapping {
                 &spec.record_key,
                 &Limits::default(),
             ) {
-                Ok(()) => m.key_path = plain_path(&spec.record_key),
+                Ok(()) => {
+                    m.key_path = plain_path(&spec.record_key);
+                    m.key_native = Native::compile(&spec.record_key);
+                }
                 Err(e) => errors.add("record_key", e),
             }
         }
@@ -354,9 +368,11 @@ impl Mapping {
             field: "record key".into(),
             message,
         };
-        let value = match &self.key_path {
-            Some(path) => read_path(record, path),
-            None => self
+        let fast = self.key_native.as_ref().and_then(|n| n.eval(record));
+        let value = match (&self.key_path, fast) {
+            (Some(path), _) => read_path(record, path),
+            (None, Some(value)) => value,
+            (None, None) => self
                 .eval(
                     "key",
                     context! { record => Value::from(minijinja::value::Serde(record)) },
@@ -384,6 +400,9 @@ impl Mapping {
     pub fn keep(&self, record: &Json) -> Result<bool, RecordError> {
         if !self.has_filter {
             return Ok(true);
+        }
+        if let Some(value) = self.filter_native.as_ref().and_then(|n| n.eval(record)) {
+            return Ok(truthy(&value));
         }
         self.eval(
             "filter",
@@ -413,11 +432,15 @@ impl Mapping {
                 field: row.target.clone(),
                 message,
             };
+            let fast = || self.natives[i].as_ref().and_then(|n| n.eval(record));
             let mut value = match &self.paths[i] {
                 Some(path) => read_path(record, path),
-                None => self
-                    .eval(&format!("m{i}"), context! { record => source() })
-                    .map_err(fail)?,
+                None => match fast() {
+                    Some(value) => value,
+                    None => self
+                        .eval(&format!("m{i}"), context! { record => source() })
+                        .map_err(fail)?,
+                },
             };
             let empty =
                 matches!(&value, Json::Null) || matches!(&value, Json::String(s) if s.is_empty());

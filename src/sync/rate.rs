@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// One keyed limiter per declared limit (a handful: one per provider definition), each
 /// keeping a bucket per connection.
@@ -50,14 +51,39 @@ pub async fn acquire(connection: ConnectionId, limit: Option<&RateLimit>) {
     }
 }
 
+/// Single-record writes in flight at once on one connection, whatever number of runs
+/// write through it: enough to hide a destination's latency (eight calls of 1 ms each
+/// keep it busy), few enough not to look like a flood. The rate limit paces them further.
+pub const WRITES_IN_FLIGHT: usize = 8;
+
+fn write_slots() -> &'static Mutex<HashMap<ConnectionId, Arc<Semaphore>>> {
+    static SLOTS: OnceLock<Mutex<HashMap<ConnectionId, Arc<Semaphore>>>> = OnceLock::new();
+    SLOTS.get_or_init(Mutex::default)
+}
+
+/// Waits for one of the connection's write slots; the write holds it while it runs.
+pub async fn write_slot(connection: ConnectionId) -> Option<OwnedSemaphorePermit> {
+    let slots = write_slots()
+        .lock()
+        .ok()?
+        .entry(connection)
+        .or_insert_with(|| Arc::new(Semaphore::new(WRITES_IN_FLIGHT)))
+        .clone();
+    slots.acquire_owned().await.ok()
+}
+
 /// Forgets the buckets of connections that have been idle long enough to be full again
-/// (housekeeping), so the limiters do not grow with every connection ever used.
+/// (housekeeping), so the limiters do not grow with every connection ever used; and the
+/// write slots no write holds or waits for.
 pub fn forget_idle() {
     if let Ok(map) = limiters().lock() {
         for limiter in map.values() {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
+    }
+    if let Ok(mut slots) = write_slots().lock() {
+        slots.retain(|_, s| Arc::strong_count(s) > 1);
     }
 }
 
@@ -104,5 +130,31 @@ mod tests {
             other_started.elapsed() < Duration::from_millis(20),
             "another connection has its own bucket"
         );
+    }
+
+    #[tokio::test]
+    async fn a_connection_has_eight_write_slots_and_forgets_them_when_unused() {
+        let (busy, other) = (ConnectionId::new(), ConnectionId::new());
+        let mut held = Vec::new();
+        for _ in 0..WRITES_IN_FLIGHT {
+            held.push(write_slot(busy).await.unwrap());
+        }
+        let ninth = tokio::time::timeout(Duration::from_millis(50), write_slot(busy)).await;
+        assert!(ninth.is_err(), "the ninth write waits");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), write_slot(other))
+                .await
+                .is_ok(),
+            "another connection has slots of its own"
+        );
+        held.pop();
+        assert!(
+            write_slot(busy).await.is_some(),
+            "a slot given back is taken"
+        );
+        forget_idle();
+        let known = |c| write_slots().lock().unwrap().contains_key(&c);
+        assert!(known(busy), "slots in use are kept");
+        assert!(!known(other), "unused slots are forgotten");
     }
 }

@@ -14,8 +14,8 @@ use serde_json::{Map, Value as Json, json};
 use serde_json_path::JsonPath;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// A destination object of a connection.
 pub struct Target {
@@ -34,10 +34,13 @@ pub struct Target {
     pub values: BTreeMap<String, String>,
 }
 
+/// One record's write: its outcome and the exchanges it took, or what failed the write.
+type OneWrite = Result<(Outcome, Vec<Exchange>), Fault>;
+
 /// A record to write.
 pub struct Item {
-    /// The mapped record.
-    pub record: Map<String, Json>,
+    /// The mapped record (shared: a write that is tried again sends it again).
+    pub record: Arc<Map<String, Json>>,
     /// The destination's id for it, when an earlier run created it.
     pub dest_id: Option<String>,
 }
@@ -401,7 +404,7 @@ impl Target {
     }
 
     fn prepare(&self, mode: &str, item: &Item) -> Map<String, Json> {
-        let mut record = item.record.clone();
+        let mut record = Map::clone(&item.record);
         if mode == "update" {
             for field in &self.object.update_omit {
                 record.remove(field);
@@ -441,11 +444,12 @@ impl Target {
             }
         }
         if !items.is_empty() {
+            let positions: Vec<usize> = items.iter().map(|(i, _)| *i).collect();
             let sent = self
-                .send_batch(app, ctx, mode, &path, &items, key, suspect, exchanges)
+                .send_batch(app, ctx, mode, &path, items, key, suspect, exchanges)
                 .await?;
-            for ((i, _), outcome) in items.iter().zip(sent) {
-                outcomes[*i] = Some(outcome);
+            for (i, outcome) in positions.into_iter().zip(sent) {
+                outcomes[i] = Some(outcome);
             }
         }
         Ok(outcomes
@@ -496,24 +500,21 @@ impl Target {
         ctx: &TenantCtx,
         mode: &str,
         path: &str,
-        items: &[(usize, Json)],
+        items: Vec<(usize, Json)>,
         key: &str,
         suspect: Option<&Recheck>,
         exchanges: &mut Vec<Exchange>,
     ) -> Result<Vec<Outcome>, Fault> {
+        // The items move into the body and back out of it: a batch of a thousand
+        // records is not copied to be sent.
+        let batch_key = self.object.batch_key.as_deref().unwrap_or("records");
+        let (positions, records): (Vec<usize>, Vec<Json>) = items.into_iter().unzip();
         let mut body = Map::new();
-        body.insert(
-            self.object
-                .batch_key
-                .clone()
-                .unwrap_or_else(|| "records".into()),
-            Json::Array(items.iter().map(|(_, json)| json.clone()).collect()),
-        );
+        body.insert(batch_key.to_owned(), Json::Array(records));
         if let Some(k) = &self.object.batch_mode_key {
             body.insert(k.clone(), Json::String(mode.into()));
         }
-        let body = Json::Object(body);
-        let group = items;
+        let mut body = Json::Object(body);
         let (fetched, ms) = rate::paced_call(
             self.provider,
             app,
@@ -535,7 +536,7 @@ impl Target {
             path: path.to_owned(),
             status: fetched.status.as_u16(),
             ms,
-            records: group.len(),
+            records: positions.len(),
         });
         let what = format!("writing {}", self.object.name);
         if let Some(fault) = Fault::of_answer(self.provider, Phase::Write, &what, &fetched) {
@@ -543,8 +544,13 @@ impl Target {
             // record): halve it until the refused records stand alone. About 2·log2(n)
             // calls per bad record, where one call per record would cost n.
             let content_refused = matches!(fetched.status.as_u16(), 400 | 409 | 413 | 422);
-            if fault.refuses_record() && content_refused && group.len() > 1 {
-                let (left, right) = group.split_at(group.len() / 2);
+            if fault.refuses_record() && content_refused && positions.len() > 1 {
+                let records = match body.get_mut(batch_key).map(Json::take) {
+                    Some(Json::Array(records)) => records,
+                    _ => Vec::new(),
+                };
+                let mut left: Vec<(usize, Json)> = positions.into_iter().zip(records).collect();
+                let right = left.split_off(left.len() / 2);
                 let mut outcomes = Box::pin(self.send_batch(
                     app,
                     ctx,
@@ -572,34 +578,34 @@ impl Target {
                 return Ok(outcomes);
             }
             return if fault.refuses_record() {
-                Ok(vec![Outcome::Rejected(fault.message); group.len()])
+                Ok(vec![Outcome::Rejected(fault.message); positions.len()])
             } else {
                 Err(fault)
             };
         }
         let answer: Json = serde_json::from_slice(&fetched.body).unwrap_or(Json::Null);
         let Some(results_path) = &self.object.batch_results_path else {
-            return Ok(vec![Outcome::Written(None); group.len()]);
+            return Ok(vec![Outcome::Written(None); positions.len()]);
         };
-        let results: Vec<Json> = JsonPath::parse(results_path)
+        let results: &[Json] = JsonPath::parse(results_path)
             .ok()
-            .and_then(|p| p.query(&answer).first().cloned())
-            .and_then(|v| v.as_array().cloned())
-            .unwrap_or_default();
+            .and_then(|p| p.query(&answer).first())
+            .and_then(Json::as_array)
+            .map_or(&[], Vec::as_slice);
         if let Some(trace) = &self.object.batch_trace_field {
             return Ok(matched_by_trace(
                 &answer,
-                &results,
+                results,
                 trace,
-                group,
+                &positions,
                 &self.object.id_field,
             ));
         }
-        if results.len() != group.len() {
+        if results.len() != positions.len() {
             return Err(Fault::fatal(format!(
                 "{what}: {} results for {} records",
                 results.len(),
-                group.len()
+                positions.len()
             )));
         }
         Ok(results
@@ -608,6 +614,9 @@ impl Target {
             .collect())
     }
 
+    /// Writes a group one record per request, several requests in flight (a destination
+    /// without a batch endpoint). After a failure that fails the write, no further
+    /// request starts and those under way finish, so none is cut off unanswered.
     #[allow(clippy::too_many_arguments)]
     async fn write_each(
         &self,
@@ -619,72 +628,129 @@ impl Target {
         suspect: Option<&Recheck>,
         exchanges: &mut Vec<Exchange>,
     ) -> Result<Vec<Outcome>, Fault> {
-        let mut outcomes = Vec::with_capacity(group.len());
-        for (i, item) in group.iter().enumerate() {
-            let mut record = self.prepare(mode, item);
-            let id = item
-                .dest_id
-                .clone()
-                .or_else(|| record.get(&self.key_field).and_then(id_text));
-            let (method, path, shown) = match self.address(mode, item, &mut record) {
-                Ok(address) => address,
-                Err(why) => {
-                    outcomes.push(Outcome::Rejected(why));
-                    continue;
-                }
-            };
-            if mode == "update" {
-                if let (Some(fetch), Some(id)) = (&self.object.update_fetch, &id) {
-                    match self.current_version(app, ctx, fetch, id, exchanges).await? {
-                        Ok(fields) => record.extend(fields),
-                        Err(why) => {
-                            outcomes.push(Outcome::Rejected(why));
-                            continue;
-                        }
-                    }
-                }
-                record.extend(self.object.update_fields.clone());
-            }
-            let body = self.single_body(mode, record, id.as_deref(), i);
-            let (fetched, ms) = rate::paced_call(
-                self.provider,
-                app,
-                ctx,
-                self.connection,
-                &ApiCall {
-                    method: method.clone(),
-                    path: &path,
-                    link: false,
-                    query: &[],
-                    body: Some(&body),
-                    headers: &[("Idempotency-Key", format!("{key}-{i}"))],
-                },
-            )
+        use futures::StreamExt;
+        let failed = AtomicBool::new(false);
+        // Collected first: a stream holding the closure would not be `Send` for every
+        // lifetime the job's future needs.
+        let writes: Vec<_> = group
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                self.write_one_unless_failed(&failed, app, ctx, mode, item, i, key, suspect)
+            })
+            .collect();
+        let results: Vec<Option<OneWrite>> = futures::stream::iter(writes)
+            .buffered(rate::WRITES_IN_FLIGHT)
+            .collect()
             .await;
-            let fetched = answered(suspect, fetched)?;
-            exchanges.push(Exchange {
-                method: method.to_string(),
-                path: shown,
-                status: fetched.status.as_u16(),
-                ms,
-                records: 1,
-            });
-            let what = format!("writing {}", self.object.name);
-            match Fault::of_answer(self.provider, Phase::Write, &what, &fetched) {
-                None => {
-                    let answer: Json = serde_json::from_slice(&fetched.body).unwrap_or(Json::Null);
-                    let id = self
-                        .created_id(&answer)
-                        .or_else(|| item.dest_id.clone().filter(|_| mode == "update"));
-                    outcomes.push(Outcome::Written(id));
-                }
-                Some(fault) if fault.refuses_record() => {
-                    outcomes.push(Outcome::Rejected(fault.message));
-                }
-                Some(fault) => return Err(fault),
-            }
+        let mut outcomes = Vec::with_capacity(group.len());
+        for result in results.into_iter().flatten() {
+            let (outcome, exchange) = result?;
+            exchanges.extend(exchange);
+            outcomes.push(outcome);
         }
         Ok(outcomes)
+    }
+
+    /// [`Target::write_one`] in a connection write slot, unless a write of the group
+    /// failed already (none).
+    #[allow(clippy::too_many_arguments)]
+    async fn write_one_unless_failed(
+        &self,
+        failed: &AtomicBool,
+        app: &App,
+        ctx: &TenantCtx,
+        mode: &str,
+        item: &Item,
+        i: usize,
+        key: &str,
+        suspect: Option<&Recheck>,
+    ) -> Option<OneWrite> {
+        if failed.load(Ordering::Relaxed) {
+            return None;
+        }
+        let _slot = rate::write_slot(self.connection).await;
+        if failed.load(Ordering::Relaxed) {
+            return None;
+        }
+        let written = self.write_one(app, ctx, mode, item, i, key, suspect).await;
+        if written.is_err() {
+            failed.store(true, Ordering::Relaxed);
+        }
+        Some(written)
+    }
+
+    /// One record's write: its outcome and the exchanges it took.
+    #[allow(clippy::too_many_arguments)]
+    async fn write_one(
+        &self,
+        app: &App,
+        ctx: &TenantCtx,
+        mode: &str,
+        item: &Item,
+        i: usize,
+        key: &str,
+        suspect: Option<&Recheck>,
+    ) -> OneWrite {
+        let mut exchanges = Vec::new();
+        let mut record = self.prepare(mode, item);
+        let id = item
+            .dest_id
+            .clone()
+            .or_else(|| record.get(&self.key_field).and_then(id_text));
+        let (method, path, shown) = match self.address(mode, item, &mut record) {
+            Ok(address) => address,
+            Err(why) => return Ok((Outcome::Rejected(why), exchanges)),
+        };
+        if mode == "update" {
+            if let (Some(fetch), Some(id)) = (&self.object.update_fetch, &id) {
+                match self
+                    .current_version(app, ctx, fetch, id, &mut exchanges)
+                    .await?
+                {
+                    Ok(fields) => record.extend(fields),
+                    Err(why) => return Ok((Outcome::Rejected(why), exchanges)),
+                }
+            }
+            record.extend(self.object.update_fields.clone());
+        }
+        let body = self.single_body(mode, record, id.as_deref(), i);
+        let (fetched, ms) = rate::paced_call(
+            self.provider,
+            app,
+            ctx,
+            self.connection,
+            &ApiCall {
+                method: method.clone(),
+                path: &path,
+                link: false,
+                query: &[],
+                body: Some(&body),
+                headers: &[("Idempotency-Key", format!("{key}-{i}"))],
+            },
+        )
+        .await;
+        let fetched = answered(suspect, fetched)?;
+        exchanges.push(Exchange {
+            method: method.to_string(),
+            path: shown,
+            status: fetched.status.as_u16(),
+            ms,
+            records: 1,
+        });
+        let what = format!("writing {}", self.object.name);
+        let outcome = match Fault::of_answer(self.provider, Phase::Write, &what, &fetched) {
+            None => {
+                let answer: Json = serde_json::from_slice(&fetched.body).unwrap_or(Json::Null);
+                let id = self
+                    .created_id(&answer)
+                    .or_else(|| item.dest_id.clone().filter(|_| mode == "update"));
+                Outcome::Written(id)
+            }
+            Some(fault) if fault.refuses_record() => Outcome::Rejected(fault.message),
+            Some(fault) => return Err(fault),
+        };
+        Ok((outcome, exchanges))
     }
 
     /// A template's text with the connection's values filled in (only names the
@@ -908,7 +974,7 @@ fn matched_by_trace(
     answer: &Json,
     results: &[Json],
     trace: &str,
-    items: &[(usize, Json)],
+    positions: &[usize],
     id_field: &str,
 ) -> Vec<Outcome> {
     let by_trace: HashMap<String, &Json> = results
@@ -927,9 +993,9 @@ fn matched_by_trace(
         })
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| "the destination gave no result for this record".into());
-    items
+    positions
         .iter()
-        .map(|(position, _)| match by_trace.get(&position.to_string()) {
+        .map(|position| match by_trace.get(&position.to_string()) {
             Some(result) => outcome_of(result, id_field),
             None => Outcome::Rejected(why.clone()),
         })

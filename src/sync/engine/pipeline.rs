@@ -15,6 +15,7 @@ use crate::sync::target::{Item, Outcome, Recheck, Target};
 use crate::sync::{Exchange, Phase, since};
 use sea_orm::DbErr;
 use serde_json::{Value as Json, json};
+use std::sync::Arc;
 
 /// A page commit under way (true if the lease still held).
 type Commit<'a> = std::pin::Pin<Box<dyn Future<Output = Result<bool, DbErr>> + Send + 'a>>;
@@ -347,7 +348,7 @@ impl Runner<'_> {
                         let items = chunk
                             .iter()
                             .map(|(p, dest)| Item {
-                                record: p.record.clone(),
+                                record: Arc::clone(&p.record),
                                 dest_id: dest.clone(),
                             })
                             .collect();

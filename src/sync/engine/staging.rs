@@ -20,7 +20,7 @@ pub(super) struct Prepared {
     pub(super) key: String,
     pub(super) key_hash: Vec<u8>,
     pub(super) content_hash: Vec<u8>,
-    pub(super) record: serde_json::Map<String, Json>,
+    pub(super) record: Arc<serde_json::Map<String, Json>>,
     pub(super) source: Json,
 }
 
@@ -192,7 +192,7 @@ fn map_page(
             key_hash: ledger_key(&key),
             content_hash: digest(&[&content], 8),
             key,
-            record: mapped,
+            record: Arc::new(mapped),
             source: record,
         };
         // The same record twice in one page: the later copy wins.
@@ -301,7 +301,7 @@ mod tests {
                     key: (*key).to_owned(),
                     key_hash: key.as_bytes().to_vec(),
                     content_hash: content.to_vec(),
-                    record: serde_json::Map::new(),
+                    record: Arc::default(),
                     source: Json::Null,
                 })
                 .collect(),

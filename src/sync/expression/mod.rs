@@ -10,11 +10,13 @@
 //! the web workers.
 
 mod guard;
+mod native;
 pub mod pool;
 mod rewrite;
 mod shape;
 
 pub use guard::Scope;
+pub use native::Native;
 pub use rewrite::describe;
 
 use minijinja::{Environment, Value};

@@ -265,3 +265,99 @@ fn unknown_filters_tests_and_functions_are_refused_at_compile_time() {
         assert!(compiled(fine).is_ok(), "{fine}: {:?}", compiled(fine).err());
     }
 }
+
+mod fast_path {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Expressions the fast path takes, over the fields of [`record`].
+    const EXPRESSIONS: &[&str] = &[
+        "record.a",
+        "record['b']",
+        "record.n.c",
+        "record.a | trim | lower",
+        "record.b | upper",
+        "record.a ~ ' ' ~ record.b",
+        "record.a ~ record.i ~ 'x'",
+        "record.a | replace(' ', '')",
+        "record.b | replace('ab', 'c')",
+        "record.a | int",
+        "record.i | int",
+        "record.a == 'x'",
+        "record.a != record.b",
+        "record.i == 3",
+        "record.t != true",
+        "'mock'",
+        "42",
+        "record.missing | lower",
+        "record.z ~ 'x'",
+    ];
+
+    fn text() -> impl Strategy<Value = Json> {
+        prop_oneof![
+            "[ a-zA-Z0-9+\\-.,]{0,12}".prop_map(Json::from),
+            "\\PC{0,8}".prop_map(Json::from),
+            any::<i64>().prop_map(Json::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Json::from),
+            any::<bool>().prop_map(Json::from),
+            Just(Json::Null),
+            Just(json!(["x", 1])),
+            Just(json!({"k": "v"})),
+        ]
+    }
+
+    fn record() -> impl Strategy<Value = Json> {
+        (text(), text(), text(), text(), text(), text()).prop_map(
+            |(a, b, c, i, t, z)| json!({"a": a, "b": b, "n": {"c": c}, "i": i, "t": t, "z": z}),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+        /// Where the fast path answers, the engine answers the same.
+        #[test]
+        fn the_fast_path_answers_as_the_engine_does(record in record()) {
+            for source in EXPRESSIONS {
+                let native = Native::compile(source).unwrap_or_else(|| panic!("{source} has a fast form"));
+                if let Some(fast) = native.eval(&record) {
+                    prop_assert_eq!(Ok(fast), run(source, record.clone()), "{} on {}", source, record);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn everyday_values_take_the_fast_path() {
+        let record = json!({"a": "  Ada@Example.COM ", "b": "+49 30 1", "i": 7, "s": "1200", "n": {"c": "x"}});
+        let fast = |source: &str| Native::compile(source).and_then(|n| n.eval(&record));
+        assert_eq!(
+            fast("record.a | trim | lower"),
+            Some(json!("ada@example.com"))
+        );
+        assert_eq!(fast("record.b | replace(' ', '')"), Some(json!("+49301")));
+        assert_eq!(fast("record.n.c ~ '-' ~ record.i"), Some(json!("x-7")));
+        assert_eq!(fast("record.s | int"), Some(json!(1200)));
+        assert_eq!(fast("record.n.c != 'archived'"), Some(json!(true)));
+        // What it does not know exactly is left to the engine.
+        assert_eq!(fast("record.missing | lower"), None);
+        assert_eq!(
+            fast("record.b | int"),
+            None,
+            "a sign and spaces: the engine's rules"
+        );
+        assert_eq!(fast("record.i == '7'"), None);
+        for engine_only in [
+            "record.a | title",
+            "record.a | replace('a', 'longer')",
+            "record.a if record.i else record.b",
+            "record.tags | join(',')",
+            "record.a + record.b",
+            "x.a",
+        ] {
+            assert_eq!(Native::compile(engine_only), None, "{engine_only}");
+        }
+    }
+}
