@@ -355,10 +355,11 @@ impl Store {
 
     /// Forgets webhook message ids older than the replay window.
     pub async fn purge_webhook_events(&self, before: DateTime<Utc>) -> Result<u64, DbErr> {
-        webhook_events::Entity::delete_many()
-            .filter(webhook_events::Column::ReceivedAt.lt(before))
-            .exec(&self.db)
-            .await
-            .map(|r| r.rows_affected)
+        super::retention::delete_in_batches::<webhook_events::Entity, _>(
+            &self.db,
+            webhook_events::Column::Id,
+            sea_orm::Condition::all().add(webhook_events::Column::ReceivedAt.lt(before)),
+        )
+        .await
     }
 }

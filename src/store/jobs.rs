@@ -140,22 +140,33 @@ impl Store {
     /// ran; without this its tables grow forever and its own queries slow down with them.
     /// Jobs that ran out of attempts are kept in `failed_jobs` by the runner.
     pub async fn purge_finished_jobs(&self, before: DateTime<Utc>) -> Result<u64, DbErr> {
-        let (sql, at): (&str, sea_orm::Value) = match self.backend() {
-            DbBackend::Postgres => (
-                "DELETE FROM apalis.jobs WHERE (status IN ('Done', 'Killed') \
-                 OR (status = 'Failed' AND attempts >= max_attempts)) AND done_at < $1",
-                before.into(),
-            ),
-            _ => (
-                "DELETE FROM Jobs WHERE (status IN ('Done', 'Killed') \
-                 OR (status = 'Failed' AND attempts >= max_attempts)) AND done_at < $1",
-                before.timestamp().into(),
-            ),
+        // A batch at a time, like every retention delete (see `retention`).
+        let (table, at): (&str, sea_orm::Value) = match self.backend() {
+            DbBackend::Postgres => ("apalis.jobs", before.into()),
+            _ => ("Jobs", before.timestamp().into()),
         };
-        let done = self
-            .db
-            .execute_raw(Statement::from_sql_and_values(self.backend(), sql, [at]))
-            .await?;
-        Ok(done.rows_affected())
+        let sql = format!(
+            "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE \
+             (status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts)) \
+             AND done_at < $1 LIMIT {})",
+            super::retention::BATCH
+        );
+        let mut removed = 0;
+        loop {
+            let done = self
+                .db
+                .execute_raw(Statement::from_sql_and_values(
+                    self.backend(),
+                    sql.clone(),
+                    [at.clone()],
+                ))
+                .await?
+                .rows_affected();
+            removed += done;
+            if done < super::retention::BATCH {
+                return Ok(removed);
+            }
+            super::retention::between_batches().await;
+        }
     }
 }

@@ -12,6 +12,7 @@ mod flows;
 mod invitations;
 mod jobs;
 pub mod metrics;
+mod retention;
 mod runs;
 mod sessions;
 pub mod sql;

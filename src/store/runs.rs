@@ -235,34 +235,44 @@ impl Store {
         runs_before: DateTime<Utc>,
     ) -> Result<u64, DbErr> {
         use super::entities::{alerts, notification_deliveries};
-        let mut removed = run_events::Entity::delete_many()
-            .filter(run_events::Column::At.lt(detail_before))
-            .exec(&self.db)
-            .await?
-            .rows_affected;
-        removed += dead_letters::Entity::delete_many()
-            .filter(dead_letters::Column::State.ne(DeadLetterState::Open))
-            .filter(dead_letters::Column::UpdatedAt.lt(detail_before))
-            .exec(&self.db)
-            .await?
-            .rows_affected;
-        removed += notification_deliveries::Entity::delete_many()
-            .filter(notification_deliveries::Column::State.ne("pending"))
-            .filter(notification_deliveries::Column::CreatedAt.lt(detail_before))
-            .exec(&self.db)
-            .await?
-            .rows_affected;
-        removed += runs::Entity::delete_many()
-            .filter(runs::Column::FinishedAt.lt(runs_before))
-            .exec(&self.db)
-            .await?
-            .rows_affected;
-        removed += alerts::Entity::delete_many()
-            .filter(alerts::Column::State.eq("resolved"))
-            .filter(alerts::Column::ResolvedAt.lt(runs_before))
-            .exec(&self.db)
-            .await?
-            .rows_affected;
+        use super::retention::delete_in_batches;
+        use sea_orm::Condition;
+        let mut removed = delete_in_batches::<run_events::Entity, _>(
+            &self.db,
+            run_events::Column::Id,
+            Condition::all().add(run_events::Column::At.lt(detail_before)),
+        )
+        .await?;
+        removed += delete_in_batches::<dead_letters::Entity, _>(
+            &self.db,
+            dead_letters::Column::Id,
+            Condition::all()
+                .add(dead_letters::Column::State.ne(DeadLetterState::Open))
+                .add(dead_letters::Column::UpdatedAt.lt(detail_before)),
+        )
+        .await?;
+        removed += delete_in_batches::<notification_deliveries::Entity, _>(
+            &self.db,
+            notification_deliveries::Column::Id,
+            Condition::all()
+                .add(notification_deliveries::Column::State.ne("pending"))
+                .add(notification_deliveries::Column::CreatedAt.lt(detail_before)),
+        )
+        .await?;
+        removed += delete_in_batches::<runs::Entity, _>(
+            &self.db,
+            runs::Column::Id,
+            Condition::all().add(runs::Column::FinishedAt.lt(runs_before)),
+        )
+        .await?;
+        removed += delete_in_batches::<alerts::Entity, _>(
+            &self.db,
+            alerts::Column::Id,
+            Condition::all()
+                .add(alerts::Column::State.eq("resolved"))
+                .add(alerts::Column::ResolvedAt.lt(runs_before)),
+        )
+        .await?;
         Ok(removed)
     }
 

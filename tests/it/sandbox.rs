@@ -450,3 +450,56 @@ async fn the_operator_gets_the_sandbox_secret_from_the_command_line_and_starts_a
     assert!((200..300).contains(&status), "{status}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn old_idempotency_keys_are_forgotten_a_batch_at_a_time_by_their_age_index() {
+    let app = TestApp::spawn().await;
+    let db = app.sandbox_db();
+    let backend = db.get_database_backend();
+    let old = chrono::Utc::now() - chrono::Duration::days(3);
+    for (n, at) in [(2_500, old), (5, chrono::Utc::now())] {
+        for i in 0..n {
+            sea_orm::ConnectionTrait::execute_raw(
+                db,
+                sea_orm::Statement::from_sql_and_values(
+                    backend,
+                    "INSERT INTO sandbox_idempotency (key, response, created_at) VALUES ($1, '{}', $2)",
+                    [format!("k-{}-{i}", at.timestamp()).into(), at.into()],
+                ),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    let removed =
+        sluice_sandbox::db::purge_idempotency(db, chrono::Utc::now() - chrono::Duration::days(1))
+            .await
+            .unwrap();
+    assert_eq!(removed, 2_500, "more than one batch of old keys goes");
+    assert_eq!(
+        crate::common::scalar(db, "SELECT COUNT(*) FROM sandbox_idempotency").await,
+        5,
+        "keys of the last day stay"
+    );
+    if backend == sea_orm::DbBackend::Sqlite {
+        let plan = sea_orm::ConnectionTrait::query_all_raw(
+            db,
+            sea_orm::Statement::from_string(
+                backend,
+                "EXPLAIN QUERY PLAN SELECT key FROM sandbox_idempotency WHERE created_at < '2026-01-01'",
+            ),
+        )
+        .await
+        .unwrap();
+        let plan: Vec<String> = plan
+            .iter()
+            .filter_map(|r| r.try_get::<String>("", "detail").ok())
+            .collect();
+        assert!(
+            plan.iter()
+                .any(|d| d.contains("ix_sandbox_idempotency_created")),
+            "the purge reads the age index, not the table: {plan:?}"
+        );
+    }
+    app.stop().await;
+}
