@@ -154,6 +154,8 @@ def main():
     parser.add_argument("--delay-ms", type=float, default=0.0)
     args = parser.parse_args()
     state = State(make_records(args.records), args.delay_ms / 1000.0)
+    # A deep backlog: clients that open a connection per request come in bursts.
+    ThreadingHTTPServer.request_queue_size = 128
     server = ThreadingHTTPServer(("127.0.0.1", args.port), handler(state))
     server.daemon_threads = True
     print(f"mock API on http://127.0.0.1:{args.port} with {args.records} records", flush=True)

@@ -62,6 +62,9 @@ pub struct Recheck {
     suspected: AtomicBool,
     /// Records found at the destination: position in the write → destination id.
     found: Mutex<HashMap<usize, String>>,
+    /// Single-record creates answered in an earlier try, by idempotency key: a try
+    /// after a failure mid-group sends only the records the failure held back.
+    answered: Mutex<HashMap<String, Outcome>>,
 }
 
 impl Recheck {
@@ -87,6 +90,16 @@ impl Recheck {
     fn remember(&self, position: usize, id: String) {
         if let Ok(mut found) = self.found.lock() {
             found.insert(position, id);
+        }
+    }
+
+    fn answer_of(&self, key: &str) -> Option<Outcome> {
+        self.answered.lock().ok()?.get(key).cloned()
+    }
+
+    fn remember_answer(&self, key: String, outcome: &Outcome) {
+        if let Ok(mut answered) = self.answered.lock() {
+            answered.insert(key, outcome.clone());
         }
     }
 }
@@ -666,6 +679,10 @@ impl Target {
         key: &str,
         suspect: Option<&Recheck>,
     ) -> Option<OneWrite> {
+        let record_key = format!("{key}-{i}");
+        if let Some(outcome) = suspect.and_then(|r| r.answer_of(&record_key)) {
+            return Some(Ok((outcome, Vec::new())));
+        }
         if failed.load(Ordering::Relaxed) {
             return None;
         }
@@ -673,9 +690,13 @@ impl Target {
         if failed.load(Ordering::Relaxed) {
             return None;
         }
-        let written = self.write_one(app, ctx, mode, item, i, key, suspect).await;
-        if written.is_err() {
-            failed.store(true, Ordering::Relaxed);
+        let written = self
+            .write_one(app, ctx, mode, item, &record_key, i, suspect)
+            .await;
+        match (&written, suspect) {
+            (Ok((outcome, _)), Some(recheck)) => recheck.remember_answer(record_key, outcome),
+            (Err(_), _) => failed.store(true, Ordering::Relaxed),
+            _ => {}
         }
         Some(written)
     }
@@ -688,8 +709,8 @@ impl Target {
         ctx: &TenantCtx,
         mode: &str,
         item: &Item,
+        record_key: &str,
         i: usize,
-        key: &str,
         suspect: Option<&Recheck>,
     ) -> OneWrite {
         let mut exchanges = Vec::new();
@@ -726,7 +747,7 @@ impl Target {
                 link: false,
                 query: &[],
                 body: Some(&body),
-                headers: &[("Idempotency-Key", format!("{key}-{i}"))],
+                headers: &[("Idempotency-Key", record_key.to_owned())],
             },
         )
         .await;

@@ -495,3 +495,105 @@ async fn creates_whose_answers_are_lost_are_looked_up_before_they_are_sent_again
     );
     app.stop().await;
 }
+
+/// A destination without a batch endpoint, as many vendors' APIs are: `POST /items`
+/// creates one record in 15 ms and ignores idempotency keys. It notes how many creates
+/// it serves at once, and refuses its tenth create once with a 503, creating nothing.
+#[derive(Default)]
+struct OneByOne {
+    created: std::sync::Mutex<Vec<String>>,
+    calls: std::sync::atomic::AtomicUsize,
+    in_flight: std::sync::atomic::AtomicUsize,
+    most_at_once: std::sync::atomic::AtomicUsize,
+}
+
+async fn one_by_one(
+    sink: actix_web::web::Data<OneByOne>,
+    body: actix_web::web::Json<serde_json::Value>,
+) -> actix_web::HttpResponse {
+    use std::sync::atomic::Ordering::SeqCst;
+    let now = sink.in_flight.fetch_add(1, SeqCst) + 1;
+    sink.most_at_once.fetch_max(now, SeqCst);
+    tokio::time::sleep(Duration::from_millis(15)).await;
+    sink.in_flight.fetch_sub(1, SeqCst);
+    if sink.calls.fetch_add(1, SeqCst) == 9 {
+        return actix_web::HttpResponse::ServiceUnavailable().finish();
+    }
+    let id = body["external_id"].as_str().unwrap_or_default().to_owned();
+    sink.created.lock().unwrap().push(id.clone());
+    actix_web::HttpResponse::Created().json(serde_json::json!({ "id": id }))
+}
+
+#[tokio::test]
+async fn a_destination_without_batches_gets_several_records_at_once_and_none_twice_after_a_failure()
+{
+    let sink = actix_web::web::Data::new(OneByOne::default());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let served = sink.clone();
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(served.clone())
+            .route("/items", actix_web::web::post().to(one_by_one))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+
+    let app = TestApp::spawn_with(&[
+        ("SLUICE_SANDBOX_SEED_CONTACTS", "60"),
+        ("SLUICE_OUTBOUND_ALLOW", "127.0.0.0/8"),
+    ])
+    .await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, _) = connect_both(&admin).await;
+    let connected = admin
+        .post_form(
+            "/connections/new/http_json",
+            &[
+                ("name", "Items"),
+                ("api_key", "items-key"),
+                ("field_base_url", &base),
+                ("field_key_style", "bearer"),
+                ("field_list_path", "/items"),
+                ("field_records_path", "$"),
+                ("field_id_field", "id"),
+                ("field_paging_style", "none"),
+                ("field_write_path", "/items"),
+                ("field_update_method", "PATCH"),
+            ],
+        )
+        .await;
+    assert_eq!(connected.status, 303, "{}", connected.body);
+    let items = connected
+        .location()
+        .trim_start_matches("/connections/")
+        .to_owned();
+    app.wait_for_seed(60).await;
+    let mut fields = contact_flow(&crm, &items, "Contacts to items", "record.email");
+    set(&mut fields, "destination", &format!("{items}:records"));
+    set(&mut fields, "write_mode", "create");
+    set(&mut fields, "key_field", "");
+    let flow = create_flow(&admin, &fields).await;
+
+    let (_, page) = run_to_end(&admin, &flow).await;
+    assert_eq!(count(&page, "written"), 60);
+    let mut created = sink.created.lock().unwrap().clone();
+    created.sort();
+    created.dedup();
+    assert_eq!(created.len(), 60, "every record once");
+    assert_eq!(
+        sink.created.lock().unwrap().len(),
+        60,
+        "the records written before the 503 were not sent again"
+    );
+    let most = sink.most_at_once.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        (2..=8).contains(&most),
+        "several creates at once, never more than eight: {most}"
+    );
+    app.stop().await;
+}

@@ -115,7 +115,7 @@ impl Runner<'_> {
         };
         Ok(Plan {
             page_size: source.page_size(None),
-            batch: spec.batch_size.clamp(1, target.batch_max()) as usize,
+            batch: records_per_write(&spec, &target),
             flow,
             spec,
             mapping,
@@ -208,6 +208,19 @@ impl Runner<'_> {
             .ok_or_else(|| Fault::fatal("a connection of this flow was deleted"))?;
         let provider = crate::connectors::credentials::provider_of(&conn).map_err(Fault::fatal)?;
         Ok((provider, crate::connectors::credentials::config_of(&conn)))
+    }
+}
+
+/// Records handed to the destination per write: a batch, or for a destination that takes
+/// one record a request, a group whose records go out several at a time (see
+/// `Target::write_each`). A cancel is noticed between writes.
+fn records_per_write(spec: &FlowSpec, target: &Target) -> usize {
+    /// A hundred requests of a few milliseconds each at eight in flight: a cancel waits
+    /// well under a second.
+    const SINGLE_RECORD_GROUP: usize = 100;
+    match target.batch_max() {
+        1 => SINGLE_RECORD_GROUP,
+        most => spec.batch_size.clamp(1, most) as usize,
     }
 }
 
