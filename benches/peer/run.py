@@ -554,6 +554,9 @@ def main():
         n8n = N8n(args.n8n, mock)
         contenders += [N8nJob(n8n, "peer-nodes", "n8n Code node"),
                        N8nJob(n8n, "peer-script", "n8n as a script")]
+    # Set-up (a password hash among it) leaves freed memory the allocator gives back
+    # within a second or two: let it, so the idle figure and each job's peak start clean.
+    time.sleep(3)
     idle = {c.name: rss_mb(c.pid) for c in contenders if c.pid}
     results = {(c.name, n): [] for c in contenders for n in sizes}
     failures = []

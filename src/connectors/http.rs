@@ -601,7 +601,10 @@ async fn read_limited(response: reqwest::Response, limit: usize) -> Result<Vec<u
     {
         return Err(OutboundError::TooLarge(limit));
     }
-    let mut body = Vec::new();
+    // Sized by the declared length: a page of a few hundred kilobytes is not copied over
+    // and over as it grows. Only a few megabytes on trust; a larger body grows as it comes.
+    let declared = response.content_length().unwrap_or(0) as usize;
+    let mut body = Vec::with_capacity(declared.min(limit).min(4 << 20));
     let mut response = response;
     while let Some(chunk) = response.chunk().await.map_err(|e| transport(&e))? {
         if body.len() + chunk.len() > limit {
