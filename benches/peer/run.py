@@ -338,15 +338,8 @@ class Reference:
         return out["read"]
 
 
-# n8n's idiom: HTTP Request nodes read (with the node's own cursor pagination) and write
-# (one request per batch item), a Code node maps, filters and cuts batches of 1000.
-N8N_MAP = """
-const out = [];
-let batch = [];
-for (const page of $input.all()) {
-  for (const r of page.json.data) {
-    if (r.stage === 'archived') continue;
-    batch.push({
+# The record the reference script writes, as JavaScript (both n8n workflows use it).
+N8N_RECORD = """{
       external_id: r.id,
       name: `${r.first_name} ${r.last_name}`,
       email: r.email.trim().toLowerCase(),
@@ -357,13 +350,23 @@ for (const page of $input.all()) {
       revenue: parseInt(r.revenue, 10),
       updated_at: r.updated_at,
       source: 'mock',
-    });
+    }"""
+
+# n8n's idiom: HTTP Request nodes read (with the node's own cursor pagination) and write
+# (one request per batch item), a Code node maps, filters and cuts batches of 1000.
+N8N_MAP = """
+const out = [];
+let batch = [];
+for (const page of $input.all()) {
+  for (const r of page.json.data) {
+    if (r.stage === 'archived') continue;
+    batch.push(MAPPED);
     if (batch.length === 1000) { out.push({ json: { records: batch } }); batch = []; }
   }
 }
 if (batch.length) out.push({ json: { records: batch } });
 return out;
-"""
+""".replace("MAPPED", N8N_RECORD)
 
 N8N_COUNT = """
 const read = $('Read pages').all().reduce((n, page) => n + page.json.data.length, 0);
@@ -380,18 +383,7 @@ while (cursor !== null) {
   const batch = [];
   for (const r of page.data) {
     if (r.stage === 'archived') continue;
-    batch.push({
-      external_id: r.id,
-      name: `${r.first_name} ${r.last_name}`,
-      email: r.email.trim().toLowerCase(),
-      phone: r.phone.replaceAll(' ', ''),
-      city: r.city.toUpperCase(),
-      country: r.country,
-      stage: r.stage,
-      revenue: parseInt(r.revenue, 10),
-      updated_at: r.updated_at,
-      source: 'mock',
-    });
+    batch.push(MAPPED);
   }
   if (batch.length) {
     await this.helpers.httpRequest({ method: 'POST', url: `${base}/batch`, body: { records: batch }, json: true });
@@ -400,7 +392,7 @@ while (cursor !== null) {
   cursor = page.next_cursor;
 }
 return [{ json: { read, written } }];
-""" % MOCK_PORT
+""".replace("MAPPED", N8N_RECORD) % MOCK_PORT
 
 
 def node(name, kind, version, parameters, x, **extra):
