@@ -31,6 +31,8 @@ pub struct App {
     pub stopping: tokio::sync::watch::Receiver<bool>,
     /// How the job workers fare (readiness).
     pub workers: WorkerHealth,
+    /// Inbound webhooks waiting for their group commit.
+    pub webhooks: crate::services::webhooks::WebhookIntake,
 }
 
 /// Who did something, as written in the audit log.

@@ -7,7 +7,9 @@ JSON API to read from and a batch endpoint to write to, the shapes of a typical 
     POST /batch                      {"records": [...]} -> {"results": [{"id": ...}]}
     POST /one                        one record -> {"id": ...} (the single-record sink)
     GET  /stats                      records served and received so far
-    POST /reset?records=N            forget what was received; serve the first N records
+    POST /reset?records=N&changing=1 forget what was received; serve the first N records
+                                     (changing: every listing shows them updated, as a
+                                     webhook-triggered sync would find them)
 
 Usage: mock_api.py [--port 8790] [--records 100000] [--delay-ms 0]
 Only the standard library; the records are generated once, at start-up.
@@ -48,6 +50,8 @@ class State:
     def __init__(self, records, delay):
         self.records = records
         self.count = len(records)  # how many of them the list serves
+        self.changing = False  # whether every listing shows the records updated
+        self.listings = 0
         self.delay = delay
         self.lock = threading.Lock()
         self.served = 0
@@ -102,6 +106,10 @@ def handler(state):
             end = start + len(page)
             with state.lock:
                 state.served += len(page)
+                state.listings += 1
+                if state.changing:
+                    stamp = f"2026-12-04T10:00:00.{state.listings:06d}Z"
+                    page = [dict(r, updated_at=stamp) for r in page]
             self.send(
                 200,
                 {"data": page, "next_cursor": str(end) if end < state.count else None},
@@ -122,9 +130,11 @@ def handler(state):
             url = urlparse(self.path)
             path = url.path
             if path == "/reset":
-                count = parse_qs(url.query).get("records", [len(state.records)])[0]
+                query = parse_qs(url.query)
+                count = query.get("records", [len(state.records)])[0]
                 with state.lock:
                     state.count = max(0, min(len(state.records), int(count)))
+                    state.changing = query.get("changing", ["0"])[0] == "1"
                     state.served = state.received = state.duplicates = 0
                     state.ids.clear()
                 return self.send(200, {"ok": True})

@@ -189,8 +189,8 @@ class Mock:
         self.http = Http(port)
         wait_until(lambda: self.http.request("GET", "/stats")[0] == 200, "the mock API")
 
-    def reset(self, records):
-        self.http.request("POST", f"/reset?records={records}")
+    def reset(self, records, changing=False):
+        self.http.request("POST", f"/reset?records={records}&changing={int(changing)}")
 
     def stats(self):
         return json.loads(self.http.request("GET", "/stats")[2])

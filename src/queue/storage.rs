@@ -117,6 +117,31 @@ impl JobQueue {
         .await
     }
 
+    /// Enqueues jobs to run as soon as a worker is free, in one statement.
+    pub async fn push_all<J: Job>(&self, jobs: Vec<J>) -> anyhow::Result<()> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let due_at_us = Some(chrono::Utc::now().timestamp_micros());
+        let count = jobs.len() as u64;
+        let tasks = jobs
+            .into_iter()
+            .map(|job| {
+                let envelope = Envelope {
+                    job,
+                    attempt: 0,
+                    due_at_us,
+                };
+                let bytes = serde_json::to_vec(&envelope).context("encoding job")?;
+                Ok(TaskBuilder::new(bytes).max_attempts(1).build())
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        self.insert_tasks(J::QUEUE, tasks).await?;
+        metrics::counter!("sluice_jobs_enqueued_total", "queue" => J::QUEUE).increment(count);
+        self.wake(J::QUEUE);
+        Ok(())
+    }
+
     /// Enqueues a job to run after `delay`.
     pub async fn push_after<J: Job>(&self, job: J, delay: Duration) -> anyhow::Result<()> {
         self.push_envelope(
@@ -144,23 +169,46 @@ impl JobQueue {
             .run_after(delay)
             .max_attempts(1)
             .build();
-        match &self.backend {
-            QueueBackend::Sqlite(pool) => {
-                let mut conn = pool.acquire().await.context("queue connection")?;
-                apalis_sqlite::queries::push_tasks(&mut *conn, J::QUEUE, &[task])
-                    .await
-                    .context("enqueueing job")?;
-            }
-            QueueBackend::Postgres(pool) => {
-                let mut conn = pool.acquire().await.context("queue connection")?;
-                apalis_postgres::queries::push_tasks(&mut *conn, J::QUEUE, vec![task])
-                    .await
-                    .context("enqueueing job")?;
-            }
-        }
+        self.insert_tasks(J::QUEUE, vec![task]).await?;
         metrics::counter!("sluice_jobs_enqueued_total", "queue" => J::QUEUE).increment(1);
         if delay.is_zero() {
             self.wake(J::QUEUE);
+        }
+        Ok(())
+    }
+
+    async fn insert_tasks(
+        &self,
+        queue: &'static str,
+        tasks: Vec<apalis_sqlite::SqliteTask>,
+    ) -> anyhow::Result<()> {
+        match &self.backend {
+            QueueBackend::Sqlite(pool) => {
+                if let [task] = &tasks[..] {
+                    let mut conn = pool.acquire().await.context("queue connection")?;
+                    apalis_sqlite::queries::push_tasks(
+                        &mut *conn,
+                        queue,
+                        std::slice::from_ref(task),
+                    )
+                    .await
+                    .context("enqueueing job")?;
+                } else {
+                    // apalis inserts them one statement each: one transaction keeps it
+                    // one commit.
+                    let mut tx = pool.begin().await.context("queue connection")?;
+                    apalis_sqlite::queries::push_tasks(&mut *tx, queue, &tasks)
+                        .await
+                        .context("enqueueing jobs")?;
+                    tx.commit().await.context("enqueueing jobs")?;
+                }
+            }
+            QueueBackend::Postgres(pool) => {
+                let mut conn = pool.acquire().await.context("queue connection")?;
+                apalis_postgres::queries::push_tasks(&mut *conn, queue, tasks)
+                    .await
+                    .context("enqueueing job")?;
+            }
         }
         Ok(())
     }

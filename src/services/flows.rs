@@ -1,6 +1,6 @@
 //! Flows: saving (each save an immutable version), enabling and pausing, deleting,
 //! starting runs (by hand, schedule, webhook or replay), cancelling, dry runs, source
-//! field samples, dead letters, and the flow's signed inbound webhook.
+//! field samples and dead letters. The inbound webhook is in `webhooks`.
 
 use super::records;
 use super::require_write;
@@ -8,11 +8,9 @@ use crate::app::{App, AuditActor};
 use crate::connectors::catalogue::{ObjectSpec, Provider};
 use crate::connectors::fields::{self, FieldSpec};
 use crate::connectors::session;
-use crate::crypto::Aad;
 use crate::domain::{
     ConnectionId, DeadLetterId, DeadLetterState, FieldErrors, FlowId, FlowSpec, FlowStatus,
-    FlowVersionId, LetterSelection, RunId, RunStatus, RunTrigger, TenantCtx, TriggerKind,
-    WebhookEventId, WriteMode,
+    FlowVersionId, LetterSelection, RunId, RunStatus, RunTrigger, TenantCtx, WriteMode,
 };
 use crate::error::{AppError, AppResult};
 use crate::queue::RunFlow;
@@ -380,35 +378,7 @@ pub async fn start_run(
     let replay_text = replay.as_ref().map(LetterSelection::to_stored);
     let run_id = app
         .store
-        .insert_run(runs::ActiveModel {
-            flow_id: Set(id),
-            flow_version_id: Set(flow.current_version_id),
-            version: Set(flow.version),
-            trigger: Set(trigger),
-            status: Set(RunStatus::Queued),
-            cancel_requested: Set(false),
-            cursor: Set(None),
-            watermark: Set(None),
-            pages: Set(0),
-            records_read: Set(0),
-            records_written: Set(0),
-            records_unchanged: Set(0),
-            records_filtered: Set(0),
-            records_failed: Set(0),
-            records_total: Set(None),
-            replay: Set(replay_text),
-            error: Set(None),
-            lease_holder: Set(None),
-            heartbeat_at: Set(None),
-            created_by: Set(ctx.user_id()),
-            started_at: Set(None),
-            finished_at: Set(None),
-            error_class: Set(None),
-            error_provider: Set(None),
-            duration_ms: Set(None),
-            alerts_checked: Set(false),
-            ..runs::ActiveModel::fresh(ctx)
-        })
+        .insert_run(queued_run_row(ctx, &flow, trigger, replay_text))
         .await?
         .id;
     // If this push is lost (a crash right here), orphan recovery enqueues the run.
@@ -420,6 +390,44 @@ pub async fn start_run(
         .await
         .map_err(AppError::Internal)?;
     Ok(run_id)
+}
+
+/// A new queued run of the flow's current version.
+pub(crate) fn queued_run_row(
+    ctx: &TenantCtx,
+    flow: &records::Flow,
+    trigger: RunTrigger,
+    replay: Option<String>,
+) -> runs::ActiveModel {
+    runs::ActiveModel {
+        flow_id: Set(flow.id),
+        flow_version_id: Set(flow.current_version_id),
+        version: Set(flow.version),
+        trigger: Set(trigger),
+        status: Set(RunStatus::Queued),
+        cancel_requested: Set(false),
+        cursor: Set(None),
+        watermark: Set(None),
+        pages: Set(0),
+        records_read: Set(0),
+        records_written: Set(0),
+        records_unchanged: Set(0),
+        records_filtered: Set(0),
+        records_failed: Set(0),
+        records_total: Set(None),
+        replay: Set(replay),
+        error: Set(None),
+        lease_holder: Set(None),
+        heartbeat_at: Set(None),
+        created_by: Set(ctx.user_id()),
+        started_at: Set(None),
+        finished_at: Set(None),
+        error_class: Set(None),
+        error_provider: Set(None),
+        duration_ms: Set(None),
+        alerts_checked: Set(false),
+        ..runs::ActiveModel::fresh(ctx)
+    }
 }
 
 /// "Run now".
@@ -891,205 +899,6 @@ pub async fn object_fields(
     Ok(Some(found))
 }
 
-// ---- Inbound webhooks -----------------------------------------------------------------
-
-fn webhook_aad(ctx: &TenantCtx, flow: FlowId) -> Aad {
-    Aad::new("flow_webhook", ctx.tenant_id(), flow)
-}
-
-/// Creates (or replaces) the flow's webhook URL token and signing secret. The secret is
-/// returned once, here; only its encryption is stored.
-pub async fn rotate_webhook_secret(
-    app: &App,
-    ctx: &TenantCtx,
-    actor: &AuditActor,
-    id: FlowId,
-) -> AppResult<(String, String)> {
-    require_write(ctx)?;
-    let flow = get(app, ctx, id).await?;
-    use base64::Engine;
-    let secret = crate::crypto::new_webhook_secret();
-    let token = flow.webhook_token.clone().unwrap_or_else(|| {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 24]>())
-    });
-    let sealed = app
-        .keyring
-        .encrypt(secret.as_bytes(), &webhook_aad(ctx, id));
-    app.store
-        .set_flow_webhook(ctx, id, Some(token.clone()), Some(sealed))
-        .await?;
-    app.audit(
-        ctx,
-        actor,
-        "flow.webhook_secret_rotated",
-        Some(flow.name),
-        None,
-    )
-    .await?;
-    Ok((token, secret))
-}
-
-/// The public URL of a flow's webhook.
-pub fn webhook_url(app: &App, token: &str) -> String {
-    format!(
-        "{}/hooks/{token}",
-        app.settings.public_url.as_str().trim_end_matches('/')
-    )
-}
-
-/// Why an inbound webhook was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum WebhookRefusal {
-    /// No flow has this URL (or its webhook is off).
-    #[error("unknown webhook")]
-    Unknown,
-    /// Missing or wrong signature headers.
-    #[error("{0}")]
-    BadSignature(String),
-    /// The timestamp is outside the tolerance.
-    #[error("the timestamp is too old or in the future")]
-    Stale,
-    /// This message id was accepted before.
-    #[error("this message was already received")]
-    Replayed,
-    /// The body is larger than allowed.
-    #[error("the body is too large")]
-    TooLarge,
-}
-
-/// Largest accepted webhook body.
-pub const WEBHOOK_MAX_BODY: usize = 256 * 1024;
-/// Accepted clock difference of a webhook timestamp.
-pub const WEBHOOK_TOLERANCE_SECS: i64 = 300;
-
-/// The Standard Webhooks headers of a request.
-pub struct WebhookHeaders {
-    /// `webhook-id`.
-    pub id: Option<String>,
-    /// `webhook-timestamp` (Unix seconds).
-    pub timestamp: Option<String>,
-    /// `webhook-signature` (`v1,<base64>` entries separated by spaces).
-    pub signature: Option<String>,
-}
-
-/// Verifies a Standard Webhooks signature: HMAC-SHA256 over `id.timestamp.body` with the
-/// secret's decoded bytes, compared in constant time.
-pub fn verify_signature(
-    secret: &str,
-    headers: &WebhookHeaders,
-    body: &[u8],
-    at: i64,
-) -> Result<(), WebhookRefusal> {
-    use base64::Engine;
-    let (Some(id), Some(ts), Some(sig)) = (&headers.id, &headers.timestamp, &headers.signature)
-    else {
-        return Err(WebhookRefusal::BadSignature(
-            "webhook-id, webhook-timestamp and webhook-signature are required".into(),
-        ));
-    };
-    let ts_num: i64 = ts.trim().parse().map_err(|_| {
-        WebhookRefusal::BadSignature("webhook-timestamp must be Unix seconds".into())
-    })?;
-    if (at - ts_num).abs() > WEBHOOK_TOLERANCE_SECS {
-        return Err(WebhookRefusal::Stale);
-    }
-    let expected = crate::crypto::webhook_mac(secret, id, ts.trim(), body)
-        .map_err(|_| WebhookRefusal::BadSignature("the secret is malformed".into()))?;
-    let matches = sig.split_whitespace().any(|entry| {
-        entry
-            .strip_prefix("v1,")
-            .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
-            .is_some_and(|given| {
-                use subtle::ConstantTimeEq;
-                given.len() == expected.len() && bool::from(given.ct_eq(&expected))
-            })
-    });
-    if matches {
-        Ok(())
-    } else {
-        Err(WebhookRefusal::BadSignature("no signature matches".into()))
-    }
-}
-
-/// Accepts a signed webhook for the flow behind `token`: verifies it, stores the event
-/// durably (its id once), then starts (or joins) a run. Returns the event id.
-pub async fn receive_webhook(
-    app: &App,
-    token: &str,
-    headers: &WebhookHeaders,
-    body: &[u8],
-) -> Result<WebhookEventId, WebhookError> {
-    if body.len() > WEBHOOK_MAX_BODY {
-        return Err(WebhookRefusal::TooLarge.into());
-    }
-    let flow = app
-        .store
-        .flow_by_webhook_token(token)
-        .await?
-        .ok_or(WebhookRefusal::Unknown)?;
-    let (Some(sealed), true) = (
-        &flow.webhook_secret_enc,
-        flow.trigger_kind == TriggerKind::Webhook,
-    ) else {
-        return Err(WebhookRefusal::Unknown.into());
-    };
-    // The token proved which tenant this is; the signature proves the sender.
-    let ctx = TenantCtx::new(
-        flow.tenant_id,
-        crate::domain::Role::Admin,
-        crate::domain::Actor::System,
-    );
-    let id = flow.id;
-    let secret = app
-        .keyring
-        .decrypt(sealed, &webhook_aad(&ctx, id))
-        .map_err(|e| WebhookError::Internal(anyhow::anyhow!("webhook secret of flow {id}: {e}")))?;
-    let secret = String::from_utf8(secret).map_err(|e| WebhookError::Internal(e.into()))?;
-    verify_signature(&secret, headers, body, now().timestamp())?;
-    let event_id = WebhookEventId::new();
-    let stored = app
-        .store
-        .insert_webhook_event(
-            &ctx,
-            crate::store::entities::webhook_events::ActiveModel {
-                id: Set(event_id),
-                flow_id: Set(flow.id),
-                message_id: Set(headers.id.clone().unwrap_or_default()),
-                payload: Set(String::from_utf8_lossy(body).into_owned()),
-                run_id: Set(None),
-                ..crate::store::entities::webhook_events::ActiveModel::fresh(&ctx)
-            },
-        )
-        .await?;
-    if !stored {
-        return Err(WebhookRefusal::Replayed.into());
-    }
-    if flow.status == FlowStatus::Active {
-        let run = start_run(app, &ctx, id, RunTrigger::Webhook, None)
-            .await
-            .map_err(|e| WebhookError::Internal(anyhow::anyhow!(e.public_message())))?;
-        app.store.link_webhook_event(&ctx, event_id, run).await?;
-    }
-    Ok(event_id)
-}
-
-/// A refused or failed webhook delivery.
-#[derive(Debug, thiserror::Error)]
-pub enum WebhookError {
-    /// Refused: the sender gets a 4xx.
-    #[error(transparent)]
-    Refused(#[from] WebhookRefusal),
-    /// Our failure: the sender gets a 5xx and retries.
-    #[error(transparent)]
-    Internal(#[from] anyhow::Error),
-}
-
-impl From<sea_orm::DbErr> for WebhookError {
-    fn from(e: sea_orm::DbErr) -> Self {
-        WebhookError::Internal(e.into())
-    }
-}
-
 /// The tenant's flows, by name.
 pub async fn list(app: &App, ctx: &TenantCtx) -> AppResult<Vec<records::Flow>> {
     Ok(app.store.flows(ctx).await?)
@@ -1149,64 +958,4 @@ pub async fn open_dead_letter_count(app: &App, ctx: &TenantCtx, id: FlowId) -> A
         .store
         .count_dead_letters(ctx, id, DeadLetterState::Open)
         .await?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use base64::Engine;
-    use hmac::{Hmac, Mac};
-
-    fn sign(secret_b64: &str, id: &str, ts: i64, body: &[u8]) -> String {
-        let key = base64::engine::general_purpose::STANDARD
-            .decode(secret_b64)
-            .unwrap();
-        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
-        mac.update(format!("{id}.{ts}.").as_bytes());
-        mac.update(body);
-        format!(
-            "v1,{}",
-            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-        )
-    }
-
-    #[test]
-    fn standard_webhook_signatures_are_checked_with_tolerance() {
-        let secret_b64 = "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-        let secret = format!("whsec_{secret_b64}");
-        let body = br#"{"type":"contact.updated"}"#;
-        let headers = |ts: i64, sig: String| WebhookHeaders {
-            id: Some("msg_1".into()),
-            timestamp: Some(ts.to_string()),
-            signature: Some(format!("v1,bm90LXRoaXMtb25l {sig}")),
-        };
-        let at = 1_700_000_000;
-        assert_eq!(
-            verify_signature(
-                &secret,
-                &headers(at, sign(secret_b64, "msg_1", at, body)),
-                body,
-                at
-            ),
-            Ok(())
-        );
-        assert_eq!(
-            verify_signature(
-                &secret,
-                &headers(at - 301, sign(secret_b64, "msg_1", at - 301, body)),
-                body,
-                at
-            ),
-            Err(WebhookRefusal::Stale)
-        );
-        assert!(matches!(
-            verify_signature(
-                &secret,
-                &headers(at, sign(secret_b64, "msg_1", at, b"{}")),
-                body,
-                at
-            ),
-            Err(WebhookRefusal::BadSignature(_))
-        ));
-    }
 }

@@ -19,6 +19,7 @@ pub mod runs;
 pub mod seed;
 pub mod support;
 pub mod tenants;
+pub mod webhooks;
 
 use crate::domain::TenantCtx;
 

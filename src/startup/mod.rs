@@ -164,6 +164,7 @@ pub async fn start(mut settings: Settings, roles: Roles) -> anyhow::Result<Runni
         process: instance.clone(),
         stopping: shutdown_rx.clone(),
         workers: Default::default(),
+        webhooks: Default::default(),
     };
     #[cfg_attr(not(feature = "sandbox"), allow(unused_mut))]
     let mut mounts = Vec::new();

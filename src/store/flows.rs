@@ -1,16 +1,47 @@
 //! Flows and their immutable versions, scheduling clocks and webhook lookups.
 
-use super::entities::{flow_versions, flows, webhook_events};
+use super::entities::{flow_versions, flows, runs, webhook_events};
 use super::{Store, now};
 use crate::domain::{
     ConnectionId, FlowId, FlowStatus, RunId, TenantCtx, TenantId, TriggerKind, WebhookEventId,
 };
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    QuerySelect, Set, TransactionTrait,
 };
+
+/// One flow's share of a group commit of inbound webhooks.
+pub struct WebhookArrivals {
+    /// The flow's tenant.
+    pub ctx: TenantCtx,
+    /// The flow.
+    pub flow: FlowId,
+    /// The events, in arrival order.
+    pub events: Vec<NewWebhookEvent>,
+    /// The run to queue when none is queued yet; `None` when the flow is paused (its
+    /// events are kept, nothing runs).
+    pub run: Option<runs::ActiveModel>,
+}
+
+/// An inbound webhook event to store.
+pub struct NewWebhookEvent {
+    /// Its id, chosen by the caller.
+    pub id: WebhookEventId,
+    /// The sender's `webhook-id`, accepted once per flow.
+    pub message_id: String,
+    /// The body as received.
+    pub payload: String,
+}
+
+/// What a group commit did for one flow.
+pub struct WebhookAcceptance {
+    /// Per event, in order: false when its message id was seen before.
+    pub stored: Vec<bool>,
+    /// The run the stored events joined, and whether it is new (to be enqueued).
+    pub run: Option<(RunId, bool)>,
+}
 
 /// A new flow with its first version.
 pub struct NewFlow {
@@ -305,36 +336,67 @@ impl Store {
             .await
     }
 
-    /// Stores an inbound webhook event. False when its message id was seen before.
-    pub async fn insert_webhook_event(
+    /// Stores inbound webhook events in one transaction (a group commit), flow by flow:
+    /// each event once per message id, and, for a flow that takes webhooks and stored any,
+    /// the queued run they join (`run` is inserted when none is queued yet).
+    pub async fn accept_webhook_events(
         &self,
-        ctx: &TenantCtx,
-        event: webhook_events::ActiveModel,
-    ) -> Result<bool, DbErr> {
-        debug_assert!(
-            matches!(&event.tenant_id, sea_orm::ActiveValue::Set(t) if *t == ctx.tenant_id())
-        );
-        match event.insert(&self.db).await {
-            Ok(_) => Ok(true),
-            Err(e) if super::is_unique_violation(&e) => Ok(false),
-            Err(e) => Err(e),
+        arrivals: Vec<WebhookArrivals>,
+    ) -> Result<Vec<WebhookAcceptance>, DbErr> {
+        let txn = self.db.begin().await?;
+        let mut accepted = Vec::with_capacity(arrivals.len());
+        for arrival in arrivals {
+            let tenant = arrival.ctx.tenant_id();
+            let mut stored = Vec::with_capacity(arrival.events.len());
+            let mut ids = Vec::new();
+            for event in arrival.events {
+                let id = event.id;
+                let row = webhook_events::ActiveModel {
+                    id: Set(id),
+                    flow_id: Set(arrival.flow),
+                    message_id: Set(event.message_id),
+                    payload: Set(event.payload),
+                    run_id: Set(None),
+                    ..webhook_events::ActiveModel::fresh(&arrival.ctx)
+                };
+                let inserted = webhook_events::Entity::insert(row)
+                    .on_conflict(
+                        OnConflict::columns([
+                            webhook_events::Column::TenantId,
+                            webhook_events::Column::FlowId,
+                            webhook_events::Column::MessageId,
+                        ])
+                        .do_nothing()
+                        .to_owned(),
+                    )
+                    .exec_without_returning(&txn)
+                    .await?;
+                stored.push(inserted == 1);
+                if inserted == 1 {
+                    ids.push(id);
+                }
+            }
+            let run = match arrival.run {
+                Some(row) if !ids.is_empty() => Some(
+                    match super::runs::queued_run_on(&txn, &arrival.ctx, arrival.flow).await? {
+                        Some(queued) => (queued.id, false),
+                        None => (row.insert(&txn).await?.id, true),
+                    },
+                ),
+                _ => None,
+            };
+            if let Some((run, _)) = run {
+                webhook_events::Entity::update_many()
+                    .col_expr(webhook_events::Column::RunId, Expr::value(run))
+                    .filter(webhook_events::Column::TenantId.eq(tenant))
+                    .filter(webhook_events::Column::Id.is_in(ids))
+                    .exec(&txn)
+                    .await?;
+            }
+            accepted.push(WebhookAcceptance { stored, run });
         }
-    }
-
-    /// Links a webhook event to the run it started or joined.
-    pub async fn link_webhook_event(
-        &self,
-        ctx: &TenantCtx,
-        event: WebhookEventId,
-        run: RunId,
-    ) -> Result<(), DbErr> {
-        webhook_events::Entity::update_many()
-            .col_expr(webhook_events::Column::RunId, Expr::value(run))
-            .filter(webhook_events::Column::TenantId.eq(ctx.tenant_id()))
-            .filter(webhook_events::Column::Id.eq(event))
-            .exec(&self.db)
-            .await
-            .map(|_| ())
+        txn.commit().await?;
+        Ok(accepted)
     }
 
     /// Recent webhook events of a flow.

@@ -23,7 +23,7 @@ pub use alerts::AlertFilter;
 pub use api_tokens::{ActiveApiToken, ApiTokenState, NewApiToken};
 pub use audit::{AuditEntry, AuditFilter};
 pub use connections::StoredTokens;
-pub use flows::{FlowHead, NewFlow};
+pub use flows::{FlowHead, NewFlow, NewWebhookEvent, WebhookAcceptance, WebhookArrivals};
 pub use invitations::InvitationWithTenant;
 pub use metrics::{Bucket, Totals};
 pub use runs::{

@@ -347,13 +347,7 @@ impl Store {
         ctx: &TenantCtx,
         flow: FlowId,
     ) -> Result<Option<runs::Model>, DbErr> {
-        runs::Entity::find()
-            .filter(runs::Column::TenantId.eq(ctx.tenant_id()))
-            .filter(runs::Column::FlowId.eq(flow))
-            .filter(runs::Column::Status.eq(RunStatus::Queued))
-            .filter(runs::Column::Trigger.ne(RunTrigger::Replay))
-            .one(&self.db)
-            .await
+        queued_run_on(&self.db, ctx, flow).await
     }
 
     /// Whether another run of the flow (not a replay) is executing with a live lease: a
@@ -1118,4 +1112,19 @@ fn of_run(run: RunId) -> sea_orm::Condition {
     sea_orm::Condition::any()
         .add(dead_letters::Column::RunId.eq(run))
         .add(dead_letters::Column::FirstRunId.eq(run))
+}
+
+/// The flow's queued run (not a replay), read through `conn` (the pool or a transaction).
+pub(super) async fn queued_run_on<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    ctx: &TenantCtx,
+    flow: FlowId,
+) -> Result<Option<runs::Model>, DbErr> {
+    runs::Entity::find()
+        .filter(runs::Column::TenantId.eq(ctx.tenant_id()))
+        .filter(runs::Column::FlowId.eq(flow))
+        .filter(runs::Column::Status.eq(RunStatus::Queued))
+        .filter(runs::Column::Trigger.ne(RunTrigger::Replay))
+        .one(conn)
+        .await
 }

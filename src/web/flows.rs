@@ -17,11 +17,10 @@ use crate::domain::{
 };
 use crate::error::{AppError, AppResult};
 use crate::services::flow_templates;
-use crate::services::flows::{
-    self, DryRow, SampleField, WebhookError, WebhookHeaders, WebhookRefusal,
-};
+use crate::services::flows::{self, DryRow, SampleField};
 use crate::services::records;
 use crate::services::runs as run_service;
+use crate::services::webhooks::{self, WebhookError, WebhookHeaders, WebhookRefusal};
 use crate::sync::mapping::FieldType;
 use crate::sync::trigger;
 use actix_web::http::StatusCode;
@@ -687,7 +686,7 @@ async fn show_page(
             .flow
             .webhook_token
             .as_deref()
-            .map(|t| flows::webhook_url(app, t)),
+            .map(|t| webhooks::url(app, t)),
         new_secret,
         status,
         spec: view.spec,
@@ -771,7 +770,7 @@ pub async fn rotate_webhook(
     id: web::Path<FlowId>,
 ) -> AppResult<HttpResponse> {
     let id = id.into_inner();
-    let (_, secret) = flows::rotate_webhook_secret(&app, &member.ctx, &member.actor(), id).await?;
+    let (_, secret) = webhooks::rotate_secret(&app, &member.ctx, &member.actor(), id).await?;
     let page = show_page(&app, &member, id, None, Some(secret)).await?;
     render(&page, StatusCode::OK)
 }
@@ -1053,7 +1052,7 @@ pub async fn receive_webhook(
     let refuse = |status: StatusCode, message: String| {
         HttpResponse::build(status).json(serde_json::json!({ "error": message }))
     };
-    match flows::receive_webhook(&app, &token, &headers, &body).await {
+    match webhooks::receive(&app, &token, &headers, &body).await {
         Ok(event) => HttpResponse::Accepted().json(serde_json::json!({ "event_id": event })),
         Err(WebhookError::Refused(r)) => {
             let status = match r {

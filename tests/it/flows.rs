@@ -129,13 +129,23 @@ async fn ten_thousand_contacts_sync_once_then_only_changes_and_rejected_records_
 
 /// Sends a webhook signed by the independent `standardwebhooks` implementation.
 async fn deliver(app: &TestApp, url: &str, secret: &str, id: &str, at: i64, body: &str) -> u16 {
+    deliver_by(&app.client().http, url, secret, id, at, body).await
+}
+
+/// [`deliver`] through a given client (so that many deliveries share its connections).
+async fn deliver_by(
+    http: &reqwest::Client,
+    url: &str,
+    secret: &str,
+    id: &str,
+    at: i64,
+    body: &str,
+) -> u16 {
     let signature = standardwebhooks::Webhook::new(secret)
         .unwrap()
         .sign(id, at, body.as_bytes())
         .unwrap();
-    app.client()
-        .http
-        .post(url)
+    http.post(url)
         .header("content-type", "application/json")
         .header("webhook-id", id)
         .header("webhook-timestamp", at.to_string())
@@ -223,6 +233,92 @@ async fn a_signed_webhook_starts_a_run_and_forged_stale_replayed_or_oversized_on
     // Rotating the secret retires the old one.
     admin.post_form(&format!("{flow}/webhook"), &[]).await;
     assert_eq!(deliver(&app, &url, &secret, "msg_3", now, body).await, 401);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn webhooks_sent_at_once_are_each_stored_once_answered_once_and_share_a_few_runs() {
+    let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "20")]).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+    app.wait_for_seed(20).await;
+    let mut hooks = Vec::new();
+    for name in ["Live", "Paused"] {
+        let mut fields = contact_flow(&crm, &erp, name, "record.email");
+        set(&mut fields, "trigger", "webhook");
+        let flow = create_flow(&admin, &fields).await;
+        let shown = admin.post_form(&format!("{flow}/webhook"), &[]).await;
+        hooks.push((
+            flow,
+            shown.code_by_id("webhook-url"),
+            shown.code_by_id("webhook-secret"),
+        ));
+    }
+    let paused = &hooks[1].0;
+    admin.post_form(&format!("{paused}/pause"), &[]).await;
+
+    // 120 deliveries to each flow, all at once; every message id is sent twice.
+    let now = chrono::Utc::now().timestamp();
+    let body = r#"{"type":"contact.updated"}"#;
+    let sends = hooks.iter().flat_map(|(_, url, secret)| {
+        (0..120).map(move |i| (url.clone(), secret.clone(), format!("msg_{}", i % 60)))
+    });
+    let http = app.client().http;
+    let answers = futures::future::join_all(sends.map(|(url, secret, id)| {
+        let http = &http;
+        async move { deliver_by(http, &url, &secret, &id, now, body).await }
+    }))
+    .await;
+    let count = |status: u16| answers.iter().filter(|&&s| s == status).count();
+    assert_eq!(
+        (count(202), count(409)),
+        (120, 120),
+        "each message id is accepted once per flow, its copy refused: {answers:?}"
+    );
+    assert_eq!(
+        scalar(&app, "SELECT COUNT(*) FROM webhook_events").await,
+        120
+    );
+    assert_eq!(
+        scalar(
+            &app,
+            "SELECT COUNT(*) FROM webhook_events WHERE run_id IS NULL"
+        )
+        .await,
+        60,
+        "the paused flow keeps its events and runs nothing"
+    );
+    let runs = scalar(&app, "SELECT COUNT(*) FROM runs").await;
+    assert!(
+        (1..=30).contains(&runs),
+        "60 accepted deliveries joined queued runs instead of starting one each: {runs} runs"
+    );
+    assert_eq!(
+        scalar(
+            &app,
+            "SELECT COUNT(*) FROM webhook_events e JOIN runs r ON r.id = e.run_id",
+        )
+        .await,
+        60,
+        "every accepted event of the live flow names its run"
+    );
+    for _ in 0..400 {
+        if scalar(
+            &app,
+            "SELECT COUNT(*) FROM runs WHERE status IN ('queued', 'running')",
+        )
+        .await
+            == 0
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        scalar(&app, "SELECT COUNT(*) FROM runs WHERE status = 'succeeded'").await,
+        runs,
+        "every run the webhooks started was queued and ran"
+    );
     app.stop().await;
 }
 
