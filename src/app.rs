@@ -32,7 +32,7 @@ pub struct App {
     /// How the job workers fare (readiness).
     pub workers: WorkerHealth,
     /// Inbound webhooks waiting for their group commit.
-    pub webhooks: crate::services::webhooks::WebhookIntake,
+    pub webhooks: crate::store::GroupCommit<crate::store::WebhookDelivery>,
 }
 
 /// Who did something, as written in the audit log.

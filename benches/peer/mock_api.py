@@ -8,8 +8,8 @@ JSON API to read from and a batch endpoint to write to, the shapes of a typical 
     POST /one                        one record -> {"id": ...} (the single-record sink)
     GET  /stats                      records served and received so far
     POST /reset?records=N&changing=1 forget what was received; serve the first N records
-                                     (changing: every listing shows them updated, as a
-                                     webhook-triggered sync would find them)
+                                     (changing: every listing shows new ones, as a sync
+                                     triggered by a "created" webhook would find them)
 
 Usage: mock_api.py [--port 8790] [--records 100000] [--delay-ms 0]
 Only the standard library; the records are generated once, at start-up.
@@ -50,7 +50,7 @@ class State:
     def __init__(self, records, delay):
         self.records = records
         self.count = len(records)  # how many of them the list serves
-        self.changing = False  # whether every listing shows the records updated
+        self.changing = False  # whether every listing shows new records
         self.listings = 0
         self.delay = delay
         self.lock = threading.Lock()
@@ -108,8 +108,7 @@ def handler(state):
                 state.served += len(page)
                 state.listings += 1
                 if state.changing:
-                    stamp = f"2026-12-04T10:00:00.{state.listings:06d}Z"
-                    page = [dict(r, updated_at=stamp) for r in page]
+                    page = [dict(r, id=f"{r['id']}-{state.listings}") for r in page]
             self.send(
                 200,
                 {"data": page, "next_cursor": str(end) if end < state.count else None},

@@ -48,7 +48,7 @@ def flow_document(name):
                         "object": "records", "write_mode": "create"},
         "mapping": [{"target": t, "expression": e, "default": "", "field_type": ty}
                     for t, e, ty in peer.MAPPING],
-        "filter": None,
+        "filter": "",
         "record_key": "record.id",
         "batch_size": 1000,
         "trigger": {"kind": "webhook", "interval_minutes": None, "cron": None},

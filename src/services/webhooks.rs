@@ -9,9 +9,8 @@ use crate::crypto::Aad;
 use crate::domain::{FlowId, FlowStatus, RunTrigger, TenantCtx, TriggerKind, WebhookEventId};
 use crate::error::AppResult;
 use crate::queue::RunFlow;
-use crate::store::{NewWebhookEvent, WebhookArrivals, now};
+use crate::store::{NewWebhookEvent, WebhookArrivals, WebhookDelivery, now};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 /// Most deliveries stored in one transaction, so that one commit stays short.
@@ -178,16 +177,18 @@ pub async fn receive(
     let run = (flow.status == FlowStatus::Active)
         .then(|| super::flows::queued_run_row(&ctx, &flow, RunTrigger::Webhook, None));
     let (answer, answered) = oneshot::channel();
-    app.webhooks.enqueue(
-        app,
-        Delivery {
-            ctx,
-            flow: id,
-            event,
-            run,
-            answer,
-        },
-    );
+    let start = app.webhooks.push(WebhookDelivery {
+        ctx,
+        flow: id,
+        event,
+        run,
+        answer,
+    });
+    if start {
+        // A task of its own: the request that started it may be dropped (the sender hung
+        // up) while others still wait for this commit.
+        tokio::spawn(commit_while_waiting(app.clone()));
+    }
     match answered.await {
         Ok(Ok(true)) => Ok(event_id),
         Ok(Ok(false)) => Err(WebhookRefusal::Replayed.into()),
@@ -199,62 +200,9 @@ pub async fn receive(
     }
 }
 
-/// A verified delivery waiting for its group commit.
-struct Delivery {
-    ctx: TenantCtx,
-    flow: FlowId,
-    event: NewWebhookEvent,
-    run: Option<crate::store::entities::runs::ActiveModel>,
-    /// Stored (false: a replay), or why not.
-    answer: oneshot::Sender<anyhow::Result<bool>>,
-}
-
-/// Deliveries waiting for the next group commit; cheap to clone.
-#[derive(Clone, Default)]
-pub struct WebhookIntake(Arc<Mutex<Waiting>>);
-
-#[derive(Default)]
-struct Waiting {
-    deliveries: Vec<Delivery>,
-    /// Whether a commit task is running (it takes what waits when its commit is done).
-    committing: bool,
-}
-
-impl WebhookIntake {
-    /// Queues a delivery for the next commit, starting the commit task if none runs.
-    fn enqueue(&self, app: &App, delivery: Delivery) {
-        let start = {
-            let mut waiting = self
-                .0
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            waiting.deliveries.push(delivery);
-            !std::mem::replace(&mut waiting.committing, true)
-        };
-        if start {
-            // A task of its own: the request that started it may be dropped (the sender
-            // hung up) while the others still wait for this commit.
-            tokio::spawn(commit_while_waiting(app.clone()));
-        }
-    }
-
-    /// The next group, or none (and the task ends) when nothing waits.
-    fn next_group(&self) -> Vec<Delivery> {
-        let mut waiting = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let take = waiting.deliveries.len().min(GROUP_MAX);
-        if take == 0 {
-            waiting.committing = false;
-        }
-        waiting.deliveries.drain(..take).collect()
-    }
-}
-
 async fn commit_while_waiting(app: App) {
     loop {
-        let group = app.webhooks.next_group();
+        let group = app.webhooks.next_group(GROUP_MAX);
         if group.is_empty() {
             return;
         }
@@ -264,7 +212,7 @@ async fn commit_while_waiting(app: App) {
 
 /// Stores a group of deliveries in one transaction, enqueues the runs it started, and
 /// answers each delivery.
-async fn commit(app: &App, group: Vec<Delivery>) {
+async fn commit(app: &App, group: Vec<WebhookDelivery>) {
     let mut by_flow: HashMap<FlowId, usize> = HashMap::new();
     let mut arrivals: Vec<WebhookArrivals> = Vec::new();
     let mut answers: Vec<Vec<oneshot::Sender<anyhow::Result<bool>>>> = Vec::new();

@@ -35,6 +35,20 @@ pub struct NewWebhookEvent {
     pub payload: String,
 }
 
+/// A verified inbound webhook waiting for its group commit.
+pub struct WebhookDelivery {
+    /// The flow's tenant.
+    pub ctx: TenantCtx,
+    /// The flow.
+    pub flow: FlowId,
+    /// The event.
+    pub event: NewWebhookEvent,
+    /// The run to queue when none is queued yet (see [`WebhookArrivals::run`]).
+    pub run: Option<runs::ActiveModel>,
+    /// Told whether the event was stored (false: its message id was seen before).
+    pub answer: tokio::sync::oneshot::Sender<anyhow::Result<bool>>,
+}
+
 /// What a group commit did for one flow.
 pub struct WebhookAcceptance {
     /// Per event, in order: false when its message id was seen before.
@@ -236,29 +250,14 @@ impl Store {
         Ok(done.rows_affected == 1)
     }
 
-    /// Records the end of a run on its flow: a success resets the failure streak (and
-    /// moves the incremental watermark), a failure extends it. Returns the new streak.
-    pub async fn record_flow_outcome(
-        &self,
-        ctx: &TenantCtx,
-        id: FlowId,
-        succeeded: bool,
-        watermark: Option<String>,
-    ) -> Result<i32, DbErr> {
-        let mut update = flows::Entity::update_many();
-        update = if succeeded {
-            let mut u = update.col_expr(flows::Column::ConsecutiveFailures, Expr::value(0));
-            if watermark.is_some() {
-                u = u.col_expr(flows::Column::Watermark, Expr::value(watermark));
-            }
-            u
-        } else {
-            update.col_expr(
+    /// Counts a failed run in its flow's failure streak (a run that went through its
+    /// records ends the streak, see `finish_run`). Returns the new streak.
+    pub async fn extend_failure_streak(&self, ctx: &TenantCtx, id: FlowId) -> Result<i32, DbErr> {
+        flows::Entity::update_many()
+            .col_expr(
                 flows::Column::ConsecutiveFailures,
                 Expr::col(flows::Column::ConsecutiveFailures).add(1),
             )
-        };
-        update
             .filter(flows::Column::TenantId.eq(ctx.tenant_id()))
             .filter(flows::Column::Id.eq(id))
             .exec(&self.db)

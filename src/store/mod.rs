@@ -9,6 +9,7 @@ mod api_tokens;
 mod audit;
 mod connections;
 mod flows;
+mod group_commit;
 mod invitations;
 mod jobs;
 pub mod metrics;
@@ -23,7 +24,10 @@ pub use alerts::AlertFilter;
 pub use api_tokens::{ActiveApiToken, ApiTokenState, NewApiToken};
 pub use audit::{AuditEntry, AuditFilter};
 pub use connections::StoredTokens;
-pub use flows::{FlowHead, NewFlow, NewWebhookEvent, WebhookAcceptance, WebhookArrivals};
+pub use flows::{
+    FlowHead, NewFlow, NewWebhookEvent, WebhookAcceptance, WebhookArrivals, WebhookDelivery,
+};
+pub use group_commit::GroupCommit;
 pub use invitations::InvitationWithTenant;
 pub use metrics::{Bucket, Totals};
 pub use runs::{
@@ -89,7 +93,11 @@ impl Store {
             .idle_timeout(Duration::from_secs(300))
             .sqlx_logging(false)
             .map_sqlx_sqlite_pool_opts(|pool| {
-                pool.after_release(|conn, _| Box::pin(released(conn)))
+                // A SQLite connection is a file handle, not a socket a peer may have
+                // closed: pinging it before each use is one more round trip to its thread
+                // per statement, for nothing.
+                pool.test_before_acquire(false)
+                    .after_release(|conn, _| Box::pin(released(conn)))
             })
             .map_sqlx_sqlite_opts(move |o: SqliteConnectOptions| {
                 // A page of a sync is 500 rows; with sqlx's default buffer of 50 its worker

@@ -135,6 +135,11 @@ pub struct RunEnd {
     pub class: Option<ErrorClass>,
     /// The provider at fault, when one is.
     pub provider: Option<String>,
+    /// Whether the run went through all its records (succeeded, or some records failed):
+    /// then the flow's failure streak ends, and its watermark moves to `watermark`.
+    pub completed: bool,
+    /// The flow's new watermark (incremental flows).
+    pub watermark: Option<String>,
 }
 
 impl RunEnd {
@@ -145,6 +150,17 @@ impl RunEnd {
             error: None,
             class: None,
             provider: None,
+            completed: false,
+            watermark: None,
+        }
+    }
+
+    /// The end of a run that went through all its records.
+    pub fn completed(status: RunStatus, watermark: Option<String>) -> Self {
+        Self {
+            completed: true,
+            watermark,
+            ..Self::plain(status)
         }
     }
 }
@@ -685,6 +701,12 @@ impl Store {
             .col_expr(flows::Column::LastRunAt, Expr::value(at));
         if end.status == RunStatus::Succeeded {
             flow = flow.col_expr(flows::Column::LastSuccessAt, Expr::value(at));
+        }
+        if end.completed {
+            flow = flow.col_expr(flows::Column::ConsecutiveFailures, Expr::value(0));
+            if let Some(watermark) = end.watermark {
+                flow = flow.col_expr(flows::Column::Watermark, Expr::value(watermark));
+            }
         }
         flow.filter(flows::Column::TenantId.eq(ctx.tenant_id()))
             .filter(flows::Column::Id.eq(run.flow_id))

@@ -8,10 +8,11 @@
 use super::expression::{self, Limits, Native, Scope, parse_instant};
 use crate::domain::RecordFault;
 use crate::domain::flow::MappingRowSpec;
-use crate::domain::{FieldErrors, FlowSpec};
+use crate::domain::{FieldErrors, FlowSpec, FlowVersionId};
 use minijinja::{Environment, Value, context};
 use serde_json::{Map, Value as Json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// The type a mapped field is converted to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -359,6 +360,38 @@ impl Mapping {
         spec: FlowSpec,
     ) -> Result<Result<Self, FieldErrors>, expression::pool::PoolError> {
         expression::pool::run(move || Self::from_spec(&spec)).await
+    }
+
+    /// The compiled mapping of a flow version, compiled (on the expression pool) only
+    /// the first time: a run (most are small, a webhook or a few changed records) does
+    /// not compile its flow's expressions again. A version never changes and its id is
+    /// unique, so an entry never goes stale; the cache is emptied when full.
+    pub async fn of_version(
+        version: FlowVersionId,
+        spec: &FlowSpec,
+    ) -> Result<Result<Arc<Self>, FieldErrors>, expression::pool::PoolError> {
+        /// Versions kept: those of the flows that run most, a few kilobytes each.
+        const KEPT: usize = 64;
+        static COMPILED: OnceLock<Mutex<HashMap<FlowVersionId, Arc<Mapping>>>> = OnceLock::new();
+        let lock = || {
+            COMPILED
+                .get_or_init(Default::default)
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        };
+        if let Some(found) = lock().get(&version) {
+            return Ok(Ok(found.clone()));
+        }
+        let compiled = match Self::compile_on_pool(spec.clone()).await? {
+            Ok(mapping) => Arc::new(mapping),
+            Err(errors) => return Ok(Err(errors)),
+        };
+        let mut kept = lock();
+        if kept.len() >= KEPT {
+            kept.clear();
+        }
+        kept.insert(version, compiled.clone());
+        Ok(Ok(compiled))
     }
 
     /// The record's key (from the flow's record key expression).

@@ -98,7 +98,6 @@ impl Runner<'_> {
 
     pub(super) async fn finish(
         &self,
-        flow: &crate::store::entities::flows::Model,
         spec: &FlowSpec,
         replay: bool,
         watermark: Option<String>,
@@ -109,6 +108,10 @@ impl Runner<'_> {
             .run(self.ctx, self.id())
             .await?
             .ok_or(Stop::LostLease)?;
+        // The failure streak ends and the watermark moves in the run's final commit.
+        let moved = (spec.source.incremental && !replay)
+            .then_some(watermark)
+            .flatten();
         let end = if run.records_failed > 0 {
             // The destination is at fault only for records it refused; records the
             // flow's own mapping, filter or validation failed are the flow's.
@@ -123,10 +126,10 @@ impl Runner<'_> {
                     .providers
                     .filter(|_| refused)
                     .map(|(_, target)| target.to_owned()),
-                ..RunEnd::plain(RunStatus::PartiallyFailed)
+                ..RunEnd::completed(RunStatus::PartiallyFailed, moved)
             }
         } else {
-            RunEnd::plain(RunStatus::Succeeded)
+            RunEnd::completed(RunStatus::Succeeded, moved)
         };
         let status = end.status;
         let Some(run) = self
@@ -137,13 +140,6 @@ impl Runner<'_> {
         else {
             return Err(Stop::LostLease);
         };
-        let moved = (spec.source.incremental && !replay)
-            .then_some(watermark)
-            .flatten();
-        self.app
-            .store
-            .record_flow_outcome(self.ctx, flow.id, true, moved)
-            .await?;
         self.log(
             "info",
             &format!(
@@ -181,10 +177,10 @@ impl Runner<'_> {
             .to_owned()
         });
         let end = RunEnd {
-            status: RunStatus::Failed,
             error: Some(message.clone()),
             class: Some(fault.class()),
             provider,
+            ..RunEnd::plain(RunStatus::Failed)
         };
         if self
             .app
@@ -199,7 +195,7 @@ impl Runner<'_> {
         let streak = self
             .app
             .store
-            .record_flow_outcome(self.ctx, self.flow_id(), false, None)
+            .extend_failure_streak(self.ctx, self.flow_id())
             .await?;
         let Some(flow) = self.app.store.flow(self.ctx, self.flow_id()).await? else {
             return Ok(());

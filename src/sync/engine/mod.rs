@@ -273,7 +273,7 @@ impl Runner<'_> {
         let plan = self.prepare().await?;
         self.announce(&plan).await;
         let watermark = Pipeline::new(self, &plan).run().await?;
-        self.finish(&plan.flow, &plan.spec, plan.replay.is_some(), watermark)
+        self.finish(&plan.spec, plan.replay.is_some(), watermark)
             .await
     }
 }

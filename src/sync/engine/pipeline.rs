@@ -74,7 +74,10 @@ impl<'a> Pipeline<'a> {
     async fn pages(&mut self) -> Result<(), Stop> {
         let (runner, plan) = (self.runner, self.plan);
         while self.resume != Some(Resume::End) {
-            runner.check_cancel().await?;
+            // Before the first page the run was claimed a moment ago, cancel flag seen.
+            if self.page_number > 0 {
+                runner.check_cancel().await?;
+            }
             self.page_number += 1;
             let mut current = self.next_staged().await?;
             let to_write = current.resolve(&self.recent, plan.close_dead_letters);

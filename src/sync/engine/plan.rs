@@ -13,8 +13,6 @@ use std::sync::Arc;
 
 /// What a run works from.
 pub(super) struct Plan {
-    /// The flow (its watermark, as the run started).
-    pub(super) flow: crate::store::entities::flows::Model,
     /// The flow version the run executes.
     pub(super) spec: FlowSpec,
     /// Its compiled mapping.
@@ -57,12 +55,10 @@ impl Runner<'_> {
             .ok_or_else(|| Fault::fatal("the flow version is missing"))?;
         let spec: FlowSpec = serde_json::from_str(&version.spec)
             .map_err(|e| Fault::fatal(format!("the flow version cannot be read: {e}")))?;
-        let mapping = Arc::new(
-            Mapping::compile_on_pool(spec.clone())
-                .await
-                .map_err(|e| Fault::fatal(e.to_string()))?
-                .map_err(|e| Fault::fatal(format!("the mapping does not compile: {e}")))?,
-        );
+        let mapping = Mapping::of_version(version.id, &spec)
+            .await
+            .map_err(|e| Fault::fatal(e.to_string()))?
+            .map_err(|e| Fault::fatal(format!("the mapping does not compile: {e}")))?;
         let (source_provider, source_values) = self.provider_of(spec.source.connection_id).await?;
         let source = Source::new(
             spec.source.connection_id,
@@ -116,7 +112,6 @@ impl Runner<'_> {
         Ok(Plan {
             page_size: source.page_size(None),
             batch: records_per_write(&spec, &target),
-            flow,
             spec,
             mapping,
             source,
