@@ -191,10 +191,17 @@ async fn by_key<E: EntityTrait>(
 /// other writer would wait for it, then fail with "database is locked", long after the
 /// disk had space again. A `ROLLBACK` that succeeds means there was one: the connection
 /// is closed, which also resets whatever the driver believed about it.
+///
+/// Only a connection the driver counts inside a transaction is tried: every transaction
+/// we open goes through it (sea-orm's `begin`), and a COMMIT that fails leaves the count
+/// up. Trying every connection cost a round trip to its thread per statement.
 async fn released(
     conn: &mut sea_orm::sqlx::SqliteConnection,
 ) -> Result<bool, sea_orm::sqlx::Error> {
-    use sea_orm::sqlx::Executor;
+    use sea_orm::sqlx::{Connection, Executor};
+    if !conn.is_in_transaction() {
+        return Ok(true);
+    }
     match conn.execute("ROLLBACK").await {
         Ok(_) => {
             tracing::warn!("a database connection came back inside a transaction; closed it");

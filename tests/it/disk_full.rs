@@ -172,20 +172,33 @@ async fn a_connection_handed_back_inside_a_transaction_does_not_lock_out_other_w
     let store = &app.app().store;
     {
         // What a COMMIT refused for a full disk leaves behind: a pooled connection still
-        // inside its transaction, holding SQLite's write lock.
-        use sea_orm::sqlx::Executor;
+        // inside the transaction the driver began (nothing queued its rollback), holding
+        // SQLite's write lock.
+        use sea_orm::sqlx::{Connection, Executor};
         let mut conn = store
             .db()
             .get_sqlite_connection_pool()
             .acquire()
             .await
             .unwrap();
-        conn.execute("BEGIN IMMEDIATE").await.unwrap();
+        let mut tx = conn.begin().await.unwrap();
+        tx.execute(
+            "INSERT INTO leases (name, holder, expires_at) VALUES ('held', 'x', '2026-01-01')",
+        )
+        .await
+        .unwrap();
+        std::mem::forget(tx);
     }
-    let write = tokio::time::timeout(Duration::from_secs(3), store.write_probe("test")).await;
+    // Two writers at once, so that (were it still pooled) the abandoned connection could
+    // serve only one of them and the other would wait for its lock.
+    let writes = tokio::time::timeout(
+        Duration::from_secs(3),
+        futures::future::join(store.write_probe("one"), store.write_probe("two")),
+    )
+    .await;
     assert!(
-        matches!(write, Ok(Ok(()))),
-        "another writer waited for the abandoned transaction: {write:?}"
+        matches!(writes, Ok((Ok(()), Ok(())))),
+        "another writer waited for the abandoned transaction: {writes:?}"
     );
     app.stop().await;
 }
