@@ -5,6 +5,8 @@ use super::{Handler, tenant_scope};
 use crate::app::App;
 use crate::queue::{AlertSweep, DeliverNotification, EvaluateConnection, EvaluateRun, JobError};
 
+/// Runs are evaluated by the job that executed them (`jobs::flows`); this handler serves
+/// evaluation jobs queued by an earlier version.
 impl Handler for EvaluateRun {
     async fn run(&self, app: &App) -> Result<(), JobError> {
         let ctx = tenant_scope(app, self.tenant_id).await?;

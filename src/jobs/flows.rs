@@ -5,6 +5,7 @@ use super::{Handler, tenant_scope};
 use crate::app::App;
 use crate::domain::RunTrigger;
 use crate::queue::{JobError, RunFlow};
+use crate::services::alerts::evaluate as alerts;
 use crate::services::flows;
 use crate::store::now;
 use crate::sync::engine::{self, Executed};
@@ -14,7 +15,15 @@ impl Handler for RunFlow {
     async fn run(&self, app: &App) -> Result<(), JobError> {
         let ctx = tenant_scope(app, self.tenant_id).await?;
         match engine::execute(app, &ctx, self.run_id).await? {
-            Executed::Done => Ok(()),
+            Executed::Done => {
+                // The finished run's alert rules, here rather than as a job of their own
+                // (most runs are small, and a job costs several queue statements). If this
+                // fails, the alert sweep evaluates the run a little later.
+                if let Err(e) = alerts::evaluate_run(app, &ctx, self.run_id).await {
+                    tracing::warn!(run = %self.run_id, error = %e, "alert evaluation left to the sweep");
+                }
+                Ok(())
+            }
             Executed::Deferred(delay) => app
                 .queue
                 .push_after(self.clone(), delay)

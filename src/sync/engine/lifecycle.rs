@@ -1,10 +1,9 @@
 //! The run's life around its pages: the run log, pausing while the database refuses
 //! writes, cancel and shutdown checks, and the end (succeeded, partially failed or
-//! failed, with auto-pause and alerts).
+//! failed, with auto-pause; its alerts are evaluated by the job that ran it).
 
 use super::{Runner, Stop};
-use crate::app::App;
-use crate::domain::{ErrorClass, FlowSpec, FlowStatus, RunId, RunStatus, TenantCtx};
+use crate::domain::{ErrorClass, FlowSpec, FlowStatus, RunStatus};
 use crate::store::RunEnd;
 use crate::sync::Fault;
 use sea_orm::DbErr;
@@ -160,7 +159,6 @@ impl Runner<'_> {
             .increment(u64::try_from(run.records_written).unwrap_or(0));
         metrics::counter!("sluice_records_total", "tenant" => tenant, "outcome" => "failed")
             .increment(u64::try_from(run.records_failed).unwrap_or(0));
-        evaluate_alerts(self.app, self.ctx, self.id()).await;
         Ok(())
     }
 
@@ -227,19 +225,6 @@ impl Runner<'_> {
             self.log("error", &reason, None).await;
             tracing::warn!(flow = %self.flow_id(), streak, "flow paused automatically after repeated failures");
         }
-        evaluate_alerts(self.app, self.ctx, self.id()).await;
         Ok(())
-    }
-}
-
-/// Enqueues the alert evaluation of a finished run. If the push is lost, the alert sweep
-/// finds the run (its alerts are marked unchecked) a little later.
-pub(super) async fn evaluate_alerts(app: &App, ctx: &TenantCtx, id: RunId) {
-    let job = crate::queue::EvaluateRun {
-        tenant_id: ctx.tenant_id(),
-        run_id: id,
-    };
-    if let Err(e) = app.queue.push(job).await {
-        tracing::warn!(run = %id, error = %e, "could not enqueue alert evaluation");
     }
 }
