@@ -732,6 +732,20 @@ mod tests {
     }
 
     #[test]
+    fn the_pool_is_four_connections_on_sqlite_and_ten_on_postgres_unless_set() {
+        let sqlite = Settings::from_vars(vars(&[])).unwrap();
+        assert_eq!(sqlite.db_max_connections, 4);
+        let postgres = Settings::from_vars(vars(&[
+            ("SLUICE_DATABASE_URL", "postgres://sluice@127.0.0.1/sluice"),
+            ("SLUICE_MASTER_KEY", &MasterKey::generate_base64()),
+        ]))
+        .unwrap();
+        assert_eq!(postgres.db_max_connections, 10);
+        let set = Settings::from_vars(vars(&[("SLUICE_DB_MAX_CONNECTIONS", "7")])).unwrap();
+        assert_eq!(set.db_max_connections, 7);
+    }
+
+    #[test]
     fn every_problem_is_reported_at_once() {
         let err = Settings::from_vars(vars(&[
             ("SLUICE_BIND", "nowhere"),

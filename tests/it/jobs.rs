@@ -231,3 +231,22 @@ async fn finished_jobs_leave_the_queue_tables_after_a_day_and_waiting_ones_stay(
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_bundled_sqlite_plans_a_statement_once_whatever_its_bound_limit() {
+    if crate::common::postgres_url().is_some() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    // Without the query planner stability guarantee, SQLite compiles a statement again
+    // each time a value its plan looked at is bound (sea-orm binds every LIMIT, the queue
+    // polls with LIMIT ?): 15 % of a small run's CPU. Set in .cargo/config.toml.
+    let options = crate::common::scalar(
+        app.app().store.db(),
+        "SELECT COUNT(*) FROM pragma_compile_options \
+         WHERE compile_options IN ('ENABLE_QPSG', 'DEFAULT_MEMSTATUS=0')",
+    )
+    .await;
+    assert_eq!(options, 2, "SQLite was built without LIBSQLITE3_FLAGS");
+    app.stop().await;
+}
