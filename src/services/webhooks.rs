@@ -201,8 +201,9 @@ pub async fn receive(
 }
 
 async fn commit_while_waiting(app: App) {
+    let mut committer = app.webhooks.committer();
     loop {
-        let group = app.webhooks.next_group(GROUP_MAX);
+        let group = committer.next_group(GROUP_MAX);
         if group.is_empty() {
             return;
         }
