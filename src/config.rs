@@ -147,6 +147,9 @@ pub struct SandboxSettings {
     pub write_latency: Duration,
     /// Number of seeded CRM contacts.
     pub seed_contacts: u32,
+    /// Its own SQLite database, when not the file beside Sluice's (e.g. on another disk);
+    /// on PostgreSQL it shares Sluice's database unless set.
+    pub database_url: Option<String>,
     /// Batches are all or nothing: one invalid record refuses the whole batch with 422,
     /// as some vendors' batch endpoints do (to try how Sluice finds the culprits).
     pub all_or_none: bool,
@@ -199,6 +202,8 @@ const KEYS: &[(&str, &str)] = &[
     ("sandbox_idempotency", "on"),
     ("sandbox_lost_answer_rate", "0"),
     ("sandbox_seed_contacts", "10000"),
+    // Empty: beside Sluice's SQLite file, or in Sluice's PostgreSQL database.
+    ("sandbox_database_url", ""),
 ];
 
 /// One `SLUICE_PROVIDER_ORIGINS` pair: calls to `from` go to `to` instead.
@@ -415,6 +420,16 @@ impl Settings {
                 false
             }
         };
+        let sandbox_database_url =
+            Some(get("sandbox_database_url")).filter(|u| !u.trim().is_empty());
+        if let Some(u) = &sandbox_database_url
+            && !(u.starts_with("sqlite:") || u.starts_with("postgres"))
+        {
+            check(
+                "sandbox_database_url",
+                Err("must be a sqlite: or postgres:// URL".into()),
+            );
+        }
         let smtp_url = Some(get("smtp_url")).filter(|u| !u.trim().is_empty());
         if let Some(u) = &smtp_url
             && !(u.starts_with("smtp://") || u.starts_with("smtps://"))
@@ -582,6 +597,7 @@ impl Settings {
                 idempotency: !matches!(get("sandbox_idempotency").as_str(), "off" | "false" | "0"),
                 lost_answer_rate: sandbox_lost_answer_rate,
                 seed_contacts: sandbox_seed_contacts,
+                database_url: sandbox_database_url,
             },
         })
     }
@@ -743,6 +759,25 @@ mod tests {
         assert_eq!(postgres.db_max_connections, 10);
         let set = Settings::from_vars(vars(&[("SLUICE_DB_MAX_CONNECTIONS", "7")])).unwrap();
         assert_eq!(set.db_max_connections, 7);
+    }
+
+    #[test]
+    fn the_sandbox_database_is_beside_sluices_unless_set() {
+        let beside = Settings::from_vars(vars(&[])).unwrap();
+        assert_eq!(beside.sandbox.database_url, None);
+        let own = Settings::from_vars(vars(&[(
+            "SLUICE_SANDBOX_DATABASE_URL",
+            "sqlite:///elsewhere/sandbox.db",
+        )]))
+        .unwrap();
+        assert_eq!(
+            own.sandbox.database_url.as_deref(),
+            Some("sqlite:///elsewhere/sandbox.db")
+        );
+        let err = Settings::from_vars(vars(&[("SLUICE_SANDBOX_DATABASE_URL", "/tmp/x.db")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SLUICE_SANDBOX_DATABASE_URL"), "{err}");
     }
 
     #[test]

@@ -212,6 +212,9 @@ async fn released(
 }
 
 fn sandbox_url(settings: &Settings) -> Option<String> {
+    if let Some(own) = &settings.sandbox.database_url {
+        return Some(own.clone());
+    }
     let url = &settings.database_url;
     let rest = url
         .strip_prefix("sqlite://")

@@ -76,8 +76,17 @@ async fn a_full_disk_makes_the_server_unready_and_the_run_resumes_in_the_same_pr
     };
     let url = sqlite_url(&disk.dir);
     let data_dir = disk.dir.display().to_string();
+    // The sandbox (the run's destination) keeps its database off the full disk: it
+    // stands for a SaaS elsewhere, and only then is Sluice's own commit the write that
+    // fails, rather than the destination's (which the run would merely retry).
+    let elsewhere = tempfile::tempdir().unwrap();
+    let sandbox_url = format!(
+        "sqlite://{}?mode=rwc",
+        elsewhere.path().join("sandbox.db").display()
+    );
     let app = TestApp::spawn_with(&[
         ("SLUICE_DATABASE_URL", &url),
+        ("SLUICE_SANDBOX_DATABASE_URL", &sandbox_url),
         ("SLUICE_DATA_DIR", &data_dir),
         ("SLUICE_SANDBOX_SEED_CONTACTS", "3000"),
         ("SLUICE_SANDBOX_LATENCY_MS", "40"),
