@@ -27,8 +27,8 @@ pub struct Embedded {
     pub upkeep: tokio::task::JoinHandle<()>,
 }
 
-/// Opens and migrates the sandbox's database, registers Sluice's client, and starts
-/// seeding (the server is ready before seeding ends).
+/// Opens and migrates the sandbox's database and registers Sluice's client (it seeds its
+/// data when first used).
 pub async fn start(
     app: &App,
     store: &Store,
@@ -58,6 +58,7 @@ pub async fn start(
         all_or_none: own.all_or_none,
         idempotency: own.idempotency,
         lost_answer_rate: own.lost_answer_rate,
+        seed_contacts: own.seed_contacts,
     };
     let sandbox = Arc::new(Sandbox::new(
         db.db().clone(),
@@ -65,13 +66,6 @@ pub async fn start(
         settings.public_url.as_str(),
         client,
     ));
-    let contacts = own.seed_contacts;
-    let seeded = sandbox.clone();
-    tokio::spawn(async move {
-        if let Err(e) = sluice_sandbox::seed::seed(seeded.db(), contacts).await {
-            tracing::warn!(error = %e, "sandbox seeding failed");
-        }
-    });
     let data = web::Data::from(sandbox.clone());
     let mount: Mount = Arc::new(move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(data.clone());

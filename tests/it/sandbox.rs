@@ -107,6 +107,22 @@ async fn the_consent_dance_needs_the_right_pkce_verifier() {
 }
 
 #[tokio::test]
+async fn the_sandbox_seeds_its_data_when_first_used_not_at_start() {
+    let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "20")]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let stored = "SELECT COUNT(*) FROM sandbox_records WHERE object = 'crm.contacts'";
+    assert_eq!(
+        crate::common::scalar(app.sandbox_db(), stored).await,
+        0,
+        "an unused sandbox holds nothing"
+    );
+    // The first request waits for the whole seed rather than seeing part of it.
+    assert_eq!(app.sandbox_records("crm.contacts").await, 20);
+    assert_eq!(crate::common::scalar(app.sandbox_db(), stored).await, 20);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn records_page_by_cursor_and_filter_by_update_time() {
     let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "50")]).await;
     app.wait_for_seed(50).await;

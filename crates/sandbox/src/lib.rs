@@ -61,6 +61,8 @@ pub struct Settings {
     /// Share of writes that are applied and then answered 504, as if the answer was lost
     /// on its way back (0.0–1.0).
     pub lost_answer_rate: f64,
+    /// CRM contacts seeded when the sandbox is first used (see [`Sandbox::seeded`]).
+    pub seed_contacts: u32,
 }
 
 /// Creates or updates the sandbox's tables in `db`.
@@ -81,6 +83,8 @@ pub struct Sandbox {
     hits: Mutex<HashMap<&'static str, i64>>,
     /// Simulated outages: API (`crm`, `erp`) → the status every call answers.
     outages: Mutex<HashMap<String, u16>>,
+    /// Set once the seed data is in.
+    seeded: tokio::sync::OnceCell<()>,
 }
 
 impl Sandbox {
@@ -99,7 +103,18 @@ impl Sandbox {
             rate: Mutex::default(),
             hits: Mutex::default(),
             outages: Mutex::default(),
+            seeded: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// Seeds the CRM on first use, not at start: a server nobody has connected to the
+    /// sandbox yet has not spent the time and memory. Every sandbox request waits for it,
+    /// so nobody sees half the seed; a failed attempt is tried again by the next request.
+    pub async fn seeded(&self) -> Result<(), DbErr> {
+        self.seeded
+            .get_or_try_init(|| seed::seed(&self.db, self.settings.seed_contacts))
+            .await
+            .map(|_| ())
     }
 
     /// The sandbox's own database.
@@ -138,10 +153,27 @@ impl Sandbox {
     }
 }
 
+/// Holds each request until the seed data is in (see [`Sandbox::seeded`]).
+async fn seed_first(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    if let Some(sandbox) = req.app_data::<web::Data<Sandbox>>()
+        && let Err(e) = sandbox.seeded().await
+    {
+        tracing::warn!(error = %e, "sandbox seeding failed");
+        return Err(actix_web::error::ErrorServiceUnavailable(
+            "the sandbox could not seed its data; try again",
+        ));
+    }
+    next.call(req).await
+}
+
 /// The sandbox routes, under `/sandbox`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/sandbox")
+            .wrap(actix_web::middleware::from_fn(seed_first))
             .route("", web::get().to(oauth::landing))
             .route("/oauth/authorize", web::get().to(oauth::authorize_form))
             .route(
