@@ -147,8 +147,8 @@ pub struct SandboxSettings {
     pub write_latency: Duration,
     /// Number of seeded CRM contacts.
     pub seed_contacts: u32,
-    /// Its own SQLite database, when not the file beside Sluice's (e.g. on another disk);
-    /// on PostgreSQL it shares Sluice's database unless set.
+    /// Its own database, when not the SQLite file beside Sluice's (e.g. on another
+    /// disk); on PostgreSQL it shares Sluice's database unless set.
     pub database_url: Option<String>,
     /// Batches are all or nothing: one invalid record refuses the whole batch with 422,
     /// as some vendors' batch endpoints do (to try how Sluice finds the culprits).
@@ -205,6 +205,18 @@ const KEYS: &[(&str, &str)] = &[
     // Empty: beside Sluice's SQLite file, or in Sluice's PostgreSQL database.
     ("sandbox_database_url", ""),
 ];
+
+/// Why `url` cannot be a database URL, if it cannot.
+fn database_url_problem(url: &str) -> Result<(), String> {
+    if url.starts_with("sqlite:")
+        || url.starts_with("postgres://")
+        || url.starts_with("postgresql://")
+    {
+        Ok(())
+    } else {
+        Err("must start with sqlite:, postgres:// or postgresql://".into())
+    }
+}
 
 /// One `SLUICE_PROVIDER_ORIGINS` pair: calls to `from` go to `to` instead.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -295,17 +307,7 @@ impl Settings {
             ),
             url => url,
         };
-        check(
-            "database_url",
-            if database_url.starts_with("sqlite:")
-                || database_url.starts_with("postgres://")
-                || database_url.starts_with("postgresql://")
-            {
-                Ok(())
-            } else {
-                Err("must start with sqlite:, postgres:// or postgresql://".into())
-            },
-        );
+        check("database_url", database_url_problem(&database_url));
 
         let bind = get("bind").parse::<SocketAddr>();
         check(
@@ -422,13 +424,8 @@ impl Settings {
         };
         let sandbox_database_url =
             Some(get("sandbox_database_url")).filter(|u| !u.trim().is_empty());
-        if let Some(u) = &sandbox_database_url
-            && !(u.starts_with("sqlite:") || u.starts_with("postgres"))
-        {
-            check(
-                "sandbox_database_url",
-                Err("must be a sqlite: or postgres:// URL".into()),
-            );
+        if let Some(u) = &sandbox_database_url {
+            check("sandbox_database_url", database_url_problem(u));
         }
         let smtp_url = Some(get("smtp_url")).filter(|u| !u.trim().is_empty());
         if let Some(u) = &smtp_url

@@ -58,8 +58,8 @@ impl Store {
         Self::open(&settings.database_url, settings, Checkpoints::OnCommit).await
     }
 
-    /// The built-in sandbox's database. On the embedded default it is a SQLite file of its
-    /// own beside ours: the sandbox stands in for an external system, and sharing our
+    /// The built-in sandbox's database: `SLUICE_SANDBOX_DATABASE_URL` if set. On the
+    /// embedded default it is a SQLite file of its own beside ours: the sandbox stands in for an external system, and sharing our
     /// single writer would make each sync wait on its own destination's writes (the
     /// benchmark measured exactly that). The file is migrated with the one schema we
     /// have; only its `sandbox_*` tables are used. On Postgres it is our database.
