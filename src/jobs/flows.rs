@@ -14,22 +14,24 @@ use crate::sync::trigger;
 impl Handler for RunFlow {
     async fn run(&self, app: &App) -> Result<(), JobError> {
         let ctx = tenant_scope(app, self.tenant_id).await?;
-        match engine::execute(app, &ctx, self.run_id).await? {
-            Executed::Done => {
-                // The finished run's alert rules, here rather than as a job of their own
-                // (most runs are small, and a job costs several queue statements). If this
-                // fails, the alert sweep evaluates the run a little later.
-                if let Err(e) = alerts::evaluate_run(app, &ctx, self.run_id).await {
-                    tracing::warn!(run = %self.run_id, error = %e, "alert evaluation left to the sweep");
-                }
-                Ok(())
+        // The finished run's alert rules, here rather than as a job of their own (most
+        // runs are small, and a job costs several queue statements). If this fails, the
+        // alert sweep evaluates the run a little later.
+        let evaluated = match engine::execute(app, &ctx, self.run_id).await? {
+            Executed::Completed(run) => alerts::evaluate_finished(app, &ctx, &run).await,
+            Executed::Done => alerts::evaluate_run(app, &ctx, self.run_id).await,
+            Executed::Deferred(delay) => {
+                return app
+                    .queue
+                    .push_after(self.clone(), delay)
+                    .await
+                    .map_err(|e| JobError::retryable(e.to_string()));
             }
-            Executed::Deferred(delay) => app
-                .queue
-                .push_after(self.clone(), delay)
-                .await
-                .map_err(|e| JobError::retryable(e.to_string())),
+        };
+        if let Err(e) = evaluated {
+            tracing::warn!(run = %self.run_id, error = %e, "alert evaluation left to the sweep");
         }
+        Ok(())
     }
 }
 

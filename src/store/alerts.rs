@@ -128,6 +128,27 @@ impl Store {
             .await
     }
 
+    /// The unresolved alerts among these dedupe keys, by key (one query for a run's
+    /// findings).
+    pub async fn unresolved_alerts(
+        &self,
+        ctx: &TenantCtx,
+        dedupe_keys: &[String],
+    ) -> Result<std::collections::HashMap<String, alerts::Model>, DbErr> {
+        if dedupe_keys.is_empty() {
+            return Ok(Default::default());
+        }
+        Ok(alerts::Entity::find()
+            .filter(alerts::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(alerts::Column::DedupeKey.is_in(dedupe_keys.iter().map(String::as_str)))
+            .filter(alerts::Column::State.ne(AlertState::Resolved))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|a| (a.dedupe_key.clone(), a))
+            .collect())
+    }
+
     /// The latest alert with this dedupe key resolved after `since` (for throttling).
     pub async fn recently_resolved_alert(
         &self,

@@ -132,6 +132,19 @@ impl Store {
         .await
     }
 
+    /// The tenant's connections among `ids` (each once).
+    pub async fn connections_by_id(
+        &self,
+        ctx: &TenantCtx,
+        ids: &[ConnectionId],
+    ) -> Result<Vec<connections::Model>, DbErr> {
+        connections::Entity::find()
+            .filter(connections::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(connections::Column::Id.is_in(ids.iter().copied()))
+            .all(&self.db)
+            .await
+    }
+
     /// Stores new tokens if the token version is still `expected` (compare-and-set, so two
     /// processes can never both write), bumps the version, marks the connection active and
     /// releases any refresh lease. False when someone else wrote first.

@@ -124,6 +124,19 @@ fn time_range<Q: QueryFilter>(
     q
 }
 
+/// A run executing with a live heartbeat (see [`Store::running_runs`]).
+#[derive(Clone, Copy, Debug)]
+pub struct RunningRun {
+    /// The run.
+    pub id: RunId,
+    /// Its flow.
+    pub flow: FlowId,
+    /// What started it.
+    pub trigger: RunTrigger,
+    /// Whether a worker holds its lease (a queued run waiting for capacity has none).
+    pub leased: bool,
+}
+
 /// How a run ended.
 #[derive(Clone, Debug)]
 pub struct RunEnd {
@@ -366,40 +379,37 @@ impl Store {
         queued_run_on(&self.db, ctx, flow).await
     }
 
-    /// Whether another run of the flow (not a replay) is executing with a live lease: a
-    /// flow runs one sync at a time, so a follow-up run waits for it.
-    pub async fn flow_busy(
-        &self,
-        ctx: &TenantCtx,
-        flow: FlowId,
-        except: RunId,
-        fresh_after: DateTime<Utc>,
-    ) -> Result<bool, DbErr> {
-        Ok(runs::Entity::find()
-            .filter(runs::Column::TenantId.eq(ctx.tenant_id()))
-            .filter(runs::Column::FlowId.eq(flow))
-            .filter(runs::Column::Id.ne(except))
-            .filter(runs::Column::Status.eq(RunStatus::Running))
-            .filter(runs::Column::Trigger.ne(RunTrigger::Replay))
-            .filter(runs::Column::HeartbeatAt.gt(fresh_after))
-            .count(&self.db)
-            .await?
-            > 0)
-    }
-
-    /// How many of the tenant's runs hold a live lease (for the per-tenant cap).
-    pub async fn live_runs(
+    /// The tenant's runs executing with a live heartbeat: what a run about to start must
+    /// wait for (a flow runs one sync at a time; a tenant, a few runs at once). One query,
+    /// since every run asks it before it starts.
+    pub async fn running_runs(
         &self,
         ctx: &TenantCtx,
         fresh_after: DateTime<Utc>,
-    ) -> Result<u64, DbErr> {
-        runs::Entity::find()
+    ) -> Result<Vec<RunningRun>, DbErr> {
+        let rows: Vec<(RunId, FlowId, RunTrigger, Option<String>)> = runs::Entity::find()
+            .select_only()
+            .columns([
+                runs::Column::Id,
+                runs::Column::FlowId,
+                runs::Column::Trigger,
+                runs::Column::LeaseHolder,
+            ])
             .filter(runs::Column::TenantId.eq(ctx.tenant_id()))
             .filter(runs::Column::Status.eq(RunStatus::Running))
-            .filter(runs::Column::LeaseHolder.is_not_null())
             .filter(runs::Column::HeartbeatAt.gt(fresh_after))
-            .count(&self.db)
-            .await
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, flow, trigger, holder)| RunningRun {
+                id,
+                flow,
+                trigger,
+                leased: holder.is_some(),
+            })
+            .collect())
     }
 
     /// Takes the run's lease: it must be unfinished and either free, ours, or abandoned
@@ -654,6 +664,19 @@ impl Store {
         let Some(run) = self.run(ctx, id).await? else {
             return Ok(None);
         };
+        self.finish_run_as_read(ctx, &run, holder, end).await
+    }
+
+    /// [`Store::finish_run`] for a run its caller has just read (its start gives the
+    /// duration), read outside any transaction.
+    pub async fn finish_run_as_read(
+        &self,
+        ctx: &TenantCtx,
+        run: &runs::Model,
+        holder: Option<&str>,
+        end: RunEnd,
+    ) -> Result<Option<runs::Model>, DbErr> {
+        let id = run.id;
         let txn = self.db.begin().await?;
         let at = now();
         let duration_ms = Ord::max(
@@ -686,11 +709,7 @@ impl Store {
         if let Some(h) = holder {
             q = q.filter(runs::Column::LeaseHolder.eq(h));
         }
-        if q.exec(&txn).await?.rows_affected != 1 {
-            txn.rollback().await?;
-            return Ok(None);
-        }
-        let Some(run) = runs::Entity::find_by_id(id).one(&txn).await? else {
+        let Some(run) = q.exec_with_returning(&txn).await?.into_iter().next() else {
             txn.rollback().await?;
             return Ok(None);
         };

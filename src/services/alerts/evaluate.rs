@@ -74,40 +74,81 @@ fn applicable(
 /// Evaluates the tenant's rules against a finished run. Idempotent: runs whose alerts
 /// were evaluated already are skipped.
 pub async fn evaluate_run(app: &App, ctx: &TenantCtx, id: RunId) -> Result<(), DbErr> {
-    let Some(run) = app.store.run(ctx, id).await? else {
-        return Ok(());
-    };
+    match app.store.run(ctx, id).await? {
+        Some(run) => evaluate_finished(app, ctx, &run).await,
+        None => Ok(()),
+    }
+}
+
+/// [`evaluate_run`] for a run in hand (the one the engine just finished). The rules are
+/// judged first, so that the connections and open alerts they speak of are read in one
+/// query each, not one per rule.
+pub async fn evaluate_finished(app: &App, ctx: &TenantCtx, run: &runs::Model) -> Result<(), DbErr> {
     if run.finished_at.is_none() || run.alerts_checked {
         return Ok(());
     }
-    let flow_id = run.flow_id;
-    let Some(flow) = app.store.flow(ctx, flow_id).await? else {
+    let id = run.id;
+    let Some(flow) = app.store.flow(ctx, run.flow_id).await? else {
         app.store.mark_alerts_checked(ctx, id).await?;
         return Ok(());
     };
     let rules = app.store.alert_rules(ctx).await?;
-    let subject = Subject::Flow(flow_id, flow.name.clone());
-    for rule in applicable(&rules, Some(flow.id)) {
-        let kind = rule.kind;
-        if kind == AlertKind::ConnectionReauth {
-            for conn in [flow.source_connection_id, flow.destination_connection_id] {
-                if let Some(c) = app.store.connection(ctx, conn).await? {
-                    check_connection(app, ctx, rule, &c).await?;
-                }
-            }
-            continue;
+    let rules: Vec<_> = applicable(&rules, Some(flow.id)).collect();
+    let connections = if rules.iter().any(|r| r.kind == AlertKind::ConnectionReauth) {
+        app.store
+            .connections_by_id(
+                ctx,
+                &[flow.source_connection_id, flow.destination_connection_id],
+            )
+            .await?
+    } else {
+        Vec::new()
+    };
+    let mut findings = Vec::new();
+    for rule in rules {
+        if rule.kind == AlertKind::ConnectionReauth {
+            findings.extend(connections.iter().map(|c| connection_finding(rule, c)));
+        } else {
+            findings.push(Finding {
+                rule,
+                subject: Subject::Flow(flow.id, flow.name.clone()),
+                run: Some(id),
+                verdict: judge_run(app, ctx, rule, run, &flow).await?,
+            });
         }
-        let verdict = judge_run(app, ctx, kind, rule, &run, &flow).await?;
-        apply(app, ctx, rule, kind, &subject, Some(run.id), verdict).await?;
+    }
+    let keys: Vec<String> = findings
+        .iter()
+        .filter(|f| !matches!(f.verdict, Verdict::Silent))
+        .map(Finding::key)
+        .collect();
+    let mut open = app.store.unresolved_alerts(ctx, &keys).await?;
+    for finding in findings {
+        let alert = open.remove(&finding.key());
+        settle(app, ctx, finding, alert).await?;
     }
     app.store.mark_alerts_checked(ctx, id).await?;
     Ok(())
 }
 
+/// What one rule concluded about one subject.
+struct Finding<'a> {
+    rule: &'a alert_rules::Model,
+    subject: Subject,
+    /// The run that prompted it, if any.
+    run: Option<RunId>,
+    verdict: Verdict,
+}
+
+impl Finding<'_> {
+    fn key(&self) -> String {
+        dedupe_key(self.rule, &self.subject)
+    }
+}
+
 async fn judge_run(
     app: &App,
     ctx: &TenantCtx,
-    kind: AlertKind,
     rule: &alert_rules::Model,
     run: &runs::Model,
     flow: &flows::Model,
@@ -115,6 +156,7 @@ async fn judge_run(
     let status = run.status;
     let name = &flow.name;
     let recovered = || Verdict::Clear(format!("Run {} of {name} succeeded.", run.id));
+    let kind = rule.kind;
     Ok(match kind {
         // Record failures count too: a run that finished without delivering everything
         // needs somebody to fix the cause and replay.
@@ -303,41 +345,43 @@ fn judge_connection(rule: &alert_rules::Model, conn: &connections::Model) -> Ver
     }
 }
 
-async fn check_connection(
-    app: &App,
-    ctx: &TenantCtx,
-    rule: &alert_rules::Model,
-    conn: &connections::Model,
-) -> Result<(), DbErr> {
-    let subject = Subject::Connection(conn.id, conn.name.clone());
-    let verdict = judge_connection(rule, conn);
-    apply(
-        app,
-        ctx,
+fn connection_finding<'a>(rule: &'a alert_rules::Model, conn: &connections::Model) -> Finding<'a> {
+    Finding {
         rule,
-        AlertKind::ConnectionReauth,
-        &subject,
-        None,
-        verdict,
-    )
-    .await
+        subject: Subject::Connection(conn.id, conn.name.clone()),
+        run: None,
+        verdict: judge_connection(rule, conn),
+    }
 }
 
-async fn apply(
+/// Acts on a finding: looks up its open alert, then [`settle`]s it.
+async fn apply(app: &App, ctx: &TenantCtx, finding: Finding<'_>) -> Result<(), DbErr> {
+    if matches!(finding.verdict, Verdict::Silent) {
+        return Ok(());
+    }
+    let open = app.store.unresolved_alert(ctx, &finding.key()).await?;
+    settle(app, ctx, finding, open).await
+}
+
+/// Acts on a finding whose open alert (if any) is `open`: raises, counts or resolves it.
+async fn settle(
     app: &App,
     ctx: &TenantCtx,
-    rule: &alert_rules::Model,
-    kind: AlertKind,
-    subject: &Subject,
-    run: Option<RunId>,
-    verdict: Verdict,
+    finding: Finding<'_>,
+    open: Option<alerts::Model>,
 ) -> Result<(), DbErr> {
-    match verdict {
-        Verdict::Raise { title, detail } => {
-            raise(app, ctx, rule, kind, subject, run, title, detail).await
+    let Finding {
+        rule,
+        subject,
+        run,
+        verdict,
+    } = finding;
+    match (verdict, open) {
+        (Verdict::Raise { title, detail }, open) => {
+            raise(app, ctx, rule, &subject, run, open, title, detail).await
         }
-        Verdict::Clear(why) => resolve_key(app, ctx, &dedupe_key(rule, subject), &why).await,
-        Verdict::Silent => Ok(()),
+        (Verdict::Clear(why), Some(open)) => resolve(app, ctx, &open, &why).await,
+        (Verdict::Clear(_) | Verdict::Silent, _) => Ok(()),
     }
 }
 
@@ -346,14 +390,15 @@ async fn raise(
     app: &App,
     ctx: &TenantCtx,
     rule: &alert_rules::Model,
-    kind: AlertKind,
     subject: &Subject,
     run: Option<RunId>,
+    open: Option<alerts::Model>,
     title: String,
     mut detail: String,
 ) -> Result<(), DbErr> {
+    let kind = rule.kind;
     let key = dedupe_key(rule, subject);
-    if let Some(open) = app.store.unresolved_alert(ctx, &key).await? {
+    if let Some(open) = open {
         app.store
             .bump_alert(ctx, open.id, &title, &detail, run)
             .await?;
@@ -435,13 +480,6 @@ async fn reconnect_link(app: &App, ctx: &TenantCtx, id: ConnectionId) -> Option<
             None
         }
     }
-}
-
-async fn resolve_key(app: &App, ctx: &TenantCtx, key: &str, why: &str) -> Result<(), DbErr> {
-    let Some(open) = app.store.unresolved_alert(ctx, key).await? else {
-        return Ok(());
-    };
-    resolve(app, ctx, &open, why).await
 }
 
 /// Resolves an alert and tells the channels that were told it opened.
@@ -531,7 +569,7 @@ async fn sweep_tenant(app: &App, ctx: &TenantCtx, kind: AlertKind) -> Result<(),
             let conns = app.store.connections(ctx).await?;
             for rule in rules {
                 for conn in &conns {
-                    check_connection(app, ctx, rule, conn).await?;
+                    apply(app, ctx, connection_finding(rule, conn)).await?;
                 }
             }
         }
@@ -543,9 +581,13 @@ async fn sweep_tenant(app: &App, ctx: &TenantCtx, kind: AlertKind) -> Result<(),
                     .iter()
                     .filter(|f| rule.flow_id.is_none() || rule.flow_id == Some(f.id))
                 {
-                    let verdict = freshness(rule, flow, tz);
-                    let subject = Subject::Flow(flow.id, flow.name.clone());
-                    apply(app, ctx, rule, kind, &subject, None, verdict).await?;
+                    let finding = Finding {
+                        rule,
+                        subject: Subject::Flow(flow.id, flow.name.clone()),
+                        run: None,
+                        verdict: freshness(rule, flow, tz),
+                    };
+                    apply(app, ctx, finding).await?;
                 }
             }
         }
@@ -628,7 +670,7 @@ pub async fn evaluate_connection(
     };
     for rule in app.store.alert_rules(ctx).await? {
         if rule.enabled && rule.kind == AlertKind::ConnectionReauth {
-            check_connection(app, ctx, &rule, &conn).await?;
+            apply(app, ctx, connection_finding(&rule, &conn)).await?;
         }
     }
     Ok(())

@@ -5,6 +5,7 @@
 use super::{Runner, Stop};
 use crate::domain::{ErrorClass, FlowSpec, FlowStatus, RunStatus};
 use crate::store::RunEnd;
+use crate::store::entities::runs;
 use crate::sync::Fault;
 use sea_orm::DbErr;
 use serde_json::Value as Json;
@@ -100,7 +101,7 @@ impl Runner<'_> {
         spec: &FlowSpec,
         replay: bool,
         watermark: Option<String>,
-    ) -> Result<(), Stop> {
+    ) -> Result<runs::Model, Stop> {
         let run = self
             .app
             .store
@@ -134,7 +135,7 @@ impl Runner<'_> {
         let Some(run) = self
             .app
             .store
-            .finish_run(self.ctx, self.id(), Some(&self.holder), end)
+            .finish_run_as_read(self.ctx, &run, Some(&self.holder), end)
             .await?
         else {
             return Err(Stop::LostLease);
@@ -159,7 +160,7 @@ impl Runner<'_> {
             .increment(u64::try_from(run.records_written).unwrap_or(0));
         metrics::counter!("sluice_records_total", "tenant" => tenant, "outcome" => "failed")
             .increment(u64::try_from(run.records_failed).unwrap_or(0));
-        Ok(())
+        Ok(run)
     }
 
     /// Ends the run as failed, and pauses the flow after too many failures in a row.

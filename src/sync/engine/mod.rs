@@ -121,6 +121,8 @@ pub async fn hand_back(
 pub enum Executed {
     /// The run ended or is somebody else's.
     Done,
+    /// This execution completed the run, which now reads as this.
+    Completed(Box<runs::Model>),
     /// Not now (the tenant is at its concurrency cap, or this process is stopping): try
     /// again after this delay.
     Deferred(Duration),
@@ -162,15 +164,13 @@ async fn execute_in_span(app: &App, ctx: &TenantCtx, id: RunId) -> Result<Execut
             .await?;
         return Ok(Executed::Done);
     }
+    let running = app.store.running_runs(ctx, stale_before(app)).await?;
     let follows_a_live_run = run.trigger != RunTrigger::Replay
-        && app
-            .store
-            .flow_busy(ctx, run.flow_id, id, stale_before(app))
-            .await?;
-    if follows_a_live_run
-        || app.store.live_runs(ctx, stale_before(app)).await?
-            >= u64::from(app.settings.tenant_concurrency)
-    {
+        && running.iter().any(|other| {
+            other.flow == run.flow_id && other.id != id && other.trigger != RunTrigger::Replay
+        });
+    let leased = running.iter().filter(|other| other.leased).count();
+    if follows_a_live_run || leased >= app.settings.tenant_concurrency as usize {
         app.store.touch_queued_run(ctx, id).await?;
         return Ok(Executed::Deferred(Duration::from_secs(2)));
     }
@@ -211,7 +211,7 @@ async fn execute_in_span(app: &App, ctx: &TenantCtx, id: RunId) -> Result<Execut
         }
     };
     match outcome {
-        Ok(()) => Ok(Executed::Done),
+        Ok(run) => Ok(Executed::Completed(Box::new(run))),
         Err(Stop::LostLease) => Ok(Executed::Done),
         Err(Stop::Handover) => {
             runner
@@ -269,7 +269,7 @@ impl Runner<'_> {
     }
 
     /// Loads what the run works from, announces it, pages through it, and finishes.
-    async fn drive(&mut self) -> Result<(), Stop> {
+    async fn drive(&mut self) -> Result<runs::Model, Stop> {
         let plan = self.prepare().await?;
         self.announce(&plan).await;
         let watermark = Pipeline::new(self, &plan).run().await?;
