@@ -788,7 +788,7 @@ async fn pages_fit_a_laptop_and_a_phone_and_an_opened_payload_stays_in_its_table
     let (crm, erp) = common::flows::connect_both(&admin).await;
     app.wait_for_seed(6).await;
     // A contact with a long unbroken value, which the ERP refuses (no e-mail).
-    let db = app.sandbox_db();
+    let db = app.sandbox_db().await;
     let mut fields = sluice_sandbox::db::find(db, "crm.contacts", "con_000002")
         .await
         .unwrap()

@@ -22,6 +22,10 @@ use tracing::Instrument;
 /// How often idle workers look for jobs pushed by other processes or scheduled for later.
 /// Jobs pushed by this process wake its workers at once.
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// apalis can mark each fetched job `Running` before it starts: one more write per job,
+/// for nothing here. The fetch already locks the job to its worker (`Queued`, `lock_by`),
+/// no other fetch takes it, and orphan recovery treats `Queued` and `Running` alike.
+const LOCK_TASKS: bool = false;
 /// How long in-flight jobs get to finish after a shutdown signal (runs stop sooner, at
 /// their next page boundary); the rest are handed back or recovered by orphan detection.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(25);
@@ -136,7 +140,8 @@ fn register<J: Handler>(
         QueueBackend::Sqlite(pool) => monitor.register(move |run| {
             let config = apalis_sqlite::Config::default()
                 .queue(J::QUEUE)
-                .batch_size(batch);
+                .batch_size(batch)
+                .lock_tasks(LOCK_TASKS);
             let strategy = Strategy::new()
                 .stream(env.queue.subscribe(J::QUEUE))
                 .interval(POLL_INTERVAL);
@@ -154,7 +159,8 @@ fn register<J: Handler>(
         QueueBackend::Postgres(pool) => monitor.register(move |run| {
             let config = apalis_postgres::Config::default()
                 .queue(J::QUEUE)
-                .batch_size(batch);
+                .batch_size(batch)
+                .lock_tasks(LOCK_TASKS);
             let strategy = Strategy::new()
                 .stream(env.queue.subscribe(J::QUEUE))
                 .interval(POLL_INTERVAL);
@@ -172,12 +178,44 @@ fn register<J: Handler>(
     }
 }
 
-/// Runs one attempt and applies our retry policy. A panic or a timeout counts as a
-/// retryable failure, so neither can take the worker down or lose the job.
+/// Runs one attempt on a task of its own.
+///
+/// apalis polls a worker's jobs inside the worker's own future, and each time that future
+/// wakes with no job finished it asks the database for more: a run awaiting twenty
+/// statements made ten polls of its queue, each a write. On its own task a job's wake-ups
+/// are its own, and the worker wakes once, when the job ends. The task is aborted if the
+/// worker drops the job (at shutdown), as the job itself was before.
 async fn handle<J: Handler>(
     envelope: Envelope<J>,
     env: Data<App>,
     in_flight: Data<JobsInFlight>,
+) -> Result<(), BoxDynError> {
+    let mut task = AbortOnDrop(tokio::spawn(attempt::<J>(
+        envelope,
+        (*env).clone(),
+        (*in_flight).clone(),
+    )));
+    match (&mut task.0).await {
+        Ok(result) => result,
+        Err(e) => Err(format!("the job's task ended abnormally: {e}").into()),
+    }
+}
+
+/// Aborts a spawned task when its handle is dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs one attempt and applies our retry policy. A panic or a timeout counts as a
+/// retryable failure, so neither can take the worker down or lose the job.
+async fn attempt<J: Handler>(
+    envelope: Envelope<J>,
+    env: App,
+    in_flight: JobsInFlight,
 ) -> Result<(), BoxDynError> {
     let _in_flight = in_flight.enter();
     let attempt = envelope.attempt + 1;

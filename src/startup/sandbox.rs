@@ -27,8 +27,8 @@ pub struct Embedded {
     pub upkeep: tokio::task::JoinHandle<()>,
 }
 
-/// Opens and migrates the sandbox's database and registers Sluice's client (it seeds its
-/// data when first used).
+/// Registers Sluice's client with the sandbox (its database is opened, migrated and
+/// seeded when the sandbox is first used).
 pub async fn start(
     app: &App,
     store: &Store,
@@ -36,9 +36,6 @@ pub async fn start(
 ) -> anyhow::Result<Embedded> {
     let settings = &app.settings;
     let db = store.connect_sandbox(settings).await?;
-    sluice_sandbox::migrate(db.db())
-        .await
-        .map_err(|e| anyhow::anyhow!("preparing the sandbox database: {e}"))?;
     let client = Client {
         id: SANDBOX_CLIENT_ID.to_owned(),
         secret: sandbox_client_secret(&app.master_key),
@@ -79,9 +76,9 @@ pub async fn start(
     })
 }
 
-/// Folds the sandbox database's write-ahead log into its file every half second (see
-/// [`Store::connect_sandbox`]) and once more on the way out, and runs the sandbox's
-/// housekeeping now and then.
+/// Once the sandbox is in use, folds its database's write-ahead log into its file every
+/// half second (see [`Store::connect_sandbox`]) and once more on the way out, and runs
+/// its housekeeping now and then.
 async fn upkeep(sandbox: Arc<Sandbox>, db: Store, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
@@ -89,13 +86,20 @@ async fn upkeep(sandbox: Arc<Sandbox>, db: Store, mut stop: watch::Receiver<bool
         let stopping = tokio::select! {
             _ = tick.tick() => false,
             _ = housekeeping.tick() => {
-                if let Err(e) = sandbox.housekeeping().await {
+                if sandbox.in_use() && let Err(e) = sandbox.housekeeping().await {
                     tracing::warn!(error = %e, "sandbox housekeeping failed");
                 }
                 continue;
             }
             _ = jobs::stopped(&mut stop) => true,
         };
+        // An unused sandbox has no database open, and nothing to fold.
+        if !sandbox.in_use() {
+            if stopping {
+                break;
+            }
+            continue;
+        }
         if let Err(e) = db.checkpoint().await {
             tracing::warn!(error = %e, "sandbox checkpoint failed");
         }

@@ -39,10 +39,13 @@ use crate::config::Settings;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use migration::{Migrator, MigratorTrait};
-use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sea_orm::sqlx::ConnectOptions as _;
+use sea_orm::sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, EntityTrait,
-    Select, SqlErr,
+    Select, SqlErr, SqlxSqliteConnector,
 };
 use std::time::Duration;
 
@@ -61,8 +64,8 @@ impl Store {
     /// The built-in sandbox's database: `SLUICE_SANDBOX_DATABASE_URL` if set. On the
     /// embedded default it is a SQLite file of its own beside ours: the sandbox stands in for an external system, and sharing our
     /// single writer would make each sync wait on its own destination's writes (the
-    /// benchmark measured exactly that). The file is migrated with the one schema we
-    /// have; only its `sandbox_*` tables are used. On Postgres it is our database.
+    /// benchmark measured exactly that). The sandbox migrates it when first used. On
+    /// Postgres it is our database.
     ///
     /// Its write-ahead log is folded into the file by [`Store::checkpoint`], called in the
     /// background, not by whichever write commits past the log's size: like a real SaaS's
@@ -72,7 +75,30 @@ impl Store {
         let Some(url) = sandbox_url(settings) else {
             return Ok(self.clone());
         };
-        Self::open(&url, settings, Checkpoints::InBackground).await
+        if !url.starts_with("sqlite:") {
+            return Self::open(&url, settings, Checkpoints::InBackground).await;
+        }
+        // No connection until the sandbox is first used: each one costs a thread and half
+        // a megabyte, and most servers never use their sandbox. (Not through sea-orm's
+        // `connect`: it opens a connection at once to read SQLite's version.)
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("creating {}", settings.data_dir.display()))?;
+        let options: SqliteConnectOptions = url
+            .parse()
+            .with_context(|| format!("reading {}", redact_url(&url)))?;
+        let pool = pool_tuning(
+            SqlitePoolOptions::new()
+                .max_connections(settings.db_max_connections)
+                .min_connections(0)
+                .acquire_timeout(Duration::from_secs(10))
+                .idle_timeout(Duration::from_secs(300)),
+        )
+        .connect_lazy_with(
+            connection_tuning(options, Checkpoints::InBackground).disable_statement_logging(),
+        );
+        Ok(Self {
+            db: SqlxSqliteConnector::from_sqlx_sqlite_pool(pool),
+        })
     }
 
     async fn open(
@@ -91,38 +117,11 @@ impl Store {
             .connect_timeout(Duration::from_secs(10))
             .acquire_timeout(Duration::from_secs(10))
             .idle_timeout(Duration::from_secs(300))
-            .sqlx_logging(false)
-            .map_sqlx_sqlite_pool_opts(|pool| {
-                // A SQLite connection is a file handle, not a socket a peer may have
-                // closed: pinging it before each use is one more round trip to its thread
-                // per statement, for nothing.
-                pool.test_before_acquire(false)
-                    .after_release(|conn, _| Box::pin(released(conn)))
-            })
-            .map_sqlx_sqlite_opts(move |o: SqliteConnectOptions| {
-                // A page of a sync is 500 rows; with sqlx's default buffer of 50 its worker
-                // thread and ours would hand each query's rows over in ten rounds of waking
-                // each other up.
-                o.row_buffer_size(1024)
-                    // Each pooled connection keeps its own page cache and prepared
-                    // statements; with SQLite's defaults (2 MB, 100 statements) ten of
-                    // them held more memory than the rest of an idle server. The file's
-                    // pages stay in the OS page cache either way.
-                    .statement_cache_capacity(32)
-                    .pragma("cache_size", "-512")
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .busy_timeout(Duration::from_secs(10))
-                    .foreign_keys(true)
-                    .synchronous(SqliteSynchronous::Normal)
-                    .create_if_missing(true)
-                    .pragma(
-                        "wal_autocheckpoint",
-                        match checkpoints {
-                            Checkpoints::OnCommit => "1000",
-                            Checkpoints::InBackground => "0",
-                        },
-                    )
-            });
+            // Every statement is logged only when asked for (`SLUICE_LOG=…,sqlx::query=debug`),
+            // not by the default `info`: formatting each costs more than running most.
+            .sqlx_logging(tracing::enabled!(target: "sqlx::query", tracing::Level::DEBUG))
+            .map_sqlx_sqlite_pool_opts(pool_tuning)
+            .map_sqlx_sqlite_opts(move |o| connection_tuning(o, checkpoints));
         let db = Database::connect(options)
             .await
             .with_context(|| format!("connecting to {}", redact_url(url)))?;
@@ -170,6 +169,38 @@ enum Checkpoints {
     OnCommit,
     /// A background task calling [`Store::checkpoint`].
     InBackground,
+}
+
+/// How pooled SQLite connections are handed out and back.
+fn pool_tuning(pool: SqlitePoolOptions) -> SqlitePoolOptions {
+    // A SQLite connection is a file handle, not a socket a peer may have closed: pinging
+    // it before each use is one more round trip to its thread per statement, for nothing.
+    pool.test_before_acquire(false)
+        .after_release(|conn, _| Box::pin(released(conn)))
+}
+
+/// How each SQLite connection is set up.
+fn connection_tuning(o: SqliteConnectOptions, checkpoints: Checkpoints) -> SqliteConnectOptions {
+    // A page of a sync is 500 rows; with sqlx's default buffer of 50 its worker thread and
+    // ours would hand each query's rows over in ten rounds of waking each other up.
+    o.row_buffer_size(1024)
+        // Each pooled connection keeps its own page cache and prepared statements; with
+        // SQLite's defaults (2 MB, 100 statements) ten of them held more memory than the
+        // rest of an idle server. The file's pages stay in the OS page cache either way.
+        .statement_cache_capacity(32)
+        .pragma("cache_size", "-512")
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true)
+        .synchronous(SqliteSynchronous::Normal)
+        .create_if_missing(true)
+        .pragma(
+            "wal_autocheckpoint",
+            match checkpoints {
+                Checkpoints::OnCommit => "1000",
+                Checkpoints::InBackground => "0",
+            },
+        )
 }
 
 /// The row a lookup by primary key finds. Not `.one()`: sea-orm binds its `LIMIT 1` as a

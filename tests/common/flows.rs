@@ -108,7 +108,7 @@ pub async fn touch_contacts(app: &TestApp, n: usize, tag: &str) {
 /// Sets one field of a sandbox CRM contact, as an edit in the CRM would (it counts as a
 /// change for incremental reads).
 pub async fn edit_contact(app: &TestApp, id: &str, field: &str, value: &str) {
-    let db = app.sandbox_db();
+    let db = app.sandbox_db().await;
     let mut fields = sluice_sandbox::db::find(db, "crm.contacts", id)
         .await
         .unwrap()

@@ -211,13 +211,12 @@ impl TestApp {
         &self.running.app
     }
 
-    /// The built-in sandbox's own database (its records, grants and counters).
-    pub fn sandbox_db(&self) -> &sea_orm::DatabaseConnection {
-        self.running
-            .sandbox
-            .as_ref()
-            .expect("the sandbox is on")
-            .db()
+    /// The built-in sandbox's own database (its records, grants and counters), prepared
+    /// and seeded as its first request would.
+    pub async fn sandbox_db(&self) -> &sea_orm::DatabaseConnection {
+        let sandbox = self.running.sandbox.as_ref().expect("the sandbox is on");
+        sandbox.seeded().await.expect("the sandbox seeds its data");
+        sandbox.db()
     }
 
     /// A fresh browser-like client with its own cookies.
@@ -302,7 +301,7 @@ impl TestApp {
     /// Records in the sandbox ERP whose `external_id` occurs more than once (duplicates).
     pub async fn duplicate_customers(&self) -> i64 {
         scalar(
-            self.sandbox_db(),
+            self.sandbox_db().await,
             "SELECT COUNT(*) FROM (SELECT ext_key FROM sandbox_records WHERE object = 'erp.customers' \
              GROUP BY ext_key HAVING COUNT(*) > 1) d",
         )

@@ -211,7 +211,7 @@ async fn a_run_that_succeeds_with_zero_records_where_hundreds_are_usual_is_a_sil
     assert!(!active_alerts(&admin).await.body.contains("Silent"));
     // The source suddenly serves nothing (say, its API key lost access to the list),
     // and answers 200 all the same.
-    let db = app.sandbox_db();
+    let db = app.sandbox_db().await;
     db.execute_raw(Statement::from_sql_and_values(
         db.get_database_backend(),
         "DELETE FROM sandbox_records WHERE object = $1",
@@ -595,7 +595,7 @@ async fn a_reconnect_alert_carries_a_fresh_link_that_reconnects_the_customers_co
         .to_owned();
 
     // The customer's grant is revoked at the provider: the next call needs a reconnect.
-    let db = app.sandbox_db();
+    let db = app.sandbox_db().await;
     db.execute_raw(Statement::from_sql_and_values(
         db.get_database_backend(),
         "UPDATE sandbox_grants SET revoked = $1",

@@ -389,7 +389,7 @@ async fn a_rejected_token_is_refreshed_once_then_the_connection_needs_reauth() {
 /// Revokes every sandbox grant (as a provider-side "revoke all apps" would).
 async fn sluice_revoke_all(app: &TestApp) {
     use sea_orm::ConnectionTrait;
-    let db = app.sandbox_db();
+    let db = app.sandbox_db().await;
     db.execute_raw(sea_orm::Statement::from_sql_and_values(
         db.get_database_backend(),
         "UPDATE sandbox_grants SET revoked = $1",

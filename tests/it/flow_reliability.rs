@@ -245,7 +245,7 @@ async fn kill_a_worker_mid_run_and_resume(destination_honours_keys: bool) {
     first.wait().unwrap();
     let killed_at = std::time::Instant::now();
     let written_before = scalar(
-        app.sandbox_db(),
+        app.sandbox_db().await,
         "SELECT COUNT(*) FROM sandbox_records WHERE object = 'erp.customers'",
     )
     .await;

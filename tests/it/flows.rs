@@ -56,7 +56,7 @@ async fn ten_thousand_contacts_sync_once_then_only_changes_and_rejected_records_
     );
 
     // Change 37 deliverable contacts at the source: the next run writes exactly those.
-    let db = app.sandbox_db();
+    let db = app.sandbox_db().await;
     let mut changed = 0;
     let mut i = 0;
     while changed < 37 {
@@ -568,7 +568,7 @@ async fn failing_runs_pause_the_flow_loudly_and_a_revoked_grant_pauses_it_for_re
     set(&mut fields, "destination", &format!("{crm}:companies"));
     set(&mut fields, "mapping.1.target", "city");
     let other = create_flow(&admin, &fields).await;
-    let db = app.sandbox_db();
+    let db = app.sandbox_db().await;
     db.execute_raw(Statement::from_sql_and_values(
         db.get_database_backend(),
         "UPDATE sandbox_grants SET revoked = $1",
@@ -765,7 +765,7 @@ async fn dead_letters_mask_secret_looking_fields_on_the_page_and_in_the_api() {
     let (crm, erp) = connect_both(&admin).await;
     app.wait_for_seed(16).await;
     // con_000006 lives in Osaka, so the broken mapping sends it to the dead letters.
-    let db = app.sandbox_db();
+    let db = app.sandbox_db().await;
     let mut fields = sluice_sandbox::db::find(db, "crm.contacts", "con_000006")
         .await
         .unwrap()
@@ -880,7 +880,7 @@ async fn a_webhook_that_arrives_while_its_flow_runs_starts_a_follow_up_run_that_
         1,
         "the first run is still under way"
     );
-    let db = app.sandbox_db();
+    let db = app.sandbox_db().await;
     let mut fields = sluice_sandbox::db::find(db, "crm.contacts", "con_000000")
         .await
         .unwrap()
@@ -926,7 +926,7 @@ async fn a_webhook_that_arrives_while_its_flow_runs_starts_a_follow_up_run_that_
         2,
         "the first run had read every page before the change"
     );
-    let customers = app.sandbox_db();
+    let customers = app.sandbox_db().await;
     let row = customers
         .query_one_raw(Statement::from_string(
             customers.get_database_backend(),

@@ -107,18 +107,30 @@ async fn the_consent_dance_needs_the_right_pkce_verifier() {
 }
 
 #[tokio::test]
-async fn the_sandbox_seeds_its_data_when_first_used_not_at_start() {
+async fn the_sandbox_prepares_and_seeds_its_database_when_first_used_not_at_start() {
     let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "20")]).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let stored = "SELECT COUNT(*) FROM sandbox_records WHERE object = 'crm.contacts'";
-    assert_eq!(
-        crate::common::scalar(app.sandbox_db(), stored).await,
-        0,
-        "an unused sandbox holds nothing"
-    );
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    // On SQLite an unused sandbox has not even opened its file; on PostgreSQL (our own
+    // database) it has not created its tables.
+    let prepared = || async {
+        match crate::common::postgres_url() {
+            None => app.data_dir().join("sluice-sandbox.db").exists(),
+            Some(_) => {
+                let tables = "SELECT COUNT(*) FROM information_schema.tables \
+                              WHERE table_name = 'sandbox_records'";
+                crate::common::scalar(app.app().store.db(), tables).await > 0
+            }
+        }
+    };
+    assert!(!prepared().await, "an unused sandbox holds nothing");
     // The first request waits for the whole seed rather than seeing part of it.
     assert_eq!(app.sandbox_records("crm.contacts").await, 20);
-    assert_eq!(crate::common::scalar(app.sandbox_db(), stored).await, 20);
+    assert!(prepared().await);
+    let stored = "SELECT COUNT(*) FROM sandbox_records WHERE object = 'crm.contacts'";
+    assert_eq!(
+        crate::common::scalar(app.sandbox_db().await, stored).await,
+        20
+    );
     app.stop().await;
 }
 
@@ -470,7 +482,7 @@ async fn the_operator_gets_the_sandbox_secret_from_the_command_line_and_starts_a
 #[tokio::test]
 async fn old_idempotency_keys_are_forgotten_a_batch_at_a_time_by_their_age_index() {
     let app = TestApp::spawn().await;
-    let db = app.sandbox_db();
+    let db = app.sandbox_db().await;
     let backend = db.get_database_backend();
     let old = chrono::Utc::now() - chrono::Duration::days(3);
     for (n, at) in [(2_500, old), (5, chrono::Utc::now())] {

@@ -57,7 +57,7 @@ async fn support_finds_inspects_and_replays_a_failed_run_and_the_tenant_sees_the
     outage(&app, "erp", 0).await;
 
     // A contact carrying a secret, which the ERP will reject (name is not an e-mail).
-    let db = app.sandbox_db();
+    let db = app.sandbox_db().await;
     let mut fields = sluice_sandbox::db::find(db, "crm.contacts", "con_000001")
         .await
         .unwrap()

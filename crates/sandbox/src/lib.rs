@@ -107,14 +107,23 @@ impl Sandbox {
         }
     }
 
-    /// Seeds the CRM on first use, not at start: a server nobody has connected to the
-    /// sandbox yet has not spent the time and memory. Every sandbox request waits for it,
-    /// so nobody sees half the seed; a failed attempt is tried again by the next request.
+    /// Prepares its database and seeds the CRM on first use, not at start: a server
+    /// nobody has connected to the sandbox yet has not spent the time and memory (its
+    /// database may not even be open). Every sandbox request waits for it, so nobody sees
+    /// half the seed; a failed attempt is tried again by the next request.
     pub async fn seeded(&self) -> Result<(), DbErr> {
         self.seeded
-            .get_or_try_init(|| seed::seed(&self.db, self.settings.seed_contacts))
+            .get_or_try_init(|| async {
+                migrate(&self.db).await?;
+                seed::seed(&self.db, self.settings.seed_contacts).await
+            })
             .await
             .map(|_| ())
+    }
+
+    /// Whether the sandbox has been used (and its database prepared) since start.
+    pub fn in_use(&self) -> bool {
+        self.seeded.initialized()
     }
 
     /// The sandbox's own database.
