@@ -18,7 +18,9 @@ impl Handler for RunFlow {
         // runs are small, and a job costs several queue statements). If this fails, the
         // alert sweep evaluates the run a little later.
         let evaluated = match engine::execute(app, &ctx, self.run_id).await? {
-            Executed::Completed(run) => alerts::evaluate_finished(app, &ctx, &run).await,
+            Executed::Completed(done) => {
+                alerts::evaluate_finished(app, &ctx, &done.run, done.flow.as_ref()).await
+            }
             Executed::Done => alerts::evaluate_run(app, &ctx, self.run_id).await,
             Executed::Deferred(delay) => {
                 return app

@@ -31,7 +31,8 @@ pub use group_commit::GroupCommit;
 pub use invitations::InvitationWithTenant;
 pub use metrics::{Bucket, Totals};
 pub use runs::{
-    Failure, FailureFilter, LedgerEntry, PageCommit, RunEnd, RunFilter, counts_of, id_floor,
+    Failure, FailureFilter, FinishedRun, LedgerEntry, PageCommit, RunEnd, RunFilter, counts_of,
+    id_floor,
 };
 pub use tenants::{MemberRecord, TenantMembership};
 

@@ -137,6 +137,13 @@ pub struct RunningRun {
     pub leased: bool,
 }
 
+/// A run as its end was committed, and its flow as that commit left it (none if the flow
+/// was deleted meanwhile).
+pub struct FinishedRun {
+    pub run: runs::Model,
+    pub flow: Option<flows::Model>,
+}
+
 /// How a run ended.
 #[derive(Clone, Debug)]
 pub struct RunEnd {
@@ -526,7 +533,8 @@ impl Store {
     }
 
     /// Commits one page: counts, checkpoint, ledger and dead letters, atomically and only
-    /// while `holder` still holds the run. False (and nothing written) otherwise.
+    /// while `holder` still holds the run. Returns the run as committed, or `None` (and
+    /// nothing written) if it was not held.
     pub async fn commit_page(
         &self,
         ctx: &TenantCtx,
@@ -534,7 +542,7 @@ impl Store {
         run: RunId,
         holder: &str,
         page: PageCommit,
-    ) -> Result<bool, DbErr> {
+    ) -> Result<Option<runs::Model>, DbErr> {
         let txn = self.db.begin().await?;
         let mut update = runs::Entity::update_many()
             .col_expr(runs::Column::Cursor, Expr::value(page.cursor))
@@ -566,17 +574,19 @@ impl Store {
         if page.total.is_some() {
             update = update.col_expr(runs::Column::RecordsTotal, Expr::value(page.total));
         }
-        let moved = update
+        let Some(committed) = update
             .filter(runs::Column::TenantId.eq(ctx.tenant_id()))
             .filter(runs::Column::Id.eq(run))
             .filter(runs::Column::LeaseHolder.eq(holder))
             .filter(runs::Column::Status.eq(RunStatus::Running))
-            .exec(&txn)
-            .await?;
-        if moved.rows_affected != 1 {
+            .exec_with_returning(&txn)
+            .await?
+            .into_iter()
+            .next()
+        else {
             txn.rollback().await?;
-            return Ok(false);
-        }
+            return Ok(None);
+        };
         upsert_ledger(&txn, ctx.tenant_id(), flow, &page.ledger).await?;
         let at = now();
         if let Some((message, detail)) = page.log {
@@ -644,7 +654,7 @@ impl Store {
                 .await?;
         }
         txn.commit().await?;
-        Ok(true)
+        Ok(Some(committed))
     }
 
     /// Ends a run (only by its lease holder, or by anyone when `holder` is none, for runs
@@ -664,7 +674,10 @@ impl Store {
         let Some(run) = self.run(ctx, id).await? else {
             return Ok(None);
         };
-        self.finish_run_as_read(ctx, &run, holder, end).await
+        Ok(self
+            .finish_run_as_read(ctx, &run, holder, end)
+            .await?
+            .map(|finished| finished.run))
     }
 
     /// [`Store::finish_run`] for a run its caller has just read (its start gives the
@@ -675,7 +688,7 @@ impl Store {
         run: &runs::Model,
         holder: Option<&str>,
         end: RunEnd,
-    ) -> Result<Option<runs::Model>, DbErr> {
+    ) -> Result<Option<FinishedRun>, DbErr> {
         let id = run.id;
         let txn = self.db.begin().await?;
         let at = now();
@@ -727,12 +740,15 @@ impl Store {
                 flow = flow.col_expr(flows::Column::Watermark, Expr::value(watermark));
             }
         }
-        flow.filter(flows::Column::TenantId.eq(ctx.tenant_id()))
+        let flow = flow
+            .filter(flows::Column::TenantId.eq(ctx.tenant_id()))
             .filter(flows::Column::Id.eq(run.flow_id))
-            .exec(&txn)
-            .await?;
+            .exec_with_returning(&txn)
+            .await?
+            .into_iter()
+            .next();
         txn.commit().await?;
-        Ok(Some(run))
+        Ok(Some(FinishedRun { run, flow }))
     }
 
     /// Marks a finished run's alerts as evaluated; false if another evaluator did first.

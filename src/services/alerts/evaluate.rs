@@ -75,20 +75,29 @@ fn applicable(
 /// were evaluated already are skipped.
 pub async fn evaluate_run(app: &App, ctx: &TenantCtx, id: RunId) -> Result<(), DbErr> {
     match app.store.run(ctx, id).await? {
-        Some(run) => evaluate_finished(app, ctx, &run).await,
+        Some(run) => evaluate_finished(app, ctx, &run, None).await,
         None => Ok(()),
     }
 }
 
-/// [`evaluate_run`] for a run in hand (the one the engine just finished). The rules are
-/// judged first, so that the connections and open alerts they speak of are read in one
-/// query each, not one per rule.
-pub async fn evaluate_finished(app: &App, ctx: &TenantCtx, run: &runs::Model) -> Result<(), DbErr> {
+/// [`evaluate_run`] for a run in hand (the one the engine just finished, with its flow as
+/// the run's end left it). The rules are judged first, so that the connections and open
+/// alerts they speak of are read in one query each, not one per rule.
+pub async fn evaluate_finished(
+    app: &App,
+    ctx: &TenantCtx,
+    run: &runs::Model,
+    flow: Option<&flows::Model>,
+) -> Result<(), DbErr> {
     if run.finished_at.is_none() || run.alerts_checked {
         return Ok(());
     }
     let id = run.id;
-    let Some(flow) = app.store.flow(ctx, run.flow_id).await? else {
+    let flow = match flow {
+        Some(flow) => Some(flow.clone()),
+        None => app.store.flow(ctx, run.flow_id).await?,
+    };
+    let Some(flow) = flow else {
         app.store.mark_alerts_checked(ctx, id).await?;
         return Ok(());
     };

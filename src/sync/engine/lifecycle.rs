@@ -2,10 +2,10 @@
 //! writes, cancel and shutdown checks, and the end (succeeded, partially failed or
 //! failed, with auto-pause; its alerts are evaluated by the job that ran it).
 
+use super::pipeline::Paged;
 use super::{Runner, Stop};
 use crate::domain::{ErrorClass, FlowSpec, FlowStatus, RunStatus};
-use crate::store::RunEnd;
-use crate::store::entities::runs;
+use crate::store::{FinishedRun, RunEnd};
 use crate::sync::Fault;
 use sea_orm::DbErr;
 use serde_json::Value as Json;
@@ -100,14 +100,22 @@ impl Runner<'_> {
         &self,
         spec: &FlowSpec,
         replay: bool,
-        watermark: Option<String>,
-    ) -> Result<runs::Model, Stop> {
-        let run = self
-            .app
-            .store
-            .run(self.ctx, self.id())
-            .await?
-            .ok_or(Stop::LostLease)?;
+        paged: Paged,
+    ) -> Result<FinishedRun, Stop> {
+        let Paged {
+            watermark,
+            committed,
+        } = paged;
+        // The last page's commit returned the run's counts; read it only if none did.
+        let run = match committed {
+            Some(run) => run,
+            None => self
+                .app
+                .store
+                .run(self.ctx, self.id())
+                .await?
+                .ok_or(Stop::LostLease)?,
+        };
         // The failure streak ends and the watermark moves in the run's final commit.
         let moved = (spec.source.incremental && !replay)
             .then_some(watermark)
@@ -132,7 +140,7 @@ impl Runner<'_> {
             RunEnd::completed(RunStatus::Succeeded, moved)
         };
         let status = end.status;
-        let Some(run) = self
+        let Some(finished) = self
             .app
             .store
             .finish_run_as_read(self.ctx, &run, Some(&self.holder), end)
@@ -140,6 +148,7 @@ impl Runner<'_> {
         else {
             return Err(Stop::LostLease);
         };
+        let run = &finished.run;
         self.log(
             "info",
             &format!(
@@ -160,7 +169,7 @@ impl Runner<'_> {
             .increment(u64::try_from(run.records_written).unwrap_or(0));
         metrics::counter!("sluice_records_total", "tenant" => tenant, "outcome" => "failed")
             .increment(u64::try_from(run.records_failed).unwrap_or(0));
-        Ok(run)
+        Ok(finished)
     }
 
     /// Ends the run as failed, and pauses the flow after too many failures in a row.

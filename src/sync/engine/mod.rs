@@ -17,7 +17,7 @@ use crate::app::App;
 use crate::domain::{FlowId, RunId, RunStatus, RunTrigger, TenantCtx};
 use crate::queue::JobError;
 use crate::store::entities::runs;
-use crate::store::{RunEnd, now};
+use crate::store::{FinishedRun, RunEnd, now};
 use sea_orm::DbErr;
 use std::time::Duration;
 use tracing::Instrument;
@@ -121,8 +121,8 @@ pub async fn hand_back(
 pub enum Executed {
     /// The run ended or is somebody else's.
     Done,
-    /// This execution completed the run, which now reads as this.
-    Completed(Box<runs::Model>),
+    /// This execution completed the run, which (with its flow) now reads as this.
+    Completed(Box<FinishedRun>),
     /// Not now (the tenant is at its concurrency cap, or this process is stopping): try
     /// again after this delay.
     Deferred(Duration),
@@ -269,11 +269,10 @@ impl Runner<'_> {
     }
 
     /// Loads what the run works from, announces it, pages through it, and finishes.
-    async fn drive(&mut self) -> Result<runs::Model, Stop> {
+    async fn drive(&mut self) -> Result<FinishedRun, Stop> {
         let plan = self.prepare().await?;
         self.announce(&plan).await;
-        let watermark = Pipeline::new(self, &plan).run().await?;
-        self.finish(&plan.spec, plan.replay.is_some(), watermark)
-            .await
+        let paged = Pipeline::new(self, &plan).run().await?;
+        self.finish(&plan.spec, plan.replay.is_some(), paged).await
     }
 }

@@ -9,6 +9,7 @@ use super::staging::{Ledger, Prepared, Staged, digest, fail};
 use super::{Runner, Stop};
 use crate::domain::RecordFault;
 use crate::domain::{DeadLetterId, LetterSelection};
+use crate::store::entities::runs;
 use crate::store::{LedgerEntry, PageCommit};
 use crate::sync::source::{Page, Resume, Source};
 use crate::sync::target::{Item, Outcome, Recheck, Target};
@@ -18,15 +19,24 @@ use serde_json::{Value as Json, json};
 use std::sync::Arc;
 
 /// A page commit under way (true if the lease still held).
-type Commit<'a> = std::pin::Pin<Box<dyn Future<Output = Result<bool, DbErr>> + Send + 'a>>;
+type Commit<'a> =
+    std::pin::Pin<Box<dyn Future<Output = Result<Option<runs::Model>, DbErr>> + Send + 'a>>;
 
-/// Waits for a page commit, if one is under way; a lost lease stops the run.
-async fn landed(commit: Option<Commit<'_>>) -> Result<(), Stop> {
-    let held = match commit {
-        Some(c) => c.await?,
-        None => true,
-    };
-    if held { Ok(()) } else { Err(Stop::LostLease) }
+/// Waits for a page commit, if one is under way, and returns the run as it committed; a
+/// lost lease stops the run.
+async fn landed(commit: Option<Commit<'_>>) -> Result<Option<runs::Model>, Stop> {
+    match commit {
+        Some(c) => c.await?.map(Some).ok_or(Stop::LostLease),
+        None => Ok(None),
+    }
+}
+
+/// How the pages ended.
+pub(super) struct Paged {
+    /// The latest last-modified value seen.
+    pub watermark: Option<String>,
+    /// The run as its last page committed (none if no page was).
+    pub committed: Option<runs::Model>,
 }
 
 /// The next page staged beside the current one, and the one after it fetched.
@@ -42,6 +52,7 @@ pub(super) struct Pipeline<'a> {
     staged_ahead: Option<Result<Staged, Stop>>,
     fetched_ahead: Option<Result<Page, Stop>>,
     committing: Option<Commit<'a>>,
+    committed: Option<runs::Model>,
     recent: [Ledger; 2],
 }
 
@@ -57,18 +68,24 @@ impl<'a> Pipeline<'a> {
             staged_ahead: None,
             fetched_ahead: None,
             committing: None,
+            committed: None,
             recent: Default::default(),
         }
     }
 
-    /// Pages through to the end; returns the latest last-modified value seen.
-    pub(super) async fn run(mut self) -> Result<Option<String>, Stop> {
+    /// Pages through to the end.
+    pub(super) async fn run(mut self) -> Result<Paged, Stop> {
         let outcome = self.pages().await;
         // Whatever ended the loop, the commit under way lands (or fails) before the run
         // moves on: dropping it would lose a page the destination already has.
-        landed(self.committing.take()).await?;
+        if let Some(run) = landed(self.committing.take()).await? {
+            self.committed = Some(run);
+        }
         outcome?;
-        Ok(self.watermark)
+        Ok(Paged {
+            watermark: self.watermark,
+            committed: self.committed,
+        })
     }
 
     async fn pages(&mut self) -> Result<(), Stop> {
@@ -103,7 +120,9 @@ impl<'a> Pipeline<'a> {
             );
             let previous = landed(self.committing.take());
             let (written, ahead, previous) = tokio::join!(write, ahead, previous);
-            previous?;
+            if let Some(run) = previous? {
+                self.committed = Some(run);
+            }
             if let Some((staged, fetched)) = ahead {
                 self.staged_ahead = Some(staged);
                 self.fetched_ahead = fetched;
