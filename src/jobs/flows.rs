@@ -7,7 +7,7 @@ use crate::domain::RunTrigger;
 use crate::queue::{JobError, RunFlow};
 use crate::services::alerts::evaluate as alerts;
 use crate::services::flows;
-use crate::store::now;
+use crate::store::{FinishedRun, now};
 use crate::sync::engine::{self, Executed};
 use crate::sync::trigger;
 
@@ -19,7 +19,8 @@ impl Handler for RunFlow {
         // alert sweep evaluates the run a little later.
         let evaluated = match engine::execute(app, &ctx, self.run_id).await? {
             Executed::Completed(done) => {
-                alerts::evaluate_finished(app, &ctx, &done.run, done.flow.as_ref()).await
+                let FinishedRun { run, flow } = *done;
+                alerts::evaluate_finished(app, &ctx, &run, flow).await
             }
             Executed::Done => alerts::evaluate_run(app, &ctx, self.run_id).await,
             Executed::Deferred(delay) => {

@@ -87,14 +87,14 @@ pub async fn evaluate_finished(
     app: &App,
     ctx: &TenantCtx,
     run: &runs::Model,
-    flow: Option<&flows::Model>,
+    flow: Option<flows::Model>,
 ) -> Result<(), DbErr> {
     if run.finished_at.is_none() || run.alerts_checked {
         return Ok(());
     }
     let id = run.id;
     let flow = match flow {
-        Some(flow) => Some(flow.clone()),
+        Some(_) => flow,
         None => app.store.flow(ctx, run.flow_id).await?,
     };
     let Some(flow) = flow else {
