@@ -104,6 +104,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz))
         .route("/metrics", web::get().to(ops::metrics))
+        // Routes are tried in order, and each pattern with a `{segment}` costs a regular
+        // expression match: the one path machines call by the thousand comes first.
+        .route("/hooks/{token}", web::post().to(flows::receive_webhook))
         // Accounts
         .route("/setup/{token}", web::get().to(auth::setup_form))
         .route("/setup/{token}", web::post().to(auth::setup_submit))
@@ -255,7 +258,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/runs/{id}", web::get().to(runs::show))
         .route("/runs/{id}/progress", web::get().to(runs::progress))
         .route("/runs/{id}/cancel", web::post().to(runs::cancel))
-        .route("/hooks/{token}", web::post().to(flows::receive_webhook))
         .route("/support", web::get().to(support::index))
         .route("/support/runs/{id}", web::get().to(support::show))
         .route("/support/runs/{id}/reveal", web::post().to(support::reveal))
