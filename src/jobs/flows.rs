@@ -1,7 +1,7 @@
 //! Flow jobs: executing a run, firing due schedules, and recovering runs whose worker
 //! died.
 
-use super::{Handler, tenant_scope};
+use super::{Handler, run_scope, tenant_scope};
 use crate::app::App;
 use crate::domain::RunTrigger;
 use crate::queue::{JobError, RunFlow};
@@ -13,7 +13,7 @@ use crate::sync::trigger;
 
 impl Handler for RunFlow {
     async fn run(&self, app: &App) -> Result<(), JobError> {
-        let ctx = tenant_scope(app, self.tenant_id).await?;
+        let ctx = run_scope(self.tenant_id);
         // The finished run's alert rules, here rather than as a job of their own (most
         // runs are small, and a job costs several queue statements). If this fails, the
         // alert sweep evaluates the run a little later.

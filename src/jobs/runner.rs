@@ -6,11 +6,10 @@ use crate::app::App;
 use crate::queue::retry::RetryPolicy;
 use crate::queue::{
     AlertSweep, CheckConnection, DeliverNotification, Envelope, EvaluateConnection, EvaluateRun,
-    Housekeeping, JobError, Probe, QueueBackend, RefreshConnection, RunFlow,
+    Housekeeping, JobError, Probe, QueueBackend, RefreshConnection, RunFlow, SqliteJobs,
 };
 use apalis::prelude::*;
 use apalis_postgres::PostgresStorage;
-use apalis_sqlite::SqliteStorage;
 use futures::FutureExt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -142,15 +141,13 @@ fn register<J: Handler>(
                 .queue(J::QUEUE)
                 .batch_size(batch)
                 .lock_tasks(LOCK_TASKS);
-            let strategy = Strategy::new()
-                .stream(env.queue.subscribe(J::QUEUE))
-                .interval(POLL_INTERVAL);
             WorkerBuilder::new(format!("{}-{instance}-{run}", J::QUEUE))
-                .backend(
-                    SqliteStorage::<Envelope<J>>::new(&pool)
-                        .with_config(config)
-                        .poll_with_strategy(strategy),
-                )
+                .backend(SqliteJobs::<Envelope<J>>::new(
+                    &pool,
+                    config,
+                    env.queue.subscribe(J::QUEUE),
+                    POLL_INTERVAL,
+                ))
                 .data(env.clone())
                 .data(in_flight.clone())
                 .concurrency(concurrency)

@@ -10,10 +10,12 @@
 mod health;
 pub mod payloads;
 pub mod retry;
+mod sqlite_worker;
 mod storage;
 
 pub use health::WorkerHealth;
 pub use payloads::*;
+pub use sqlite_worker::SqliteJobs;
 pub use storage::{JobQueue, QueueBackend, migrate};
 
 use serde::Serialize;

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    QuerySelect, Set, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
 /// One flow's share of a group commit of inbound webhooks.
@@ -342,20 +342,37 @@ impl Store {
         &self,
         arrivals: Vec<WebhookArrivals>,
     ) -> Result<Vec<WebhookAcceptance>, DbErr> {
-        let txn = self.db.begin().await?;
+        // It reads (the queued run) before it writes: on SQLite such a transaction must take
+        // the write lock at its start, or a writer committing in between fails it at once
+        // ("database is locked") instead of making it wait its turn.
+        let txn = self
+            .db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await?;
         let mut accepted = Vec::with_capacity(arrivals.len());
         for arrival in arrivals {
-            let tenant = arrival.ctx.tenant_id();
+            // The run the events start or join, known before they are stored so that each
+            // is stored with it. A new run is stored only if an event is new.
+            let (run_id, new_run) = match arrival.run {
+                Some(row) => {
+                    match super::runs::queued_run_on(&txn, &arrival.ctx, arrival.flow).await? {
+                        Some(queued) => (Some(queued.id), None),
+                        None => (row.id.clone().take(), Some(row)),
+                    }
+                }
+                None => (None, None),
+            };
             let mut stored = Vec::with_capacity(arrival.events.len());
-            let mut ids = Vec::new();
             for event in arrival.events {
-                let id = event.id;
                 let row = webhook_events::ActiveModel {
-                    id: Set(id),
+                    id: Set(event.id),
                     flow_id: Set(arrival.flow),
                     message_id: Set(event.message_id),
                     payload: Set(event.payload),
-                    run_id: Set(None),
+                    run_id: Set(run_id),
                     ..webhook_events::ActiveModel::fresh(&arrival.ctx)
                 };
                 let inserted = webhook_events::Entity::insert(row)
@@ -371,27 +388,12 @@ impl Store {
                     .exec_without_returning(&txn)
                     .await?;
                 stored.push(inserted == 1);
-                if inserted == 1 {
-                    ids.push(id);
-                }
             }
-            let run = match arrival.run {
-                Some(row) if !ids.is_empty() => Some(
-                    match super::runs::queued_run_on(&txn, &arrival.ctx, arrival.flow).await? {
-                        Some(queued) => (queued.id, false),
-                        None => (row.insert(&txn).await?.id, true),
-                    },
-                ),
-                _ => None,
+            let run = match new_run {
+                _ if !stored.contains(&true) => None,
+                Some(row) => Some((row.insert(&txn).await?.id, true)),
+                None => run_id.map(|id| (id, false)),
             };
-            if let Some((run, _)) = run {
-                webhook_events::Entity::update_many()
-                    .col_expr(webhook_events::Column::RunId, Expr::value(run))
-                    .filter(webhook_events::Column::TenantId.eq(tenant))
-                    .filter(webhook_events::Column::Id.is_in(ids))
-                    .exec(&txn)
-                    .await?;
-            }
             accepted.push(WebhookAcceptance { stored, run });
         }
         txn.commit().await?;

@@ -7,7 +7,16 @@ use sluice::queue::{Probe, ProbeMode};
 use std::time::{Duration, Instant};
 
 async fn wait_for_failed(app: &TestApp, queue: &str, label: &str) -> (i32, String) {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    wait_for_failed_within(app, queue, label, Duration::from_secs(30)).await
+}
+
+async fn wait_for_failed_within(
+    app: &TestApp,
+    queue: &str,
+    label: &str,
+    within: Duration,
+) -> (i32, String) {
+    let deadline = Instant::now() + within;
     loop {
         let failed = app.app().store.failed_jobs(queue, 50).await.unwrap();
         if let Some(job) = failed.iter().find(|j| j.payload.contains(label)) {
@@ -37,6 +46,41 @@ async fn a_job_that_always_fails_is_retried_then_recorded_as_failed() {
     let (attempts, error) = wait_for_failed(&app, "diagnostics", "always-fails").await;
     assert_eq!(attempts, 4);
     assert!(error.contains("failed on purpose"));
+    app.stop().await;
+}
+
+fn failing_probe(label: String) -> Probe {
+    Probe {
+        mode: ProbeMode::Fail,
+        attempts: 1,
+        label,
+        sent_at_us: None,
+    }
+}
+
+#[tokio::test]
+async fn a_job_scheduled_for_later_starts_on_time_while_other_jobs_come_and_go() {
+    let app = TestApp::spawn().await;
+    let queue = &app.app().queue;
+    // Three rounds: each time the worker is woken off its poll rhythm by jobs pushed now,
+    // then has only its poll timer to find the job that falls due.
+    for round in 0..3 {
+        let later = format!("later-{round}");
+        queue
+            .push_after(failing_probe(later.clone()), Duration::from_millis(1500))
+            .await
+            .unwrap();
+        for i in 0..5 {
+            queue
+                .push(failing_probe(format!("now-{round}-{i}")))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(90)).await;
+        }
+        // Due within 2.5 s (the queue keeps whole seconds), found by a poll every 0.5 s;
+        // the worker's 30 s heartbeat must not be what finds it.
+        wait_for_failed_within(&app, "diagnostics", &later, Duration::from_secs(5)).await;
+    }
     app.stop().await;
 }
 

@@ -514,7 +514,7 @@ pub async fn purge_idempotency(
 
 #[cfg(test)]
 mod tests {
-    use crate::*;
+    use super::*;
     use serde_json::json;
 
     fn stored(data: &str) -> Record {

@@ -59,15 +59,18 @@ impl Runner<'_> {
             .await
             .map_err(|e| Fault::fatal(e.to_string()))?
             .map_err(|e| Fault::fatal(format!("the mapping does not compile: {e}")))?;
-        let (source_provider, source_values) = self.provider_of(spec.source.connection_id).await?;
+        let [
+            (source_provider, source_values),
+            (target_provider, target_values),
+        ] = self
+            .providers_of([spec.source.connection_id, spec.destination.connection_id])
+            .await?;
         let source = Source::new(
             spec.source.connection_id,
             source_provider,
             object_of(source_provider, &spec.source.object)?,
         )
         .with_values(source_values);
-        let (target_provider, target_values) =
-            self.provider_of(spec.destination.connection_id).await?;
         self.providers = Some((&source_provider.id, &target_provider.id));
         let target = Target {
             connection: spec.destination.connection_id,
@@ -190,19 +193,23 @@ impl Runner<'_> {
         }
     }
 
-    /// A connection's provider and its values (what its write templates may name).
-    pub(super) async fn provider_of(
+    /// The providers of the source's and destination's connections, and their values
+    /// (what their write templates may name), read in one query.
+    pub(super) async fn providers_of(
         &self,
-        connection: ConnectionId,
-    ) -> Result<(&'static Provider, BTreeMap<String, String>), Stop> {
-        let conn = self
-            .app
-            .store
-            .connection(self.ctx, connection)
-            .await?
-            .ok_or_else(|| Fault::fatal("a connection of this flow was deleted"))?;
-        let provider = crate::connectors::credentials::provider_of(&conn).map_err(Fault::fatal)?;
-        Ok((provider, crate::connectors::credentials::config_of(&conn)))
+        ends: [ConnectionId; 2],
+    ) -> Result<[(&'static Provider, BTreeMap<String, String>); 2], Stop> {
+        let connections = self.app.store.connections_by_id(self.ctx, &ends).await?;
+        let resolve = |id: ConnectionId| {
+            let conn = connections
+                .iter()
+                .find(|c| c.id == id)
+                .ok_or_else(|| Fault::fatal("a connection of this flow was deleted"))?;
+            let provider =
+                crate::connectors::credentials::provider_of(conn).map_err(Fault::fatal)?;
+            Ok::<_, Stop>((provider, crate::connectors::credentials::config_of(conn)))
+        };
+        Ok([resolve(ends[0])?, resolve(ends[1])?])
     }
 }
 
