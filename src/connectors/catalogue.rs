@@ -809,6 +809,9 @@ impl Provider {
     /// Replaces `{field}` placeholders with connection values (and `{sluice}` with the
     /// server's own URL, for the sandbox).
     pub fn expand(template: &str, values: &BTreeMap<String, String>) -> String {
+        if !template.contains('{') {
+            return template.to_owned();
+        }
         let mut out = template.to_owned();
         for (key, value) in values {
             out = out.replace(&format!("{{{key}}}"), value);

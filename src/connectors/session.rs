@@ -29,6 +29,40 @@ pub const PROACTIVE_WINDOW: Duration = Duration::from_secs(300);
 /// possible token call (the outbound total timeout), so a lease never lapses mid-refresh.
 const LEASE_TTL: Duration = Duration::from_secs(90);
 
+/// How long a call may use the connection row its caller read before (see [`Recent`]).
+const RECENT_FOR: Duration = Duration::from_secs(5);
+
+/// The connection row a sync last read, which its next calls use for a few seconds
+/// instead of reading it again: a sync calls its source and its destination once or
+/// more per page, and each read was one more statement. A row that old still says which
+/// credentials to use; one whose token is due for a refresh, or that just got a 401, is
+/// read again before anything is decided.
+#[derive(Default)]
+pub struct Recent(std::sync::Mutex<Option<(std::time::Instant, connections::Model)>>);
+
+impl Recent {
+    /// Starts from a row just read.
+    pub fn seeded(conn: connections::Model) -> Self {
+        Self(std::sync::Mutex::new(Some((
+            std::time::Instant::now(),
+            conn,
+        ))))
+    }
+
+    /// The row, if it is this connection's and recent enough.
+    fn get(&self, id: ConnectionId) -> Option<connections::Model> {
+        let held = self.0.lock().ok()?;
+        let (at, conn) = held.as_ref()?;
+        (conn.id == id && at.elapsed() < RECENT_FOR).then(|| conn.clone())
+    }
+
+    fn put(&self, conn: &connections::Model) {
+        if let Ok(mut held) = self.0.lock() {
+            *held = Some((std::time::Instant::now(), conn.clone()));
+        }
+    }
+}
+
 /// Where the provider sends the user back: one path per provider, exact.
 pub fn callback_url(app: &App, provider: &Provider) -> String {
     app.settings
@@ -162,14 +196,44 @@ pub async fn authorized(
     min_validity: Duration,
     stale_version: Option<i64>,
 ) -> Result<Authorized, ConnectionError> {
+    authorized_recent(
+        app,
+        ctx,
+        id,
+        min_validity,
+        stale_version,
+        &Recent::default(),
+    )
+    .await
+}
+
+/// [`authorized`], starting from the row in `recent` when there is one (and keeping the
+/// row it ends with there).
+async fn authorized_recent(
+    app: &App,
+    ctx: &TenantCtx,
+    id: ConnectionId,
+    min_validity: Duration,
+    stale_version: Option<i64>,
+    recent: &Recent,
+) -> Result<Authorized, ConnectionError> {
     let deadline = std::time::Instant::now() + LEASE_TTL + Duration::from_secs(5);
     let holder = uuid::Uuid::now_v7().to_string();
+    let mut known = recent.get(id);
     loop {
-        let conn = app
-            .store
-            .connection(ctx, id)
-            .await?
-            .ok_or(ConnectionError::NotFound)?;
+        let was_known = known.is_some();
+        let conn = match known.take() {
+            Some(conn) => conn,
+            None => {
+                let conn = app
+                    .store
+                    .connection(ctx, id)
+                    .await?
+                    .ok_or(ConnectionError::NotFound)?;
+                recent.put(&conn);
+                conn
+            }
+        };
         let provider = credentials::provider_of(&conn).map_err(ConnectionError::Failed)?;
         match conn.status {
             ConnectionStatus::Active => {}
@@ -193,13 +257,20 @@ pub async fn authorized(
                 values,
             });
         }
+        if was_known {
+            // Whether to refresh is decided on the row as it is now.
+            continue;
+        }
         if app
             .store
             .try_lease_connection(ctx, id, conn.token_version, &holder, LEASE_TTL)
             .await?
         {
-            return refresh_holding_lease(app, ctx, conn, credentials, provider, values, &holder)
-                .await;
+            let refreshed =
+                refresh_holding_lease(app, ctx, conn, credentials, provider, values, &holder)
+                    .await?;
+            recent.put(&refreshed.conn);
+            return Ok(refreshed);
         }
         if std::time::Instant::now() > deadline {
             return Err(ConnectionError::Transient(
@@ -400,6 +471,9 @@ fn filled(
     values: &BTreeMap<String, String>,
 ) -> Result<String, ConnectionError> {
     let text = Provider::expand(template, values);
+    if !text.contains('{') {
+        return Ok(text);
+    }
     for source in provider.value_sources() {
         if text.contains(&format!("{{{}}}", source.name)) {
             return Err(ConnectionError::Failed(format!(
@@ -577,7 +651,18 @@ pub async fn call_with(
     id: ConnectionId,
     call: &ApiCall<'_>,
 ) -> Result<Fetched, ConnectionError> {
-    let mut authorized = authorized(app, ctx, id, REFRESH_SKEW, None).await?;
+    call_recent(app, ctx, id, &Recent::default(), call).await
+}
+
+/// [`call_with`], using (and keeping) the connection row in `recent`.
+pub async fn call_recent(
+    app: &App,
+    ctx: &TenantCtx,
+    id: ConnectionId,
+    recent: &Recent,
+    call: &ApiCall<'_>,
+) -> Result<Fetched, ConnectionError> {
+    let mut authorized = authorized_recent(app, ctx, id, REFRESH_SKEW, None, recent).await?;
     for attempt in 0..2 {
         let request = authorized.request(app, call)?;
         let fetched = app
@@ -595,7 +680,16 @@ pub async fn call_with(
             return Ok(fetched);
         }
         if attempt == 0 && authorized.provider.auth.kind.is_oauth() {
-            authorized = authorized_after_401(app, ctx, id, authorized.conn.token_version).await?;
+            // The row in `recent` still has the version refused: it is read again.
+            authorized = authorized_recent(
+                app,
+                ctx,
+                id,
+                REFRESH_SKEW,
+                Some(authorized.conn.token_version),
+                recent,
+            )
+            .await?;
             continue;
         }
         break;
@@ -606,13 +700,4 @@ pub async fn call_with(
     );
     mark_reauth_required(app, ctx, id, authorized.conn.token_version, &why).await?;
     Err(ConnectionError::ReauthRequired(why))
-}
-
-async fn authorized_after_401(
-    app: &App,
-    ctx: &TenantCtx,
-    id: ConnectionId,
-    version: i64,
-) -> Result<Authorized, ConnectionError> {
-    authorized(app, ctx, id, REFRESH_SKEW, Some(version)).await
 }

@@ -517,8 +517,7 @@ async fn source_of(
     let object = provider_object(provider, object).ok_or_else(|| {
         AppError::BadRequest(format!("{} has no object '{object}'", provider.name))
     })?;
-    Ok(Source::new(connection, provider, object)
-        .with_values(crate::connectors::credentials::config_of(&conn)))
+    Ok(Source::new(connection, provider, object).with_connection(conn))
 }
 
 /// One record of a dry run.
@@ -731,6 +730,7 @@ async fn target_of(app: &App, ctx: &TenantCtx, spec: &FlowSpec) -> AppResult<Tar
         mode: spec.destination.write_mode,
         key_field: spec.destination.key_field.clone(),
         values: crate::connectors::credentials::config_of(&conn),
+        recent: crate::connectors::session::Recent::seeded(conn),
     })
 }
 

@@ -1,16 +1,30 @@
 //! Flows and their immutable versions, scheduling clocks and webhook lookups.
 
-use super::entities::{flow_versions, flows, runs, webhook_events};
+use super::entities::{dead_letters, flow_versions, flows, runs, webhook_events};
 use super::{Store, now};
 use crate::domain::{
-    ConnectionId, FlowId, FlowStatus, RunId, TenantCtx, TenantId, TriggerKind, WebhookEventId,
+    ConnectionId, DeadLetterState, FlowId, FlowStatus, FlowVersionId, RunId, TenantCtx, TenantId,
+    TriggerKind, WebhookEventId,
 };
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
+    JoinType, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
+
+/// What a run starts from (see [`Store::flow_to_run`]).
+pub struct FlowToRun {
+    /// The flow.
+    pub flow: flows::Model,
+    /// The version run.
+    pub version_id: FlowVersionId,
+    /// Its spec, as stored.
+    pub spec: String,
+    /// Whether the flow has open dead letters.
+    pub open_dead_letters: bool,
+}
 
 /// One flow's share of a group commit of inbound webhooks.
 pub struct WebhookArrivals {
@@ -157,6 +171,53 @@ impl Store {
             q = q.filter(flows::Column::Id.ne(id));
         }
         Ok(q.one(&self.db).await?.is_some())
+    }
+
+    /// What a run of a flow's version starts from, read in one query: the flow, the
+    /// version, and whether the flow has open dead letters (a run that delivers a record
+    /// closes its letter). `None` when the flow or the version is gone.
+    pub async fn flow_to_run(
+        &self,
+        ctx: &TenantCtx,
+        id: FlowId,
+        number: i64,
+    ) -> Result<Option<FlowToRun>, DbErr> {
+        let open_letters = Query::select()
+            .expr(Expr::val(1))
+            .from(dead_letters::Entity)
+            .and_where(dead_letters::Column::TenantId.eq(ctx.tenant_id()))
+            .and_where(dead_letters::Column::FlowId.eq(id))
+            .and_where(dead_letters::Column::State.eq(DeadLetterState::Open.as_str()))
+            .to_owned();
+        let versions = flows::Entity::belongs_to(flow_versions::Entity)
+            .from(flows::Column::Id)
+            .to(flow_versions::Column::FlowId)
+            .into();
+        let select = flows::Entity::find()
+            .join(JoinType::InnerJoin, versions)
+            .filter(flows::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(flows::Column::Id.eq(id))
+            .filter(flow_versions::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(flow_versions::Column::Number.eq(number))
+            .column_as(flow_versions::Column::Id, "version_id")
+            .column_as(flow_versions::Column::Spec, "version_spec")
+            .column_as(Expr::exists(open_letters), "open_letters");
+        // By key: one row at most, and no `LIMIT` parameter (see `by_key`).
+        let Some(row) = self
+            .db
+            .query_all_raw(select.build(self.backend()))
+            .await?
+            .into_iter()
+            .next()
+        else {
+            return Ok(None);
+        };
+        Ok(Some(FlowToRun {
+            flow: flows::Model::from_query_result(&row, "")?,
+            version_id: row.try_get("", "version_id")?,
+            spec: row.try_get("", "version_spec")?,
+            open_dead_letters: row.try_get("", "open_letters")?,
+        }))
     }
 
     /// One version of a flow by number.
@@ -329,10 +390,12 @@ impl Store {
     /// The flow owning a webhook token (the URL is the only credential besides the
     /// signature, so this lookup is across tenants).
     pub async fn flow_by_webhook_token(&self, token: &str) -> Result<Option<flows::Model>, DbErr> {
-        flows::Entity::find()
-            .filter(flows::Column::WebhookToken.eq(token))
-            .one(&self.db)
-            .await
+        // Tokens are unique: by key.
+        super::by_key(
+            flows::Entity::find().filter(flows::Column::WebhookToken.eq(token)),
+            &self.db,
+        )
+        .await
     }
 
     /// Stores inbound webhook events in one transaction (a group commit), flow by flow:

@@ -25,14 +25,15 @@ pub use api_tokens::{ActiveApiToken, ApiTokenState, NewApiToken};
 pub use audit::{AuditEntry, AuditFilter};
 pub use connections::StoredTokens;
 pub use flows::{
-    FlowHead, NewFlow, NewWebhookEvent, WebhookAcceptance, WebhookArrivals, WebhookDelivery,
+    FlowHead, FlowToRun, NewFlow, NewWebhookEvent, WebhookAcceptance, WebhookArrivals,
+    WebhookDelivery,
 };
 pub use group_commit::GroupCommit;
 pub use invitations::InvitationWithTenant;
 pub use metrics::{Bucket, Totals};
 pub use runs::{
-    Failure, FailureFilter, FinishedRun, LedgerEntry, PageCommit, RunEnd, RunFilter, counts_of,
-    id_floor,
+    Failure, FailureFilter, FinishedRun, LedgerEntry, PageCommit, RunEnd, RunFilter, RunLine,
+    counts_of, id_floor,
 };
 pub use tenants::{MemberRecord, TenantMembership};
 

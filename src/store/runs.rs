@@ -67,6 +67,46 @@ pub struct PageCommit {
     /// The run-log line for this page (message and detail), written in the same
     /// transaction.
     pub log: Option<(String, serde_json::Value)>,
+    /// Earlier run-log lines that waited for this commit (see [`RunLine`]).
+    pub earlier: Vec<RunLine>,
+}
+
+/// A run-log line written with the next commit of its run rather than on its own: one
+/// transaction fewer per line, and the line says when it was said.
+#[derive(Clone, Debug)]
+pub struct RunLine {
+    /// When it was said.
+    pub at: DateTime<Utc>,
+    /// `info`, `warn` or `error`.
+    pub level: &'static str,
+    /// The line.
+    pub message: String,
+    /// What it is about, in detail (a page's exchanges).
+    pub detail: Option<serde_json::Value>,
+}
+
+/// Writes held run-log lines in their order (the ids are made here, in that order).
+async fn insert_run_lines<C: ConnectionTrait>(
+    db: &C,
+    ctx: &TenantCtx,
+    run: RunId,
+    lines: Vec<RunLine>,
+) -> Result<(), DbErr> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let rows = lines.into_iter().map(|line| run_events::ActiveModel {
+        run_id: Set(run),
+        at: Set(line.at),
+        level: Set(line.level.to_owned()),
+        message: Set(line.message),
+        detail: Set(line.detail.map(|d| d.to_string())),
+        ..run_events::ActiveModel::fresh(ctx)
+    });
+    run_events::Entity::insert_many(rows)
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
 }
 
 /// Which runs a history page shows.
@@ -160,6 +200,8 @@ pub struct RunEnd {
     pub completed: bool,
     /// The flow's new watermark (incremental flows).
     pub watermark: Option<String>,
+    /// Run-log lines written with the end (the last says how it ended).
+    pub lines: Vec<RunLine>,
 }
 
 impl RunEnd {
@@ -172,6 +214,7 @@ impl RunEnd {
             provider: None,
             completed: false,
             watermark: None,
+            lines: Vec::new(),
         }
     }
 
@@ -589,18 +632,16 @@ impl Store {
         };
         upsert_ledger(&txn, ctx.tenant_id(), flow, &page.ledger).await?;
         let at = now();
+        let mut lines = page.earlier;
         if let Some((message, detail)) = page.log {
-            run_events::ActiveModel {
-                run_id: Set(run),
-                at: Set(at),
-                level: Set("info".into()),
-                message: Set(message),
-                detail: Set(Some(detail.to_string())),
-                ..run_events::ActiveModel::fresh(ctx)
-            }
-            .insert(&txn)
-            .await?;
+            lines.push(RunLine {
+                at,
+                level: "info",
+                message,
+                detail: Some(detail),
+            });
         }
+        insert_run_lines(&txn, ctx, run, lines).await?;
         for f in page.failures {
             dead_letters::Entity::insert(dead_letters::ActiveModel {
                 flow_id: Set(flow),
@@ -727,6 +768,7 @@ impl Store {
             return Ok(None);
         };
         super::metrics::add_to_rollups(&txn, &run).await?;
+        insert_run_lines(&txn, ctx, id, end.lines).await?;
         let mut flow = flows::Entity::update_many()
             .col_expr(flows::Column::LastRunId, Expr::value(run.id))
             .col_expr(flows::Column::LastRunStatus, Expr::value(run.status))
@@ -1182,6 +1224,8 @@ pub(super) async fn queued_run_on<C: sea_orm::ConnectionTrait>(
         .filter(runs::Column::FlowId.eq(flow))
         .filter(runs::Column::Status.eq(RunStatus::Queued))
         .filter(runs::Column::Trigger.ne(RunTrigger::Replay))
-        .one(conn)
+        // Not `.one()` (see `by_key`): a flow has one queued run, rarely two for a moment.
+        .all(conn)
         .await
+        .map(|runs| runs.into_iter().next())
 }

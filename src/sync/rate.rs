@@ -94,11 +94,12 @@ pub async fn paced_call(
     app: &App,
     ctx: &TenantCtx,
     connection: ConnectionId,
+    recent: &session::Recent,
     call: &ApiCall<'_>,
 ) -> (Result<Fetched, ConnectionError>, u64) {
     acquire(connection, provider.rate_limit.as_ref()).await;
     let started = Instant::now();
-    let fetched = session::call_with(app, ctx, connection, call).await;
+    let fetched = session::call_recent(app, ctx, connection, recent, call).await;
     (fetched, started.elapsed().as_millis() as u64)
 }
 

@@ -3,8 +3,9 @@
 use super::{Exchange, Fault, Phase, rate, since, table};
 use crate::app::App;
 use crate::connectors::catalogue::{ObjectSpec, Pagination, PaginationStyle, Provider};
-use crate::connectors::session::ApiCall;
+use crate::connectors::session::{ApiCall, Recent};
 use crate::domain::{ConnectionId, TenantCtx};
+use crate::store::entities::connections;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use serde_json_path::JsonPath;
@@ -24,6 +25,8 @@ pub struct Source {
     last_read: Mutex<Option<(Option<Resume>, u64)>>,
     /// The connection's values (a spreadsheet's tab).
     values: BTreeMap<String, String>,
+    /// The connection's row as last read, for the next calls.
+    recent: Recent,
     /// The last answer as it came (status, body cut at [`RAW_LIMIT`]), kept only for
     /// people testing a description ([`Source::keeping_answers`]).
     raw: Option<Mutex<Option<(u16, String)>>>,
@@ -74,8 +77,17 @@ impl Source {
             object,
             last_read: Mutex::new(None),
             values: BTreeMap::new(),
+            recent: Recent::default(),
             raw: None,
         }
+    }
+
+    /// The same source, starting from its connection's row as just read: its values, and
+    /// the credentials its first calls use.
+    pub fn with_connection(mut self, conn: connections::Model) -> Self {
+        self.values = crate::connectors::credentials::config_of(&conn);
+        self.recent = Recent::seeded(conn);
+        self
     }
 
     /// The same source, keeping each answer as it came, for [`Source::last_answer`].
@@ -87,12 +99,6 @@ impl Source {
     /// The last answer as it came: status and body (cut), when kept.
     pub fn last_answer(&self) -> Option<(u16, String)> {
         self.raw.as_ref()?.lock().ok()?.clone()
-    }
-
-    /// The same source, knowing its connection's values.
-    pub fn with_values(mut self, values: BTreeMap<String, String>) -> Self {
-        self.values = values;
-        self
     }
 
     /// How the object's list pages.
@@ -266,6 +272,7 @@ impl Source {
             app,
             ctx,
             self.connection,
+            &self.recent,
             &ApiCall {
                 method: method.clone(),
                 path: &path,

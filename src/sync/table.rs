@@ -255,6 +255,7 @@ impl Target {
             app,
             ctx,
             self.connection,
+            &self.recent,
             &ApiCall {
                 method: method.clone(),
                 path,

@@ -8,7 +8,7 @@ use super::{Exchange, Fault, Phase, rate};
 use crate::app::App;
 use crate::connectors::ConnectionError;
 use crate::connectors::catalogue::{LookupSpec, ObjectSpec, Provider, UpdateFetch};
-use crate::connectors::session::ApiCall;
+use crate::connectors::session::{ApiCall, Recent};
 use crate::domain::{ConnectionId, TenantCtx, WriteMode};
 use serde_json::{Map, Value as Json, json};
 use serde_json_path::JsonPath;
@@ -32,6 +32,8 @@ pub struct Target {
     pub key_field: String,
     /// The connection's values, which write templates may name (`{workspace_gid}`).
     pub values: BTreeMap<String, String>,
+    /// The connection's row as last read, for the next calls.
+    pub recent: Recent,
 }
 
 /// One record's write: its outcome and the exchanges it took, or what failed the write.
@@ -355,6 +357,7 @@ impl Target {
             app,
             ctx,
             self.connection,
+            &self.recent,
             &ApiCall {
                 method: reqwest::Method::GET,
                 path: &path,
@@ -533,6 +536,7 @@ impl Target {
             app,
             ctx,
             self.connection,
+            &self.recent,
             &ApiCall {
                 method: reqwest::Method::POST,
                 path,
@@ -741,6 +745,7 @@ impl Target {
             app,
             ctx,
             self.connection,
+            &self.recent,
             &ApiCall {
                 method: method.clone(),
                 path: &path,
@@ -837,6 +842,7 @@ impl Target {
             app,
             ctx,
             self.connection,
+            &self.recent,
             &ApiCall {
                 method: reqwest::Method::GET,
                 path: &path,

@@ -1101,3 +1101,75 @@ async fn the_audit_log_names_what_it_touched_and_reads_as_words() {
     assert!(!audit.contains("{&quot;"), "no JSON: {audit}");
     app.stop().await;
 }
+
+/// A run's log as stored, oldest first: level, message and time.
+async fn stored_log(app: &TestApp, run: &str) -> Vec<(String, String, String)> {
+    let id: uuid::Uuid = run.rsplit('/').next().unwrap().parse().unwrap();
+    let db = app.app().store.db();
+    db.query_all_raw(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        "SELECT level, message, CAST(at AS TEXT) FROM run_events WHERE run_id = $1 ORDER BY id",
+        [id.into()],
+    ))
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| {
+        (
+            row.try_get_by_index(0).unwrap(),
+            row.try_get_by_index(1).unwrap(),
+            row.try_get_by_index(2).unwrap(),
+        )
+    })
+    .collect()
+}
+
+#[tokio::test]
+async fn a_runs_log_says_what_it_started_then_each_page_then_how_it_ended_even_when_it_fails_first()
+{
+    let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "20")]).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+    app.wait_for_seed(20).await;
+    let flow = create_flow(&admin, &contact_flow(&crm, &erp, "Told", "record.email")).await;
+
+    let (run, done) = run_to_end(&admin, &flow).await;
+    assert!(done.body.contains("Succeeded"), "{}", done.body);
+    let log = stored_log(&app, &run).await;
+    let messages: Vec<&str> = log.iter().map(|(_, m, _)| m.as_str()).collect();
+    assert!(
+        messages[0]
+            .starts_with("Started with version 1 (Run now). Reading Contacts from Sandbox CRM."),
+        "{messages:#?}"
+    );
+    assert!(
+        messages[1].starts_with("Page 1: read 20, wrote 20"),
+        "{messages:#?}"
+    );
+    assert!(
+        messages
+            .last()
+            .unwrap()
+            .starts_with("Finished: succeeded. Read 20, wrote 20"),
+        "{messages:#?}"
+    );
+    // Each line carries when it was said, not when it was stored.
+    let times: Vec<&str> = log.iter().map(|(_, _, at)| at.as_str()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:#?}");
+
+    // A run that fails before its first page still says what it started.
+    admin
+        .post_form(&format!("/connections/{crm}/disconnect"), &[])
+        .await;
+    let (run, failed) = run_to_end(&admin, &flow).await;
+    assert!(failed.body.contains("Failed"), "{}", failed.body);
+    let log = stored_log(&app, &run).await;
+    let messages: Vec<&str> = log.iter().map(|(_, m, _)| m.as_str()).collect();
+    assert!(
+        messages[0].starts_with("Started with version 1"),
+        "{messages:#?}"
+    );
+    let (level, last, _) = log.last().unwrap();
+    assert!(level == "error" && last.starts_with("Failed: "), "{log:#?}");
+    app.stop().await;
+}

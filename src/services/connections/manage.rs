@@ -238,7 +238,7 @@ pub async fn sample(app: &App, ctx: &TenantCtx, id: ConnectionId) -> AppResult<S
     let config = config_of(&conn);
     let path = crate::connectors::catalogue::Provider::expand(&object.list_path, &config);
     let source = Source::new(id, provider, object)
-        .with_values(config)
+        .with_connection(conn)
         .keeping_answers();
     let page_size = source.page_size(Some(SAMPLE_PAGE));
     let read = source.fetch(app, ctx, None, None, page_size).await;

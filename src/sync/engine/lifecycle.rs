@@ -5,20 +5,35 @@
 use super::pipeline::Paged;
 use super::{Runner, Stop};
 use crate::domain::{ErrorClass, FlowSpec, FlowStatus, RunStatus};
-use crate::store::{FinishedRun, RunEnd};
+use crate::store::{FinishedRun, RunEnd, RunLine};
 use crate::sync::Fault;
 use sea_orm::DbErr;
 use serde_json::Value as Json;
 use std::time::Duration;
 
+/// The process log gets each run-log line too, inside the run's span (tenant, flow, run).
+fn trace(level: &str, message: &str) {
+    match level {
+        "error" => tracing::error!("{message}"),
+        "warn" => tracing::warn!("{message}"),
+        _ => tracing::info!("{message}"),
+    }
+}
+
 impl Runner<'_> {
     /// Appends to the run log; a failure to log never fails the run.
     pub(super) async fn log(&self, level: &str, message: &str, detail: Option<Json>) {
-        // The process log gets the same line, inside the run's span (tenant, flow, run).
-        match level {
-            "error" => tracing::error!("{message}"),
-            "warn" => tracing::warn!("{message}"),
-            _ => tracing::info!("{message}"),
+        trace(level, message);
+        // Lines held for a commit that did not come go first, in their order.
+        for line in self.take_held() {
+            if let Err(e) = self
+                .app
+                .store
+                .log_run_event(self.ctx, self.id(), line.level, &line.message, line.detail)
+                .await
+            {
+                tracing::warn!(run = %self.id(), error = %e, "could not write the run log");
+            }
         }
         if let Err(e) = self
             .app
@@ -28,6 +43,29 @@ impl Runner<'_> {
         {
             tracing::warn!(run = %self.id(), error = %e, "could not write the run log");
         }
+    }
+
+    /// Appends to the run log with the run's next commit (a page or its end), one
+    /// transaction fewer than [`Runner::log`]. A line still held when the run stops
+    /// otherwise is written before the line saying why.
+    pub(super) fn hold(&self, level: &'static str, message: String) {
+        trace(level, &message);
+        if let Ok(mut held) = self.held.lock() {
+            held.push(RunLine {
+                at: crate::store::now(),
+                level,
+                message,
+                detail: None,
+            });
+        }
+    }
+
+    /// The held lines, for the commit that writes them.
+    pub(super) fn take_held(&self) -> Vec<RunLine> {
+        self.held
+            .lock()
+            .map(|mut held| std::mem::take(&mut *held))
+            .unwrap_or_default()
     }
 
     /// Waits, holding the run, until the database accepts writes again; then takes the
@@ -140,6 +178,23 @@ impl Runner<'_> {
             RunEnd::completed(RunStatus::Succeeded, moved)
         };
         let status = end.status;
+        // The counts do not change at the end: the line is written with it.
+        self.hold(
+            "info",
+            format!(
+                "Finished: {}. Read {}, wrote {}, unchanged {}, filtered {}, failed {}.",
+                status.label().to_lowercase(),
+                run.records_read,
+                run.records_written,
+                run.records_unchanged,
+                run.records_filtered,
+                run.records_failed
+            ),
+        );
+        let end = RunEnd {
+            lines: self.take_held(),
+            ..end
+        };
         let Some(finished) = self
             .app
             .store
@@ -149,20 +204,6 @@ impl Runner<'_> {
             return Err(Stop::LostLease);
         };
         let run = &finished.run;
-        self.log(
-            "info",
-            &format!(
-                "Finished: {}. Read {}, wrote {}, unchanged {}, filtered {}, failed {}.",
-                status.label().to_lowercase(),
-                run.records_read,
-                run.records_written,
-                run.records_unchanged,
-                run.records_filtered,
-                run.records_failed
-            ),
-            None,
-        )
-        .await;
         let tenant = crate::telemetry::tenant_label(self.ctx.tenant_id());
         metrics::counter!("sluice_runs_total", "tenant" => tenant.clone(), "outcome" => status.as_str()).increment(1);
         metrics::counter!("sluice_records_total", "tenant" => tenant.clone(), "outcome" => "written")

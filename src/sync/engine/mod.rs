@@ -17,7 +17,7 @@ use crate::app::App;
 use crate::domain::{FlowId, RunId, RunStatus, RunTrigger, TenantCtx};
 use crate::queue::JobError;
 use crate::store::entities::runs;
-use crate::store::{FinishedRun, RunEnd, now};
+use crate::store::{FinishedRun, RunEnd, RunLine, now};
 use sea_orm::DbErr;
 use std::time::Duration;
 use tracing::Instrument;
@@ -192,6 +192,7 @@ async fn execute_in_span(app: &App, ctx: &TenantCtx, id: RunId) -> Result<Execut
         run,
         holder: holder.clone(),
         providers: None,
+        held: std::sync::Mutex::new(Vec::new()),
     };
     // The lease is renewed beside the run, not by it: a call that stalls for longer than
     // the lease must not make this worker look dead while it is still waiting. A database
@@ -257,6 +258,8 @@ struct Runner<'a> {
     interrupted: bool,
     /// Source and destination provider ids, once known (failures name the one at fault).
     providers: Option<(&'static str, &'static str)>,
+    /// Run-log lines waiting for the run's next commit (see [`Runner::hold`]).
+    held: std::sync::Mutex<Vec<RunLine>>,
 }
 
 impl Runner<'_> {
@@ -271,7 +274,7 @@ impl Runner<'_> {
     /// Loads what the run works from, announces it, pages through it, and finishes.
     async fn drive(&mut self) -> Result<FinishedRun, Stop> {
         let plan = self.prepare().await?;
-        self.announce(&plan).await;
+        self.announce(&plan);
         let paged = Pipeline::new(self, &plan).run().await?;
         self.finish(&plan.spec, plan.replay.is_some(), paged).await
     }

@@ -191,6 +191,7 @@ impl<'a> Pipeline<'a> {
         let mut all = vec![page.exchange];
         all.extend(exchanges);
         commit.log = Some((summary, json!({ "exchanges": all })));
+        commit.earlier = self.runner.take_held();
         commit.watermark = self.watermark.clone();
         commit.total = page.total.filter(|_| number == 1);
         let next = page.next.unwrap_or(Resume::End);

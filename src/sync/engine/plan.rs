@@ -3,12 +3,14 @@
 
 use super::{Runner, Stop};
 use crate::connectors::catalogue::{ObjectSpec, Provider};
-use crate::domain::{ConnectionId, DeadLetterState, FlowSpec, LetterSelection};
+use crate::connectors::session::Recent;
+use crate::domain::{ConnectionId, FlowSpec, LetterSelection};
+use crate::store::FlowToRun;
+use crate::store::entities::connections;
 use crate::sync::Fault;
 use crate::sync::mapping::Mapping;
 use crate::sync::source::{Resume, Source};
 use crate::sync::target::Target;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// What a run works from.
@@ -41,36 +43,37 @@ pub(super) struct Plan {
 impl Runner<'_> {
     /// Loads the flow version, compiles its mapping and resolves both ends.
     pub(super) async fn prepare(&mut self) -> Result<Plan, Stop> {
-        let flow = self
+        let Some(FlowToRun {
+            flow,
+            version_id,
+            spec,
+            open_dead_letters,
+        }) = self
             .app
             .store
-            .flow(self.ctx, self.flow_id())
+            .flow_to_run(self.ctx, self.flow_id(), self.run.version)
             .await?
-            .ok_or_else(|| Fault::fatal("the flow was deleted"))?;
-        let version = self
-            .app
-            .store
-            .flow_version(self.ctx, self.flow_id(), self.run.version)
-            .await?
-            .ok_or_else(|| Fault::fatal("the flow version is missing"))?;
-        let spec: FlowSpec = serde_json::from_str(&version.spec)
+        else {
+            return Err(Fault::fatal("the flow or the version run was deleted").into());
+        };
+        let spec: FlowSpec = serde_json::from_str(&spec)
             .map_err(|e| Fault::fatal(format!("the flow version cannot be read: {e}")))?;
-        let mapping = Mapping::of_version(version.id, &spec)
+        let mapping = Mapping::of_version(version_id, &spec)
             .await
             .map_err(|e| Fault::fatal(e.to_string()))?
             .map_err(|e| Fault::fatal(format!("the mapping does not compile: {e}")))?;
         let [
-            (source_provider, source_values),
-            (target_provider, target_values),
+            (source_provider, source_conn),
+            (target_provider, target_conn),
         ] = self
-            .providers_of([spec.source.connection_id, spec.destination.connection_id])
+            .connections_of([spec.source.connection_id, spec.destination.connection_id])
             .await?;
         let source = Source::new(
             spec.source.connection_id,
             source_provider,
             object_of(source_provider, &spec.source.object)?,
         )
-        .with_values(source_values);
+        .with_connection(source_conn);
         self.providers = Some((&source_provider.id, &target_provider.id));
         let target = Target {
             connection: spec.destination.connection_id,
@@ -78,7 +81,8 @@ impl Runner<'_> {
             object: object_of(target_provider, &spec.destination.object)?,
             mode: spec.destination.write_mode,
             key_field: spec.destination.key_field.clone(),
-            values: target_values,
+            values: crate::connectors::credentials::config_of(&target_conn),
+            recent: Recent::seeded(target_conn),
         };
         let replay =
             match &self.run.replay {
@@ -97,13 +101,7 @@ impl Runner<'_> {
         let since = (spec.source.incremental && replay.is_none())
             .then(|| flow.watermark.clone())
             .flatten();
-        let close_dead_letters = replay.is_some()
-            || self
-                .app
-                .store
-                .count_dead_letters(self.ctx, self.flow_id(), DeadLetterState::Open)
-                .await?
-                > 0;
+        let close_dead_letters = replay.is_some() || open_dead_letters;
         // Up to two pages past the checkpoint may have been written by an execution that
         // stopped before committing them (page N is written while N-1 commits).
         let recheck_through = if self.interrupted && target.mode == crate::domain::WriteMode::Create
@@ -127,19 +125,17 @@ impl Runner<'_> {
         })
     }
 
-    /// Says in the run log what the run does: starts, resumes, replays, and whether it
+    /// Says in the run log (with its first commit) what the run does: starts, resumes, replays, and whether it
     /// looks records up before creating them again.
-    pub(super) async fn announce(&self, plan: &Plan) {
+    pub(super) fn announce(&self, plan: &Plan) {
         if self.run.pages > 0 {
-            self.log(
+            self.hold(
                 "warn",
-                &format!(
+                format!(
                     "Resumed after an interruption, from the checkpoint after page {}.",
                     self.run.pages
                 ),
-                None,
-            )
-            .await;
+            );
         } else {
             let what = match &plan.replay {
                 Some(LetterSelection::All) => "Replaying all open dead letters".to_owned(),
@@ -156,16 +152,14 @@ impl Runner<'_> {
                         .unwrap_or_default()
                 ),
             };
-            self.log(
+            self.hold(
                 "info",
-                &format!(
+                format!(
                     "Started with version {} ({}). {what}.",
                     self.run.version,
                     self.run.trigger.label()
                 ),
-                None,
-            )
-            .await;
+            );
         }
         if plan.recheck_through > 0 {
             let target = &plan.target;
@@ -184,21 +178,19 @@ impl Runner<'_> {
                     }
                 ),
             };
-            self.log(
+            self.hold(
                 "info",
-                &format!("The last execution stopped mid-page: {how}."),
-                None,
-            )
-            .await;
+                format!("The last execution stopped mid-page: {how}."),
+            );
         }
     }
 
-    /// The providers of the source's and destination's connections, and their values
-    /// (what their write templates may name), read in one query.
-    pub(super) async fn providers_of(
+    /// The source's and destination's connections, with their providers, read in one
+    /// query.
+    pub(super) async fn connections_of(
         &self,
         ends: [ConnectionId; 2],
-    ) -> Result<[(&'static Provider, BTreeMap<String, String>); 2], Stop> {
+    ) -> Result<[(&'static Provider, connections::Model); 2], Stop> {
         let connections = self.app.store.connections_by_id(self.ctx, &ends).await?;
         let resolve = |id: ConnectionId| {
             let conn = connections
@@ -207,7 +199,7 @@ impl Runner<'_> {
                 .ok_or_else(|| Fault::fatal("a connection of this flow was deleted"))?;
             let provider =
                 crate::connectors::credentials::provider_of(conn).map_err(Fault::fatal)?;
-            Ok::<_, Stop>((provider, crate::connectors::credentials::config_of(conn)))
+            Ok::<_, Stop>((provider, conn.clone()))
         };
         Ok([resolve(ends[0])?, resolve(ends[1])?])
     }
