@@ -9,11 +9,15 @@ use crate::queue::{
     Housekeeping, JobError, Probe, QueueBackend, RefreshConnection, RunFlow, SqliteJobs,
 };
 use apalis::prelude::*;
+use apalis_core::backend::ext::poll_strategy::{
+    IntervalStrategy, PollSnapshot, PollStrategy, StreamStrategy,
+};
 use apalis_postgres::PostgresStorage;
 use futures::FutureExt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -158,9 +162,10 @@ fn register<J: Handler>(
                 .queue(J::QUEUE)
                 .batch_size(batch)
                 .lock_tasks(LOCK_TASKS);
-            let strategy = Strategy::new()
-                .stream(env.queue.subscribe(J::QUEUE))
-                .interval(POLL_INTERVAL);
+            let strategy = PushOrTick {
+                push: StreamStrategy::new(env.queue.subscribe(J::QUEUE)),
+                tick: IntervalStrategy::new(POLL_INTERVAL),
+            };
             WorkerBuilder::new(format!("{}-{instance}-{run}", J::QUEUE))
                 .backend(
                     PostgresStorage::<Envelope<J>>::new(&pool)
@@ -172,6 +177,34 @@ fn register<J: Handler>(
                 .concurrency(concurrency)
                 .build(handle::<J>)
         }),
+    }
+}
+
+/// Wakes a PostgreSQL worker when a job was pushed in this process or its poll tick
+/// came round. Not apalis's `Strategy`, which stops at the first wake-up that is ready: a
+/// tick that fell due while pushes were coming in was never polled again, and as a fired
+/// tick makes its next timer without polling it, no timer was armed. The worker then
+/// slept until its next push or its 30 s heartbeat, and a job scheduled for later waited
+/// (`jobs::a_job_scheduled_for_later_…` caught it under load).
+struct PushOrTick<S> {
+    push: StreamStrategy<S>,
+    tick: IntervalStrategy,
+}
+
+impl<S: futures::Stream + Unpin> PollStrategy for PushOrTick<S> {
+    fn poll_drive(&mut self, cx: &mut Context<'_>, snapshot: &PollSnapshot) -> Poll<Option<()>> {
+        // Both are polled every time, so each keeps its waker.
+        let pushed = matches!(self.push.poll_drive(cx, snapshot), Poll::Ready(Some(())));
+        let ticked = self.tick.poll_drive(cx, snapshot).is_ready();
+        if ticked {
+            // Arms the timer the tick just made (it answers pending).
+            let _ = self.tick.poll_drive(cx, snapshot);
+        }
+        if pushed || ticked {
+            Poll::Ready(Some(()))
+        } else {
+            Poll::Pending
+        }
     }
 }
 
