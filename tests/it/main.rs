@@ -12,6 +12,7 @@ mod alerts;
 mod api;
 mod connections;
 mod dashboard;
+mod database_pool;
 mod disk_full;
 mod end_customer_pages;
 mod expressions;

@@ -205,7 +205,19 @@ impl<DB: Database> Drop for PoolConnection<DB> {
 
         // We still need to spawn a task to maintain `min_connections`.
         if self.live.is_some() || self.pool.options.min_connections > 0 {
-            crate::rt::spawn(self.return_to_pool());
+            let mut returning = Box::pin(self.return_to_pool());
+            // Sluice: a SQLite connection usually goes back without waiting for anything (no
+            // ping; `after_release` answers at once outside a transaction), so it is put back
+            // here and now. Spawning a task for it cost a wake-up per statement, and the next
+            // statement, not finding it back yet, took another connection whose page cache
+            // another connection's writes had invalidated.
+            if DB::NAME == "SQLite" {
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                if returning.as_mut().poll(&mut cx).is_ready() {
+                    return;
+                }
+            }
+            crate::rt::spawn(returning);
         }
     }
 }
@@ -311,6 +323,8 @@ impl<DB: Database> Floating<DB, Live<DB>> {
         // returned to the pool; also of course, if it was dropped due to an error
         // this is simply a band-aid as SQLx-next connections should be able
         // to recover from cancellations
+        // Sluice: not for SQLite, whose commands run in order on the connection's own
+        // thread anyway (vendor/README.md).
         if DB::NAME == "SQLite" {
             self.release();
             true

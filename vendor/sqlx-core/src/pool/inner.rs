@@ -4,7 +4,6 @@ use crate::connection::Connection;
 use crate::database::Database;
 use crate::error::Error;
 use crate::pool::{deadline_as_timeout, CloseEvent, Pool, PoolOptions};
-use crossbeam_queue::ArrayQueue;
 
 use crate::sync::{AsyncSemaphore, AsyncSemaphoreReleaser};
 
@@ -12,7 +11,8 @@ use std::cmp;
 use std::future::{self, Future};
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::task::Poll;
 
 use crate::logger::private_level_filter_to_trace_level;
@@ -24,7 +24,13 @@ use tracing::Level;
 
 pub(crate) struct PoolInner<DB: Database> {
     pub(super) connect_options: RwLock<Arc<<DB::Connection as Connection>::Options>>,
-    pub(super) idle_conns: ArrayQueue<Idle<DB>>,
+    /// Idle connections, most recently released at the back, which is where `acquire`
+    /// takes from (LIFO; upstream hands them out in turn). Sluice: a SQLite connection's page
+    /// cache is dropped whenever another connection has written, so handing out connections
+    /// in turn made nearly every statement re-read its pages; the last one used is the one
+    /// whose cache and prepared statements are warm. Unused ones sink to the front, where
+    /// the idle reaper looks.
+    idle_conns: Mutex<VecDeque<Idle<DB>>>,
     pub(super) semaphore: AsyncSemaphore,
     pub(super) size: AtomicU32,
     pub(super) num_idle: AtomicUsize,
@@ -53,7 +59,7 @@ impl<DB: Database> PoolInner<DB> {
 
         let pool = Self {
             connect_options: RwLock::new(Arc::new(connect_options)),
-            idle_conns: ArrayQueue::new(capacity),
+            idle_conns: Mutex::new(VecDeque::with_capacity(capacity)),
             semaphore: AsyncSemaphore::new(options.fair, semaphore_capacity),
             size: AtomicU32::new(0),
             num_idle: AtomicUsize::new(0),
@@ -109,7 +115,8 @@ impl<DB: Database> PoolInner<DB> {
 
             let _permits = self.semaphore.acquire(permits_to_acquire).await;
 
-            while let Some(idle) = self.idle_conns.pop() {
+            let idle = std::mem::take(&mut *self.idle());
+            for idle in idle {
                 let _ = idle.live.raw.close().await;
             }
 
@@ -189,11 +196,38 @@ impl<DB: Database> PoolInner<DB> {
         self.pop_idle(permit).ok()
     }
 
+    /// An idle connection past its idle timeout or lifetime, taken out of the queue without
+    /// moving the others (see `idle_conns`), for the reaper to close.
+    fn try_acquire_expired(self: &Arc<Self>) -> Option<Floating<DB, Idle<DB>>> {
+        if self.is_closed() {
+            return None;
+        }
+
+        let permit = self.semaphore.try_acquire(1)?;
+        let expired = {
+            let mut idle = self.idle();
+            let at = idle.iter().position(|conn| {
+                is_beyond_idle_timeout(conn, &self.options)
+                    || is_beyond_max_lifetime(conn, &self.options)
+            });
+            at.and_then(|at| idle.remove(at))
+        };
+        let idle = expired?;
+        self.num_idle.fetch_sub(1, Ordering::AcqRel);
+        Some(Floating::from_idle(idle, (*self).clone(), permit))
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, VecDeque<Idle<DB>>> {
+        // Nothing panics while holding it; a poisoned queue is still a valid queue.
+        self.idle_conns.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn pop_idle<'a>(
         self: &'a Arc<Self>,
         permit: AsyncSemaphoreReleaser<'a>,
     ) -> Result<Floating<DB, Idle<DB>>, AsyncSemaphoreReleaser<'a>> {
-        if let Some(idle) = self.idle_conns.pop() {
+        let popped = self.idle().pop_back();
+        if let Some(idle) = popped {
             self.num_idle.fetch_sub(1, Ordering::AcqRel);
             Ok(Floating::from_idle(idle, (*self).clone(), permit))
         } else {
@@ -206,9 +240,7 @@ impl<DB: Database> PoolInner<DB> {
 
         let Floating { inner: idle, guard } = floating.into_idle();
 
-        if self.idle_conns.push(idle).is_err() {
-            panic!("BUG: connection queue overflow in release()");
-        }
+        self.idle().push_back(idle);
 
         // NOTE: we need to make sure we drop the permit *after* we push to the idle queue
         // don't decrease the size
@@ -546,16 +578,13 @@ fn spawn_maintenance_tasks<DB: Database>(pool: &Arc<PoolInner<DB>>) {
                     // open a new one immediately. Note that other connections may be popped from
                     // the queue in the meantime - that's fine, there is no harm in checking more
                     for _ in 0..pool.num_idle() {
-                        if let Some(conn) = pool.try_acquire() {
-                            if is_beyond_idle_timeout(&conn, &pool.options)
-                                || is_beyond_max_lifetime(&conn, &pool.options)
-                            {
-                                let _ = conn.close().await;
-                                pool.min_connections_maintenance(Some(next_run)).await;
-                            } else {
-                                pool.release(conn.into_live());
-                            }
-                        }
+                        // Sluice: only expired ones are taken out, so that the order of
+                        // the rest (see `idle_conns`) stays as it was.
+                        let Some(conn) = pool.try_acquire_expired() else {
+                            break;
+                        };
+                        let _ = conn.close().await;
+                        pool.min_connections_maintenance(Some(next_run)).await;
                     }
 
                     // Don't hold a reference to the pool while sleeping.
