@@ -81,7 +81,11 @@ pub async fn start(
 /// its housekeeping now and then.
 async fn upkeep(sandbox: Arc<Sandbox>, db: Store, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
-    let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
+    // The first housekeeping comes one period after start-up, not at once: at start the
+    // sandbox is not in use yet, so an immediate tick was skipped anyway, unless the task
+    // happened to first run after something had opened the sandbox.
+    let mut housekeeping =
+        tokio::time::interval_at(tokio::time::Instant::now() + HOUSEKEEPING, HOUSEKEEPING);
     loop {
         let stopping = tokio::select! {
             _ = tick.tick() => false,

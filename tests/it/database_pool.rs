@@ -1,10 +1,17 @@
 //! The embedded database's connection pool: a quiet server keeps running its statements
 //! on the connection it used last, whose page cache and prepared statements are warm,
 //! because each connection is back in the pool as soon as a statement is done with it.
+//! A statement runs on the caller's thread when the connection's own thread has nothing
+//! queued, but one that finds the database locked still waits for the lock, and a task
+//! running statement after statement still lets other tasks run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common::TestApp;
+use sea_orm::sqlx;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 #[tokio::test]
 async fn consecutive_statements_run_on_the_connection_used_last() {
@@ -41,6 +48,81 @@ async fn consecutive_statements_run_on_the_connection_used_last() {
             seen.is_ok(),
             "statement {i} ran on another connection than the one used last: {seen:?}"
         );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn statements_that_find_the_database_locked_wait_for_the_lock_and_succeed() {
+    if crate::common::postgres_url().is_some() {
+        return;
+    }
+    let app = TestApp::spawn_web_only(&[]).await;
+    let pool = app.app().store.db().get_sqlite_connection_pool().clone();
+    sqlx::raw_sql("CREATE TABLE lock_waits (x INTEGER)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut holder = pool.acquire().await.unwrap();
+    let mut waiter = pool.acquire().await.unwrap();
+
+    // Each kind of statement that takes the write lock, while another connection holds it.
+    let waits: [(&str, &str); 3] = [
+        ("a single statement", "INSERT INTO lock_waits VALUES (1)"),
+        (
+            "several statements in one query",
+            "INSERT INTO lock_waits VALUES (2); INSERT INTO lock_waits VALUES (3)",
+        ),
+        ("BEGIN IMMEDIATE", "BEGIN IMMEDIATE"),
+    ];
+    for (what, sql) in waits {
+        sqlx::raw_sql("BEGIN IMMEDIATE")
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+        let release = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            sqlx::raw_sql("COMMIT").execute(&mut *holder).await.unwrap();
+        };
+        let (_, waited) = tokio::join!(release, sqlx::raw_sql(sql).execute(&mut *waiter));
+        assert!(
+            waited.is_ok(),
+            "{what} failed instead of waiting: {waited:?}"
+        );
+    }
+    sqlx::raw_sql("COMMIT").execute(&mut *waiter).await.unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM lock_waits")
+        .fetch_one(&mut *waiter)
+        .await
+        .unwrap();
+    assert_eq!(rows, 3, "every insert that waited is there");
+    drop((holder, waiter));
+    app.stop().await;
+}
+
+/// `#[tokio::test]` runs on one thread: the spawned task runs only when the loop yields.
+#[tokio::test]
+async fn a_task_running_statement_after_statement_lets_other_tasks_run() {
+    if crate::common::postgres_url().is_some() {
+        return;
+    }
+    let app = TestApp::spawn_web_only(&[]).await;
+    let db = app.app().store.db();
+    let other_ran = Arc::new(AtomicBool::new(false));
+    tokio::spawn({
+        let other_ran = other_ran.clone();
+        async move { other_ran.store(true, Ordering::SeqCst) }
+    });
+    let mut statements = 0;
+    while !other_ran.load(Ordering::SeqCst) {
+        assert!(
+            statements < 50,
+            "another task waited through {statements} statements"
+        );
+        db.query_one_raw(Statement::from_string(DbBackend::Sqlite, "SELECT 1"))
+            .await
+            .unwrap();
+        statements += 1;
     }
     app.stop().await;
 }
