@@ -114,6 +114,17 @@ where
     }
 }
 
+/// Sluice: a yield point for work that never waits (a SQLite statement run on the caller's
+/// thread). On tokio it yields only once the task has used up its cooperative budget, as
+/// tokio's own sockets and channels do; on other runtimes it always yields.
+pub async fn consume_budget() {
+    #[cfg(feature = "_rt-tokio")]
+    if rt_tokio::available() {
+        return tokio::task::coop::consume_budget().await;
+    }
+    yield_now().await
+}
+
 pub async fn yield_now() {
     #[cfg(feature = "_rt-tokio")]
     if rt_tokio::available() {

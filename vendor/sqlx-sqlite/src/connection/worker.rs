@@ -1,4 +1,4 @@
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};
@@ -365,22 +365,19 @@ impl ConnectionWorker {
     /// the lock: it runs with SQLite's busy timeout at zero, because waiting for a lock
     /// belongs on the worker thread, and the command goes there instead.
     ///
-    /// Every `YIELD_EVERY`th inline command yields first: a statement run inline does not
-    /// wait, so a task running statement after statement would otherwise keep its runtime
-    /// thread (on a current-thread runtime, every other task) to itself.
+    /// Each inline command takes a unit of the task's cooperative budget first: a statement
+    /// run inline does not wait, so a task running statement after statement would
+    /// otherwise keep its runtime thread (on a current-thread runtime, every other task)
+    /// to itself.
     async fn inline<T>(
         &mut self,
         run: impl FnOnce(&mut ConnectionState, &WorkerSharedState) -> Option<T>,
     ) -> Option<T> {
-        if self.inline.since_yield >= YIELD_EVERY {
-            self.inline.since_yield = 0;
-            sqlx_core::rt::yield_now().await;
-        }
+        sqlx_core::rt::consume_budget().await;
         if self.shared.in_flight.load(Ordering::Acquire) != 0 {
             return None;
         }
         let mut conn = self.shared.conn.try_lock()?;
-        self.inline.since_yield += 1;
         set_busy_timeout(&conn, 0);
         let result = run(&mut conn, &self.shared);
         set_busy_timeout(&conn, self.inline.busy_timeout_ms);
@@ -721,37 +718,49 @@ fn end_transaction(
     }
 }
 
-/// Sluice: how many commands run inline before the caller yields once.
-const YIELD_EVERY: u32 = 8;
-
-/// Sluice: a statement that took longer than this inline runs on the worker thread from
-/// then on, so that a long query or a large result does not hold the caller's thread.
+/// Sluice: a statement that took longer than this inline runs on the worker thread its
+/// next `SLOW_RUNS_ON_WORKER` times, so that a long query or a large result does not hold
+/// the caller's thread. Then it is tried inline again: it may have been slow only once
+/// (its thread preempted, its pages read from disk).
 const SLOW: Duration = Duration::from_millis(1);
+const SLOW_RUNS_ON_WORKER: u32 = 64;
 
 struct Inline {
     /// The connection's busy timeout, restored after a command run inline without one.
     busy_timeout_ms: std::os::raw::c_int,
-    /// Commands run inline since the caller last yielded.
-    since_yield: u32,
-    /// Hashes of statements that once took longer than `SLOW` inline.
-    slow: HashSet<u64>,
+    /// Hashes of statements that took longer than `SLOW` inline, with how many more
+    /// times each runs on the worker thread.
+    slow: HashMap<u64, u32>,
 }
 
 impl Inline {
     fn new(busy_timeout_ms: std::os::raw::c_int) -> Self {
         Inline {
             busy_timeout_ms,
-            since_yield: 0,
-            slow: HashSet::new(),
+            slow: HashMap::new(),
         }
     }
 
     /// Whether `query` may run inline: one statement (a query of several could find the
     /// lock taken after its first has run, when it can no longer go to the worker thread),
     /// and not one known to be slow.
-    fn may_run(&self, query: &SqlStr) -> bool {
+    fn may_run(&mut self, query: &SqlStr) -> bool {
         let sql = statement_text(query);
-        !sql.contains(';') && (self.slow.is_empty() || !self.slow.contains(&hash(sql)))
+        if sql.contains(';') {
+            return false;
+        }
+        if self.slow.is_empty() {
+            return true;
+        }
+        let key = hash(sql);
+        let Some(left) = self.slow.get_mut(&key) else {
+            return true;
+        };
+        *left -= 1;
+        if *left == 0 {
+            self.slow.remove(&key);
+        }
+        false
     }
 
     fn ran(&mut self, query: &SqlStr, took: Duration) {
@@ -760,7 +769,8 @@ impl Inline {
             if self.slow.len() >= 1024 {
                 self.slow.clear();
             }
-            self.slow.insert(hash(statement_text(query)));
+            self.slow
+                .insert(hash(statement_text(query)), SLOW_RUNS_ON_WORKER);
         }
     }
 }
