@@ -718,19 +718,28 @@ fn end_transaction(
     }
 }
 
-/// Sluice: a statement that took longer than this inline runs on the worker thread its
-/// next `SLOW_RUNS_ON_WORKER` times, so that a long query or a large result does not hold
-/// the caller's thread. Then it is tried inline again: it may have been slow only once
-/// (its thread preempted, its pages read from disk).
+/// Sluice: a statement that took longer than this inline twice in a row runs on the
+/// worker thread its next `SLOW_RUNS_ON_WORKER` times, so that a long query or a large
+/// result does not hold the caller's thread. Once is not enough: a statement is slow once
+/// when its thread was preempted or its pages were read from disk, and on a busy machine
+/// that sent nearly every statement of a run to the worker thread, a round trip each.
+/// After its turns there it is tried inline again.
 const SLOW: Duration = Duration::from_millis(1);
 const SLOW_RUNS_ON_WORKER: u32 = 64;
+
+/// What is known of a statement that was slow inline.
+enum Slow {
+    /// Its last run inline was slow: the next one decides.
+    Once,
+    /// Runs on the worker thread this many more times.
+    OnWorker(u32),
+}
 
 struct Inline {
     /// The connection's busy timeout, restored after a command run inline without one.
     busy_timeout_ms: std::os::raw::c_int,
-    /// Hashes of statements that took longer than `SLOW` inline, with how many more
-    /// times each runs on the worker thread.
-    slow: HashMap<u64, u32>,
+    /// Statements (by hash) that were slow inline.
+    slow: HashMap<u64, Slow>,
 }
 
 impl Inline {
@@ -753,7 +762,7 @@ impl Inline {
             return true;
         }
         let key = hash(sql);
-        let Some(left) = self.slow.get_mut(&key) else {
+        let Some(Slow::OnWorker(left)) = self.slow.get_mut(&key) else {
             return true;
         };
         *left -= 1;
@@ -764,14 +773,22 @@ impl Inline {
     }
 
     fn ran(&mut self, query: &SqlStr, took: Duration) {
-        if took > SLOW {
-            // Bounded: statements built with their values inline would otherwise grow it.
-            if self.slow.len() >= 1024 {
-                self.slow.clear();
+        if took <= SLOW {
+            if !self.slow.is_empty() {
+                self.slow.remove(&hash(statement_text(query)));
             }
-            self.slow
-                .insert(hash(statement_text(query)), SLOW_RUNS_ON_WORKER);
+            return;
         }
+        // Bounded: statements built with their values inline would otherwise grow it.
+        if self.slow.len() >= 1024 {
+            self.slow.clear();
+        }
+        let key = hash(statement_text(query));
+        let next = match self.slow.get(&key) {
+            Some(Slow::Once) => Slow::OnWorker(SLOW_RUNS_ON_WORKER),
+            _ => Slow::Once,
+        };
+        self.slow.insert(key, next);
     }
 }
 
