@@ -45,6 +45,9 @@ async fn migrate_tables(store: &Store) -> anyhow::Result<()> {
                 .run(&pool)
                 .await
                 .context("apalis sqlite migrations")?;
+            drop_unused_job_indexes(&pool)
+                .await
+                .context("dropping unused queue indexes")?;
             describe_jobs_to_the_planner(&pool)
                 .await
                 .context("queue planner statistics")?;
@@ -55,6 +58,25 @@ async fn migrate_tables(store: &Store) -> anyhow::Result<()> {
                 .await
                 .context("apalis postgres migrations")?;
         }
+    }
+    Ok(())
+}
+
+/// Indexes apalis's SQLite migrations create for statements Sluice never runs (its job
+/// listings and statistics, and marking a fetched job `Running`, which `LOCK_TASKS` in
+/// the runner turns off). Every job is written three times (pushed, fetched, acknowledged)
+/// and each write changed both. What Sluice runs finds its rows without them: fetches
+/// through `idx_jobs_pending` and `idx_jobs_failed`, acknowledgements through the primary
+/// key, orphan recovery through `idx_jobs_status_run_at` or `LIdx`, the purge of
+/// finished jobs through `idx_jobs_completed_done_at`, the queue depth through
+/// `idx_jobs_pending` or `LIdx` (`tests/it/jobs.rs` checks each plan). Dropped at every start, after apalis's
+/// migrations, in case one of them makes one again.
+async fn drop_unused_job_indexes(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    for sql in [
+        "DROP INDEX IF EXISTS idx_jobs_job_type_status_run_at",
+        "DROP INDEX IF EXISTS idx_jobs_claimable",
+    ] {
+        sqlx::query(sql).execute(pool).await?;
     }
     Ok(())
 }

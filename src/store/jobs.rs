@@ -145,10 +145,12 @@ impl Store {
             DbBackend::Postgres => ("apalis.jobs", before.into()),
             _ => ("Jobs", before.timestamp().into()),
         };
+        // Worded as the SQLite queue's index of finished jobs is (`idx_jobs_completed_done_at`,
+        // partial on the first two conditions), so that SQLite searches it, not the table.
         let sql = format!(
             "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE \
-             (status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts)) \
-             AND done_at < $1 LIMIT {})",
+             status IN ('Done', 'Failed', 'Killed') AND done_at IS NOT NULL AND done_at < $1 \
+             AND (status <> 'Failed' OR attempts >= max_attempts) LIMIT {})",
             super::retention::BATCH
         );
         let mut removed = 0;

@@ -290,8 +290,10 @@ impl Store {
                  WHERE status = 'Pending' GROUP BY job_type"
             }
             _ => {
+                // Worded as the queue's index of waiting jobs is (`idx_jobs_pending`): a
+                // pending job is never locked, and SQLite then reads only that index.
                 "SELECT job_type, CAST(COUNT(*) AS BIGINT) AS n FROM Jobs \
-                 WHERE status = 'Pending' GROUP BY job_type"
+                 WHERE status = 'Pending' AND lock_by IS NULL GROUP BY job_type"
             }
         };
         self.db

@@ -294,3 +294,99 @@ async fn the_bundled_sqlite_plans_a_statement_once_whatever_its_bound_limit() {
     assert_eq!(options, 2, "SQLite was built without LIBSQLITE3_FLAGS");
     app.stop().await;
 }
+
+/// The query plan of `sql` on the test's SQLite database, one line per step.
+async fn plan_of(app: &TestApp, sql: &str) -> Vec<String> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = app.app().store.db();
+    db.query_all_raw(Statement::from_string(
+        db.get_database_backend(),
+        format!("EXPLAIN QUERY PLAN {sql}"),
+    ))
+    .await
+    .unwrap()
+    .iter()
+    .filter_map(|r| r.try_get::<String>("", "detail").ok())
+    .collect()
+}
+
+#[tokio::test]
+async fn every_statement_on_the_sqlite_queue_finds_its_jobs_through_an_index() {
+    if crate::common::postgres_url().is_some() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    // Each job is written three times, so the queue keeps only the indexes these need
+    // (`queue::storage::drop_unused_job_indexes`). apalis-sqlite 1.0's statements, where
+    // they choose the plan, and ours as `Store::purge_finished_jobs` and
+    // `Store::queue_depths` word them.
+    let statements: [(&str, &str, &[&str]); 6] = [
+        (
+            "fetch (apalis)",
+            "SELECT ROWID FROM Jobs WHERE job_type = ?2 AND status = 'Pending' \
+             AND lock_by IS NULL AND (run_at IS NULL OR run_at <= ?4) \
+             ORDER BY priority DESC, run_at ASC, id ASC LIMIT ?3",
+            &["idx_jobs_pending"],
+        ),
+        (
+            "fetch of retries (apalis)",
+            "SELECT ROWID FROM Jobs WHERE job_type = ?2 AND status = 'Failed' \
+             AND attempts < max_attempts AND (run_at IS NULL OR run_at <= ?4) \
+             ORDER BY priority DESC, run_at ASC, id ASC LIMIT ?3",
+            &["idx_jobs_failed"],
+        ),
+        (
+            "acknowledgement (apalis)",
+            "WITH j AS (SELECT value ->> 'task_id' AS task_id, value ->> 'status' AS status \
+             FROM json_each(?1)) UPDATE Jobs SET status = j.status FROM j \
+             WHERE Jobs.id = j.task_id AND Jobs.lock_by = ?2",
+            &["sqlite_autoindex_Jobs_1"],
+        ),
+        (
+            "orphan recovery (apalis)",
+            "SELECT Jobs.id FROM Jobs INNER JOIN Workers ON lock_by = Workers.id \
+             WHERE (status = 'Running' OR status = 'Queued') \
+             AND strftime('%s', 'now') - Workers.last_seen >= ?1 AND Workers.worker_type = ?2",
+            &["idx_jobs_status_run_at (status=?)", "LIdx (lock_by=?)"],
+        ),
+        (
+            "purge of finished jobs",
+            "SELECT id FROM Jobs WHERE status IN ('Done', 'Failed', 'Killed') \
+             AND done_at IS NOT NULL AND done_at < ?1 \
+             AND (status <> 'Failed' OR attempts >= max_attempts) LIMIT 500",
+            &["idx_jobs_completed_done_at"],
+        ),
+        (
+            "queue depth",
+            "SELECT job_type, COUNT(*) FROM Jobs WHERE status = 'Pending' AND lock_by IS NULL \
+             GROUP BY job_type",
+            // Each finds the waiting jobs alone: finished ones keep their worker.
+            &[
+                "idx_jobs_pending",
+                "LIdx (lock_by=?)",
+                "idx_jobs_status_run_at (status=?)",
+            ],
+        ),
+    ];
+    for (what, sql, indexes) in statements {
+        let plan = plan_of(&app, sql).await;
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("Jobs")
+                    && indexes.iter().any(|index| step.contains(index))),
+            "{what}: expected one of {indexes:?}, got {plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|step| step.trim_end() == "SCAN Jobs"),
+            "{what} reads the whole table: {plan:?}"
+        );
+    }
+    let dropped = crate::common::scalar(
+        app.app().store.db(),
+        "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'index' AND name IN \
+         ('idx_jobs_job_type_status_run_at', 'idx_jobs_claimable')",
+    )
+    .await;
+    assert_eq!(dropped, 0, "the indexes no statement needs are gone");
+    app.stop().await;
+}
