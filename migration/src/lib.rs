@@ -12,6 +12,7 @@ mod m20261204_000007_alert_occurrences;
 mod m20261204_000008_dead_letter_first_run;
 mod m20261204_000009_tenant_logos;
 mod m20261205_000010_runs_index_prefix;
+mod m20261205_000011_runs_unused_index;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000008_dead_letter_first_run::Migration),
             Box::new(m20261204_000009_tenant_logos::Migration),
             Box::new(m20261205_000010_runs_index_prefix::Migration),
+            Box::new(m20261205_000011_runs_unused_index::Migration),
         ]
     }
 }
