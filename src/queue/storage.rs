@@ -145,7 +145,7 @@ impl JobQueue {
             return Ok(());
         }
         let due_at_us = Some(chrono::Utc::now().timestamp_micros());
-        let count = jobs.len() as u64;
+        let count = jobs.len();
         let tasks = jobs
             .into_iter()
             .map(|job| {
@@ -159,9 +159,61 @@ impl JobQueue {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         self.insert_tasks(J::QUEUE, tasks).await?;
-        metrics::counter!("sluice_jobs_enqueued_total", "queue" => J::QUEUE).increment(count);
-        self.wake(J::QUEUE);
+        self.pushed::<J>(count);
         Ok(())
+    }
+
+    /// On SQLite, the statement that enqueues `jobs` to run now from inside the caller's
+    /// transaction on the same database (apalis's `Jobs` table, as its own push writes
+    /// it): the jobs commit with what they are about, in one commit rather than two, and
+    /// one cannot be stored without the other. `None` on PostgreSQL, where the caller
+    /// pushes them after its commit; either way it calls [`JobQueue::pushed`] then.
+    pub fn enqueue_statement<J: Job>(
+        &self,
+        jobs: Vec<J>,
+    ) -> anyhow::Result<Option<sea_orm::Statement>> {
+        if jobs.is_empty() || !matches!(self.backend, QueueBackend::Sqlite(_)) {
+            return Ok(None);
+        }
+        let due_at_us = Some(chrono::Utc::now().timestamp_micros());
+        let run_at = chrono::Utc::now().timestamp();
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(jobs.len() * 4);
+        for job in jobs {
+            let envelope = Envelope {
+                job,
+                attempt: 0,
+                due_at_us,
+            };
+            values.push(
+                serde_json::to_vec(&envelope)
+                    .context("encoding job")?
+                    .into(),
+            );
+            values.push(ulid::Ulid::generate().to_string().into());
+            values.push(J::QUEUE.into());
+            values.push(run_at.into());
+        }
+        // As `push_all`'s jobs: one attempt (the runner retries by pushing anew), priority
+        // 0, no metadata, no idempotency key.
+        let row = "(?, ?, ?, 'Pending', 0, 1, ?, 0, '{}')";
+        let sql = format!(
+            "INSERT INTO Jobs (job, id, job_type, status, attempts, max_attempts, run_at, \
+             priority, metadata) VALUES {}",
+            vec![row; values.len() / 4].join(", ")
+        );
+        Ok(Some(sea_orm::Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            sql,
+            values,
+        )))
+    }
+
+    /// Counts jobs enqueued by [`JobQueue::enqueue_statement`] once they are committed,
+    /// and wakes this process's workers for them.
+    pub fn pushed<J: Job>(&self, count: usize) {
+        metrics::counter!("sluice_jobs_enqueued_total", "queue" => J::QUEUE)
+            .increment(count as u64);
+        self.wake(J::QUEUE);
     }
 
     /// Enqueues a job to run after `delay`.

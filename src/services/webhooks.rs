@@ -6,7 +6,9 @@
 use super::require_write;
 use crate::app::{App, AuditActor};
 use crate::crypto::Aad;
-use crate::domain::{FlowId, FlowStatus, RunTrigger, TenantCtx, TriggerKind, WebhookEventId};
+use crate::domain::{
+    FlowId, FlowStatus, RunId, RunTrigger, TenantCtx, TenantId, TriggerKind, WebhookEventId,
+};
 use crate::error::AppResult;
 use crate::queue::RunFlow;
 use crate::store::{NewWebhookEvent, WebhookArrivals, WebhookDelivery, now};
@@ -232,7 +234,22 @@ async fn commit(app: &App, group: Vec<WebhookDelivery>) {
         answers[at].push(delivery.answer);
     }
     let tenants: Vec<_> = arrivals.iter().map(|a| a.ctx.tenant_id()).collect();
-    let accepted = match app.store.accept_webhook_events(arrivals).await {
+    // On SQLite the new runs' jobs are stored in the events' commit; otherwise pushed
+    // after it (if that push is lost, orphan recovery enqueues the runs).
+    let mut in_commit = 0;
+    let enqueue = |runs: Vec<(TenantId, RunId)>| {
+        let jobs: Vec<RunFlow> = runs
+            .into_iter()
+            .map(|(tenant_id, run_id)| RunFlow { tenant_id, run_id })
+            .collect();
+        let count = jobs.len();
+        let statement = app.queue.enqueue_statement(jobs)?;
+        if statement.is_some() {
+            in_commit = count;
+        }
+        Ok(statement)
+    };
+    let accepted = match app.store.accept_webhook_events(arrivals, enqueue).await {
         Ok(accepted) => accepted,
         Err(e) => {
             let message = e.to_string();
@@ -257,7 +274,9 @@ async fn commit(app: &App, group: Vec<WebhookDelivery>) {
     }
     // The events and their runs are stored, so the senders were told: if this push is
     // lost (a crash right here), orphan recovery enqueues the runs.
-    if let Err(e) = app.queue.push_all(new_runs).await {
+    if in_commit > 0 {
+        app.queue.pushed::<RunFlow>(in_commit);
+    } else if let Err(e) = app.queue.push_all(new_runs).await {
         tracing::warn!(error = %e, "runs started by webhooks wait for orphan recovery");
     }
 }

@@ -11,7 +11,7 @@ use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
     JoinType, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    Statement, TransactionOptions, TransactionTrait,
 };
 
 /// What a run starts from (see [`Store::flow_to_run`]).
@@ -400,10 +400,13 @@ impl Store {
 
     /// Stores inbound webhook events in one transaction (a group commit), flow by flow:
     /// each event once per message id, and, for a flow that takes webhooks and stored any,
-    /// the queued run they join (`run` is inserted when none is queued yet).
+    /// the queued run they join (`run` is inserted when none is queued yet). `enqueue`
+    /// gives the statement, if any, that enqueues the new runs (tenant, run) in the same
+    /// transaction.
     pub async fn accept_webhook_events(
         &self,
         arrivals: Vec<WebhookArrivals>,
+        enqueue: impl FnOnce(Vec<(TenantId, RunId)>) -> anyhow::Result<Option<Statement>>,
     ) -> Result<Vec<WebhookAcceptance>, DbErr> {
         // It reads (the queued run) before it writes: on SQLite such a transaction must take
         // the write lock at its start, or a writer committing in between fails it at once
@@ -416,6 +419,7 @@ impl Store {
             })
             .await?;
         let mut accepted = Vec::with_capacity(arrivals.len());
+        let tenants: Vec<TenantId> = arrivals.iter().map(|a| a.ctx.tenant_id()).collect();
         for arrival in arrivals {
             // The run the events start or join, known before they are stored so that each
             // is stored with it. A new run is stored only if an event is new.
@@ -458,6 +462,17 @@ impl Store {
                 None => run_id.map(|id| (id, false)),
             };
             accepted.push(WebhookAcceptance { stored, run });
+        }
+        let started: Vec<(TenantId, RunId)> = tenants
+            .into_iter()
+            .zip(&accepted)
+            .filter_map(|(tenant, a)| match a.run {
+                Some((run, true)) => Some((tenant, run)),
+                _ => None,
+            })
+            .collect();
+        if let Some(jobs) = enqueue(started).map_err(|e| DbErr::Custom(format!("{e:#}")))? {
+            txn.execute_raw(jobs).await?;
         }
         txn.commit().await?;
         Ok(accepted)

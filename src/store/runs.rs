@@ -64,11 +64,143 @@ pub struct PageCommit {
     pub failures: Vec<Failure>,
     /// Record keys whose open dead letters are now delivered.
     pub delivered: Vec<String>,
-    /// The run-log line for this page (message and detail), written in the same
-    /// transaction.
-    pub log: Option<(String, serde_json::Value)>,
+    /// The run-log line for this page, written in the same transaction.
+    pub log: Option<RunLine>,
     /// Earlier run-log lines that waited for this commit (see [`RunLine`]).
     pub earlier: Vec<RunLine>,
+}
+
+impl PageCommit {
+    /// The page's change to its run (counts, checkpoint, heartbeat), for the caller to
+    /// guard by the lease, and the rows it writes beside it.
+    fn split(self) -> (sea_orm::UpdateMany<runs::Entity>, PageRows) {
+        let add = |column: runs::Column, n: i64| (column, Expr::col(column).add(n));
+        let mut update = runs::Entity::update_many()
+            .col_expr(runs::Column::Cursor, Expr::value(self.cursor))
+            .col_expr(runs::Column::Pages, Expr::col(runs::Column::Pages).add(1))
+            .col_expr(runs::Column::HeartbeatAt, Expr::value(now()));
+        for (column, value) in [
+            add(runs::Column::RecordsRead, self.read),
+            add(runs::Column::RecordsWritten, self.written),
+            add(runs::Column::RecordsUnchanged, self.unchanged),
+            add(runs::Column::RecordsFiltered, self.filtered),
+            add(runs::Column::RecordsFailed, self.failed),
+        ] {
+            update = update.col_expr(column, value);
+        }
+        if self.watermark.is_some() {
+            update = update.col_expr(runs::Column::Watermark, Expr::value(self.watermark));
+        }
+        if self.total.is_some() {
+            update = update.col_expr(runs::Column::RecordsTotal, Expr::value(self.total));
+        }
+        let rows = PageRows {
+            ledger: self.ledger,
+            failures: self.failures,
+            delivered: self.delivered,
+            log: self.log,
+            earlier: self.earlier,
+        };
+        (update, rows)
+    }
+
+    /// Adds the page's counts to `run`'s, as committing the page will.
+    pub fn add_counts_to(&self, run: &mut runs::Model) {
+        run.records_read += self.read;
+        run.records_written += self.written;
+        run.records_unchanged += self.unchanged;
+        run.records_filtered += self.filtered;
+        run.records_failed += self.failed;
+    }
+
+    /// Whether the destination refused any of the page's records.
+    pub fn destination_refused(&self) -> bool {
+        self.failures
+            .iter()
+            .any(|f| f.error_class == RecordFault::Rejected)
+    }
+}
+
+/// The rows a page commit writes beside its run's update.
+struct PageRows {
+    ledger: Vec<(Vec<u8>, LedgerEntry)>,
+    failures: Vec<Failure>,
+    delivered: Vec<String>,
+    log: Option<RunLine>,
+    earlier: Vec<RunLine>,
+}
+
+impl PageRows {
+    /// Writes the ledger rows, the run-log lines (then `later` ones, in one statement)
+    /// and the dead letters, inside the page's transaction.
+    async fn write<C: ConnectionTrait>(
+        self,
+        txn: &C,
+        ctx: &TenantCtx,
+        flow: FlowId,
+        run: RunId,
+        later: Vec<RunLine>,
+    ) -> Result<(), DbErr> {
+        upsert_ledger(txn, ctx.tenant_id(), flow, &self.ledger).await?;
+        let mut lines = self.earlier;
+        lines.extend(self.log);
+        lines.extend(later);
+        insert_run_lines(txn, ctx, run, lines).await?;
+        let at = now();
+        for f in self.failures {
+            dead_letters::Entity::insert(dead_letters::ActiveModel {
+                flow_id: Set(flow),
+                run_id: Set(run),
+                first_run_id: Set(Some(run)),
+                record_key: Set(f.record_key),
+                payload: Set(f.payload),
+                error_class: Set(f.error_class),
+                error: Set(f.error),
+                attempts: Set(1),
+                state: Set(DeadLetterState::Open),
+                created_at: Set(at),
+                updated_at: Set(at),
+                ..dead_letters::ActiveModel::fresh(ctx)
+            })
+            .on_conflict(
+                OnConflict::columns([
+                    dead_letters::Column::TenantId,
+                    dead_letters::Column::FlowId,
+                    dead_letters::Column::RecordKey,
+                ])
+                .update_columns([
+                    dead_letters::Column::RunId,
+                    dead_letters::Column::Payload,
+                    dead_letters::Column::ErrorClass,
+                    dead_letters::Column::Error,
+                    dead_letters::Column::State,
+                    dead_letters::Column::UpdatedAt,
+                ])
+                .value(
+                    dead_letters::Column::Attempts,
+                    Expr::col((dead_letters::Entity, dead_letters::Column::Attempts)).add(1),
+                )
+                .to_owned(),
+            )
+            .exec_without_returning(txn)
+            .await?;
+        }
+        for chunk in self.delivered.chunks(500) {
+            dead_letters::Entity::update_many()
+                .col_expr(
+                    dead_letters::Column::State,
+                    Expr::value(DeadLetterState::Replayed.as_str()),
+                )
+                .col_expr(dead_letters::Column::UpdatedAt, Expr::value(at))
+                .filter(dead_letters::Column::TenantId.eq(ctx.tenant_id()))
+                .filter(dead_letters::Column::FlowId.eq(flow))
+                .filter(dead_letters::Column::State.eq(DeadLetterState::Open))
+                .filter(dead_letters::Column::RecordKey.is_in(chunk.iter().cloned()))
+                .exec(txn)
+                .await?;
+        }
+        Ok(())
+    }
 }
 
 /// A run-log line written with the next commit of its run rather than on its own: one
@@ -429,49 +561,61 @@ impl Store {
         queued_run_on(&self.db, ctx, flow).await
     }
 
-    /// The tenant's runs executing with a live heartbeat: what a run about to start must
-    /// wait for (a flow runs one sync at a time; a tenant, a few runs at once). One query,
-    /// since every run asks it before it starts.
-    pub async fn running_runs(
+    /// One run of the tenant, and the tenant's runs executing with a heartbeat after
+    /// `fresh_after`, in one read: a worker about to execute the run checks them for the
+    /// tenant's concurrency cap and for a run of the same flow already going.
+    pub async fn run_and_running(
         &self,
         ctx: &TenantCtx,
+        id: RunId,
         fresh_after: DateTime<Utc>,
-    ) -> Result<Vec<RunningRun>, DbErr> {
-        let rows: Vec<(RunId, FlowId, RunTrigger, Option<String>)> = runs::Entity::find()
-            .select_only()
-            .columns([
-                runs::Column::Id,
-                runs::Column::FlowId,
-                runs::Column::Trigger,
-                runs::Column::LeaseHolder,
-            ])
+    ) -> Result<(Option<runs::Model>, Vec<RunningRun>), DbErr> {
+        use sea_orm::Condition;
+        let executing = || {
+            Condition::all()
+                .add(runs::Column::Status.eq(RunStatus::Running))
+                .add(runs::Column::HeartbeatAt.gt(fresh_after))
+        };
+        let rows = runs::Entity::find()
             .filter(runs::Column::TenantId.eq(ctx.tenant_id()))
-            .filter(runs::Column::Status.eq(RunStatus::Running))
-            .filter(runs::Column::HeartbeatAt.gt(fresh_after))
-            .into_tuple()
+            .filter(
+                Condition::any()
+                    .add(runs::Column::Id.eq(id))
+                    .add(executing()),
+            )
             .all(&self.db)
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, flow, trigger, holder)| RunningRun {
-                id,
-                flow,
-                trigger,
-                leased: holder.is_some(),
-            })
-            .collect())
+        let mut run = None;
+        let mut running = Vec::new();
+        for row in rows {
+            if row.status == RunStatus::Running
+                && row.heartbeat_at.is_some_and(|at| at > fresh_after)
+            {
+                running.push(RunningRun {
+                    id: row.id,
+                    flow: row.flow_id,
+                    trigger: row.trigger,
+                    leased: row.lease_holder.is_some(),
+                });
+            }
+            if row.id == id {
+                run = Some(row);
+            }
+        }
+        Ok((run, running))
     }
 
-    /// Takes the run's lease: it must be unfinished and either free, ours, or abandoned
-    /// (no heartbeat since `stale_before`). Marks it running.
+    /// Takes the run's lease at `at`: it must be unfinished and either free, ours, or
+    /// abandoned (no heartbeat since `stale_before`). Marks it running, started at `at`
+    /// unless it started before.
     pub async fn claim_run(
         &self,
         ctx: &TenantCtx,
         id: RunId,
         holder: &str,
         stale_before: DateTime<Utc>,
+        at: DateTime<Utc>,
     ) -> Result<bool, DbErr> {
-        let at = now();
         let done = runs::Entity::update_many()
             .col_expr(
                 runs::Column::Status,
@@ -587,36 +731,7 @@ impl Store {
         page: PageCommit,
     ) -> Result<Option<runs::Model>, DbErr> {
         let txn = self.db.begin().await?;
-        let mut update = runs::Entity::update_many()
-            .col_expr(runs::Column::Cursor, Expr::value(page.cursor))
-            .col_expr(runs::Column::Pages, Expr::col(runs::Column::Pages).add(1))
-            .col_expr(
-                runs::Column::RecordsRead,
-                Expr::col(runs::Column::RecordsRead).add(page.read),
-            )
-            .col_expr(
-                runs::Column::RecordsWritten,
-                Expr::col(runs::Column::RecordsWritten).add(page.written),
-            )
-            .col_expr(
-                runs::Column::RecordsUnchanged,
-                Expr::col(runs::Column::RecordsUnchanged).add(page.unchanged),
-            )
-            .col_expr(
-                runs::Column::RecordsFiltered,
-                Expr::col(runs::Column::RecordsFiltered).add(page.filtered),
-            )
-            .col_expr(
-                runs::Column::RecordsFailed,
-                Expr::col(runs::Column::RecordsFailed).add(page.failed),
-            )
-            .col_expr(runs::Column::HeartbeatAt, Expr::value(now()));
-        if page.watermark.is_some() {
-            update = update.col_expr(runs::Column::Watermark, Expr::value(page.watermark));
-        }
-        if page.total.is_some() {
-            update = update.col_expr(runs::Column::RecordsTotal, Expr::value(page.total));
-        }
+        let (update, rows) = page.split();
         let Some(committed) = update
             .filter(runs::Column::TenantId.eq(ctx.tenant_id()))
             .filter(runs::Column::Id.eq(run))
@@ -630,70 +745,7 @@ impl Store {
             txn.rollback().await?;
             return Ok(None);
         };
-        upsert_ledger(&txn, ctx.tenant_id(), flow, &page.ledger).await?;
-        let at = now();
-        let mut lines = page.earlier;
-        if let Some((message, detail)) = page.log {
-            lines.push(RunLine {
-                at,
-                level: "info",
-                message,
-                detail: Some(detail),
-            });
-        }
-        insert_run_lines(&txn, ctx, run, lines).await?;
-        for f in page.failures {
-            dead_letters::Entity::insert(dead_letters::ActiveModel {
-                flow_id: Set(flow),
-                run_id: Set(run),
-                first_run_id: Set(Some(run)),
-                record_key: Set(f.record_key),
-                payload: Set(f.payload),
-                error_class: Set(f.error_class),
-                error: Set(f.error),
-                attempts: Set(1),
-                state: Set(DeadLetterState::Open),
-                created_at: Set(at),
-                updated_at: Set(at),
-                ..dead_letters::ActiveModel::fresh(ctx)
-            })
-            .on_conflict(
-                OnConflict::columns([
-                    dead_letters::Column::TenantId,
-                    dead_letters::Column::FlowId,
-                    dead_letters::Column::RecordKey,
-                ])
-                .update_columns([
-                    dead_letters::Column::RunId,
-                    dead_letters::Column::Payload,
-                    dead_letters::Column::ErrorClass,
-                    dead_letters::Column::Error,
-                    dead_letters::Column::State,
-                    dead_letters::Column::UpdatedAt,
-                ])
-                .value(
-                    dead_letters::Column::Attempts,
-                    Expr::col((dead_letters::Entity, dead_letters::Column::Attempts)).add(1),
-                )
-                .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await?;
-        }
-        for chunk in page.delivered.chunks(500) {
-            dead_letters::Entity::update_many()
-                .col_expr(
-                    dead_letters::Column::State,
-                    Expr::value(DeadLetterState::Replayed.as_str()),
-                )
-                .col_expr(dead_letters::Column::UpdatedAt, Expr::value(at))
-                .filter(dead_letters::Column::TenantId.eq(ctx.tenant_id()))
-                .filter(dead_letters::Column::FlowId.eq(flow))
-                .filter(dead_letters::Column::State.eq(DeadLetterState::Open))
-                .filter(dead_letters::Column::RecordKey.is_in(chunk.iter().cloned()))
-                .exec(&txn)
-                .await?;
-        }
+        rows.write(&txn, ctx, flow, run, Vec::new()).await?;
         txn.commit().await?;
         Ok(Some(committed))
     }
@@ -716,19 +768,22 @@ impl Store {
             return Ok(None);
         };
         Ok(self
-            .finish_run_as_read(ctx, &run, holder, end)
+            .finish_run_as_read(ctx, &run, holder, end, None)
             .await?
             .map(|finished| finished.run))
     }
 
     /// [`Store::finish_run`] for a run its caller has just read (its start gives the
-    /// duration), read outside any transaction.
+    /// duration), read outside any transaction. With `last_page`, that page is committed
+    /// in the same transaction and the same update of the run (it must then be held by
+    /// `holder`): a one-page run ends in one commit.
     pub async fn finish_run_as_read(
         &self,
         ctx: &TenantCtx,
         run: &runs::Model,
         holder: Option<&str>,
         end: RunEnd,
+        last_page: Option<PageCommit>,
     ) -> Result<Option<FinishedRun>, DbErr> {
         let id = run.id;
         let txn = self.db.begin().await?;
@@ -737,7 +792,14 @@ impl Store {
             (at - run.started_at.unwrap_or(run.created_at)).num_milliseconds(),
             0,
         );
-        let mut q = runs::Entity::update_many()
+        let (update, page_rows) = match last_page {
+            Some(page) => {
+                let (update, rows) = page.split();
+                (update, Some(rows))
+            }
+            None => (runs::Entity::update_many(), None),
+        };
+        let mut q = update
             .col_expr(runs::Column::Status, Expr::value(end.status.as_str()))
             .col_expr(runs::Column::Error, Expr::value(end.error.clone()))
             .col_expr(
@@ -768,7 +830,10 @@ impl Store {
             return Ok(None);
         };
         super::metrics::add_to_rollups(&txn, &run).await?;
-        insert_run_lines(&txn, ctx, id, end.lines).await?;
+        match page_rows {
+            Some(rows) => rows.write(&txn, ctx, run.flow_id, id, end.lines).await?,
+            None => insert_run_lines(&txn, ctx, id, end.lines).await?,
+        }
         let mut flow = flows::Entity::update_many()
             .col_expr(flows::Column::LastRunId, Expr::value(run.id))
             .col_expr(flows::Column::LastRunStatus, Expr::value(run.status))

@@ -1,5 +1,6 @@
 //! The engine under adversity: a 429 storm with 30 % server errors, a worker killed with
-//! SIGKILL mid-run, two schedulers racing for one tick, and hostile inbound webhooks.
+//! SIGKILL mid-run, two schedulers racing for one tick, hostile inbound webhooks, and runs
+//! that must wait their turn.
 //! In every case each record reaches the destination exactly once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -595,5 +596,99 @@ async fn a_destination_without_batches_gets_several_records_at_once_and_none_twi
         (2..=8).contains(&most),
         "several creates at once, never more than eight: {most}"
     );
+    app.stop().await;
+}
+
+/// Starts a run through "Run now" (no worker takes it in these tests); returns its id.
+async fn start_run(admin: &crate::common::Client, flow: &str) -> sluice::domain::RunId {
+    let started = admin.post_form(&format!("{flow}/run"), &[]).await;
+    assert_eq!(started.status, 303, "{}", started.body);
+    started
+        .location()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Sets columns of a run; `$1` is now.
+async fn update_run(app: &TestApp, run: sluice::domain::RunId, set: &str) {
+    let db = app.app().store.db();
+    db.execute_raw(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        format!("UPDATE runs SET {set} WHERE id = $2"),
+        [sluice::store::now().into(), run.into()],
+    ))
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_flow_runs_one_sync_at_a_time_and_a_tenant_no_more_than_its_concurrency() {
+    use sluice::sync::engine::{Executed, execute};
+    let app = TestApp::spawn_web_only(&[
+        ("SLUICE_SANDBOX_SEED_CONTACTS", "3"),
+        ("SLUICE_TENANT_CONCURRENCY", "2"),
+    ])
+    .await;
+    app.wait_for_seed(3).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+    let mut flows = Vec::new();
+    for name in ["Contacts A", "Contacts B", "Contacts C"] {
+        flows.push(create_flow(&admin, &contact_flow(&crm, &erp, name, "record.email")).await);
+    }
+    let running = "status = 'running', lease_holder = 'another-worker/1', heartbeat_at = $1";
+    let finished = "status = 'succeeded', lease_holder = NULL, finished_at = $1";
+
+    // A run of flow A is under way on another worker: the next run of A waits for it.
+    let first = start_run(&admin, &flows[0]).await;
+    update_run(&app, first, running).await;
+    let second = start_run(&admin, &flows[0]).await;
+    assert_ne!(first, second, "a running run is not joined");
+    let tenant: sluice::domain::TenantId = {
+        let db = app.app().store.db();
+        let row = db
+            .query_one_raw(Statement::from_sql_and_values(
+                db.get_database_backend(),
+                "SELECT tenant_id FROM runs WHERE id = $1",
+                [second.into()],
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get("", "tenant_id").unwrap()
+    };
+    let ctx = sluice::jobs::run_scope(tenant);
+    let executed = execute(app.app(), &ctx, second).await.unwrap();
+    assert!(
+        matches!(executed, Executed::Deferred(_)),
+        "a second run of a flow started while its first was running"
+    );
+
+    // Flows B and C run elsewhere too: with A's first run done, the tenant is still at
+    // its two runs at once, so A's second run keeps waiting.
+    update_run(&app, first, finished).await;
+    let others = [
+        start_run(&admin, &flows[1]).await,
+        start_run(&admin, &flows[2]).await,
+    ];
+    for run in others {
+        update_run(&app, run, running).await;
+    }
+    let executed = execute(app.app(), &ctx, second).await.unwrap();
+    assert!(
+        matches!(executed, Executed::Deferred(_)),
+        "a third run started beside two with a concurrency of two"
+    );
+
+    // One of them ends: A's second run goes, through to its end.
+    update_run(&app, others[0], finished).await;
+    let executed = execute(app.app(), &ctx, second).await.unwrap();
+    let Executed::Completed(done) = executed else {
+        panic!("the run did not go once the tenant had room");
+    };
+    assert_eq!(done.run.records_written, 3, "{:?}", done.run);
     app.stop().await;
 }

@@ -143,10 +143,13 @@ impl Runner<'_> {
         let Paged {
             watermark,
             committed,
+            last,
         } = paged;
-        // The last page's commit returned the run's counts; read it only if none did.
+        // The run's counts before the last page: as the page before it committed, or as
+        // this execution found them (nobody else changes them while it holds the lease).
         let run = match committed {
             Some(run) => run,
+            None if last.is_some() => self.run.clone(),
             None => self
                 .app
                 .store
@@ -154,18 +157,25 @@ impl Runner<'_> {
                 .await?
                 .ok_or(Stop::LostLease)?,
         };
+        // ... and after it, as the end's commit will leave them.
+        let mut counted = run.clone();
+        if let Some(page) = &last {
+            page.add_counts_to(&mut counted);
+        }
         // The failure streak ends and the watermark moves in the run's final commit.
         let moved = (spec.source.incremental && !replay)
             .then_some(watermark)
             .flatten();
-        let end = if run.records_failed > 0 {
+        let end = if counted.records_failed > 0 {
             // The destination is at fault only for records it refused; records the
             // flow's own mapping, filter or validation failed are the flow's.
-            let refused = self
-                .app
-                .store
-                .destination_refused_records(self.ctx, self.id())
-                .await?;
+            let refused = last.as_ref().is_some_and(|p| p.destination_refused())
+                || (run.records_failed > 0
+                    && self
+                        .app
+                        .store
+                        .destination_refused_records(self.ctx, self.id())
+                        .await?);
             RunEnd {
                 class: Some(ErrorClass::Records),
                 provider: self
@@ -184,11 +194,11 @@ impl Runner<'_> {
             format!(
                 "Finished: {}. Read {}, wrote {}, unchanged {}, filtered {}, failed {}.",
                 status.label().to_lowercase(),
-                run.records_read,
-                run.records_written,
-                run.records_unchanged,
-                run.records_filtered,
-                run.records_failed
+                counted.records_read,
+                counted.records_written,
+                counted.records_unchanged,
+                counted.records_filtered,
+                counted.records_failed
             ),
         );
         let end = RunEnd {
@@ -198,7 +208,7 @@ impl Runner<'_> {
         let Some(finished) = self
             .app
             .store
-            .finish_run_as_read(self.ctx, &run, Some(&self.holder), end)
+            .finish_run_as_read(self.ctx, &run, Some(&self.holder), end, last)
             .await?
         else {
             return Err(Stop::LostLease);

@@ -141,7 +141,11 @@ pub async fn execute(app: &App, ctx: &TenantCtx, id: RunId) -> Result<Executed, 
 }
 
 async fn execute_in_span(app: &App, ctx: &TenantCtx, id: RunId) -> Result<Executed, JobError> {
-    let Some(run) = app.store.run(ctx, id).await? else {
+    let (run, running) = app
+        .store
+        .run_and_running(ctx, id, stale_before(app))
+        .await?;
+    let Some(run) = run else {
         return Ok(Executed::Done);
     };
     tracing::Span::current().record("flow", tracing::field::display(run.flow_id));
@@ -164,7 +168,6 @@ async fn execute_in_span(app: &App, ctx: &TenantCtx, id: RunId) -> Result<Execut
             .await?;
         return Ok(Executed::Done);
     }
-    let running = app.store.running_runs(ctx, stale_before(app)).await?;
     let follows_a_live_run = run.trigger != RunTrigger::Replay
         && running.iter().any(|other| {
             other.flow == run.flow_id && other.id != id && other.trigger != RunTrigger::Replay
@@ -176,19 +179,29 @@ async fn execute_in_span(app: &App, ctx: &TenantCtx, id: RunId) -> Result<Execut
     }
     // Named after the process, so a shutdown can release what it could not stop.
     let holder = format!("{}/{}", app.process, uuid::Uuid::now_v7());
+    let claimed_at = now();
     if !app
         .store
-        .claim_run(ctx, id, &holder, stale_before(app))
+        .claim_run(ctx, id, &holder, stale_before(app), claimed_at)
         .await?
     {
         return Ok(Executed::Done);
     }
+    // A holder still named means the last execution did not hand the run back: it died,
+    // lost its lease or was cut mid-page.
+    let interrupted = run.lease_holder.is_some();
+    // The run as the claim left it (a one-page run ends without reading it again).
+    let run = runs::Model {
+        status: RunStatus::Running,
+        lease_holder: Some(holder.clone()),
+        heartbeat_at: Some(claimed_at),
+        started_at: run.started_at.or(Some(claimed_at)),
+        ..run
+    };
     let mut runner = Runner {
         app,
         ctx,
-        // A holder still named means the last execution did not hand the run back: it
-        // died, lost its lease or was cut mid-page.
-        interrupted: run.lease_holder.is_some(),
+        interrupted,
         run,
         holder: holder.clone(),
         providers: None,

@@ -10,7 +10,7 @@ use super::{Runner, Stop};
 use crate::domain::RecordFault;
 use crate::domain::{DeadLetterId, LetterSelection};
 use crate::store::entities::runs;
-use crate::store::{LedgerEntry, PageCommit};
+use crate::store::{LedgerEntry, PageCommit, RunLine};
 use crate::sync::source::{Page, Resume, Source};
 use crate::sync::target::{Item, Outcome, Recheck, Target};
 use crate::sync::{Exchange, Phase, since};
@@ -37,6 +37,9 @@ pub(super) struct Paged {
     pub watermark: Option<String>,
     /// The run as its last page committed (none if no page was).
     pub committed: Option<runs::Model>,
+    /// The source's last page, written but not committed: the run's end commits it, so
+    /// that a one-page run costs one transaction rather than two.
+    pub last: Option<PageCommit>,
 }
 
 /// The next page staged beside the current one, and the one after it fetched.
@@ -53,6 +56,7 @@ pub(super) struct Pipeline<'a> {
     fetched_ahead: Option<Result<Page, Stop>>,
     committing: Option<Commit<'a>>,
     committed: Option<runs::Model>,
+    last: Option<PageCommit>,
     recent: [Ledger; 2],
 }
 
@@ -69,6 +73,7 @@ impl<'a> Pipeline<'a> {
             fetched_ahead: None,
             committing: None,
             committed: None,
+            last: None,
             recent: Default::default(),
         }
     }
@@ -85,6 +90,7 @@ impl<'a> Pipeline<'a> {
         Ok(Paged {
             watermark: self.watermark,
             committed: self.committed,
+            last: self.last,
         })
     }
 
@@ -166,8 +172,9 @@ impl<'a> Pipeline<'a> {
             .await
     }
 
-    /// Starts committing a written page (counts, checkpoint, ledger, dead letters);
-    /// returns where the next page starts.
+    /// Starts committing a written page (counts, checkpoint, ledger, dead letters), or
+    /// keeps the source's last page for the run's end to commit; returns where the next
+    /// page starts.
     fn commit(&mut self, current: Staged, exchanges: Vec<Exchange>, cancelled: bool) -> Resume {
         let Staged {
             page,
@@ -190,7 +197,12 @@ impl<'a> Pipeline<'a> {
         );
         let mut all = vec![page.exchange];
         all.extend(exchanges);
-        commit.log = Some((summary, json!({ "exchanges": all })));
+        commit.log = Some(RunLine {
+            at: crate::store::now(),
+            level: "info",
+            message: summary,
+            detail: Some(json!({ "exchanges": all })),
+        });
         commit.earlier = self.runner.take_held();
         commit.watermark = self.watermark.clone();
         commit.total = page.total.filter(|_| number == 1);
@@ -202,6 +214,10 @@ impl<'a> Pipeline<'a> {
             Some(next.clone())
         };
         commit.cursor = checkpoint.map(|c| serde_json::to_string(&c).unwrap_or_default());
+        if next == Resume::End && !cancelled {
+            self.last = Some(commit);
+            return next;
+        }
         let written_now: Ledger = commit.ledger.iter().cloned().collect();
         self.recent = [written_now, std::mem::take(&mut self.recent[0])];
         let runner = self.runner;
