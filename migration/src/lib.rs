@@ -13,6 +13,7 @@ mod m20261204_000008_dead_letter_first_run;
 mod m20261204_000009_tenant_logos;
 mod m20261205_000010_runs_index_prefix;
 mod m20261205_000011_runs_unused_index;
+mod m20261205_000012_runs_finished_partial;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000009_tenant_logos::Migration),
             Box::new(m20261205_000010_runs_index_prefix::Migration),
             Box::new(m20261205_000011_runs_unused_index::Migration),
+            Box::new(m20261205_000012_runs_finished_partial::Migration),
         ]
     }
 }
