@@ -13,9 +13,12 @@ use apalis::prelude::{Backend, Task, WorkerContext};
 use apalis_core::backend::finalize::Durable;
 use apalis_core::backend::persistence::{Persisted, Persistence, TaskEvent, TaskPersistLayer};
 use apalis_core::backend::{BackendConfig, WireFormatBackend, WorkerFilter};
+use apalis_core::task::builder::TaskBuilder;
+use apalis_core::task::task_id::TaskId;
 use apalis_sqlite::{Config, Error, JsonCodec, SqlitePool, queries};
 use futures::StreamExt;
 use futures::channel::mpsc::UnboundedReceiver;
+use sea_orm::sqlx;
 use serde_json::Value;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -131,7 +134,7 @@ impl Persistence for SqliteQueue {
             // The worker parks until its next push or poll tick.
             return Ok(Vec::new());
         }
-        let tasks = queries::fetch_next(&self.pool, &self.config, worker).await?;
+        let tasks = fetch_pending(&self.pool, &self.config, worker).await?;
         self.gate.fetched(tasks.len(), self.config.batch_size);
         Ok(tasks)
     }
@@ -205,6 +208,65 @@ impl Persistence for SqliteQueue {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// apalis's fetch (`queries/backend/fetch_next.sql`) without its second branch. That
+/// branch takes back `Failed` jobs with apalis attempts left, and Sluice stores every job
+/// with one apalis attempt (the runner retries by pushing anew, see `super::storage`), so
+/// it never finds one; yet merging the two branches built and freed a temporary b-tree at
+/// every fetch. The pending jobs come in `idx_jobs_pending`'s order, as apalis takes them.
+pub const FETCH_PENDING: &str = "UPDATE Jobs SET status = 'Queued', lock_by = ?1, \
+    lock_at = strftime('%s', 'now') WHERE ROWID IN (SELECT ROWID FROM Jobs \
+    WHERE job_type = ?2 AND status = 'Pending' AND lock_by IS NULL \
+    AND (run_at IS NULL OR run_at <= ?4) ORDER BY priority DESC, run_at ASC, id ASC LIMIT ?3) \
+    RETURNING job, id, job_type, status, attempts, max_attempts, run_at, lock_at, lock_by, \
+    done_at, priority, metadata, idempotency_key";
+
+/// Locks up to a batch of the queue's due jobs to `worker` and returns them, as apalis's
+/// `queries::fetch_next` does for such jobs.
+async fn fetch_pending(
+    pool: &SqlitePool,
+    config: &Config,
+    worker: &WorkerContext,
+) -> Result<Vec<Task<Vec<u8>>>, Error> {
+    use sqlx::Row;
+    let now = chrono::Utc::now().timestamp();
+    let rows = sqlx::query(FETCH_PENDING)
+        .bind(worker.name())
+        .bind(config.queue.as_ref())
+        .bind(config.batch_size as i64)
+        .bind(now)
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let id: String = row.try_get(1)?;
+            let id = ulid::Ulid::from_string(&id).map_err(|e| sqlx::Error::Decode(e.into()))?;
+            let status: String = row.try_get(3)?;
+            let status = status.parse().map_err(Error::StatusError)?;
+            let metadata: Option<String> = row.try_get(11)?;
+            let mut task = TaskBuilder::new(row.try_get::<Vec<u8>, _>(0)?)
+                .task_id(TaskId::from_ulid(id))
+                .queue(row.try_get::<String, _>(2)?.into())
+                .status(status)
+                .attempt(row.try_get::<i64, _>(4)? as usize)
+                .max_attempts(row.try_get::<i64, _>(5)? as usize)
+                .run_at_timestamp(row.try_get::<i64, _>(6)? as u64)
+                .lock_at(row.try_get::<Option<i64>, _>(7)?.map(|t| t as u64))
+                .lock_by(row.try_get(8)?)
+                .done_at(row.try_get::<Option<i64>, _>(9)?.map(|t| t as u64))
+                .priority(row.try_get::<i64, _>(10)? as usize)
+                .with_metadata(
+                    metadata
+                        .and_then(|m| serde_json::from_str(&m).ok())
+                        .unwrap_or_default(),
+                );
+            if let Some(key) = row.try_get::<Option<String>, _>(12)? {
+                task = task.idempotency_key(key);
+            }
+            Ok(task.build())
+        })
+        .collect()
 }
 
 impl<Args> Backend for SqliteJobs<Args> {

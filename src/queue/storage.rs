@@ -66,7 +66,7 @@ async fn migrate_tables(store: &Store) -> anyhow::Result<()> {
 /// listings and statistics, and marking a fetched job `Running`, which `LOCK_TASKS` in
 /// the runner turns off). Every job is written three times (pushed, fetched, acknowledged)
 /// and each write changed both. What Sluice runs finds its rows without them: fetches
-/// through `idx_jobs_pending` and `idx_jobs_failed`, acknowledgements through the primary
+/// through `idx_jobs_pending` (`super::FETCH_PENDING`), acknowledgements through the primary
 /// key, orphan recovery through `idx_jobs_status_run_at` or `LIdx`, the purge of
 /// finished jobs through `idx_jobs_completed_done_at`, the queue depth through
 /// `idx_jobs_pending` or `LIdx` (`tests/it/jobs.rs` checks each plan). Dropped at every start, after apalis's

@@ -458,7 +458,13 @@ impl Store {
             }
             let run = match new_run {
                 _ if !stored.contains(&true) => None,
-                Some(row) => Some((row.insert(&txn).await?.id, true)),
+                Some(row) => {
+                    // Its id is known: reading the row back would decode every column.
+                    runs::Entity::insert(row)
+                        .exec_without_returning(&txn)
+                        .await?;
+                    run_id.map(|id| (id, true))
+                }
                 None => run_id.map(|id| (id, false)),
             };
             accepted.push(WebhookAcceptance { stored, run });

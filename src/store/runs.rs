@@ -910,6 +910,30 @@ impl Store {
             .await
     }
 
+    /// Records read by the flow's last successful runs before `before`, newest first (the
+    /// volume baseline of silent-failure alerts: one column, not ten whole runs).
+    pub async fn recent_volumes(
+        &self,
+        ctx: &TenantCtx,
+        flow: FlowId,
+        before: RunId,
+        limit: u64,
+    ) -> Result<Vec<i64>, DbErr> {
+        runs::Entity::find()
+            .select_only()
+            .column(runs::Column::RecordsRead)
+            .filter(runs::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(runs::Column::FlowId.eq(flow))
+            .filter(runs::Column::Id.lt(before))
+            .filter(runs::Column::Status.eq(RunStatus::Succeeded))
+            .filter(runs::Column::Trigger.ne(RunTrigger::Replay))
+            .order_by_desc(runs::Column::Id)
+            .limit(limit)
+            .into_tuple()
+            .all(&self.db)
+            .await
+    }
+
     /// Asks a run to stop at its next page boundary.
     pub async fn request_cancel(&self, ctx: &TenantCtx, id: RunId) -> Result<bool, DbErr> {
         let done = runs::Entity::update_many()

@@ -276,14 +276,13 @@ async fn silent_failure(
     if !status.is_success() || run.trigger == RunTrigger::Replay {
         return Ok(Verdict::Silent);
     }
-    let history = app
+    let mut volumes = app
         .store
-        .recent_successes(ctx, run.flow_id, run.id, 10)
+        .recent_volumes(ctx, run.flow_id, run.id, 10)
         .await?;
-    if history.len() < BASELINE_MIN_RUNS {
+    if volumes.len() < BASELINE_MIN_RUNS {
         return Ok(Verdict::Silent);
     }
-    let mut volumes: Vec<i64> = history.iter().map(|r| r.records_read).collect();
     volumes.sort_unstable();
     let median = volumes[volumes.len() / 2];
     if median < BASELINE_MIN_RECORDS {
@@ -297,7 +296,7 @@ async fn silent_failure(
             detail: format!(
                 "Run {} read nothing, where the last {} successful runs read {median} records (median). The source may have changed, or its credentials may see less than before.",
                 run.id,
-                history.len()
+                volumes.len()
             ),
         }
     } else if (run.records_read as f64) < floor {
@@ -308,7 +307,7 @@ async fn silent_failure(
                 run.id,
                 run.records_read,
                 100.0 * (1.0 - run.records_read as f64 / median as f64),
-                history.len()
+                volumes.len()
             ),
         }
     } else {
