@@ -5,14 +5,14 @@ use super::entities::{
 };
 use super::{Store, now};
 use crate::domain::{
-    AlertId, AlertKind, AlertRuleId, AlertState, ChannelId, DeliveryId, DeliveryState, RunId,
-    TenantCtx, TenantId,
+    AlertId, AlertKind, AlertRuleId, AlertState, ChannelId, DeliveryId, DeliveryState, FlowId,
+    RunId, TenantCtx, TenantId,
 };
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, SqlErr,
+    ActiveModelTrait, ColumnTrait, Condition, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, SqlErr,
 };
 
 /// Which alerts a list shows.
@@ -33,6 +33,27 @@ impl Store {
     pub async fn alert_rules(&self, ctx: &TenantCtx) -> Result<Vec<alert_rules::Model>, DbErr> {
         alert_rules::Entity::find()
             .filter(alert_rules::Column::TenantId.eq(ctx.tenant_id()))
+            .order_by_asc(alert_rules::Column::FlowId)
+            .order_by_asc(alert_rules::Column::Id)
+            .all(&self.db)
+            .await
+    }
+
+    /// The enabled rules that apply to `flow`'s runs (tenant-wide ones and the flow's own),
+    /// tenant-wide first: what a finished run is judged by.
+    pub async fn flow_alert_rules(
+        &self,
+        ctx: &TenantCtx,
+        flow: FlowId,
+    ) -> Result<Vec<alert_rules::Model>, DbErr> {
+        alert_rules::Entity::find()
+            .filter(alert_rules::Column::TenantId.eq(ctx.tenant_id()))
+            .filter(alert_rules::Column::Enabled.eq(true))
+            .filter(
+                Condition::any()
+                    .add(alert_rules::Column::FlowId.is_null())
+                    .add(alert_rules::Column::FlowId.eq(flow)),
+            )
             .order_by_asc(alert_rules::Column::FlowId)
             .order_by_asc(alert_rules::Column::Id)
             .all(&self.db)

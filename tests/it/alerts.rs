@@ -239,6 +239,109 @@ async fn a_run_that_succeeds_with_zero_records_where_hundreds_are_usual_is_a_sil
 }
 
 #[tokio::test]
+async fn a_flows_runs_are_judged_by_the_enabled_rules_for_every_flow_or_for_it() {
+    let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "300")]).await;
+    app.wait_for_seed(300).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let token = admin.create_api_token("ops", "admin").await;
+    let (crm, erp) = connect_both(&admin).await;
+    let flow = create_flow(
+        &admin,
+        &contact_flow(&crm, &erp, "Contacts", "record.email | lower"),
+    )
+    .await;
+    let other = create_flow(&admin, &contact_flow(&crm, &erp, "Other", "record.email")).await;
+    let id_of = |location: &str| location.trim_start_matches("/flows/").to_owned();
+    let silent_rule = |flow_id: Option<String>| serde_json::json!({ "kind": "silent_failure", "threshold": 80, "flow_id": flow_id });
+    // The workspace-wide silent-failure rule is switched off, and one is on for the
+    // other flow only.
+    let rules = admin.api(&token, "/api/v1/alert-rules").await.1;
+    let workspace_wide = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "silent_failure" && r["flow_id"].is_null())
+        .unwrap_or_else(|| panic!("{rules}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (switched_off, _) = api_send(
+        &admin,
+        reqwest::Method::PUT,
+        &token,
+        &format!("/api/v1/alert-rules/{workspace_wide}"),
+        serde_json::json!({ "threshold": 80, "enabled": false }),
+    )
+    .await;
+    assert_eq!(switched_off, 200);
+    let (created, rule) = api_send(
+        &admin,
+        reqwest::Method::POST,
+        &token,
+        "/api/v1/alert-rules",
+        silent_rule(Some(id_of(&other))),
+    )
+    .await;
+    assert_eq!(created, 201, "{rule}");
+    for _ in 0..3 {
+        let (_, page) = run_to_end(&admin, &flow).await;
+        assert_eq!(crate::common::flows::count(&page, "read"), 300);
+    }
+    let db = app.sandbox_db().await;
+    db.execute_raw(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        "DELETE FROM sandbox_records WHERE object = $1",
+        ["crm.contacts".into()],
+    ))
+    .await
+    .unwrap();
+    let (_, empty) = run_to_end(&admin, &flow).await;
+    assert_eq!(crate::common::flows::count(&empty, "read"), 0);
+    // Its rules are judged after it ends: wait for that before adding a rule.
+    let unchecked =
+        "SELECT COUNT(*) FROM runs WHERE alerts_checked = FALSE AND finished_at IS NOT NULL";
+    for _ in 0..100 {
+        if crate::common::scalar(app.app().store.db(), unchecked).await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        crate::common::scalar(app.app().store.db(), unchecked).await,
+        0
+    );
+
+    // A rule for this flow judges its next run: one alert, from that rule alone.
+    let (created, rule) = api_send(
+        &admin,
+        reqwest::Method::POST,
+        &token,
+        "/api/v1/alert-rules",
+        silent_rule(Some(id_of(&flow))),
+    )
+    .await;
+    assert_eq!(created, 201, "{rule}");
+    let (judged, empty) = run_to_end(&admin, &flow).await;
+    assert_eq!(crate::common::flows::count(&empty, "read"), 0);
+    let mut alerts = serde_json::Value::Null;
+    for _ in 0..100 {
+        alerts = admin.api(&token, "/api/v1/alerts").await.1;
+        if alerts.as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let alerts = alerts.as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["kind"], "silent_failure");
+    assert_eq!(alerts[0]["occurrences"], 1, "{alerts:?}");
+    assert_eq!(
+        judged.trim_start_matches("/runs/"),
+        alerts[0]["run_id"].as_str().unwrap()
+    );
+}
+
+#[tokio::test]
 async fn deliveries_retry_with_the_same_id_honour_retry_after_and_stop_at_410() {
     let hooks = HttpSink::start().await;
     let app = TestApp::spawn_with(&[

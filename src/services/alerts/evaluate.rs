@@ -61,16 +61,6 @@ fn dedupe_key(rule: &alert_rules::Model, subject: &Subject) -> String {
     format!("{}:{}", rule.id, subject.key())
 }
 
-/// Rules of the tenant that apply to `flow` (tenant-wide or that flow's), enabled only.
-fn applicable(
-    rules: &[alert_rules::Model],
-    flow: Option<FlowId>,
-) -> impl Iterator<Item = &alert_rules::Model> {
-    rules
-        .iter()
-        .filter(move |r| r.enabled && (r.flow_id.is_none() || r.flow_id == flow))
-}
-
 /// Evaluates the tenant's rules against a finished run. Idempotent: runs whose alerts
 /// were evaluated already are skipped.
 pub async fn evaluate_run(app: &App, ctx: &TenantCtx, id: RunId) -> Result<(), DbErr> {
@@ -101,8 +91,7 @@ pub async fn evaluate_finished(
         app.store.mark_alerts_checked(ctx, id).await?;
         return Ok(());
     };
-    let rules = app.store.alert_rules(ctx).await?;
-    let rules: Vec<_> = applicable(&rules, Some(flow.id)).collect();
+    let rules = app.store.flow_alert_rules(ctx, flow.id).await?;
     let connections = if rules.iter().any(|r| r.kind == AlertKind::ConnectionReauth) {
         app.store
             .connections_by_id(
@@ -114,7 +103,7 @@ pub async fn evaluate_finished(
         Vec::new()
     };
     let mut findings = Vec::new();
-    for rule in rules {
+    for rule in &rules {
         if rule.kind == AlertKind::ConnectionReauth {
             findings.extend(connections.iter().map(|c| connection_finding(rule, c)));
         } else {
