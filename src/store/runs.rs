@@ -889,8 +889,8 @@ impl Store {
             .collect())
     }
 
-    /// The flow's last successful runs before `before`, newest first (for volume
-    /// baselines and the run inspector's comparison).
+    /// The flow's last successful runs before `before`, newest first (the run inspector's
+    /// comparison).
     pub async fn recent_successes(
         &self,
         ctx: &TenantCtx,
@@ -898,14 +898,7 @@ impl Store {
         before: RunId,
         limit: u64,
     ) -> Result<Vec<runs::Model>, DbErr> {
-        runs::Entity::find()
-            .filter(runs::Column::TenantId.eq(ctx.tenant_id()))
-            .filter(runs::Column::FlowId.eq(flow))
-            .filter(runs::Column::Id.lt(before))
-            .filter(runs::Column::Status.eq(RunStatus::Succeeded))
-            .filter(runs::Column::Trigger.ne(RunTrigger::Replay))
-            .order_by_desc(runs::Column::Id)
-            .limit(limit)
+        recent_successes(ctx, flow, before, limit)
             .all(&self.db)
             .await
     }
@@ -919,16 +912,9 @@ impl Store {
         before: RunId,
         limit: u64,
     ) -> Result<Vec<i64>, DbErr> {
-        runs::Entity::find()
+        recent_successes(ctx, flow, before, limit)
             .select_only()
             .column(runs::Column::RecordsRead)
-            .filter(runs::Column::TenantId.eq(ctx.tenant_id()))
-            .filter(runs::Column::FlowId.eq(flow))
-            .filter(runs::Column::Id.lt(before))
-            .filter(runs::Column::Status.eq(RunStatus::Succeeded))
-            .filter(runs::Column::Trigger.ne(RunTrigger::Replay))
-            .order_by_desc(runs::Column::Id)
-            .limit(limit)
             .into_tuple()
             .all(&self.db)
             .await
@@ -1300,6 +1286,23 @@ fn of_run(run: RunId) -> sea_orm::Condition {
     sea_orm::Condition::any()
         .add(dead_letters::Column::RunId.eq(run))
         .add(dead_letters::Column::FirstRunId.eq(run))
+}
+
+/// The flow's successful runs before `before` (replays aside), newest first.
+fn recent_successes(
+    ctx: &TenantCtx,
+    flow: FlowId,
+    before: RunId,
+    limit: u64,
+) -> sea_orm::Select<runs::Entity> {
+    runs::Entity::find()
+        .filter(runs::Column::TenantId.eq(ctx.tenant_id()))
+        .filter(runs::Column::FlowId.eq(flow))
+        .filter(runs::Column::Id.lt(before))
+        .filter(runs::Column::Status.eq(RunStatus::Succeeded))
+        .filter(runs::Column::Trigger.ne(RunTrigger::Replay))
+        .order_by_desc(runs::Column::Id)
+        .limit(limit)
 }
 
 /// The flow's queued run (not a replay), read through `conn` (the pool or a transaction).

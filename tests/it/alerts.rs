@@ -251,8 +251,21 @@ async fn a_flows_runs_are_judged_by_the_enabled_rules_for_every_flow_or_for_it()
     )
     .await;
     let other = create_flow(&admin, &contact_flow(&crm, &erp, "Other", "record.email")).await;
-    let id_of = |location: &str| location.trim_start_matches("/flows/").to_owned();
-    let silent_rule = |flow_id: Option<String>| serde_json::json!({ "kind": "silent_failure", "threshold": 80, "flow_id": flow_id });
+    let add_silent_rule = async |flow: &str| {
+        let (created, rule) = api_send(
+            &admin,
+            reqwest::Method::POST,
+            &token,
+            "/api/v1/alert-rules",
+            serde_json::json!({
+                "kind": "silent_failure",
+                "threshold": 80,
+                "flow_id": flow.trim_start_matches("/flows/"),
+            }),
+        )
+        .await;
+        assert_eq!(created, 201, "{rule}");
+    };
     // The workspace-wide silent-failure rule is switched off, and one is on for the
     // other flow only.
     let rules = admin.api(&token, "/api/v1/alert-rules").await.1;
@@ -274,15 +287,7 @@ async fn a_flows_runs_are_judged_by_the_enabled_rules_for_every_flow_or_for_it()
     )
     .await;
     assert_eq!(switched_off, 200);
-    let (created, rule) = api_send(
-        &admin,
-        reqwest::Method::POST,
-        &token,
-        "/api/v1/alert-rules",
-        silent_rule(Some(id_of(&other))),
-    )
-    .await;
-    assert_eq!(created, 201, "{rule}");
+    add_silent_rule(&other).await;
     for _ in 0..3 {
         let (_, page) = run_to_end(&admin, &flow).await;
         assert_eq!(crate::common::flows::count(&page, "read"), 300);
@@ -312,15 +317,7 @@ async fn a_flows_runs_are_judged_by_the_enabled_rules_for_every_flow_or_for_it()
     );
 
     // A rule for this flow judges its next run: one alert, from that rule alone.
-    let (created, rule) = api_send(
-        &admin,
-        reqwest::Method::POST,
-        &token,
-        "/api/v1/alert-rules",
-        silent_rule(Some(id_of(&flow))),
-    )
-    .await;
-    assert_eq!(created, 201, "{rule}");
+    add_silent_rule(&flow).await;
     let (judged, empty) = run_to_end(&admin, &flow).await;
     assert_eq!(crate::common::flows::count(&empty, "read"), 0);
     let mut alerts = serde_json::Value::Null;
