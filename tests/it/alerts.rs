@@ -196,6 +196,19 @@ async fn a_failing_destination_raises_one_alert_delivered_once_per_channel_then_
     assert_eq!(smtp.messages().len(), 2);
 }
 
+/// The CRM's contacts are gone, and its list still answers 200: what a silent failure
+/// looks like from the source.
+async fn source_serves_nothing(app: &TestApp) {
+    let db = app.sandbox_db().await;
+    db.execute_raw(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        "DELETE FROM sandbox_records WHERE object = $1",
+        ["crm.contacts".into()],
+    ))
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn a_run_that_succeeds_with_zero_records_where_hundreds_are_usual_is_a_silent_failure() {
     let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "300")]).await;
@@ -211,14 +224,7 @@ async fn a_run_that_succeeds_with_zero_records_where_hundreds_are_usual_is_a_sil
     assert!(!active_alerts(&admin).await.body.contains("Silent"));
     // The source suddenly serves nothing (say, its API key lost access to the list),
     // and answers 200 all the same.
-    let db = app.sandbox_db().await;
-    db.execute_raw(Statement::from_sql_and_values(
-        db.get_database_backend(),
-        "DELETE FROM sandbox_records WHERE object = $1",
-        ["crm.contacts".into()],
-    ))
-    .await
-    .unwrap();
+    source_serves_nothing(&app).await;
     let (_, empty) = run_to_end(&admin, &flow).await;
     assert_eq!(status_of(&empty), "Succeeded");
     assert_eq!(crate::common::flows::count(&empty, "read"), 0);
@@ -292,14 +298,7 @@ async fn a_flows_runs_are_judged_by_the_enabled_rules_for_every_flow_or_for_it()
         let (_, page) = run_to_end(&admin, &flow).await;
         assert_eq!(crate::common::flows::count(&page, "read"), 300);
     }
-    let db = app.sandbox_db().await;
-    db.execute_raw(Statement::from_sql_and_values(
-        db.get_database_backend(),
-        "DELETE FROM sandbox_records WHERE object = $1",
-        ["crm.contacts".into()],
-    ))
-    .await
-    .unwrap();
+    source_serves_nothing(&app).await;
     let (_, empty) = run_to_end(&admin, &flow).await;
     assert_eq!(crate::common::flows::count(&empty, "read"), 0);
     // Its rules are judged after it ends: wait for that before adding a rule.
