@@ -17,7 +17,7 @@ impl Handler for RunFlow {
         // The finished run's alert rules, here rather than as a job of their own (most
         // runs are small, and a job costs several queue statements). If this fails, the
         // alert sweep evaluates the run a little later.
-        let evaluated = match engine::execute(app, &ctx, self.run_id).await? {
+        let evaluated = match engine::execute(app, &ctx, self.run_id, &alerts::Rules).await? {
             Executed::Completed(done) => {
                 let FinishedRun { run, flow } = *done;
                 alerts::evaluate_finished(app, &ctx, &run, flow).await

@@ -6,7 +6,7 @@ use crate::app::App;
 use crate::queue::retry::RetryPolicy;
 use crate::queue::{
     AlertSweep, CheckConnection, DeliverNotification, Envelope, EvaluateConnection, EvaluateRun,
-    Housekeeping, JobError, Probe, QueueBackend, RefreshConnection, RunFlow, SqliteJobs,
+    Housekeeping, JobError, Probe, QueueBackend, RefreshConnection, RunFlow, SqliteJobs, watch_due,
 };
 use apalis::prelude::*;
 use apalis_core::backend::ext::poll_strategy::{
@@ -22,8 +22,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::Instrument;
 
-/// How often idle workers look for jobs pushed by other processes or scheduled for later.
-/// Jobs pushed by this process wake its workers at once.
+/// How often idle workers look for jobs pushed by other processes or scheduled for later
+/// (on SQLite, one look for all the queues: `watch_due`). Jobs pushed by this process
+/// wake its workers at once.
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// apalis can mark each fetched job `Running` before it starts: one more write per job,
 /// for nothing here. The fetch already locks the job to its worker (`Queued`, `lock_by`),
@@ -102,8 +103,19 @@ pub async fn run(env: App, instance: String, mut shutdown: watch::Receiver<bool>
         "workers started"
     );
     env.workers.set_running(true);
+    let watch = match env.queue.backend() {
+        QueueBackend::Sqlite(pool) => Some(tokio::spawn(watch_due(
+            pool.clone(),
+            env.queue.clone(),
+            POLL_INTERVAL,
+        ))),
+        QueueBackend::Postgres(_) => None,
+    };
     if let Err(e) = monitor.run_with_signal(signal).await {
         tracing::error!(error = %e, "worker monitor ended with an error");
+    }
+    if let Some(watch) = watch {
+        watch.abort();
     }
     // Runs stop at their next page when the shutdown begins; one still busy with a page
     // when the drain time ran out was cut mid-page. Hand it back rather than leave it to
@@ -150,7 +162,6 @@ fn register<J: Handler>(
                     &pool,
                     config,
                     env.queue.subscribe(J::QUEUE),
-                    POLL_INTERVAL,
                 ))
                 .data(env.clone())
                 .data(in_flight.clone())

@@ -15,7 +15,7 @@ mod storage;
 
 pub use health::WorkerHealth;
 pub use payloads::*;
-pub use sqlite_worker::{FETCH_PENDING, SqliteJobs};
+pub use sqlite_worker::{DUE_QUEUES, FETCH_PENDING, SqliteJobs, watch_due};
 pub use storage::{JobQueue, QueueBackend, migrate};
 
 use serde::Serialize;

@@ -8,7 +8,10 @@
 //! context switches. Here a worker asks only when there may be something to take (a job
 //! was pushed in this process, its poll interval came round, or its last fetch came back
 //! full), and each fetch or acknowledgement is a single statement, atomic on its own.
+//! Jobs it did not push (another process's, jobs scheduled for later, jobs taken back
+//! from a dead worker) are found by [`watch_due`], one statement for all the queues.
 
+use super::JobQueue;
 use apalis::prelude::{Backend, Task, WorkerContext};
 use apalis_core::backend::finalize::Durable;
 use apalis_core::backend::persistence::{Persisted, Persistence, TaskEvent, TaskPersistLayer};
@@ -25,34 +28,25 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::time::{Interval, MissedTickBehavior};
+use tokio::time::MissedTickBehavior;
 
 /// A queue's jobs for one worker.
 pub struct SqliteJobs<Args> {
     persistence: Persisted<SqliteQueue>,
-    /// Rings when this process pushes a job to the queue.
+    /// Rings when this process pushes a job to the queue, or [`watch_due`] found one due.
     pushes: UnboundedReceiver<()>,
-    /// For jobs pushed by other processes, and jobs scheduled for later.
-    ticks: Interval,
     gate: Arc<FetchGate>,
     codec: JsonCodec<Vec<u8>>,
     args: PhantomData<Args>,
 }
 
 impl<Args> SqliteJobs<Args> {
-    /// Jobs of `config`'s queue, looked for when `pushes` rings and every `poll_interval`.
-    pub fn new(
-        pool: &SqlitePool,
-        config: Config,
-        pushes: UnboundedReceiver<()>,
-        poll_interval: Duration,
-    ) -> Self {
+    /// Jobs of `config`'s queue, looked for at the start and when `pushes` rings.
+    pub fn new(pool: &SqlitePool, config: Config, pushes: UnboundedReceiver<()>) -> Self {
         let gate = Arc::new(FetchGate {
             due: AtomicBool::new(true),
             more: AtomicBool::new(false),
         });
-        let mut ticks = tokio::time::interval(poll_interval);
-        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Self {
             persistence: Persisted::new(SqliteQueue {
                 pool: pool.clone(),
@@ -60,7 +54,6 @@ impl<Args> SqliteJobs<Args> {
                 gate: gate.clone(),
             }),
             pushes,
-            ticks,
             gate,
             codec: JsonCodec::default(),
             args: PhantomData,
@@ -70,7 +63,7 @@ impl<Args> SqliteJobs<Args> {
 
 /// Whether a fetch is worth a trip to the database.
 struct FetchGate {
-    /// A push or a poll tick came since the last fetch began.
+    /// A push or a ring from [`watch_due`] came since the last fetch began.
     due: AtomicBool,
     /// The last fetch came back full: more may be waiting.
     more: AtomicBool,
@@ -222,6 +215,30 @@ pub const FETCH_PENDING: &str = "UPDATE Jobs SET status = 'Queued', lock_by = ?1
     RETURNING job, id, job_type, status, attempts, max_attempts, run_at, lock_at, lock_by, \
     done_at, priority, metadata, idempotency_key";
 
+/// The queues with a job due: pending, not locked, its time come (`idx_jobs_pending`).
+pub const DUE_QUEUES: &str = "SELECT DISTINCT job_type FROM Jobs \
+    WHERE status = 'Pending' AND lock_by IS NULL AND (run_at IS NULL OR run_at <= ?1)";
+
+/// Every `interval`, wakes the workers of the queues that have a job due which no push
+/// in this process announced: one statement for all the queues, where each queue's
+/// worker used to fetch on a timer of its own (nine fetches a tick, idle or not).
+pub async fn watch_due(pool: SqlitePool, queue: JobQueue, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let now = chrono::Utc::now().timestamp();
+        match sqlx::query_scalar::<_, String>(DUE_QUEUES)
+            .bind(now)
+            .fetch_all(&pool)
+            .await
+        {
+            Ok(due) => due.iter().for_each(|name| queue.wake_named(name)),
+            Err(e) => tracing::warn!(error = %e, "could not look for due jobs"),
+        }
+    }
+}
+
 /// Locks up to a batch of the queue's due jobs to `worker` and returns them, as apalis's
 /// `queries::fetch_next` does for such jobs.
 async fn fetch_pending(
@@ -282,8 +299,8 @@ impl<Args> Backend for SqliteJobs<Args> {
         self.persistence.poll_ready(cx, worker, heartbeat)
     }
 
-    /// Both wake-ups are polled until pending on every call, so each stays armed whatever
-    /// woke the worker (apalis's own poll strategies re-arm only the one that fired).
+    /// The rings are taken until pending on every call, so the stream stays armed whatever
+    /// woke the worker.
     fn poll_next(
         &mut self,
         cx: &mut Context<'_>,
@@ -291,9 +308,6 @@ impl<Args> Backend for SqliteJobs<Args> {
     ) -> Poll<Option<Result<Self::Task, Error>>> {
         let mut due = false;
         while let Poll::Ready(Some(())) = self.pushes.poll_next_unpin(cx) {
-            due = true;
-        }
-        while self.ticks.poll_tick(cx).is_ready() {
             due = true;
         }
         if due {
@@ -347,7 +361,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_worker_looks_first_then_only_when_rung_ticked_or_after_a_full_batch() {
+    fn a_worker_looks_first_then_only_when_rung_or_after_a_full_batch() {
         let gate = FetchGate {
             due: AtomicBool::new(true),
             more: AtomicBool::new(false),
@@ -356,7 +370,7 @@ mod tests {
         gate.fetched(1, 4);
         assert!(!gate.worth_fetching(), "a partial batch took all there was");
         gate.due.store(true, Ordering::Release);
-        assert!(gate.worth_fetching(), "a push or a tick");
+        assert!(gate.worth_fetching(), "a push or a ring");
         assert!(!gate.worth_fetching(), "each is taken once");
         gate.fetched(4, 4);
         assert!(gate.worth_fetching(), "a full batch may have left more");

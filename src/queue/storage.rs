@@ -297,6 +297,18 @@ impl JobQueue {
         rx
     }
 
+    /// Wakes the workers of the queue called `name` (a name read back from the database).
+    pub(crate) fn wake_named(&self, name: &str) {
+        let known = self
+            .wakers
+            .lock()
+            .ok()
+            .and_then(|wakers| wakers.keys().find(|q| **q == name).copied());
+        if let Some(queue) = known {
+            self.wake(queue);
+        }
+    }
+
     fn wake(&self, queue: &'static str) {
         if let Ok(mut wakers) = self.wakers.lock()
             && let Some(senders) = wakers.get_mut(queue)

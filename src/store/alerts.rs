@@ -11,9 +11,12 @@ use crate::domain::{
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, SqlErr,
+    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, SqlErr,
 };
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// Which alerts a list shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +27,49 @@ pub enum AlertFilter {
     State(AlertState),
     /// Everything.
     All,
+}
+
+/// Each workspace's enabled alert rules, as last read: every run's end is judged by them,
+/// and they rarely change. A change through this process's store drops the workspace's
+/// entry at once; a change another process makes (a separate `sluice worker`) is seen
+/// here within [`RuleCache::KEPT_FOR`].
+#[derive(Debug, Default)]
+pub(super) struct RuleCache(Mutex<HashMap<TenantId, KeptRules>>);
+
+/// A workspace's enabled rules and when they were read.
+type KeptRules = (Instant, Arc<[alert_rules::Model]>);
+
+impl RuleCache {
+    const KEPT_FOR: Duration = Duration::from_secs(10);
+    /// Workspaces kept at most (the cache is emptied when full).
+    const WORKSPACES: usize = 1024;
+
+    fn entries(&self) -> MutexGuard<'_, HashMap<TenantId, KeptRules>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn get(&self, tenant: TenantId) -> Option<Arc<[alert_rules::Model]>> {
+        self.entries()
+            .get(&tenant)
+            .filter(|(read, _)| read.elapsed() < Self::KEPT_FOR)
+            .map(|(_, rules)| rules.clone())
+    }
+
+    fn keep(&self, tenant: TenantId, rules: Vec<alert_rules::Model>) -> Arc<[alert_rules::Model]> {
+        let rules: Arc<[alert_rules::Model]> = rules.into();
+        let mut entries = self.entries();
+        if entries.len() >= Self::WORKSPACES {
+            entries.clear();
+        }
+        entries.insert(tenant, (Instant::now(), rules.clone()));
+        rules
+    }
+
+    fn forget(&self, tenant: TenantId) {
+        self.entries().remove(&tenant);
+    }
 }
 
 impl Store {
@@ -39,25 +85,32 @@ impl Store {
             .await
     }
 
-    /// The enabled rules that apply to `flow`'s runs (tenant-wide ones and the flow's own),
-    /// tenant-wide first: what a finished run is judged by.
+    /// The enabled rules that apply to `flow`'s runs (tenant-wide ones and the flow's own):
+    /// what a finished run is judged by. Read through [`RuleCache`].
     pub async fn flow_alert_rules(
         &self,
         ctx: &TenantCtx,
         flow: FlowId,
     ) -> Result<Vec<alert_rules::Model>, DbErr> {
-        alert_rules::Entity::find()
-            .filter(alert_rules::Column::TenantId.eq(ctx.tenant_id()))
-            .filter(alert_rules::Column::Enabled.eq(true))
-            .filter(
-                Condition::any()
-                    .add(alert_rules::Column::FlowId.is_null())
-                    .add(alert_rules::Column::FlowId.eq(flow)),
-            )
-            .order_by_asc(alert_rules::Column::FlowId)
-            .order_by_asc(alert_rules::Column::Id)
-            .all(&self.db)
-            .await
+        let tenant = ctx.tenant_id();
+        let enabled = match self.rules.get(tenant) {
+            Some(rules) => rules,
+            None => {
+                let read = alert_rules::Entity::find()
+                    .filter(alert_rules::Column::TenantId.eq(tenant))
+                    .filter(alert_rules::Column::Enabled.eq(true))
+                    .order_by_asc(alert_rules::Column::FlowId)
+                    .order_by_asc(alert_rules::Column::Id)
+                    .all(&self.db)
+                    .await?;
+                self.rules.keep(tenant, read)
+            }
+        };
+        Ok(enabled
+            .iter()
+            .filter(|r| r.flow_id.is_none_or(|f| f == flow))
+            .cloned()
+            .collect())
     }
 
     /// One rule.
@@ -78,7 +131,9 @@ impl Store {
         &self,
         rule: alert_rules::ActiveModel,
     ) -> Result<alert_rules::Model, DbErr> {
-        rule.insert(&self.db).await
+        let rule = rule.insert(&self.db).await?;
+        self.rules.forget(rule.tenant_id);
+        Ok(rule)
     }
 
     /// Changes a rule's settings.
@@ -107,6 +162,7 @@ impl Store {
             .filter(alert_rules::Column::Id.eq(id))
             .exec(&self.db)
             .await?;
+        self.rules.forget(ctx.tenant_id());
         Ok(done.rows_affected == 1)
     }
 
@@ -117,6 +173,7 @@ impl Store {
             .filter(alert_rules::Column::Id.eq(id))
             .exec(&self.db)
             .await?;
+        self.rules.forget(ctx.tenant_id());
         Ok(done.rows_affected == 1)
     }
 

@@ -55,6 +55,8 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
+    /// Each workspace's enabled alert rules, read once in a while, not at every run's end.
+    rules: std::sync::Arc<alerts::RuleCache>,
 }
 
 impl Store {
@@ -100,6 +102,7 @@ impl Store {
         );
         Ok(Self {
             db: SqlxSqliteConnector::from_sqlx_sqlite_pool(pool),
+            rules: Default::default(),
         })
     }
 
@@ -127,7 +130,10 @@ impl Store {
         let db = Database::connect(options)
             .await
             .with_context(|| format!("connecting to {}", redact_url(url)))?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            rules: Default::default(),
+        })
     }
 
     /// Applies pending migrations (the job queue's tables are its own: `queue::migrate`).

@@ -334,6 +334,11 @@ pub struct RunEnd {
     pub watermark: Option<String>,
     /// Run-log lines written with the end (the last says how it ended).
     pub lines: Vec<RunLine>,
+    /// When it ended.
+    pub at: DateTime<Utc>,
+    /// Whether its alert rules were judged before the end and found nothing to do: the
+    /// end's commit then marks it checked.
+    pub alerts_checked: bool,
 }
 
 impl RunEnd {
@@ -347,6 +352,8 @@ impl RunEnd {
             completed: false,
             watermark: None,
             lines: Vec::new(),
+            at: now(),
+            alerts_checked: false,
         }
     }
 
@@ -357,6 +364,27 @@ impl RunEnd {
             watermark,
             ..Self::plain(status)
         }
+    }
+
+    /// `run` as this end's commit leaves it (what the alert rules judge before it).
+    pub fn applied_to(&self, run: &runs::Model) -> runs::Model {
+        runs::Model {
+            status: self.status,
+            error: self.error.clone(),
+            error_class: self.class,
+            error_provider: self.provider.clone(),
+            finished_at: Some(self.at),
+            duration_ms: Some(self.duration_ms(run)),
+            lease_holder: None,
+            alerts_checked: self.alerts_checked,
+            ..run.clone()
+        }
+    }
+
+    /// How long `run` took, from its start (or creation) to this end.
+    fn duration_ms(&self, run: &runs::Model) -> i64 {
+        let start = run.started_at.unwrap_or(run.created_at);
+        Ord::max((self.at - start).num_milliseconds(), 0)
     }
 }
 
@@ -787,11 +815,8 @@ impl Store {
     ) -> Result<Option<FinishedRun>, DbErr> {
         let id = run.id;
         let txn = self.db.begin().await?;
-        let at = now();
-        let duration_ms = Ord::max(
-            (at - run.started_at.unwrap_or(run.created_at)).num_milliseconds(),
-            0,
-        );
+        let at = end.at;
+        let duration_ms = end.duration_ms(run);
         let (update, page_rows) = match last_page {
             Some(page) => {
                 let (update, rows) = page.split();
@@ -822,6 +847,9 @@ impl Store {
                 runs::Column::Status
                     .is_in([RunStatus::Queued.as_str(), RunStatus::Running.as_str()]),
             );
+        if end.alerts_checked {
+            q = q.col_expr(runs::Column::AlertsChecked, Expr::value(true));
+        }
         if let Some(h) = holder {
             q = q.filter(runs::Column::LeaseHolder.eq(h));
         }

@@ -424,6 +424,26 @@ impl Mapping {
         expression::eval(&self.env, name, ctx)
     }
 
+    /// Whether every expression has a fast form ([`Native`] or a plain path) and no check
+    /// is an expression. Such a mapping's work on a record is linear in the record, as
+    /// reading it was, with no user-made loop: a small page may be mapped on the task
+    /// that read it.
+    pub fn is_native(&self) -> bool {
+        let fast = |native: &Option<Native>, path: &Option<Vec<String>>| {
+            native.is_some() || path.is_some()
+        };
+        self.natives
+            .iter()
+            .zip(&self.paths)
+            .all(|(n, p)| fast(n, p))
+            && fast(&self.key_native, &self.key_path)
+            && (!self.has_filter || self.filter_native.is_some())
+            && self
+                .validations
+                .iter()
+                .all(|(v, _)| !matches!(v.rule, Rule::Expression(_)))
+    }
+
     /// Opens the budget one record's expressions share (key, filter, rows, checks).
     pub fn record_budget(&self) -> Scope {
         Scope::enter(&Limits::default())
@@ -687,6 +707,46 @@ mod tests {
         assert_eq!(shown[2], None, "nothing to show for an empty row");
         assert_eq!(shown[3], Some(Ok(json!(36))));
         assert!(matches!(&shown[4], Some(Err(_))), "Ada is no integer");
+    }
+
+    #[test]
+    fn a_mapping_of_fast_forms_only_is_native_and_one_engine_expression_makes_it_not() {
+        let native = |rows, validations, filter| {
+            let mut m = Mapping::compile(rows, validations, filter, BTreeMap::new())
+                .expect("the mapping compiles");
+            m.key_path = plain_path("record.id");
+            m.is_native()
+        };
+        let fast = || {
+            vec![
+                row("email", "record.email | trim | lower", FieldType::Text),
+                row("id", "record.id", FieldType::Text),
+            ]
+        };
+        let check = |rule| Validation {
+            target: "email".into(),
+            rule,
+            message: String::new(),
+        };
+        assert!(native(fast(), vec![], Some("record.stage != 'archived'")));
+        assert!(native(fast(), vec![check(Rule::Pattern("@".into()))], None));
+        let mut slow = fast();
+        slow.push(row("count", "record.items | length", FieldType::Integer));
+        assert!(!native(slow, vec![], None), "a row the engine evaluates");
+        assert!(
+            !native(fast(), vec![], Some("record.tags | select('odd') | list")),
+            "a filter the engine evaluates"
+        );
+        assert!(
+            !native(
+                fast(),
+                vec![check(Rule::Expression("value | length > 3".into()))],
+                None
+            ),
+            "a check that is an expression"
+        );
+        let keyless = Mapping::compile(fast(), vec![], None, BTreeMap::new()).expect("compiles");
+        assert!(!keyless.is_native(), "no record key to read");
     }
 
     #[test]

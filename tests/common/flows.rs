@@ -139,3 +139,33 @@ pub async fn outage(app: &TestApp, api: &str, status: u16) {
 pub fn status_of(page: &Page) -> String {
     page.text("#run-status").expect("run status")
 }
+
+/// Starts a run through "Run now"; returns its id (for tests whose app has no workers,
+/// which execute it themselves).
+pub async fn start_run(admin: &Client, flow: &str) -> sluice::domain::RunId {
+    let started = admin.post_form(&format!("{flow}/run"), &[]).await;
+    assert_eq!(started.status, 303, "{}", started.body);
+    started
+        .location()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// The scope a job executes `run` in (its workspace's).
+pub async fn run_scope_of(app: &TestApp, run: sluice::domain::RunId) -> sluice::domain::TenantCtx {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = app.app().store.db();
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            "SELECT tenant_id FROM runs WHERE id = $1",
+            [run.into()],
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    sluice::jobs::run_scope(row.try_get("", "tenant_id").unwrap())
+}

@@ -9,6 +9,7 @@ use crate::common::flows::{
 use crate::common::sinks::{HttpSink, SmtpSink, eventually};
 use crate::common::{Client, Page, TestApp, api_send};
 use sea_orm::{ConnectionTrait, Statement};
+use sluice::store::FinishedRun;
 use std::time::Duration;
 
 /// The text of the element with this id (tags stripped).
@@ -335,6 +336,99 @@ async fn a_flows_runs_are_judged_by_the_enabled_rules_for_every_flow_or_for_it()
         judged.trim_start_matches("/runs/"),
         alerts[0]["run_id"].as_str().unwrap()
     );
+}
+
+#[tokio::test]
+async fn a_run_end_its_rules_are_quiet_about_is_marked_checked_by_its_own_commit() {
+    use crate::common::flows::{run_scope_of, start_run};
+    use sluice::services::alerts::evaluate::{Rules, evaluate_finished};
+    use sluice::sync::engine::{Executed, execute};
+    // No workers: each run is executed here, as its job would, and its end inspected.
+    let app = TestApp::spawn_web_only(&[("SLUICE_SANDBOX_SEED_CONTACTS", "30")]).await;
+    app.wait_for_seed(30).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let token = admin.create_api_token("ops", "admin").await;
+    let (crm, erp) = connect_both(&admin).await;
+    let flow = create_flow(
+        &admin,
+        &contact_flow(&crm, &erp, "Contacts", "record.email"),
+    )
+    .await;
+    let end_of = async || {
+        let run = start_run(&admin, &flow).await;
+        let ctx = run_scope_of(&app, run).await;
+        let Executed::Completed(done) = execute(app.app(), &ctx, run, &Rules).await.unwrap() else {
+            panic!("the run did not complete");
+        };
+        (ctx, done)
+    };
+    let alerts = "SELECT COUNT(*) FROM alerts";
+
+    // Nothing to say (the default rules, nothing open): the end marks the run checked.
+    for _ in 0..3 {
+        let (_, done) = end_of().await;
+        assert_eq!(done.run.records_read, 30);
+        assert!(
+            done.run.alerts_checked,
+            "a quiet end is checked when committed"
+        );
+    }
+
+    // An error-rate rule counts the run among the committed ones: judged afterwards.
+    let rules = admin.api(&token, "/api/v1/alert-rules").await.1;
+    let error_rate = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "error_rate")
+        .unwrap_or_else(|| panic!("{rules}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let switch = async |enabled: bool| {
+        let (status, _) = api_send(
+            &admin,
+            reqwest::Method::PUT,
+            &token,
+            &format!("/api/v1/alert-rules/{error_rate}"),
+            serde_json::json!({ "threshold": 25, "window_minutes": 60, "enabled": enabled }),
+        )
+        .await;
+        assert_eq!(status, 200);
+    };
+    switch(true).await;
+    let (ctx, done) = end_of().await;
+    assert!(
+        !done.run.alerts_checked,
+        "an error-rate rule judges after the end"
+    );
+    let FinishedRun { run, flow: at_end } = *done;
+    evaluate_finished(app.app(), &ctx, &run, at_end)
+        .await
+        .unwrap();
+    assert_eq!(crate::common::scalar(app.app().store.db(), alerts).await, 0);
+    switch(false).await;
+
+    // A run that reads nothing where thirty are usual raises an alert: not quiet, and
+    // the evaluation after the end opens it.
+    source_serves_nothing(&app).await;
+    let (ctx, done) = end_of().await;
+    assert_eq!(done.run.records_read, 0);
+    assert!(!done.run.alerts_checked, "an end with an alert to raise");
+    let FinishedRun { run, flow: at_end } = *done;
+    evaluate_finished(app.app(), &ctx, &run, at_end)
+        .await
+        .unwrap();
+    assert_eq!(crate::common::scalar(app.app().store.db(), alerts).await, 1);
+    let unchecked = format!(
+        "SELECT COUNT(*) FROM runs WHERE alerts_checked = FALSE AND id = '{}'",
+        run.id
+    );
+    assert_eq!(
+        crate::common::scalar(app.app().store.db(), &unchecked).await,
+        0
+    );
+    app.stop().await;
 }
 
 #[tokio::test]

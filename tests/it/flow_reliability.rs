@@ -5,7 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common::flows::{
-    connect_both, contact_flow, count, create_flow, run_to_end, set, wait_for_run,
+    connect_both, contact_flow, count, create_flow, run_scope_of, run_to_end, set, start_run,
+    wait_for_run,
 };
 use crate::common::{TestApp, scalar};
 use sea_orm::{ConnectionTrait, Statement};
@@ -599,19 +600,6 @@ async fn a_destination_without_batches_gets_several_records_at_once_and_none_twi
     app.stop().await;
 }
 
-/// Starts a run through "Run now" (no worker takes it in these tests); returns its id.
-async fn start_run(admin: &crate::common::Client, flow: &str) -> sluice::domain::RunId {
-    let started = admin.post_form(&format!("{flow}/run"), &[]).await;
-    assert_eq!(started.status, 303, "{}", started.body);
-    started
-        .location()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 /// Sets columns of a run; `$1` is now.
 async fn update_run(app: &TestApp, run: sluice::domain::RunId, set: &str) {
     let db = app.app().store.db();
@@ -626,6 +614,7 @@ async fn update_run(app: &TestApp, run: sluice::domain::RunId, set: &str) {
 
 #[tokio::test]
 async fn a_flow_runs_one_sync_at_a_time_and_a_tenant_no_more_than_its_concurrency() {
+    use sluice::services::alerts::evaluate::Rules;
     use sluice::sync::engine::{Executed, execute};
     let app = TestApp::spawn_web_only(&[
         ("SLUICE_SANDBOX_SEED_CONTACTS", "3"),
@@ -647,21 +636,8 @@ async fn a_flow_runs_one_sync_at_a_time_and_a_tenant_no_more_than_its_concurrenc
     update_run(&app, first, running).await;
     let second = start_run(&admin, &flows[0]).await;
     assert_ne!(first, second, "a running run is not joined");
-    let tenant: sluice::domain::TenantId = {
-        let db = app.app().store.db();
-        let row = db
-            .query_one_raw(Statement::from_sql_and_values(
-                db.get_database_backend(),
-                "SELECT tenant_id FROM runs WHERE id = $1",
-                [second.into()],
-            ))
-            .await
-            .unwrap()
-            .unwrap();
-        row.try_get("", "tenant_id").unwrap()
-    };
-    let ctx = sluice::jobs::run_scope(tenant);
-    let executed = execute(app.app(), &ctx, second).await.unwrap();
+    let ctx = run_scope_of(&app, second).await;
+    let executed = execute(app.app(), &ctx, second, &Rules).await.unwrap();
     assert!(
         matches!(executed, Executed::Deferred(_)),
         "a second run of a flow started while its first was running"
@@ -677,7 +653,7 @@ async fn a_flow_runs_one_sync_at_a_time_and_a_tenant_no_more_than_its_concurrenc
     for run in others {
         update_run(&app, run, running).await;
     }
-    let executed = execute(app.app(), &ctx, second).await.unwrap();
+    let executed = execute(app.app(), &ctx, second, &Rules).await.unwrap();
     assert!(
         matches!(executed, Executed::Deferred(_)),
         "a third run started beside two with a concurrency of two"
@@ -685,7 +661,7 @@ async fn a_flow_runs_one_sync_at_a_time_and_a_tenant_no_more_than_its_concurrenc
 
     // One of them ends: A's second run goes, through to its end.
     update_run(&app, others[0], finished).await;
-    let executed = execute(app.app(), &ctx, second).await.unwrap();
+    let executed = execute(app.app(), &ctx, second, &Rules).await.unwrap();
     let Executed::Completed(done) = executed else {
         panic!("the run did not go once the tenant had room");
     };

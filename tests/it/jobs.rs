@@ -317,11 +317,17 @@ async fn every_statement_on_the_sqlite_queue_finds_its_jobs_through_an_index() {
     }
     let app = TestApp::spawn().await;
     // Each job is written three times, so the queue keeps only the indexes these need
-    // (`queue::storage::drop_unused_job_indexes`). Our fetch, apalis-sqlite 1.0's
+    // (`queue::storage::drop_unused_job_indexes`). Our fetch and look for due jobs, apalis-sqlite 1.0's
     // statements where they choose the plan, and ours as `Store::purge_finished_jobs` and
     // `Store::queue_depths` word them.
-    let statements: [(&str, &str, &[&str]); 5] = [
+    let statements: [(&str, &str, &[&str]); 6] = [
         ("fetch", sluice::queue::FETCH_PENDING, &["idx_jobs_pending"]),
+        (
+            "the look for queues with a job due",
+            sluice::queue::DUE_QUEUES,
+            // Either finds the waiting jobs alone.
+            &["idx_jobs_pending", "idx_jobs_status_run_at (status=?"],
+        ),
         (
             "acknowledgement (apalis)",
             "WITH j AS (SELECT value ->> 'task_id' AS task_id, value ->> 'status' AS status \

@@ -13,7 +13,9 @@ use crate::domain::{
 use crate::queue::DeliverNotification;
 use crate::store::entities::{alert_rules, alerts, connections, flows, runs};
 use crate::store::{metrics::MINUTE, now};
+use crate::sync::engine::EndJudge;
 use chrono::Duration;
+use futures::future::BoxFuture;
 use sea_orm::{DbErr, Set};
 
 /// Runs a volume baseline needs before a drop counts as a silent failure.
@@ -102,19 +104,7 @@ pub async fn evaluate_finished(
     } else {
         Vec::new()
     };
-    let mut findings = Vec::new();
-    for rule in &rules {
-        if rule.kind == AlertKind::ConnectionReauth {
-            findings.extend(connections.iter().map(|c| connection_finding(rule, c)));
-        } else {
-            findings.push(Finding {
-                rule,
-                subject: Subject::Flow(flow.id, flow.name.clone()),
-                run: Some(id),
-                verdict: judge_run(app, ctx, rule, run, &flow).await?,
-            });
-        }
-    }
+    let findings = judge(app, ctx, &rules, run, &flow, &connections).await?;
     let keys: Vec<String> = findings
         .iter()
         .filter(|f| !matches!(f.verdict, Verdict::Silent))
@@ -127,6 +117,80 @@ pub async fn evaluate_finished(
     }
     app.store.mark_alerts_checked(ctx, id).await?;
     Ok(())
+}
+
+/// Whether a run's end leaves its rules nothing to do: none raises, and none clears an
+/// alert that is open. It is asked before the end is committed, of the run and its flow
+/// as the end will leave them and of its connections as the run found them, so that a
+/// quiet end (nearly every end) is marked checked by its own commit and costs no
+/// statement afterwards. An error-rate rule counts the run among the committed ones, so
+/// it can only judge the run afterwards: such ends are never quiet.
+async fn quiet_end(
+    app: &App,
+    ctx: &TenantCtx,
+    run: &runs::Model,
+    flow: &flows::Model,
+    connections: &[connections::Model],
+) -> Result<bool, DbErr> {
+    let rules = app.store.flow_alert_rules(ctx, flow.id).await?;
+    if rules.iter().any(|r| r.kind == AlertKind::ErrorRate) {
+        return Ok(false);
+    }
+    let mut clearing = Vec::new();
+    for finding in judge(app, ctx, &rules, run, flow, connections).await? {
+        match finding.verdict {
+            Verdict::Raise { .. } => return Ok(false),
+            Verdict::Clear(_) => clearing.push(finding.key()),
+            Verdict::Silent => {}
+        }
+    }
+    Ok(app
+        .store
+        .unresolved_alerts(ctx, &clearing)
+        .await?
+        .is_empty())
+}
+
+/// The engine's question before a run's end, answered by [`quiet_end`].
+pub struct Rules;
+
+impl EndJudge for Rules {
+    fn quiet<'a>(
+        &'a self,
+        app: &'a App,
+        ctx: &'a TenantCtx,
+        run: &'a runs::Model,
+        flow: &'a flows::Model,
+        connections: &'a [connections::Model],
+    ) -> BoxFuture<'a, Result<bool, DbErr>> {
+        Box::pin(quiet_end(app, ctx, run, flow, connections))
+    }
+}
+
+/// What `rules` conclude about a finished run: one finding per rule, and per connection
+/// for connection rules.
+async fn judge<'a>(
+    app: &App,
+    ctx: &TenantCtx,
+    rules: &'a [alert_rules::Model],
+    run: &runs::Model,
+    flow: &flows::Model,
+    connections: &[connections::Model],
+) -> Result<Vec<Finding<'a>>, DbErr> {
+    let mut findings = Vec::new();
+    for rule in rules {
+        if rule.kind == AlertKind::ConnectionReauth {
+            findings.extend(connections.iter().map(|c| connection_finding(rule, c)));
+        } else {
+            findings.push(Finding {
+                rule,
+                subject: Subject::Flow(flow.id, flow.name.clone()),
+                run: Some(run.id),
+                verdict: judge_run(app, ctx, rule, run, flow).await?,
+            });
+        }
+    }
+    Ok(findings)
 }
 
 /// What one rule concluded about one subject.

@@ -1,10 +1,13 @@
 //! The run's life around its pages: the run log, pausing while the database refuses
 //! writes, cancel and shutdown checks, and the end (succeeded, partially failed or
-//! failed, with auto-pause; its alerts are evaluated by the job that ran it).
+//! failed, with auto-pause). A completed run's alert rules are asked before its end
+//! whether they have anything to say; when they may, the job that ran it evaluates them.
 
 use super::pipeline::Paged;
+use super::plan::Plan;
 use super::{Runner, Stop};
 use crate::domain::{ErrorClass, FlowSpec, FlowStatus, RunStatus};
+use crate::store::entities::{flows, runs};
 use crate::store::{FinishedRun, RunEnd, RunLine};
 use crate::sync::Fault;
 use sea_orm::DbErr;
@@ -134,12 +137,8 @@ impl Runner<'_> {
         Ok(())
     }
 
-    pub(super) async fn finish(
-        &self,
-        spec: &FlowSpec,
-        replay: bool,
-        paged: Paged,
-    ) -> Result<FinishedRun, Stop> {
+    pub(super) async fn finish(&self, plan: &Plan, paged: Paged) -> Result<FinishedRun, Stop> {
+        let (spec, replay) = (&plan.spec, plan.replay.is_some());
         let Paged {
             watermark,
             committed,
@@ -203,6 +202,7 @@ impl Runner<'_> {
         );
         let end = RunEnd {
             lines: self.take_held(),
+            alerts_checked: self.quiet_end(plan, &counted, &end).await,
             ..end
         };
         let Some(finished) = self
@@ -221,6 +221,25 @@ impl Runner<'_> {
         metrics::counter!("sluice_records_total", "tenant" => tenant, "outcome" => "failed")
             .increment(u64::try_from(run.records_failed).unwrap_or(0));
         Ok(finished)
+    }
+
+    /// Whether the run's alert rules have nothing to say about `end` (see
+    /// [`super::EndJudge`]); `counted` is the run with its last page. When they may, or
+    /// the question fails, the job that ran the run judges it after its end.
+    async fn quiet_end(&self, plan: &Plan, counted: &runs::Model, end: &RunEnd) -> bool {
+        // The end of a run that went through its records ends the flow's failure streak.
+        let flow = flows::Model {
+            consecutive_failures: 0,
+            ..plan.flow.clone()
+        };
+        let ended = end.applied_to(counted);
+        self.judge
+            .quiet(self.app, self.ctx, &ended, &flow, &plan.connections)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(run = %self.id(), error = %e, "alert rules left to judge after the end");
+                false
+            })
     }
 
     /// Ends the run as failed, and pauses the flow after too many failures in a row.

@@ -16,8 +16,9 @@ use super::Fault;
 use crate::app::App;
 use crate::domain::{FlowId, RunId, RunStatus, RunTrigger, TenantCtx};
 use crate::queue::JobError;
-use crate::store::entities::runs;
+use crate::store::entities::{connections, flows, runs};
 use crate::store::{FinishedRun, RunEnd, RunLine, now};
+use futures::future::BoxFuture;
 use sea_orm::DbErr;
 use std::time::Duration;
 use tracing::Instrument;
@@ -128,8 +129,29 @@ pub enum Executed {
     Deferred(Duration),
 }
 
+/// Asked before a completed run's end is committed whether its alert rules have anything
+/// to say about it: when they have not (nearly always), the end's own commit marks the
+/// run checked. The rules are judged a layer up (`services::alerts`), hence the question.
+pub trait EndJudge: Sync {
+    /// Whether the rules are quiet about `run` (as its end will leave it), its `flow` (as
+    /// the end will leave it) and its `connections` (as the run found them).
+    fn quiet<'a>(
+        &'a self,
+        app: &'a App,
+        ctx: &'a TenantCtx,
+        run: &'a runs::Model,
+        flow: &'a flows::Model,
+        connections: &'a [connections::Model],
+    ) -> BoxFuture<'a, Result<bool, DbErr>>;
+}
+
 /// Executes (or resumes) a run. Safe to call twice: the lease admits one worker.
-pub async fn execute(app: &App, ctx: &TenantCtx, id: RunId) -> Result<Executed, JobError> {
+pub async fn execute(
+    app: &App,
+    ctx: &TenantCtx,
+    id: RunId,
+    judge: &dyn EndJudge,
+) -> Result<Executed, JobError> {
     // Every line logged while executing the run can be found by tenant, flow and run.
     let span = tracing::info_span!(
         "run",
@@ -137,10 +159,15 @@ pub async fn execute(app: &App, ctx: &TenantCtx, id: RunId) -> Result<Executed, 
         flow = tracing::field::Empty,
         run = %id
     );
-    execute_in_span(app, ctx, id).instrument(span).await
+    execute_in_span(app, ctx, id, judge).instrument(span).await
 }
 
-async fn execute_in_span(app: &App, ctx: &TenantCtx, id: RunId) -> Result<Executed, JobError> {
+async fn execute_in_span(
+    app: &App,
+    ctx: &TenantCtx,
+    id: RunId,
+    judge: &dyn EndJudge,
+) -> Result<Executed, JobError> {
     let (run, running) = app
         .store
         .run_and_running(ctx, id, stale_before(app))
@@ -201,6 +228,7 @@ async fn execute_in_span(app: &App, ctx: &TenantCtx, id: RunId) -> Result<Execut
     let mut runner = Runner {
         app,
         ctx,
+        judge,
         interrupted,
         run,
         holder: holder.clone(),
@@ -265,6 +293,7 @@ async fn execute_in_span(app: &App, ctx: &TenantCtx, id: RunId) -> Result<Execut
 struct Runner<'a> {
     app: &'a App,
     ctx: &'a TenantCtx,
+    judge: &'a dyn EndJudge,
     run: runs::Model,
     holder: String,
     /// Whether an earlier execution may have written pages past the checkpoint.
@@ -289,6 +318,6 @@ impl Runner<'_> {
         let plan = self.prepare().await?;
         self.announce(&plan);
         let paged = Pipeline::new(self, &plan).run().await?;
-        self.finish(&plan.spec, plan.replay.is_some(), paged).await
+        self.finish(&plan, paged).await
     }
 }

@@ -6,7 +6,7 @@ use crate::connectors::catalogue::{ObjectSpec, Provider};
 use crate::connectors::session::Recent;
 use crate::domain::{ConnectionId, FlowSpec, LetterSelection};
 use crate::store::FlowToRun;
-use crate::store::entities::connections;
+use crate::store::entities::{connections, flows};
 use crate::sync::Fault;
 use crate::sync::mapping::Mapping;
 use crate::sync::source::{Resume, Source};
@@ -38,6 +38,10 @@ pub(super) struct Plan {
     /// Pages up to this number may have been written by an execution that stopped before
     /// committing them: their creates are looked up first.
     pub(super) recheck_through: i64,
+    /// The flow and both ends' connections as the run found them (its alert rules judge
+    /// its end by them).
+    pub(super) flow: flows::Model,
+    pub(super) connections: [connections::Model; 2],
 }
 
 impl Runner<'_> {
@@ -68,6 +72,7 @@ impl Runner<'_> {
         ] = self
             .connections_of([spec.source.connection_id, spec.destination.connection_id])
             .await?;
+        let connections = [source_conn.clone(), target_conn.clone()];
         let source = Source::new(
             spec.source.connection_id,
             source_provider,
@@ -122,6 +127,8 @@ impl Runner<'_> {
             since,
             close_dead_letters,
             recheck_through,
+            flow,
+            connections,
         })
     }
 

@@ -218,10 +218,16 @@ fn describe(e: &RecordError) -> String {
     format!("{}: {}", e.field, e.message)
 }
 
+/// Pages of at most this many records, with a mapping of fast forms only, are mapped on
+/// the run's task: the trip to the expression pool (a thread woken there, and this one
+/// woken again) costs more than their mapping.
+const MAPPED_IN_PLACE: usize = 16;
+
 impl Runner<'_> {
     /// Maps, validates and filters a page, and looks its keys up in the ledger. The
     /// mapping runs on the expression pool: it is a few milliseconds of CPU per page, and on
-    /// this task it would hold up the write and the commit polled beside it.
+    /// this task it would hold up the write and the commit polled beside it. Small pages
+    /// of fast forms are the exception ([`MAPPED_IN_PLACE`]).
     pub(super) async fn stage(
         &self,
         mut page: Page,
@@ -237,9 +243,13 @@ impl Runner<'_> {
             commit,
             items,
             watermark,
-        } = pool::run(move || map_page(records, &mapping, object, key_field))
-            .await
-            .map_err(|e| Fault::fatal(format!("mapping the page failed: {e}")))?;
+        } = if records.len() <= MAPPED_IN_PLACE && mapping.is_native() {
+            map_page(records, &mapping, object, key_field)
+        } else {
+            pool::run(move || map_page(records, &mapping, object, key_field))
+                .await
+                .map_err(|e| Fault::fatal(format!("mapping the page failed: {e}")))?
+        };
         let keys: Vec<Vec<u8>> = items.iter().map(|p| p.key_hash.clone()).collect();
         let ledger = self
             .app
