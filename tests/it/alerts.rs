@@ -210,6 +210,20 @@ async fn source_serves_nothing(app: &TestApp) {
     .unwrap();
 }
 
+/// The id of the workspace-wide rule of `kind` (one of the defaults).
+async fn workspace_rule(admin: &Client, token: &str, kind: &str) -> String {
+    let rules = admin.api(token, "/api/v1/alert-rules").await.1;
+    rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == kind && r["flow_id"].is_null())
+        .unwrap_or_else(|| panic!("{rules}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 #[tokio::test]
 async fn a_run_that_succeeds_with_zero_records_where_hundreds_are_usual_is_a_silent_failure() {
     let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "300")]).await;
@@ -275,16 +289,7 @@ async fn a_flows_runs_are_judged_by_the_enabled_rules_for_every_flow_or_for_it()
     };
     // The workspace-wide silent-failure rule is switched off, and one is on for the
     // other flow only.
-    let rules = admin.api(&token, "/api/v1/alert-rules").await.1;
-    let workspace_wide = rules
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["kind"] == "silent_failure" && r["flow_id"].is_null())
-        .unwrap_or_else(|| panic!("{rules}"))["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let workspace_wide = workspace_rule(&admin, &token, "silent_failure").await;
     let (switched_off, _) = api_send(
         &admin,
         reqwest::Method::PUT,
@@ -375,16 +380,7 @@ async fn a_run_end_its_rules_are_quiet_about_is_marked_checked_by_its_own_commit
     }
 
     // An error-rate rule counts the run among the committed ones: judged afterwards.
-    let rules = admin.api(&token, "/api/v1/alert-rules").await.1;
-    let error_rate = rules
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["kind"] == "error_rate")
-        .unwrap_or_else(|| panic!("{rules}"))["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let error_rate = workspace_rule(&admin, &token, "error_rate").await;
     let switch = async |enabled: bool| {
         let (status, _) = api_send(
             &admin,
