@@ -4,7 +4,7 @@
 use super::{Handler, run_scope, tenant_scope};
 use crate::app::App;
 use crate::domain::RunTrigger;
-use crate::queue::{JobError, RunFlow};
+use crate::queue::{JobError, OwnAck, RunFlow};
 use crate::services::alerts::evaluate as alerts;
 use crate::services::flows;
 use crate::store::{FinishedRun, now};
@@ -13,12 +13,22 @@ use crate::sync::trigger;
 
 impl Handler for RunFlow {
     async fn run(&self, app: &App) -> Result<(), JobError> {
+        self.run_acknowledging(app, None).await
+    }
+
+    /// A run that completes marks its job done in the commit that ends it.
+    async fn run_acknowledging(&self, app: &App, ack: Option<OwnAck>) -> Result<(), JobError> {
         let ctx = run_scope(self.tenant_id);
+        let with_end = ack.as_ref().map(OwnAck::statement);
         // The finished run's alert rules, here rather than as a job of their own (most
         // runs are small, and a job costs several queue statements). If this fails, the
         // alert sweep evaluates the run a little later.
-        let evaluated = match engine::execute(app, &ctx, self.run_id, &alerts::Rules).await? {
+        let executed = engine::execute(app, &ctx, self.run_id, &alerts::Rules, with_end).await?;
+        let evaluated = match executed {
             Executed::Completed(done) => {
+                if let Some(ack) = ack {
+                    ack.committed();
+                }
                 let FinishedRun { run, flow } = *done;
                 alerts::evaluate_finished(app, &ctx, &run, flow).await
             }

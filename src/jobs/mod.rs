@@ -11,13 +11,24 @@ pub mod scheduler;
 
 use crate::app::App;
 use crate::domain::{TenantCtx, TenantId};
-use crate::queue::{Job, JobError};
+use crate::queue::{Job, JobError, OwnAck};
 use std::future::Future;
 
 /// What a job does. Must be idempotent: a job may run again after a crash.
 pub trait Handler: Job {
     /// Does the work, with the same application state as web handlers.
     fn run(&self, app: &App) -> impl Future<Output = Result<(), JobError>> + Send;
+
+    /// [`Handler::run`], given the job's acknowledgement to commit with the work it ends
+    /// (on SQLite; see [`OwnAck`]). Most jobs leave it to their worker.
+    fn run_acknowledging(
+        &self,
+        app: &App,
+        ack: Option<OwnAck>,
+    ) -> impl Future<Output = Result<(), JobError>> + Send {
+        drop(ack);
+        self.run(app)
+    }
 }
 
 /// A job acts for its tenant with the system's authority (see [`App::system_scope`]);

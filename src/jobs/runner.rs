@@ -6,7 +6,8 @@ use crate::app::App;
 use crate::queue::retry::RetryPolicy;
 use crate::queue::{
     AlertSweep, CheckConnection, DeliverNotification, Envelope, EvaluateConnection, EvaluateRun,
-    Housekeeping, JobError, Probe, QueueBackend, RefreshConnection, RunFlow, SqliteJobs, watch_due,
+    Housekeeping, JobError, OwnAck, OwnAcks, Probe, QueueBackend, RefreshConnection, RunFlow,
+    SqliteJobs, watch_due,
 };
 use apalis::prelude::*;
 use apalis_core::backend::ext::poll_strategy::{
@@ -154,15 +155,19 @@ fn register<J: Handler>(
     match env.queue.backend().clone() {
         QueueBackend::Sqlite(pool) => monitor.register(move |run| {
             let config = apalis_sqlite::Config::default()
-                .queue(J::QUEUE)
                 .batch_size(batch)
                 .lock_tasks(LOCK_TASKS);
-            WorkerBuilder::new(format!("{}-{instance}-{run}", J::QUEUE))
+            let name = format!("{}-{instance}-{run}", J::QUEUE);
+            let own_acks = OwnAcks::of(&name);
+            WorkerBuilder::new(name)
                 .backend(SqliteJobs::<Envelope<J>>::new(
                     &pool,
+                    J::QUEUE,
                     config,
-                    env.queue.subscribe(J::QUEUE),
+                    &env.queue,
+                    own_acks.clone(),
                 ))
+                .data(own_acks)
                 .data(env.clone())
                 .data(in_flight.clone())
                 .concurrency(concurrency)
@@ -230,11 +235,16 @@ async fn handle<J: Handler>(
     envelope: Envelope<J>,
     env: Data<App>,
     in_flight: Data<JobsInFlight>,
+    task: TaskId,
+    own_acks: Option<Data<OwnAcks>>,
 ) -> Result<(), BoxDynError> {
+    // Only on SQLite, where the job's row is in the same database as its work.
+    let ack = own_acks.map(|acks| acks.of_task(task.to_string()));
     let mut task = AbortOnDrop(tokio::spawn(attempt::<J>(
         envelope,
         (*env).clone(),
         (*in_flight).clone(),
+        ack,
     )));
     match (&mut task.0).await {
         Ok(result) => result,
@@ -257,6 +267,7 @@ async fn attempt<J: Handler>(
     envelope: Envelope<J>,
     env: App,
     in_flight: JobsInFlight,
+    ack: Option<OwnAck>,
 ) -> Result<(), BoxDynError> {
     let _in_flight = in_flight.enter();
     let attempt = envelope.attempt + 1;
@@ -274,7 +285,7 @@ async fn attempt<J: Handler>(
     );
     let run = AssertUnwindSafe(tokio::time::timeout(
         J::TIMEOUT,
-        envelope.job.run(&env).instrument(span),
+        envelope.job.run_acknowledging(&env, ack).instrument(span),
     ));
     let result = match run.catch_unwind().await {
         Ok(Ok(result)) => result,

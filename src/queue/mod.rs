@@ -15,7 +15,9 @@ mod storage;
 
 pub use health::WorkerHealth;
 pub use payloads::*;
-pub use sqlite_worker::{DUE_QUEUES, FETCH_PENDING, SqliteJobs, watch_due};
+pub use sqlite_worker::{
+    ACKNOWLEDGE, DUE_QUEUES, FETCH_PENDING, OWN_ACK_RESULT, OwnAck, OwnAcks, SqliteJobs, watch_due,
+};
 pub use storage::{JobQueue, QueueBackend, migrate};
 
 use serde::Serialize;

@@ -10,22 +10,33 @@
 //! full), and each fetch or acknowledgement is a single statement, atomic on its own.
 //! Jobs it did not push (another process's, jobs scheduled for later, jobs taken back
 //! from a dead worker) are found by [`watch_due`], one statement for all the queues.
+//!
+//! Jobs enqueued in this process's commits ([`JobQueue::enqueue_statement`], the runs
+//! webhooks start) are not even fetched: once the worker has registered, they are stored
+//! locked to it and handed over after the commit. A handed job is then what a fetched
+//! one is: if the worker stops first it hands it back, and if the process dies it is
+//! taken back when the worker's heartbeat lapses. And a job whose handler commits its
+//! acknowledgement with its work ([`OwnAck`]: a run that completes) is not acknowledged
+//! again.
 
 use super::JobQueue;
+use super::storage::Taker;
 use apalis::prelude::{Backend, Task, WorkerContext};
 use apalis_core::backend::finalize::Durable;
 use apalis_core::backend::persistence::{Persisted, Persistence, TaskEvent, TaskPersistLayer};
-use apalis_core::backend::{BackendConfig, WireFormatBackend, WorkerFilter};
+use apalis_core::backend::{BackendConfig, TaskResult, WireFormatBackend, WorkerFilter};
 use apalis_core::task::builder::TaskBuilder;
 use apalis_core::task::task_id::TaskId;
-use apalis_sqlite::{Config, Error, JsonCodec, SqlitePool, queries};
-use futures::StreamExt;
-use futures::channel::mpsc::UnboundedReceiver;
+use apalis_sqlite::{Config, Error, JsonCodec, SqlitePool, SqliteTask, queries};
+use futures::channel::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use sea_orm::sqlx;
 use serde_json::Value;
+use std::collections::HashSet;
 use std::marker::PhantomData;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::MissedTickBehavior;
@@ -35,30 +46,127 @@ pub struct SqliteJobs<Args> {
     persistence: Persisted<SqliteQueue>,
     /// Rings when this process pushes a job to the queue, or [`watch_due`] found one due.
     pushes: UnboundedReceiver<()>,
+    /// Jobs pushed in this process, already locked to this worker.
+    handed: UnboundedReceiver<SqliteTask>,
+    /// Handing back, when the worker stops, jobs handed over but not started.
+    closing: Closing,
     gate: Arc<FetchGate>,
     codec: JsonCodec<Vec<u8>>,
     args: PhantomData<Args>,
 }
 
 impl<Args> SqliteJobs<Args> {
-    /// Jobs of `config`'s queue, looked for at the start and when `pushes` rings.
-    pub fn new(pool: &SqlitePool, config: Config, pushes: UnboundedReceiver<()>) -> Self {
+    /// Jobs of the queue called `name`: those `queue` hands over, and those looked for
+    /// at the start and whenever `queue` rings. Their handlers may acknowledge them
+    /// through `own_acks`.
+    pub fn new(
+        pool: &SqlitePool,
+        name: &'static str,
+        config: Config,
+        queue: &JobQueue,
+        own_acks: OwnAcks,
+    ) -> Self {
+        let config = config.queue(name);
         let gate = Arc::new(FetchGate {
             due: AtomicBool::new(true),
             more: AtomicBool::new(false),
         });
+        let (handoff, handed) = mpsc::unbounded();
+        let pushes = queue.subscribe(name);
         Self {
             persistence: Persisted::new(SqliteQueue {
                 pool: pool.clone(),
                 config,
                 gate: gate.clone(),
+                queue: queue.clone(),
+                handoff,
+                own_acks,
             }),
             pushes,
+            handed,
+            closing: Closing::Open,
             gate,
             codec: JsonCodec::default(),
             args: PhantomData,
         }
     }
+}
+
+/// Acknowledgements a worker's jobs committed with their own work (see [`OwnAck`]),
+/// which the worker then skips.
+#[derive(Clone)]
+pub struct OwnAcks {
+    worker: String,
+    committed: Arc<Mutex<HashSet<String>>>,
+}
+
+impl OwnAcks {
+    /// For the worker called `worker`.
+    pub fn of(worker: &str) -> Self {
+        Self {
+            worker: worker.to_owned(),
+            committed: Arc::default(),
+        }
+    }
+
+    /// The acknowledgement of the job `task`, for its handler.
+    pub fn of_task(&self, task: String) -> OwnAck {
+        OwnAck {
+            task,
+            acks: self.clone(),
+        }
+    }
+
+    /// Whether `task`'s acknowledgement was committed already (asked once per job).
+    fn taken(&self, task: &str) -> bool {
+        self.committed
+            .lock()
+            .map(|mut committed| committed.remove(task))
+            .unwrap_or(false)
+    }
+}
+
+/// The acknowledgement of the job a handler is running, for the handler to commit with
+/// the work it ends: its worker then skips its own (a statement and a commit less), and
+/// the work cannot be committed without the job being marked done, or the other way.
+/// Unused, the worker acknowledges the job as usual.
+pub struct OwnAck {
+    task: String,
+    acks: OwnAcks,
+}
+
+impl OwnAck {
+    /// The statement that marks the job done, to commit with the work.
+    pub fn statement(&self) -> sea_orm::Statement {
+        sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Sqlite,
+            ACKNOWLEDGE,
+            [
+                "Done".into(),
+                1i64.into(),
+                OWN_ACK_RESULT.into(),
+                self.task.clone().into(),
+                self.acks.worker.clone().into(),
+            ],
+        )
+    }
+
+    /// Tells the worker the statement was committed.
+    pub fn committed(self) {
+        if let Ok(mut committed) = self.acks.committed.lock() {
+            committed.insert(self.task);
+        }
+    }
+}
+
+/// The result an [`OwnAck`] records (apalis records `{"Ok":null}`).
+pub const OWN_ACK_RESULT: &str = r#"{"Ok":"acknowledged with its work"}"#;
+
+/// Where a stopping worker is with the jobs handed to it.
+enum Closing {
+    Open,
+    HandingBack(BoxFuture<'static, Result<(), Error>>),
+    Closed,
 }
 
 /// Whether a fetch is worth a trip to the database.
@@ -85,6 +193,9 @@ struct SqliteQueue {
     pool: SqlitePool,
     config: Config,
     gate: Arc<FetchGate>,
+    queue: JobQueue,
+    handoff: UnboundedSender<SqliteTask>,
+    own_acks: OwnAcks,
 }
 
 impl Persistence for SqliteQueue {
@@ -104,6 +215,15 @@ impl Persistence for SqliteQueue {
         .await?;
         queries::register_worker(&mut *tx, &self.config, worker, "SqliteStorage").await?;
         tx.commit().await?;
+        // Registered, so jobs locked to it can be taken back if it dies: now it may take
+        // them straight from the push.
+        self.queue.offer_to(
+            self.config.queue.as_ref(),
+            Taker {
+                worker: worker.name().to_owned(),
+                tasks: self.handoff.clone(),
+            },
+        );
         Ok(())
     }
 
@@ -175,22 +295,22 @@ impl Persistence for SqliteQueue {
                 TaskEvent::Complete(payload) => Some(payload),
                 _ => None,
             })
+            .filter(|ack| !self.own_acks.taken(&ack.task_id.to_string()))
             .collect();
-        match (locks.is_empty(), acks.is_empty()) {
-            (true, true) => {}
-            (true, false) => {
-                queries::ack_tasks(&self.pool, &acks, worker.name()).await?;
-            }
-            (false, true) => {
-                queries::lock_tasks(&self.pool, &locks, worker.name()).await?;
-            }
-            (false, false) => {
-                let mut tx = self.pool.begin().await?;
-                queries::lock_tasks(&mut *tx, &locks, worker.name()).await?;
-                queries::ack_tasks(&mut *tx, &acks, worker.name()).await?;
-                tx.commit().await?;
-            }
+        match (&locks[..], &acks[..]) {
+            ([], []) => return Ok(()),
+            // A statement is atomic on its own: no transaction to begin and commit.
+            ([], [ack]) => return acknowledge(&self.pool, ack, worker.name()).await,
+            _ => {}
         }
+        let mut tx = self.pool.begin().await?;
+        if !locks.is_empty() {
+            queries::lock_tasks(&mut *tx, &locks, worker.name()).await?;
+        }
+        for ack in acks {
+            acknowledge(&mut *tx, ack, worker.name()).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -214,6 +334,30 @@ pub const FETCH_PENDING: &str = "UPDATE Jobs SET status = 'Queued', lock_by = ?1
     AND (run_at IS NULL OR run_at <= ?4) ORDER BY priority DESC, run_at ASC, id ASC LIMIT ?3) \
     RETURNING job, id, job_type, status, attempts, max_attempts, run_at, lock_at, lock_by, \
     done_at, priority, metadata, idempotency_key";
+
+/// apalis's acknowledgement (`queries/task/ack.sql`), one job at a time. apalis's form
+/// joins `Jobs` with a JSON list of results (encoded for the purpose, then parsed again
+/// by SQLite); nearly every call acknowledges the one job a worker just ended, and
+/// looking it up by its key costs a quarter of that.
+pub const ACKNOWLEDGE: &str = "UPDATE Jobs SET status = ?1, attempts = ?2, last_result = ?3, \
+    done_at = strftime('%s', 'now') WHERE id = ?4 AND lock_by = ?5";
+
+async fn acknowledge<'c>(
+    db: impl sqlx::SqliteExecutor<'c>,
+    ack: &TaskResult<Value>,
+    worker: &str,
+) -> Result<(), Error> {
+    let result = serde_json::to_string(&ack.result).map_err(|e| sqlx::Error::Encode(e.into()))?;
+    sqlx::query(ACKNOWLEDGE)
+        .bind(ack.status.to_string())
+        .bind(ack.attempt as i64)
+        .bind(result)
+        .bind(ack.task_id.to_string())
+        .bind(worker)
+        .execute(db)
+        .await?;
+    Ok(())
+}
 
 /// The queues with a job due: pending, not locked, its time come (`idx_jobs_pending`).
 pub const DUE_QUEUES: &str = "SELECT DISTINCT job_type FROM Jobs \
@@ -306,6 +450,9 @@ impl<Args> Backend for SqliteJobs<Args> {
         cx: &mut Context<'_>,
         worker: &WorkerContext,
     ) -> Poll<Option<Result<Self::Task, Error>>> {
+        if let Poll::Ready(Some(task)) = self.handed.poll_next_unpin(cx) {
+            return Poll::Ready(Some(Ok(task)));
+        }
         let mut due = false;
         while let Poll::Ready(Some(())) = self.pushes.poll_next_unpin(cx) {
             due = true;
@@ -321,6 +468,32 @@ impl<Args> Backend for SqliteJobs<Args> {
         cx: &mut Context<'_>,
         worker: &WorkerContext,
     ) -> Poll<Result<(), Error>> {
+        if let Closing::Open = self.closing {
+            // No more are handed over (pushes fall back to the queue); those already
+            // handed go back to it, as apalis hands back fetched jobs not yet started.
+            self.handed.close();
+            let mut ids = Vec::new();
+            while let Ok(task) = self.handed.try_recv() {
+                ids.extend(task.task_id().map(|id| id.to_string()));
+            }
+            let pool = self.persistence.pool.clone();
+            let queue = self.persistence.config.queue.to_string();
+            let name = worker.name().to_owned();
+            self.closing = Closing::HandingBack(
+                async move {
+                    if !ids.is_empty() {
+                        queries::reenqueue_abandoned(&pool, &queue, &name, &ids).await?;
+                    }
+                    Ok(())
+                }
+                .boxed(),
+            );
+        }
+        if let Closing::HandingBack(handing_back) = &mut self.closing {
+            let handed_back = std::task::ready!(handing_back.poll_unpin(cx));
+            self.closing = Closing::Closed;
+            handed_back?;
+        }
         self.persistence.poll_close(cx, worker)
     }
 }

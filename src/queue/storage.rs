@@ -4,6 +4,9 @@ use super::{Envelope, Job};
 use crate::store::Store;
 use anyhow::Context;
 use apalis::prelude::TaskBuilder;
+use apalis_core::task::status::Status;
+use apalis_core::task::task_id::TaskId;
+use apalis_sqlite::SqliteTask;
 use futures::channel::mpsc;
 use sea_orm::DbBackend;
 use sea_orm::sqlx::{self, PgPool, SqlitePool};
@@ -28,6 +31,41 @@ type Wakers = HashMap<&'static str, Vec<mpsc::UnboundedSender<()>>>;
 pub struct JobQueue {
     backend: QueueBackend,
     wakers: Arc<Mutex<Wakers>>,
+    takers: Arc<Mutex<HashMap<String, Taker>>>,
+}
+
+/// This process's worker for a SQLite queue, which takes the jobs pushed here straight
+/// from the push (see [`JobQueue::enqueue_statement`]).
+#[derive(Clone)]
+pub(crate) struct Taker {
+    /// The worker's name, which the jobs are locked to.
+    pub worker: String,
+    /// Where the worker takes them.
+    pub tasks: mpsc::UnboundedSender<SqliteTask>,
+}
+
+impl Taker {
+    /// The task the worker's fetch would have made of the stored job.
+    fn task(&self, job: Vec<u8>, id: ulid::Ulid, queue: &str, run_at: i64) -> SqliteTask {
+        TaskBuilder::new(job)
+            .task_id(TaskId::from_ulid(id))
+            .queue(queue.to_owned().into())
+            .status(Status::Queued)
+            .attempt(0)
+            .max_attempts(1)
+            .run_at_timestamp(run_at as u64)
+            .lock_at(Some(run_at as u64))
+            .lock_by(Some(self.worker.clone()))
+            .priority(0)
+            .build()
+    }
+}
+
+/// Jobs stored by the caller's commit, for [`JobQueue::committed`].
+pub struct Enqueued {
+    queue: &'static str,
+    count: usize,
+    handoff: Option<(Taker, Vec<SqliteTask>)>,
 }
 
 /// Creates apalis's tables, after the store's own migrations (SQLite `Jobs`/`Workers`, Postgres schema `apalis`). Only the
@@ -64,12 +102,13 @@ async fn migrate_tables(store: &Store) -> anyhow::Result<()> {
 
 /// Indexes apalis's SQLite migrations create for statements Sluice never runs (its job
 /// listings and statistics, and marking a fetched job `Running`, which `LOCK_TASKS` in
-/// the runner turns off). Every job is written three times (pushed, fetched, acknowledged)
-/// and each write changed both. What Sluice runs finds its rows without them: fetches
-/// through `idx_jobs_pending` (`super::FETCH_PENDING`), acknowledgements through the primary
-/// key, orphan recovery through `idx_jobs_status_run_at` or `LIdx`, the purge of
-/// finished jobs through `idx_jobs_completed_done_at`, the queue depth through
-/// `idx_jobs_pending` or `LIdx` (`tests/it/jobs.rs` checks each plan). Dropped at every start, after apalis's
+/// the runner turns off). Every job is written two or three times (pushed, fetched
+/// unless handed over, acknowledged) and each write changed both. What Sluice runs finds
+/// its rows without them: fetches through `idx_jobs_pending` (`super::FETCH_PENDING`),
+/// acknowledgements through the primary key (`super::ACKNOWLEDGE`), orphan recovery
+/// through `idx_jobs_status_run_at` or `LIdx`, the purge of finished jobs through
+/// `idx_jobs_completed_done_at`, the queue depth through `idx_jobs_pending` or `LIdx`
+/// (`tests/it/jobs.rs` checks each plan). Dropped at every start, after apalis's
 /// migrations, in case one of them makes one again.
 async fn drop_unused_job_indexes(pool: &SqlitePool) -> Result<(), sqlx::Error> {
     for sql in [
@@ -81,13 +120,14 @@ async fn drop_unused_job_indexes(pool: &SqlitePool) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// SQLite plans apalis's acknowledge and lock statements (a join of `Jobs` with a JSON
-/// list of job ids) on the guess that `lock_by = ?` or `status = ?` picks out a few rows.
-/// In a queue they pick out nearly all of them: finished jobs keep both. With that guess
-/// every acknowledgement scanned the worker's whole history, re-parsing the JSON list per
-/// row, and throughput fell as jobs accumulated. Statistics that describe a queue make
-/// SQLite look jobs up by id instead. Real statistics are gathered first (bounded), then
-/// these two are set, since a momentary sample of a young queue says the opposite.
+/// SQLite plans apalis's lock and hand-back statements (a join of `Jobs` with a JSON
+/// list of job ids; its acknowledgement was one too, see `super::ACKNOWLEDGE`) on the
+/// guess that `lock_by = ?` or `status = ?` picks out a few rows. In a queue they pick
+/// out nearly all of them: finished jobs keep both. With that guess every such statement
+/// scanned the worker's whole history, re-parsing the JSON list per row, and throughput
+/// fell as jobs accumulated. Statistics that describe a queue make SQLite look jobs up
+/// by id instead. Real statistics are gathered first (bounded), then these two are set,
+/// since a momentary sample of a young queue says the opposite.
 async fn describe_jobs_to_the_planner(pool: &SqlitePool) -> Result<(), sqlx::Error> {
     let mut conn = pool.acquire().await?;
     for sql in [
@@ -118,6 +158,7 @@ impl JobQueue {
         Self {
             backend: backend_of(store),
             wakers: Arc::default(),
+            takers: Arc::default(),
         }
     }
 
@@ -159,7 +200,9 @@ impl JobQueue {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         self.insert_tasks(J::QUEUE, tasks).await?;
-        self.pushed::<J>(count);
+        metrics::counter!("sluice_jobs_enqueued_total", "queue" => J::QUEUE)
+            .increment(count as u64);
+        self.wake(J::QUEUE);
         Ok(())
     }
 
@@ -167,53 +210,117 @@ impl JobQueue {
     /// transaction on the same database (apalis's `Jobs` table, as its own push writes
     /// it): the jobs commit with what they are about, in one commit rather than two, and
     /// one cannot be stored without the other. `None` on PostgreSQL, where the caller
-    /// pushes them after its commit; either way it calls [`JobQueue::pushed`] then.
+    /// pushes them after its commit. Either way the caller then hands what it got back
+    /// to [`JobQueue::committed`].
+    ///
+    /// When this process has a worker for the queue, the jobs are stored already locked
+    /// to it, as its fetch would lock them, and handed to it once committed: it takes
+    /// them without asking the database (one statement and one commit less per job). If
+    /// the process dies first, they are taken back as any fetched job is (see
+    /// [`super::SqliteJobs`]).
     pub fn enqueue_statement<J: Job>(
         &self,
         jobs: Vec<J>,
-    ) -> anyhow::Result<Option<sea_orm::Statement>> {
+    ) -> anyhow::Result<Option<(sea_orm::Statement, Enqueued)>> {
         if jobs.is_empty() || !matches!(self.backend, QueueBackend::Sqlite(_)) {
             return Ok(None);
         }
         let due_at_us = Some(chrono::Utc::now().timestamp_micros());
         let run_at = chrono::Utc::now().timestamp();
-        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(jobs.len() * 4);
+        let taker = self.taker(J::QUEUE);
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(jobs.len() * 5);
+        let mut handed = Vec::new();
+        let count = jobs.len();
         for job in jobs {
             let envelope = Envelope {
                 job,
                 attempt: 0,
                 due_at_us,
             };
-            values.push(
-                serde_json::to_vec(&envelope)
-                    .context("encoding job")?
-                    .into(),
-            );
-            values.push(ulid::Ulid::generate().to_string().into());
+            let bytes = serde_json::to_vec(&envelope).context("encoding job")?;
+            let id = ulid::Ulid::generate();
+            values.push(bytes.clone().into());
+            values.push(id.to_string().into());
             values.push(J::QUEUE.into());
             values.push(run_at.into());
+            if let Some(taker) = &taker {
+                values.push(taker.worker.clone().into());
+                handed.push(taker.task(bytes, id, J::QUEUE, run_at));
+            }
         }
         // As `push_all`'s jobs: one attempt (the runner retries by pushing anew), priority
-        // 0, no metadata, no idempotency key.
-        let row = "(?, ?, ?, 'Pending', 0, 1, ?, 0, '{}')";
+        // 0, no metadata, no idempotency key; handed ones as `super::FETCH_PENDING`
+        // leaves a job it takes.
+        let (row, width, locked) = match taker {
+            Some(_) => (
+                "(?, ?, ?, 'Queued', 0, 1, ?, 0, '{}', ?, strftime('%s', 'now'))",
+                5,
+                ", lock_by, lock_at",
+            ),
+            None => ("(?, ?, ?, 'Pending', 0, 1, ?, 0, '{}')", 4, ""),
+        };
         let sql = format!(
             "INSERT INTO Jobs (job, id, job_type, status, attempts, max_attempts, run_at, \
-             priority, metadata) VALUES {}",
-            vec![row; values.len() / 4].join(", ")
+             priority, metadata{locked}) VALUES {}",
+            vec![row; values.len() / width].join(", ")
         );
-        Ok(Some(sea_orm::Statement::from_sql_and_values(
-            DbBackend::Sqlite,
-            sql,
-            values,
+        let enqueued = Enqueued {
+            queue: J::QUEUE,
+            count,
+            handoff: taker.map(|taker| (taker, handed)),
+        };
+        Ok(Some((
+            sea_orm::Statement::from_sql_and_values(DbBackend::Sqlite, sql, values),
+            enqueued,
         )))
     }
 
     /// Counts jobs enqueued by [`JobQueue::enqueue_statement`] once they are committed,
-    /// and wakes this process's workers for them.
-    pub fn pushed<J: Job>(&self, count: usize) {
-        metrics::counter!("sluice_jobs_enqueued_total", "queue" => J::QUEUE)
-            .increment(count as u64);
-        self.wake(J::QUEUE);
+    /// and hands them to this process's worker, or wakes it for them.
+    pub async fn committed(&self, enqueued: Enqueued) {
+        metrics::counter!("sluice_jobs_enqueued_total", "queue" => enqueued.queue)
+            .increment(enqueued.count as u64);
+        let Some((taker, tasks)) = enqueued.handoff else {
+            self.wake(enqueued.queue);
+            return;
+        };
+        let mut refused = Vec::new();
+        for task in tasks {
+            if let Err(e) = taker.tasks.unbounded_send(task) {
+                refused.extend(e.into_inner().task_id().map(|id| id.to_string()));
+            }
+        }
+        if refused.is_empty() {
+            return;
+        }
+        // The worker stopped after the jobs were locked to it: unlock them for whichever
+        // worker comes next, rather than leave them until its heartbeat is missed.
+        if let QueueBackend::Sqlite(pool) = &self.backend {
+            let unlocked = apalis_sqlite::queries::reenqueue_abandoned(
+                pool,
+                enqueued.queue,
+                &taker.worker,
+                &refused,
+            )
+            .await;
+            if let Err(e) = unlocked {
+                tracing::warn!(error = %e, queue = enqueued.queue, "jobs of a stopped worker wait for its heartbeat to lapse");
+            }
+        }
+        self.wake(enqueued.queue);
+    }
+
+    /// Offers jobs pushed to `queue` in this process to `taker` (a worker that has
+    /// registered, so that if it dies its jobs are taken back), instead of a ring.
+    pub(crate) fn offer_to(&self, queue: &str, taker: Taker) {
+        if let Ok(mut takers) = self.takers.lock() {
+            takers.insert(queue.to_owned(), taker);
+        }
+    }
+
+    fn taker(&self, queue: &str) -> Option<Taker> {
+        let takers = self.takers.lock().ok()?;
+        takers.get(queue).filter(|t| !t.tasks.is_closed()).cloned()
     }
 
     /// Enqueues a job to run after `delay`.
@@ -254,7 +361,7 @@ impl JobQueue {
     async fn insert_tasks(
         &self,
         queue: &'static str,
-        tasks: Vec<apalis_sqlite::SqliteTask>,
+        tasks: Vec<SqliteTask>,
     ) -> anyhow::Result<()> {
         match &self.backend {
             QueueBackend::Sqlite(pool) => {

@@ -236,18 +236,19 @@ async fn commit(app: &App, group: Vec<WebhookDelivery>) {
     let tenants: Vec<_> = arrivals.iter().map(|a| a.ctx.tenant_id()).collect();
     // On SQLite the new runs' jobs are stored in the events' commit; otherwise pushed
     // after it (if that push is lost, orphan recovery enqueues the runs).
-    let mut in_commit = 0;
+    let mut in_commit = None;
     let enqueue = |runs: Vec<(TenantId, RunId)>| {
         let jobs: Vec<RunFlow> = runs
             .into_iter()
             .map(|(tenant_id, run_id)| RunFlow { tenant_id, run_id })
             .collect();
-        let count = jobs.len();
-        let statement = app.queue.enqueue_statement(jobs)?;
-        if statement.is_some() {
-            in_commit = count;
-        }
-        Ok(statement)
+        Ok(app
+            .queue
+            .enqueue_statement(jobs)?
+            .map(|(statement, enqueued)| {
+                in_commit = Some(enqueued);
+                statement
+            }))
     };
     let accepted = match app.store.accept_webhook_events(arrivals, enqueue).await {
         Ok(accepted) => accepted,
@@ -274,8 +275,8 @@ async fn commit(app: &App, group: Vec<WebhookDelivery>) {
     }
     // The events and their runs are stored, so the senders were told: if this push is
     // lost (a crash right here), orphan recovery enqueues the runs.
-    if in_commit > 0 {
-        app.queue.pushed::<RunFlow>(in_commit);
+    if let Some(enqueued) = in_commit {
+        app.queue.committed(enqueued).await;
     } else if let Err(e) = app.queue.push_all(new_runs).await {
         tracing::warn!(error = %e, "runs started by webhooks wait for orphan recovery");
     }

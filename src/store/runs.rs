@@ -339,6 +339,9 @@ pub struct RunEnd {
     /// Whether its alert rules were judged before the end and found nothing to do: the
     /// end's commit then marks it checked.
     pub alerts_checked: bool,
+    /// A statement committed with the end, if it commits (the acknowledgement of the
+    /// queued job that ran the run).
+    pub also: Option<Statement>,
 }
 
 impl RunEnd {
@@ -354,6 +357,7 @@ impl RunEnd {
             lines: Vec::new(),
             at: now(),
             alerts_checked: false,
+            also: None,
         }
     }
 
@@ -882,6 +886,9 @@ impl Store {
             .await?
             .into_iter()
             .next();
+        if let Some(also) = end.also {
+            txn.execute_raw(also).await?;
+        }
         txn.commit().await?;
         Ok(Some(FinishedRun { run, flow }))
     }

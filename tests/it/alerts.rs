@@ -362,7 +362,8 @@ async fn a_run_end_its_rules_are_quiet_about_is_marked_checked_by_its_own_commit
     let end_of = async || {
         let run = start_run(&admin, &flow).await;
         let ctx = run_scope_of(&app, run).await;
-        let Executed::Completed(done) = execute(app.app(), &ctx, run, &Rules).await.unwrap() else {
+        let Executed::Completed(done) = execute(app.app(), &ctx, run, &Rules, None).await.unwrap()
+        else {
             panic!("the run did not complete");
         };
         (ctx, done)

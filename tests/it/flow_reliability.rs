@@ -637,7 +637,9 @@ async fn a_flow_runs_one_sync_at_a_time_and_a_tenant_no_more_than_its_concurrenc
     let second = start_run(&admin, &flows[0]).await;
     assert_ne!(first, second, "a running run is not joined");
     let ctx = run_scope_of(&app, second).await;
-    let executed = execute(app.app(), &ctx, second, &Rules).await.unwrap();
+    let executed = execute(app.app(), &ctx, second, &Rules, None)
+        .await
+        .unwrap();
     assert!(
         matches!(executed, Executed::Deferred(_)),
         "a second run of a flow started while its first was running"
@@ -653,7 +655,9 @@ async fn a_flow_runs_one_sync_at_a_time_and_a_tenant_no_more_than_its_concurrenc
     for run in others {
         update_run(&app, run, running).await;
     }
-    let executed = execute(app.app(), &ctx, second, &Rules).await.unwrap();
+    let executed = execute(app.app(), &ctx, second, &Rules, None)
+        .await
+        .unwrap();
     assert!(
         matches!(executed, Executed::Deferred(_)),
         "a third run started beside two with a concurrency of two"
@@ -661,7 +665,9 @@ async fn a_flow_runs_one_sync_at_a_time_and_a_tenant_no_more_than_its_concurrenc
 
     // One of them ends: A's second run goes, through to its end.
     update_run(&app, others[0], finished).await;
-    let executed = execute(app.app(), &ctx, second, &Rules).await.unwrap();
+    let executed = execute(app.app(), &ctx, second, &Rules, None)
+        .await
+        .unwrap();
     let Executed::Completed(done) = executed else {
         panic!("the run did not go once the tenant had room");
     };

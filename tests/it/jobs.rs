@@ -317,7 +317,7 @@ async fn every_statement_on_the_sqlite_queue_finds_its_jobs_through_an_index() {
     }
     let app = TestApp::spawn().await;
     // Each job is written three times, so the queue keeps only the indexes these need
-    // (`queue::storage::drop_unused_job_indexes`). Our fetch and look for due jobs, apalis-sqlite 1.0's
+    // (`queue::storage::drop_unused_job_indexes`). Our fetch, acknowledgement and look for due jobs, apalis-sqlite 1.0's
     // statements where they choose the plan, and ours as `Store::purge_finished_jobs` and
     // `Store::queue_depths` word them.
     let statements: [(&str, &str, &[&str]); 6] = [
@@ -329,10 +329,8 @@ async fn every_statement_on_the_sqlite_queue_finds_its_jobs_through_an_index() {
             &["idx_jobs_pending", "idx_jobs_status_run_at (status=?"],
         ),
         (
-            "acknowledgement (apalis)",
-            "WITH j AS (SELECT value ->> 'task_id' AS task_id, value ->> 'status' AS status \
-             FROM json_each(?1)) UPDATE Jobs SET status = j.status FROM j \
-             WHERE Jobs.id = j.task_id AND Jobs.lock_by = ?2",
+            "acknowledgement",
+            sluice::queue::ACKNOWLEDGE,
             &["sqlite_autoindex_Jobs_1"],
         ),
         (
@@ -388,5 +386,139 @@ async fn every_statement_on_the_sqlite_queue_finds_its_jobs_through_an_index() {
     )
     .await;
     assert_eq!(dropped, 0, "the indexes no statement needs are gone");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_job_enqueued_in_a_commit_is_stored_locked_to_this_process_worker_and_runs_without_a_fetch()
+ {
+    use sea_orm::ConnectionTrait;
+    let app = TestApp::spawn().await;
+    let queue = &app.app().queue;
+    let db = app.app().store.db();
+    let probe = Probe {
+        mode: ProbeMode::Succeed,
+        attempts: 1,
+        label: "handed-over".into(),
+        sent_at_us: None,
+    };
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        // Jobs are pushed after the caller's commit there, and fetched.
+        assert!(queue.enqueue_statement(vec![probe]).unwrap().is_none());
+        app.stop().await;
+        return;
+    }
+    // The worker is offered jobs once it has registered (so that its death frees them).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let worker = loop {
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Sqlite,
+                "SELECT id FROM Workers WHERE worker_type = 'diagnostics'",
+            ))
+            .await
+            .unwrap();
+        if let Some(row) = row {
+            break row.try_get_by_index::<String>(0).unwrap();
+        }
+        assert!(Instant::now() < deadline, "the worker never registered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (statement, enqueued) = queue.enqueue_statement(vec![probe]).unwrap().unwrap();
+    db.execute_raw(statement).await.unwrap();
+    let job = "SELECT status, lock_by FROM Jobs WHERE CAST(job AS TEXT) LIKE '%handed-over%'";
+    let row = |row: sea_orm::QueryResult| {
+        (
+            row.try_get_by_index::<String>(0).unwrap(),
+            row.try_get_by_index::<Option<String>>(1).unwrap(),
+        )
+    };
+    let stored = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Sqlite,
+            job,
+        ))
+        .await
+        .unwrap()
+        .map(row);
+    // Taken already: the worker's fetch takes only `Pending` jobs, so the hand-over is
+    // the only way this one can start.
+    assert_eq!(stored, Some(("Queued".to_owned(), Some(worker.clone()))));
+    queue.committed(enqueued).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Sqlite,
+                job,
+            ))
+            .await
+            .unwrap()
+            .map(row);
+        if now.as_ref().is_some_and(|(status, _)| status == "Done") {
+            assert_eq!(
+                now.and_then(|(_, by)| by),
+                Some(worker),
+                "acknowledged by its worker"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the handed job never ran: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_completed_run_marks_its_job_done_in_the_commit_that_ends_it() {
+    use crate::common::flows::{connect_both, contact_flow, create_flow, run_to_end, status_of};
+    use sea_orm::ConnectionTrait;
+    use sluice::queue::{Job, RunFlow};
+    if crate::common::postgres_url().is_some() {
+        // There the queue is apalis's own, which acknowledges each job after it.
+        return;
+    }
+    let app = TestApp::spawn_with(&[("SLUICE_SANDBOX_SEED_CONTACTS", "20")]).await;
+    let admin = app.owner("ada@example.com", "Acme").await;
+    let (crm, erp) = connect_both(&admin).await;
+    app.wait_for_seed(20).await;
+    let flow = create_flow(
+        &admin,
+        &contact_flow(&crm, &erp, "Contacts", "record.email"),
+    )
+    .await;
+    let (_, end) = run_to_end(&admin, &flow).await;
+    assert_eq!(status_of(&end).to_lowercase(), "succeeded");
+    // Time for an acknowledgement by the worker after the job, had it made one.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let db = app.app().store.db();
+    let jobs = db
+        .query_all_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Sqlite,
+            "SELECT status, last_result FROM Jobs WHERE job_type = ?",
+            [RunFlow::QUEUE.into()],
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row.try_get_by_index::<String>(0).unwrap(),
+                row.try_get_by_index::<Option<String>>(1).unwrap(),
+            )
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(
+        jobs,
+        vec![(
+            "Done".to_owned(),
+            Some(sluice::queue::OWN_ACK_RESULT.to_owned())
+        )],
+        "the run's job, acknowledged by the run's end and only by it"
+    );
     app.stop().await;
 }

@@ -203,6 +203,7 @@ impl Runner<'_> {
         let end = RunEnd {
             lines: self.take_held(),
             alerts_checked: self.quiet_end(plan, &counted, &end).await,
+            also: self.with_end.clone(),
             ..end
         };
         let Some(finished) = self

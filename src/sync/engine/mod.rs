@@ -19,7 +19,7 @@ use crate::queue::JobError;
 use crate::store::entities::{connections, flows, runs};
 use crate::store::{FinishedRun, RunEnd, RunLine, now};
 use futures::future::BoxFuture;
-use sea_orm::DbErr;
+use sea_orm::{DbErr, Statement};
 use std::time::Duration;
 use tracing::Instrument;
 
@@ -146,11 +146,14 @@ pub trait EndJudge: Sync {
 }
 
 /// Executes (or resumes) a run. Safe to call twice: the lease admits one worker.
+/// `with_end` is committed with the run's end if this execution completes it
+/// ([`Executed::Completed`]): the caller's own record of having run it.
 pub async fn execute(
     app: &App,
     ctx: &TenantCtx,
     id: RunId,
     judge: &dyn EndJudge,
+    with_end: Option<Statement>,
 ) -> Result<Executed, JobError> {
     // Every line logged while executing the run can be found by tenant, flow and run.
     let span = tracing::info_span!(
@@ -159,7 +162,9 @@ pub async fn execute(
         flow = tracing::field::Empty,
         run = %id
     );
-    execute_in_span(app, ctx, id, judge).instrument(span).await
+    execute_in_span(app, ctx, id, judge, with_end)
+        .instrument(span)
+        .await
 }
 
 async fn execute_in_span(
@@ -167,6 +172,7 @@ async fn execute_in_span(
     ctx: &TenantCtx,
     id: RunId,
     judge: &dyn EndJudge,
+    with_end: Option<Statement>,
 ) -> Result<Executed, JobError> {
     let (run, running) = app
         .store
@@ -229,6 +235,7 @@ async fn execute_in_span(
         app,
         ctx,
         judge,
+        with_end,
         interrupted,
         run,
         holder: holder.clone(),
@@ -294,6 +301,8 @@ struct Runner<'a> {
     app: &'a App,
     ctx: &'a TenantCtx,
     judge: &'a dyn EndJudge,
+    /// Committed with the run's end (see [`execute`]).
+    with_end: Option<Statement>,
     run: runs::Model,
     holder: String,
     /// Whether an earlier execution may have written pages past the checkpoint.
