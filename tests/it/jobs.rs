@@ -428,34 +428,14 @@ async fn a_job_enqueued_in_a_commit_is_stored_locked_to_this_process_worker_and_
     let (statement, enqueued) = queue.enqueue_statement(vec![probe]).unwrap().unwrap();
     db.execute_raw(statement).await.unwrap();
     let job = "SELECT status, lock_by FROM Jobs WHERE CAST(job AS TEXT) LIKE '%handed-over%'";
-    let row = |row: sea_orm::QueryResult| {
-        (
-            row.try_get_by_index::<String>(0).unwrap(),
-            row.try_get_by_index::<Option<String>>(1).unwrap(),
-        )
-    };
-    let stored = db
-        .query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Sqlite,
-            job,
-        ))
-        .await
-        .unwrap()
-        .map(row);
+    let stored = queue_rows(&app, job, vec![]).await;
     // Taken already: the worker's fetch takes only `Pending` jobs, so the hand-over is
     // the only way this one can start.
-    assert_eq!(stored, Some(("Queued".to_owned(), Some(worker.clone()))));
+    assert_eq!(stored, vec![("Queued".to_owned(), Some(worker.clone()))]);
     queue.committed(enqueued).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let now = db
-            .query_one_raw(sea_orm::Statement::from_string(
-                sea_orm::DbBackend::Sqlite,
-                job,
-            ))
-            .await
-            .unwrap()
-            .map(row);
+        let now = queue_rows(&app, job, vec![]).await.pop();
         if now.as_ref().is_some_and(|(status, _)| status == "Done") {
             assert_eq!(
                 now.and_then(|(_, by)| by),
@@ -476,7 +456,6 @@ async fn a_job_enqueued_in_a_commit_is_stored_locked_to_this_process_worker_and_
 #[tokio::test]
 async fn a_completed_run_marks_its_job_done_in_the_commit_that_ends_it() {
     use crate::common::flows::{connect_both, contact_flow, create_flow, run_to_end, status_of};
-    use sea_orm::ConnectionTrait;
     use sluice::queue::{Job, RunFlow};
     if crate::common::postgres_url().is_some() {
         // There the queue is apalis's own, which acknowledges each job after it.
@@ -495,12 +474,37 @@ async fn a_completed_run_marks_its_job_done_in_the_commit_that_ends_it() {
     assert_eq!(status_of(&end).to_lowercase(), "succeeded");
     // Time for an acknowledgement by the worker after the job, had it made one.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let db = app.app().store.db();
-    let jobs = db
+    let jobs = queue_rows(
+        &app,
+        "SELECT status, last_result FROM Jobs WHERE job_type = ?",
+        vec![RunFlow::QUEUE.into()],
+    )
+    .await;
+    assert_eq!(
+        jobs,
+        vec![(
+            "Done".to_owned(),
+            Some(sluice::queue::OWN_ACK_RESULT.to_owned())
+        )],
+        "the run's job, acknowledged by the run's end and only by it"
+    );
+    app.stop().await;
+}
+
+/// The two text columns `sql` selects from the SQLite queue's rows.
+async fn queue_rows(
+    app: &TestApp,
+    sql: &str,
+    values: Vec<sea_orm::Value>,
+) -> Vec<(String, Option<String>)> {
+    use sea_orm::ConnectionTrait;
+    app.app()
+        .store
+        .db()
         .query_all_raw(sea_orm::Statement::from_sql_and_values(
             sea_orm::DbBackend::Sqlite,
-            "SELECT status, last_result FROM Jobs WHERE job_type = ?",
-            [RunFlow::QUEUE.into()],
+            sql,
+            values,
         ))
         .await
         .unwrap()
@@ -511,14 +515,5 @@ async fn a_completed_run_marks_its_job_done_in_the_commit_that_ends_it() {
                 row.try_get_by_index::<Option<String>>(1).unwrap(),
             )
         })
-        .collect::<Vec<_>>();
-    assert_eq!(
-        jobs,
-        vec![(
-            "Done".to_owned(),
-            Some(sluice::queue::OWN_ACK_RESULT.to_owned())
-        )],
-        "the run's job, acknowledged by the run's end and only by it"
-    );
-    app.stop().await;
+        .collect()
 }
